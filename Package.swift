@@ -1,0 +1,54 @@
+// swift-tools-version:6.0
+//
+// nanochat-swift: train and study small hybrid Transformer/Mamba language models on the CPU.
+//
+// Layers (each imports only those to its left):
+//   CBLAS (system library) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
+//                                                                 ^------- bench (executable)
+//
+// Code generation: release builds target the host CPU (`-target-cpu native`) so the SIMD16
+// kernels compile to AVX2/FMA or AVX-512. Set NANOCHAT_PORTABLE=1 when building to get a
+// baseline x86-64 / aarch64 binary that runs on any machine of the architecture.
+import PackageDescription
+import Foundation
+
+let portable = ProcessInfo.processInfo.environment["NANOCHAT_PORTABLE"].map { $0 != "0" && !$0.isEmpty } ?? false
+let hostCPU: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", "native"])]
+let kernelSettings: [SwiftSetting] = hostCPU + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+let package = Package(
+    name: "nanochat",
+    products: [
+        .library(name: "Tensor", targets: ["Tensor"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
+        .systemLibrary(
+            name: "CBLAS",
+            path: "Sources/CBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "Tensor",
+            dependencies: ["CBLAS"],
+            swiftSettings: kernelSettings
+        ),
+        .executableTarget(
+            name: "bench",
+            dependencies: [
+                "Tensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: hostCPU
+        ),
+        .testTarget(
+            name: "TensorTests",
+            dependencies: ["Tensor"],
+            swiftSettings: hostCPU
+        ),
+    ]
+)

@@ -1,0 +1,114 @@
+// Reverse-mode autograd: each op that sees an input needing gradients records a Node on its
+// output: the inputs, and a closure that adds the output's gradient into theirs. The nodes
+// form the tape; `backward()` replays it from the loss in reverse creation order.
+
+import Synchronization
+
+/// A recorded op: its inputs and its backward rule.
+final class Node {
+    let op: String
+    let inputs: [Tensor]
+    /// Adds d(loss)/d(input) into each input's gradient, given the output (whose `grad`
+    /// holds d(loss)/d(output)).
+    let backward: (Tensor) -> Void
+    /// Creation order; a valid reverse topological order for the tape.
+    let sequence: Int
+
+    init(op: String, inputs: [Tensor], sequence: Int, backward: @escaping (Tensor) -> Void) {
+        self.op = op
+        self.inputs = inputs
+        self.sequence = sequence
+        self.backward = backward
+    }
+}
+
+/// Whether ops record nodes. Recording is on by default; `withoutGradients` turns it off
+/// for inference (sampling, evaluation), where outputs are plain tensors.
+public enum GradMode {
+    @TaskLocal static var enabled = true
+    static let nextSequence = Atomic<Int>(0)
+
+    public static var isEnabled: Bool { enabled }
+
+    /// Runs `body` without recording any op.
+    public static func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
+        try $enabled.withValue(false, operation: body)
+    }
+}
+
+extension Tensor {
+    /// Attaches the backward rule of the op that produced `self`, if any input needs
+    /// gradients and recording is on. Call right after computing the forward.
+    func record(_ op: String, _ inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
+        guard GradMode.enabled, inputs.contains(where: { $0.requiresGrad }) else { return }
+        requiresGrad = true
+        let sequence = GradMode.nextSequence.wrappingAdd(1, ordering: .relaxed).newValue
+        node = Node(op: op, inputs: inputs, sequence: sequence, backward: backward)
+    }
+
+    /// The gradient accumulated so far, as a tensor sharing its storage (nil if none).
+    public var grad: Tensor? {
+        gradStorage.map { Tensor(shape: shape, dtype: dtype, storage: $0) }
+    }
+
+    /// Pointer to the gradient storage, created zero-filled on first use. Backward kernels
+    /// add into it.
+    @inline(__always)
+    func gradData<S: TensorScalar>(_: S.Type) -> UnsafeMutablePointer<S> {
+        precondition(S.dtype == dtype)
+        if gradStorage == nil { gradStorage = Buffer(zeroedByteCount: count * dtype.byteSize) }
+        return gradStorage!.pointer(S.self)
+    }
+
+    /// Clears the gradient to zero (keeping its memory, as parameters want).
+    public func zeroGrad() {
+        if let g = gradStorage { g.raw.initializeMemory(as: UInt8.self, repeating: 0, count: g.byteCount) }
+    }
+
+    /// Drops the gradient and its memory.
+    public func clearGrad() { gradStorage = nil }
+
+    /// Backpropagates from this tensor. A scalar (one element) is seeded with 1; otherwise
+    /// pass `seed`, the gradient of some loss with respect to this tensor.
+    ///
+    /// Afterwards the graph below is freed (saved activations return to the pool) and the
+    /// gradients of intermediate tensors are dropped; leaves keep theirs, accumulated.
+    public func backward(seed: Tensor? = nil) {
+        precondition(requiresGrad, "backward() on a tensor that does not require gradients")
+        if let seed {
+            precondition(seed.shape == shape && seed.dtype == dtype,
+                         "seed \(seed.shape) \(seed.dtype) does not match \(shape) \(dtype)")
+            switch dtype {
+            case .float32: addInto(gradData(Float.self), seed.data(Float.self), count)
+            case .float64: addInto(gradData(Double.self), seed.data(Double.self), count)
+            }
+        } else {
+            precondition(count == 1, "backward() without a seed needs a scalar, got shape \(shape)")
+            switch dtype {
+            case .float32: gradData(Float.self)[0] += 1
+            case .float64: gradData(Double.self)[0] += 1
+            }
+        }
+        // Collect every node reachable from here, then run them newest first.
+        var tape: [Tensor] = []
+        var seen = Set<ObjectIdentifier>()
+        var stack: [Tensor] = [self]
+        while let t = stack.popLast() {
+            guard let node = t.node, seen.insert(ObjectIdentifier(t)).inserted else { continue }
+            tape.append(t)
+            for input in node.inputs where input.requiresGrad { stack.append(input) }
+        }
+        tape.sort { $0.node!.sequence > $1.node!.sequence }
+        for t in tape {
+            let node = t.node!
+            if t.gradStorage != nil { node.backward(t) }
+            t.node = nil
+            t.gradStorage = nil
+        }
+    }
+}
+
+@inline(__always)
+func addInto<S: TensorScalar>(_ dst: UnsafeMutablePointer<S>, _ src: UnsafePointer<S>, _ n: Int) {
+    for i in 0..<n { dst[i] += src[i] }
+}

@@ -1,0 +1,79 @@
+// Deterministic multi-threading: work is cut into fixed contiguous ranges that depend only
+// on the problem size and the thread count, and each range is computed by one worker with
+// the same code as the serial loop. No float is ever combined across workers in an order
+// that depends on scheduling.
+import CBLAS
+import Dispatch
+import Foundation
+import Synchronization
+
+public enum Parallel {
+    private static let threads = Atomic<Int>(defaultThreadCount())
+
+    private static func defaultThreadCount() -> Int {
+        let n = ProcessInfo.processInfo.activeProcessorCount
+        openblas_set_num_threads(Int32(n))
+        return n
+    }
+
+    /// Worker threads used by the kernels and by OpenBLAS.
+    public static var threadCount: Int { threads.load(ordering: .relaxed) }
+
+    /// Sets the worker count for our kernels and for OpenBLAS's sgemm.
+    public static func setThreadCount(_ n: Int) {
+        precondition(n >= 1, "thread count must be at least 1")
+        threads.store(n, ordering: .relaxed)
+        openblas_set_num_threads(Int32(n))
+    }
+
+    /// Splits `0..<count` into at most `threadCount` contiguous ranges of at least `grain`
+    /// items, each boundary a multiple of `alignment`, and runs `body` on each range.
+    /// Runs inline when one range suffices.
+    @inline(__always)
+    public static func forRanges(
+        _ count: Int, grain: Int = 1 << 14, alignment: Int = 16,
+        _ body: (Range<Int>) -> Void
+    ) {
+        let parts = Swift.min(threadCount, Swift.max(1, count / Swift.max(grain, 1)))
+        if parts <= 1 {
+            body(0..<count)
+            return
+        }
+        let step = (count + parts - 1) / parts
+        let aligned = (step + alignment - 1) / alignment * alignment
+        // concurrentPerform wants a @Sendable closure; the ranges are disjoint, so sharing
+        // the body (and the buffers it captures) across its workers is safe.
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let lo = Swift.min(count, p * aligned)
+                let hi = Swift.min(count, lo + aligned)
+                if lo < hi { shared.value(lo..<hi) }
+            }
+        }
+    }
+
+    /// Runs `body(i)` for every `i` in `0..<count`, items spread over the workers in fixed
+    /// contiguous blocks. For independent items of similar cost (rows, heads).
+    @inline(__always)
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        forRanges(count, grain: 1, alignment: 1) { range in
+            for i in range { body(i) }
+        }
+    }
+
+    /// Runs `body` with OpenBLAS limited to one thread, for code that calls sgemm from
+    /// inside our own parallel loops (nested pools would oversubscribe the cores).
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        let n = threadCount
+        if n > 1 { openblas_set_num_threads(1) }
+        defer { if n > 1 { openblas_set_num_threads(Int32(n)) } }
+        return try body()
+    }
+}
+
+/// Hands a value to concurrentPerform's workers; callers guarantee they touch disjoint data.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,170 @@
+// The scalar types a Tensor can hold, and the vector math the kernels need from them.
+//
+// Every kernel is generic over `TensorScalar` and runs on `SIMD16<S>`. Float32 is the
+// training type: its `exp`/`log`/`tanh` are polynomial approximations on whole vectors
+// (errors stated below and tested in ScalarMathTests). Float64 exists so `gradcheck` can
+// difference the very same kernels in double precision: its vector functions call the
+// correctly rounded libm lane by lane, because there accuracy matters and speed does not.
+import CBLAS
+import Foundation
+
+/// The element type of a tensor.
+public enum DType: String, Sendable, CustomStringConvertible {
+    case float32, float64
+
+    public var byteSize: Int { self == .float32 ? 4 : 8 }
+    public var description: String { rawValue }
+}
+
+/// A floating-point type the kernels are written for: `Float` (training) or `Double`
+/// (gradient checking).
+public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable {
+    static var dtype: DType { get }
+    /// e^x lane by lane. Float: relative error ≤ 2 ulp for x in [-87.3, 88.3],
+    /// 0 below, clamped above; NaN propagates.
+    static func vexp(_ x: SIMD16<Self>) -> SIMD16<Self>
+    /// log(1 + y) lane by lane for y > -1. Float: absolute error ≤ 2e-7·max(1, |result|).
+    static func vlog1p(_ y: SIMD16<Self>) -> SIMD16<Self>
+    /// tanh x lane by lane. Float: relative error ≤ 4 ulp near 0, absolute ≤ 2.4e-7.
+    static func vtanh(_ x: SIMD16<Self>) -> SIMD16<Self>
+    static func exp(_ x: Self) -> Self
+    static func log(_ x: Self) -> Self
+    /// C = alpha · op(A) · op(B) + beta · C, row-major (cblas_sgemm / cblas_dgemm).
+    static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+}
+
+extension Float: TensorScalar {
+    public static var dtype: DType { .float32 }
+
+    // Cephes expf: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial, 2^n built
+    // in the exponent bits. ln2 is split in two (0.693359375 + -2.12194440e-4) so n·ln2 is
+    // exact to Float precision for |n| ≤ 128.
+    @inline(__always)
+    public static func vexp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let hi = SIMD16<Float>(repeating: 88.3762626647949)   // largest x with finite e^x
+        let lo = SIMD16<Float>(repeating: -87.3365447504)     // smallest x with normal e^x
+        let xc = x.clamped(lowerBound: lo, upperBound: hi)
+        let n = (xc * 1.44269504088896341).rounded(.toNearestOrEven)
+        var r = xc.addingProduct(n, SIMD16(repeating: -0.693359375))  // r = x - n·ln2
+        r = r.addingProduct(n, SIMD16(repeating: 2.12194440e-4))
+        var p = SIMD16<Float>(repeating: 1.3981999507e-3)
+            .addingProduct(SIMD16<Float>(repeating: 1.9875691500e-4), r)
+        p = SIMD16<Float>(repeating: 8.3334519073e-3).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 4.1665795894e-2).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 1.6666665459e-1).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 5.0000001201e-1).addingProduct(p, r)
+        let r2 = r * r
+        let er = (r + 1).addingProduct(p, r2)
+        let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        var y = er * unsafeBitCast(bits, to: SIMD16<Float>.self)
+        y.replace(with: 0, where: x .< lo)
+        y.replace(with: x, where: x .!= x)
+        return y
+    }
+
+    // log(1+y) = log(u)·y/(u-1) with u = 1+y rounded: the quotient undoes the rounding of u
+    // (Goldberg's trick), so small y keep full relative accuracy.
+    @inline(__always)
+    public static func vlog1p(_ y: SIMD16<Float>) -> SIMD16<Float> {
+        let u = y + 1
+        let d = u - 1
+        var r = vlogPositive(u) * (y / d)
+        r.replace(with: y, where: d .== 0)
+        return r
+    }
+
+    // Cephes logf for normal x > 0: x = m·2^e with m in [sqrt(1/2), sqrt 2), log m by a
+    // degree-9 polynomial in (m-1), log 2 split as for exp.
+    @inline(__always)
+    static func vlogPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let bits = unsafeBitCast(x, to: SIMD16<Int32>.self)
+        var e = SIMD16<Float>((bits &>> 23) &- 126)
+        var m = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F00_0000, to: SIMD16<Float>.self)  // [0.5, 1)
+        let small = m .< 0.707106781186547524
+        e.replace(with: e - 1, where: small)
+        m.replace(with: m + m, where: small)
+        m = m - 1
+        let z = m * m
+        var p = SIMD16<Float>(repeating: 7.0376836292e-2)
+        p = SIMD16(repeating: -1.1514610310e-1).addingProduct(p, m)
+        p = SIMD16(repeating: 1.1676998740e-1).addingProduct(p, m)
+        p = SIMD16(repeating: -1.2420140846e-1).addingProduct(p, m)
+        p = SIMD16(repeating: 1.4249322787e-1).addingProduct(p, m)
+        p = SIMD16(repeating: -1.6668057665e-1).addingProduct(p, m)
+        p = SIMD16(repeating: 2.0000714765e-1).addingProduct(p, m)
+        p = SIMD16(repeating: -2.4999993993e-1).addingProduct(p, m)
+        p = SIMD16(repeating: 3.3333331174e-1).addingProduct(p, m)
+        var y = p * m * z
+        y = y.addingProduct(e, SIMD16(repeating: -2.12194440e-4))
+        y = y.addingProduct(z, SIMD16(repeating: -0.5))
+        return (m + y).addingProduct(e, SIMD16(repeating: 0.693359375))
+    }
+
+    // Cephes tanhf: an odd polynomial for |x| < 0.625, else 1 - 2/(e^{2|x|} + 1) with sign.
+    @inline(__always)
+    public static func vtanh(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let ax = vabs(x)
+        let e = vexp(ax + ax)
+        var big = 1 - 2 / (e + 1)
+        big.replace(with: -big, where: x .< 0)
+        let z = x * x
+        var p = SIMD16<Float>(repeating: -5.70498872745e-3)
+        p = SIMD16(repeating: 2.06390887954e-2).addingProduct(p, z)
+        p = SIMD16(repeating: -5.37397155531e-2).addingProduct(p, z)
+        p = SIMD16(repeating: 1.33314422036e-1).addingProduct(p, z)
+        p = SIMD16(repeating: -3.33332819422e-1).addingProduct(p, z)
+        let small = x.addingProduct(p * z, x)
+        big.replace(with: small, where: ax .< 0.625)
+        return big
+    }
+
+    public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
+    public static func log(_ x: Float) -> Float { Foundation.log(x) }
+
+    @inline(__always)
+    public static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
+                    transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+extension Double: TensorScalar {
+    public static var dtype: DType { .float64 }
+
+    @inline(__always)
+    static func lanewise(_ x: SIMD16<Double>, _ f: (Double) -> Double) -> SIMD16<Double> {
+        var y = x
+        for i in 0..<16 { y[i] = f(x[i]) }
+        return y
+    }
+
+    public static func vexp(_ x: SIMD16<Double>) -> SIMD16<Double> { lanewise(x, Foundation.exp) }
+    public static func vlog1p(_ y: SIMD16<Double>) -> SIMD16<Double> { lanewise(y, Foundation.log1p) }
+    public static func vtanh(_ x: SIMD16<Double>) -> SIMD16<Double> { lanewise(x, Foundation.tanh) }
+    public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
+    public static func log(_ x: Double) -> Double { Foundation.log(x) }
+
+    public static func gemm(
+        transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Double,
+        a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
+                    transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
+                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+/// |x| lane by lane.
+@inline(__always)
+public func vabs<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
+    x.replacing(with: -x, where: x .< 0)
+}

@@ -1,0 +1,103 @@
+// Pointwise functions, each with its derivative beside it and a scalar reference in Double.
+// One driver (`pointwiseForward` / `pointwiseBackward`) runs them all over SIMD16 vectors.
+import Foundation
+
+/// A pointwise function y = f(x) with its backward rule.
+public protocol PointwiseFunction {
+    static var name: String { get }
+    /// y = f(x).
+    static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S>
+    /// dL/dx = f'(x) · dy, given x, y = f(x) and dy = dL/dy.
+    static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S>
+    /// f(x) from libm, the reference the tests compare the kernels with.
+    static func reference(_ x: Double) -> Double
+}
+
+/// relu(x) = max(x, 0); the derivative at 0 is taken as 0 (as PyTorch).
+public enum Relu: PointwiseFunction {
+    public static let name = "relu"
+    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
+        x.replacing(with: 0, where: x .<= 0)
+    }
+    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+        dy.replacing(with: 0, where: x .<= 0)
+    }
+    public static func reference(_ x: Double) -> Double { max(x, 0) }
+}
+
+/// square(x) = x².
+public enum Square: PointwiseFunction {
+    public static let name = "square"
+    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { x * x }
+    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+        (x + x) * dy
+    }
+    public static func reference(_ x: Double) -> Double { x * x }
+}
+
+/// silu(x) = x·σ(x), σ(x) = 1/(1+e^-x);  silu'(x) = σ(x)·(1 + x·(1-σ(x))).
+public enum Silu: PointwiseFunction {
+    public static let name = "silu"
+    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
+        x / (S.vexp(-x) + 1)
+    }
+    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+        let s = 1 / (S.vexp(-x) + 1)
+        return dy * s * (1 + x * (1 - s))
+    }
+    public static func reference(_ x: Double) -> Double { x / (1 + Foundation.exp(-x)) }
+}
+
+/// softplus(x) = log(1 + e^x), computed as max(x,0) + log1p(e^-|x|); x for x > 20 as
+/// PyTorch's default threshold;  softplus'(x) = σ(x).
+public enum Softplus: PointwiseFunction {
+    public static let name = "softplus"
+    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
+        let y = x.replacing(with: 0, where: x .< 0) + S.vlog1p(S.vexp(-vabs(x)))
+        return y.replacing(with: x, where: x .> 20)
+    }
+    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+        let d = dy / (S.vexp(-x) + 1)
+        return d.replacing(with: dy, where: x .> 20)
+    }
+    public static func reference(_ x: Double) -> Double { x > 20 ? x : Foundation.log1p(Foundation.exp(x)) }
+}
+
+/// exp(x);  exp'(x) = exp(x) = y.
+public enum Exp: PointwiseFunction {
+    public static let name = "exp"
+    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { S.vexp(x) }
+    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+        y * dy
+    }
+    public static func reference(_ x: Double) -> Double { Foundation.exp(x) }
+}
+
+/// tanh(x);  tanh'(x) = 1 - y².
+public enum Tanh: PointwiseFunction {
+    public static let name = "tanh"
+    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { S.vtanh(x) }
+    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+        dy * (1 - y * y)
+    }
+    public static func reference(_ x: Double) -> Double { Foundation.tanh(x) }
+}
+
+/// y[i] = F(x[i]) for i < n, on all threads.
+@inline(__always)
+public func pointwiseForward<F: PointwiseFunction, S: TensorScalar>(
+    _: F.Type, out y: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>, count n: Int
+) {
+    Parallel.forRanges(n) { range in mapRange(range, x, y, F.forward) }
+}
+
+/// dx[i] += F'(x[i]) · dy[i] for i < n, on all threads.
+@inline(__always)
+public func pointwiseBackward<F: PointwiseFunction, S: TensorScalar>(
+    _: F.Type, dinp dx: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>,
+    out y: UnsafePointer<S>, dout dy: UnsafePointer<S>, count n: Int
+) {
+    Parallel.forRanges(n) { range in
+        accumulateRange3(range, x, y, dy, into: dx) { xv, yv, dyv in F.backward(x: xv, y: yv, dy: dyv) }
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+
+// Causal self-attention with grouped KV heads, fused per (batch, head):
+//   y_i = Σ_{j ≤ i} softmax_j(scale · q_i·k_j) v_j,   query head h reads kv head h / (H/KV).
+//
+// Queries are processed in blocks of `attentionRowBlock` rows: a block's scores against the
+// keys it can see are one sgemm, the masked softmax is a SIMD pass, and the weighted sum is a
+// second sgemm. Only the row log-sum-exp (B, H, Tq) is kept for backward, which recomputes
+// the probabilities block by block (as FlashAttention does), so no (B, H, T, T) tensor exists.
+//
+// Keys may be longer than queries (decoding with a KV cache): with Tk keys and Tq queries,
+// query i sits at absolute position Tk - Tq + i and sees keys 0 ... Tk - Tq + i.
+
+/// Rows of queries per score block: large enough for sgemm to run near peak, small enough
+/// that the wasted upper triangle of each block stays a small share at T = 512..2048.
+public let attentionRowBlock = 128
+
+/// Shapes and strides of one attention call.
+public struct AttentionShape: Sendable {
+    public var batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int
+    /// Elements between consecutive batches of k and v (a KV cache may hold more rows than
+    /// `keys`); defaults to keys · kvHeads · headDim.
+    public var kvBatchStride: Int
+    public var scale: Double
+
+    public init(batch: Int, queries: Int, keys: Int? = nil, heads: Int, kvHeads: Int, headDim: Int,
+                kvBatchStride: Int? = nil, scale: Double? = nil) {
+        precondition(kvHeads > 0 && heads % kvHeads == 0, "n_kv_head \(kvHeads) must divide n_head \(heads)")
+        self.batch = batch; self.queries = queries; self.keys = keys ?? queries
+        self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        precondition(self.keys >= queries, "attention needs at least as many keys as queries")
+        self.kvBatchStride = kvBatchStride ?? (keys ?? queries) * kvHeads * headDim
+        self.scale = scale ?? 1 / Double(headDim).squareRoot()
+    }
+
+    var qRow: Int { heads * headDim }
+    var kvRow: Int { kvHeads * headDim }
+    var shift: Int { keys - queries }
+}
+
+/// In place over row[0..<total]: softmax of row[0..<visible], zeros after. Returns the
+/// log-sum-exp of the visible part.
+@inline(__always)
+func maskedSoftmaxRow<S: TensorScalar>(_ row: UnsafeMutablePointer<S>, visible: Int, total: Int) -> S {
+    var mv = SIMD16<S>(repeating: -S.greatestFiniteMagnitude)
+    var j = 0
+    while j + 16 <= visible { mv = pointwiseMax(mv, load(row + j)); j += 16 }
+    var m = mv.max()
+    while j < visible { m = Swift.max(m, row[j]); j += 1 }
+    var sv = SIMD16<S>()
+    j = 0
+    let mvec = SIMD16<S>(repeating: m)
+    while j + 16 <= visible {
+        let e = S.vexp(load(row + j) - mvec)
+        store(e, row + j); sv += e; j += 16
+    }
+    if j < visible {
+        let n = visible - j
+        var e = S.vexp(loadPartial(row + j, n) - mvec)
+        for l in n..<16 { e[l] = 0 }
+        storePartial(e, row + j, n); sv += e
+    }
+    let sum = sv.sum()
+    let inv = 1 / sum
+    mapRange(0..<visible, row, row) { $0 * inv }
+    (row + visible).update(repeating: 0, count: total - visible)
+    return m + S.log(sum)
+}
+
+/// y (B, Tq, H, hd) = causal attention of q (B, Tq, H, hd) over k, v (B, Tk, KV, hd);
+/// lse (B, H, Tq) receives each row's log-sum-exp of the scaled scores, for backward.
+public func attentionForward<S: TensorScalar>(
+    out y: UnsafeMutablePointer<S>, lse: UnsafeMutablePointer<S>,
+    q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, shape: AttentionShape
+) {
+    let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
+    let block = Swift.min(attentionRowBlock, sh.queries)
+    Parallel.withSingleThreadedBLAS {
+        Parallel.forEach(sh.batch * sh.heads) { item in
+            let b = item / sh.heads, h = item % sh.heads, g = h / group
+            let qb = q + b * sh.queries * sh.qRow + h * hd, yb = y + b * sh.queries * sh.qRow + h * hd
+            let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
+            let scores = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
+            defer { scores.deallocate() }
+            for r0 in stride(from: 0, to: sh.queries, by: block) {
+                let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
+                S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
+                       a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: scores, ldc: cols)
+                for i in 0..<rows {
+                    lse[item * sh.queries + r0 + i] =
+                        maskedSoftmaxRow(scores + i * cols, visible: sh.shift + r0 + i + 1, total: cols)
+                }
+                S.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+                       a: scores, lda: cols, b: vb, ldb: sh.kvRow, beta: 0, c: yb + r0 * sh.qRow, ldc: sh.qRow)
+            }
+        }
+    }
+}
+
+/// Adds into dq, dk, dv the gradients of `attentionForward` given dy. y and lse are the
+/// forward's outputs. Work is split by (batch, kv head): each worker owns the dk, dv rows of
+/// its kv head and the dq rows of the query heads that read it, so no two workers write the
+/// same gradient and the result does not depend on the thread count.
+public func attentionBackward<S: TensorScalar>(
+    dq: UnsafeMutablePointer<S>, dk: UnsafeMutablePointer<S>, dv: UnsafeMutablePointer<S>,
+    dout dy: UnsafePointer<S>, q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>,
+    out y: UnsafePointer<S>, lse: UnsafePointer<S>, shape: AttentionShape
+) {
+    let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
+    let block = Swift.min(attentionRowBlock, sh.queries)
+    let scale = S(sh.scale)
+    Parallel.withSingleThreadedBLAS {
+        Parallel.forEach(sh.batch * sh.kvHeads) { item in
+            let b = item / sh.kvHeads, g = item % sh.kvHeads
+            let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
+            let dkb = dk + b * sh.kvBatchStride + g * hd, dvb = dv + b * sh.kvBatchStride + g * hd
+            let p = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
+            let dp = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
+            defer { p.deallocate(); dp.deallocate() }
+            for h in (g * group)..<((g + 1) * group) {
+                let off = b * sh.queries * sh.qRow + h * hd
+                let qb = q + off, yb = y + off, dyb = dy + off, dqb = dq + off
+                let lseb = lse + (b * sh.heads + h) * sh.queries
+                for r0 in stride(from: 0, to: sh.queries, by: block) {
+                    let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
+                    // P = exp(scale · Q Kᵀ - lse), masked.
+                    S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: scale,
+                           a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: p, ldc: cols)
+                    // dP = dY Vᵀ.
+                    S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: 1,
+                           a: dyb + r0 * sh.qRow, lda: sh.qRow, b: vb, ldb: sh.kvRow, beta: 0, c: dp, ldc: cols)
+                    for i in 0..<rows {
+                        let visible = sh.shift + r0 + i + 1
+                        let pr = p + i * cols, dpr = dp + i * cols
+                        let l = SIMD16<S>(repeating: lseb[r0 + i])
+                        mapRange(0..<visible, pr, pr) { S.vexp($0 - l) }
+                        (pr + visible).update(repeating: 0, count: cols - visible)
+                        // dS = P ⊙ (dP - D) · scale with D = dY·Y (= Σ_j P dP).
+                        let d = SIMD16<S>(repeating: vectorDot(dyb + (r0 + i) * sh.qRow, yb + (r0 + i) * sh.qRow, hd))
+                        mapRange2(0..<visible, pr, dpr, into: dpr) { pv, dpv in pv * (dpv - d) * scale }
+                        (dpr + visible).update(repeating: 0, count: cols - visible)
+                    }
+                    // dV += Pᵀ dY;  dQ += dS K;  dK += dSᵀ Q.
+                    S.gemm(transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                           a: p, lda: cols, b: dyb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dvb, ldc: sh.kvRow)
+                    S.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+                           a: dp, lda: cols, b: kb, ldb: sh.kvRow, beta: 1, c: dqb + r0 * sh.qRow, ldc: sh.qRow)
+                    S.gemm(transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                           a: dp, lda: cols, b: qb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dkb, ldc: sh.kvRow)
+                }
+            }
+        }
+    }
+}
+
+/// The reference: attention by plain loops in Double, one query at a time, with a full
+/// softmax over the visible keys. Same layouts as `attentionForward`.
+public func attentionForwardReference<S: TensorScalar>(
+    out y: UnsafeMutablePointer<S>, q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>,
+    shape sh: AttentionShape
+) {
+    let hd = sh.headDim, group = sh.heads / sh.kvHeads
+    var w = [Double](repeating: 0, count: sh.keys)
+    for b in 0..<sh.batch {
+        for h in 0..<sh.heads {
+            let g = h / group
+            for i in 0..<sh.queries {
+                let qi = q + (b * sh.queries + i) * sh.qRow + h * hd
+                let visible = sh.shift + i + 1
+                var m = -Double.infinity
+                for j in 0..<visible {
+                    let kj = k + b * sh.kvBatchStride + j * sh.kvRow + g * hd
+                    var s = 0.0
+                    for c in 0..<hd { s += Double(qi[c]) * Double(kj[c]) }
+                    w[j] = s * sh.scale
+                    m = max(m, w[j])
+                }
+                var total = 0.0
+                for j in 0..<visible { w[j] = Foundation.exp(w[j] - m); total += w[j] }
+                let yi = y + (b * sh.queries + i) * sh.qRow + h * hd
+                for c in 0..<hd {
+                    var acc = 0.0
+                    for j in 0..<visible { acc += w[j] * Double(v[b * sh.kvBatchStride + j * sh.kvRow + g * hd + c]) }
+                    yi[c] = S(acc / total)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+// Elementwise a ∘ b with b broadcast over a's leading axes: a is (rows, n), b is (n)
+// (rows = 1 when the shapes are equal). ∘ is +, - or ·.
+
+/// The elementwise binary operations.
+public enum BinaryOp: String, Sendable {
+    case add, sub, mul
+
+    @inline(__always)
+    func apply<S: TensorScalar>(_ a: SIMD16<S>, _ b: SIMD16<S>) -> SIMD16<S> {
+        switch self {
+        case .add: return a + b
+        case .sub: return a - b
+        case .mul: return a * b
+        }
+    }
+}
+
+/// Visits the contiguous pieces of `range` (an index range over a (rows, n) array), each
+/// lying within one row: body(start, length, columnOfStart).
+@inline(__always)
+func forRowSegments(_ range: Range<Int>, rowLength n: Int, _ body: (Int, Int, Int) -> Void) {
+    var i = range.lowerBound
+    while i < range.upperBound {
+        let col = i % n
+        let len = Swift.min(n - col, range.upperBound - i)
+        body(i, len, col)
+        i += len
+    }
+}
+
+/// out = a ∘ b. a, out: (rows, n); b: (n).
+public func binaryForward<S: TensorScalar>(
+    _ op: BinaryOp, out: UnsafeMutablePointer<S>, a: UnsafePointer<S>, b: UnsafePointer<S>,
+    rows: Int, n: Int
+) {
+    Parallel.forRanges(rows * n) { range in
+        forRowSegments(range, rowLength: n) { start, len, col in
+            let pa = a + start, pb = b + col, po = out + start
+            var j = 0
+            while j + 16 <= len { store(op.apply(load(pa + j), load(pb + j)), po + j); j += 16 }
+            if j < len {
+                let m = len - j
+                storePartial(op.apply(loadPartial(pa + j, m), loadPartial(pb + j, m)), po + j, m)
+            }
+        }
+    }
+}
+
+/// Adds into da and db the gradients of out = a ∘ b given dout. da, db may be nil (no
+/// gradient wanted). Shapes as `binaryForward`. db sums over rows, column ranges split
+/// across threads and rows added in order, so its bits do not depend on the thread count.
+public func binaryBackward<S: TensorScalar>(
+    _ op: BinaryOp, da: UnsafeMutablePointer<S>?, db: UnsafeMutablePointer<S>?,
+    dout: UnsafePointer<S>, a: UnsafePointer<S>, b: UnsafePointer<S>, rows: Int, n: Int
+) {
+    if let da {
+        Parallel.forRanges(rows * n) { range in
+            forRowSegments(range, rowLength: n) { start, len, col in
+                let pd = dout + start, pa = da + start, pb = b + col
+                var j = 0
+                while j + 16 <= len {
+                    let g = op == .mul ? load(pd + j) * load(pb + j) : load(pd + j)
+                    store(load(pa + j) + g, pa + j)
+                    j += 16
+                }
+                while j < len { pa[j] += op == .mul ? pd[j] * pb[j] : pd[j]; j += 1 }
+            }
+        }
+    }
+    if let db {
+        let sign: S = op == .sub ? -1 : 1
+        Parallel.forRanges(n, grain: 64) { cols in
+            for r in 0..<rows {
+                let pd = dout + r * n, pa = a + r * n
+                var j = cols.lowerBound
+                while j + 16 <= cols.upperBound {
+                    let g = op == .mul ? load(pd + j) * load(pa + j) : load(pd + j) * sign
+                    store(load(db + j) + g, db + j)
+                    j += 16
+                }
+                while j < cols.upperBound { db[j] += op == .mul ? pd[j] * pa[j] : pd[j] * sign; j += 1 }
+            }
+        }
+    }
+}
+
+/// out = s · x.
+public func scaleForward<S: TensorScalar>(out: UnsafeMutablePointer<S>, inp: UnsafePointer<S>, scale s: S, count n: Int) {
+    Parallel.forRanges(n) { range in mapRange(range, inp, out) { $0 * s } }
+}
+
+/// dinp += s · dout.
+public func scaleBackward<S: TensorScalar>(dinp: UnsafeMutablePointer<S>, dout: UnsafePointer<S>, scale s: S, count n: Int) {
+    Parallel.forRanges(n) { range in
+        accumulateRange3(range, dout, dout, dout, into: dinp) { g, _, _ in g * s }
+    }
+}
+
+/// The sum of x[0..<n]. Partial sums over fixed 64 Ki-element chunks (independent of the
+/// thread count) are added in chunk order, so the result has the same bits on any threads.
+public func sumForward<S: TensorScalar>(_ x: UnsafePointer<S>, count n: Int) -> S {
+    let chunk = 1 << 16
+    let chunks = (n + chunk - 1) / chunk
+    if chunks <= 1 { return vectorSum(x, n) }
+    var partial = [S](repeating: 0, count: chunks)
+    partial.withUnsafeMutableBufferPointer { p in
+        let base = p.baseAddress!
+        Parallel.forEach(chunks) { c in
+            base[c] = vectorSum(x + c * chunk, Swift.min(chunk, n - c * chunk))
+        }
+    }
+    return partial.reduce(0, +)
+}
+
+/// dx[i] += g for i < n.
+public func fillAddBackward<S: TensorScalar>(dinp: UnsafeMutablePointer<S>, value g: S, count n: Int) {
+    Parallel.forRanges(n) { range in
+        accumulateRange3(range, dinp, dinp, dinp, into: dinp) { _, _, _ in SIMD16(repeating: g) }
+    }
+}

@@ -1,0 +1,92 @@
+// Softcapped cross entropy, fused: for each row of logits l (V values) with target t,
+//   z = cap · tanh(l / cap)         (cap = 0: z = l, no softcap)
+//   loss = logsumexp(z) - z[t]      (t = -1: ignored, loss 0, no gradient)
+// The softcapped logits are never stored: backward recomputes them from l and the saved
+// per-row logsumexp, so memory stays at the (n, V) logits the caller already holds.
+import Foundation
+
+/// The index that marks a target to ignore (as PyTorch's ignore_index=-1 in nanochat).
+public let ignoreIndex: Int32 = -1
+
+@inline(__always)
+func softcapped<S: TensorScalar>(_ l: SIMD16<S>, _ cap: S) -> SIMD16<S> {
+    cap == 0 ? l : S.vtanh(l * (1 / cap)) * cap
+}
+
+/// losses (n), lse (n) from logits (n, V) and targets (n). Targets must be -1 or in 0..<V.
+public func crossEntropyForward<S: TensorScalar>(
+    losses: UnsafeMutablePointer<S>, lse: UnsafeMutablePointer<S>, logits: UnsafePointer<S>,
+    targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int, softcap cap: S
+) {
+    Parallel.forRanges(n, grain: Swift.max(1, 16384 / Swift.max(v, 1)), alignment: 1) { range in
+        let z = UnsafeMutablePointer<S>.allocate(capacity: v)
+        defer { z.deallocate() }
+        for r in range {
+            mapRange(0..<v, logits + r * v, z) { softcapped($0, cap) }
+            let l = maskedSoftmaxLSE(z, v)
+            lse[r] = l
+            let t = Int(targets[r])
+            losses[r] = t < 0 ? 0 : l - z[t]
+        }
+    }
+}
+
+/// logsumexp of z[0..<n] (max-shifted, so logits of ±1e4 stay finite).
+@inline(__always)
+func maskedSoftmaxLSE<S: TensorScalar>(_ z: UnsafePointer<S>, _ n: Int) -> S {
+    var mv = SIMD16<S>(repeating: -S.greatestFiniteMagnitude)
+    var j = 0
+    while j + 16 <= n { mv = pointwiseMax(mv, load(z + j)); j += 16 }
+    var m = mv.max()
+    while j < n { m = Swift.max(m, z[j]); j += 1 }
+    let mvec = SIMD16<S>(repeating: m)
+    let s = sumMapped(z, n) { S.vexp($0 - mvec) }  // padded tail lanes are dropped
+    return m + S.log(s)
+}
+
+/// dlogits (n, V) += dloss[r] · d(loss_r)/d(logits_r) for every row not ignored.
+public func crossEntropyBackward<S: TensorScalar>(
+    dlogits: UnsafeMutablePointer<S>, dloss: UnsafePointer<S>, logits: UnsafePointer<S>,
+    lse: UnsafePointer<S>, targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int, softcap cap: S
+) {
+    Parallel.forRanges(n, grain: Swift.max(1, 16384 / Swift.max(v, 1)), alignment: 1) { range in
+        for r in range {
+            let t = Int(targets[r])
+            if t < 0 { continue }
+            let g = SIMD16<S>(repeating: dloss[r]), l = SIMD16<S>(repeating: lse[r])
+            let row = logits + r * v, drow = dlogits + r * v
+            let gt = dloss[r]
+            // d/dl = (softmax(z) - onehot) · dz/dl,  dz/dl = 1 - (z/cap)².
+            accumulateRange3(0..<v, row, row, row, into: drow) { lv, _, _ in
+                let z = softcapped(lv, cap)
+                let p = S.vexp(z - l)
+                if cap == 0 { return g * p }
+                let u = z * (1 / cap)
+                return g * p * (1 - u * u)
+            }
+            // The one-hot term, at the target only.
+            let zt = softcapped(SIMD16<S>(repeating: row[t]), cap)[0]
+            let u = cap == 0 ? 0 : zt / cap
+            drow[t] -= gt * (1 - u * u)
+        }
+    }
+}
+
+/// The reference: per-row losses by plain loops in Double.
+public func crossEntropyReference<S: TensorScalar>(
+    losses: UnsafeMutablePointer<S>, logits: UnsafePointer<S>, targets: UnsafePointer<Int32>,
+    rows n: Int, vocab v: Int, softcap cap: Double
+) {
+    for r in 0..<n {
+        let t = Int(targets[r])
+        if t < 0 { losses[r] = 0; continue }
+        var z = [Double](repeating: 0, count: v)
+        for j in 0..<v {
+            let l = Double(logits[r * v + j])
+            z[j] = cap == 0 ? l : cap * Foundation.tanh(l / cap)
+        }
+        let m = z.max()!
+        let s = z.reduce(0) { $0 + Foundation.exp($1 - m) }
+        losses[r] = S(m + Foundation.log(s) - z[t])
+    }
+}

@@ -1,0 +1,63 @@
+// Parameter-free RMSNorm over the last axis: y = x / sqrt(mean(x²) + eps).
+
+/// eps of torch's F.rms_norm default: Float32 machine epsilon (SPEC §1.2), for both dtypes.
+public let rmsNormEpsilon = 1.1920929e-07
+
+/// y = x · rstd per row, rstd = 1/sqrt(mean(x²) + eps). x, y: (rows, n); rstd: (rows),
+/// saved for the backward pass.
+public func rmsNormForward<S: TensorScalar>(
+    out y: UnsafeMutablePointer<S>, rstd: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>,
+    rows: Int, n: Int
+) {
+    let eps = S(rmsNormEpsilon)
+    Parallel.forRanges(rows, grain: Swift.max(1, 4096 / Swift.max(n, 1)), alignment: 1) { range in
+        for r in range {
+            let px = x + r * n, py = y + r * n
+            let ms = sumMapped(px, n) { $0 * $0 } / S(n)
+            let s = 1 / (ms + eps).squareRoot()
+            rstd[r] = s
+            mapRange(0..<n, px, py) { $0 * s }
+        }
+    }
+}
+
+/// dx += rstd · (dy - y · mean(dy · y)) per row, the derivative of y = x · rstd(x).
+/// Shapes as `rmsNormForward`; y is the forward output.
+public func rmsNormBackward<S: TensorScalar>(
+    dinp dx: UnsafeMutablePointer<S>, dout dy: UnsafePointer<S>, out y: UnsafePointer<S>,
+    rstd: UnsafePointer<S>, rows: Int, n: Int
+) {
+    Parallel.forRanges(rows, grain: Swift.max(1, 4096 / Swift.max(n, 1)), alignment: 1) { range in
+        for r in range {
+            let pdy = dy + r * n, py = y + r * n, pdx = dx + r * n
+            let m = vectorDot(pdy, py, n) / S(n)
+            let s = rstd[r]
+            accumulateRange3(0..<n, pdy, py, py, into: pdx) { g, yv, _ in s * (g - yv * m) }
+        }
+    }
+}
+
+/// The scalar loops `rmsNormForward` is tested against and benchmarked next to.
+public func rmsNormForwardReference<S: TensorScalar>(
+    out y: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>, rows: Int, n: Int
+) {
+    for r in 0..<rows {
+        var ss: S = 0
+        for j in 0..<n { ss += x[r * n + j] * x[r * n + j] }
+        let s = 1 / (ss / S(n) + S(rmsNormEpsilon)).squareRoot()
+        for j in 0..<n { y[r * n + j] = x[r * n + j] * s }
+    }
+}
+
+public func rmsNormBackwardReference<S: TensorScalar>(
+    dinp dx: UnsafeMutablePointer<S>, dout dy: UnsafePointer<S>, inp x: UnsafePointer<S>,
+    rows: Int, n: Int
+) {
+    for r in 0..<rows {
+        var ss: S = 0, dot: S = 0
+        for j in 0..<n { ss += x[r * n + j] * x[r * n + j] }
+        let s = 1 / (ss / S(n) + S(rmsNormEpsilon)).squareRoot()
+        for j in 0..<n { dot += dy[r * n + j] * x[r * n + j] * s }
+        for j in 0..<n { dx[r * n + j] += s * (dy[r * n + j] - x[r * n + j] * s * dot / S(n)) }
+    }
+}
