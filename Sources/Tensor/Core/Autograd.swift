@@ -39,7 +39,7 @@ public enum GradMode {
 extension Tensor {
     /// Attaches the backward rule of the op that produced `self`, if any input needs
     /// gradients and recording is on. Call right after computing the forward.
-    func record(_ op: String, _ inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
+    public func record(_ op: String, _ inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
         guard GradMode.enabled, inputs.contains(where: { $0.requiresGrad }) else { return }
         requiresGrad = true
         let sequence = GradMode.nextSequence.wrappingAdd(1, ordering: .relaxed).newValue
@@ -54,7 +54,7 @@ extension Tensor {
     /// Pointer to the gradient storage, created zero-filled on first use. Backward kernels
     /// add into it.
     @inline(__always)
-    func gradData<S: TensorScalar>(_: S.Type) -> UnsafeMutablePointer<S> {
+    public func gradData<S: TensorScalar>(_: S.Type) -> UnsafeMutablePointer<S> {
         precondition(S.dtype == dtype)
         if gradStorage == nil { gradStorage = Buffer(zeroedByteCount: count * dtype.byteSize) }
         return gradStorage!.pointer(S.self)
