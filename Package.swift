@@ -40,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "bench",
             dependencies: [
-                "Tensor",
+                "Tensor", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU

@@ -3,61 +3,63 @@
 import Testing
 import Tensor
 
-@Suite struct AutogradTests {
-    @Test func gradientsAccumulateUntilZeroed() {
-        let x = randn([5], seed: 1).copy(requiresGrad: true)
-        sum(square(x)).backward()
-        let once = x.grad!.doubles
-        expectClose(once, x.doubles.map { 2 * $0 }, atol: 1e-6, "d/dx Σx²")
-        sum(square(x)).backward()
-        expectClose(x.grad!.doubles, once.map { 2 * $0 }, atol: 1e-6, "accumulated twice")
-        x.zeroGrad()
-        #expect(x.grad!.doubles.allSatisfy { $0 == 0 })
-    }
-
-    @Test func inferenceModeRecordsNothing() {
-        let w = randn([4, 3], seed: 2).copy(requiresGrad: true)
-        let y = GradMode.withoutGradients { linear(randn([2, 3], seed: 3), w) }
-        #expect(!y.requiresGrad)
-        #expect(GradMode.isEnabled)
-        let z = linear(randn([2, 3], seed: 3), w)
-        #expect(z.requiresGrad)
-        expectClose(y.doubles, z.doubles, atol: 0, "same values with and without the tape")
-    }
-
-    @Test func tensorUsedTwiceGetsBothContributions() {
-        // f(x) = x·x + silu(x): x feeds three places.
-        expectGradients([randn([23], seed: 4)], "x·x + silu(x)") { $0[0] * $0[0] + silu($0[0]) }
-    }
-
-    @Test func smallNetworkEndToEnd() {
-        // embedding -> rmsnorm -> linear -> relu² -> linear -> softcapped cross entropy
-        let wte = randn([11, 8], seed: 5), w1 = randn([16, 8], seed: 6, std: 0.3), w2 = randn([11, 16], seed: 7, std: 0.3)
-        let ids = randomIDs([2, 3], below: 11, seed: 8), targets = randomIDs([2, 3], below: 11, seed: 9)
-        expectGradients([wte, w1, w2], "tiny network") { p in
-            let h = rmsNorm(embedding(p[0], ids))
-            let logits = linear(square(relu(linear(h, p[1]))), p[2])
-            return crossEntropy(logits, targets: targets, softcap: 15)
+extension TensorTests {
+    @Suite struct AutogradTests {
+        @Test func gradientsAccumulateUntilZeroed() {
+            let x = randn([5], seed: 1).copy(requiresGrad: true)
+            sum(square(x)).backward()
+            let once = x.grad!.doubles
+            expectClose(once, x.doubles.map { 2 * $0 }, atol: 1e-6, "d/dx Σx²")
+            sum(square(x)).backward()
+            expectClose(x.grad!.doubles, once.map { 2 * $0 }, atol: 1e-6, "accumulated twice")
+            x.zeroGrad()
+            #expect(x.grad!.doubles.allSatisfy { $0 == 0 })
         }
-    }
 
-    @Test func freedStorageIsReused() {
-        // A size no other test uses: the pool hands the same block back.
-        let shape = [7, 1013]
-        var first: Tensor? = Tensor(zeros: shape)
-        let address = first!.data(Float.self)
-        first = nil
-        let second = Tensor(uninitializedShape: shape)
-        #expect(second.data(Float.self) == address)
-        #expect(first == nil)
-    }
+        @Test func inferenceModeRecordsNothing() {
+            let w = randn([4, 3], seed: 2).copy(requiresGrad: true)
+            let y = GradMode.withoutGradients { linear(randn([2, 3], seed: 3), w) }
+            #expect(!y.requiresGrad)
+            #expect(GradMode.isEnabled)
+            let z = linear(randn([2, 3], seed: 3), w)
+            #expect(z.requiresGrad)
+            expectClose(y.doubles, z.doubles, atol: 0, "same values with and without the tape")
+        }
 
-    @Test func backwardFreesTheGraph() {
-        let x = randn([4], seed: 10).copy(requiresGrad: true)
-        let y = silu(x)
-        let loss = sum(y)
-        loss.backward()
-        #expect(y.grad == nil, "intermediate gradients are dropped after backward")
-        #expect(x.grad != nil)
+        @Test func tensorUsedTwiceGetsBothContributions() {
+            // f(x) = x·x + silu(x): x feeds three places.
+            expectGradients([randn([23], seed: 4)], "x·x + silu(x)") { $0[0] * $0[0] + silu($0[0]) }
+        }
+
+        @Test func smallNetworkEndToEnd() {
+            // embedding -> rmsnorm -> linear -> relu² -> linear -> softcapped cross entropy
+            let wte = randn([11, 8], seed: 5), w1 = randn([16, 8], seed: 6, std: 0.3), w2 = randn([11, 16], seed: 7, std: 0.3)
+            let ids = randomIDs([2, 3], below: 11, seed: 8), targets = randomIDs([2, 3], below: 11, seed: 9)
+            expectGradients([wte, w1, w2], "tiny network") { p in
+                let h = rmsNorm(embedding(p[0], ids))
+                let logits = linear(square(relu(linear(h, p[1]))), p[2])
+                return crossEntropy(logits, targets: targets, softcap: 15)
+            }
+        }
+
+        @Test func freedStorageIsReused() {
+            // A size no other test uses: the pool hands the same block back.
+            let shape = [7, 1013]
+            var first: Tensor? = Tensor(zeros: shape)
+            let address = first!.data(Float.self)
+            first = nil
+            let second = Tensor(uninitializedShape: shape)
+            #expect(second.data(Float.self) == address)
+            #expect(first == nil)
+        }
+
+        @Test func backwardFreesTheGraph() {
+            let x = randn([4], seed: 10).copy(requiresGrad: true)
+            let y = silu(x)
+            let loss = sum(y)
+            loss.backward()
+            #expect(y.grad == nil, "intermediate gradients are dropped after backward")
+            #expect(x.grad != nil)
+        }
     }
 }

@@ -2,53 +2,55 @@
 import Testing
 import Tensor
 
-@Suite struct LinearTests {
-    func reference(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int) -> [Double] {
-        let out = Tensor(zeros: [m, n])
-        matmulReference(transposeA: ta, transposeB: tb, m: m, n: n, k: k,
-                        a: a.data(Float.self), b: b.data(Float.self), c: out.data(Float.self))
-        return out.doubles
-    }
-
-    // Odd sizes: none a multiple of the SIMD width or of OpenBLAS's blocking.
-    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
-    func matmulMatchesNaive(_ t: (Bool, Bool)) {
-        let (m, n, k) = (7, 13, 29)
-        let a = randn(t.0 ? [k, m] : [m, k], seed: 1), b = randn(t.1 ? [n, k] : [k, n], seed: 2)
-        let y = matmul(a, b, transposeA: t.0, transposeB: t.1)
-        #expect(y.shape == [m, n])
-        expectClose(y.doubles, reference(a, b, t.0, t.1, m: m, n: n, k: k), atol: 1e-5, rtol: 1e-5, "matmul \(t)")
-        expectGradients([a, b], "matmul \(t)") { matmul($0[0], $0[1], transposeA: t.0, transposeB: t.1) }
-    }
-
-    @Test func linearFoldsLeadingAxes() {
-        let x = randn([2, 3, 11], seed: 3), w = randn([5, 11], seed: 4)
-        let y = linear(x, w)
-        #expect(y.shape == [2, 3, 5])
-        expectClose(y.doubles, reference(x, w, false, true, m: 6, n: 5, k: 11), atol: 1e-5, rtol: 1e-5, "linear")
-        expectGradients([x, w], "linear") { linear($0[0], $0[1]) }
-    }
-
-    @Test(arguments: [(false, false), (true, false), (false, true)])
-    func batchedMatmul(_ t: (Bool, Bool)) {
-        let (bt, m, n, k) = (3, 4, 6, 5)
-        let a = randn(t.0 ? [bt, k, m] : [bt, m, k], seed: 5), b = randn(t.1 ? [bt, n, k] : [bt, k, n], seed: 6)
-        let y = matmul(a, b, transposeA: t.0, transposeB: t.1)
-        #expect(y.shape == [bt, m, n])
-        var expected: [Double] = []
-        for i in 0..<bt {
-            let ai = slice(a, axis: 0, i..<(i + 1)).reshaped(Array(a.shape.dropFirst()))
-            let bi = slice(b, axis: 0, i..<(i + 1)).reshaped(Array(b.shape.dropFirst()))
-            expected += reference(ai, bi, t.0, t.1, m: m, n: n, k: k)
+extension TensorTests {
+    @Suite struct LinearTests {
+        func reference(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int) -> [Double] {
+            let out = Tensor(zeros: [m, n])
+            matmulReference(transposeA: ta, transposeB: tb, m: m, n: n, k: k,
+                            a: a.data(Float.self), b: b.data(Float.self), c: out.data(Float.self))
+            return out.doubles
         }
-        expectClose(y.doubles, expected, atol: 1e-5, rtol: 1e-5, "batched matmul \(t)")
-        expectGradients([a, b], "batched matmul \(t)") { matmul($0[0], $0[1], transposeA: t.0, transposeB: t.1) }
-    }
 
-    @Test func singleRowAndEmptyInner() {
-        let a = randn([1, 1], seed: 7), b = randn([1, 1], seed: 8)
-        #expect(abs(matmul(a, b).item - a.item * b.item) < 1e-6)
-        let z = matmul(Tensor(zeros: [3, 0]), Tensor(zeros: [0, 4]))
-        #expect(z.shape == [3, 4] && z.doubles.allSatisfy { $0 == 0 })
+        // Odd sizes: none a multiple of the SIMD width or of OpenBLAS's blocking.
+        @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+        func matmulMatchesNaive(_ t: (Bool, Bool)) {
+            let (m, n, k) = (7, 13, 29)
+            let a = randn(t.0 ? [k, m] : [m, k], seed: 1), b = randn(t.1 ? [n, k] : [k, n], seed: 2)
+            let y = matmul(a, b, transposeA: t.0, transposeB: t.1)
+            #expect(y.shape == [m, n])
+            expectClose(y.doubles, reference(a, b, t.0, t.1, m: m, n: n, k: k), atol: 1e-5, rtol: 1e-5, "matmul \(t)")
+            expectGradients([a, b], "matmul \(t)") { matmul($0[0], $0[1], transposeA: t.0, transposeB: t.1) }
+        }
+
+        @Test func linearFoldsLeadingAxes() {
+            let x = randn([2, 3, 11], seed: 3), w = randn([5, 11], seed: 4)
+            let y = linear(x, w)
+            #expect(y.shape == [2, 3, 5])
+            expectClose(y.doubles, reference(x, w, false, true, m: 6, n: 5, k: 11), atol: 1e-5, rtol: 1e-5, "linear")
+            expectGradients([x, w], "linear") { linear($0[0], $0[1]) }
+        }
+
+        @Test(arguments: [(false, false), (true, false), (false, true)])
+        func batchedMatmul(_ t: (Bool, Bool)) {
+            let (bt, m, n, k) = (3, 4, 6, 5)
+            let a = randn(t.0 ? [bt, k, m] : [bt, m, k], seed: 5), b = randn(t.1 ? [bt, n, k] : [bt, k, n], seed: 6)
+            let y = matmul(a, b, transposeA: t.0, transposeB: t.1)
+            #expect(y.shape == [bt, m, n])
+            var expected: [Double] = []
+            for i in 0..<bt {
+                let ai = slice(a, axis: 0, i..<(i + 1)).reshaped(Array(a.shape.dropFirst()))
+                let bi = slice(b, axis: 0, i..<(i + 1)).reshaped(Array(b.shape.dropFirst()))
+                expected += reference(ai, bi, t.0, t.1, m: m, n: n, k: k)
+            }
+            expectClose(y.doubles, expected, atol: 1e-5, rtol: 1e-5, "batched matmul \(t)")
+            expectGradients([a, b], "batched matmul \(t)") { matmul($0[0], $0[1], transposeA: t.0, transposeB: t.1) }
+        }
+
+        @Test func singleRowAndEmptyInner() {
+            let a = randn([1, 1], seed: 7), b = randn([1, 1], seed: 8)
+            #expect(abs(matmul(a, b).item - a.item * b.item) < 1e-6)
+            let z = matmul(Tensor(zeros: [3, 0]), Tensor(zeros: [0, 4]))
+            #expect(z.shape == [3, 4] && z.doubles.allSatisfy { $0 == 0 })
+        }
     }
 }

@@ -4,60 +4,62 @@ import Foundation
 import Testing
 import Tensor
 
-@Suite struct NormLookupRotaryTests {
-    @Test(arguments: [1, 15, 16, 33, 768]) func rmsNormForward(_ c: Int) {
-        let x = randn([3, c], seed: UInt64(c), std: 3)
-        let expected = Tensor(zeros: [3, c])
-        rmsNormForwardReference(out: expected.data(Float.self), inp: x.data(Float.self), rows: 3, n: c)
-        expectClose(rmsNorm(x).doubles, expected.doubles, atol: 1e-6, rtol: 1e-5, "rmsnorm C=\(c)")
-    }
+extension TensorTests {
+    @Suite struct NormLookupRotaryTests {
+        @Test(arguments: [1, 15, 16, 33, 768]) func rmsNormForward(_ c: Int) {
+            let x = randn([3, c], seed: UInt64(c), std: 3)
+            let expected = Tensor(zeros: [3, c])
+            rmsNormForwardReference(out: expected.data(Float.self), inp: x.data(Float.self), rows: 3, n: c)
+            expectClose(rmsNorm(x).doubles, expected.doubles, atol: 1e-6, rtol: 1e-5, "rmsnorm C=\(c)")
+        }
 
-    @Test func rmsNormBackward() {
-        expectGradients([randn([4, 37], seed: 1)], "rmsnorm") { rmsNorm($0[0]) }
-        expectGradients([randn([2, 1], seed: 2)], "rmsnorm C=1") { rmsNorm($0[0]) }
-        // The kernel's backward against the closed-form scalar loop, in Float.
-        let x = randn([3, 21], seed: 3), dy = randn([3, 21], seed: 4)
-        let y = rmsNorm(x.copy(requiresGrad: true))
-        let xg = x.copy(requiresGrad: true)
-        let yg = rmsNorm(xg)
-        yg.backward(seed: dy)
-        let ref = Tensor(zeros: [3, 21])
-        rmsNormBackwardReference(dinp: ref.data(Float.self), dout: dy.data(Float.self), inp: x.data(Float.self), rows: 3, n: 21)
-        expectClose(xg.grad!.doubles, ref.doubles, atol: 1e-5, rtol: 1e-4, "rmsnorm backward vs scalar loop")
-        #expect(y.shape == [3, 21])
-    }
+        @Test func rmsNormBackward() {
+            expectGradients([randn([4, 37], seed: 1)], "rmsnorm") { rmsNorm($0[0]) }
+            expectGradients([randn([2, 1], seed: 2)], "rmsnorm C=1") { rmsNorm($0[0]) }
+            // The kernel's backward against the closed-form scalar loop, in Float.
+            let x = randn([3, 21], seed: 3), dy = randn([3, 21], seed: 4)
+            let y = rmsNorm(x.copy(requiresGrad: true))
+            let xg = x.copy(requiresGrad: true)
+            let yg = rmsNorm(xg)
+            yg.backward(seed: dy)
+            let ref = Tensor(zeros: [3, 21])
+            rmsNormBackwardReference(dinp: ref.data(Float.self), dout: dy.data(Float.self), inp: x.data(Float.self), rows: 3, n: 21)
+            expectClose(xg.grad!.doubles, ref.doubles, atol: 1e-5, rtol: 1e-4, "rmsnorm backward vs scalar loop")
+            #expect(y.shape == [3, 21])
+        }
 
-    @Test func embeddingForwardAndScatterAdd() {
-        let w = randn([10, 19], seed: 5)
-        let ids = IndexTensor(shape: [2, 4], values: [3, 0, 3, 9, 9, 9, 1, 3])
-        let y = embedding(w, ids)
-        #expect(y.shape == [2, 4, 19])
-        let wv = w.doubles
-        expectClose(y.doubles, ids.values.flatMap { id in (0..<19).map { wv[Int(id) * 19 + $0] } }, atol: 0, "embedding")
-        expectGradients([w], "embedding (repeated ids)") { embedding($0[0], ids) }
-    }
+        @Test func embeddingForwardAndScatterAdd() {
+            let w = randn([10, 19], seed: 5)
+            let ids = IndexTensor(shape: [2, 4], values: [3, 0, 3, 9, 9, 9, 1, 3])
+            let y = embedding(w, ids)
+            #expect(y.shape == [2, 4, 19])
+            let wv = w.doubles
+            expectClose(y.doubles, ids.values.flatMap { id in (0..<19).map { wv[Int(id) * 19 + $0] } }, atol: 0, "embedding")
+            expectGradients([w], "embedding (repeated ids)") { embedding($0[0], ids) }
+        }
 
-    @Test func rotaryMatchesFormula() {
-        let (b, t, h, hd) = (2, 5, 3, 8)
-        let table = RotaryTable(headDim: hd, maxPositions: 64)
-        let x = randn([b, t, h, hd], seed: 6)
-        let offset = 7
-        let y = rotary(x, table: table, offset: offset)
-        let xv = x.doubles
-        var expected = [Double](repeating: 0, count: xv.count)
-        for bi in 0..<b { for ti in 0..<t { for hi in 0..<h {
-            let base = ((bi * t + ti) * h + hi) * hd
-            for j in 0..<(hd / 2) {
-                let f = Double(ti + offset) * pow(10000, -2 * Double(j) / Double(hd))
-                let x1 = xv[base + j], x2 = xv[base + j + hd / 2]
-                expected[base + j] = x1 * cos(f) + x2 * sin(f)
-                expected[base + j + hd / 2] = -x1 * sin(f) + x2 * cos(f)
-            }
-        } } }
-        expectClose(y.doubles, expected, atol: 1e-5, "rotary")
-        expectGradients([x], "rotary") { rotary($0[0], table: table, offset: offset) }
-        // hd/2 = 20: a half that is neither 16 nor a multiple of it.
-        let wide = RotaryTable(headDim: 40, maxPositions: 8)
-        expectGradients([randn([1, 3, 2, 40], seed: 7)], "rotary hd=40") { rotary($0[0], table: wide) }
+        @Test func rotaryMatchesFormula() {
+            let (b, t, h, hd) = (2, 5, 3, 8)
+            let table = RotaryTable(headDim: hd, maxPositions: 64)
+            let x = randn([b, t, h, hd], seed: 6)
+            let offset = 7
+            let y = rotary(x, table: table, offset: offset)
+            let xv = x.doubles
+            var expected = [Double](repeating: 0, count: xv.count)
+            for bi in 0..<b { for ti in 0..<t { for hi in 0..<h {
+                let base = ((bi * t + ti) * h + hi) * hd
+                for j in 0..<(hd / 2) {
+                    let f = Double(ti + offset) * pow(10000, -2 * Double(j) / Double(hd))
+                    let x1 = xv[base + j], x2 = xv[base + j + hd / 2]
+                    expected[base + j] = x1 * cos(f) + x2 * sin(f)
+                    expected[base + j + hd / 2] = -x1 * sin(f) + x2 * cos(f)
+                }
+            } } }
+            expectClose(y.doubles, expected, atol: 1e-5, "rotary")
+            expectGradients([x], "rotary") { rotary($0[0], table: table, offset: offset) }
+            // hd/2 = 20: a half that is neither 16 nor a multiple of it.
+            let wide = RotaryTable(headDim: 40, maxPositions: 8)
+            expectGradients([randn([1, 3, 2, 40], seed: 7)], "rotary hd=40") { rotary($0[0], table: wide) }
+        }
     }
 }

@@ -14,71 +14,73 @@ enum SiluWrongByOnePercent: PointwiseFunction {
     static func reference(_ x: Double) -> Double { Silu.reference(x) }
 }
 
-@Suite struct PointwiseTests {
-    static var functions: [(String, (Tensor) -> Tensor, (Double) -> Double)] { [
-        ("relu", relu, Relu.reference), ("square", square, Square.reference),
-        ("silu", silu, Silu.reference), ("softplus", softplus, Softplus.reference),
-        ("exp", exp, Exp.reference), ("tanh", tanh, Tanh.reference),
-    ] }
+extension TensorTests {
+    @Suite struct PointwiseTests {
+        static var functions: [(String, (Tensor) -> Tensor, (Double) -> Double)] { [
+            ("relu", relu, Relu.reference), ("square", square, Square.reference),
+            ("silu", silu, Silu.reference), ("softplus", softplus, Softplus.reference),
+            ("exp", exp, Exp.reference), ("tanh", tanh, Tanh.reference),
+        ] }
 
-    // 1000 is not a multiple of 16: the tail path runs too. Values span [-25, 25] so
-    // softplus's threshold and tanh's two branches are crossed.
-    @Test(arguments: 0..<6) func forwardMatchesReference(_ which: Int) {
-        let (name, op, ref) = Self.functions[which]
-        let x = randn([1000], seed: 1, std: 8)
-        let y = op(x)
-        let expected = x.doubles.map(ref)
-        let rtol = name == "exp" ? 3e-7 : 1e-6   // the stated ulp bounds, plus input rounding
-        expectClose(y.doubles, expected, atol: 1e-6, rtol: rtol, "\(name) forward")
-    }
-
-    @Test(arguments: 0..<6) func backwardPassesGradcheck(_ which: Int) {
-        let (name, op, _) = Self.functions[which]
-        var x = randn([37], seed: 2, std: 2)
-        if name == "relu" {   // keep clear of the kink, where finite differences are meaningless
-            x = Tensor(shape: [37], scalars: x.doubles.map { abs($0) < 1e-3 ? 0.5 : $0 })
+        // 1000 is not a multiple of 16: the tail path runs too. Values span [-25, 25] so
+        // softplus's threshold and tanh's two branches are crossed.
+        @Test(arguments: 0..<6) func forwardMatchesReference(_ which: Int) {
+            let (name, op, ref) = Self.functions[which]
+            let x = randn([1000], seed: 1, std: 8)
+            let y = op(x)
+            let expected = x.doubles.map(ref)
+            let rtol = name == "exp" ? 3e-7 : 1e-6   // the stated ulp bounds, plus input rounding
+            expectClose(y.doubles, expected, atol: 1e-6, rtol: rtol, "\(name) forward")
         }
-        expectGradients([x], name) { op($0[0]) }
-    }
 
-    @Test func gradcheckCatchesBackwardWrongByOnePercent() {
-        let x = randn([37], seed: 3)
-        let result = gradcheck([x]) { pointwise(SiluWrongByOnePercent.self, $0[0]) }
-        #expect(!result.passed, "a 1% error in backward went unnoticed: \(result)")
-        #expect(result.worstRatio > 10, "1% error should be far outside tolerance: \(result)")
-        // The correct rule passes on the same input.
-        #expect(gradcheck([x]) { pointwise(Silu.self, $0[0]) }.passed)
-    }
+        @Test(arguments: 0..<6) func backwardPassesGradcheck(_ which: Int) {
+            let (name, op, _) = Self.functions[which]
+            var x = randn([37], seed: 2, std: 2)
+            if name == "relu" {   // keep clear of the kink, where finite differences are meaningless
+                x = Tensor(shape: [37], scalars: x.doubles.map { abs($0) < 1e-3 ? 0.5 : $0 })
+            }
+            expectGradients([x], name) { op($0[0]) }
+        }
 
-    @Test func broadcastForward() {
-        let a = randn([3, 5, 19], seed: 4), b = randn([19], seed: 5), c = randn([3, 5, 19], seed: 6)
-        let av = a.doubles, bv = b.doubles, cv = c.doubles
-        expectClose((a + b).doubles, av.indices.map { av[$0] + bv[$0 % 19] }, atol: 1e-6, "add broadcast")
-        expectClose((a - b).doubles, av.indices.map { av[$0] - bv[$0 % 19] }, atol: 1e-6, "sub broadcast")
-        expectClose((a * b).doubles, av.indices.map { av[$0] * bv[$0 % 19] }, atol: 1e-6, "mul broadcast")
-        expectClose((a * c).doubles, av.indices.map { av[$0] * cv[$0] }, atol: 1e-6, "mul same shape")
-        expectClose(scale(a, -2.5).doubles, av.map { -2.5 * $0 }, atol: 1e-6, "scale")
-    }
+        @Test func gradcheckCatchesBackwardWrongByOnePercent() {
+            let x = randn([37], seed: 3)
+            let result = gradcheck([x]) { pointwise(SiluWrongByOnePercent.self, $0[0]) }
+            #expect(!result.passed, "a 1% error in backward went unnoticed: \(result)")
+            #expect(result.worstRatio > 10, "1% error should be far outside tolerance: \(result)")
+            // The correct rule passes on the same input.
+            #expect(gradcheck([x]) { pointwise(Silu.self, $0[0]) }.passed)
+        }
 
-    @Test(arguments: [BinaryOp.add, .sub, .mul]) func broadcastBackward(_ op: BinaryOp) {
-        let a = randn([4, 3, 21], seed: 7), b = randn([3, 21], seed: 8), c = randn([4, 3, 21], seed: 9)
-        expectGradients([a, b], "\(op) broadcast") { binary(op, $0[0], $0[1]) }
-        expectGradients([a, c], "\(op) same shape") { binary(op, $0[0], $0[1]) }
-    }
+        @Test func broadcastForward() {
+            let a = randn([3, 5, 19], seed: 4), b = randn([19], seed: 5), c = randn([3, 5, 19], seed: 6)
+            let av = a.doubles, bv = b.doubles, cv = c.doubles
+            expectClose((a + b).doubles, av.indices.map { av[$0] + bv[$0 % 19] }, atol: 1e-6, "add broadcast")
+            expectClose((a - b).doubles, av.indices.map { av[$0] - bv[$0 % 19] }, atol: 1e-6, "sub broadcast")
+            expectClose((a * b).doubles, av.indices.map { av[$0] * bv[$0 % 19] }, atol: 1e-6, "mul broadcast")
+            expectClose((a * c).doubles, av.indices.map { av[$0] * cv[$0] }, atol: 1e-6, "mul same shape")
+            expectClose(scale(a, -2.5).doubles, av.map { -2.5 * $0 }, atol: 1e-6, "scale")
+        }
 
-    @Test func reductionsAndScale() {
-        let x = randn([5, 33], seed: 10)
-        let total = x.doubles.reduce(0, +)
-        #expect(abs(sum(x).item - total) < 1e-4)
-        #expect(abs(mean(x).item - total / 165) < 1e-6)
-        expectGradients([x], "sum") { sum($0[0]) }
-        expectGradients([x], "mean") { mean($0[0]) }
-        expectGradients([x], "scale") { scale($0[0], 0.3) }
-    }
+        @Test(arguments: [BinaryOp.add, .sub, .mul]) func broadcastBackward(_ op: BinaryOp) {
+            let a = randn([4, 3, 21], seed: 7), b = randn([3, 21], seed: 8), c = randn([4, 3, 21], seed: 9)
+            expectGradients([a, b], "\(op) broadcast") { binary(op, $0[0], $0[1]) }
+            expectGradients([a, c], "\(op) same shape") { binary(op, $0[0], $0[1]) }
+        }
 
-    @Test func sumOverManyChunksMatchesDouble() {
-        let x = randn([300_001], seed: 11)   // several 64 Ki chunks plus a tail
-        let total = x.doubles.reduce(0, +)
-        #expect(abs(sum(x).item - total) < 1e-2, "sum \(sum(x).item) vs \(total)")
+        @Test func reductionsAndScale() {
+            let x = randn([5, 33], seed: 10)
+            let total = x.doubles.reduce(0, +)
+            #expect(abs(sum(x).item - total) < 1e-4)
+            #expect(abs(mean(x).item - total / 165) < 1e-6)
+            expectGradients([x], "sum") { sum($0[0]) }
+            expectGradients([x], "mean") { mean($0[0]) }
+            expectGradients([x], "scale") { scale($0[0], 0.3) }
+        }
+
+        @Test func sumOverManyChunksMatchesDouble() {
+            let x = randn([300_001], seed: 11)   // several 64 Ki chunks plus a tail
+            let total = x.doubles.reduce(0, +)
+            #expect(abs(sum(x).item - total) < 1e-2, "sum \(sum(x).item) vs \(total)")
+        }
     }
 }

@@ -4,67 +4,69 @@ import Foundation
 import Testing
 import Tensor
 
-@Suite struct ScalarMathTests {
-    /// Evaluates f over `xs` sixteen at a time.
-    func vectorized(_ xs: [Float], _ f: (SIMD16<Float>) -> SIMD16<Float>) -> [Float] {
-        var out: [Float] = []
-        for i in stride(from: 0, to: xs.count, by: 16) {
-            var v = SIMD16<Float>(repeating: 0)
-            for l in 0..<16 where i + l < xs.count { v[l] = xs[i + l] }
-            let y = f(v)
-            for l in 0..<16 where i + l < xs.count { out.append(y[l]) }
+extension TensorTests {
+    @Suite struct ScalarMathTests {
+        /// Evaluates f over `xs` sixteen at a time.
+        func vectorized(_ xs: [Float], _ f: (SIMD16<Float>) -> SIMD16<Float>) -> [Float] {
+            var out: [Float] = []
+            for i in stride(from: 0, to: xs.count, by: 16) {
+                var v = SIMD16<Float>(repeating: 0)
+                for l in 0..<16 where i + l < xs.count { v[l] = xs[i + l] }
+                let y = f(v)
+                for l in 0..<16 where i + l < xs.count { out.append(y[l]) }
+            }
+            return out
         }
-        return out
-    }
 
-    func grid(_ lo: Float, _ hi: Float, _ n: Int) -> [Float] {
-        (0..<n).map { lo + (hi - lo) * Float($0) / Float(n - 1) }
-    }
-
-    @Test func expRelativeErrorWithinTwoUlp() {
-        let xs = grid(-87.3, 88.3, 200_003)
-        let ys = vectorized(xs, Float.vexp)
-        var worst = 0.0
-        for (x, y) in zip(xs, ys) {
-            let ref = Foundation.exp(Double(x))
-            worst = max(worst, abs(Double(y) - ref) / ref)
+        func grid(_ lo: Float, _ hi: Float, _ n: Int) -> [Float] {
+            (0..<n).map { lo + (hi - lo) * Float($0) / Float(n - 1) }
         }
-        // 2 ulp of a Float in [1, 2) is 2.4e-7.
-        #expect(worst <= 2.4e-7, "exp worst relative error \(worst)")
-    }
 
-    @Test func expEdgeCases() {
-        let xs: [Float] = [-.infinity, -1000, -88, 0, 89, .infinity, .nan]
-        let ys = vectorized(xs, Float.vexp)
-        #expect(ys[0] == 0 && ys[1] == 0 && ys[2] == 0)
-        #expect(ys[3] == 1)
-        #expect(ys[4].isFinite && ys[4] > 2e38)   // clamped at the largest finite power
-        #expect(ys[6].isNaN)
-    }
-
-    @Test func log1pAbsoluteError() {
-        let xs = grid(0, 1, 100_001) + grid(-0.9, 0, 10_001) + [1e-8, 1e-20, 3e-5]
-        let ys = vectorized(xs, Float.vlog1p)
-        var worst = 0.0
-        for (x, y) in zip(xs, ys) {
-            let ref = Foundation.log1p(Double(x))
-            worst = max(worst, abs(Double(y) - ref) / max(1, abs(ref)))
+        @Test func expRelativeErrorWithinTwoUlp() {
+            let xs = grid(-87.3, 88.3, 200_003)
+            let ys = vectorized(xs, Float.vexp)
+            var worst = 0.0
+            for (x, y) in zip(xs, ys) {
+                let ref = Foundation.exp(Double(x))
+                worst = max(worst, abs(Double(y) - ref) / ref)
+            }
+            // 2 ulp of a Float in [1, 2) is 2.4e-7.
+            #expect(worst <= 2.4e-7, "exp worst relative error \(worst)")
         }
-        #expect(worst <= 2e-7, "log1p worst error \(worst)")
-        // Small arguments keep their relative accuracy (no 1 + y rounding loss).
-        #expect(abs(Double(ys[ys.count - 3]) - 1e-8) / 1e-8 < 1e-6)
-    }
 
-    @Test func tanhErrorNearZeroAndFar() {
-        let xs = grid(-12, 12, 100_001) + [1e-6, -3e-4, 0.6249, 0.6251]
-        let ys = vectorized(xs, Float.vtanh)
-        var worstAbs = 0.0, worstRelSmall = 0.0
-        for (x, y) in zip(xs, ys) {
-            let ref = Foundation.tanh(Double(x))
-            worstAbs = max(worstAbs, abs(Double(y) - ref))
-            if abs(x) < 0.625 && x != 0 { worstRelSmall = max(worstRelSmall, abs(Double(y) - ref) / abs(ref)) }
+        @Test func expEdgeCases() {
+            let xs: [Float] = [-.infinity, -1000, -88, 0, 89, .infinity, .nan]
+            let ys = vectorized(xs, Float.vexp)
+            #expect(ys[0] == 0 && ys[1] == 0 && ys[2] == 0)
+            #expect(ys[3] == 1)
+            #expect(ys[4].isFinite && ys[4] > 2e38)   // clamped at the largest finite power
+            #expect(ys[6].isNaN)
         }
-        #expect(worstAbs <= 2.4e-7, "tanh worst absolute error \(worstAbs)")
-        #expect(worstRelSmall <= 4.8e-7, "tanh worst relative error near 0: \(worstRelSmall)")
+
+        @Test func log1pAbsoluteError() {
+            let xs = grid(0, 1, 100_001) + grid(-0.9, 0, 10_001) + [1e-8, 1e-20, 3e-5]
+            let ys = vectorized(xs, Float.vlog1p)
+            var worst = 0.0
+            for (x, y) in zip(xs, ys) {
+                let ref = Foundation.log1p(Double(x))
+                worst = max(worst, abs(Double(y) - ref) / max(1, abs(ref)))
+            }
+            #expect(worst <= 2e-7, "log1p worst error \(worst)")
+            // Small arguments keep their relative accuracy (no 1 + y rounding loss).
+            #expect(abs(Double(ys[ys.count - 3]) - 1e-8) / 1e-8 < 1e-6)
+        }
+
+        @Test func tanhErrorNearZeroAndFar() {
+            let xs = grid(-12, 12, 100_001) + [1e-6, -3e-4, 0.6249, 0.6251]
+            let ys = vectorized(xs, Float.vtanh)
+            var worstAbs = 0.0, worstRelSmall = 0.0
+            for (x, y) in zip(xs, ys) {
+                let ref = Foundation.tanh(Double(x))
+                worstAbs = max(worstAbs, abs(Double(y) - ref))
+                if abs(x) < 0.625 && x != 0 { worstRelSmall = max(worstRelSmall, abs(Double(y) - ref) / abs(ref)) }
+            }
+            #expect(worstAbs <= 2.4e-7, "tanh worst absolute error \(worstAbs)")
+            #expect(worstRelSmall <= 4.8e-7, "tanh worst relative error near 0: \(worstRelSmall)")
+        }
     }
 }

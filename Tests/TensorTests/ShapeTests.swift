@@ -2,39 +2,41 @@
 import Testing
 import Tensor
 
-@Suite struct ShapeTests {
-    @Test func sliceAndConcatRoundTrip() {
-        let x = randn([2, 3, 10], seed: 1)
-        let a = slice(x, axis: -1, 0..<4), b = slice(x, axis: -1, 4..<10)
-        #expect(a.shape == [2, 3, 4] && b.shape == [2, 3, 6])
-        let xv = x.doubles
-        expectClose(a.doubles, (0..<6).flatMap { r in (0..<4).map { xv[r * 10 + $0] } }, atol: 0, "slice")
-        expectClose(concat([a, b], axis: 2).doubles, xv, atol: 0, "concat")
-        let mid = slice(x, axis: 1, 1..<3)
-        expectClose(mid.doubles, (0..<2).flatMap { b in (10..<30).map { xv[b * 30 + $0] } }, atol: 0, "slice axis 1")
-        expectGradients([x], "slice") { slice($0[0], axis: 2, 3..<7) }
-        expectGradients([a, b], "concat") { concat([$0[0], $0[1]], axis: -1) }
-    }
+extension TensorTests {
+    @Suite struct ShapeTests {
+        @Test func sliceAndConcatRoundTrip() {
+            let x = randn([2, 3, 10], seed: 1)
+            let a = slice(x, axis: -1, 0..<4), b = slice(x, axis: -1, 4..<10)
+            #expect(a.shape == [2, 3, 4] && b.shape == [2, 3, 6])
+            let xv = x.doubles
+            expectClose(a.doubles, (0..<6).flatMap { r in (0..<4).map { xv[r * 10 + $0] } }, atol: 0, "slice")
+            expectClose(concat([a, b], axis: 2).doubles, xv, atol: 0, "concat")
+            let mid = slice(x, axis: 1, 1..<3)
+            expectClose(mid.doubles, (0..<2).flatMap { b in (10..<30).map { xv[b * 30 + $0] } }, atol: 0, "slice axis 1")
+            expectGradients([x], "slice") { slice($0[0], axis: 2, 3..<7) }
+            expectGradients([a, b], "concat") { concat([$0[0], $0[1]], axis: -1) }
+        }
 
-    @Test func transposeSwapsAxes() {
-        let x = randn([2, 3, 4, 5], seed: 2)
-        let y = transpose(x, 1, 2)
-        #expect(y.shape == [2, 4, 3, 5])
-        let xv = x.doubles, yv = y.doubles
-        var ok = true
-        for a in 0..<2 { for i in 0..<3 { for j in 0..<4 { for k in 0..<5 {
-            ok = ok && yv[((a * 4 + j) * 3 + i) * 5 + k] == xv[((a * 3 + i) * 4 + j) * 5 + k]
-        } } } }
-        #expect(ok)
-        expectClose(transpose(y, 1, 2).doubles, xv, atol: 0, "transpose twice")
-        expectGradients([x], "transpose") { transpose($0[0], 0, 3) }
-    }
+        @Test func transposeSwapsAxes() {
+            let x = randn([2, 3, 4, 5], seed: 2)
+            let y = transpose(x, 1, 2)
+            #expect(y.shape == [2, 4, 3, 5])
+            let xv = x.doubles, yv = y.doubles
+            var ok = true
+            for a in 0..<2 { for i in 0..<3 { for j in 0..<4 { for k in 0..<5 {
+                ok = ok && yv[((a * 4 + j) * 3 + i) * 5 + k] == xv[((a * 3 + i) * 4 + j) * 5 + k]
+            } } } }
+            #expect(ok)
+            expectClose(transpose(y, 1, 2).doubles, xv, atol: 0, "transpose twice")
+            expectGradients([x], "transpose") { transpose($0[0], 0, 3) }
+        }
 
-    @Test func reshapeSharesStorageAndPassesGradient() {
-        let x = randn([4, 6], seed: 3)
-        let y = x.reshaped([2, -1, 3])
-        #expect(y.shape == [2, 4, 3])
-        #expect(y.doubles == x.doubles)
-        expectGradients([x], "reshape") { silu($0[0].reshaped([3, 8])) }
+        @Test func reshapeSharesStorageAndPassesGradient() {
+            let x = randn([4, 6], seed: 3)
+            let y = x.reshaped([2, -1, 3])
+            #expect(y.shape == [2, 4, 3])
+            #expect(y.doubles == x.doubles)
+            expectGradients([x], "reshape") { silu($0[0].reshaped([3, 8])) }
+        }
     }
 }

@@ -3,6 +3,10 @@
 import Testing
 import Tensor
 
+/// Every suite of this target nests in this one, which runs its tests one at a time: the
+/// thread count (ours and OpenBLAS's) is process-wide, and the determinism tests change it.
+@Suite(.serialized) struct TensorTests {}
+
 func randn(_ shape: [Int], seed: UInt64, std: Double = 1, dtype: DType = .float32) -> Tensor {
     var g = SeededGenerator(seed: seed)
     return Tensor.randomNormal(shape, std: std, dtype: dtype, generator: &g)

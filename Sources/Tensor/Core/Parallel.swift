@@ -29,7 +29,7 @@ public enum Parallel {
     /// Splits `0..<count` into at most `threadCount` contiguous ranges of at least `grain`
     /// items, each boundary a multiple of `alignment`, and runs `body` on each range.
     /// Runs inline when one range suffices.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func forRanges(
         _ count: Int, grain: Int = 1 << 14, alignment: Int = 16,
         _ body: (Range<Int>) -> Void
@@ -55,7 +55,7 @@ public enum Parallel {
 
     /// Runs `body(i)` for every `i` in `0..<count`, items spread over the workers in fixed
     /// contiguous blocks. For independent items of similar cost (rows, heads).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
         forRanges(count, grain: 1, alignment: 1) { range in
             for i in range { body(i) }
@@ -64,6 +64,7 @@ public enum Parallel {
 
     /// Runs `body` with OpenBLAS limited to one thread, for code that calls sgemm from
     /// inside our own parallel loops (nested pools would oversubscribe the cores).
+    @inlinable
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
         let n = threadCount
         if n > 1 { openblas_set_num_threads(1) }
@@ -73,7 +74,8 @@ public enum Parallel {
 }
 
 /// Hands a value to concurrentPerform's workers; callers guarantee they touch disjoint data.
+@usableFromInline
 struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+    @usableFromInline let value: T
+    @inlinable init(_ value: T) { self.value = value }
 }

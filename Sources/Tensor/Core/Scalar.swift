@@ -27,9 +27,16 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
     static func vlog1p(_ y: SIMD16<Self>) -> SIMD16<Self>
     /// tanh x lane by lane. Float: relative error ≤ 4 ulp near 0, absolute ≤ 2.4e-7.
     static func vtanh(_ x: SIMD16<Self>) -> SIMD16<Self>
+    /// Lane by lane: lhs < rhs ? then : otherwise. Comparisons and masks are protocol
+    /// requirements because Swift 6.3 lowers SIMD masks to scalar loops in generic code
+    /// (even once specialised, measured 50x slower); each concrete type's own operators
+    /// compile to one compare and one blend.
+    static func vwhere(_ lhs: SIMD16<Self>, lessThan rhs: SIMD16<Self>, _ then: SIMD16<Self>,
+                       else otherwise: SIMD16<Self>) -> SIMD16<Self>
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     /// C = alpha · op(A) · op(B) + beta · C, row-major (cblas_sgemm / cblas_dgemm).
+    @inlinable
     static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
@@ -42,12 +49,16 @@ extension Float: TensorScalar {
     // Cephes expf: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial, 2^n built
     // in the exponent bits. ln2 is split in two (0.693359375 + -2.12194440e-4) so n·ln2 is
     // exact to Float precision for |n| ≤ 128.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func vexp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let hi = SIMD16<Float>(repeating: 88.3762626647949)   // largest x with finite e^x
-        let lo = SIMD16<Float>(repeating: -87.3365447504)     // smallest x with normal e^x
-        let xc = x.clamped(lowerBound: lo, upperBound: hi)
-        let n = (xc * 1.44269504088896341).rounded(.toNearestOrEven)
+        // Clamp with compares and blends: SIMD's clamped(), pointwiseMin/Max and the
+        // Float->Int32 vector init lower to scalar code in Swift 6.3 (measured 100x slower).
+        var xc = x.replacing(with: 88.3762626647949, where: x .> 88.3762626647949)  // e^x finite
+        xc.replace(with: -87.3365447504, where: xc .< -87.3365447504)                // e^x normal
+        // n = round(x·log2 e) by the 1.5·2^23 trick: adding it leaves n in the low mantissa
+        // bits, so the same value gives both n as a Float and n as integer bits.
+        let shifted = xc * 1.44269504088896341 + 12582912
+        let n = shifted - 12582912
         var r = xc.addingProduct(n, SIMD16(repeating: -0.693359375))  // r = x - n·ln2
         r = r.addingProduct(n, SIMD16(repeating: 2.12194440e-4))
         var p = SIMD16<Float>(repeating: 1.3981999507e-3)
@@ -58,16 +69,16 @@ extension Float: TensorScalar {
         p = SIMD16<Float>(repeating: 5.0000001201e-1).addingProduct(p, r)
         let r2 = r * r
         let er = (r + 1).addingProduct(p, r2)
-        let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        let bits = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         var y = er * unsafeBitCast(bits, to: SIMD16<Float>.self)
-        y.replace(with: 0, where: x .< lo)
+        y.replace(with: 0, where: x .< -87.3365447504)
         y.replace(with: x, where: x .!= x)
         return y
     }
 
     // log(1+y) = log(u)·y/(u-1) with u = 1+y rounded: the quotient undoes the rounding of u
     // (Goldberg's trick), so small y keep full relative accuracy.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func vlog1p(_ y: SIMD16<Float>) -> SIMD16<Float> {
         let u = y + 1
         let d = u - 1
@@ -78,7 +89,7 @@ extension Float: TensorScalar {
 
     // Cephes logf for normal x > 0: x = m·2^e with m in [sqrt(1/2), sqrt 2), log m by a
     // degree-9 polynomial in (m-1), log 2 split as for exp.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func vlogPositive(_ x: SIMD16<Float>) -> SIMD16<Float> {
         let bits = unsafeBitCast(x, to: SIMD16<Int32>.self)
         var e = SIMD16<Float>((bits &>> 23) &- 126)
@@ -104,9 +115,9 @@ extension Float: TensorScalar {
     }
 
     // Cephes tanhf: an odd polynomial for |x| < 0.625, else 1 - 2/(e^{2|x|} + 1) with sign.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func vtanh(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let ax = vabs(x)
+        let ax = x.replacing(with: -x, where: x .< 0)
         let e = vexp(ax + ax)
         var big = 1 - 2 / (e + 1)
         big.replace(with: -big, where: x .< 0)
@@ -121,10 +132,16 @@ extension Float: TensorScalar {
         return big
     }
 
+    @inlinable @inline(__always)
+    public static func vwhere(_ lhs: SIMD16<Float>, lessThan rhs: SIMD16<Float>, _ then: SIMD16<Float>,
+                              else otherwise: SIMD16<Float>) -> SIMD16<Float> {
+        otherwise.replacing(with: then, where: lhs .< rhs)
+    }
+
     public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     public static func log(_ x: Float) -> Float { Foundation.log(x) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -139,7 +156,7 @@ extension Float: TensorScalar {
 extension Double: TensorScalar {
     public static var dtype: DType { .float64 }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func lanewise(_ x: SIMD16<Double>, _ f: (Double) -> Double) -> SIMD16<Double> {
         var y = x
         for i in 0..<16 { y[i] = f(x[i]) }
@@ -149,9 +166,16 @@ extension Double: TensorScalar {
     public static func vexp(_ x: SIMD16<Double>) -> SIMD16<Double> { lanewise(x, Foundation.exp) }
     public static func vlog1p(_ y: SIMD16<Double>) -> SIMD16<Double> { lanewise(y, Foundation.log1p) }
     public static func vtanh(_ x: SIMD16<Double>) -> SIMD16<Double> { lanewise(x, Foundation.tanh) }
+    @inlinable @inline(__always)
+    public static func vwhere(_ lhs: SIMD16<Double>, lessThan rhs: SIMD16<Double>, _ then: SIMD16<Double>,
+                              else otherwise: SIMD16<Double>) -> SIMD16<Double> {
+        otherwise.replacing(with: then, where: lhs .< rhs)
+    }
+
     public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     public static func log(_ x: Double) -> Double { Foundation.log(x) }
 
+    @inlinable
     public static func gemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Double,
         a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
@@ -164,7 +188,13 @@ extension Double: TensorScalar {
 }
 
 /// |x| lane by lane.
-@inline(__always)
+@inlinable @inline(__always)
 public func vabs<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
-    x.replacing(with: -x, where: x .< 0)
+    S.vwhere(x, lessThan: SIMD16(), -x, else: x)
+}
+
+/// max(a, b) lane by lane, by compare and blend (pointwiseMax lowers to scalar code).
+@inlinable @inline(__always)
+public func vmax<S: TensorScalar>(_ a: SIMD16<S>, _ b: SIMD16<S>) -> SIMD16<S> {
+    S.vwhere(a, lessThan: b, b, else: a)
 }

@@ -16,11 +16,11 @@ public protocol PointwiseFunction {
 /// relu(x) = max(x, 0); the derivative at 0 is taken as 0 (as PyTorch).
 public enum Relu: PointwiseFunction {
     public static let name = "relu"
-    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
-        x.replacing(with: 0, where: x .<= 0)
+    @inlinable @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
+        S.vwhere(SIMD16(), lessThan: x, x, else: SIMD16())
     }
-    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
-        dy.replacing(with: 0, where: x .<= 0)
+    @inlinable @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+        S.vwhere(SIMD16(), lessThan: x, dy, else: SIMD16())
     }
     public static func reference(_ x: Double) -> Double { max(x, 0) }
 }
@@ -28,8 +28,8 @@ public enum Relu: PointwiseFunction {
 /// square(x) = x².
 public enum Square: PointwiseFunction {
     public static let name = "square"
-    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { x * x }
-    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+    @inlinable @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { x * x }
+    @inlinable @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
         (x + x) * dy
     }
     public static func reference(_ x: Double) -> Double { x * x }
@@ -38,10 +38,10 @@ public enum Square: PointwiseFunction {
 /// silu(x) = x·σ(x), σ(x) = 1/(1+e^-x);  silu'(x) = σ(x)·(1 + x·(1-σ(x))).
 public enum Silu: PointwiseFunction {
     public static let name = "silu"
-    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
+    @inlinable @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
         x / (S.vexp(-x) + 1)
     }
-    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+    @inlinable @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
         let s = 1 / (S.vexp(-x) + 1)
         return dy * s * (1 + x * (1 - s))
     }
@@ -52,13 +52,14 @@ public enum Silu: PointwiseFunction {
 /// PyTorch's default threshold;  softplus'(x) = σ(x).
 public enum Softplus: PointwiseFunction {
     public static let name = "softplus"
-    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
-        let y = x.replacing(with: 0, where: x .< 0) + S.vlog1p(S.vexp(-vabs(x)))
-        return y.replacing(with: x, where: x .> 20)
+    @inlinable @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
+        let twenty = SIMD16<S>(repeating: 20)
+        let y = vmax(x, SIMD16()) + S.vlog1p(S.vexp(-vabs(x)))
+        return S.vwhere(twenty, lessThan: x, x, else: y)
     }
-    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+    @inlinable @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
         let d = dy / (S.vexp(-x) + 1)
-        return d.replacing(with: dy, where: x .> 20)
+        return S.vwhere(SIMD16(repeating: 20), lessThan: x, dy, else: d)
     }
     public static func reference(_ x: Double) -> Double { x > 20 ? x : Foundation.log1p(Foundation.exp(x)) }
 }
@@ -66,8 +67,8 @@ public enum Softplus: PointwiseFunction {
 /// exp(x);  exp'(x) = exp(x) = y.
 public enum Exp: PointwiseFunction {
     public static let name = "exp"
-    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { S.vexp(x) }
-    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+    @inlinable @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { S.vexp(x) }
+    @inlinable @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
         y * dy
     }
     public static func reference(_ x: Double) -> Double { Foundation.exp(x) }
@@ -76,15 +77,15 @@ public enum Exp: PointwiseFunction {
 /// tanh(x);  tanh'(x) = 1 - y².
 public enum Tanh: PointwiseFunction {
     public static let name = "tanh"
-    @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { S.vtanh(x) }
-    @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
+    @inlinable @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { S.vtanh(x) }
+    @inlinable @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
         dy * (1 - y * y)
     }
     public static func reference(_ x: Double) -> Double { Foundation.tanh(x) }
 }
 
 /// y[i] = F(x[i]) for i < n, on all threads.
-@inline(__always)
+@inlinable @inline(__always)
 public func pointwiseForward<F: PointwiseFunction, S: TensorScalar>(
     _: F.Type, out y: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>, count n: Int
 ) {
@@ -92,7 +93,7 @@ public func pointwiseForward<F: PointwiseFunction, S: TensorScalar>(
 }
 
 /// dx[i] += F'(x[i]) · dy[i] for i < n, on all threads.
-@inline(__always)
+@inlinable @inline(__always)
 public func pointwiseBackward<F: PointwiseFunction, S: TensorScalar>(
     _: F.Type, dinp dx: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>,
     out y: UnsafePointer<S>, dout dy: UnsafePointer<S>, count n: Int

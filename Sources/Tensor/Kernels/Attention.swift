@@ -33,18 +33,19 @@ public struct AttentionShape: Sendable {
         self.scale = scale ?? 1 / Double(headDim).squareRoot()
     }
 
-    var qRow: Int { heads * headDim }
-    var kvRow: Int { kvHeads * headDim }
-    var shift: Int { keys - queries }
+    @inlinable var qRow: Int { heads * headDim }
+    @inlinable var kvRow: Int { kvHeads * headDim }
+    /// Absolute position of query 0: keys - queries.
+    @inlinable var shift: Int { keys - queries }
 }
 
 /// In place over row[0..<total]: softmax of row[0..<visible], zeros after. Returns the
 /// log-sum-exp of the visible part.
-@inline(__always)
+@inlinable @inline(__always)
 func maskedSoftmaxRow<S: TensorScalar>(_ row: UnsafeMutablePointer<S>, visible: Int, total: Int) -> S {
     var mv = SIMD16<S>(repeating: -S.greatestFiniteMagnitude)
     var j = 0
-    while j + 16 <= visible { mv = pointwiseMax(mv, load(row + j)); j += 16 }
+    while j + 16 <= visible { mv = vmax(mv, load(row + j)); j += 16 }
     var m = mv.max()
     while j < visible { m = Swift.max(m, row[j]); j += 1 }
     var sv = SIMD16<S>()
@@ -69,6 +70,7 @@ func maskedSoftmaxRow<S: TensorScalar>(_ row: UnsafeMutablePointer<S>, visible: 
 
 /// y (B, Tq, H, hd) = causal attention of q (B, Tq, H, hd) over k, v (B, Tk, KV, hd);
 /// lse (B, H, Tq) receives each row's log-sum-exp of the scaled scores, for backward.
+@inlinable
 public func attentionForward<S: TensorScalar>(
     out y: UnsafeMutablePointer<S>, lse: UnsafeMutablePointer<S>,
     q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, shape: AttentionShape
@@ -101,6 +103,7 @@ public func attentionForward<S: TensorScalar>(
 /// forward's outputs. Work is split by (batch, kv head): each worker owns the dk, dv rows of
 /// its kv head and the dq rows of the query heads that read it, so no two workers write the
 /// same gradient and the result does not depend on the thread count.
+@inlinable
 public func attentionBackward<S: TensorScalar>(
     dq: UnsafeMutablePointer<S>, dk: UnsafeMutablePointer<S>, dv: UnsafeMutablePointer<S>,
     dout dy: UnsafePointer<S>, q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>,
@@ -155,6 +158,7 @@ public func attentionBackward<S: TensorScalar>(
 
 /// The reference: attention by plain loops in Double, one query at a time, with a full
 /// softmax over the visible keys. Same layouts as `attentionForward`.
+@inlinable
 public func attentionForwardReference<S: TensorScalar>(
     out y: UnsafeMutablePointer<S>, q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>,
     shape sh: AttentionShape

@@ -5,7 +5,7 @@
 public enum BinaryOp: String, Sendable {
     case add, sub, mul
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func apply<S: TensorScalar>(_ a: SIMD16<S>, _ b: SIMD16<S>) -> SIMD16<S> {
         switch self {
         case .add: return a + b
@@ -17,7 +17,7 @@ public enum BinaryOp: String, Sendable {
 
 /// Visits the contiguous pieces of `range` (an index range over a (rows, n) array), each
 /// lying within one row: body(start, length, columnOfStart).
-@inline(__always)
+@inlinable @inline(__always)
 func forRowSegments(_ range: Range<Int>, rowLength n: Int, _ body: (Int, Int, Int) -> Void) {
     var i = range.lowerBound
     while i < range.upperBound {
@@ -29,6 +29,7 @@ func forRowSegments(_ range: Range<Int>, rowLength n: Int, _ body: (Int, Int, In
 }
 
 /// out = a ∘ b. a, out: (rows, n); b: (n).
+@inlinable
 public func binaryForward<S: TensorScalar>(
     _ op: BinaryOp, out: UnsafeMutablePointer<S>, a: UnsafePointer<S>, b: UnsafePointer<S>,
     rows: Int, n: Int
@@ -49,6 +50,7 @@ public func binaryForward<S: TensorScalar>(
 /// Adds into da and db the gradients of out = a ∘ b given dout. da, db may be nil (no
 /// gradient wanted). Shapes as `binaryForward`. db sums over rows, column ranges split
 /// across threads and rows added in order, so its bits do not depend on the thread count.
+@inlinable
 public func binaryBackward<S: TensorScalar>(
     _ op: BinaryOp, da: UnsafeMutablePointer<S>?, db: UnsafeMutablePointer<S>?,
     dout: UnsafePointer<S>, a: UnsafePointer<S>, b: UnsafePointer<S>, rows: Int, n: Int
@@ -85,11 +87,13 @@ public func binaryBackward<S: TensorScalar>(
 }
 
 /// out = s · x.
+@inlinable
 public func scaleForward<S: TensorScalar>(out: UnsafeMutablePointer<S>, inp: UnsafePointer<S>, scale s: S, count n: Int) {
     Parallel.forRanges(n) { range in mapRange(range, inp, out) { $0 * s } }
 }
 
 /// dinp += s · dout.
+@inlinable
 public func scaleBackward<S: TensorScalar>(dinp: UnsafeMutablePointer<S>, dout: UnsafePointer<S>, scale s: S, count n: Int) {
     Parallel.forRanges(n) { range in
         accumulateRange3(range, dout, dout, dout, into: dinp) { g, _, _ in g * s }
@@ -98,6 +102,7 @@ public func scaleBackward<S: TensorScalar>(dinp: UnsafeMutablePointer<S>, dout: 
 
 /// The sum of x[0..<n]. Partial sums over fixed 64 Ki-element chunks (independent of the
 /// thread count) are added in chunk order, so the result has the same bits on any threads.
+@inlinable
 public func sumForward<S: TensorScalar>(_ x: UnsafePointer<S>, count n: Int) -> S {
     let chunk = 1 << 16
     let chunks = (n + chunk - 1) / chunk
@@ -113,6 +118,7 @@ public func sumForward<S: TensorScalar>(_ x: UnsafePointer<S>, count n: Int) -> 
 }
 
 /// dx[i] += g for i < n.
+@inlinable
 public func fillAddBackward<S: TensorScalar>(dinp: UnsafeMutablePointer<S>, value g: S, count n: Int) {
     Parallel.forRanges(n) { range in
         accumulateRange3(range, dinp, dinp, dinp, into: dinp) { _, _, _ in SIMD16(repeating: g) }

@@ -8,12 +8,13 @@ import Foundation
 /// The index that marks a target to ignore (as PyTorch's ignore_index=-1 in nanochat).
 public let ignoreIndex: Int32 = -1
 
-@inline(__always)
+@inlinable @inline(__always)
 func softcapped<S: TensorScalar>(_ l: SIMD16<S>, _ cap: S) -> SIMD16<S> {
     cap == 0 ? l : S.vtanh(l * (1 / cap)) * cap
 }
 
 /// losses (n), lse (n) from logits (n, V) and targets (n). Targets must be -1 or in 0..<V.
+@inlinable
 public func crossEntropyForward<S: TensorScalar>(
     losses: UnsafeMutablePointer<S>, lse: UnsafeMutablePointer<S>, logits: UnsafePointer<S>,
     targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int, softcap cap: S
@@ -32,11 +33,11 @@ public func crossEntropyForward<S: TensorScalar>(
 }
 
 /// logsumexp of z[0..<n] (max-shifted, so logits of ±1e4 stay finite).
-@inline(__always)
+@inlinable @inline(__always)
 func maskedSoftmaxLSE<S: TensorScalar>(_ z: UnsafePointer<S>, _ n: Int) -> S {
     var mv = SIMD16<S>(repeating: -S.greatestFiniteMagnitude)
     var j = 0
-    while j + 16 <= n { mv = pointwiseMax(mv, load(z + j)); j += 16 }
+    while j + 16 <= n { mv = vmax(mv, load(z + j)); j += 16 }
     var m = mv.max()
     while j < n { m = Swift.max(m, z[j]); j += 1 }
     let mvec = SIMD16<S>(repeating: m)
@@ -45,6 +46,7 @@ func maskedSoftmaxLSE<S: TensorScalar>(_ z: UnsafePointer<S>, _ n: Int) -> S {
 }
 
 /// dlogits (n, V) += dloss[r] · d(loss_r)/d(logits_r) for every row not ignored.
+@inlinable
 public func crossEntropyBackward<S: TensorScalar>(
     dlogits: UnsafeMutablePointer<S>, dloss: UnsafePointer<S>, logits: UnsafePointer<S>,
     lse: UnsafePointer<S>, targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int, softcap cap: S
@@ -73,6 +75,7 @@ public func crossEntropyBackward<S: TensorScalar>(
 }
 
 /// The reference: per-row losses by plain loops in Double.
+@inlinable
 public func crossEntropyReference<S: TensorScalar>(
     losses: UnsafeMutablePointer<S>, logits: UnsafePointer<S>, targets: UnsafePointer<Int32>,
     rows n: Int, vocab v: Int, softcap cap: Double

@@ -1,6 +1,7 @@
 // Embedding lookup: out[i] = weight[ids[i]]; its backward scatter-adds rows.
 
 /// out (n, C) = weight (V, C) rows picked by ids (n). Ids must lie in 0..<V.
+@inlinable
 public func embeddingForward<S: TensorScalar>(
     out: UnsafeMutablePointer<S>, weight: UnsafePointer<S>, ids: UnsafePointer<Int32>,
     count n: Int, channels c: Int
@@ -12,6 +13,7 @@ public func embeddingForward<S: TensorScalar>(
 
 /// dweight[ids[i]] += dout[i] for i < n. Threads split the channels, and every thread walks
 /// the tokens in order, so repeated ids add up in the same order on any thread count.
+@inlinable
 public func embeddingBackward<S: TensorScalar>(
     dweight: UnsafeMutablePointer<S>, dout: UnsafePointer<S>, ids: UnsafePointer<Int32>,
     count n: Int, channels c: Int

@@ -4,7 +4,7 @@
 
 /// Describes an axis of a shape as (outer, size, inner): outer = product of the dims before,
 /// inner = product of the dims after.
-@inline(__always)
+@inlinable @inline(__always)
 func axisSplit(_ shape: [Int], _ axis: Int) -> (outer: Int, size: Int, inner: Int) {
     (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
 }
@@ -13,6 +13,7 @@ func axisSplit(_ shape: [Int], _ axis: Int) -> (outer: Int, size: Int, inner: In
 /// elements from src viewed as (outer, srcSize, inner) at [o, srcStart, 0] to dst viewed as
 /// (outer, dstSize, inner) at [o, dstStart, 0]. Slicing, concatenation and their backward
 /// passes are all this copy with different views.
+@inlinable
 public func axisBlockCopy<S: TensorScalar>(
     from src: UnsafePointer<S>, size srcSize: Int, start srcStart: Int,
     to dst: UnsafeMutablePointer<S>, size dstSize: Int, start dstStart: Int,
@@ -33,6 +34,7 @@ public func axisBlockCopy<S: TensorScalar>(
 
 /// Swaps axes of x viewed as (A, P, M, Q, Z) into out (A, Q, M, P, Z). With `backward`,
 /// x and out are dout and dinp, and the swap adds (the inverse of a swap is itself).
+@inlinable
 public func swapAxesCopy<S: TensorScalar>(
     out: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>, a: Int, p: Int, m: Int, q: Int, z: Int,
     accumulate: Bool

@@ -3,7 +3,7 @@
 
 /// C (m×n) = alpha · op(A) · op(B) + beta · C, row-major, contiguous operands:
 /// op(A) is m×k (A stored k×m when transposed), op(B) is k×n (B stored n×k when transposed).
-@inline(__always)
+@inlinable @inline(__always)
 public func gemm<S: TensorScalar>(
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
     a: UnsafePointer<S>, b: UnsafePointer<S>, c: UnsafeMutablePointer<S>,
@@ -21,6 +21,7 @@ public func gemm<S: TensorScalar>(
 }
 
 /// The reference: C = op(A) · op(B) by the textbook triple loop, accumulated in Double.
+@inlinable
 public func matmulReference<S: TensorScalar>(
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
     a: UnsafePointer<S>, b: UnsafePointer<S>, c: UnsafeMutablePointer<S>

@@ -5,6 +5,7 @@ public let rmsNormEpsilon = 1.1920929e-07
 
 /// y = x · rstd per row, rstd = 1/sqrt(mean(x²) + eps). x, y: (rows, n); rstd: (rows),
 /// saved for the backward pass.
+@inlinable
 public func rmsNormForward<S: TensorScalar>(
     out y: UnsafeMutablePointer<S>, rstd: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>,
     rows: Int, n: Int
@@ -23,6 +24,7 @@ public func rmsNormForward<S: TensorScalar>(
 
 /// dx += rstd · (dy - y · mean(dy · y)) per row, the derivative of y = x · rstd(x).
 /// Shapes as `rmsNormForward`; y is the forward output.
+@inlinable
 public func rmsNormBackward<S: TensorScalar>(
     dinp dx: UnsafeMutablePointer<S>, dout dy: UnsafePointer<S>, out y: UnsafePointer<S>,
     rstd: UnsafePointer<S>, rows: Int, n: Int
@@ -38,6 +40,7 @@ public func rmsNormBackward<S: TensorScalar>(
 }
 
 /// The scalar loops `rmsNormForward` is tested against and benchmarked next to.
+@inlinable
 public func rmsNormForwardReference<S: TensorScalar>(
     out y: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>, rows: Int, n: Int
 ) {
@@ -49,6 +52,7 @@ public func rmsNormForwardReference<S: TensorScalar>(
     }
 }
 
+@inlinable
 public func rmsNormBackwardReference<S: TensorScalar>(
     dinp dx: UnsafeMutablePointer<S>, dout dy: UnsafePointer<S>, inp x: UnsafePointer<S>,
     rows: Int, n: Int

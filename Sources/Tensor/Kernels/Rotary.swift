@@ -9,8 +9,8 @@ public final class RotaryTable: @unchecked Sendable {
     public let headDim: Int
     public let maxPositions: Int
     // (maxPositions, hd/2) each, immutable after init.
-    private let cos32, sin32: UnsafeMutablePointer<Float>
-    private let cos64, sin64: UnsafeMutablePointer<Double>
+    @usableFromInline let cos32, sin32: UnsafeMutablePointer<Float>
+    @usableFromInline let cos64, sin64: UnsafeMutablePointer<Double>
 
     public init(headDim: Int, maxPositions: Int, base: Double = 10000) {
         precondition(headDim % 2 == 0 && headDim > 0, "rotary needs an even head dim, got \(headDim)")
@@ -33,6 +33,7 @@ public final class RotaryTable: @unchecked Sendable {
         cos32.deallocate(); sin32.deallocate(); cos64.deallocate(); sin64.deallocate()
     }
 
+    @inlinable
     func tables<S: TensorScalar>(_: S.Type) -> (cos: UnsafePointer<S>, sin: UnsafePointer<S>) {
         switch S.dtype {
         case .float32: return (UnsafeRawPointer(cos32).assumingMemoryBound(to: S.self),
@@ -45,6 +46,7 @@ public final class RotaryTable: @unchecked Sendable {
 
 /// Rotates x (B, T, heads, hd) at positions offset..<offset+T into out (same shape).
 /// With `inverse`, applies the transposed rotation (the backward pass) and adds into out.
+@inlinable
 public func rotaryApply<S: TensorScalar>(
     out: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>, table: RotaryTable,
     batch b: Int, time t: Int, heads h: Int, offset: Int, inverse: Bool

@@ -4,18 +4,18 @@
 
 public typealias Vec<S: TensorScalar> = SIMD16<S>
 
-@inline(__always)
+@inlinable @inline(__always)
 func load<S: TensorScalar>(_ p: UnsafePointer<S>) -> SIMD16<S> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<S>.self)
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 func store<S: TensorScalar>(_ v: SIMD16<S>, _ p: UnsafeMutablePointer<S>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<S>.self)
 }
 
 /// Loads `n ≤ 16` elements, the other lanes set to `fill`.
-@inline(__always)
+@inlinable @inline(__always)
 func loadPartial<S: TensorScalar>(_ p: UnsafePointer<S>, _ n: Int, fill: S = 0) -> SIMD16<S> {
     if n == 16 { return load(p) }
     var v = SIMD16<S>(repeating: fill)
@@ -23,14 +23,14 @@ func loadPartial<S: TensorScalar>(_ p: UnsafePointer<S>, _ n: Int, fill: S = 0) 
     return v
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 func storePartial<S: TensorScalar>(_ v: SIMD16<S>, _ p: UnsafeMutablePointer<S>, _ n: Int) {
     if n == 16 { store(v, p); return }
     for i in 0..<n { p[i] = v[i] }
 }
 
 /// y[i] = f(x[i]) for i in range.
-@inline(__always)
+@inlinable @inline(__always)
 func mapRange<S: TensorScalar>(
     _ range: Range<Int>, _ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>,
     _ f: (SIMD16<S>) -> SIMD16<S>
@@ -47,7 +47,7 @@ func mapRange<S: TensorScalar>(
 }
 
 /// out[i] = f(a[i], b[i]) for i in range (out may alias a or b).
-@inline(__always)
+@inlinable @inline(__always)
 func mapRange2<S: TensorScalar>(
     _ range: Range<Int>, _ a: UnsafePointer<S>, _ b: UnsafePointer<S>,
     into out: UnsafeMutablePointer<S>, _ f: (SIMD16<S>, SIMD16<S>) -> SIMD16<S>
@@ -64,7 +64,7 @@ func mapRange2<S: TensorScalar>(
 }
 
 /// acc[i] += f(a[i], b[i], c[i]) for i in range (backward rules add into gradients).
-@inline(__always)
+@inlinable @inline(__always)
 func accumulateRange3<S: TensorScalar>(
     _ range: Range<Int>, _ a: UnsafePointer<S>, _ b: UnsafePointer<S>, _ c: UnsafePointer<S>,
     into acc: UnsafeMutablePointer<S>, _ f: (SIMD16<S>, SIMD16<S>, SIMD16<S>) -> SIMD16<S>
@@ -82,13 +82,13 @@ func accumulateRange3<S: TensorScalar>(
 }
 
 /// Sum of x[0..<n], in 4 interleaved SIMD16 accumulators (a fixed order: same bits every run).
-@inline(__always)
+@inlinable @inline(__always)
 func vectorSum<S: TensorScalar>(_ x: UnsafePointer<S>, _ n: Int) -> S {
     sumMapped(x, n) { $0 }
 }
 
 /// Sum of f(x[i]) over i < n with a fixed accumulation order.
-@inline(__always)
+@inlinable @inline(__always)
 func sumMapped<S: TensorScalar>(
     _ x: UnsafePointer<S>, _ n: Int, _ f: (SIMD16<S>) -> SIMD16<S>
 ) -> S {
@@ -109,7 +109,7 @@ func sumMapped<S: TensorScalar>(
 }
 
 /// Dot product of a[0..<n] and b[0..<n], fixed accumulation order.
-@inline(__always)
+@inlinable @inline(__always)
 func vectorDot<S: TensorScalar>(_ a: UnsafePointer<S>, _ b: UnsafePointer<S>, _ n: Int) -> S {
     var a0 = SIMD16<S>(), a1 = SIMD16<S>()
     var i = 0

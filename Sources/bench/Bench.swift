@@ -1,0 +1,35 @@
+// The benchmark executable. Each mode measures ours next to a baseline in the same run, so
+// the ratio is meaningful on a shared, noisy machine: medians of repeated runs after a
+// warm-up, with the spread.
+//
+//   bench kernels            matmul GFLOPS vs raw cblas_sgemm; SIMD kernels vs scalar loops
+import ArgumentParser
+import Foundation
+import Tensor
+
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure nanochat-swift's kernels and models on this machine.",
+        subcommands: [KernelsCommand.self],
+        defaultSubcommand: KernelsCommand.self
+    )
+}
+
+/// Options every mode shares.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Worker threads for our kernels and OpenBLAS (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Timed runs per measurement (the median is reported).")
+    var runs: Int = 7
+
+    @Option(help: "Also write the results as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1, got \(runs)") }
+    }
+}

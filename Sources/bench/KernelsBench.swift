@@ -1,0 +1,181 @@
+// `bench kernels`: matmul through the Tensor API next to raw cblas_sgemm, and the SIMD
+// kernels (silu, rmsnorm, attention, cross entropy; forward and backward) next to plain
+// scalar loops, all in one run.
+import ArgumentParser
+import CBLAS
+import Foundation
+import Tensor
+
+struct KernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "GFLOPS of matmul vs raw sgemm; GB/s of the SIMD kernels vs scalar loops."
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        Parallel.setThreadCount(common.threads)
+        print("# bench kernels\n")
+        print(machineSummary(threads: common.threads))
+        let matmuls = matmulRows()
+        let kernels = kernelRows()
+        if let path = common.json {
+            let report = KernelsReport(threads: common.threads, matmul: matmuls, kernels: kernels)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: path))
+            print("\nwrote \(path)")
+        }
+    }
+
+    // MARK: matmul
+
+    func matmulRows() -> [MatmulRow] {
+        print("\n## matmul: Tensor API vs raw cblas_sgemm (\(common.threads) threads, median of \(common.runs))\n")
+        print("| product | Tensor API GFLOPS | raw sgemm GFLOPS | ratio |")
+        print("|---|---:|---:|---:|")
+        var rows: [MatmulRow] = []
+        // (M, K, N, weight stored transposed as nn.Linear does)
+        for (m, k, n, linearWeight) in [(4096, 768, 3072, false), (4096, 3072, 768, false),
+                                        (4096, 768, 3072, true), (4096, 3072, 768, true)] {
+            let a = Tensor(repeating: 0.5, shape: [m, k])
+            let b = Tensor(repeating: 0.25, shape: linearWeight ? [n, k] : [k, n])
+            let c = Tensor(zeros: [m, n])
+            let samples = timeInterleaved(runs: common.runs, [
+                { _ = linearWeight ? linear(a, b) : matmul(a, b) },
+                {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, linearWeight ? CblasTrans : CblasNoTrans,
+                                Int32(m), Int32(n), Int32(k), 1, a.data(Float.self), Int32(k),
+                                b.data(Float.self), Int32(linearWeight ? k : n), 0, c.data(Float.self), Int32(n))
+                },
+            ])
+            let flops = 2.0 * Double(m * n * k)
+            let ours = flops / samples[0].median * 1e-9, raw = flops / samples[1].median * 1e-9
+            let name = linearWeight ? "\(m)x\(k) · (\(n)x\(k))ᵀ linear" : "\(m)x\(k) · \(k)x\(n)"
+            print("| \(name) | \(fmt(ours)) | \(fmt(raw)) | \(fmt(ours / raw, 3)) |")
+            rows.append(MatmulRow(product: name, oursGFLOPS: ours, rawGFLOPS: raw, ours: samples[0], raw: samples[1]))
+        }
+        return rows
+    }
+
+    // MARK: SIMD kernels
+
+    func kernelRows() -> [KernelRow] {
+        let nt = common.threads
+        print("\n## SIMD kernels vs plain scalar loops (GB/s; median of \(common.runs))\n")
+        print("Bytes count each tensor the op must read or write once; the same count for both columns.\n")
+        print("| kernel | shape | scalar loop | ours, 1 thread | ours, \(nt) threads | 1 thread ÷ scalar | \(nt) threads ÷ scalar |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        var rows: [KernelRow] = []
+        func measure(_ name: String, _ shape: String, bytes: Double, scalar: @escaping () -> Void, ours: @escaping () -> Void) {
+            let s = timeInterleaved(runs: common.runs, [
+                scalar,
+                { Parallel.setThreadCount(1); ours() },
+                { Parallel.setThreadCount(nt); ours() },
+            ])
+            Parallel.setThreadCount(nt)
+            let gb = s.map { bytes / $0.median * 1e-9 }
+            print("| \(name) | \(shape) | \(fmt(gb[0], 2)) | \(fmt(gb[1], 2)) | \(fmt(gb[2], 2)) | \(fmt(gb[1] / gb[0]))x | \(fmt(gb[2] / gb[0]))x |")
+            rows.append(KernelRow(kernel: name, shape: shape, bytes: bytes, scalarGBs: gb[0], ours1GBs: gb[1],
+                                  oursNGBs: gb[2], scalar: s[0], ours1: s[1], oursN: s[2]))
+        }
+
+        // silu on the d12 MLP hidden activations: (4096, 3072).
+        let n = 4096 * 3072
+        let x = randomTensor([n], seed: 1), y = Tensor(zeros: [n]), dy = randomTensor([n], seed: 2), dx = Tensor(zeros: [n])
+        let (px, py, pdy, pdx) = (x.data(Float.self), y.data(Float.self), dy.data(Float.self), dx.data(Float.self))
+        measure("silu forward", "4096x3072", bytes: Double(8 * n),
+                scalar: { ScalarLoops.siluForward(py, px, n) },
+                ours: { pointwiseForward(Silu.self, out: py, inp: px, count: n) })
+        measure("silu backward", "4096x3072", bytes: Double(16 * n),
+                scalar: { ScalarLoops.siluBackward(pdx, px, pdy, n) },
+                ours: { pointwiseBackward(Silu.self, dinp: pdx, inp: px, out: py, dout: pdy, count: n) })
+
+        // rmsnorm over the d12 residual stream: (4096, 768).
+        let (rows_, c) = (4096, 768)
+        let rx = randomTensor([rows_, c], seed: 3), ry = Tensor(zeros: [rows_, c]), rstd = Tensor(zeros: [rows_])
+        let rdy = randomTensor([rows_, c], seed: 4), rdx = Tensor(zeros: [rows_, c])
+        let (prx, pry, prs, prdy, prdx) = (rx.data(Float.self), ry.data(Float.self), rstd.data(Float.self),
+                                           rdy.data(Float.self), rdx.data(Float.self))
+        measure("rmsnorm forward", "4096x768", bytes: Double(8 * rows_ * c),
+                scalar: { rmsNormForwardReference(out: pry, inp: prx, rows: rows_, n: c) },
+                ours: { rmsNormForward(out: pry, rstd: prs, inp: prx, rows: rows_, n: c) })
+        rmsNormForward(out: pry, rstd: prs, inp: prx, rows: rows_, n: c)
+        measure("rmsnorm backward", "4096x768", bytes: Double(16 * rows_ * c),
+                scalar: { rmsNormBackwardReference(dinp: prdx, dout: prdy, inp: prx, rows: rows_, n: c) },
+                ours: { rmsNormBackward(dinp: prdx, dout: prdy, out: pry, rstd: prs, rows: rows_, n: c) })
+
+        // Causal attention, d12 at T = 512: H = 6, hd = 128.
+        let (t, h, hd) = (512, 6, 128)
+        let shape = AttentionShape(batch: 1, queries: t, heads: h, kvHeads: h, headDim: hd)
+        let q = randomTensor([t, h, hd], seed: 5), k = randomTensor([t, h, hd], seed: 6), v = randomTensor([t, h, hd], seed: 7)
+        let ay = Tensor(zeros: [t, h, hd]), lse = Tensor(zeros: [h, t]), ady = randomTensor([t, h, hd], seed: 8)
+        let dq = Tensor(zeros: [t, h, hd]), dk = Tensor(zeros: [t, h, hd]), dv = Tensor(zeros: [t, h, hd])
+        let (pq, pk, pv, pay, plse, pady) = (q.data(Float.self), k.data(Float.self), v.data(Float.self),
+                                             ay.data(Float.self), lse.data(Float.self), ady.data(Float.self))
+        let (pdq, pdk, pdv) = (dq.data(Float.self), dk.data(Float.self), dv.data(Float.self))
+        let tensorBytes = Double(t * h * hd * 4)
+        measure("attention forward", "T=512 H=6 hd=128", bytes: 4 * tensorBytes,
+                scalar: { ScalarLoops.attentionForward(pay, pq, pk, pv, t: t, h: h, hd: hd) },
+                ours: { attentionForward(out: pay, lse: plse, q: pq, k: pk, v: pv, shape: shape) })
+        attentionForward(out: pay, lse: plse, q: pq, k: pk, v: pv, shape: shape)
+        measure("attention backward", "T=512 H=6 hd=128", bytes: 10 * tensorBytes,
+                scalar: { ScalarLoops.attentionBackward(pdq, pdk, pdv, pady, pq, pk, pv, t: t, h: h, hd: hd) },
+                ours: { attentionBackward(dq: pdq, dk: pdk, dv: pdv, dout: pady, q: pq, k: pk, v: pv,
+                                          out: pay, lse: plse, shape: shape) })
+
+        // Softcapped cross entropy: 1024 rows of an 8192-token vocabulary.
+        let (nr, vocab) = (1024, 8192)
+        let logits = randomTensor([nr, vocab], seed: 9, std: 4), dlogits = Tensor(zeros: [nr, vocab])
+        var g = SeededGenerator(seed: 10)
+        let targets = (0..<nr).map { _ in Int32(g.next() % UInt64(vocab)) }
+        let losses = Tensor(zeros: [nr]), celse = Tensor(zeros: [nr]), dloss = Tensor(repeating: 1.0 / Double(nr), shape: [nr])
+        let (pl, pdl, plo, pcl, pdlo) = (logits.data(Float.self), dlogits.data(Float.self), losses.data(Float.self),
+                                         celse.data(Float.self), dloss.data(Float.self))
+        targets.withUnsafeBufferPointer { tp in
+            let pt = tp.baseAddress!
+            measure("cross entropy forward", "1024x8192", bytes: Double(4 * nr * vocab),
+                    scalar: { _ = ScalarLoops.crossEntropyForward(pl, targets, vocab, cap: 15) },
+                    ours: { crossEntropyForward(losses: plo, lse: pcl, logits: pl, targets: pt, rows: nr, vocab: vocab, softcap: 15) })
+            measure("cross entropy backward", "1024x8192", bytes: Double(12 * nr * vocab),
+                    scalar: { ScalarLoops.crossEntropyBackward(pdl, pl, targets, vocab, cap: 15, scale: 1 / Float(nr)) },
+                    ours: { crossEntropyBackward(dlogits: pdl, dloss: pdlo, logits: pl, lse: pcl, targets: pt,
+                                                 rows: nr, vocab: vocab, softcap: 15) })
+        }
+        return rows
+    }
+
+    func randomTensor(_ shape: [Int], seed: UInt64, std: Double = 1) -> Tensor {
+        var g = SeededGenerator(seed: seed)
+        return Tensor.randomNormal(shape, std: std, generator: &g)
+    }
+}
+
+struct MatmulRow: Codable {
+    var product: String
+    var oursGFLOPS: Double, rawGFLOPS: Double
+    var ours: Samples, raw: Samples
+}
+
+struct KernelRow: Codable {
+    var kernel: String, shape: String, bytes: Double
+    var scalarGBs: Double, ours1GBs: Double, oursNGBs: Double
+    var scalar: Samples, ours1: Samples, oursN: Samples
+}
+
+struct KernelsReport: Codable {
+    var threads: Int
+    var matmul: [MatmulRow]
+    var kernels: [KernelRow]
+}
+
+/// One line naming the CPU, core count and thread setting, for the head of every report.
+func machineSummary(threads: Int) -> String {
+    let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?
+        .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+    let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }.map(String.init) ?? ""
+    let simd = ["avx512f", "avx2", "fma"].filter { flags.contains(" \($0)") }.joined(separator: " ")
+    return "Machine: \(model), \(ProcessInfo.processInfo.activeProcessorCount) cores (\(simd)); threads: \(threads)"
+}
