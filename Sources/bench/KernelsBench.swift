@@ -81,30 +81,33 @@ struct KernelsCommand: ParsableCommand {
                                   oursNGBs: gb[2], scalar: s[0], ours1: s[1], oursN: s[2]))
         }
 
-        // silu on the d12 MLP hidden activations: (4096, 3072).
-        let n = 4096 * 3072
-        let x = randomTensor([n], seed: 1), y = Tensor(zeros: [n]), dy = randomTensor([n], seed: 2), dx = Tensor(zeros: [n])
-        let (px, py, pdy, pdx) = (x.data(Float.self), y.data(Float.self), dy.data(Float.self), dx.data(Float.self))
-        measure("silu forward", "4096x3072", bytes: Double(8 * n),
-                scalar: { ScalarLoops.siluForward(py, px, n) },
-                ours: { pointwiseForward(Silu.self, out: py, inp: px, count: n) })
-        measure("silu backward", "4096x3072", bytes: Double(16 * n),
-                scalar: { ScalarLoops.siluBackward(pdx, px, pdy, n) },
-                ours: { pointwiseBackward(Silu.self, dinp: pdx, inp: px, out: py, dout: pdy, count: n) })
+        // silu and rmsnorm at two sizes: 4096 tokens (as the matmuls above; 12-50 MB, out of
+        // cache, so bounded by memory bandwidth) and 512 tokens (one d12 micro-batch at
+        // T = 512; 1.5-6 MB, mostly cache-resident).
+        for tokens in [4096, 512] {
+            let n = tokens * 3072
+            let x = randomTensor([n], seed: 1), y = Tensor(zeros: [n]), dy = randomTensor([n], seed: 2), dx = Tensor(zeros: [n])
+            let (px, py, pdy, pdx) = (x.data(Float.self), y.data(Float.self), dy.data(Float.self), dx.data(Float.self))
+            measure("silu forward", "\(tokens)x3072", bytes: Double(8 * n),
+                    scalar: { ScalarLoops.siluForward(py, px, n) },
+                    ours: { pointwiseForward(Silu.self, out: py, inp: px, count: n) })
+            measure("silu backward", "\(tokens)x3072", bytes: Double(16 * n),
+                    scalar: { ScalarLoops.siluBackward(pdx, px, pdy, n) },
+                    ours: { pointwiseBackward(Silu.self, dinp: pdx, inp: px, out: py, dout: pdy, count: n) })
 
-        // rmsnorm over the d12 residual stream: (4096, 768).
-        let (rows_, c) = (4096, 768)
-        let rx = randomTensor([rows_, c], seed: 3), ry = Tensor(zeros: [rows_, c]), rstd = Tensor(zeros: [rows_])
-        let rdy = randomTensor([rows_, c], seed: 4), rdx = Tensor(zeros: [rows_, c])
-        let (prx, pry, prs, prdy, prdx) = (rx.data(Float.self), ry.data(Float.self), rstd.data(Float.self),
-                                           rdy.data(Float.self), rdx.data(Float.self))
-        measure("rmsnorm forward", "4096x768", bytes: Double(8 * rows_ * c),
-                scalar: { rmsNormForwardReference(out: pry, inp: prx, rows: rows_, n: c) },
-                ours: { rmsNormForward(out: pry, rstd: prs, inp: prx, rows: rows_, n: c) })
-        rmsNormForward(out: pry, rstd: prs, inp: prx, rows: rows_, n: c)
-        measure("rmsnorm backward", "4096x768", bytes: Double(16 * rows_ * c),
-                scalar: { rmsNormBackwardReference(dinp: prdx, dout: prdy, inp: prx, rows: rows_, n: c) },
-                ours: { rmsNormBackward(dinp: prdx, dout: prdy, out: pry, rstd: prs, rows: rows_, n: c) })
+            let c = 768
+            let rx = randomTensor([tokens, c], seed: 3), ry = Tensor(zeros: [tokens, c]), rstd = Tensor(zeros: [tokens])
+            let rdy = randomTensor([tokens, c], seed: 4), rdx = Tensor(zeros: [tokens, c])
+            let (prx, pry, prs, prdy, prdx) = (rx.data(Float.self), ry.data(Float.self), rstd.data(Float.self),
+                                               rdy.data(Float.self), rdx.data(Float.self))
+            measure("rmsnorm forward", "\(tokens)x768", bytes: Double(8 * tokens * c),
+                    scalar: { rmsNormForwardReference(out: pry, inp: prx, rows: tokens, n: c) },
+                    ours: { rmsNormForward(out: pry, rstd: prs, inp: prx, rows: tokens, n: c) })
+            rmsNormForward(out: pry, rstd: prs, inp: prx, rows: tokens, n: c)
+            measure("rmsnorm backward", "\(tokens)x768", bytes: Double(16 * tokens * c),
+                    scalar: { rmsNormBackwardReference(dinp: prdx, dout: prdy, inp: prx, rows: tokens, n: c) },
+                    ours: { rmsNormBackward(dinp: prdx, dout: prdy, out: pry, rstd: prs, rows: tokens, n: c) })
+        }
 
         // Causal attention, d12 at T = 512: H = 6, hd = 128.
         let (t, h, hd) = (512, 6, 128)

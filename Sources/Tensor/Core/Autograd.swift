@@ -38,7 +38,12 @@ public enum GradMode {
 
 extension Tensor {
     /// Attaches the backward rule of the op that produced `self`, if any input needs
-    /// gradients and recording is on. Call right after computing the forward.
+    /// gradients and recording is on. Call right after computing the forward; this is how
+    /// every built-in op is written, and how you write your own.
+    ///
+    /// `backward` receives the output. It reads `output.gradData(S.self)` (d loss / d output)
+    /// and *adds* into `input.gradData(S.self)` for each input with `requiresGrad` (asking
+    /// for an input's gradient creates it, zero-filled). It runs once, during `backward()`.
     public func record(_ op: String, _ inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
         guard GradMode.enabled, inputs.contains(where: { $0.requiresGrad }) else { return }
         requiresGrad = true
@@ -51,8 +56,8 @@ extension Tensor {
         gradStorage.map { Tensor(shape: shape, dtype: dtype, storage: $0) }
     }
 
-    /// Pointer to the gradient storage, created zero-filled on first use. Backward kernels
-    /// add into it.
+    /// Pointer to the gradient storage, created zero-filled on first use. Backward rules add
+    /// into it; the dtype must match `S`.
     @inline(__always)
     public func gradData<S: TensorScalar>(_: S.Type) -> UnsafeMutablePointer<S> {
         precondition(S.dtype == dtype)

@@ -60,8 +60,8 @@ public final class Tensor: @unchecked Sendable {
         self.init(uninitializedShape: shape, dtype: dtype)
         self.requiresGrad = requiresGrad
         switch dtype {
-        case .float32: for i in 0..<count { data(Float.self)[i] = Float(scalars[i]) }
-        case .float64: for i in 0..<count { data(Double.self)[i] = Double(scalars[i]) }
+        case .float32: let p = data(Float.self); for i in 0..<count { p[i] = Float(scalars[i]) }
+        case .float64: let p = data(Double.self); for i in 0..<count { p[i] = Double(scalars[i]) }
         }
     }
 
@@ -119,8 +119,12 @@ public final class Tensor: @unchecked Sendable {
         switch (self.dtype, d) {
         case (.float32, .float32): out.data(Float.self).update(from: data(Float.self), count: count)
         case (.float64, .float64): out.data(Double.self).update(from: data(Double.self), count: count)
-        case (.float32, .float64): for i in 0..<count { out.data(Double.self)[i] = Double(data(Float.self)[i]) }
-        case (.float64, .float32): for i in 0..<count { out.data(Float.self)[i] = Float(data(Double.self)[i]) }
+        case (.float32, .float64):
+            let (src, dst) = (data(Float.self), out.data(Double.self))
+            for i in 0..<count { dst[i] = Double(src[i]) }
+        case (.float64, .float32):
+            let (src, dst) = (data(Double.self), out.data(Float.self))
+            for i in 0..<count { dst[i] = Float(src[i]) }
         }
         return out
     }
