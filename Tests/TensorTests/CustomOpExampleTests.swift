@@ -54,3 +54,28 @@ extension TensorTests {
         }
     }
 }
+
+extension TensorTests {
+    @Suite struct ReadmeExampleTests {
+        @Test func quickTour() {
+            var g = SeededGenerator(seed: 0)
+            let wte = Tensor.randomNormal([10, 8], generator: &g)
+            let head = Tensor.randomNormal([10, 8], std: 0.3, generator: &g)
+            wte.requiresGrad = true
+            head.requiresGrad = true
+            let ids = IndexTensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
+            let targets = IndexTensor(shape: [2, 3], values: [2, 3, 4, 5, 6, -1])
+            let h = rmsNorm(embedding(wte, ids))
+            let logits = linear(h, head)
+            let loss = crossEntropy(logits, targets: targets, softcap: 15)
+            loss.backward()
+            #expect(logits.shape == [2, 3, 10])
+            #expect(wte.grad != nil && head.grad != nil)
+            #expect(head.grad!.doubles.contains { $0 != 0 })
+            head.zeroGrad()
+            #expect(head.grad!.doubles.allSatisfy { $0 == 0 })
+            let y = GradMode.withoutGradients { linear(h, head) }
+            #expect(!y.requiresGrad)
+        }
+    }
+}
