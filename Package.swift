@@ -20,6 +20,7 @@ let package = Package(
     name: "nanochat",
     products: [
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "SelectiveScan", targets: ["SelectiveScan"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
@@ -37,10 +38,15 @@ let package = Package(
             dependencies: ["CBLAS"],
             swiftSettings: kernelSettings
         ),
+        .target(
+            name: "SelectiveScan",
+            dependencies: ["Tensor"],
+            swiftSettings: kernelSettings
+        ),
         .executableTarget(
             name: "bench",
             dependencies: [
-                "Tensor", "CBLAS",
+                "Tensor", "SelectiveScan", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU
@@ -48,6 +54,11 @@ let package = Package(
         .testTarget(
             name: "TensorTests",
             dependencies: ["Tensor"],
+            swiftSettings: hostCPU
+        ),
+        .testTarget(
+            name: "SelectiveScanTests",
+            dependencies: ["SelectiveScan", "Tensor"],
             swiftSettings: hostCPU
         ),
     ]

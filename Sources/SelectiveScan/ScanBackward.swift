@@ -1,0 +1,264 @@
+// The selective scan backward: the reverse scan, chunk by chunk. Inside a chunk the forward
+// is recomputed from the saved boundary state (states, decays, Δ, y kept for the chunk
+// only), then walked backwards carrying dh = ∂loss/∂h:
+//   g_t   = dh + dy_t Cm_t                     (dh: the part of ∂/∂h_t from later steps)
+//   dCm_t += Σ_d dy_t h_t      dBm_t += Σ_d g_t Δ_t u_t      dA += g_t Δ_t a_t h_{t-1}
+//   dΔ_t  = Σ_n g_t (A a_t h_{t-1} + Bm_t u_t)                 du_t += Σ_n g_t Δ_t Bm_t
+//   dh    = g_t a_t,   a_t = exp(Δ_t A)
+// Reductions over channels (dBm, dCm) keep one partial per 64-channel group, and reductions
+// over time and batch (dA_log, D, dt_bias) one partial per (batch, time item); partials are
+// added in a fixed order, so the result does not depend on the thread count.
+import Tensor
+
+/// The recompute buffers of one block and chunk.
+@usableFromInline
+struct ChunkScratch<S: TensorScalar> {
+    @usableFromInline let hs, decays: UnsafeMutablePointer<SIMD16<S>>   // (L, N)
+    @usableFromInline let deltas, sigmas, ys: UnsafeMutablePointer<SIMD16<S>>   // (L)
+    @usableFromInline let hStart, dh, dA: UnsafeMutablePointer<SIMD16<S>>   // (N)
+
+    @inlinable init(_ sh: ScanShape) {
+        hs = .allocate(capacity: sh.chunk * sh.state); decays = .allocate(capacity: sh.chunk * sh.state)
+        deltas = .allocate(capacity: sh.chunk); sigmas = .allocate(capacity: sh.chunk); ys = .allocate(capacity: sh.chunk)
+        hStart = .allocate(capacity: sh.state); dh = .allocate(capacity: sh.state); dA = .allocate(capacity: sh.state)
+    }
+
+    @inlinable func free() {
+        for p in [hs, decays, deltas, sigmas, ys, hStart, dh, dA] { p.deallocate() }
+    }
+}
+
+/// Where the reductions land: partials to be summed in order after all items finish.
+@usableFromInline
+struct ScanPartials<S: TensorScalar>: @unchecked Sendable {
+    @usableFromInline let timeItems: Int
+    @usableFromInline let bm, cm: UnsafeMutablePointer<S>          // (groups, B, T, N)
+    @usableFromInline let aLog: UnsafeMutablePointer<S>            // (B · timeItems, N, Di)
+    @usableFromInline let d, bias: UnsafeMutablePointer<S>         // (B · timeItems, Di)
+
+    @inlinable init(_ sh: ScanShape, timeItems: Int) {
+        self.timeItems = timeItems
+        let bc = sh.groups * sh.batch * sh.time * sh.state, items = sh.batch * timeItems
+        bm = .allocate(capacity: bc); cm = .allocate(capacity: bc)
+        aLog = .allocate(capacity: items * sh.state * sh.channels)
+        d = .allocate(capacity: items * sh.channels); bias = .allocate(capacity: items * sh.channels)
+        bm.initialize(repeating: 0, count: bc); cm.initialize(repeating: 0, count: bc)
+        aLog.initialize(repeating: 0, count: items * sh.state * sh.channels)
+        d.initialize(repeating: 0, count: items * sh.channels); bias.initialize(repeating: 0, count: items * sh.channels)
+    }
+
+    @inlinable func free() { for p in [bm, cm, aLog, d, bias] { p.deallocate() } }
+}
+
+/// Backward of channels d0 ..< d0+w of batch b over chunk c. `s.hStart` holds the state
+/// before the chunk, `s.dh` the gradient carried in from after it (updated to the carry
+/// into the previous chunk). Per-element gradients go straight into `grad`; reductions into
+/// partial row `item` and the group's dBm/dCm partial.
+@inlinable @inline(__always)
+func scanBlockBackward<S: TensorScalar>(
+    _ x: ScanInputs<S>, _ grad: ScanGradients<S>, _ p: ScanPartials<S>, dout: UnsafePointer<S>,
+    _ sh: ScanShape, _ s: ChunkScratch<S>, at: UnsafePointer<SIMD16<S>>,
+    b: Int, group: Int, d0: Int, w: Int, c: Int, item: Int
+) {
+    let di = sh.channels, n = sh.state
+    let t0 = c * sh.chunk, t1 = Swift.min(sh.time, t0 + sh.chunk)
+    let bias = loadChannels(x.dtBias + d0, w), skip = loadChannels(x.d + d0, w)
+    // Recompute the chunk's forward.
+    var prev = s.hStart   // the state before step j: hStart, then row j-1 of hs
+    for t in t0..<t1 {
+        let j = t - t0, row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
+        let dr = loadChannels(x.deltaRaw + row, w) + bias
+        let delta = Softplus.forward(dr)
+        s.deltas[j] = delta
+        s.sigmas[j] = sigmoid(dr)
+        let uu = loadChannels(x.u + row, w), du = delta * uu
+        var y = skip * uu
+        let hrow = s.hs + j * n, arow = s.decays + j * n
+        for k in 0..<n {
+            let a = S.vexp(delta * at[k])
+            arow[k] = a
+            let hk = (a * prev[k]).addingProduct(du, SIMD16(repeating: x.bm[srow + k]))
+            hrow[k] = hk
+            y = y.addingProduct(hk, SIMD16(repeating: x.cm[srow + k]))
+        }
+        s.ys[j] = y
+        prev = hrow
+    }
+    // Walk back.
+    var dD = SIMD16<S>(), dBias = SIMD16<S>()
+    let bmPart = p.bm + ((group * sh.batch + b) * sh.time) * n, cmPart = p.cm + ((group * sh.batch + b) * sh.time) * n
+    for t in stride(from: t1 - 1, through: t0, by: -1) {
+        let j = t - t0, row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
+        let zz = loadChannels(x.z + row, w), sz = sigmoid(zz), go = loadChannels(dout + row, w)
+        let uu = loadChannels(x.u + row, w), delta = s.deltas[j]
+        let dy = go * zz * sz
+        addChannels(go * s.ys[j] * sz * (1 + zz * (1 - sz)), grad.z + row, w)
+        dD = dD.addingProduct(dy, uu)
+        var du = dy * skip, ddelta = SIMD16<S>()
+        let hrow = s.hs + j * n, arow = s.decays + j * n, hprev = j > 0 ? s.hs + (j - 1) * n : s.hStart
+        let du0 = delta * uu
+        for k in 0..<n {
+            let bk = SIMD16<S>(repeating: x.bm[srow + k])
+            let g = s.dh[k].addingProduct(dy, SIMD16(repeating: x.cm[srow + k]))
+            cmPart[t * n + k] += (dy * hrow[k]).sum()
+            let ah = arow[k] * hprev[k]
+            ddelta = ddelta.addingProduct(g, (at[k] * ah).addingProduct(bk, uu))
+            s.dA[k] = s.dA[k].addingProduct(g * delta, ah)
+            bmPart[t * n + k] += (g * du0).sum()
+            du = du.addingProduct(g * delta, bk)
+            s.dh[k] = g * arow[k]
+        }
+        let ddr = ddelta * s.sigmas[j]
+        addChannels(ddr, grad.deltaRaw + row, w)
+        dBias += ddr
+        addChannels(du, grad.u + row, w)
+    }
+    addChannels(dD, p.d + item * di + d0, w)
+    addChannels(dBias, p.bias + item * di + d0, w)
+}
+
+/// Adds into `grads` the gradients of `selectiveScanForward` (with a zero initial state)
+/// given dout (B, T, Di). `boundaryStates` are the forward's saved chunk-boundary states;
+/// `strategy` must match the forward's.
+@inlinable
+public func selectiveScanBackward<S: TensorScalar>(
+    grads: ScanGradients<S>, dout: UnsafePointer<S>, inputs x: ScanInputs<S>, shape sh: ScanShape,
+    boundaryStates: UnsafePointer<S>, strategy: ScanStrategy = .automatic
+) {
+    let at = decayRatesTransposed(x.aLog, channels: sh.channels, state: sh.state)
+    defer { at.deallocate() }
+    let nc = sh.chunks, timeParallel = strategy.timeParallel(sh)
+    let parts = ScanPartials<S>(sh, timeItems: timeParallel ? nc : 1)
+    defer { parts.free() }
+
+    // Runs the backward of chunk c for every block of item (b, g), carrying dh.
+    func chunkBackward(_ s: ChunkScratch<S>, _ ablk: UnsafeMutablePointer<SIMD16<S>>, b: Int, g: Int, d0: Int, w: Int,
+                       c: Int, item: Int) {
+        for k in 0..<sh.state {
+            s.hStart[k] = loadChannels(boundaryStates + boundaryIndex(sh, b: b, c: c, k: k, d0: d0), w)
+        }
+        scanBlockBackward(x, grads, parts, dout: dout, sh, s, at: ablk, b: b, group: g, d0: d0, w: w, c: c, item: item)
+    }
+
+    if !timeParallel {
+        Parallel.forEach(sh.batch * sh.groups) { it in
+            let b = it / sh.groups, g = it % sh.groups
+            let s = ChunkScratch<S>(sh), blk = BlockScratch<S>(state: sh.state)
+            defer { s.free(); blk.free() }
+            forEachBlock(sh, group: g) { d0, w in
+                blk.loadDecay(at, channels: sh.channels, state: sh.state, d0: d0, w: w)
+                for k in 0..<sh.state { s.dh[k] = SIMD16(); s.dA[k] = SIMD16() }
+                for c in stride(from: nc - 1, through: 0, by: -1) {
+                    chunkBackward(s, blk.a, b: b, g: g, d0: d0, w: w, c: c, item: b)
+                }
+                for k in 0..<sh.state { addChannels(s.dA[k], parts.aLog + (b * sh.state + k) * sh.channels + d0, w) }
+            }
+        }
+    } else {
+        // 1) per chunk, the carry it sends back from a zero carry-in, and its total decay;
+        // 2) the true carry-in of every chunk; 3) each chunk's backward from its carry-in.
+        let local = UnsafeMutablePointer<S>.allocate(capacity: sh.boundaryCount)
+        let decay = UnsafeMutablePointer<S>.allocate(capacity: sh.boundaryCount)
+        let carryIn = UnsafeMutablePointer<S>.allocate(capacity: sh.boundaryCount)
+        defer { local.deallocate(); decay.deallocate(); carryIn.deallocate() }
+        Parallel.forEach(sh.batch * sh.groups * nc) { it in
+            let c = it % nc, g = (it / nc) % sh.groups, b = it / (nc * sh.groups)
+            let blk = BlockScratch<S>(state: sh.state)
+            defer { blk.free() }
+            forEachBlock(sh, group: g) { d0, w in
+                blk.loadDecay(at, channels: sh.channels, state: sh.state, d0: d0, w: w)
+                reverseCarryOnly(x, dout: dout, sh, blk, b: b, d0: d0, w: w, c: c,
+                                 local: local, decay: decay)
+            }
+        }
+        Parallel.forEach(sh.batch * sh.groups) { it in
+            let b = it / sh.groups, g = it % sh.groups
+            forEachBlock(sh, group: g) { d0, w in
+                for k in 0..<sh.state {
+                    var carry = SIMD16<S>()
+                    for c in stride(from: nc - 1, through: 0, by: -1) {
+                        let i = boundaryIndex(sh, b: b, c: c, k: k, d0: d0)
+                        storeChannels(carry, carryIn + i, w)
+                        carry = loadChannels(local + i, w) + loadChannels(decay + i, w) * carry
+                    }
+                }
+            }
+        }
+        Parallel.forEach(sh.batch * sh.groups * nc) { it in
+            let c = it % nc, g = (it / nc) % sh.groups, b = it / (nc * sh.groups)
+            let s = ChunkScratch<S>(sh), blk = BlockScratch<S>(state: sh.state)
+            defer { s.free(); blk.free() }
+            forEachBlock(sh, group: g) { d0, w in
+                blk.loadDecay(at, channels: sh.channels, state: sh.state, d0: d0, w: w)
+                for k in 0..<sh.state {
+                    s.dh[k] = loadChannels(carryIn + boundaryIndex(sh, b: b, c: c, k: k, d0: d0), w)
+                    s.dA[k] = SIMD16()
+                }
+                let item = b * nc + c
+                chunkBackward(s, blk.a, b: b, g: g, d0: d0, w: w, c: c, item: item)
+                for k in 0..<sh.state { addChannels(s.dA[k], parts.aLog + (item * sh.state + k) * sh.channels + d0, w) }
+            }
+        }
+    }
+    reduceScanPartials(grads, parts, x, sh)
+}
+
+/// Time-parallel phase 1 for one block and chunk: the dh recursion alone from a zero carry,
+/// giving the carry the chunk sends to the one before (into `local`) and exp(A·ΣΔ) (into
+/// `decay`), both at the chunk's boundary index.
+@inlinable @inline(__always)
+func reverseCarryOnly<S: TensorScalar>(
+    _ x: ScanInputs<S>, dout: UnsafePointer<S>, _ sh: ScanShape, _ blk: BlockScratch<S>,
+    b: Int, d0: Int, w: Int, c: Int, local: UnsafeMutablePointer<S>, decay: UnsafeMutablePointer<S>
+) {
+    let di = sh.channels, n = sh.state
+    let t0 = c * sh.chunk, t1 = Swift.min(sh.time, t0 + sh.chunk)
+    let bias = loadChannels(x.dtBias + d0, w)
+    for k in 0..<n { blk.h[k] = SIMD16() }   // h holds the running dh here
+    var sum = SIMD16<S>()
+    for t in stride(from: t1 - 1, through: t0, by: -1) {
+        let row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
+        let delta = Softplus.forward(loadChannels(x.deltaRaw + row, w) + bias)
+        sum += delta
+        let zz = loadChannels(x.z + row, w)
+        let dy = loadChannels(dout + row, w) * Silu.forward(zz)
+        for k in 0..<n {
+            let g = blk.h[k].addingProduct(dy, SIMD16(repeating: x.cm[srow + k]))
+            blk.h[k] = g * S.vexp(delta * blk.a[k])
+        }
+    }
+    for k in 0..<n {
+        let i = boundaryIndex(sh, b: b, c: c, k: k, d0: d0)
+        storeChannels(blk.h[k], local + i, w)
+        storeChannels(S.vexp(sum * blk.a[k]), decay + i, w)
+    }
+}
+
+/// Adds the partials into the gradients in a fixed order.
+@inlinable
+func reduceScanPartials<S: TensorScalar>(_ g: ScanGradients<S>, _ p: ScanPartials<S>, _ x: ScanInputs<S>, _ sh: ScanShape) {
+    let rows = sh.batch * sh.time, n = sh.state, di = sh.channels
+    Parallel.forRanges(rows, grain: 64, alignment: 1) { range in
+        for r in range {
+            for grp in 0..<sh.groups {
+                let base = (grp * rows + r) * n
+                for k in 0..<n {
+                    g.bm[r * n + k] += p.bm[base + k]
+                    g.cm[r * n + k] += p.cm[base + k]
+                }
+            }
+        }
+    }
+    let items = sh.batch * p.timeItems
+    for d in 0..<di {
+        var dD: S = 0, dBias: S = 0
+        for it in 0..<items { dD += p.d[it * di + d]; dBias += p.bias[it * di + d] }
+        g.d[d] += dD
+        g.dtBias[d] += dBias
+        for k in 0..<n {
+            var s: S = 0
+            for it in 0..<items { s += p.aLog[(it * n + k) * di + d] }
+            g.aLog[d * n + k] += s * -S.exp(x.aLog[d * n + k])   // dA/dA_log = A = -exp(A_log)
+        }
+    }
+}
