@@ -57,7 +57,7 @@ struct ScanPartials<S: TensorScalar>: @unchecked Sendable {
 @inlinable @inline(__always)
 func scanBlockBackward<S: TensorScalar>(
     _ x: ScanInputs<S>, _ grad: ScanGradients<S>, _ p: ScanPartials<S>, dout: UnsafePointer<S>,
-    _ sh: ScanShape, _ s: ChunkScratch<S>, at: UnsafePointer<SIMD16<S>>,
+    _ sh: ScanShape, _ s: ChunkScratch<S>, _ blk: BlockScratch<S>,
     b: Int, group: Int, d0: Int, w: Int, c: Int, item: Int
 ) {
     let di = sh.channels, n = sh.state
@@ -75,7 +75,7 @@ func scanBlockBackward<S: TensorScalar>(
         var y = skip * uu
         let hrow = s.hs + j * n, arow = s.decays + j * n
         for k in 0..<n {
-            let a = S.vexp(delta * at[k])
+            let a = S.vexp2Decay(delta * blk.a2[k])
             arow[k] = a
             let hk = (a * prev[k]).addingProduct(du, SIMD16(repeating: x.bm[srow + k]))
             hrow[k] = hk
@@ -100,11 +100,11 @@ func scanBlockBackward<S: TensorScalar>(
         for k in 0..<n {
             let bk = SIMD16<S>(repeating: x.bm[srow + k])
             let g = s.dh[k].addingProduct(dy, SIMD16(repeating: x.cm[srow + k]))
-            cmPart[t * n + k] += (dy * hrow[k]).sum()
+            cmPart[t * n + k] += hsum(dy * hrow[k])
             let ah = arow[k] * hprev[k]
-            ddelta = ddelta.addingProduct(g, (at[k] * ah).addingProduct(bk, uu))
+            ddelta = ddelta.addingProduct(g, (blk.a[k] * ah).addingProduct(bk, uu))
             s.dA[k] = s.dA[k].addingProduct(g * delta, ah)
-            bmPart[t * n + k] += (g * du0).sum()
+            bmPart[t * n + k] += hsum(g * du0)
             du = du.addingProduct(g * delta, bk)
             s.dh[k] = g * arow[k]
         }
@@ -132,12 +132,12 @@ public func selectiveScanBackward<S: TensorScalar>(
     defer { parts.free() }
 
     // Runs the backward of chunk c for every block of item (b, g), carrying dh.
-    func chunkBackward(_ s: ChunkScratch<S>, _ ablk: UnsafeMutablePointer<SIMD16<S>>, b: Int, g: Int, d0: Int, w: Int,
+    func chunkBackward(_ s: ChunkScratch<S>, _ blk: BlockScratch<S>, b: Int, g: Int, d0: Int, w: Int,
                        c: Int, item: Int) {
         for k in 0..<sh.state {
             s.hStart[k] = loadChannels(boundaryStates + boundaryIndex(sh, b: b, c: c, k: k, d0: d0), w)
         }
-        scanBlockBackward(x, grads, parts, dout: dout, sh, s, at: ablk, b: b, group: g, d0: d0, w: w, c: c, item: item)
+        scanBlockBackward(x, grads, parts, dout: dout, sh, s, blk, b: b, group: g, d0: d0, w: w, c: c, item: item)
     }
 
     if !timeParallel {
@@ -149,7 +149,7 @@ public func selectiveScanBackward<S: TensorScalar>(
                 blk.loadDecay(at, channels: sh.channels, state: sh.state, d0: d0, w: w)
                 for k in 0..<sh.state { s.dh[k] = SIMD16(); s.dA[k] = SIMD16() }
                 for c in stride(from: nc - 1, through: 0, by: -1) {
-                    chunkBackward(s, blk.a, b: b, g: g, d0: d0, w: w, c: c, item: b)
+                    chunkBackward(s, blk, b: b, g: g, d0: d0, w: w, c: c, item: b)
                 }
                 for k in 0..<sh.state { addChannels(s.dA[k], parts.aLog + (b * sh.state + k) * sh.channels + d0, w) }
             }
@@ -195,7 +195,7 @@ public func selectiveScanBackward<S: TensorScalar>(
                     s.dA[k] = SIMD16()
                 }
                 let item = b * nc + c
-                chunkBackward(s, blk.a, b: b, g: g, d0: d0, w: w, c: c, item: item)
+                chunkBackward(s, blk, b: b, g: g, d0: d0, w: w, c: c, item: item)
                 for k in 0..<sh.state { addChannels(s.dA[k], parts.aLog + (item * sh.state + k) * sh.channels + d0, w) }
             }
         }
@@ -224,13 +224,13 @@ func reverseCarryOnly<S: TensorScalar>(
         let dy = loadChannels(dout + row, w) * Silu.forward(zz)
         for k in 0..<n {
             let g = blk.h[k].addingProduct(dy, SIMD16(repeating: x.cm[srow + k]))
-            blk.h[k] = g * S.vexp(delta * blk.a[k])
+            blk.h[k] = g * S.vexp2Decay(delta * blk.a2[k])
         }
     }
     for k in 0..<n {
         let i = boundaryIndex(sh, b: b, c: c, k: k, d0: d0)
         storeChannels(blk.h[k], local + i, w)
-        storeChannels(S.vexp(sum * blk.a[k]), decay + i, w)
+        storeChannels(S.vexp2Decay(sum * blk.a2[k]), decay + i, w)
     }
 }
 

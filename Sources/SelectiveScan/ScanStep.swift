@@ -22,14 +22,14 @@ public func selectiveScanStep<S: TensorScalar>(
                 let m = Swift.min(16, n - k)
                 var a = SIMD16<S>(), bv = SIMD16<S>(), cv = SIMD16<S>(), hv = SIMD16<S>()
                 for l in 0..<m {
-                    a[l] = -S.exp(aLog[k + l]); bv[l] = bm[k + l]; cv[l] = cm[k + l]; hv[l] = h[k + l]
+                    a[l] = -S.exp(aLog[k + l]) * S(1.4426950408889634); bv[l] = bm[k + l]; cv[l] = cm[k + l]; hv[l] = h[k + l]
                 }
-                hv = (S.vexp(delta * a) * hv).addingProduct(du, bv)
+                hv = (S.vexp2Decay(delta * a) * hv).addingProduct(du, bv)   // a holds A·log2 e
                 for l in 0..<m { h[k + l] = hv[l] }
                 acc = acc.addingProduct(cv, hv)   // lanes past m hold 0 · 0
                 k += m
             }
-            let y = acc.sum() + x.d[d] * u
+            let y = hsum(acc) + x.d[d] * u
             out[item] = y * Silu.forward(SIMD16(repeating: x.z[item]))[0]
         }
     }

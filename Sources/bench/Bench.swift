@@ -3,6 +3,7 @@
 // warm-up, with the spread.
 //
 //   bench kernels            matmul GFLOPS vs raw cblas_sgemm; SIMD kernels vs scalar loops
+//   bench scan               selective scan: chunked parallel vs sequential, 1 vs N threads
 import ArgumentParser
 import Foundation
 import Tensor
@@ -12,7 +13,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
-        subcommands: [KernelsCommand.self],
+        subcommands: [KernelsCommand.self, ScanCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
 }

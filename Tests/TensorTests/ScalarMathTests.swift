@@ -70,3 +70,17 @@ extension TensorTests {
         }
     }
 }
+
+extension TensorTests.ScalarMathTests {
+    @Test func exp2DecayRelativeErrorWithinTwoUlp() {
+        let ys = grid(-126, 0, 200_003) + [-0.5, -1e-9, 0]
+        let out = vectorized(ys, Float.vexp2Decay)
+        var worst = 0.0
+        for (y, v) in zip(ys, out) {
+            let ref = Foundation.exp2(Double(y))
+            worst = max(worst, abs(Double(v) - ref) / ref)
+        }
+        #expect(worst <= 2.4e-7, "exp2 worst relative error \(worst)")
+        #expect(vectorized([-200], Float.vexp2Decay)[0] == 0x1p-126)
+    }
+}

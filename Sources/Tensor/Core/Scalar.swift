@@ -23,6 +23,10 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
     /// e^x lane by lane. Float: relative error ≤ 2 ulp for x in [-87.3, 88.3],
     /// 0 below, clamped above; NaN propagates.
     static func vexp(_ x: SIMD16<Self>) -> SIMD16<Self>
+    /// 2^y lane by lane for y ≤ 0, the decay factors of the selective scan (y = Δ·A·log2 e).
+    /// Float: relative error ≤ 2 ulp; y < -126 gives 2^-126 (not 0); y > 0 is not handled.
+    /// Cheaper than vexp: no ln 2 split, no upper clamp, no special cases.
+    static func vexp2Decay(_ y: SIMD16<Self>) -> SIMD16<Self>
     /// log(1 + y) lane by lane for y > -1. Float: absolute error ≤ 2e-7·max(1, |result|).
     static func vlog1p(_ y: SIMD16<Self>) -> SIMD16<Self>
     /// tanh x lane by lane. Float: relative error ≤ 4 ulp near 0, absolute ≤ 2.4e-7.
@@ -74,6 +78,23 @@ extension Float: TensorScalar {
         y.replace(with: 0, where: x .< -87.3365447504)
         y.replace(with: x, where: x .!= x)
         return y
+    }
+
+    // 2^y = 2^n · 2^r with n = round(y) and r = y - n exact in [-1/2, 1/2]; 2^r by Cephes
+    // exp2f's degree-6 polynomial.
+    @inlinable @inline(__always)
+    public static func vexp2Decay(_ y: SIMD16<Float>) -> SIMD16<Float> {
+        let yc = y.replacing(with: -126, where: y .< -126)
+        let shifted = yc + 12582912          // 1.5·2^23: rounds to an integer in the low bits
+        let r = yc - (shifted - 12582912)
+        var p = SIMD16<Float>(repeating: 1.339887440266574e-3).addingProduct(SIMD16(repeating: 1.535336188319500e-4), r)
+        p = SIMD16<Float>(repeating: 9.618437357674640e-3).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 5.550332471162809e-2).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 2.402264791363012e-1).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 6.931472028550421e-1).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 1).addingProduct(p, r)
+        let bits = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
     }
 
     // log(1+y) = log(u)·y/(u-1) with u = 1+y rounded: the quotient undoes the rounding of u
@@ -165,6 +186,7 @@ extension Double: TensorScalar {
 
     public static func vexp(_ x: SIMD16<Double>) -> SIMD16<Double> { lanewise(x, Foundation.exp) }
     public static func vlog1p(_ y: SIMD16<Double>) -> SIMD16<Double> { lanewise(y, Foundation.log1p) }
+    public static func vexp2Decay(_ y: SIMD16<Double>) -> SIMD16<Double> { lanewise(y, Foundation.exp2) }
     public static func vtanh(_ x: SIMD16<Double>) -> SIMD16<Double> { lanewise(x, Foundation.tanh) }
     @inlinable @inline(__always)
     public static func vwhere(_ lhs: SIMD16<Double>, lessThan rhs: SIMD16<Double>, _ then: SIMD16<Double>,
@@ -197,4 +219,14 @@ public func vabs<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
 @inlinable @inline(__always)
 public func vmax<S: TensorScalar>(_ a: SIMD16<S>, _ b: SIMD16<S>) -> SIMD16<S> {
     S.vwhere(a, lessThan: b, b, else: a)
+}
+
+/// Σ lanes by a halving tree (8 + 4 + 2 + 1 adds, depth 4). SIMD's own sum() adds the lanes
+/// one after another (15 dependent adds), which dominated the scan's backward.
+@inlinable @inline(__always)
+public func hsum<S: TensorScalar>(_ v: SIMD16<S>) -> S {
+    let a = v.lowHalf + v.highHalf
+    let b = a.lowHalf + a.highHalf
+    let c = b.lowHalf + b.highHalf
+    return c[0] + c[1]
 }

@@ -61,7 +61,7 @@ func maskedSoftmaxRow<S: TensorScalar>(_ row: UnsafeMutablePointer<S>, visible: 
         for l in n..<16 { e[l] = 0 }
         storePartial(e, row + j, n); sv += e
     }
-    let sum = sv.sum()
+    let sum = hsum(sv)
     let inv = 1 / sum
     mapRange(0..<visible, row, row) { $0 * inv }
     (row + visible).update(repeating: 0, count: total - visible)

@@ -105,7 +105,7 @@ func sumMapped<S: TensorScalar>(
         for l in (n - i)..<16 { t[l] = 0 }
         a1 += t
     }
-    return ((a0 + a1) + (a2 + a3)).sum()
+    return hsum((a0 + a1) + (a2 + a3))
 }
 
 /// Dot product of a[0..<n] and b[0..<n], fixed accumulation order.
@@ -119,7 +119,7 @@ func vectorDot<S: TensorScalar>(_ a: UnsafePointer<S>, _ b: UnsafePointer<S>, _ 
         i += 32
     }
     while i + 16 <= n { a0 = a0.addingProduct(load(a + i), load(b + i)); i += 16 }
-    var s = (a0 + a1).sum()
+    var s = hsum(a0 + a1)
     while i < n { s += a[i] * b[i]; i += 1 }
     return s
 }
