@@ -19,7 +19,7 @@ public func causalConvForward<S: TensorScalar>(
                 for t in 0..<time {
                     var acc = bv
                     for k in Swift.max(0, kw - 1 - t)..<kw {
-                        acc = acc.addingProduct(taps[k], loadChannels(x + (b * time + t - (kw - 1) + k) * di + d0, wd))
+                        acc = S.vmuladd(taps[k], loadChannels(x + (b * time + t - (kw - 1) + k) * di + d0, wd), acc)
                     }
                     storeChannels(acc, y + (b * time + t) * di + d0, wd)
                 }
@@ -47,7 +47,7 @@ public func causalConvBackward<S: TensorScalar>(
                     db += g
                     for k in Swift.max(0, kw - 1 - t)..<kw {
                         let src = (b * time + t - (kw - 1) + k) * di + d0
-                        dtaps[k] = dtaps[k].addingProduct(g, loadChannels(x + src, wd))
+                        dtaps[k] = S.vmuladd(g, loadChannels(x + src, wd), dtaps[k])
                         addChannels(g * taps[k], dx + src, wd)
                     }
                 }

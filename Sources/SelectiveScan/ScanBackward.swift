@@ -10,21 +10,30 @@
 // added in a fixed order, so the result does not depend on the thread count.
 import Tensor
 
-/// The recompute buffers of one block and chunk.
+/// The working set of one item: recompute buffers for one block and chunk, the carried
+/// dh and the dA sums of each block of the group, and lane-wise dBm, dCm sums over the
+/// group's blocks (one horizontal sum per group instead of per block).
 @usableFromInline
 struct ChunkScratch<S: TensorScalar> {
-    @usableFromInline let hs, decays: UnsafeMutablePointer<SIMD16<S>>   // (L, N)
+    @usableFromInline let hs, decays: UnsafeMutablePointer<SIMD16<S>>      // (L, N)
     @usableFromInline let deltas, sigmas, ys: UnsafeMutablePointer<SIMD16<S>>   // (L)
-    @usableFromInline let hStart, dh, dA: UnsafeMutablePointer<SIMD16<S>>   // (N)
+    @usableFromInline let hStart: UnsafeMutablePointer<SIMD16<S>>         // (N)
+    @usableFromInline let dh, dA: UnsafeMutablePointer<SIMD16<S>>          // (blocks per group, N)
+    @usableFromInline let laneB, laneC: UnsafeMutablePointer<SIMD16<S>>    // (L, N)
 
     @inlinable init(_ sh: ScanShape) {
-        hs = .allocate(capacity: sh.chunk * sh.state); decays = .allocate(capacity: sh.chunk * sh.state)
+        let ln = sh.chunk * sh.state, gn = scanGroupWidth / 16 * sh.state
+        hs = .allocate(capacity: ln); decays = .allocate(capacity: ln)
         deltas = .allocate(capacity: sh.chunk); sigmas = .allocate(capacity: sh.chunk); ys = .allocate(capacity: sh.chunk)
-        hStart = .allocate(capacity: sh.state); dh = .allocate(capacity: sh.state); dA = .allocate(capacity: sh.state)
+        hStart = .allocate(capacity: sh.state)
+        dh = .allocate(capacity: gn); dA = .allocate(capacity: gn)
+        dh.initialize(repeating: SIMD16(), count: gn); dA.initialize(repeating: SIMD16(), count: gn)
+        laneB = .allocate(capacity: ln); laneC = .allocate(capacity: ln)
+        laneB.initialize(repeating: SIMD16(), count: ln); laneC.initialize(repeating: SIMD16(), count: ln)
     }
 
     @inlinable func free() {
-        for p in [hs, decays, deltas, sigmas, ys, hStart, dh, dA] { p.deallocate() }
+        for p in [hs, decays, deltas, sigmas, ys, hStart, dh, dA, laneB, laneC] { p.deallocate() }
     }
 }
 
@@ -50,19 +59,21 @@ struct ScanPartials<S: TensorScalar>: @unchecked Sendable {
     @inlinable func free() { for p in [bm, cm, aLog, d, bias] { p.deallocate() } }
 }
 
-/// Backward of channels d0 ..< d0+w of batch b over chunk c. `s.hStart` holds the state
-/// before the chunk, `s.dh` the gradient carried in from after it (updated to the carry
-/// into the previous chunk). Per-element gradients go straight into `grad`; reductions into
-/// partial row `item` and the group's dBm/dCm partial.
+/// Backward of channels d0 ..< d0+w (block `bi` of its group) of batch b over chunk c.
+/// `s.hStart` holds the state before the chunk; the block's row of `s.dh` the gradient
+/// carried in from after it, updated to the carry into the previous chunk. Per-element
+/// gradients go straight into `grad`, dA into the block's row of `s.dA`, dBm and dCm
+/// lane-wise into `s.laneB`, `s.laneC`, and D, dt_bias into partial row `item`.
 @inlinable @inline(__always)
 func scanBlockBackward<S: TensorScalar>(
     _ x: ScanInputs<S>, _ grad: ScanGradients<S>, _ p: ScanPartials<S>, dout: UnsafePointer<S>,
     _ sh: ScanShape, _ s: ChunkScratch<S>, _ blk: BlockScratch<S>,
-    b: Int, group: Int, d0: Int, w: Int, c: Int, item: Int
+    b: Int, bi: Int, d0: Int, w: Int, c: Int, item: Int
 ) {
     let di = sh.channels, n = sh.state
     let t0 = c * sh.chunk, t1 = Swift.min(sh.time, t0 + sh.chunk)
     let bias = loadChannels(x.dtBias + d0, w), skip = loadChannels(x.d + d0, w)
+    let dh = s.dh + bi * n, dA = s.dA + bi * n
     // Recompute the chunk's forward.
     var prev = s.hStart   // the state before step j: hStart, then row j-1 of hs
     for t in t0..<t1 {
@@ -77,36 +88,36 @@ func scanBlockBackward<S: TensorScalar>(
         for k in 0..<n {
             let a = S.vexp2Decay(delta * blk.a2[k])
             arow[k] = a
-            let hk = (a * prev[k]).addingProduct(du, SIMD16(repeating: x.bm[srow + k]))
+            let hk = S.vmuladd(du, SIMD16(repeating: x.bm[srow + k]), a * prev[k])
             hrow[k] = hk
-            y = y.addingProduct(hk, SIMD16(repeating: x.cm[srow + k]))
+            y = S.vmuladd(hk, SIMD16(repeating: x.cm[srow + k]), y)
         }
         s.ys[j] = y
         prev = hrow
     }
     // Walk back.
     var dD = SIMD16<S>(), dBias = SIMD16<S>()
-    let bmPart = p.bm + ((group * sh.batch + b) * sh.time) * n, cmPart = p.cm + ((group * sh.batch + b) * sh.time) * n
     for t in stride(from: t1 - 1, through: t0, by: -1) {
         let j = t - t0, row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
         let zz = loadChannels(x.z + row, w), sz = sigmoid(zz), go = loadChannels(dout + row, w)
         let uu = loadChannels(x.u + row, w), delta = s.deltas[j]
         let dy = go * zz * sz
         addChannels(go * s.ys[j] * sz * (1 + zz * (1 - sz)), grad.z + row, w)
-        dD = dD.addingProduct(dy, uu)
+        dD = S.vmuladd(dy, uu, dD)
         var du = dy * skip, ddelta = SIMD16<S>()
         let hrow = s.hs + j * n, arow = s.decays + j * n, hprev = j > 0 ? s.hs + (j - 1) * n : s.hStart
+        let lb = s.laneB + j * n, lc = s.laneC + j * n
         let du0 = delta * uu
         for k in 0..<n {
             let bk = SIMD16<S>(repeating: x.bm[srow + k])
-            let g = s.dh[k].addingProduct(dy, SIMD16(repeating: x.cm[srow + k]))
-            cmPart[t * n + k] += hsum(dy * hrow[k])
-            let ah = arow[k] * hprev[k]
-            ddelta = ddelta.addingProduct(g, (blk.a[k] * ah).addingProduct(bk, uu))
-            s.dA[k] = s.dA[k].addingProduct(g * delta, ah)
-            bmPart[t * n + k] += hsum(g * du0)
-            du = du.addingProduct(g * delta, bk)
-            s.dh[k] = g * arow[k]
+            let g = S.vmuladd(dy, SIMD16(repeating: x.cm[srow + k]), dh[k])
+            lc[k] = S.vmuladd(dy, hrow[k], lc[k])
+            let ah = arow[k] * hprev[k], gd = g * delta
+            ddelta = S.vmuladd(g, S.vmuladd(bk, uu, blk.a[k] * ah), ddelta)
+            dA[k] = S.vmuladd(gd, ah, dA[k])
+            lb[k] = S.vmuladd(g, du0, lb[k])
+            du = S.vmuladd(gd, bk, du)
+            dh[k] = g * arow[k]
         }
         let ddr = ddelta * s.sigmas[j]
         addChannels(ddr, grad.deltaRaw + row, w)
@@ -115,6 +126,47 @@ func scanBlockBackward<S: TensorScalar>(
     }
     addChannels(dD, p.d + item * di + d0, w)
     addChannels(dBias, p.bias + item * di + d0, w)
+}
+
+/// Runs chunk c's backward for every block of group g (the blocks' dh rows carry across
+/// calls), then moves the lane-wise dBm, dCm sums into the group's partial rows.
+@inlinable @inline(__always)
+func groupChunkBackward<S: TensorScalar>(
+    _ x: ScanInputs<S>, _ grad: ScanGradients<S>, _ p: ScanPartials<S>, dout: UnsafePointer<S>,
+    _ sh: ScanShape, _ s: ChunkScratch<S>, _ blk: BlockScratch<S>, at: UnsafePointer<S>,
+    boundary: UnsafePointer<S>, b: Int, g: Int, c: Int, item: Int
+) {
+    var bi = 0
+    forEachBlock(sh, group: g) { d0, w in
+        blk.loadDecay(at, channels: sh.channels, state: sh.state, d0: d0, w: w)
+        for k in 0..<sh.state { s.hStart[k] = loadChannels(boundary + boundaryIndex(sh, b: b, c: c, k: k, d0: d0), w) }
+        scanBlockBackward(x, grad, p, dout: dout, sh, s, blk, b: b, bi: bi, d0: d0, w: w, c: c, item: item)
+        bi += 1
+    }
+    let n = sh.state, t0 = c * sh.chunk, t1 = Swift.min(sh.time, t0 + sh.chunk)
+    let base = ((g * sh.batch + b) * sh.time) * n
+    for t in t0..<t1 {
+        let j = t - t0
+        for k in 0..<n {
+            p.bm[base + t * n + k] += hsum(s.laneB[j * n + k])
+            p.cm[base + t * n + k] += hsum(s.laneC[j * n + k])
+            s.laneB[j * n + k] = SIMD16()
+            s.laneC[j * n + k] = SIMD16()
+        }
+    }
+}
+
+/// Adds each block's dA sums of group g into partial row `item`.
+@inlinable @inline(__always)
+func flushDecayGradients<S: TensorScalar>(_ s: ChunkScratch<S>, _ p: ScanPartials<S>, _ sh: ScanShape, g: Int, item: Int) {
+    var bi = 0
+    forEachBlock(sh, group: g) { d0, w in
+        for k in 0..<sh.state {
+            addChannels(s.dA[bi * sh.state + k], p.aLog + (item * sh.state + k) * sh.channels + d0, w)
+            s.dA[bi * sh.state + k] = SIMD16()
+        }
+        bi += 1
+    }
 }
 
 /// Adds into `grads` the gradients of `selectiveScanForward` (with a zero initial state)
@@ -131,28 +183,16 @@ public func selectiveScanBackward<S: TensorScalar>(
     let parts = ScanPartials<S>(sh, timeItems: timeParallel ? nc : 1)
     defer { parts.free() }
 
-    // Runs the backward of chunk c for every block of item (b, g), carrying dh.
-    func chunkBackward(_ s: ChunkScratch<S>, _ blk: BlockScratch<S>, b: Int, g: Int, d0: Int, w: Int,
-                       c: Int, item: Int) {
-        for k in 0..<sh.state {
-            s.hStart[k] = loadChannels(boundaryStates + boundaryIndex(sh, b: b, c: c, k: k, d0: d0), w)
-        }
-        scanBlockBackward(x, grads, parts, dout: dout, sh, s, blk, b: b, group: g, d0: d0, w: w, c: c, item: item)
-    }
-
     if !timeParallel {
         Parallel.forEach(sh.batch * sh.groups) { it in
             let b = it / sh.groups, g = it % sh.groups
             let s = ChunkScratch<S>(sh), blk = BlockScratch<S>(state: sh.state)
             defer { s.free(); blk.free() }
-            forEachBlock(sh, group: g) { d0, w in
-                blk.loadDecay(at, channels: sh.channels, state: sh.state, d0: d0, w: w)
-                for k in 0..<sh.state { s.dh[k] = SIMD16(); s.dA[k] = SIMD16() }
-                for c in stride(from: nc - 1, through: 0, by: -1) {
-                    chunkBackward(s, blk, b: b, g: g, d0: d0, w: w, c: c, item: b)
-                }
-                for k in 0..<sh.state { addChannels(s.dA[k], parts.aLog + (b * sh.state + k) * sh.channels + d0, w) }
+            for c in stride(from: nc - 1, through: 0, by: -1) {
+                groupChunkBackward(x, grads, parts, dout: dout, sh, s, blk, at: at, boundary: boundaryStates,
+                                   b: b, g: g, c: c, item: b)
             }
+            flushDecayGradients(s, parts, sh, g: g, item: b)
         }
     } else {
         // 1) per chunk, the carry it sends back from a zero carry-in, and its total decay;
@@ -167,8 +207,7 @@ public func selectiveScanBackward<S: TensorScalar>(
             defer { blk.free() }
             forEachBlock(sh, group: g) { d0, w in
                 blk.loadDecay(at, channels: sh.channels, state: sh.state, d0: d0, w: w)
-                reverseCarryOnly(x, dout: dout, sh, blk, b: b, d0: d0, w: w, c: c,
-                                 local: local, decay: decay)
+                reverseCarryOnly(x, dout: dout, sh, blk, b: b, d0: d0, w: w, c: c, local: local, decay: decay)
             }
         }
         Parallel.forEach(sh.batch * sh.groups) { it in
@@ -188,16 +227,17 @@ public func selectiveScanBackward<S: TensorScalar>(
             let c = it % nc, g = (it / nc) % sh.groups, b = it / (nc * sh.groups)
             let s = ChunkScratch<S>(sh), blk = BlockScratch<S>(state: sh.state)
             defer { s.free(); blk.free() }
+            var bi = 0
             forEachBlock(sh, group: g) { d0, w in
-                blk.loadDecay(at, channels: sh.channels, state: sh.state, d0: d0, w: w)
                 for k in 0..<sh.state {
-                    s.dh[k] = loadChannels(carryIn + boundaryIndex(sh, b: b, c: c, k: k, d0: d0), w)
-                    s.dA[k] = SIMD16()
+                    s.dh[bi * sh.state + k] = loadChannels(carryIn + boundaryIndex(sh, b: b, c: c, k: k, d0: d0), w)
                 }
-                let item = b * nc + c
-                chunkBackward(s, blk, b: b, g: g, d0: d0, w: w, c: c, item: item)
-                for k in 0..<sh.state { addChannels(s.dA[k], parts.aLog + (item * sh.state + k) * sh.channels + d0, w) }
+                bi += 1
             }
+            let item = b * nc + c
+            groupChunkBackward(x, grads, parts, dout: dout, sh, s, blk, at: at, boundary: boundaryStates,
+                               b: b, g: g, c: c, item: item)
+            flushDecayGradients(s, parts, sh, g: g, item: item)
         }
     }
     reduceScanPartials(grads, parts, x, sh)
@@ -223,7 +263,7 @@ func reverseCarryOnly<S: TensorScalar>(
         let zz = loadChannels(x.z + row, w)
         let dy = loadChannels(dout + row, w) * Silu.forward(zz)
         for k in 0..<n {
-            let g = blk.h[k].addingProduct(dy, SIMD16(repeating: x.cm[srow + k]))
+            let g = S.vmuladd(dy, SIMD16(repeating: x.cm[srow + k]), blk.h[k])
             blk.h[k] = g * S.vexp2Decay(delta * blk.a2[k])
         }
     }

@@ -44,9 +44,9 @@ func scanBlockForward<S: TensorScalar>(
         let du = delta * uu
         var y = skip * uu
         for k in 0..<n {
-            let hk = (S.vexp2Decay(delta * a2[k]) * h[k]).addingProduct(du, SIMD16(repeating: x.bm[srow + k]))
+            let hk = S.vmuladd(du, SIMD16(repeating: x.bm[srow + k]), S.vexp2Decay(delta * a2[k]) * h[k])
             h[k] = hk
-            if out != nil { y = y.addingProduct(hk, SIMD16(repeating: x.cm[srow + k])) }
+            if out != nil { y = S.vmuladd(hk, SIMD16(repeating: x.cm[srow + k]), y) }
         }
         if let out { storeChannels(y * Silu.forward(loadChannels(x.z + row, w)), out + row, w) }
     }

@@ -24,9 +24,9 @@ public func selectiveScanStep<S: TensorScalar>(
                 for l in 0..<m {
                     a[l] = -S.exp(aLog[k + l]) * S(1.4426950408889634); bv[l] = bm[k + l]; cv[l] = cm[k + l]; hv[l] = h[k + l]
                 }
-                hv = (S.vexp2Decay(delta * a) * hv).addingProduct(du, bv)   // a holds A·log2 e
+                hv = S.vmuladd(du, bv, S.vexp2Decay(delta * a) * hv)   // a holds A·log2 e
                 for l in 0..<m { h[k + l] = hv[l] }
-                acc = acc.addingProduct(cv, hv)   // lanes past m hold 0 · 0
+                acc = S.vmuladd(cv, hv, acc)   // lanes past m hold 0 · 0
                 k += m
             }
             let y = hsum(acc) + x.d[d] * u

@@ -68,11 +68,14 @@ struct KernelsCommand: ParsableCommand {
         print("| kernel | shape | scalar loop | ours, 1 thread | ours, \(nt) threads | 1 thread ÷ scalar | \(nt) threads ÷ scalar |")
         print("|---|---|---:|---:|---:|---:|---:|")
         var rows: [KernelRow] = []
-        func measure(_ name: String, _ shape: String, bytes: Double, scalar: @escaping () -> Void, ours: @escaping () -> Void) {
+        // Kernels that call sgemm set OpenBLAS's threads with ours; the others leave OpenBLAS
+        // alone (switching it wakes its threads, which then compete for the cores).
+        func measure(_ name: String, _ shape: String, bytes: Double, usesBLAS: Bool = false,
+                     scalar: @escaping () -> Void, ours: @escaping () -> Void) {
             let s = timeInterleaved(runs: common.runs, [
                 scalar,
-                { Parallel.setThreadCount(1); ours() },
-                { Parallel.setThreadCount(nt); ours() },
+                { Parallel.setThreadCount(1, includingBLAS: usesBLAS); ours() },
+                { Parallel.setThreadCount(nt, includingBLAS: usesBLAS); ours() },
             ])
             Parallel.setThreadCount(nt)
             let gb = s.map { bytes / $0.median * 1e-9 }
@@ -119,11 +122,11 @@ struct KernelsCommand: ParsableCommand {
                                              ay.data(Float.self), lse.data(Float.self), ady.data(Float.self))
         let (pdq, pdk, pdv) = (dq.data(Float.self), dk.data(Float.self), dv.data(Float.self))
         let tensorBytes = Double(t * h * hd * 4)
-        measure("attention forward", "T=512 H=6 hd=128", bytes: 4 * tensorBytes,
+        measure("attention forward", "T=512 H=6 hd=128", bytes: 4 * tensorBytes, usesBLAS: true,
                 scalar: { ScalarLoops.attentionForward(pay, pq, pk, pv, t: t, h: h, hd: hd) },
                 ours: { attentionForward(out: pay, lse: plse, q: pq, k: pk, v: pv, shape: shape) })
         attentionForward(out: pay, lse: plse, q: pq, k: pk, v: pv, shape: shape)
-        measure("attention backward", "T=512 H=6 hd=128", bytes: 10 * tensorBytes,
+        measure("attention backward", "T=512 H=6 hd=128", bytes: 10 * tensorBytes, usesBLAS: true,
                 scalar: { ScalarLoops.attentionBackward(pdq, pdk, pdv, pady, pq, pk, pv, t: t, h: h, hd: hd) },
                 ours: { attentionBackward(dq: pdq, dk: pdk, dv: pdv, dout: pady, q: pq, k: pk, v: pv,
                                           out: pay, lse: plse, shape: shape) })

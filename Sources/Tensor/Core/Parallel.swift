@@ -19,11 +19,14 @@ public enum Parallel {
     /// Worker threads used by the kernels and by OpenBLAS.
     public static var threadCount: Int { threads.load(ordering: .relaxed) }
 
-    /// Sets the worker count for our kernels and for OpenBLAS's sgemm.
-    public static func setThreadCount(_ n: Int) {
+    /// Sets the worker count for our kernels and, unless `includingBLAS` is false, for
+    /// OpenBLAS's sgemm. Changing OpenBLAS's count wakes its idle threads, which then spin
+    /// for a while on the cores our kernels use: benchmarks that switch our count back and
+    /// forth around kernels without sgemm leave OpenBLAS alone.
+    public static func setThreadCount(_ n: Int, includingBLAS: Bool = true) {
         precondition(n >= 1, "thread count must be at least 1")
         threads.store(n, ordering: .relaxed)
-        openblas_set_num_threads(Int32(n))
+        if includingBLAS { openblas_set_num_threads(Int32(n)) }
     }
 
     /// Splits `0..<count` into at most `threadCount` contiguous ranges of at least `grain`

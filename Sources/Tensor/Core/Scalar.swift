@@ -37,6 +37,9 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
     /// compile to one compare and one blend.
     static func vwhere(_ lhs: SIMD16<Self>, lessThan rhs: SIMD16<Self>, _ then: SIMD16<Self>,
                        else otherwise: SIMD16<Self>) -> SIMD16<Self>
+    /// a·b + c lane by lane, fused. A requirement for the same reason as `vwhere`: SIMD's
+    /// addingProduct is a lane loop in generic code, which LLVM sometimes leaves scalar.
+    static func vmuladd(_ a: SIMD16<Self>, _ b: SIMD16<Self>, _ c: SIMD16<Self>) -> SIMD16<Self>
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     /// C = alpha · op(A) · op(B) + beta · C, row-major (cblas_sgemm / cblas_dgemm).
@@ -159,6 +162,11 @@ extension Float: TensorScalar {
         otherwise.replacing(with: then, where: lhs .< rhs)
     }
 
+    @inlinable @inline(__always)
+    public static func vmuladd(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ c: SIMD16<Float>) -> SIMD16<Float> {
+        c.addingProduct(a, b)
+    }
+
     public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     public static func log(_ x: Float) -> Float { Foundation.log(x) }
 
@@ -192,6 +200,11 @@ extension Double: TensorScalar {
     public static func vwhere(_ lhs: SIMD16<Double>, lessThan rhs: SIMD16<Double>, _ then: SIMD16<Double>,
                               else otherwise: SIMD16<Double>) -> SIMD16<Double> {
         otherwise.replacing(with: then, where: lhs .< rhs)
+    }
+
+    @inlinable @inline(__always)
+    public static func vmuladd(_ a: SIMD16<Double>, _ b: SIMD16<Double>, _ c: SIMD16<Double>) -> SIMD16<Double> {
+        c.addingProduct(a, b)
     }
 
     public static func exp(_ x: Double) -> Double { Foundation.exp(x) }

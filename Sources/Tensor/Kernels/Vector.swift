@@ -114,11 +114,11 @@ func vectorDot<S: TensorScalar>(_ a: UnsafePointer<S>, _ b: UnsafePointer<S>, _ 
     var a0 = SIMD16<S>(), a1 = SIMD16<S>()
     var i = 0
     while i + 32 <= n {
-        a0 = a0.addingProduct(load(a + i), load(b + i))
-        a1 = a1.addingProduct(load(a + i + 16), load(b + i + 16))
+        a0 = S.vmuladd(load(a + i), load(b + i), a0)
+        a1 = S.vmuladd(load(a + i + 16), load(b + i + 16), a1)
         i += 32
     }
-    while i + 16 <= n { a0 = a0.addingProduct(load(a + i), load(b + i)); i += 16 }
+    while i + 16 <= n { a0 = S.vmuladd(load(a + i), load(b + i), a0); i += 16 }
     var s = hsum(a0 + a1)
     while i < n { s += a[i] * b[i]; i += 1 }
     return s
