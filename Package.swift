@@ -21,6 +21,7 @@ let package = Package(
     products: [
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "SelectiveScan", targets: ["SelectiveScan"]),
+        .library(name: "Blocks", targets: ["Blocks"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
@@ -43,6 +44,11 @@ let package = Package(
             dependencies: ["Tensor"],
             swiftSettings: kernelSettings
         ),
+        .target(
+            name: "Blocks",
+            dependencies: ["Tensor", "SelectiveScan"],
+            swiftSettings: hostCPU
+        ),
         .executableTarget(
             name: "bench",
             dependencies: [
@@ -54,6 +60,11 @@ let package = Package(
         .testTarget(
             name: "TensorTests",
             dependencies: ["Tensor"],
+            swiftSettings: hostCPU
+        ),
+        .testTarget(
+            name: "BlocksTests",
+            dependencies: ["Blocks", "SelectiveScan", "Tensor"],
             swiftSettings: hostCPU
         ),
         .testTarget(

@@ -1,0 +1,146 @@
+// Caches for decoding: keys and values for Transformer layers, conv and SSM states for Mamba
+// layers. Prefill a prompt, then feed one token at a time.
+import SelectiveScan
+import Tensor
+
+/// Keys and values of one Transformer layer: (B, capacity, KV, hd) each.
+final class KVCache {
+    let k, v: Tensor
+    let capacity: Int
+
+    init(batch: Int, capacity: Int, kvHeads: Int, headDim: Int, dtype: DType) {
+        k = Tensor(zeros: [batch, capacity, kvHeads, headDim], dtype: dtype)
+        v = Tensor(zeros: [batch, capacity, kvHeads, headDim], dtype: dtype)
+        self.capacity = capacity
+    }
+
+    /// Stores the T new keys and values at positions offset ..< offset+T, then attends the
+    /// new queries (B, T, H, hd) over all offset+T keys. Inference only (no tape).
+    func attend(q: Tensor, k newK: Tensor, v newV: Tensor, offset: Int) -> Tensor {
+        let (b, t, h, hd) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), kv = newK.shape[2]
+        precondition(offset + t <= capacity, "decode cache holds \(capacity) positions, need \(offset + t)")
+        let y = Tensor(uninitializedShape: q.shape, dtype: q.dtype)
+        func run<S: TensorScalar>(_: S.Type) {
+            let row = kv * hd
+            for bi in 0..<b {
+                (k.data(S.self) + (bi * capacity + offset) * row).update(from: newK.data(S.self) + bi * t * row, count: t * row)
+                (v.data(S.self) + (bi * capacity + offset) * row).update(from: newV.data(S.self) + bi * t * row, count: t * row)
+            }
+            let lse = UnsafeMutablePointer<S>.allocate(capacity: b * h * t)
+            defer { lse.deallocate() }
+            attentionForward(out: y.data(S.self), lse: lse, q: q.data(S.self), k: k.data(S.self), v: v.data(S.self),
+                             shape: AttentionShape(batch: b, queries: t, keys: offset + t, heads: h, kvHeads: kv,
+                                                   headDim: hd, kvBatchStride: capacity * row))
+        }
+        if q.dtype == .float32 { run(Float.self) } else { run(Double.self) }
+        return y
+    }
+}
+
+/// Conv state (B, Di, K-1), oldest input first, and SSM state (B, Di, N) of one Mamba layer.
+final class MambaCache {
+    let conv, ssm: Tensor
+    /// Whether a prefill has filled the states (steps need it; a prefill needs it empty).
+    private(set) var primed = false
+
+    init(batch: Int, config: ModelConfig, dtype: DType) {
+        conv = Tensor(zeros: [batch, config.mambaInner, config.mambaDConv - 1], dtype: dtype)
+        ssm = Tensor(zeros: [batch, config.mambaInner, config.mambaDState], dtype: dtype)
+    }
+
+    /// After a prefill over x (B, T, Di) (the conv's input): keep its last K-1 steps and the
+    /// scan's final state.
+    func prime(convInput x: Tensor, scanState: Tensor) {
+        let (b, t, di) = (x.shape[0], x.shape[1], x.shape[2]), w = conv.shape[2]
+        let xs = x.doubles, cs = conv.count
+        var values = [Double](repeating: 0, count: cs)
+        for bi in 0..<b { for d in 0..<di { for j in 0..<w {
+            let ti = t - w + j
+            if ti >= 0 { values[(bi * di + d) * w + j] = xs[(bi * t + ti) * di + d] }
+        } } }
+        func run<S: TensorScalar>(_: S.Type) {
+            for i in 0..<cs { conv.data(S.self)[i] = S(values[i]) }
+            ssm.data(S.self).update(from: scanState.data(S.self), count: ssm.count)
+        }
+        if conv.dtype == .float32 { run(Float.self) } else { run(Double.self) }
+        primed = true
+    }
+
+    /// One token: x, z (B, 1, Di) -> y (B, 1, Di), advancing both states.
+    func step(x: Tensor, z: Tensor, _ p: ParameterSet, prefix m: String, config: ModelConfig) -> Tensor {
+        let b = x.shape[0], di = config.mambaInner, r = config.dtRank, n = config.mambaDState
+        let convOut = Tensor(uninitializedShape: [b, 1, di], dtype: x.dtype)
+        let y = Tensor(uninitializedShape: [b, 1, di], dtype: x.dtype)
+        func convStep<S: TensorScalar>(_: S.Type) {
+            causalConvStep(out: convOut.data(S.self), state: conv.data(S.self), inp: x.data(S.self),
+                           weight: p["\(m).conv1d.weight"].data(S.self), bias: p["\(m).conv1d.bias"].data(S.self),
+                           batch: b, channels: di, kernel: config.mambaDConv)
+        }
+        if x.dtype == .float32 { convStep(Float.self) } else { convStep(Double.self) }
+        let xc = silu(convOut)
+        let dbc = linear(xc, p["\(m).x_proj.weight"])
+        let dt = slice(dbc, axis: -1, 0..<r)
+        let bm = slice(dbc, axis: -1, r..<(r + n)), cm = slice(dbc, axis: -1, (r + n)..<(r + 2 * n))
+        let deltaRaw = linear(dt, p["\(m).dt_proj.weight"])
+        func scanStep<S: TensorScalar>(_: S.Type) {
+            selectiveScanStep(out: y.data(S.self), state: ssm.data(S.self),
+                              inputs: ScanInputs(u: xc.data(S.self), deltaRaw: deltaRaw.data(S.self),
+                                                 dtBias: p["\(m).dt_proj.bias"].data(S.self), aLog: p["\(m).A_log"].data(S.self),
+                                                 bm: bm.data(S.self), cm: cm.data(S.self), d: p["\(m).D"].data(S.self),
+                                                 z: z.data(S.self)),
+                              batch: b, channels: di, state: n)
+        }
+        if x.dtype == .float32 { scanStep(Float.self) } else { scanStep(Double.self) }
+        return y
+    }
+}
+
+/// The per-layer caches of one decoding session: up to `capacity` positions for `batch`
+/// sequences.
+public final class DecodeCache {
+    enum Layer {
+        case attention(KVCache)
+        case mamba(MambaCache)
+    }
+
+    public let batch: Int, capacity: Int
+    /// Positions filled so far.
+    public internal(set) var length = 0
+    let layers: [Layer]
+
+    public init(config: ModelConfig, batch: Int, capacity: Int, dtype: DType = .float32) {
+        self.batch = batch
+        self.capacity = capacity
+        layers = config.blockPattern.map { kind in
+            switch kind {
+            case .transformer:
+                return .attention(KVCache(batch: batch, capacity: capacity, kvHeads: config.nKVHead,
+                                          headDim: config.headDim, dtype: dtype))
+            case .mamba:
+                return .mamba(MambaCache(batch: batch, config: config, dtype: dtype))
+            }
+        }
+    }
+
+    /// Bytes the cache holds.
+    public var byteCount: Int {
+        layers.reduce(0) { total, layer in
+            switch layer {
+            case .attention(let c): return total + (c.k.count + c.v.count) * c.k.dtype.byteSize
+            case .mamba(let c): return total + (c.conv.count + c.ssm.count) * c.conv.dtype.byteSize
+            }
+        }
+    }
+
+    /// Bytes of cache one sequence needs at `contextLength` positions: per Transformer
+    /// layer 2·T·KV·hd values, per Mamba layer Di·(K-1) + Di·N (independent of T).
+    public static func bytesPerSequence(_ config: ModelConfig, contextLength: Int, dtype: DType = .float32) -> Int {
+        config.blockPattern.reduce(0) { total, kind in
+            switch kind {
+            case .transformer: return total + 2 * contextLength * config.nKVHead * config.headDim * dtype.byteSize
+            case .mamba:
+                return total + config.mambaInner * (config.mambaDConv - 1 + config.mambaDState) * dtype.byteSize
+            }
+        }
+    }
+}

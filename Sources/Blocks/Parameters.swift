@@ -1,0 +1,154 @@
+// The model's parameters, listed explicitly under their checkpoint names (SPEC §1.4), each
+// with its shape, its initialisation (SPEC §1.3) and its optimiser group (SPEC §2).
+import Foundation
+import Tensor
+
+/// Which optimiser updates a parameter (SPEC §2).
+public enum OptimizerGroup: String, Codable, Sendable {
+    /// 2-D weights inside transformer.h: Muon at matrix_lr.
+    case muonMatrix
+    /// transformer.wte: AdamW at embedding_lr.
+    case adamEmbedding
+    /// lm_head: AdamW at unembedding_lr.
+    case adamHead
+    /// Mamba's non-matrix parameters (A_log, D, conv1d.*, dt_proj.bias): AdamW at mamba_lr.
+    case adamMambaScalar
+}
+
+/// How a parameter starts.
+public enum ParameterInit: Sendable, Equatable {
+    case zeros
+    case normal(std: Double)
+    case uniform(bound: Double)
+    /// A_log[d, n] = log(n + 1).
+    case mambaALog
+    case ones
+    /// Inverse softplus of dt = exp(U(log 1e-3, log 1e-1)), floored at 1e-4.
+    case mambaDtBias
+}
+
+/// One named parameter.
+public struct ParameterSpec: Sendable, Equatable {
+    public let name: String
+    public let shape: [Int]
+    public let group: OptimizerGroup
+    public let initializer: ParameterInit
+}
+
+/// A named tensor and its optimiser group.
+public struct Parameter {
+    public let name: String
+    public let group: OptimizerGroup
+    public let tensor: Tensor
+}
+
+/// Linear init: N(0, std) with std = 1/sqrt(in) · min(1, sqrt(out/in)) for a (out, in) weight.
+func linearInit(_ out: Int, _ inp: Int) -> ParameterInit {
+    .normal(std: 1 / Double(inp).squareRoot() * min(1, (Double(out) / Double(inp)).squareRoot()))
+}
+
+extension ModelConfig {
+    /// Every parameter in checkpoint order: wte, then each layer's, then lm_head.
+    public var parameterSpecs: [ParameterSpec] {
+        let c = nEmbd, hd = headDim, di = mambaInner, r = dtRank, n = mambaDState, k = mambaDConv
+        var specs = [ParameterSpec(name: "transformer.wte.weight", shape: [vocabSize, c], group: .adamEmbedding,
+                                   initializer: .normal(std: 1))]
+        func matrix(_ name: String, _ out: Int, _ inp: Int, zero: Bool = false) {
+            specs.append(ParameterSpec(name: name, shape: [out, inp], group: .muonMatrix,
+                                       initializer: zero ? .zeros : linearInit(out, inp)))
+        }
+        func mlp(_ p: String) {
+            matrix("\(p).mlp.c_fc.weight", 4 * c, c)
+            matrix("\(p).mlp.c_proj.weight", c, 4 * c, zero: true)
+        }
+        for (i, kind) in blockPattern.enumerated() {
+            let p = "transformer.h.\(i)"
+            switch kind {
+            case .transformer:
+                matrix("\(p).attn.c_q.weight", nHead * hd, c)
+                matrix("\(p).attn.c_k.weight", nKVHead * hd, c)
+                matrix("\(p).attn.c_v.weight", nKVHead * hd, c)
+                matrix("\(p).attn.c_proj.weight", c, c, zero: true)
+                mlp(p)
+            case .mamba:
+                let m = "\(p).mixer"
+                let convBound = 1 / Double(k).squareRoot()
+                matrix("\(m).in_proj.weight", 2 * di, c)
+                specs.append(ParameterSpec(name: "\(m).conv1d.weight", shape: [di, 1, k], group: .adamMambaScalar,
+                                           initializer: .uniform(bound: convBound)))
+                specs.append(ParameterSpec(name: "\(m).conv1d.bias", shape: [di], group: .adamMambaScalar,
+                                           initializer: .uniform(bound: convBound)))
+                matrix("\(m).x_proj.weight", r + 2 * n, di)
+                specs.append(ParameterSpec(name: "\(m).dt_proj.weight", shape: [di, r], group: .muonMatrix,
+                                           initializer: .uniform(bound: 1 / Double(r).squareRoot())))
+                specs.append(ParameterSpec(name: "\(m).dt_proj.bias", shape: [di], group: .adamMambaScalar,
+                                           initializer: .mambaDtBias))
+                specs.append(ParameterSpec(name: "\(m).A_log", shape: [di, n], group: .adamMambaScalar, initializer: .mambaALog))
+                specs.append(ParameterSpec(name: "\(m).D", shape: [di], group: .adamMambaScalar, initializer: .ones))
+                matrix("\(m).out_proj.weight", c, di, zero: true)
+                if mambaUseMLP { mlp(p) }
+            }
+        }
+        specs.append(ParameterSpec(name: "lm_head.weight", shape: [vocabSize, c], group: .adamHead, initializer: .zeros))
+        return specs
+    }
+
+    /// Number of parameters.
+    public var parameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.shape.reduce(1, *) } }
+}
+
+/// The model's parameters by name, in checkpoint order.
+public final class ParameterSet {
+    public let parameters: [Parameter]
+    private let index: [String: Int]
+
+    public init(_ parameters: [Parameter]) {
+        self.parameters = parameters
+        var index: [String: Int] = [:]
+        for (i, p) in parameters.enumerated() { index[p.name] = i }
+        self.index = index
+    }
+
+    /// The tensor named `name`; the name must exist (the model asks only for its own).
+    public subscript(name: String) -> Tensor {
+        guard let i = index[name] else { preconditionFailure("no parameter named \(name)") }
+        return parameters[i].tensor
+    }
+
+    public func contains(_ name: String) -> Bool { index[name] != nil }
+    public var tensors: [Tensor] { parameters.map(\.tensor) }
+
+    /// Fresh parameters for `config`, drawn in checkpoint order from one generator seeded
+    /// with `seed`, so the same seed gives the same bytes.
+    public static func initialized(_ config: ModelConfig, seed: UInt64, dtype: DType = .float32) -> ParameterSet {
+        var g = SeededGenerator(seed: seed)
+        let params = config.parameterSpecs.map { spec -> Parameter in
+            let count = spec.shape.reduce(1, *)
+            let values: [Double]
+            switch spec.initializer {
+            case .zeros: values = [Double](repeating: 0, count: count)
+            case .ones: values = [Double](repeating: 1, count: count)
+            case .normal(let std): values = (0..<count).map { _ in std * g.nextNormal() }
+            case .uniform(let bound): values = (0..<count).map { _ in bound * (2 * g.nextUnit() - 1) }
+            case .mambaALog:
+                let n = spec.shape[1]
+                values = (0..<count).map { Foundation.log(Double($0 % n + 1)) }
+            case .mambaDtBias:
+                values = (0..<count).map { _ in
+                    let dt = max(1e-4, Foundation.exp(Foundation.log(1e-3) + (Foundation.log(1e-1) - Foundation.log(1e-3)) * g.nextUnit()))
+                    return dt + Foundation.log(-Foundation.expm1(-dt))   // softplus⁻¹(dt)
+                }
+            }
+            let t = Tensor(shape: spec.shape, scalars: values, dtype: dtype, requiresGrad: true)
+            t.name = spec.name
+            return Parameter(name: spec.name, group: spec.group, tensor: t)
+        }
+        return ParameterSet(params)
+    }
+
+    /// The same names and groups over other tensors (e.g. gradcheck's Float64 copies).
+    public func replacingTensors(_ tensors: [Tensor]) -> ParameterSet {
+        precondition(tensors.count == parameters.count, "need \(parameters.count) tensors, got \(tensors.count)")
+        return ParameterSet(zip(parameters, tensors).map { Parameter(name: $0.name, group: $0.group, tensor: $1) })
+    }
+}
