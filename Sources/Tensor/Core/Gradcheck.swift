@@ -3,9 +3,10 @@
 // Inputs are copied to Float64 and the very same kernels run in double precision (they are
 // generic over the scalar type; Float64's exp/log/tanh are libm's). The output is projected
 // on a fixed random direction R, L = Σ f(x)·R, so every output element is checked at once.
-// With step h = 1e-6 the central difference has truncation error ~h²·|L'''| ≈ 1e-12 and
-// rounding error ~1e-16·|L|/h ≈ 1e-10·|L|, so a tolerance of 1e-7 + 1e-5·|g| leaves room
-// for both while a backward wrong by 1% is off by 1e-2·|g|, far outside it.
+// With step h = 1e-6 the central difference has truncation error ~h^2·|f'''| ≈ 1e-12 and
+// rounding error ~2e-16·|L|/h ≈ 2e-10·|L|. The default tolerance, 1e-9·(1 + 10·|L|) +
+// 1e-5·|g|, leaves fifty times room for both, while a backward wrong by 1% is off by
+// 1e-2·|g|: caught for every gradient larger than about 1e-7·(1 + 10·|L|).
 import Foundation
 
 /// What `gradcheck` found: the worst element over all inputs.
@@ -37,13 +38,14 @@ public struct GradcheckResult: CustomStringConvertible, Sendable {
 ///   - inputs: the tensors to differentiate (copied to Float64; the originals are untouched).
 ///   - step: the finite-difference step h.
 ///   - absoluteTolerance, relativeTolerance: an element passes when
-///     |analytic - numeric| ≤ absoluteTolerance + relativeTolerance·|numeric|.
+///     |analytic - numeric| ≤ absoluteTolerance + relativeTolerance·|numeric|. The default
+///     absolute tolerance, nil, is 1e-9·(1 + 10·|L|), scaled to the projected output L.
 ///   - maxElementsPerInput: check at most this many elements of each input, chosen at random
 ///     (all when nil), for large inputs such as whole-model weights.
 ///   - seed: seeds the projection direction and the element sample.
 ///   - function: builds the output from the inputs with tape ops. Any output shape.
 public func gradcheck(
-    _ inputs: [Tensor], step: Double = 1e-6, absoluteTolerance: Double = 1e-7,
+    _ inputs: [Tensor], step: Double = 1e-6, absoluteTolerance: Double? = nil,
     relativeTolerance: Double = 1e-5, maxElementsPerInput: Int? = nil, seed: UInt64 = 0,
     _ function: ([Tensor]) -> Tensor
 ) -> GradcheckResult {
@@ -55,6 +57,9 @@ public func gradcheck(
     precondition(out.dtype == .float64, "gradcheck: the function must keep its inputs' dtype")
     let direction = Tensor.randomNormal(out.shape, dtype: .float64, generator: &rng)
     let r = direction.data(Double.self)
+    var projectedOut = 0.0
+    for i in 0..<out.count { projectedOut += out.data(Double.self)[i] * r[i] }
+    let atol = absoluteTolerance ?? 1e-9 * (1 + 10 * abs(projectedOut))
     out.backward(seed: direction)
     let analytic = xs.map { $0.grad?.doubles ?? [Double](repeating: 0, count: $0.count) }
 
@@ -86,7 +91,7 @@ public func gradcheck(
             let numeric = (up - down) / (2 * step)
             let a = analytic[i][j]
             let err = abs(a - numeric)
-            let ratio = err / (absoluteTolerance + relativeTolerance * abs(numeric))
+            let ratio = err / (atol + relativeTolerance * abs(numeric))
             result.checkedElements += 1
             result.maxAbsoluteError = max(result.maxAbsoluteError, err)
             if ratio > result.worstRatio || result.worstInput < 0 {

@@ -1,0 +1,194 @@
+// The model: configuration checks, parameter names and initialisation, the loss of a fresh
+// model, gradients through whole blocks in Float64, and decoding with caches.
+import Foundation
+import Testing
+import Tensor
+import Blocks
+
+/// Tests run one at a time (the thread count is process-wide).
+@Suite(.serialized) struct BlocksTests {}
+
+/// A tiny config: C = 16, H = 2, V = 23, N = 4, expand 2 (Di = 32), R = 1.
+func tinyConfig(_ pattern: String, kvHeads: Int = 2, mlp: Bool = false, vocab: Int = 23) -> ModelConfig {
+    ModelConfig(sequenceLen: 16, vocabSize: vocab, nLayer: pattern.count, nHead: 2, nKVHead: kvHeads, nEmbd: 16,
+                blockPattern: try! ModelConfig.parsePattern(pattern.map(String.init)), mambaDState: 4, mambaDConv: 4,
+                mambaExpand: 2, mambaUseMLP: mlp)
+}
+
+/// Parameters away from their init (zero projections would hide gradient paths): each
+/// tensor plus 0.2·N(0, 1).
+func perturbedParameters(_ config: ModelConfig, seed: UInt64, dtype: DType = .float32) -> ParameterSet {
+    let base = ParameterSet.initialized(config, seed: seed, dtype: dtype)
+    var g = SeededGenerator(seed: seed &+ 1)
+    return base.replacingTensors(base.tensors.map { t in
+        let noise = Tensor.randomNormal(t.shape, std: 0.2, dtype: dtype, generator: &g)
+        let y = Tensor(shape: t.shape, scalars: zip(t.doubles, noise.doubles).map { $0 + $1 }, dtype: dtype, requiresGrad: true)
+        return y
+    })
+}
+
+func tokens(_ shape: [Int], below v: Int, seed: UInt64) -> IndexTensor {
+    var g = SeededGenerator(seed: seed)
+    return IndexTensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in Int32(g.next() % UInt64(v)) })
+}
+
+extension BlocksTests {
+    @Suite struct ConfigTests {
+        @Test func sizesFromDepth() {
+            let c = ModelConfig.fromDepth(12, vocabSize: 8192, sequenceLen: 512)
+            #expect(c.nEmbd == 768 && c.nHead == 6 && c.nKVHead == 6 && c.headDim == 128)
+            #expect(c.mambaInner == 1536 && c.dtRank == 48)
+            #expect(c.blockPattern == Array(repeating: .transformer, count: 12))
+            #expect(ModelConfig.fromDepth(1, vocabSize: 10, sequenceLen: 8).nHead == 1)
+        }
+
+        @Test func patternSpellingsAnyCase() throws {
+            #expect(try ModelConfig.parsePattern(["T", "m", "Transformer", "MAMBA"]) == [.transformer, .mamba, .transformer, .mamba])
+        }
+
+        @Test func badEntryNamesIndexAndSpellings() {
+            #expect(throws: ModelConfigError("block_pattern[2] is \"X\"; valid entries are \(BlockKind.spellings)")) {
+                try ModelConfig.parsePattern(["T", "M", "X"])
+            }
+        }
+
+        @Test func wrongLengthAndHeads() {
+            var c = tinyConfig("TM")
+            c.nLayer = 3
+            #expect(throws: ModelConfigError("block_pattern has 2 entries but n_layer is 3; give one entry per layer")) {
+                try c.validate()
+            }
+            #expect(throws: ModelConfigError("n_kv_head 3 must divide n_head 2")) { try tinyConfig("T", kvHeads: 3).validate() }
+        }
+
+        @Test func checkpointWithoutPatternLoadsAsAllTransformer() throws {
+            let json = #"{"sequence_len": 8, "vocab_size": 10, "n_layer": 3, "n_head": 1, "n_kv_head": 1, "n_embd": 8}"#
+            let c = try JSONDecoder().decode(ModelConfig.self, from: Data(json.utf8))
+            #expect(c.blockPattern == [.transformer, .transformer, .transformer])
+            let round = try JSONDecoder().decode(ModelConfig.self, from: JSONEncoder().encode(tinyConfig("TMT", mlp: true)))
+            #expect(round == tinyConfig("TMT", mlp: true))
+        }
+    }
+
+    @Suite struct ParameterTests {
+        @Test func namesShapesAndGroupsFollowTheSpec() {
+            let specs = tinyConfig("TM").parameterSpecs
+            let names = specs.map(\.name)
+            #expect(names == [
+                "transformer.wte.weight",
+                "transformer.h.0.attn.c_q.weight", "transformer.h.0.attn.c_k.weight", "transformer.h.0.attn.c_v.weight",
+                "transformer.h.0.attn.c_proj.weight", "transformer.h.0.mlp.c_fc.weight", "transformer.h.0.mlp.c_proj.weight",
+                "transformer.h.1.mixer.in_proj.weight", "transformer.h.1.mixer.conv1d.weight",
+                "transformer.h.1.mixer.conv1d.bias", "transformer.h.1.mixer.x_proj.weight",
+                "transformer.h.1.mixer.dt_proj.weight", "transformer.h.1.mixer.dt_proj.bias", "transformer.h.1.mixer.A_log",
+                "transformer.h.1.mixer.D", "transformer.h.1.mixer.out_proj.weight", "lm_head.weight",
+            ])
+            let shape = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0.shape) })
+            #expect(shape["transformer.h.1.mixer.in_proj.weight"] == [64, 16])
+            #expect(shape["transformer.h.1.mixer.conv1d.weight"] == [32, 1, 4])
+            #expect(shape["transformer.h.1.mixer.x_proj.weight"] == [1 + 8, 32])
+            #expect(shape["transformer.h.1.mixer.dt_proj.weight"] == [32, 1])
+            #expect(shape["transformer.h.1.mixer.A_log"] == [32, 4])
+            let group = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0.group) })
+            #expect(group["transformer.wte.weight"] == .adamEmbedding && group["lm_head.weight"] == .adamHead)
+            #expect(group["transformer.h.1.mixer.dt_proj.weight"] == .muonMatrix)
+            #expect(group["transformer.h.1.mixer.A_log"] == .adamMambaScalar)
+            #expect(group["transformer.h.1.mixer.conv1d.bias"] == .adamMambaScalar)
+        }
+
+        @Test func initialisationFollowsTheSpec() {
+            let config = ModelConfig.fromDepth(2, vocabSize: 50, sequenceLen: 8, blockPattern: [.mamba, .transformer])
+            let p = ParameterSet.initialized(config, seed: 7)
+            #expect(p["lm_head.weight"].doubles.allSatisfy { $0 == 0 })
+            for zero in ["transformer.h.1.attn.c_proj.weight", "transformer.h.1.mlp.c_proj.weight", "transformer.h.0.mixer.out_proj.weight"] {
+                #expect(p[zero].doubles.allSatisfy { $0 == 0 }, "\(zero) should start at zero")
+            }
+            let aLog = p["transformer.h.0.mixer.A_log"].doubles
+            #expect(aLog[0] == 0 && abs(aLog[15] - log(16)) < 1e-6 && abs(aLog[16]) < 1e-9)
+            #expect(p["transformer.h.0.mixer.D"].doubles.allSatisfy { $0 == 1 })
+            // softplus(dt_proj.bias) lies in [1e-3, 1e-1] (up to Float rounding).
+            let dt = p["transformer.h.0.mixer.dt_proj.bias"].doubles.map { log1p(exp($0)) }
+            #expect(dt.allSatisfy { $0 >= 0.99e-3 && $0 <= 0.101 })
+            // c_q: std = 1/sqrt(128) · min(1, sqrt(128/128)).
+            let q = p["transformer.h.1.attn.c_q.weight"].doubles
+            let std = (q.map { $0 * $0 }.reduce(0, +) / Double(q.count)).squareRoot()
+            #expect(abs(std - 1 / 128.0.squareRoot()) < 0.005, "c_q std \(std)")
+            let bound = 1 / 2.0   // conv: U(-1/sqrt(K), 1/sqrt(K)), K = 4
+            #expect(p["transformer.h.0.mixer.conv1d.weight"].doubles.allSatisfy { abs($0) <= bound })
+        }
+
+        @Test func sameSeedSameBytes() {
+            let c = tinyConfig("TMT")
+            let a = ParameterSet.initialized(c, seed: 3).tensors.flatMap { $0.floats.map(\.bitPattern) }
+            let b = ParameterSet.initialized(c, seed: 3).tensors.flatMap { $0.floats.map(\.bitPattern) }
+            let other = ParameterSet.initialized(c, seed: 4).tensors.flatMap { $0.floats.map(\.bitPattern) }
+            #expect(a == b)
+            #expect(a != other)
+        }
+    }
+
+    @Suite struct ModelGradientTests {
+        @Test func freshModelLossIsLogV() throws {
+            for pattern in ["T", "M", "TM"] {
+                let model = try GPT(config: tinyConfig(pattern, vocab: 37), seed: 1)
+                let loss = model.loss(tokens([2, 8], below: 37, seed: 2), targets: tokens([2, 8], below: 37, seed: 3)).item
+                #expect(abs(loss - log(37)) < 1e-5, "\(pattern): \(loss)")
+            }
+        }
+
+        // One Transformer block, one Mamba block, a Mamba block with MLP, grouped KV heads,
+        // and a 2-layer hybrid: the loss's gradient for every parameter.
+        @Test(arguments: ["T", "M", "M+mlp", "T+gqa", "TM"])
+        func lossGradientPassesGradcheck(_ which: String) throws {
+            let pattern = String(which.prefix(while: { $0 != "+" }))
+            let config = tinyConfig(pattern, kvHeads: which.hasSuffix("gqa") ? 1 : 2, mlp: which.hasSuffix("mlp"))
+            let params = perturbedParameters(config, seed: 5)
+            let idx = tokens([2, 6], below: 23, seed: 6), targets = tokens([2, 6], below: 23, seed: 7)
+            let report = gradcheck(params.tensors, maxElementsPerInput: 24) { xs in
+                let model = try! GPT(config: config, parameters: params.replacingTensors(xs))
+                return model.loss(idx, targets: targets)
+            }
+            #expect(report.passed, "\(which): \(report)")
+        }
+    }
+
+    @Suite struct DecodeTests {
+        // Prefill 5 tokens, then 6 one at a time: each step's logits equal the full
+        // forward's logits at that position to 1e-4 (Float32).
+        @Test(arguments: ["T", "M", "TMMT", "T+gqa", "M+mlp"])
+        func cachedDecodingMatchesFullForward(_ which: String) throws {
+            let pattern = String(which.prefix(while: { $0 != "+" }))
+            let config = tinyConfig(pattern, kvHeads: which.hasSuffix("gqa") ? 1 : 2, mlp: which.hasSuffix("mlp"))
+            let model = try GPT(config: config, parameters: perturbedParameters(config, seed: 8))
+            let (b, prompt, total) = (2, 5, 11)
+            let ids = tokens([b, total], below: 23, seed: 9)
+            try GradMode.withoutGradients {
+                let full = model.logits(ids).doubles
+                let cache = DecodeCache(config: config, batch: b, capacity: total)
+                let v = config.vocabSize
+                func column(_ t0: Int, _ t1: Int) -> IndexTensor {
+                    IndexTensor(shape: [b, t1 - t0], values: (0..<b).flatMap { bi in ids.values[(bi * total + t0)..<(bi * total + t1)] })
+                }
+                func expectRows(_ got: [Double], _ t0: Int, _ t1: Int) {
+                    var worst = 0.0
+                    for bi in 0..<b { for t in t0..<t1 { for j in 0..<v {
+                        worst = max(worst, abs(got[(bi * (t1 - t0) + t - t0) * v + j] - full[(bi * total + t) * v + j]))
+                    } } }
+                    #expect(worst < 1e-4, "\(which): positions \(t0)..<\(t1) differ by \(worst)")
+                }
+                expectRows(model.logits(column(0, prompt), cache: cache).doubles, 0, prompt)
+                for t in prompt..<total { expectRows(model.logits(column(t, t + 1), cache: cache).doubles, t, t + 1) }
+                #expect(cache.length == total)
+                _ = try #require(cache.byteCount > 0 ? cache : nil)
+            }
+        }
+
+        @Test func cacheBytesPerSequence() {
+            let c = ModelConfig.fromDepth(12, vocabSize: 8192, sequenceLen: 2048, blockPattern: [.transformer, .mamba] + Array(repeating: .mamba, count: 10))
+            // T layer: 2 · 4096 · 6 · 128 · 4 bytes; M layer: 1536 · (3 + 16) · 4 bytes.
+            #expect(DecodeCache.bytesPerSequence(c, contextLength: 4096) == 2 * 4096 * 6 * 128 * 4 + 11 * 1536 * 19 * 4)
+            let cache = DecodeCache(config: c, batch: 1, capacity: 4096)
+            #expect(cache.byteCount == DecodeCache.bytesPerSequence(c, contextLength: 4096))
+        }
+    }
+}
