@@ -89,6 +89,9 @@ public final class Tensor: @unchecked Sendable {
         UnsafeMutableBufferPointer(start: data(S.self), count: count)
     }
 
+    /// The storage's raw bytes (count · dtype.byteSize of them), for file IO.
+    public var storageBytes: UnsafeMutableRawPointer { storage.raw }
+
     /// The elements as Doubles (a copy), whatever the dtype.
     public var doubles: [Double] {
         switch dtype {

@@ -1,0 +1,80 @@
+// Checkpoints (SPEC §3.4): a directory holding, for step S (6 digits),
+// model_S.safetensors (the parameters of SPEC §1.4), meta_S.json (step, val_bpb,
+// model_config, user_config, and whatever resuming needs) and, from training,
+// optim_S.safetensors. Every file is written atomically.
+import Foundation
+import Tensor
+
+public enum Checkpoint {
+    public static func modelPath(_ dir: String, step: Int) -> String { "\(dir)/model_\(stepString(step)).safetensors" }
+    public static func metaPath(_ dir: String, step: Int) -> String { "\(dir)/meta_\(stepString(step)).json" }
+    public static func optimPath(_ dir: String, step: Int) -> String { "\(dir)/optim_\(stepString(step)).safetensors" }
+    static func stepString(_ step: Int) -> String { String(format: "%06d", step) }
+
+    /// Writes the model's parameters (as Float32) and meta_S.json. `meta` holds the extra
+    /// top-level keys (user_config, val_bpb, resume state); step and model_config are added.
+    /// The meta file is written last, so a checkpoint is complete exactly when its meta exists.
+    public static func save(_ model: GPT, step: Int, to dir: String, meta: [String: Any] = [:]) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tensors = model.parameters.parameters.map { p in
+            (p.name, p.tensor.dtype == .float32 ? p.tensor : p.tensor.copy(dtype: .float32))
+        }
+        try Safetensors.write(tensors, metadata: ["format": "pt"], to: modelPath(dir, step: step))
+        var object = meta
+        object["step"] = step
+        object["model_config"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(model.config))
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(data, to: metaPath(dir, step: step))
+    }
+
+    /// The steps that have a meta file in `dir`, ascending.
+    public static func steps(in dir: String) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.compactMap { name -> Int? in
+            guard name.hasPrefix("meta_"), name.hasSuffix(".json") else { return nil }
+            return Int(name.dropFirst(5).dropLast(5))
+        }.sorted()
+    }
+
+    /// Loads the model of step `step` (the latest when nil) and its meta object.
+    public static func load(from dir: String, step: Int? = nil) throws -> (model: GPT, meta: [String: Any]) {
+        guard let s = step ?? steps(in: dir).last else {
+            throw TensorFileError(path: dir, "no checkpoint (no meta_*.json) in this directory")
+        }
+        let metaFile = metaPath(dir, step: s)
+        guard let metaData = FileManager.default.contents(atPath: metaFile) else {
+            throw TensorFileError(path: metaFile, "missing: no checkpoint for step \(s)")
+        }
+        guard let meta = try? JSONSerialization.jsonObject(with: metaData) as? [String: Any],
+              let configObject = meta["model_config"] else {
+            throw TensorFileError(path: metaFile, "not a checkpoint meta file (no model_config object)")
+        }
+        let config: ModelConfig
+        do {
+            config = try JSONDecoder().decode(ModelConfig.self, from: JSONSerialization.data(withJSONObject: configObject))
+            try config.validate()
+        } catch {
+            throw TensorFileError(path: metaFile, "model_config: \(error)")
+        }
+        let file = modelPath(dir, step: s)
+        let (tensors, _) = try Safetensors.read(file)
+        let byName = Dictionary(tensors, uniquingKeysWith: { a, _ in a })
+        var params: [Parameter] = []
+        for spec in config.parameterSpecs {
+            guard let t = byName[spec.name] else {
+                throw TensorFileError(path: file, tensor: spec.name, "missing (the config needs shape \(spec.shape))")
+            }
+            guard t.shape == spec.shape else {
+                throw TensorFileError(path: file, tensor: spec.name, "shape \(t.shape), the config needs \(spec.shape)")
+            }
+            let p = t.dtype == .float32 ? t : t.copy(dtype: .float32)
+            p.requiresGrad = true
+            p.name = spec.name
+            params.append(Parameter(name: spec.name, group: spec.group, tensor: p))
+        }
+        if let extra = tensors.first(where: { name, _ in !config.parameterSpecs.contains { $0.name == name } }) {
+            throw TensorFileError(path: file, tensor: extra.0, "not a parameter of the model in \(metaFile)")
+        }
+        return (try GPT(config: config, parameters: ParameterSet(params)), meta)
+    }
+}

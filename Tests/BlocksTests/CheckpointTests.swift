@@ -1,0 +1,94 @@
+// safetensors and checkpoints: exact round trips, atomic writes, and errors that name the
+// file and the tensor.
+import Foundation
+import Testing
+import Tensor
+import Blocks
+
+func temporaryDirectory(_ label: String) -> String {
+    let dir = NSTemporaryDirectory() + "nanochat-test-\(label)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+extension BlocksTests {
+    @Suite struct CheckpointTests {
+        @Test func safetensorsRoundTripIsExact() throws {
+            let dir = temporaryDirectory("st")
+            var g = SeededGenerator(seed: 1)
+            let a = Tensor.randomNormal([3, 5], generator: &g), b = Tensor.randomNormal([7], dtype: .float64, generator: &g)
+            let path = dir + "/x.safetensors"
+            try Safetensors.write([("a.weight", a), ("b", b)], metadata: ["format": "pt"], to: path)
+            let (read, meta) = try Safetensors.read(path)
+            #expect(read.map(\.0) == ["a.weight", "b"])
+            #expect(read[0].1.shape == [3, 5] && read[0].1.floats.map(\.bitPattern) == a.floats.map(\.bitPattern))
+            #expect(read[1].1.dtype == .float64 && read[1].1.doubles == b.doubles)
+            #expect(meta == ["format": "pt"])
+            // The header length is a multiple of 8 and no temporary file is left behind.
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            #expect(bytes.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } % 8 == 0)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["x.safetensors"])
+        }
+
+        @Test func truncatedFileNamesFileAndTensor() throws {
+            let dir = temporaryDirectory("trunc")
+            let path = dir + "/m.safetensors"
+            try Safetensors.write([("first", Tensor(zeros: [4])), ("second", Tensor(zeros: [4, 4]))], to: path)
+            let full = try Data(contentsOf: URL(fileURLWithPath: path))
+            try full.prefix(full.count - 10).write(to: URL(fileURLWithPath: path))
+            #expect(throws: TensorFileError(path: path, tensor: "second",
+                                            "truncated: data ends at byte 80 of the data section, which has 70")) {
+                try Safetensors.read(path)
+            }
+            try Data([1, 2, 3]).write(to: URL(fileURLWithPath: path))
+            #expect(throws: TensorFileError(path: path, "truncated: 3 bytes, no header length")) { try Safetensors.read(path) }
+        }
+
+        @Test func checkpointRoundTripAndSameSeedSameBytes() throws {
+            let config = tinyConfig("TM")
+            let dir1 = temporaryDirectory("ck1"), dir2 = temporaryDirectory("ck2")
+            let model = try GPT(config: config, seed: 11)
+            try Checkpoint.save(model, step: 0, to: dir1, meta: ["val_bpb": 1.5])
+            try Checkpoint.save(try GPT(config: config, seed: 11), step: 0, to: dir2)
+            let bytes1 = try Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(dir1, step: 0)))
+            let bytes2 = try Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(dir2, step: 0)))
+            #expect(bytes1 == bytes2)
+            let (loaded, meta) = try Checkpoint.load(from: dir1)
+            #expect(loaded.config == config)
+            #expect(meta["val_bpb"] as? Double == 1.5 && meta["step"] as? Int == 0)
+            for (p, q) in zip(model.parameters.parameters, loaded.parameters.parameters) {
+                #expect(p.name == q.name && p.tensor.floats == q.tensor.floats)
+            }
+            #expect(Checkpoint.steps(in: dir1) == [0])
+        }
+
+        @Test func checkpointErrorsNameTheTensor() throws {
+            let dir = temporaryDirectory("bad")
+            let model = try GPT(config: tinyConfig("T"), seed: 1)
+            try Checkpoint.save(model, step: 5, to: dir)
+            // Overwrite the weights with a file whose c_q has the wrong shape.
+            let path = Checkpoint.modelPath(dir, step: 5)
+            var tensors = try Safetensors.read(path).tensors
+            let i = tensors.firstIndex { $0.0 == "transformer.h.0.attn.c_q.weight" }!
+            tensors[i].1 = Tensor(zeros: [3, 3])
+            try Safetensors.write(tensors, to: path)
+            #expect(throws: TensorFileError(path: path, tensor: "transformer.h.0.attn.c_q.weight",
+                                            "shape [3, 3], the config needs [16, 16]")) {
+                try Checkpoint.load(from: dir)
+            }
+        }
+
+        @Test func metaWithoutPatternLoadsAsAllTransformer() throws {
+            let dir = temporaryDirectory("old")
+            let config = tinyConfig("TT")
+            try Checkpoint.save(try GPT(config: config, seed: 2), step: 1, to: dir)
+            let metaPath = Checkpoint.metaPath(dir, step: 1)
+            var meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metaPath))) as! [String: Any]
+            var mc = meta["model_config"] as! [String: Any]
+            for key in ["block_pattern", "mamba_d_state", "mamba_d_conv", "mamba_expand", "mamba_use_mlp"] { mc[key] = nil }
+            meta["model_config"] = mc
+            try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: metaPath))
+            #expect(try Checkpoint.load(from: dir).model.config.blockPattern == [.transformer, .transformer])
+        }
+    }
+}
