@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "SelectiveScan", targets: ["SelectiveScan"]),
         .library(name: "Blocks", targets: ["Blocks"]),
+        .library(name: "Train", targets: ["Train"]),
+        .executable(name: "nanochat", targets: ["nanochat"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
@@ -49,6 +51,19 @@ let package = Package(
             dependencies: ["Tensor", "SelectiveScan"],
             swiftSettings: hostCPU
         ),
+        .target(
+            name: "Train",
+            dependencies: ["Blocks", "Tensor"],
+            swiftSettings: hostCPU
+        ),
+        .executableTarget(
+            name: "nanochat",
+            dependencies: [
+                "Train", "Blocks", "Tensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: hostCPU
+        ),
         .executableTarget(
             name: "bench",
             dependencies: [
@@ -65,6 +80,11 @@ let package = Package(
         .testTarget(
             name: "BlocksTests",
             dependencies: ["Blocks", "SelectiveScan", "Tensor"],
+            swiftSettings: hostCPU
+        ),
+        .testTarget(
+            name: "TrainTests",
+            dependencies: ["Train", "Blocks", "Tensor"],
             swiftSettings: hostCPU
         ),
         .testTarget(

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift test -c release "$@"
+# --no-parallel: the thread count (ours and OpenBLAS's) is process-wide and some tests change it.
+swift test -c release --no-parallel "$@"

@@ -1,0 +1,187 @@
+// Config files as the seed writes them: Python assignments, one `name = value` per line,
+// `#` comments; values int, float (1e-3 too), True/False, None, "str"/'str', and lists of
+// strings built with [...], list * int and list + list (SPEC §3.5). Numbers may use + - *
+// and parentheses. `--name=value` overrides use the same grammar (a bare word is a string).
+import Foundation
+
+/// A value from a config file.
+public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
+    case int(Int), float(Double), bool(Bool), none, string(String), list([String])
+
+    public var description: String {
+        switch self {
+        case .int(let v): return String(v)
+        case .float(let v): return String(v)
+        case .bool(let v): return v ? "True" : "False"
+        case .none: return "None"
+        case .string(let s): return "\"\(s)\""
+        case .list(let l): return "[" + l.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+        }
+    }
+
+    var typeName: String {
+        switch self {
+        case .int: return "int"
+        case .float: return "float"
+        case .bool: return "bool"
+        case .none: return "None"
+        case .string: return "str"
+        case .list: return "list of str"
+        }
+    }
+}
+
+/// The type a known key takes.
+public enum ConfigType: Sendable {
+    case int, float, bool, string
+    /// A list of strings, or None.
+    case stringList
+
+    var name: String {
+        switch self {
+        case .int: return "int"
+        case .float: return "float"
+        case .bool: return "bool"
+        case .string: return "str"
+        case .stringList: return "list of str or None"
+        }
+    }
+
+    /// The value converted to this type (an int where a float is wanted), or nil.
+    func accept(_ v: ConfigValue) -> ConfigValue? {
+        switch (self, v) {
+        case (.int, .int), (.float, .float), (.bool, .bool), (.string, .string), (.stringList, .list),
+             (.stringList, .none), (.string, .none):
+            return v
+        case (.float, .int(let i)): return .float(Double(i))
+        default: return nil
+        }
+    }
+}
+
+/// A config problem, located: "file:line:column: message".
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let file: String, line: Int, column: Int, message: String
+
+    public init(file: String, line: Int, column: Int, _ message: String) {
+        self.file = file; self.line = line; self.column = column; self.message = message
+    }
+
+    public var description: String { line > 0 ? "\(file):\(line):\(column): \(message)" : "\(file): \(message)" }
+}
+
+/// Parsed assignments, checked against a schema of known keys and types.
+public struct ConfigFile: Sendable {
+    public private(set) var values: [String: ConfigValue] = [:]
+    public let schema: [String: ConfigType]
+    /// Where each key's value was last set: file (or "command line"), line, column.
+    public private(set) var locations: [String: (file: String, line: Int, column: Int)] = [:]
+
+    /// An error located at the value of `key` (or at the file's start if it was never set).
+    public func error(at key: String, _ message: String) -> ConfigError {
+        let loc = locations[key] ?? (file: locations.values.first?.file ?? "config", line: 0, column: 0)
+        return ConfigError(file: loc.file, line: loc.line, column: loc.column, message)
+    }
+
+    public init(schema: [String: ConfigType]) { self.schema = schema }
+
+    /// Parses `text` (the contents of `file`), every key checked against the schema.
+    public static func parse(_ text: String, file: String, schema: [String: ConfigType]) throws -> ConfigFile {
+        var config = ConfigFile(schema: schema)
+        for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var lexer = ConfigLexer(String(rawLine), file: file, line: i + 1)
+            let tokens = try lexer.tokens()
+            if tokens.isEmpty { continue }
+            guard case .name(let key) = tokens[0].kind else {
+                throw ConfigError(file: file, line: i + 1, column: tokens[0].column, "expected `name = value`")
+            }
+            guard tokens.count >= 2, tokens[1].kind == .symbol("=") else {
+                let col = tokens.count >= 2 ? tokens[1].column : tokens[0].column + key.count
+                throw ConfigError(file: file, line: i + 1, column: col, "expected `=` after \(key)")
+            }
+            guard tokens.count >= 3 else {
+                throw ConfigError(file: file, line: i + 1, column: tokens[1].column + 1, "expected a value after `=`")
+            }
+            var parser = ConfigParser(tokens: Array(tokens[2...]), file: file, line: i + 1)
+            let value = try parser.parseAll()
+            try config.set(key, value, file: file, line: i + 1, keyColumn: tokens[0].column, valueColumn: tokens[2].column)
+        }
+        return config
+    }
+
+    /// Reads and parses a config file.
+    public static func load(_ path: String, schema: [String: ConfigType]) throws -> ConfigFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, line: 0, column: 0, "cannot read the config file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: 0, column: 0, "the config file is not UTF-8 text")
+        }
+        return try parse(text, file: path, schema: schema)
+    }
+
+    /// Applies `--name=value` (or `name=value`) from the command line.
+    public mutating func override(_ argument: String) throws {
+        let body = argument.hasPrefix("--") ? String(argument.dropFirst(2)) : argument
+        guard let eq = body.firstIndex(of: "=") else {
+            throw ConfigError(file: "command line", line: 1, column: 1, "override \(argument) must look like --name=value")
+        }
+        let key = String(body[..<eq]), text = String(body[body.index(after: eq)...])
+        let keyColumn = argument.hasPrefix("--") ? 3 : 1
+        let valueColumn = keyColumn + key.count + 1
+        var value: ConfigValue
+        var lexer = ConfigLexer(text, file: "command line", line: 1, columnOffset: valueColumn - 1)
+        if let tokens = try? lexer.tokens(), !tokens.isEmpty,
+           let parsed = try? { var p = ConfigParser(tokens: tokens, file: "command line", line: 1); return try p.parseAll() }() {
+            value = parsed
+        } else {
+            value = .string(text)   // a bare word: --model_tag=d12
+        }
+        if schema[key] == .string {   // --model_tag=d12 or --model_tag=12 name a string
+            if case .string = value {} else { value = .string(text) }
+        }
+        try set(key, value, file: "command line", line: 1, keyColumn: keyColumn, valueColumn: valueColumn)
+    }
+
+    mutating func set(_ key: String, _ value: ConfigValue, file: String, line: Int, keyColumn: Int, valueColumn: Int) throws {
+        guard let type = schema[key] else {
+            let near = nearestKey(key).map { "; did you mean \($0)?" } ?? ""
+            throw ConfigError(file: file, line: line, column: keyColumn, "unknown key \(key)\(near)")
+        }
+        guard let v = type.accept(value) else {
+            throw ConfigError(file: file, line: line, column: valueColumn,
+                              "\(key) must be \(type.name), got \(value.typeName) \(value)")
+        }
+        values[key] = v
+        locations[key] = (file, line, valueColumn)
+    }
+
+    /// The known key closest to `key` by edit distance, if reasonably close.
+    func nearestKey(_ key: String) -> String? {
+        let best = schema.keys.sorted().min { editDistance($0, key) < editDistance($1, key) }
+        guard let best, editDistance(best, key) <= max(2, key.count / 3) else { return nil }
+        return best
+    }
+
+    public func int(_ key: String) -> Int? { if case .int(let v)? = values[key] { return v } else { return nil } }
+    public func double(_ key: String) -> Double? { if case .float(let v)? = values[key] { return v } else { return nil } }
+    public func bool(_ key: String) -> Bool? { if case .bool(let v)? = values[key] { return v } else { return nil } }
+    public func string(_ key: String) -> String? { if case .string(let v)? = values[key] { return v } else { return nil } }
+    public func list(_ key: String) -> [String]? { if case .list(let v)? = values[key] { return v } else { return nil } }
+}
+
+/// Levenshtein distance.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var prev = row[0]
+        row[0] = i
+        for j in 1...max(b.count, 1) where !b.isEmpty {
+            let cur = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+            prev = cur
+        }
+    }
+    return a.isEmpty ? b.count : row[b.count]
+}

@@ -1,0 +1,208 @@
+// The lexer and expression parser behind ConfigFile.
+
+struct ConfigToken: Equatable {
+    enum Kind: Equatable {
+        case name(String), int(Int), float(Double), string(String), symbol(Character)
+    }
+    let kind: Kind
+    let column: Int
+}
+
+/// Splits one line into tokens; stops at a `#` outside strings.
+struct ConfigLexer {
+    let chars: [Character]
+    let file: String, line: Int, columnOffset: Int
+    var i = 0
+
+    init(_ text: String, file: String, line: Int, columnOffset: Int = 0) {
+        chars = Array(text); self.file = file; self.line = line; self.columnOffset = columnOffset
+    }
+
+    func error(_ message: String, at index: Int) -> ConfigError {
+        ConfigError(file: file, line: line, column: columnOffset + index + 1, message)
+    }
+
+    mutating func tokens() throws -> [ConfigToken] {
+        var out: [ConfigToken] = []
+        while i < chars.count {
+            let c = chars[i], start = i
+            if c == "#" { break }
+            if c == " " || c == "\t" || c == "\r" { i += 1; continue }
+            if c.isLetter || c == "_" {
+                while i < chars.count && (chars[i].isLetter || chars[i].isNumber || chars[i] == "_") { i += 1 }
+                out.append(ConfigToken(kind: .name(String(chars[start..<i])), column: columnOffset + start + 1))
+            } else if c.isNumber || (c == "." && i + 1 < chars.count && chars[i + 1].isNumber) {
+                out.append(try number(start))
+            } else if c == "\"" || c == "'" {
+                i += 1
+                var s = ""
+                while i < chars.count && chars[i] != c {
+                    if chars[i] == "\\" && i + 1 < chars.count { i += 1 }
+                    s.append(chars[i]); i += 1
+                }
+                guard i < chars.count else { throw error("unterminated string", at: start) }
+                i += 1
+                out.append(ConfigToken(kind: .string(s), column: columnOffset + start + 1))
+            } else if "=[](),*+-".contains(c) {
+                i += 1
+                out.append(ConfigToken(kind: .symbol(c), column: columnOffset + start + 1))
+            } else {
+                throw error("unexpected character `\(c)`", at: start)
+            }
+        }
+        return out
+    }
+
+    mutating func number(_ start: Int) throws -> ConfigToken {
+        var isFloat = false
+        while i < chars.count && (chars[i].isNumber || chars[i] == "_") { i += 1 }
+        if i < chars.count && chars[i] == "." { isFloat = true; i += 1; while i < chars.count && chars[i].isNumber { i += 1 } }
+        if i < chars.count && (chars[i] == "e" || chars[i] == "E") {
+            isFloat = true; i += 1
+            if i < chars.count && (chars[i] == "+" || chars[i] == "-") { i += 1 }
+            guard i < chars.count && chars[i].isNumber else { throw error("malformed number", at: start) }
+            while i < chars.count && chars[i].isNumber { i += 1 }
+        }
+        let text = String(chars[start..<i]).replacingOccurrences(of: "_", with: "")
+        let column = columnOffset + start + 1
+        if isFloat {
+            guard let v = Double(text) else { throw error("malformed number \(text)", at: start) }
+            return ConfigToken(kind: .float(v), column: column)
+        }
+        guard let v = Int(text) else { throw error("integer \(text) out of range", at: start) }
+        return ConfigToken(kind: .int(v), column: column)
+    }
+}
+
+/// expr := term (('+' | '-') term)*;  term := unary ('*' unary)*;  unary := '-' unary | atom
+/// atom := number | string | True | False | None | '[' strings ']' | '(' expr ')'
+struct ConfigParser {
+    let tokens: [ConfigToken]
+    let file: String, line: Int
+    var i = 0
+
+    init(tokens: [ConfigToken], file: String, line: Int) {
+        self.tokens = tokens; self.file = file; self.line = line
+    }
+
+    func error(_ message: String, _ token: ConfigToken? = nil) -> ConfigError {
+        let col = token?.column ?? (tokens.last.map { $0.column + 1 } ?? 1)
+        return ConfigError(file: file, line: line, column: col, message)
+    }
+
+    var peek: ConfigToken? { i < tokens.count ? tokens[i] : nil }
+
+    mutating func parseAll() throws -> ConfigValue {
+        let v = try expression()
+        if let extra = peek { throw error("unexpected `\(describe(extra))` after the value", extra) }
+        return v
+    }
+
+    mutating func expression() throws -> ConfigValue {
+        var left = try term()
+        while let t = peek, t.kind == .symbol("+") || t.kind == .symbol("-") {
+            i += 1
+            let right = try term()
+            left = try combine(left, t, right)
+        }
+        return left
+    }
+
+    mutating func term() throws -> ConfigValue {
+        var left = try unary()
+        while let t = peek, t.kind == .symbol("*") {
+            i += 1
+            let right = try unary()
+            left = try combine(left, t, right)
+        }
+        return left
+    }
+
+    mutating func unary() throws -> ConfigValue {
+        if let t = peek, t.kind == .symbol("-") {
+            i += 1
+            switch try unary() {
+            case .int(let v): return .int(-v)
+            case .float(let v): return .float(-v)
+            default: throw error("`-` applies to numbers only", t)
+            }
+        }
+        return try atom()
+    }
+
+    mutating func atom() throws -> ConfigValue {
+        guard let t = peek else { throw error("expected a value") }
+        i += 1
+        switch t.kind {
+        case .int(let v): return .int(v)
+        case .float(let v): return .float(v)
+        case .string(let s): return .string(s)
+        case .name("True"): return .bool(true)
+        case .name("False"): return .bool(false)
+        case .name("None"): return .none
+        case .name(let n): throw error("unknown name `\(n)`; values are numbers, strings, True, False, None or lists", t)
+        case .symbol("("):
+            let v = try expression()
+            guard let close = peek, close.kind == .symbol(")") else { throw error("expected `)`", peek) }
+            i += 1
+            return v
+        case .symbol("["):
+            var items: [String] = []
+            if let close = peek, close.kind == .symbol("]") { i += 1; return .list(items) }
+            while true {
+                guard let item = peek else { throw error("expected a string or `]`") }
+                guard case .string(let s) = item.kind else { throw error("list entries must be strings", item) }
+                items.append(s)
+                i += 1
+                guard let sep = peek else { throw error("expected `,` or `]`") }
+                i += 1
+                if sep.kind == .symbol("]") { return .list(items) }
+                guard sep.kind == .symbol(",") else { throw error("expected `,` or `]`", sep) }
+                if let close = peek, close.kind == .symbol("]") { i += 1; return .list(items) }   // trailing comma
+            }
+        default: throw error("unexpected `\(describe(t))`", t)
+        }
+    }
+
+    func combine(_ a: ConfigValue, _ op: ConfigToken, _ b: ConfigValue) throws -> ConfigValue {
+        guard case .symbol(let s) = op.kind else { throw error("bad operator", op) }
+        switch (a, s, b) {
+        case (.list(let l), "*", .int(let n)), (.int(let n), "*", .list(let l)):
+            guard n >= 0 else { throw error("cannot repeat a list \(n) times", op) }
+            return .list(Array([[String]](repeating: l, count: n).joined()))
+        case (.list(let l), "+", .list(let r)): return .list(l + r)
+        case (.int(let x), "+", .int(let y)): return .int(x + y)
+        case (.int(let x), "-", .int(let y)): return .int(x - y)
+        case (.int(let x), "*", .int(let y)): return .int(x * y)
+        default:
+            if let x = a.number, let y = b.number {
+                switch s {
+                case "+": return .float(x + y)
+                case "-": return .float(x - y)
+                default: return .float(x * y)
+                }
+            }
+            throw error("cannot apply `\(s)` to \(a.typeName) and \(b.typeName)", op)
+        }
+    }
+
+    func describe(_ t: ConfigToken) -> String {
+        switch t.kind {
+        case .name(let n): return n
+        case .int(let v): return String(v)
+        case .float(let v): return String(v)
+        case .string(let s): return "\"\(s)\""
+        case .symbol(let c): return String(c)
+        }
+    }
+}
+
+extension ConfigValue {
+    var number: Double? {
+        switch self {
+        case .int(let v): return Double(v)
+        case .float(let v): return v
+        default: return nil
+        }
+    }
+}

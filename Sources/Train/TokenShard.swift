@@ -1,0 +1,98 @@
+// Token shards in llm.c's format (SPEC §3.1): a header of 256 little-endian int32
+// ([0] = 20240520 magic, [1] = 1 version, [2] = token count), then uint16 tokens.
+// Read through mmap; batches in SPEC §3.2's order.
+import Blocks
+import Foundation
+import Tensor
+
+public struct ShardError: Error, CustomStringConvertible, Equatable {
+    public let path: String, message: String
+    public init(path: String, _ message: String) { self.path = path; self.message = message }
+    public var description: String { "\(path): \(message)" }
+}
+
+/// A memory-mapped token shard.
+public final class TokenShard: @unchecked Sendable {
+    public static let magic: Int32 = 20240520
+    public static let headerBytes = 256 * 4
+
+    public let path: String
+    /// Number of tokens.
+    public let count: Int
+    private let mapping: UnsafeMutableRawPointer
+    private let mappedBytes: Int
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ShardError(path: path, "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ShardError(path: path, "cannot stat the file") }
+        let size = Int(st.st_size)
+        guard size >= TokenShard.headerBytes else {
+            throw ShardError(path: path, "too short for a token shard: \(size) bytes, the header alone is \(TokenShard.headerBytes)")
+        }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw ShardError(path: path, "cannot map the file")
+        }
+        let header = p.assumingMemoryBound(to: Int32.self)
+        let (magic, version, n) = (Int32(littleEndian: header[0]), Int32(littleEndian: header[1]), Int(Int32(littleEndian: header[2])))
+        func fail(_ m: String) -> ShardError { munmap(p, size); return ShardError(path: path, m) }
+        guard magic == TokenShard.magic else { throw fail("bad magic \(magic), expected \(TokenShard.magic): not a token shard") }
+        guard version == 1 else { throw fail("unsupported version \(version), expected 1") }
+        guard n >= 0, TokenShard.headerBytes + 2 * n == size else {
+            throw fail("header says \(n) tokens (\(TokenShard.headerBytes + 2 * n) bytes) but the file has \(size) bytes")
+        }
+        mapping = p
+        mappedBytes = size
+        count = n
+    }
+
+    deinit { munmap(mapping, mappedBytes) }
+
+    /// The tokens, read in place.
+    public var tokens: UnsafeBufferPointer<UInt16> {
+        UnsafeBufferPointer(start: (mapping + TokenShard.headerBytes).assumingMemoryBound(to: UInt16.self), count: count)
+    }
+
+    /// Checks every token is below `vocabSize`; the error names the first one outside.
+    public func validate(vocabSize: Int) throws {
+        if let i = tokens.firstIndex(where: { Int(UInt16(littleEndian: $0)) >= vocabSize }) {
+            throw ShardError(path: path, "token \(UInt16(littleEndian: tokens[i])) at position \(i) is outside the vocabulary of \(vocabSize); was this shard made with another tokenizer?")
+        }
+    }
+
+    /// Writes tokens as a shard, atomically.
+    public static func write(_ tokens: [UInt16], to path: String) throws {
+        var header = [Int32](repeating: 0, count: 256)
+        header[0] = magic.littleEndian; header[1] = Int32(1).littleEndian; header[2] = Int32(tokens.count).littleEndian
+        var data = header.withUnsafeBytes { Data($0) }
+        tokens.map(\.littleEndian).withUnsafeBytes { data.append(contentsOf: $0) }
+        try AtomicFile.write(data, to: path)
+    }
+}
+
+/// Batches from a shard in SPEC §3.2's order: batch k takes the B·T + 1 tokens after
+/// batch k-1's; x = buf[:-1] and y = buf[1:] as (B, T).
+public struct BatchLoader {
+    public let shard: TokenShard
+    public let batch: Int, sequence: Int
+    /// Index of the next batch's first token.
+    public private(set) var position: Int
+
+    public init(shard: TokenShard, batch: Int, sequence: Int, position: Int = 0) {
+        self.shard = shard; self.batch = batch; self.sequence = sequence; self.position = position
+    }
+
+    /// The next (x, y), or nil when the shard has fewer than B·T + 1 tokens left.
+    public mutating func next() -> (x: IndexTensor, y: IndexTensor)? {
+        let n = batch * sequence
+        guard position + n + 1 <= shard.count else { return nil }
+        let t = shard.tokens
+        let buf = (position..<(position + n + 1)).map { Int32(UInt16(littleEndian: t[$0])) }
+        position += n + 1
+        return (IndexTensor(shape: [batch, sequence], values: Array(buf.dropLast())),
+                IndexTensor(shape: [batch, sequence], values: Array(buf.dropFirst())))
+    }
+}

@@ -1,0 +1,99 @@
+// Config files: every committed config loads; each kind of mistake gives one error with
+// file, line and column.
+import Foundation
+import Testing
+import Blocks
+import Train
+
+/// The repository's configs/ directory, found from this source file.
+let configsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs").path
+
+func parse(_ text: String) throws -> ConfigFile {
+    try ConfigFile.parse(text, file: "test.py", schema: NanochatKeys.schema)
+}
+
+@Suite struct ConfigFileTests {
+    @Test func everyCommittedConfigLoads() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: configsDirectory).filter { $0.hasSuffix(".py") }.sorted()
+        #expect(names.count == 11, "configs: \(names)")
+        for name in names {
+            let file = try ConfigFile.load("\(configsDirectory)/\(name)", schema: NanochatKeys.schema)
+            let config = try NanochatKeys.modelConfig(file, vocabSize: 8192)
+            #expect(config.nLayer == file.int("depth"), "\(name)")
+        }
+        let hybrid = try ConfigFile.load("\(configsDirectory)/hybrid_early_t_late_m_d20.py", schema: NanochatKeys.schema)
+        let c = try NanochatKeys.modelConfig(hybrid, vocabSize: 65536)
+        #expect(c.blockPattern == Array(repeating: .transformer, count: 12) + Array(repeating: .mamba, count: 8))
+        #expect(c.parameterCount == 486_748_160)
+        let t = try NanochatKeys.modelConfig(ConfigFile.load("\(configsDirectory)/transformer_d20.py", schema: NanochatKeys.schema),
+                                             vocabSize: 65536)
+        #expect(t.blockPattern.allSatisfy { $0 == .transformer } && t.parameterCount == 560_988_160)
+    }
+
+    @Test func valuesAndExpressions() throws {
+        let c = try parse("""
+            depth = 4   # layers
+            block_pattern = ["T", 'M'] * 2 + []
+            matrix_lr = 2e-2
+            embedding_lr = 1
+            mamba_use_mlp = True
+            total_batch_size = 32 * 2048
+            model_tag = "d4"
+            """)
+        #expect(c.int("depth") == 4 && c.list("block_pattern") == ["T", "M", "T", "M"])
+        #expect(c.double("matrix_lr") == 0.02 && c.double("embedding_lr") == 1.0)
+        #expect(c.bool("mamba_use_mlp") == true && c.int("total_batch_size") == 65536 && c.string("model_tag") == "d4")
+    }
+
+    @Test func overridesFromTheCommandLine() throws {
+        var c = try parse("depth = 4\n")
+        try c.override("--depth=6")
+        try c.override("--block_pattern=[\"M\"]*6")
+        try c.override("--model_tag=d6")
+        try c.override("--matrix_lr=0.01")
+        #expect(c.int("depth") == 6 && c.list("block_pattern")?.count == 6 && c.string("model_tag") == "d6")
+        #expect(throws: ConfigError(file: "command line", line: 1, column: 3, "unknown key dpeth; did you mean depth?")) {
+            try c.override("--dpeth=3")
+        }
+    }
+
+    @Test func unknownKeyNamesTheNearest() {
+        #expect(throws: ConfigError(file: "test.py", line: 2, column: 1, "unknown key matrx_lr; did you mean matrix_lr?")) {
+            try parse("depth = 4\nmatrx_lr = 0.02\n")
+        }
+    }
+
+    @Test func wrongType() {
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 9, "depth must be int, got str \"four\"")) {
+            try parse("depth = \"four\"\n")
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 17, "block_pattern must be list of str or None, got int 3")) {
+            try parse("block_pattern = 3\n")
+        }
+    }
+
+    @Test func syntaxErrors() {
+        #expect(throws: ConfigError(file: "test.py", line: 3, column: 22, "expected `,` or `]`")) {
+            try parse("depth = 4\n\nblock_pattern = [\"T\" \"M\"]\n")
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 7, "expected `=` after depth")) { try parse("depth 4\n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 18, "unterminated string")) { try parse("block_pattern = [\"T]\n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 23, "cannot apply `*` to list of str and list of str")) {
+            try parse("block_pattern = [\"T\"] * [\"M\"]\n")
+        }
+    }
+
+    @Test func badPatternEntryAndLength() throws {
+        let bad = try parse("depth = 3\nvocab_size = 100\nblock_pattern = [\"T\", \"M\", \"attention\"]\n")
+        #expect(throws: ConfigError(file: "test.py", line: 3, column: 17,
+                                    "block_pattern[2] is \"attention\"; valid entries are \(BlockKind.spellings)")) {
+            try NanochatKeys.modelConfig(bad)
+        }
+        let short = try parse("depth = 3\nvocab_size = 100\nblock_pattern = [\"T\"] * 2\n")
+        #expect(throws: ConfigError(file: "test.py", line: 3, column: 17,
+                                    "block_pattern has 2 entries but depth is 3; give one entry per layer")) {
+            try NanochatKeys.modelConfig(short)
+        }
+    }
+}

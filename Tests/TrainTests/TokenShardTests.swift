@@ -1,0 +1,68 @@
+// Token shards (llm.c format) and the batch order of SPEC §3.2; a fresh model's loss on a
+// shard is ln V.
+import Foundation
+import Testing
+import Tensor
+import Blocks
+import Train
+
+func scratchPath(_ name: String) -> String {
+    let dir = NSTemporaryDirectory() + "nanochat-train-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir + "/" + name
+}
+
+@Suite struct TokenShardTests {
+    @Test func roundTripAndBatchOrder() throws {
+        let path = scratchPath("a.bin")
+        try TokenShard.write((0..<30).map { UInt16($0) }, to: path)
+        let shard = try TokenShard(path: path)
+        #expect(shard.count == 30 && shard.tokens[7] == 7)
+        var loader = BatchLoader(shard: shard, batch: 2, sequence: 3)
+        let first = loader.next()
+        let (x0, y0) = try #require(first)
+        #expect(x0.values == [0, 1, 2, 3, 4, 5] && y0.values == [1, 2, 3, 4, 5, 6] && x0.shape == [2, 3])
+        let second = loader.next()
+        let (x1, _) = try #require(second)
+        #expect(x1.values.first == 7, "the next batch starts right after the previous B·T+1 tokens")
+        _ = loader.next(); _ = loader.next()
+        #expect(loader.next() == nil, "30 tokens hold four batches of 7")
+    }
+
+    @Test func badFilesNameTheProblem() throws {
+        let path = scratchPath("bad.bin")
+        try Data(repeating: 0, count: 100).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ShardError(path: path, "too short for a token shard: 100 bytes, the header alone is 1024")) {
+            try TokenShard(path: path)
+        }
+        try Data(repeating: 0, count: 1024).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ShardError(path: path, "bad magic 0, expected 20240520: not a token shard")) { try TokenShard(path: path) }
+        try TokenShard.write([1, 2, 3, 4], to: path)
+        let full = try Data(contentsOf: URL(fileURLWithPath: path))
+        try full.prefix(full.count - 2).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ShardError(path: path, "header says 4 tokens (1032 bytes) but the file has 1030 bytes")) {
+            try TokenShard(path: path)
+        }
+        try TokenShard.write([1, 2, 900, 4], to: path)
+        #expect(throws: ShardError(path: path, "token 900 at position 2 is outside the vocabulary of 512; was this shard made with another tokenizer?")) {
+            try TokenShard(path: path).validate(vocabSize: 512)
+        }
+    }
+
+    @Test func freshModelLossOnAShardIsLogV() throws {
+        let v = 300
+        var g = SeededGenerator(seed: 1)
+        let path = scratchPath("s.bin")
+        try TokenShard.write((0..<2000).map { _ in UInt16(g.next() % UInt64(v)) }, to: path)
+        let config = ModelConfig(sequenceLen: 32, vocabSize: v, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 32,
+                                 blockPattern: [.transformer, .mamba])
+        let dir = (path as NSString).deletingLastPathComponent + "/ckpt"
+        try Checkpoint.save(try GPT(config: config, seed: 5), step: 0, to: dir)
+        let (model, _) = try Checkpoint.load(from: dir)
+        var loader = BatchLoader(shard: try TokenShard(path: path), batch: 2, sequence: 32)
+        var losses: [Double] = []
+        while let (x, y) = loader.next() { losses.append(GradMode.withoutGradients { model.loss(x, targets: y).item }) }
+        let mean = losses.reduce(0, +) / Double(losses.count)
+        #expect(losses.count == 30 && abs(mean - log(Double(v))) < 0.01, "loss \(mean) vs ln V = \(log(Double(v)))")
+    }
+}

@@ -1,0 +1,22 @@
+# Laptop-sized: depth 16, block_pattern ["T"] * 10 + ["M"] * 6 (None: all Transformer).
+# 182.6 M parameters with an 8192-token tokenizer. Training tok/s on this machine kind
+# (2 cores): not yet measured; the train-step benchmark arrives with the training issue.
+
+depth = 16
+block_pattern = ["T"] * 10 + ["M"] * 6
+
+mamba_d_state = 16
+mamba_d_conv = 4
+mamba_expand = 2
+mamba_use_mlp = False
+
+max_seq_len = 512
+device_batch_size = 4
+total_batch_size = 16384
+num_iterations = 2000
+
+embedding_lr = 0.2
+unembedding_lr = 0.004
+matrix_lr = 0.02
+weight_decay = 0.0
+grad_clip = 1.0
