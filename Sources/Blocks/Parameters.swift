@@ -40,6 +40,10 @@ public struct Parameter {
     public let name: String
     public let group: OptimizerGroup
     public let tensor: Tensor
+
+    public init(name: String, group: OptimizerGroup, tensor: Tensor) {
+        self.name = name; self.group = group; self.tensor = tensor
+    }
 }
 
 /// Linear init: N(0, std) with std = 1/sqrt(in) · min(1, sqrt(out/in)) for a (out, in) weight.
