@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "bench",
             dependencies: [
-                "Tensor", "SelectiveScan", "CBLAS",
+                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU

@@ -1,6 +1,7 @@
 # Laptop-sized: depth 12, block_pattern None (None: all Transformer).
-# 97.5 M parameters with an 8192-token tokenizer. Training tok/s on this machine kind
-# (2 cores): not yet measured; the train-step benchmark arrives with the training issue.
+# 97.5 M parameters with an 8192-token tokenizer. On this machine kind (AMD EPYC,
+# 2 cores, B=4, T=512): 215 tok/s forward+backward, 665 tok/s forward, measured by
+# `bench model configs/transformer_d12.py` (no optimiser step in that figure yet).
 
 depth = 12
 block_pattern = None

@@ -4,6 +4,7 @@
 //
 //   bench kernels            matmul GFLOPS vs raw cblas_sgemm; SIMD kernels vs scalar loops
 //   bench scan               selective scan: chunked parallel vs sequential, 1 vs N threads
+//   bench model CONFIG...    forward and forward+backward tokens/s of whole models
 import ArgumentParser
 import Foundation
 import Tensor
@@ -13,7 +14,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
-        subcommands: [KernelsCommand.self, ScanCommand.self],
+        subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
 }

@@ -166,6 +166,7 @@ struct SampleCommand: ParsableCommand {
         guard !prompt.isEmpty else { throw UserError("--tokens is empty; give at least one token id") }
         var sampler = Sampler(temperature: temperature, topK: topK, seed: seed)
         let cache = DecodeCache(config: model.config, batch: 1, capacity: prompt.count + maxNewTokens)
+        FileHandle.standardError.write(Data("cache: \(cache.byteCount) bytes for \(cache.capacity) positions\n".utf8))
         var input = IndexTensor(shape: [1, prompt.count], values: prompt)
         for _ in 0..<maxNewTokens {
             let logits = GradMode.withoutGradients { model.logits(input, cache: cache) }

@@ -1,0 +1,51 @@
+// `bench model`: forward and forward+backward time of a whole model from a config file, in
+// tokens per second (no optimiser step yet: that arrives with training).
+import ArgumentParser
+import Blocks
+import Foundation
+import Tensor
+import Train
+
+struct ModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model",
+        abstract: "Forward and forward+backward tokens/s of a model built from a config file."
+    )
+
+    @Argument(help: "Config files (e.g. configs/hybrid_d12.py).")
+    var configs: [String]
+
+    @Option(help: "Vocabulary size (the tokenizer's).") var vocab: Int = 8192
+    @Option(help: "Sequences per step.") var batch: Int = 4
+    @Option(help: "Tokens per sequence.") var seq: Int = 512
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        Parallel.setThreadCount(common.threads)
+        print("# bench model\n")
+        print(machineSummary(threads: common.threads))
+        print("\nB=\(batch) T=\(seq) V=\(vocab); median of \(common.runs) after one warm-up; forward+backward has no optimiser step.\n")
+        print("| config | pattern | params | forward tok/s | forward+backward tok/s | peak tensor memory |")
+        print("|---|---|---:|---:|---:|---:|")
+        for path in configs {
+            var file = try ConfigFile.load(path, schema: NanochatKeys.schema)
+            try file.override("--max_seq_len=\(seq)")
+            let config = try NanochatKeys.modelConfig(file, vocabSize: vocab)
+            let model = try GPT(config: config, seed: 1)
+            var g = SeededGenerator(seed: 2)
+            let ids = IndexTensor(shape: [batch, seq], values: (0..<(batch * seq)).map { _ in Int32(g.next() % UInt64(vocab)) })
+            let targets = IndexTensor(shape: [batch, seq], values: ids.values.map { ($0 + 1) % Int32(vocab) })
+            let forward = timeRuns(runs: common.runs) { _ = GradMode.withoutGradients { model.loss(ids, targets: targets) } }
+            BufferPool.shared.resetPeak()
+            let step = timeRuns(runs: common.runs) {
+                model.loss(ids, targets: targets).backward()
+                for p in model.parameters.parameters { p.tensor.zeroGrad() }
+            }
+            let tokens = Double(batch * seq)
+            let name = (path as NSString).lastPathComponent
+            print("| \(name) | \(config.blockPattern.map(\.rawValue).joined()) | \(fmt(Double(config.parameterCount) / 1e6))M | "
+                  + "\(fmt(tokens / forward.median, 0)) | \(fmt(tokens / step.median, 0)) | "
+                  + "\(fmt(Double(BufferPool.shared.peakLiveBytes) / 1048576, 0)) MiB |")
+        }
+    }
+}
