@@ -184,8 +184,7 @@ public func selectiveScanBackward<S: TensorScalar>(
     defer { parts.free() }
 
     if !timeParallel {
-        Parallel.forEach(sh.batch * sh.groups) { it in
-            let b = it / sh.groups, g = it % sh.groups
+        forEachGroupItem(sh) { b, g in
             let s = ChunkScratch<S>(sh), blk = BlockScratch<S>(state: sh.state)
             defer { s.free(); blk.free() }
             for c in stride(from: nc - 1, through: 0, by: -1) {
@@ -201,8 +200,7 @@ public func selectiveScanBackward<S: TensorScalar>(
         let decay = UnsafeMutablePointer<S>.allocate(capacity: sh.boundaryCount)
         let carryIn = UnsafeMutablePointer<S>.allocate(capacity: sh.boundaryCount)
         defer { local.deallocate(); decay.deallocate(); carryIn.deallocate() }
-        Parallel.forEach(sh.batch * sh.groups * nc) { it in
-            let c = it % nc, g = (it / nc) % sh.groups, b = it / (nc * sh.groups)
+        forEachChunkItem(sh) { b, g, c in
             let blk = BlockScratch<S>(state: sh.state)
             defer { blk.free() }
             forEachBlock(sh, group: g) { d0, w in
@@ -210,8 +208,7 @@ public func selectiveScanBackward<S: TensorScalar>(
                 reverseCarryOnly(x, dout: dout, sh, blk, b: b, d0: d0, w: w, c: c, local: local, decay: decay)
             }
         }
-        Parallel.forEach(sh.batch * sh.groups) { it in
-            let b = it / sh.groups, g = it % sh.groups
+        forEachGroupItem(sh) { b, g in
             forEachBlock(sh, group: g) { d0, w in
                 for k in 0..<sh.state {
                     var carry = SIMD16<S>()
@@ -223,8 +220,7 @@ public func selectiveScanBackward<S: TensorScalar>(
                 }
             }
         }
-        Parallel.forEach(sh.batch * sh.groups * nc) { it in
-            let c = it % nc, g = (it / nc) % sh.groups, b = it / (nc * sh.groups)
+        forEachChunkItem(sh) { b, g, c in
             let s = ChunkScratch<S>(sh), blk = BlockScratch<S>(state: sh.state)
             defer { s.free(); blk.free() }
             var bi = 0

@@ -65,6 +65,19 @@ func forEachBlock(_ sh: ScanShape, group g: Int, _ body: (Int, Int) -> Void) {
     for d0 in stride(from: g * scanGroupWidth, to: end, by: 16) { body(d0, Swift.min(16, end - d0)) }
 }
 
+/// Runs body(b, g) for every (batch, channel group) item, spread over the workers.
+@inlinable @inline(__always)
+func forEachGroupItem(_ sh: ScanShape, _ body: (Int, Int) -> Void) {
+    Parallel.forEach(sh.batch * sh.groups) { it in body(it / sh.groups, it % sh.groups) }
+}
+
+/// Runs body(b, g, c) for every (batch, channel group, chunk) item, spread over the workers.
+@inlinable @inline(__always)
+func forEachChunkItem(_ sh: ScanShape, _ body: (Int, Int, Int) -> Void) {
+    let nc = sh.chunks
+    Parallel.forEach(sh.batch * sh.groups * nc) { it in body(it / (nc * sh.groups), (it / nc) % sh.groups, it % nc) }
+}
+
 /// Reads channels d0 ..< d0+w of a (B, Di, N) state into h (N vectors), or zeros.
 @inlinable @inline(__always)
 func gatherState<S: TensorScalar>(_ state: UnsafePointer<S>?, _ sh: ScanShape, b: Int, d0: Int, w: Int,
@@ -101,8 +114,7 @@ public func selectiveScanForward<S: TensorScalar>(
     if !strategy.timeParallel(sh) {
         // Chunks outer, the group's blocks inner: a chunk's rows (L · 64 channels) stay in
         // cache while its 4 blocks are scanned, instead of streaming all of T four times.
-        Parallel.forEach(sh.batch * sh.groups) { item in
-            let b = item / sh.groups, g = item % sh.groups
+        forEachGroupItem(sh) { b, g in
             var blocks: [(d0: Int, w: Int, scratch: BlockScratch<S>)] = []
             forEachBlock(sh, group: g) { d0, w in
                 let scratch = BlockScratch<S>(state: sh.state)
@@ -135,8 +147,7 @@ public func selectiveScanForward<S: TensorScalar>(
         if boundaryStates == nil { boundary.deallocate() }
         localEnd.deallocate(); decay.deallocate()
     }
-    Parallel.forEach(sh.batch * sh.groups * nc) { item in
-        let c = item % nc, g = (item / nc) % sh.groups, b = item / (nc * sh.groups)
+    forEachChunkItem(sh) { b, g, c in
         let scratch = BlockScratch<S>(state: sh.state)
         defer { scratch.free() }
         forEachBlock(sh, group: g) { d0, w in
@@ -151,8 +162,7 @@ public func selectiveScanForward<S: TensorScalar>(
             }
         }
     }
-    Parallel.forEach(sh.batch * sh.groups) { item in
-        let b = item / sh.groups, g = item % sh.groups
+    forEachGroupItem(sh) { b, g in
         let scratch = BlockScratch<S>(state: sh.state)
         defer { scratch.free() }
         forEachBlock(sh, group: g) { d0, w in
@@ -168,8 +178,7 @@ public func selectiveScanForward<S: TensorScalar>(
             if let finalState { scatterState(scratch.h, sh, b: b, d0: d0, w: w, into: finalState) }
         }
     }
-    Parallel.forEach(sh.batch * sh.groups * nc) { item in
-        let c = item % nc, g = (item / nc) % sh.groups, b = item / (nc * sh.groups)
+    forEachChunkItem(sh) { b, g, c in
         let scratch = BlockScratch<S>(state: sh.state)
         defer { scratch.free() }
         forEachBlock(sh, group: g) { d0, w in
