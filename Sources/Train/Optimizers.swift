@@ -1,0 +1,158 @@
+// The optimisers of SPEC §2: Muon for the 2-D weights inside the layers, AdamW for the
+// embedding, the head and Mamba's non-matrix parameters; and the schedules.
+import Blocks
+import Foundation
+import Tensor
+
+/// Hyperparameters of one run (SPEC §2 defaults).
+public struct OptimizerSettings: Sendable {
+    public var matrixLR = 0.02, embeddingLR = 0.2, unembeddingLR = 0.004
+    /// AdamW rate for A_log, D, conv1d.* and dt_proj.bias. The seed had none; 0.004 (the
+    /// head's rate, unscaled) keeps Mamba's decay and step-size parameters stable.
+    public var mambaLR = 0.004
+    public var weightDecay = 0.0
+    public var adamBetas = (0.8, 0.95), adamEpsilon = 1e-10
+    public init() {}
+}
+
+/// AdamW (decoupled weight decay), PyTorch's update with bias correction:
+///   m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²
+///   p ← p·(1 - lr·wd) - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
+public final class AdamW {
+    public let parameters: [Tensor]
+    public let lrs: [Double]
+    public let betas: (Double, Double), epsilon: Double, weightDecay: Double
+    public private(set) var step = 0
+    /// First and second moments, one pair per parameter (saved in optimiser checkpoints).
+    public let m: [Tensor], v: [Tensor]
+
+    public init(parameters: [Tensor], lrs: [Double], betas: (Double, Double), epsilon: Double, weightDecay: Double) {
+        precondition(parameters.count == lrs.count)
+        self.parameters = parameters; self.lrs = lrs
+        self.betas = betas; self.epsilon = epsilon; self.weightDecay = weightDecay
+        m = parameters.map { Tensor(zeros: $0.shape) }
+        v = parameters.map { Tensor(zeros: $0.shape) }
+    }
+
+    /// One update with every learning rate times `lrMultiplier`.
+    public func update(lrMultiplier: Double) {
+        step += 1
+        let (b1, b2) = (Float(betas.0), Float(betas.1))
+        let c1 = 1 - pow(betas.0, Double(step)), c2 = 1 - pow(betas.1, Double(step))
+        for (i, p) in parameters.enumerated() {
+            guard let g = p.grad else { continue }
+            let lr = Float(lrs[i] * lrMultiplier)
+            let decay = 1 - lr * Float(weightDecay)
+            let (pp, gp, mp, vp) = (p.data(Float.self), g.data(Float.self), m[i].data(Float.self), v[i].data(Float.self))
+            let (ic1, ic2, eps) = (Float(1 / c1), Float(1 / c2), Float(epsilon))
+            Parallel.forRanges(p.count) { range in
+                for j in range {
+                    let gj = gp[j]
+                    mp[j] = b1 * mp[j] + (1 - b1) * gj
+                    vp[j] = b2 * vp[j] + (1 - b2) * gj * gj
+                    pp[j] = pp[j] * decay - lr * (mp[j] * ic1) / ((vp[j] * ic2).squareRoot() + eps)
+                }
+            }
+        }
+    }
+}
+
+/// Quintic Newton–Schulz coefficients of nanochat's Muon (a, b, c).
+public let newtonSchulzCoefficients: (Float, Float, Float) = (3.4445, -4.7750, 2.0315)
+
+/// X ← an approximately orthogonal matrix with the singular vectors of g (rows × cols):
+/// X = g / (‖g‖_F + 1e-7), transposed when rows > cols, then `steps` times
+/// A = X Xᵀ, B = b A + c A², X = a X + B X. The singular values end near 1 (in about
+/// [0.7, 1.2]: the quintic trades exactness for speed, as in Muon).
+public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps: Int = 5) -> [Float] {
+    let tall = rows > cols
+    let (r, c) = tall ? (cols, rows) : (rows, cols)   // work on the wide form, r ≤ c
+    var x = [Float](repeating: 0, count: r * c)
+    var norm: Double = 0
+    for i in 0..<(rows * cols) { norm += Double(g[i]) * Double(g[i]) }
+    let inv = Float(1 / (norm.squareRoot() + 1e-7))
+    for i in 0..<rows { for j in 0..<cols { x[tall ? j * rows + i : i * cols + j] = g[i * cols + j] * inv } }
+    var a = [Float](repeating: 0, count: r * r), b = a, next = x
+    let (ca, cb, cc) = newtonSchulzCoefficients
+    for _ in 0..<steps {
+        x.withUnsafeBufferPointer { xp in
+            a.withUnsafeMutableBufferPointer { ap in
+                gemm(transposeB: true, m: r, n: r, k: c, a: xp.baseAddress!, b: xp.baseAddress!, c: ap.baseAddress!)
+            }
+        }
+        // B = b A + c A A
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeMutableBufferPointer { bp in
+                for i in 0..<(r * r) { bp[i] = cb * ap[i] }
+                gemm(m: r, n: r, k: r, a: ap.baseAddress!, b: ap.baseAddress!, c: bp.baseAddress!, alpha: cc, beta: 1)
+            }
+        }
+        // X = a X + B X
+        next = x
+        b.withUnsafeBufferPointer { bp in
+            x.withUnsafeBufferPointer { xp in
+                next.withUnsafeMutableBufferPointer { np in
+                    gemm(m: r, n: c, k: r, a: bp.baseAddress!, b: xp.baseAddress!, c: np.baseAddress!, alpha: 1, beta: ca)
+                }
+            }
+        }
+        swap(&x, &next)
+    }
+    if !tall { return x }
+    var out = [Float](repeating: 0, count: rows * cols)
+    for i in 0..<rows { for j in 0..<cols { out[i * cols + j] = x[j * rows + i] } }
+    return out
+}
+
+/// Muon: Nesterov momentum, then the update orthogonalised by Newton–Schulz (SPEC §2):
+///   buf = lerp(buf, g, 1-μ);  g = lerp(g, buf, μ);  X = NS5(g);
+///   p -= lr · max(1, rows/cols)^½ · X
+public final class Muon {
+    public let parameters: [Tensor]
+    public let lr: Double
+    /// Momentum buffers, one per parameter.
+    public let buffers: [Tensor]
+
+    public init(parameters: [Tensor], lr: Double) {
+        self.parameters = parameters
+        self.lr = lr
+        buffers = parameters.map { Tensor(zeros: $0.shape) }
+    }
+
+    public func update(lrMultiplier: Double, momentum: Double) {
+        let mu = Float(momentum)
+        for (i, p) in parameters.enumerated() {
+            guard let g = p.grad else { continue }
+            let rows = p.shape[0], cols = p.count / rows
+            let (gp, bp, pp) = (g.data(Float.self), buffers[i].data(Float.self), p.data(Float.self))
+            var nesterov = [Float](repeating: 0, count: p.count)
+            for j in 0..<p.count {
+                bp[j] += (1 - mu) * (gp[j] - bp[j])          // buf = lerp(buf, g, 1-μ)
+                nesterov[j] = gp[j] + mu * (bp[j] - gp[j])    // g = lerp(g, buf, μ)
+            }
+            let x = nesterov.withUnsafeBufferPointer { newtonSchulz($0.baseAddress!, rows: rows, cols: cols) }
+            let scale = Float(lr * lrMultiplier * max(1, Double(rows) / Double(cols)).squareRoot())
+            for j in 0..<p.count { pp[j] -= scale * x[j] }
+        }
+    }
+}
+
+/// The schedules of SPEC §2.
+public enum Schedule {
+    /// LR multiplier at `step` of `total`: linear warmup over the first warmupRatio, 1, then
+    /// linear to finalFraction over the last warmdownRatio.
+    public static func lrMultiplier(step: Int, total: Int, warmupRatio: Double = 0, warmdownRatio: Double = 0.2,
+                                    finalFraction: Double = 0) -> Double {
+        let warmup = Int((warmupRatio * Double(total)).rounded()), warmdown = Int((warmdownRatio * Double(total)).rounded())
+        if step < warmup { return Double(step + 1) / Double(warmup) }
+        if step <= total - warmdown { return 1 }
+        let progress = Double(total - step) / Double(max(warmdown, 1))
+        return progress + (1 - progress) * finalFraction
+    }
+
+    /// Muon momentum: 0.85 rising linearly to 0.95 over the first 300 steps.
+    public static func muonMomentum(step: Int) -> Double {
+        let f = min(Double(step) / 300, 1)
+        return (1 - f) * 0.85 + f * 0.95
+    }
+}
