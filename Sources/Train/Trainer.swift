@@ -1,0 +1,82 @@
+// One optimisation step (SPEC §2): gradient accumulation over micro-batches, a check for
+// NaN/Inf that names the tensor, global-norm clipping, and the Muon + AdamW updates with
+// their schedules. The training command (issue 5) drives it.
+import Blocks
+import Foundation
+import Tensor
+
+/// NaN or Inf where training cannot go on; names the step and the tensor.
+public struct NonFiniteError: Error, CustomStringConvertible {
+    public let step: Int, tensor: String
+    public var description: String { "step \(step): \(tensor) is NaN or Inf; stopping (the last checkpoint is kept)" }
+}
+
+public final class Trainer {
+    public let model: GPT
+    public let settings: OptimizerSettings
+    public let gradClip: Double
+    public let muon: Muon
+    public let adam: AdamW
+    public private(set) var step = 0
+
+    /// Groups the model's parameters by their optimiser group. The embedding and head rates
+    /// are scaled by (C/768)^-½ as nanochat does.
+    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings(), gradClip: Double = 1.0) {
+        self.model = model
+        self.settings = settings
+        self.gradClip = gradClip
+        let scale = pow(Double(model.config.nEmbd) / 768, -0.5)
+        var matrices: [Tensor] = [], adamParams: [Tensor] = [], lrs: [Double] = []
+        for p in model.parameters.parameters {
+            switch p.group {
+            case .muonMatrix: matrices.append(p.tensor)
+            case .adamEmbedding: adamParams.append(p.tensor); lrs.append(settings.embeddingLR * scale)
+            case .adamHead: adamParams.append(p.tensor); lrs.append(settings.unembeddingLR * scale)
+            case .adamMambaScalar: adamParams.append(p.tensor); lrs.append(settings.mambaLR)
+            }
+        }
+        muon = Muon(parameters: matrices, lr: settings.matrixLR)
+        adam = AdamW(parameters: adamParams, lrs: lrs, betas: settings.adamBetas, epsilon: settings.adamEpsilon,
+                     weightDecay: settings.weightDecay)
+    }
+
+    /// Forward and backward over the micro-batches (gradients averaged), clipping, one
+    /// update. Returns the mean loss. `totalSteps` sets the LR schedule's horizon.
+    @discardableResult
+    public func step(_ microBatches: [(x: IndexTensor, y: IndexTensor)], totalSteps: Int) throws -> Double {
+        precondition(!microBatches.isEmpty)
+        let params = model.parameters.parameters
+        for p in params { p.tensor.zeroGrad() }
+        var lossSum = 0.0
+        for (x, y) in microBatches {
+            let loss = scale(model.loss(x, targets: y), 1 / Double(microBatches.count))
+            let value = loss.item
+            guard value.isFinite else { throw NonFiniteError(step: step, tensor: "loss") }
+            lossSum += value
+            loss.backward()
+        }
+        var squares = 0.0
+        for p in params {
+            guard let g = p.tensor.grad else { continue }
+            let gp = g.data(Float.self)
+            var s = 0.0
+            for j in 0..<g.count { s += Double(gp[j]) * Double(gp[j]) }
+            guard s.isFinite else { throw NonFiniteError(step: step, tensor: "gradient of \(p.name)") }
+            squares += s
+        }
+        let norm = squares.squareRoot()
+        if gradClip > 0 && norm > gradClip {
+            let factor = Float(gradClip / norm)
+            for p in params {
+                guard let g = p.tensor.grad else { continue }
+                let gp = g.data(Float.self)
+                for j in 0..<g.count { gp[j] *= factor }
+            }
+        }
+        let lrm = Schedule.lrMultiplier(step: step, total: totalSteps)
+        muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step))
+        adam.update(lrMultiplier: lrm)
+        step += 1
+        return lossSum
+    }
+}
