@@ -1,5 +1,5 @@
-// `bench model`: forward and forward+backward time of a whole model from a config file, in
-// tokens per second (no optimiser step yet: that arrives with training).
+// `bench model`: forward, forward+backward, and full train step (forward, backward, clip,
+// Muon + AdamW) of a whole model from a config file, in tokens per second.
 import ArgumentParser
 import Blocks
 import Foundation
@@ -9,7 +9,7 @@ import Train
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Forward and forward+backward tokens/s of a model built from a config file."
+        abstract: "Forward, forward+backward and train-step tokens/s of models built from config files."
     )
 
     @Argument(help: "Config files (e.g. configs/hybrid_d12.py).")
@@ -24,9 +24,9 @@ struct ModelCommand: ParsableCommand {
         Parallel.setThreadCount(common.threads)
         print("# bench model\n")
         print(machineSummary(threads: common.threads))
-        print("\nB=\(batch) T=\(seq) V=\(vocab); median of \(common.runs) after one warm-up; forward+backward has no optimiser step.\n")
-        print("| config | pattern | params | forward tok/s | forward+backward tok/s | peak tensor memory |")
-        print("|---|---|---:|---:|---:|---:|")
+        print("\nB=\(batch) T=\(seq) V=\(vocab); median of \(common.runs) after one warm-up.\n")
+        print("| config | pattern | params | forward tok/s | forward+backward tok/s | train step tok/s | peak tensor memory |")
+        print("|---|---|---:|---:|---:|---:|---:|")
         for path in configs {
             var file = try ConfigFile.load(path, schema: NanochatKeys.schema)
             try file.override("--max_seq_len=\(seq)")
@@ -41,10 +41,12 @@ struct ModelCommand: ParsableCommand {
                 model.loss(ids, targets: targets).backward()
                 for p in model.parameters.parameters { p.tensor.zeroGrad() }
             }
+            let trainer = Trainer(model: model)
+            let train = timeRuns(runs: common.runs) { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) }
             let tokens = Double(batch * seq)
             let name = (path as NSString).lastPathComponent
             print("| \(name) | \(config.blockPattern.map(\.rawValue).joined()) | \(fmt(Double(config.parameterCount) / 1e6))M | "
-                  + "\(fmt(tokens / forward.median, 0)) | \(fmt(tokens / step.median, 0)) | "
+                  + "\(fmt(tokens / forward.median, 0)) | \(fmt(tokens / step.median, 0)) | \(fmt(tokens / train.median, 0)) | "
                   + "\(fmt(Double(BufferPool.shared.peakLiveBytes) / 1048576, 0)) MiB |")
         }
     }
