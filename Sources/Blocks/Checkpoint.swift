@@ -59,8 +59,10 @@ public enum Checkpoint {
         let file = modelPath(dir, step: s)
         let (tensors, _) = try Safetensors.read(file)
         let byName = Dictionary(tensors, uniquingKeysWith: { a, _ in a })
+        let specs = config.parameterSpecs
+        let names = Set(specs.map(\.name))
         var params: [Parameter] = []
-        for spec in config.parameterSpecs {
+        for spec in specs {
             guard let t = byName[spec.name] else {
                 throw TensorFileError(path: file, tensor: spec.name, "missing (the config needs shape \(spec.shape))")
             }
@@ -72,7 +74,7 @@ public enum Checkpoint {
             p.name = spec.name
             params.append(Parameter(name: spec.name, group: spec.group, tensor: p))
         }
-        if let extra = tensors.first(where: { name, _ in !config.parameterSpecs.contains { $0.name == name } }) {
+        if let extra = tensors.first(where: { name, _ in !names.contains(name) }) {
             throw TensorFileError(path: file, tensor: extra.0, "not a parameter of the model in \(metaFile)")
         }
         return (try GPT(config: config, parameters: ParameterSet(params)), meta)

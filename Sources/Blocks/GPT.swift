@@ -18,7 +18,8 @@ public final class GPT {
     /// A model over existing parameters; their names and shapes must match the config's.
     public init(config: ModelConfig, parameters: ParameterSet) throws {
         try config.validate()
-        for spec in config.parameterSpecs {
+        let specs = config.parameterSpecs
+        for spec in specs {
             guard parameters.contains(spec.name) else {
                 throw ModelLoadError(message: "missing parameter \(spec.name) (shape \(spec.shape))")
             }
@@ -27,7 +28,7 @@ public final class GPT {
                 throw ModelLoadError(message: "parameter \(spec.name) has shape \(t.shape), the config needs \(spec.shape)")
             }
         }
-        let expected = Set(config.parameterSpecs.map(\.name))
+        let expected = Set(specs.map(\.name))
         if let extra = parameters.parameters.first(where: { !expected.contains($0.name) }) {
             throw ModelLoadError(message: "parameter \(extra.name) is not part of this config's model")
         }

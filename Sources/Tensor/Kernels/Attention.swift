@@ -43,13 +43,9 @@ public struct AttentionShape: Sendable {
 /// log-sum-exp of the visible part.
 @inlinable @inline(__always)
 func maskedSoftmaxRow<S: TensorScalar>(_ row: UnsafeMutablePointer<S>, visible: Int, total: Int) -> S {
-    var mv = SIMD16<S>(repeating: -S.greatestFiniteMagnitude)
-    var j = 0
-    while j + 16 <= visible { mv = vmax(mv, load(row + j)); j += 16 }
-    var m = mv.max()
-    while j < visible { m = Swift.max(m, row[j]); j += 1 }
+    let m = vectorMax(row, visible)
     var sv = SIMD16<S>()
-    j = 0
+    var j = 0
     let mvec = SIMD16<S>(repeating: m)
     while j + 16 <= visible {
         let e = S.vexp(load(row + j) - mvec)

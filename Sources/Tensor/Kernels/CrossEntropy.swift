@@ -35,11 +35,7 @@ public func crossEntropyForward<S: TensorScalar>(
 /// logsumexp of z[0..<n] (max-shifted, so logits of ±1e4 stay finite).
 @inlinable @inline(__always)
 func maskedSoftmaxLSE<S: TensorScalar>(_ z: UnsafePointer<S>, _ n: Int) -> S {
-    var mv = SIMD16<S>(repeating: -S.greatestFiniteMagnitude)
-    var j = 0
-    while j + 16 <= n { mv = vmax(mv, load(z + j)); j += 16 }
-    var m = mv.max()
-    while j < n { m = Swift.max(m, z[j]); j += 1 }
+    let m = vectorMax(z, n)
     let mvec = SIMD16<S>(repeating: m)
     let s = sumMapped(z, n) { S.vexp($0 - mvec) }  // padded tail lanes are dropped
     return m + S.log(s)

@@ -108,6 +108,17 @@ func sumMapped<S: TensorScalar>(
     return hsum((a0 + a1) + (a2 + a3))
 }
 
+/// max of x[0..<n] (n ≥ 1), for the max-shift of a softmax.
+@inlinable @inline(__always)
+func vectorMax<S: TensorScalar>(_ x: UnsafePointer<S>, _ n: Int) -> S {
+    var mv = SIMD16<S>(repeating: -S.greatestFiniteMagnitude)
+    var j = 0
+    while j + 16 <= n { mv = vmax(mv, load(x + j)); j += 16 }
+    var m = mv.max()
+    while j < n { m = Swift.max(m, x[j]); j += 1 }
+    return m
+}
+
 /// Dot product of a[0..<n] and b[0..<n], fixed accumulation order.
 @inlinable @inline(__always)
 func vectorDot<S: TensorScalar>(_ a: UnsafePointer<S>, _ b: UnsafePointer<S>, _ n: Int) -> S {
