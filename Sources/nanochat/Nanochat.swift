@@ -14,7 +14,7 @@ struct Nanochat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nanochat",
         abstract: "Train and study small hybrid Transformer/Mamba language models on the CPU.",
-        subcommands: [InitCommand.self, EvalCommand.self, SampleCommand.self]
+        subcommands: [TokenizerCommand.self, InitCommand.self, EvalCommand.self, SampleCommand.self]
     )
 }
 

@@ -1,0 +1,274 @@
+// The byte-level BPE tokenizer of SPEC §3.3: ranks 0..<256 are the bytes, then one rank per
+// merge, then the special tokens. Encoding is tiktoken's: split with the pattern; a piece
+// that is itself a token is that token; otherwise start from its bytes and repeatedly join
+// the adjacent pair whose joined bytes have the lowest rank (the leftmost on ties) until no
+// adjacent pair joins into a token. Files: tokenizer.tiktoken (`base64(bytes) rank` per
+// line, what tiktoken's load_tiktoken_bpe reads) and tokenizer.json (pattern, special tokens
+// with ids, vocab size).
+import Blocks
+import Foundation
+import Tensor
+
+/// The special tokens, appended after the merges in this order (SPEC §3.3).
+public let specialTokens = [
+    "<|bos|>", "<|user_start|>", "<|user_end|>", "<|assistant_start|>", "<|assistant_end|>",
+    "<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>",
+]
+
+public struct TokenizerError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public final class Tokenizer: @unchecked Sendable {
+    /// The bytes of every ordinary token, indexed by rank.
+    public let tokenBytes: [[UInt8]]
+    /// Special token ids, in `specialTokens` order, after the ordinary ones.
+    public var specialIDs: [Int32] { (0..<specialTokens.count).map { Int32(tokenBytes.count + $0) } }
+    public var bosID: Int32 { Int32(tokenBytes.count) }
+    public var vocabSize: Int { tokenBytes.count + specialTokens.count }
+
+    private let rankOf: [[UInt8]: Int32]
+    /// (left, right) → the token whose bytes are left's then right's, for every such pair
+    /// of tokens: the join table of the merge loop, built once from the ranks.
+    private let joins: [UInt64: Int32]
+
+    /// A tokenizer from the ordinary tokens' bytes by rank (the first 256 must be the bytes).
+    public init(tokenBytes: [[UInt8]]) throws {
+        guard tokenBytes.count >= 256, (0..<256).allSatisfy({ tokenBytes[$0] == [UInt8($0)] }) else {
+            throw TokenizerError("ranks 0..<256 must be the 256 single bytes in order")
+        }
+        var rankOf: [[UInt8]: Int32] = [:]
+        for (r, b) in tokenBytes.enumerated() {
+            if let other = rankOf.updateValue(Int32(r), forKey: b) {
+                throw TokenizerError("ranks \(other) and \(r) have the same bytes \(b)")
+            }
+        }
+        var joins: [UInt64: Int32] = [:]
+        for (r, b) in tokenBytes.enumerated() where b.count >= 2 {
+            for cut in 1..<b.count {
+                if let l = rankOf[Array(b[..<cut])], let rr = rankOf[Array(b[cut...])] { joins[pairKey(l, rr)] = Int32(r) }
+            }
+        }
+        self.tokenBytes = tokenBytes
+        self.rankOf = rankOf
+        self.joins = joins
+    }
+
+    /// Trains on `texts` to a vocabulary of `vocabSize` (merges + 256 bytes + the specials).
+    public static func train(_ texts: [String], vocabSize: Int) throws -> Tokenizer {
+        let mergeCount = vocabSize - 256 - specialTokens.count
+        guard mergeCount >= 0 else {
+            throw TokenizerError("vocab size \(vocabSize) is below the minimum \(256 + specialTokens.count) (256 bytes + \(specialTokens.count) special tokens)")
+        }
+        guard vocabSize <= 65536 else { throw TokenizerError("vocab size \(vocabSize) does not fit the uint16 token shards (at most 65536)") }
+        let (pieces, counts) = BPETraining.countPieces(texts)
+        let merges = BPETraining.train(pieces: pieces, counts: counts, mergeCount: mergeCount)
+        guard merges.count == mergeCount else {
+            throw TokenizerError("the text has only enough distinct pairs for \(merges.count) merges; vocab size \(vocabSize) needs \(mergeCount) — use more text or a smaller vocab size")
+        }
+        var bytes = (0..<256).map { [UInt8($0)] }
+        for (a, b) in merges { bytes.append(bytes[Int(a)] + bytes[Int(b)]) }
+        return try Tokenizer(tokenBytes: bytes)
+    }
+
+    // MARK: Encoding
+
+    /// The ids of one piece's bytes.
+    func encodePiece(_ piece: ArraySlice<UInt8>, into out: inout [Int32], scratch: inout MergeScratch) {
+        if piece.count == 1 { out.append(Int32(piece.first!)); return }
+        if let r = rankOf[Array(piece)] { out.append(r); return }
+        scratch.merge(piece, joins: joins, into: &out)
+    }
+
+    /// Token ids of `text` (ordinary text: special-token strings are encoded as text).
+    /// Pieces are encoded over the worker threads; the result does not depend on their number.
+    public func encode(_ text: String) -> [Int32] {
+        let bytes = Array(text.utf8)
+        let pieces = SplitPattern.pieces(text)
+        let parts = max(1, min(Parallel.threadCount, pieces.count / 4096))
+        var results = [[Int32]](repeating: [], count: parts)
+        results.withUnsafeMutableBufferPointer { res in
+            Parallel.forEach(parts) { p in
+                let lo = pieces.count * p / parts, hi = pieces.count * (p + 1) / parts
+                var out: [Int32] = [], scratch = MergeScratch()
+                out.reserveCapacity((hi - lo) * 2)
+                bytes.withUnsafeBufferPointer { b in
+                    for k in lo..<hi { encodePiece(ArraySlice(b[pieces[k]]), into: &out, scratch: &scratch) }
+                }
+                res[p] = out
+            }
+        }
+        return Array(results.joined())
+    }
+
+    /// Token ids of UTF-8 `bytes`; invalid UTF-8 is an error giving its byte offset.
+    public func encode(utf8 bytes: [UInt8], source: String = "input") throws -> [Int32] {
+        try encode(Self.validatedString(bytes, source: source))
+    }
+
+    /// `bytes` as a String, or an error naming the first invalid byte's offset.
+    public static func validatedString(_ bytes: [UInt8], source: String) throws -> String {
+        var it = bytes.makeIterator(), decoder = UTF8(), offset = 0, scalars = String.UnicodeScalarView()
+        var consumed = 0
+        while true {
+            switch decoder.decode(&it) {
+            case .scalarValue(let s):
+                scalars.append(s)
+                offset += UTF8.width(s)
+                consumed = offset
+            case .emptyInput:
+                return String(scalars)
+            case .error:
+                throw TokenizerError("\(source): invalid UTF-8 at byte offset \(consumed) (byte 0x\(String(bytes[consumed], radix: 16))); the tokenizer reads UTF-8 text only")
+            }
+        }
+    }
+
+    // MARK: Decoding
+
+    /// The bytes of `ids`; special tokens decode to their names. Unknown ids are an error.
+    public func decodeBytes(_ ids: [Int32]) throws -> [UInt8] {
+        var out: [UInt8] = []
+        for id in ids { out += try bytes(of: id) }
+        return out
+    }
+
+    /// The bytes of one id (a special token's name for special ids).
+    public func bytes(of id: Int32) throws -> [UInt8] {
+        let i = Int(id)
+        if i >= 0 && i < tokenBytes.count { return tokenBytes[i] }
+        if i >= tokenBytes.count && i < vocabSize { return Array(specialTokens[i - tokenBytes.count].utf8) }
+        throw TokenizerError("token id \(id) is outside the vocabulary (0..<\(vocabSize))")
+    }
+
+    /// The text of `ids`. Ids that end inside a UTF-8 sequence decode with U+FFFD there.
+    public func decode(_ ids: [Int32]) throws -> String { String(decoding: try decodeBytes(ids), as: UTF8.self) }
+
+    /// Bytes each id stands for in bits-per-byte (SPEC §3.2): special tokens count 0.
+    public var byteLengths: [Int] { tokenBytes.map(\.count) + Array(repeating: 0, count: specialTokens.count) }
+
+    // MARK: Files
+
+    public static let ranksFile = "tokenizer.tiktoken"
+    public static let infoFile = "tokenizer.json"
+
+    /// Writes tokenizer.tiktoken and tokenizer.json into `dir` (created if needed), atomically.
+    public func save(to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var lines = ""
+        for (r, b) in tokenBytes.enumerated() { lines += "\(Data(b).base64EncodedString()) \(r)\n" }
+        try AtomicFile.write(Data(lines.utf8), to: "\(dir)/\(Self.ranksFile)")
+        let info: [String: Any] = [
+            "pattern": SplitPattern.pattern,
+            "special_tokens": Dictionary(uniqueKeysWithValues: zip(specialTokens, specialIDs.map(Int.init))),
+            "vocab_size": vocabSize,
+        ]
+        let json = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
+        try AtomicFile.write(json, to: "\(dir)/\(Self.infoFile)")
+    }
+
+    /// Reads a tokenizer directory; errors name the file and line.
+    public static func load(from dir: String) throws -> Tokenizer {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            throw TokenizerError("\(dir): no such tokenizer directory (make one with `nanochat tokenizer train`)")
+        }
+        let path = "\(dir)/\(ranksFile)"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TokenizerError("\(path): missing (make it with `nanochat tokenizer train --out \(dir)`)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw TokenizerError("\(path): not UTF-8 text") }
+        var bytes: [[UInt8]] = []
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, let b = Data(base64Encoded: String(fields[0])), let r = Int(fields[1]) else {
+                throw TokenizerError("\(path):\(n + 1): expected `base64 rank`, got \"\(line.prefix(60))\"")
+            }
+            guard r == bytes.count else { throw TokenizerError("\(path):\(n + 1): rank \(r) out of order, expected \(bytes.count)") }
+            bytes.append([UInt8](b))
+        }
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer(tokenBytes: bytes) } catch let e as TokenizerError { throw TokenizerError("\(path): \(e.message)") }
+        let infoPath = "\(dir)/\(infoFile)"
+        guard let infoData = FileManager.default.contents(atPath: infoPath),
+              let info = try? JSONSerialization.jsonObject(with: infoData) as? [String: Any] else {
+            throw TokenizerError("\(infoPath): missing or not a JSON object")
+        }
+        guard info["pattern"] as? String == SplitPattern.pattern else {
+            throw TokenizerError("\(infoPath): the split pattern differs from nanochat's; this tokenizer was not made by this tool")
+        }
+        guard info["vocab_size"] as? Int == tokenizer.vocabSize else {
+            throw TokenizerError("\(infoPath): vocab_size \(info["vocab_size"] ?? "missing") but \(ranksFile) has \(bytes.count) ranks + \(specialTokens.count) special tokens = \(tokenizer.vocabSize)")
+        }
+        return tokenizer
+    }
+}
+
+/// Reusable buffers for the merge loop of one piece: parts as a linked list over the bytes,
+/// candidate joins in a heap keyed by (rank, start), so long pieces cost O(n log n).
+struct MergeScratch {
+    private var token: [Int32] = [], next: [Int32] = [], prev: [Int32] = []
+    private var heap: [(rank: Int32, start: Int32)] = []
+
+    private static func before(_ a: (rank: Int32, start: Int32), _ b: (rank: Int32, start: Int32)) -> Bool {
+        a.rank < b.rank || (a.rank == b.rank && a.start < b.start)
+    }
+
+    private mutating func push(_ e: (rank: Int32, start: Int32)) {
+        heap.append(e)
+        var i = heap.count - 1
+        while i > 0, Self.before(heap[i], heap[(i - 1) / 2]) { heap.swapAt(i, (i - 1) / 2); i = (i - 1) / 2 }
+    }
+
+    private mutating func pop() -> (rank: Int32, start: Int32) {
+        let top = heap[0], last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < heap.count && Self.before(heap[l], heap[m]) { m = l }
+                if r < heap.count && Self.before(heap[r], heap[m]) { m = r }
+                if m == i { break }
+                heap.swapAt(i, m); i = m
+            }
+        }
+        return top
+    }
+
+    /// The join of the part at `i` with the next one, pushed if it is a token.
+    private mutating func consider(_ i: Int32, _ joins: [UInt64: Int32]) {
+        let j = next[Int(i)]
+        guard j >= 0, let r = joins[pairKey(token[Int(i)], token[Int(j)])] else { return }
+        push((r, i))
+    }
+
+    /// Merges `piece` (≥ 2 bytes) as tiktoken does and appends the resulting ids.
+    mutating func merge(_ piece: ArraySlice<UInt8>, joins: [UInt64: Int32], into out: inout [Int32]) {
+        let n = piece.count
+        token.removeAll(keepingCapacity: true); next.removeAll(keepingCapacity: true)
+        prev.removeAll(keepingCapacity: true); heap.removeAll(keepingCapacity: true)
+        for (k, b) in piece.enumerated() {
+            token.append(Int32(b)); next.append(k + 1 < n ? Int32(k + 1) : -1); prev.append(Int32(k - 1))
+        }
+        for k in 0..<(n - 1) { consider(Int32(k), joins) }
+        while !heap.isEmpty {
+            let (rank, i) = pop()
+            // Stale when the part was absorbed (token -1), or it or its neighbour changed since.
+            let j = next[Int(i)]
+            guard token[Int(i)] >= 0, j >= 0, joins[pairKey(token[Int(i)], token[Int(j)])] == rank else { continue }
+            token[Int(i)] = rank
+            token[Int(j)] = -1
+            let after = next[Int(j)]
+            next[Int(i)] = after
+            if after >= 0 { prev[Int(after)] = i }
+            if prev[Int(i)] >= 0 { consider(prev[Int(i)], joins) }
+            consider(i, joins)
+        }
+        var k: Int32 = 0
+        while k >= 0 { out.append(token[Int(k)]); k = next[Int(k)] }
+    }
+}

@@ -1,0 +1,172 @@
+// The tokenizer: ids equal tiktoken's (fixtures from tools/make_tokenizer_fixtures.py) and a
+// naive reference BPE written here; decode(encode(s)) == s on random and adversarial
+// Unicode; invalid UTF-8 rejected with its offset; training by hand on a small example;
+// files round-trip and bad ones are named.
+import Foundation
+import Testing
+import Tensor
+import Train
+
+let trainFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+let corpusPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../../../shared/data/tinyshakespeare.txt").standardized.path
+
+/// tiktoken's merge loop written the obvious way: parts start as the piece's bytes; while
+/// some adjacent pair's joined bytes are a token, join the pair of lowest rank (leftmost on
+/// ties). Quadratic per piece, on [UInt8] keys.
+func referenceEncode(_ text: String, ranks: [[UInt8]: Int32]) -> [Int32] {
+    let bytes = Array(text.utf8)
+    var out: [Int32] = []
+    for r in SplitPattern.pieces(text) {
+        var parts = bytes[r].map { [$0] }
+        while parts.count > 1 {
+            var best: (rank: Int32, at: Int)?
+            for k in 0..<(parts.count - 1) {
+                if let rank = ranks[parts[k] + parts[k + 1]], best == nil || rank < best!.rank { best = (rank, k) }
+            }
+            guard let (_, k) = best else { break }
+            parts[k] += parts[k + 1]
+            parts.remove(at: k + 1)
+        }
+        out += parts.map { ranks[$0]! }
+    }
+    return out
+}
+
+/// Adversarial strings: contractions in odd cases, CR/LF runs, combining marks, emoji with
+/// ZWJ and skin tones, Unicode spaces and digits, a lone combining mark, a BOM.
+let adversarialStrings = [
+    "", "a", " ", "\r\n", "\r\r\n\n \n", "DON'T we'LL 'Ve x'RE' ſ's", "e\u{301}\u{302}", "A\u{30A}",
+    "👨‍👩‍👧 👍🏽 🇫🇷", "\u{FEFF}bom", "٣٤٥ Ⅻ ½", "\u{3000}\u{3000}x", "\u{85}\u{2028}\u{A0}", "\t\t\tx  \n",
+    "a\u{200B}b\u{200D}c", "\u{300}", "日本語のテキスト", "Привет, мир!", String(repeating: "ab", count: 3000),
+]
+
+func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
+    var s = String.UnicodeScalarView()
+    for _ in 0..<count {
+        let r = rng.nextUnit()
+        var v: UInt32
+        if r < 0.5 { v = UInt32.random(in: 32...126, using: &rng) }
+        else if r < 0.6 { v = [9, 10, 13, 32, 0x85, 0xA0, 0x2028, 0x3000].randomElement(using: &rng)! }
+        else if r < 0.8 { v = UInt32.random(in: 0x80...0x2FFF, using: &rng) }
+        else { v = UInt32.random(in: 0x10000...0x10FFFF, using: &rng) }
+        if (0xD800...0xDFFF).contains(v) { v = 65 }
+        s.append(Unicode.Scalar(v)!)
+    }
+    return String(s)
+}
+
+@Suite(.serialized) struct TokenizerTests {
+    let fixture: Tokenizer
+    init() throws { fixture = try Tokenizer.load(from: trainFixtures + "/tokenizer") }
+
+    @Test func idsEqualTiktokens() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: trainFixtures + "/tokenizer_cases.json"))
+        let cases = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        #expect(cases.count > 50)
+        for (i, c) in cases.enumerated() {
+            let text = try #require(c["text"] as? String), ids = try #require(c["ids"] as? [Int])
+            let ours = fixture.encode(text).map(Int.init)
+            let at = zip(ours, ids).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(ours.count, ids.count)
+            #expect(ours == ids, "case \(i): first difference at id \(at) of \(ids.count)")
+        }
+    }
+
+    @Test func idsEqualTheReferenceBPE() throws {
+        let ranks = Dictionary(uniqueKeysWithValues: fixture.tokenBytes.enumerated().map { ($1, Int32($0)) })
+        var rng = SeededGenerator(seed: 3)
+        let corpus = try String(contentsOfFile: corpusPath, encoding: .utf8)
+        for text in adversarialStrings + [randomUnicode(&rng, count: 4000), String(corpus.prefix(50_000))] {
+            #expect(fixture.encode(text) == referenceEncode(text, ranks: ranks))
+        }
+    }
+
+    @Test func decodeInvertsEncode() throws {
+        var rng = SeededGenerator(seed: 11)
+        for text in adversarialStrings + (0..<20).map({ _ in randomUnicode(&rng, count: 500) }) {
+            #expect(try fixture.decode(fixture.encode(text)) == text)
+        }
+        let bos = try fixture.decode([fixture.bosID] + fixture.encode("hi"))
+        #expect(bos == "<|bos|>hi")
+        #expect(throws: TokenizerError("token id 1024 is outside the vocabulary (0..<1024)")) { try fixture.decode([1024]) }
+    }
+
+    @Test func threadCountDoesNotChangeIDs() throws {
+        let corpus = try String(contentsOfFile: corpusPath, encoding: .utf8)
+        let saved = Parallel.threadCount
+        defer { Parallel.setThreadCount(saved) }
+        Parallel.setThreadCount(1)
+        let one = fixture.encode(corpus)
+        Parallel.setThreadCount(2)
+        #expect(fixture.encode(corpus) == one)
+        Parallel.setThreadCount(3)
+        #expect(fixture.encode(corpus) == one)
+    }
+
+    @Test func invalidUTF8IsRejectedWithItsOffset() throws {
+        let cases: [([UInt8], Int, String)] = [
+            ([0x61, 0xFF, 0x62], 1, "ff"),          // never valid
+            ([0x61, 0x62, 0xE2, 0x82], 2, "e2"),    // truncated 3-byte sequence
+            ([0xC0, 0xAF], 0, "c0"),                // overlong '/'
+            ([0x20, 0xED, 0xA0, 0x80], 1, "ed"),    // a UTF-16 surrogate
+        ]
+        for (bytes, offset, hex) in cases {
+            #expect(throws: TokenizerError("in.txt: invalid UTF-8 at byte offset \(offset) (byte 0x\(hex)); the tokenizer reads UTF-8 text only")) {
+                try fixture.encode(utf8: bytes, source: "in.txt")
+            }
+        }
+        let ok = try fixture.encode(utf8: Array("né".utf8))
+        #expect(ok == fixture.encode("né"))
+    }
+
+    @Test func trainingMergesByHand() {
+        // "aaabdaaabac" is one piece. Pair counts: aa 4, ab 2, others 1 → aa becomes 256:
+        // [256 a b d 256 a b a c]. Then (256,a) and (a,b) both occur twice; ties go to the
+        // smaller pair, (a,b) → 257: [256 257 d 256 257 a c]. Then (256,257) twice → 258.
+        let (pieces, counts) = BPETraining.countPieces(["aaabdaaabac"])
+        let merges = BPETraining.train(pieces: pieces, counts: counts, mergeCount: 3)
+        #expect(merges.map { [$0.0, $0.1] } == [[97, 97], [97, 98], [256, 257]])
+        // Counts weigh pieces: "ab" three times beats "cd" twice whatever their order.
+        let m2 = BPETraining.train(pieces: [Array("cd".utf8), Array("ab".utf8)], counts: [2, 3], mergeCount: 5)
+        #expect(m2.map { [$0.0, $0.1] } == [[97, 98], [99, 100]], "stops when no pair is left")
+    }
+
+    @Test func retrainingReproducesTheFixtureRanks() throws {
+        let corpus = try String(contentsOfFile: corpusPath, encoding: .utf8)
+        let tok = try Tokenizer.train([corpus], vocabSize: 1024)
+        #expect(tok.tokenBytes == fixture.tokenBytes)
+        #expect(tok.vocabSize == 1024 && tok.bosID == 1015 && fixture.specialIDs.last == 1023)
+    }
+
+    @Test func filesRoundTripAndBadOnesAreNamed() throws {
+        let dir = scratchPath("tok")
+        try fixture.save(to: dir)
+        let back = try Tokenizer.load(from: dir)
+        #expect(back.tokenBytes == fixture.tokenBytes)
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tokenizer.json"))) as? [String: Any]
+        #expect((info?["special_tokens"] as? [String: Int])?["<|bos|>"] == 1015)
+
+        #expect(throws: TokenizerError("\(dir)/nope: no such tokenizer directory (make one with `nanochat tokenizer train`)")) {
+            try Tokenizer.load(from: dir + "/nope")
+        }
+        let ranks = dir + "/tokenizer.tiktoken"
+        var lines = try String(contentsOfFile: ranks, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[300] = "!!notbase64 300"
+        try lines.joined(separator: "\n").write(toFile: ranks, atomically: true, encoding: .utf8)
+        #expect(throws: TokenizerError("\(ranks):301: expected `base64 rank`, got \"!!notbase64 300\"")) { try Tokenizer.load(from: dir) }
+        lines.removeLast()
+        lines[300] = "\(Data(fixture.tokenBytes[300]).base64EncodedString()) 300"
+        try lines.joined(separator: "\n").write(toFile: ranks, atomically: true, encoding: .utf8)
+        #expect(throws: TokenizerError("\(dir)/tokenizer.json: vocab_size 1024 but tokenizer.tiktoken has 1014 ranks + 9 special tokens = 1023")) {
+            try Tokenizer.load(from: dir)
+        }
+        try FileManager.default.removeItem(atPath: ranks)
+        #expect(throws: TokenizerError("\(ranks): missing (make it with `nanochat tokenizer train --out \(dir)`)")) { try Tokenizer.load(from: dir) }
+    }
+
+    @Test func vocabTooLargeForTheTextIsAnError() {
+        #expect(throws: TokenizerError("the text has only enough distinct pairs for 3 merges; vocab size 300 needs 35 — use more text or a smaller vocab size")) {
+            try Tokenizer.train(["ab cd"], vocabSize: 300)
+        }
+    }
+}
