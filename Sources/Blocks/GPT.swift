@@ -90,4 +90,24 @@ public final class GPT {
         let z = linear(hidden(idx), parameters["lm_head.weight"])
         return crossEntropy(z, targets: targets, softcap: logitSoftcap)
     }
+
+    /// Cross entropy of each position (B·T values, row-major), without gradients: what
+    /// evaluation needs to weigh tokens by their bytes (SPEC §3.2).
+    public func tokenLosses(_ idx: IndexTensor, targets: IndexTensor) -> [Float] {
+        precondition(targets.shape == idx.shape, "targets \(targets.shape) must match ids \(idx.shape)")
+        return GradMode.withoutGradients {
+            let z = linear(hidden(idx), parameters["lm_head.weight"]).copy(dtype: .float32)
+            let n = targets.values.count, v = config.vocabSize
+            var losses = [Float](repeating: 0, count: n), lse = losses
+            targets.values.withUnsafeBufferPointer { t in
+                losses.withUnsafeMutableBufferPointer { lp in
+                    lse.withUnsafeMutableBufferPointer { sp in
+                        crossEntropyForward(losses: lp.baseAddress!, lse: sp.baseAddress!, logits: z.data(Float.self),
+                                            targets: t.baseAddress!, rows: n, vocab: v, softcap: Float(logitSoftcap))
+                    }
+                }
+            }
+            return losses
+        }
+    }
 }

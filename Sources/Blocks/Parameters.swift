@@ -99,6 +99,17 @@ extension ModelConfig {
 
     /// Number of parameters.
     public var parameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.shape.reduce(1, *) } }
+
+    /// Training FLOPs per token, as nanochat's `estimate_flops`: 6 per weight of every
+    /// matrix product (all parameters but the embedding, whose lookup is free), plus
+    /// 12·heads·head_dim·sequence_len per attention layer for the score and value products.
+    /// The selective scan and the convolution are not matrix products and are not counted,
+    /// so MFU compares the matmul work with the sgemm peak.
+    public var flopsPerToken: Double {
+        let embedding = vocabSize * nEmbd
+        let attentionLayers = blockPattern.filter { $0 == .transformer }.count
+        return 6 * Double(parameterCount - embedding) + 12 * Double(attentionLayers * nHead * headDim * sequenceLen)
+    }
 }
 
 /// The model's parameters by name, in checkpoint order.

@@ -12,6 +12,9 @@ public struct OptimizerSettings: Sendable {
     public var mambaLR = 0.004
     public var weightDecay = 0.0
     public var adamBetas = (0.8, 0.95), adamEpsilon = 1e-10
+    /// LR schedule: warm up over the first warmupRatio of the steps, hold, then decay
+    /// linearly to finalLRFraction over the last warmdownRatio.
+    public var warmupRatio = 0.0, warmdownRatio = 0.2, finalLRFraction = 0.0
     public init() {}
 }
 
@@ -22,7 +25,8 @@ public final class AdamW {
     public let parameters: [Tensor]
     public let lrs: [Double]
     public let betas: (Double, Double), epsilon: Double, weightDecay: Double
-    public private(set) var step = 0
+    /// Updates made so far (the bias corrections use it); set when resuming.
+    public var step = 0
     /// First and second moments, one pair per parameter (saved in optimiser checkpoints).
     public let m: [Tensor], v: [Tensor]
 

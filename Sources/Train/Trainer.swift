@@ -17,7 +17,12 @@ public final class Trainer {
     public let gradClip: Double
     public let muon: Muon
     public let adam: AdamW
-    public private(set) var step = 0
+    /// Parameter names in the order of `muon.parameters` and `adam.parameters`.
+    public let muonNames: [String], adamNames: [String]
+    /// The LR multiplier of the last step.
+    public private(set) var lastLRMultiplier = 1.0
+    /// Steps taken; the schedules use it. Set when resuming.
+    public var step = 0
 
     /// Groups the model's parameters by their optimiser group. The embedding and head rates
     /// are scaled by (C/768)^-½ as nanochat does.
@@ -27,14 +32,19 @@ public final class Trainer {
         self.gradClip = gradClip
         let scale = pow(Double(model.config.nEmbd) / 768, -0.5)
         var matrices: [Tensor] = [], adamParams: [Tensor] = [], lrs: [Double] = []
+        var muonNames: [String] = [], adamNames: [String] = []
         for p in model.parameters.parameters {
             switch p.group {
-            case .muonMatrix: matrices.append(p.tensor)
-            case .adamEmbedding: adamParams.append(p.tensor); lrs.append(settings.embeddingLR * scale)
-            case .adamHead: adamParams.append(p.tensor); lrs.append(settings.unembeddingLR * scale)
-            case .adamMambaScalar: adamParams.append(p.tensor); lrs.append(settings.mambaLR)
+            case .muonMatrix: matrices.append(p.tensor); muonNames.append(p.name); continue
+            case .adamEmbedding: lrs.append(settings.embeddingLR * scale)
+            case .adamHead: lrs.append(settings.unembeddingLR * scale)
+            case .adamMambaScalar: lrs.append(settings.mambaLR)
             }
+            adamParams.append(p.tensor)
+            adamNames.append(p.name)
         }
+        self.muonNames = muonNames
+        self.adamNames = adamNames
         muon = Muon(parameters: matrices, lr: settings.matrixLR)
         adam = AdamW(parameters: adamParams, lrs: lrs, betas: settings.adamBetas, epsilon: settings.adamEpsilon,
                      weightDecay: settings.weightDecay)
@@ -73,7 +83,9 @@ public final class Trainer {
                 for j in 0..<g.count { gp[j] *= factor }
             }
         }
-        let lrm = Schedule.lrMultiplier(step: step, total: totalSteps)
+        let lrm = Schedule.lrMultiplier(step: step, total: totalSteps, warmupRatio: settings.warmupRatio,
+                                        warmdownRatio: settings.warmdownRatio, finalFraction: settings.finalLRFraction)
+        lastLRMultiplier = lrm
         muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step))
         adam.update(lrMultiplier: lrm)
         step += 1

@@ -1,8 +1,11 @@
 // The `nanochat` command: create, evaluate and sample hybrid Transformer/Mamba models.
 //
+//   nanochat tokenizer train|encode|decode              byte-level BPE
+//   nanochat prepare --input FILES --tokenizer DIR --out DIR   train/val token shards
+//   nanochat train CONFIG [--key=value ...] [--resume]   train, evaluate, sample, save
 //   nanochat init CONFIG [--key=value ...] --out DIR     a freshly initialised checkpoint
-//   nanochat eval --checkpoint DIR --data SHARD [...]    loss of a checkpoint on a token shard
-//   nanochat sample --checkpoint DIR --tokens 1,2,3      generate token ids
+//   nanochat eval --checkpoint DIR --data SHARD [...]    loss and bpb of a checkpoint
+//   nanochat sample --checkpoint DIR --prompt TEXT       stream a completion
 import ArgumentParser
 import Blocks
 import Foundation
@@ -14,7 +17,7 @@ struct Nanochat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nanochat",
         abstract: "Train and study small hybrid Transformer/Mamba language models on the CPU.",
-        subcommands: [TokenizerCommand.self, InitCommand.self, EvalCommand.self, SampleCommand.self]
+        subcommands: [TokenizerCommand.self, PrepareCommand.self, TrainCommand.self, InitCommand.self, EvalCommand.self, SampleCommand.self]
     )
 }
 
@@ -87,15 +90,28 @@ func userConfig(_ file: ConfigFile) -> [String: Any] {
     }
 }
 
+/// The tokenizer beside a checkpoint (`train` copies it to DIR/tokenizer), or the one given.
+func checkpointTokenizer(_ checkpoint: String, given: String?) throws -> Tokenizer? {
+    if let given { return try loadTokenizer(given) }
+    let beside = "\(checkpoint)/tokenizer"
+    return FileManager.default.fileExists(atPath: "\(beside)/\(Tokenizer.ranksFile)") ? try loadTokenizer(beside) : nil
+}
+
+/// Loads a checkpoint, turning file errors into user errors.
+func loadCheckpoint(_ dir: String, step: Int?) throws -> GPT {
+    do { return try Checkpoint.load(from: dir, step: step).model } catch let e as TensorFileError { throw UserError(e.description) }
+}
+
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Mean loss of a checkpoint on a token shard, batches in order from token 0."
+        abstract: "Loss and bits per byte of a checkpoint on a token shard, batches in order from token 0."
     )
 
     @Option(help: "Checkpoint directory.") var checkpoint: String
     @Option(help: "Checkpoint step (default: the latest).") var step: Int?
     @Option(help: "Token shard (llm.c format).") var data: String
+    @Option(help: "Tokenizer directory for bpb (default: the checkpoint's tokenizer/ when present).") var tokenizer: String?
     @Option(help: "Sequences per batch.") var batch: Int = 1
     @Option(help: "Tokens per sequence (default: the model's sequence_len).") var seq: Int?
     @Option(help: "Batches to evaluate (default: all that fit).") var steps: Int?
@@ -110,24 +126,23 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let (model, _) = try Checkpoint.load(from: checkpoint, step: step)
-        let shard = try TokenShard(path: data)
-        try shard.validate(vocabSize: model.config.vocabSize)
-        let t = seq ?? model.config.sequenceLen
-        var loader = BatchLoader(shard: shard, batch: batch, sequence: t)
-        var total = 0.0, batches = 0
-        while steps.map({ batches < $0 }) ?? true, let (x, y) = loader.next() {
-            total += GradMode.withoutGradients { model.loss(x, targets: y).item }
-            batches += 1
+        let model = try loadCheckpoint(checkpoint, step: step)
+        let tok = try checkpointTokenizer(checkpoint, given: tokenizer)
+        if let tok, tok.vocabSize != model.config.vocabSize {
+            throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
         }
-        guard batches > 0 else {
-            throw UserError("\(data): \(shard.count) tokens, fewer than one batch of \(batch)·\(t)+1")
-        }
-        let loss = total / Double(batches)
+        let e: Evaluation
+        do {
+            let shard = try TokenShard(path: data)
+            try shard.validate(vocabSize: model.config.vocabSize)
+            e = try Evaluator.evaluate(model, shard: shard, batch: batch, sequence: seq ?? model.config.sequenceLen,
+                                       maxBatches: steps, byteLengths: tok?.byteLengths)
+        } catch let error as ShardError { throw UserError(error.description) }
+        let bpb = e.bpb.map { String(format: "%.6f", $0) }
         if json {
-            print("{\"loss\": \(loss), \"bpb\": null, \"batches\": \(batches)}")
+            print("{\"loss\": \(e.loss), \"bpb\": \(bpb ?? "null"), \"batches\": \(e.batches), \"tokens\": \(e.tokens)}")
         } else {
-            print(String(format: "loss %.6f over %d batches of %dx%d (bpb needs a tokenizer)", loss, batches, batch, t))
+            print(String(format: "loss %.6f, bpb %@ over %d batches (%d tokens)", e.loss, bpb ?? "n/a (no tokenizer)", e.batches, e.tokens))
         }
     }
 }
@@ -135,15 +150,17 @@ struct EvalCommand: ParsableCommand {
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
-        abstract: "Generate token ids from a prompt of token ids, streaming them as they come."
+        abstract: "Continue a text prompt (or token ids), streaming the completion token by token."
     )
 
     @Option(help: "Checkpoint directory.") var checkpoint: String
     @Option(help: "Checkpoint step (default: the latest).") var step: Int?
-    @Option(help: "Prompt token ids, comma-separated.") var tokens: String
-    @Option(help: "Tokens to generate.") var maxNewTokens: Int = 32
-    @Option(help: "Softmax temperature; 0 picks the most likely token.") var temperature: Double = 1.0
-    @Option(help: "Sample among the k most likely tokens (0: all).") var topK: Int = 0
+    @Option(help: "Text prompt; the model sees <|bos|> then its tokens.") var prompt: String?
+    @Option(help: "Prompt token ids instead of text, comma-separated (prints ids).") var tokens: String?
+    @Option(help: "Tokenizer directory (default: the checkpoint's tokenizer/).") var tokenizer: String?
+    @Option(help: "Tokens to generate.") var maxNewTokens: Int = 200
+    @Option(help: "Softmax temperature; 0 picks the most likely token.") var temperature: Double = 0.8
+    @Option(help: "Sample among the k most likely tokens (0: all).") var topK: Int = 50
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @OptionGroup var runOptions: RunOptions
 
@@ -151,32 +168,43 @@ struct SampleCommand: ParsableCommand {
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
         guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
         guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
+        guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give either --prompt TEXT or --tokens IDS") }
     }
 
     func run() throws {
         runOptions.apply()
-        let (model, _) = try Checkpoint.load(from: checkpoint, step: step)
-        let parts = tokens.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let prompt = try parts.map { s -> Int32 in
-            guard let v = Int32(s), v >= 0, Int(v) < model.config.vocabSize else {
-                throw UserError("--tokens: \"\(s)\" is not a token id in 0..<\(model.config.vocabSize)")
-            }
-            return v
-        }
-        guard !prompt.isEmpty else { throw UserError("--tokens is empty; give at least one token id") }
+        let model = try loadCheckpoint(checkpoint, step: step)
         var sampler = Sampler(temperature: temperature, topK: topK, seed: seed)
-        let cache = DecodeCache(config: model.config, batch: 1, capacity: prompt.count + maxNewTokens)
-        FileHandle.standardError.write(Data("cache: \(cache.byteCount) bytes for \(cache.capacity) positions\n".utf8))
-        var input = IndexTensor(shape: [1, prompt.count], values: prompt)
-        for _ in 0..<maxNewTokens {
-            let logits = GradMode.withoutGradients { model.logits(input, cache: cache) }
-            let v = model.config.vocabSize
-            let last = Array(logits.doubles.suffix(v))
-            let next = sampler.pick(last)
-            print(next, terminator: " ")
-            fflush(nil)
-            input = IndexTensor(shape: [1, 1], values: [Int32(next)])
+        let bytes = DecodeCache.bytesPerSequence(model.config, contextLength: model.config.sequenceLen)
+        FileHandle.standardError.write(Data("decode cache: \(bytes) bytes per sequence at \(model.config.sequenceLen) positions\n".utf8))
+        if let tokens {
+            let ids = try parseIDs(tokens, vocabSize: model.config.vocabSize, flag: "--tokens")
+            guard !ids.isEmpty else { throw UserError("--tokens is empty; give at least one token id") }
+            Generator.generate(model, prompt: ids, maxNewTokens: maxNewTokens, sampler: &sampler) { id in
+                print(id, terminator: " ")
+                fflush(nil)
+                return true
+            }
+            print()
+            return
         }
-        print()
+        guard let tok = try checkpointTokenizer(checkpoint, given: tokenizer) else {
+            throw UserError("\(checkpoint) has no tokenizer/ directory; give --tokenizer DIR")
+        }
+        guard tok.vocabSize == model.config.vocabSize else {
+            throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
+        }
+        let text = prompt ?? ""
+        print(text, terminator: "")
+        fflush(nil)
+        var stream = UTF8Stream()
+        Generator.generate(model, prompt: [tok.bosID] + tok.encode(text), maxNewTokens: maxNewTokens, sampler: &sampler) { id in
+            // <|bos|> starts a new document: show it as a blank line and go on.
+            let piece = id == tok.bosID ? "\n" : stream.push((try? tok.bytes(of: id)) ?? [])
+            print(piece, terminator: "")
+            fflush(nil)
+            return true
+        }
+        print(stream.finish())
     }
 }

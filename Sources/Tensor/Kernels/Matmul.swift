@@ -1,5 +1,6 @@
 // Matrix products through BLAS (cblas_sgemm / cblas_dgemm), and the naive triple loop
 // they are tested against.
+import Dispatch
 
 /// C (m×n) = alpha · op(A) · op(B) + beta · C, row-major, contiguous operands:
 /// op(A) is m×k (A stored k×m when transposed), op(B) is k×n (B stored n×k when transposed).
@@ -37,4 +38,24 @@ public func matmulReference<S: TensorScalar>(
             c[i * n + j] = S(s)
         }
     }
+}
+
+/// The best sgemm rate, in GFLOPS, of `repeats` square products of side `size` at the current
+/// OpenBLAS thread count: the peak that model FLOPs utilisation (MFU) is quoted against.
+public func measureGemmPeak(size: Int = 1024, repeats: Int = 5) -> Double {
+    let a = [Float](repeating: 0.5, count: size * size), b = a
+    var c = [Float](repeating: 0, count: size * size)
+    var best = Double.infinity
+    a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { cp in
+                for _ in 0...repeats {   // the first product warms up and counts too
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    gemm(m: size, n: size, k: size, a: ap.baseAddress!, b: bp.baseAddress!, c: cp.baseAddress!)
+                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+                }
+            }
+        }
+    }
+    return 2 * Double(size * size * size) / best / 1e9
 }

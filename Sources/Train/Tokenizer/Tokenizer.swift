@@ -103,6 +103,17 @@ public final class Tokenizer: @unchecked Sendable {
         return Array(results.joined())
     }
 
+    /// Token ids of `text` on the calling thread alone.
+    public func encodeSerially(_ text: String) -> [Int32] {
+        let bytes = Array(text.utf8)
+        var out: [Int32] = [], scratch = MergeScratch()
+        out.reserveCapacity(bytes.count / 3)
+        bytes.withUnsafeBufferPointer { b in
+            for r in SplitPattern.pieces(text) { encodePiece(ArraySlice(b[r]), into: &out, scratch: &scratch) }
+        }
+        return out
+    }
+
     /// Token ids of UTF-8 `bytes`; invalid UTF-8 is an error giving its byte offset.
     public func encode(utf8 bytes: [UInt8], source: String = "input") throws -> [Int32] {
         try encode(Self.validatedString(bytes, source: source))

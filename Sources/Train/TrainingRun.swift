@@ -1,0 +1,269 @@
+// One training run, as nanochat's base_train: evaluate val bpb every eval_every steps, sample
+// from fixed prompts every sample_every, save every save_every and at the end, and in between
+// take optimisation steps of total_batch_size tokens. Writes metrics.jsonl and loss.svg beside
+// the checkpoints. A resumed run restores weights, optimiser state, data position, step and
+// the smoothed loss, so it continues exactly as the run that never stopped. Nothing random
+// happens after initialisation (the data order is fixed and samples are greedy), so the seed
+// only matters for the initial weights.
+import Blocks
+import Foundation
+import Tensor
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Where to resume from.
+public enum ResumePoint: Equatable, Sendable {
+    case latest
+    case step(Int)
+}
+
+public struct TrainingSummary: Sendable {
+    public let steps: Int
+    /// (step, val bpb) of every evaluation of this process.
+    public let evaluations: [(step: Int, bpb: Double)]
+    public let medianTokensPerSecond: Double
+}
+
+public final class TrainingRun {
+    /// Prompts sampled every sample_every steps, greedily, each after <|bos|>.
+    public static let samplePrompts = ["ROMEO:\n", "To be, or not to be", "The capital of France is"]
+
+    let settings: TrainSettings
+    let userConfig: [String: Any]
+    let tokenizer: Tokenizer
+    let log: (String) -> Void
+    let train: TokenShard, val: TokenShard
+    let model: GPT
+    let trainer: Trainer
+    var loader: BatchLoader
+    var epoch = 0
+    var smoothLoss = 0.0
+    var elapsed = 0.0
+    let startStep: Int
+    let resumed: Bool
+    let peakGFLOPS: Double
+    let metricsPath: String
+
+    /// Sets up the run: shards, tokenizer copy, model (fresh or from a checkpoint), optimisers.
+    public init(settings: TrainSettings, userConfig: [String: Any], tokenizer: Tokenizer, resume: ResumePoint?,
+                log: @escaping (String) -> Void) throws {
+        self.settings = settings
+        self.userConfig = userConfig
+        self.tokenizer = tokenizer
+        self.log = log
+        Parallel.setThreadCount(settings.threads)
+        (train, val) = try DataPreparation.openShards(settings.dataDir, vocabSize: tokenizer.vocabSize)
+        let micro = settings.deviceBatchSize * settings.sequenceLen + 1
+        guard train.count >= micro else {
+            throw ShardError(path: train.path, "\(train.count) tokens, fewer than one micro-batch of \(settings.deviceBatchSize)×\(settings.sequenceLen)+1")
+        }
+        guard val.count >= micro else {
+            throw ShardError(path: val.path, "\(val.count) tokens, fewer than one evaluation batch of \(settings.deviceBatchSize)×\(settings.sequenceLen)+1")
+        }
+        let dir = settings.outputDir
+        metricsPath = "\(dir)/metrics.jsonl"
+        var position = 0
+        if let resume {
+            let available = Checkpoint.steps(in: dir)
+            let step: Int
+            switch resume {
+            case .latest:
+                guard let last = available.last else { throw TrainingError("\(dir): no checkpoint to resume from (no meta_*.json)") }
+                step = last
+            case .step(let s):
+                guard available.contains(s) else {
+                    throw TrainingError("\(dir): no checkpoint for step \(s) (have: \(available.map(String.init).joined(separator: ", ")))")
+                }
+                step = s
+            }
+            let (loaded, meta) = try Checkpoint.load(from: dir, step: step)
+            try Self.checkSameModel(loaded.config, settings.model, meta: Checkpoint.metaPath(dir, step: step))
+            guard let state = meta["resume"] as? [String: Any], let pos = state["train_position"] as? Int,
+                  let ep = state["epoch"] as? Int, let smooth = state["smooth_loss"] as? Double,
+                  let seconds = state["elapsed_seconds"] as? Double else {
+                throw TrainingError("\(Checkpoint.metaPath(dir, step: step)): no resume state; this checkpoint was not written by `nanochat train`")
+            }
+            guard step <= settings.numIterations else {
+                throw TrainingError("\(Checkpoint.metaPath(dir, step: step)): step \(step) is past the run's \(settings.numIterations) steps (\(settings.horizon))")
+            }
+            model = loaded
+            trainer = Trainer(model: model, settings: settings.optimizer, gradClip: settings.gradClip)
+            try OptimizerState.load(into: trainer, from: Checkpoint.optimPath(dir, step: step))
+            trainer.step = step
+            (position, epoch, smoothLoss, elapsed) = (pos, ep, smooth, seconds)
+            startStep = step
+            resumed = true
+        } else {
+            model = try GPT(config: settings.model, seed: settings.seed)
+            trainer = Trainer(model: model, settings: settings.optimizer, gradClip: settings.gradClip)
+            startStep = 0
+            resumed = false
+        }
+        loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen, position: position)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try tokenizer.save(to: "\(dir)/tokenizer")
+        try Self.truncateMetrics(metricsPath, after: startStep, fresh: !resumed)
+        peakGFLOPS = measureGemmPeak()
+    }
+
+    /// The checkpoint's model must be the config's; the error lists the differing keys.
+    static func checkSameModel(_ saved: ModelConfig, _ wanted: ModelConfig, meta: String) throws {
+        guard saved != wanted else { return }
+        let a = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(saved))) as? [String: Any] ?? [:]
+        let b = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(wanted))) as? [String: Any] ?? [:]
+        let keys = a.keys.sorted().filter { "\(a[$0] ?? "")" != "\(b[$0] ?? "")" }
+        let diffs = keys.map { "\($0): checkpoint \(a[$0] ?? "none"), config \(b[$0] ?? "none")" }
+        throw TrainingError("\(meta): the checkpoint is of another model than the config; \(diffs.joined(separator: "; "))")
+    }
+
+    /// Starts metrics.jsonl afresh, or keeps only the rows up to the resumed step.
+    static func truncateMetrics(_ path: String, after step: Int, fresh: Bool) throws {
+        var kept = ""
+        if !fresh, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let s = obj["step"] as? Int, s <= step else { continue }
+                kept += line + "\n"
+            }
+        }
+        try AtomicFile.write(Data(kept.utf8), to: path)
+    }
+
+    func appendMetrics(_ row: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: row, options: [.sortedKeys]),
+              let handle = FileHandle(forWritingAtPath: metricsPath) else { return }
+        handle.seekToEndOfFile()
+        handle.write(data + Data("\n".utf8))
+        try? handle.close()
+    }
+
+    /// Runs to num_iterations. NaN or Inf stops it with the step and tensor named; the
+    /// checkpoints already saved stay as they are.
+    public func run() throws -> TrainingSummary {
+        let s = settings, total = s.numIterations
+        let tokensPerStep = s.totalBatchSize
+        log("model: \(s.model.parameterCount) parameters, pattern \(s.model.blockPattern.map(\.rawValue).joined()), "
+            + "d_model \(s.model.nEmbd), \(s.model.nHead) heads, vocab \(s.model.vocabSize), \(String(format: "%.3g", s.model.flopsPerToken)) FLOPs/token")
+        log("batch: \(tokensPerStep) tokens/step = \(s.accumulation) × \(s.deviceBatchSize) × \(s.sequenceLen); "
+            + "\(total) steps (\(s.horizon)); train.bin \(train.count) tokens, val.bin \(val.count)")
+        log(String(format: "threads: %d; sgemm peak %.1f GFLOPS (MFU is quoted against it)", s.threads, peakGFLOPS))
+        if resumed { log("resumed from \(s.outputDir) step \(startStep) (data position \(loader.position), epoch \(epoch))") }
+
+        var evaluations: [(step: Int, bpb: Double)] = [], rates: [Double] = []
+        var lastBPB: Double? = nil, sessionTime = 0.0, sessionSteps = 0
+        var step = startStep
+        while true {
+            let last = step == total
+            let atStart = resumed && step == startStep
+            if !atStart && (last || (s.evalEvery > 0 && step % s.evalEvery == 0)) {
+                let e = try Evaluator.evaluate(model, shard: val, batch: s.deviceBatchSize, sequence: s.sequenceLen,
+                                               maxBatches: s.evalBatches, byteLengths: tokenizer.byteLengths)
+                lastBPB = e.bpb
+                if let bpb = e.bpb { evaluations.append((step, bpb)) }
+                log(String(format: "step %05d | val loss %.4f | val bpb %.4f (%d tokens)", step, e.loss, e.bpb ?? .nan, e.tokens))
+                appendMetrics(["step": step, "val_loss": e.loss, "val_bpb": e.bpb ?? NSNull()])
+                writeChart()
+            }
+            if !atStart && s.sampleEvery > 0 && step > 0 && (last || step % s.sampleEvery == 0) { logSamples() }
+            if step > startStep && (last || (s.saveEvery > 0 && step % s.saveEvery == 0)) {
+                try save(step: step, valBPB: lastBPB)
+            }
+            if last { break }
+
+            var batches: [(x: IndexTensor, y: IndexTensor)] = []
+            for _ in 0..<s.accumulation { batches.append(nextBatch()) }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let loss: Double
+            do {
+                loss = try trainer.step(batches, totalSteps: total)
+            } catch let e as NonFiniteError {
+                let saved = Checkpoint.steps(in: s.outputDir).last.map { "the last checkpoint, step \($0) in \(s.outputDir), is kept" }
+                    ?? "no checkpoint had been saved"
+                throw TrainingError("step \(e.step): \(e.tensor) is NaN or Inf; training stopped and \(saved)")
+            }
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            elapsed += dt; sessionTime += dt; sessionSteps += 1
+            smoothLoss = 0.9 * smoothLoss + 0.1 * loss
+            let debiased = smoothLoss / (1 - pow(0.9, Double(step + 1)))
+            let rate = Double(tokensPerStep) / dt
+            rates.append(rate)
+            let mfu = s.model.flopsPerToken * rate / (peakGFLOPS * 1e9) * 100
+            let eta = sessionTime / Double(sessionSteps) * Double(total - step - 1)
+            log(String(format: "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %@ | mfu: %.2f | total time: %.2fm | eta: %.1fm",
+                       step + 1, total, Double(step + 1) / Double(total) * 100, debiased, trainer.lastLRMultiplier, dt * 1000,
+                       Self.grouped(Int(rate)), mfu, elapsed / 60, eta / 60))
+            appendMetrics(["step": step + 1, "loss": loss, "smooth_loss": debiased, "lrm": trainer.lastLRMultiplier,
+                           "dt_ms": dt * 1000, "tok_per_sec": rate, "mfu": mfu, "elapsed_s": elapsed])
+            step += 1
+        }
+        writeChart()
+        let sorted = rates.sorted()
+        return TrainingSummary(steps: step - startStep, evaluations: evaluations,
+                               medianTokensPerSecond: sorted.isEmpty ? 0 : sorted[sorted.count / 2])
+    }
+
+    /// The next micro-batch, going back to the start of train.bin (a new epoch) at its end.
+    func nextBatch() -> (x: IndexTensor, y: IndexTensor) {
+        if let b = loader.next() { return b }
+        epoch += 1
+        loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen)
+        return loader.next()!   // init checked that one micro-batch fits
+    }
+
+    func save(step: Int, valBPB: Double?) throws {
+        let dir = settings.outputDir
+        try OptimizerState.save(trainer, to: Checkpoint.optimPath(dir, step: step))
+        let resume: [String: Any] = ["train_position": loader.position, "epoch": epoch, "smooth_loss": smoothLoss,
+                                     "elapsed_seconds": elapsed, "num_iterations": settings.numIterations]
+        try Checkpoint.save(model, step: step, to: dir, meta: [
+            "val_bpb": valBPB ?? NSNull(), "user_config": userConfig, "resume": resume, "tokenizer_dir": "tokenizer",
+        ])
+        log("saved \(Checkpoint.modelPath(dir, step: step))")
+    }
+
+    func logSamples() {
+        for prompt in Self.samplePrompts {
+            var sampler = Sampler(temperature: 0, topK: 0, seed: 0)
+            var ids: [Int32] = []
+            Generator.generate(model, prompt: [tokenizer.bosID] + tokenizer.encode(prompt), maxNewTokens: 32,
+                               sampler: &sampler) { id in
+                guard id != tokenizer.bosID else { return false }
+                ids.append(id)
+                return true
+            }
+            let text = (try? tokenizer.decode(ids)) ?? ""
+            log("sample: \(prompt.debugDescription) → \(text.debugDescription)")
+        }
+    }
+
+    /// loss.svg: the smoothed train loss and the val loss (nats per token) against steps.
+    func writeChart() {
+        guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return }
+        var trainPoints: [(x: Double, y: Double)] = [], valPoints: [(x: Double, y: Double)] = []
+        var lastBPB: Double?
+        for line in text.split(separator: "\n") {
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let step = o["step"] as? Int else { continue }
+            if let l = o["smooth_loss"] as? Double { trainPoints.append((Double(step), l)) }
+            if let l = o["val_loss"] as? Double { valPoints.append((Double(step), l)) }
+            if let b = o["val_bpb"] as? Double { lastBPB = b }
+        }
+        let title = "\(settings.modelTag): loss" + (lastBPB.map { String(format: " (last val bpb %.3f)", $0) } ?? "")
+        let chart = LineChart(title: title, xLabel: "step", yLabel: "loss (nats/token)",
+                              series: [.init(name: "train (smoothed)", points: trainPoints), .init(name: "val", points: valPoints)])
+        try? AtomicFile.write(Data(chart.svg().utf8), to: "\(settings.outputDir)/loss.svg")
+    }
+
+    public static func grouped(_ n: Int) -> String {
+        let digits = Array(String(n))
+        var out = ""
+        for (i, d) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+            out.append(d)
+        }
+        return out
+    }
+}
