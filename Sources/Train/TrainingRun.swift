@@ -9,7 +9,7 @@ import Blocks
 import Foundation
 import Tensor
 
-public struct TrainingError: Error, CustomStringConvertible {
+public struct TrainingError: Error, CustomStringConvertible, Equatable {
     public let description: String
     public init(_ d: String) { description = d }
 }
@@ -114,8 +114,12 @@ public final class TrainingRun {
         guard saved != wanted else { return }
         let a = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(saved))) as? [String: Any] ?? [:]
         let b = (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(wanted))) as? [String: Any] ?? [:]
-        let keys = a.keys.sorted().filter { "\(a[$0] ?? "")" != "\(b[$0] ?? "")" }
-        let diffs = keys.map { "\($0): checkpoint \(a[$0] ?? "none"), config \(b[$0] ?? "none")" }
+        func compact(_ v: Any?) -> String {
+            guard let v, let d = try? JSONSerialization.data(withJSONObject: v, options: [.fragmentsAllowed]) else { return "none" }
+            return String(decoding: d, as: UTF8.self)
+        }
+        let keys = a.keys.sorted().filter { compact(a[$0]) != compact(b[$0]) }
+        let diffs = keys.map { "\($0): checkpoint \(compact(a[$0])), config \(compact(b[$0]))" }
         throw TrainingError("\(meta): the checkpoint is of another model than the config; \(diffs.joined(separator: "; "))")
     }
 

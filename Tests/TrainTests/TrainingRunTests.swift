@@ -1,0 +1,155 @@
+// The training run end to end on a slice of tinyshakespeare: stopping and resuming gives the
+// same bytes as the uninterrupted run; evaluation bpb; bad inputs each give one clear error;
+// NaN stops the run and keeps the last checkpoint.
+import Foundation
+import Testing
+import Tensor
+import Blocks
+import Train
+
+/// A data directory made by `prepare` from the first 80 kB of the corpus with the fixture
+/// tokenizer (vocab 1024).
+func preparedData() throws -> (dir: String, tokenizer: Tokenizer) {
+    let tok = try Tokenizer.load(from: trainFixtures + "/tokenizer")
+    let dir = scratchPath("data")
+    let text = String(try String(contentsOfFile: corpusPath, encoding: .utf8).prefix(80_000))
+    _ = try DataPreparation.prepare(texts: [text], split: .paragraphs, tokenizer: tok, tokenizerDir: trainFixtures + "/tokenizer",
+                                    valFraction: 0.1, to: dir)
+    return (dir, tok)
+}
+
+/// A tiny TM hybrid's run config: 2 micro-batches of 2×32 per step.
+func runConfig(data: String, output: String, extra: String = "") throws -> ConfigFile {
+    let text = """
+    depth = 2
+    block_pattern = ["T", "M"]
+    max_seq_len = 32
+    device_batch_size = 2
+    total_batch_size = 128
+    num_iterations = 6
+    eval_every = 3
+    eval_tokens = 256
+    sample_every = -1
+    save_every = 3
+    threads = 2
+    data_dir = "\(data)"
+    output_dir = "\(output)"
+    \(extra)
+    """
+    return try ConfigFile.parse(text, file: "test.py", schema: NanochatKeys.schema)
+}
+
+func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+
+@Suite(.serialized) struct TrainingRunTests {
+    @Test func resumeEqualsTheUninterruptedRunBitForBit() throws {
+        let (data, tok) = try preparedData()
+        let full = scratchPath("full"), resumed = scratchPath("resumed")
+        let c = try runConfig(data: data, output: full)
+        let settings = try TrainSettings.resolve(c, path: "test.py", vocabSize: tok.vocabSize)
+        var lines: [String] = []
+        _ = try TrainingRun(settings: settings, userConfig: [:], tokenizer: tok, resume: nil) { lines.append($0) }.run()
+        #expect(Checkpoint.steps(in: full) == [3, 6])
+
+        // The "interrupted" run: only the step-3 checkpoint survives; resume it to step 6.
+        try FileManager.default.createDirectory(atPath: resumed, withIntermediateDirectories: true)
+        for name in ["model_000003.safetensors", "optim_000003.safetensors", "meta_000003.json"] {
+            try FileManager.default.copyItem(atPath: "\(full)/\(name)", toPath: "\(resumed)/\(name)")
+        }
+        var s2 = settings
+        s2.outputDir = resumed
+        _ = try TrainingRun(settings: s2, userConfig: [:], tokenizer: tok, resume: .latest) { _ in }.run()
+        #expect(try bytes(Checkpoint.modelPath(resumed, step: 6)) == bytes(Checkpoint.modelPath(full, step: 6)))
+        #expect(try bytes(Checkpoint.optimPath(resumed, step: 6)) == bytes(Checkpoint.optimPath(full, step: 6)))
+        // And the resumed run really trained: step 6 differs from step 3.
+        #expect(try bytes(Checkpoint.modelPath(resumed, step: 6)) != bytes(Checkpoint.modelPath(full, step: 3)))
+        let steps = lines.filter { $0.hasPrefix("step 00006/00006") }
+        #expect(steps.count == 1, "the step line: \(lines.joined(separator: "\n"))")
+    }
+
+    @Test func evaluationBitsPerByteFollowTheSpec() throws {
+        let (data, tok) = try preparedData()
+        let val = try TokenShard(path: "\(data)/val.bin")
+        let model = try GPT(config: ModelConfig(sequenceLen: 32, vocabSize: tok.vocabSize, nLayer: 1, nHead: 1, nKVHead: 1,
+                                                nEmbd: 32, blockPattern: [.mamba]), seed: 5)
+        let e = try Evaluator.evaluate(model, shard: val, batch: 2, sequence: 32, maxBatches: 3, byteLengths: tok.byteLengths)
+        // By hand from the per-token losses: nats over non-special targets / (ln 2 · their bytes).
+        var loader = BatchLoader(shard: val, batch: 2, sequence: 32)
+        var nats = 0.0, byteCount = 0, all = 0.0
+        for _ in 0..<3 {
+            let (x, y) = loader.next()!
+            for (l, t) in zip(model.tokenLosses(x, targets: y), y.values) {
+                all += Double(l)
+                if t != tok.bosID { nats += Double(l); byteCount += tok.tokenBytes[Int(t)].count }
+            }
+        }
+        #expect(e.batches == 3 && e.tokens == 192)
+        #expect(abs(e.loss - all / 192) < 1e-12)
+        #expect(abs(e.bpb! - nats / (log(2) * Double(byteCount))) < 1e-12)
+        // A fresh model predicts near-uniformly: loss ≈ ln V.
+        #expect(abs(e.loss - log(Double(tok.vocabSize))) < 0.05)
+    }
+
+    @Test func badInputsGiveOneClearError() throws {
+        let (data, tok) = try preparedData()
+        let out = scratchPath("bad")
+
+        // total_batch_size not a multiple of B·T.
+        let c1 = try runConfig(data: data, output: out, extra: "total_batch_size = 100")
+        #expect(throws: ConfigError(file: "test.py", line: 14, column: 20,
+                                    "total_batch_size 100 is not a multiple of device_batch_size × max_seq_len = 2 × 32 = 64 tokens; use 64 or 128")) {
+            try TrainSettings.resolve(c1, path: "test.py", vocabSize: tok.vocabSize)
+        }
+        let settings = try TrainSettings.resolve(try runConfig(data: data, output: out), path: "test.py", vocabSize: tok.vocabSize)
+
+        // Missing shard.
+        var s = settings
+        s.dataDir = data + "/nowhere"
+        #expect(throws: ShardError(path: data + "/nowhere/train.bin", "cannot open: No such file or directory")) {
+            try TrainingRun(settings: s, userConfig: [:], tokenizer: tok, resume: nil) { _ in }
+        }
+        // Corrupt shard: cut short.
+        let corrupt = scratchPath("corrupt")
+        try FileManager.default.createDirectory(atPath: corrupt, withIntermediateDirectories: true)
+        try bytes("\(data)/train.bin").prefix(5000).write(to: URL(fileURLWithPath: "\(corrupt)/train.bin"))
+        try FileManager.default.copyItem(atPath: "\(data)/val.bin", toPath: "\(corrupt)/val.bin")
+        s.dataDir = corrupt
+        #expect(throws: ShardError.self) { try TrainingRun(settings: s, userConfig: [:], tokenizer: tok, resume: nil) { _ in } }
+
+        // Shards of another vocabulary (data.json says so), and tokens past the vocabulary.
+        #expect(throws: ShardError(path: "\(data)/data.json", "these shards were made with a tokenizer of vocab size 1024, but the tokenizer in use has 512; run `nanochat prepare` again with this tokenizer")) {
+            try DataPreparation.openShards(data, vocabSize: 512)
+        }
+        try FileManager.default.removeItem(atPath: "\(data)/data.json")
+        #expect(throws: ShardError.self) { try DataPreparation.openShards(data, vocabSize: 512) }
+
+        // Resume with a checkpoint of another model.
+        var small = settings
+        small.numIterations = 3
+        _ = try TrainingRun(settings: small, userConfig: [:], tokenizer: tok, resume: nil) { _ in }.run()
+        let other = try TrainSettings.resolve(try runConfig(data: data, output: out, extra: "block_pattern = [\"M\", \"M\"]"),
+                                              path: "test.py", vocabSize: tok.vocabSize)
+        #expect(throws: TrainingError("\(out)/meta_000003.json: the checkpoint is of another model than the config; block_pattern: checkpoint [\"T\",\"M\"], config [\"M\",\"M\"]")) {
+            try TrainingRun(settings: other, userConfig: [:], tokenizer: tok, resume: .latest) { _ in }
+        }
+        #expect(throws: TrainingError("\(out): no checkpoint for step 5 (have: 3)")) {
+            try TrainingRun(settings: settings, userConfig: [:], tokenizer: tok, resume: .step(5)) { _ in }
+        }
+    }
+
+    @Test func nonFiniteStopsTheRunAndKeepsTheLastCheckpoint() throws {
+        let (data, tok) = try preparedData()
+        let out = scratchPath("nan")
+        let c = try runConfig(data: data, output: out, extra: "save_every = 1\nmatrix_lr = 1e30\nembedding_lr = 1e30")
+        let settings = try TrainSettings.resolve(c, path: "test.py", vocabSize: tok.vocabSize)
+        do {
+            _ = try TrainingRun(settings: settings, userConfig: [:], tokenizer: tok, resume: nil) { _ in }.run()
+            Issue.record("a learning rate of 1e30 should overflow")
+        } catch let e as TrainingError {
+            let saved = Checkpoint.steps(in: out)
+            #expect(!saved.isEmpty, "the steps before the overflow were saved")
+            #expect(e.description.contains("is NaN or Inf; training stopped and the last checkpoint, step \(saved.last!) in \(out), is kept"), "\(e)")
+            _ = try Checkpoint.load(from: out)   // and it still loads
+        }
+    }
+}
