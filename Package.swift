@@ -80,11 +80,13 @@ let package = Package(
         .testTarget(
             name: "BlocksTests",
             dependencies: ["Blocks", "SelectiveScan", "Tensor"],
+            exclude: ["Fixtures"],
             swiftSettings: hostCPU
         ),
         .testTarget(
             name: "TrainTests",
             dependencies: ["Train", "Blocks", "Tensor"],
+            exclude: ["Fixtures"],
             swiftSettings: hostCPU
         ),
         .testTarget(

@@ -36,6 +36,16 @@ public enum Checkpoint {
         }.sorted()
     }
 
+    /// Deletes every checkpoint file (model_, meta_, optim_) in `dir`, metas first so that no
+    /// half-deleted checkpoint looks complete.
+    public static func remove(in dir: String) throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        let ours = names.filter { n in ["model_", "optim_", "meta_"].contains { n.hasPrefix($0) } }
+        for name in ours.filter({ $0.hasPrefix("meta_") }) + ours.filter({ !$0.hasPrefix("meta_") }) {
+            try FileManager.default.removeItem(atPath: "\(dir)/\(name)")
+        }
+    }
+
     /// Loads the model of step `step` (the latest when nil) and its meta object.
     public static func load(from dir: String, step: Int? = nil) throws -> (model: GPT, meta: [String: Any]) {
         guard let s = step ?? steps(in: dir).last else {

@@ -18,15 +18,18 @@ struct ModelCommand: ParsableCommand {
     @Option(help: "Vocabulary size (the tokenizer's).") var vocab: Int = 8192
     @Option(help: "Sequences per step.") var batch: Int = 4
     @Option(help: "Tokens per sequence.") var seq: Int = 512
+    @Option(help: "Micro-batches per train step (gradient accumulation; Muon runs once per step).") var microBatches: Int = 1
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         Parallel.setThreadCount(common.threads)
         print("# bench model\n")
         print(machineSummary(threads: common.threads))
-        print("\nB=\(batch) T=\(seq) V=\(vocab); median of \(common.runs) after one warm-up.\n")
-        print("| config | pattern | params | forward tok/s | forward+backward tok/s | train step tok/s | peak tensor memory |")
-        print("|---|---|---:|---:|---:|---:|---:|")
+        let peak = measureGemmPeak()
+        print("\nB=\(batch) T=\(seq) V=\(vocab), train step of \(microBatches) micro-batch(es); median of \(common.runs) after one warm-up. MFU: nanochat's "
+              + "estimate_flops per token × train-step tok/s ÷ the sgemm peak measured now, \(fmt(peak, 1)) GFLOPS (1024³, best of 5).\n")
+        print("| config | pattern | params | forward tok/s | forward+backward tok/s | train step tok/s | train MFU | peak tensor memory |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
         for path in configs {
             var file = try ConfigFile.load(path, schema: NanochatKeys.schema)
             try file.override("--max_seq_len=\(seq)")
@@ -42,11 +45,13 @@ struct ModelCommand: ParsableCommand {
                 for p in model.parameters.parameters { p.tensor.zeroGrad() }
             }
             let trainer = Trainer(model: model)
-            let train = timeRuns(runs: common.runs) { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) }
-            let tokens = Double(batch * seq)
+            let micro = Array(repeating: (x: ids, y: targets), count: microBatches)
+            let train = timeRuns(runs: common.runs) { _ = try? trainer.step(micro, totalSteps: 1_000_000) }
+            let tokens = Double(batch * seq), stepTokens = tokens * Double(microBatches)
             let name = (path as NSString).lastPathComponent
             print("| \(name) | \(config.blockPattern.map(\.rawValue).joined()) | \(fmt(Double(config.parameterCount) / 1e6))M | "
-                  + "\(fmt(tokens / forward.median, 0)) | \(fmt(tokens / step.median, 0)) | \(fmt(tokens / train.median, 0)) | "
+                  + "\(fmt(tokens / forward.median, 0)) | \(fmt(tokens / step.median, 0)) | \(fmt(stepTokens / train.median, 0)) | "
+                  + "\(fmt(config.flopsPerToken * stepTokens / train.median / (peak * 1e9) * 100, 1))% | "
                   + "\(fmt(Double(BufferPool.shared.peakLiveBytes) / 1048576, 0)) MiB |")
         }
     }

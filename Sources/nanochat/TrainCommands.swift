@@ -57,6 +57,7 @@ struct TrainCommand: ParsableCommand {
     @Argument(help: "A config file of Python assignments, e.g. configs/shakespeare_d4.py.") var config: String
     @Flag(help: "Continue from the latest checkpoint in output_dir.") var resume = false
     @Option(help: "Continue from the checkpoint of this step.") var resumeStep: Int?
+    @Flag(help: "Start afresh even if output_dir holds checkpoints, deleting them.") var overwrite = false
     @Argument(parsing: .allUnrecognized, help: "Overrides, --key=value (e.g. --num_iterations=100 --depth=6).")
     var overrides: [String] = []
 
@@ -67,6 +68,14 @@ struct TrainCommand: ParsableCommand {
         do {
             let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize)
             let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
+            let existing = Checkpoint.steps(in: settings.outputDir)
+            if point == nil && !existing.isEmpty {
+                guard overwrite else {
+                    throw UserError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
+                                    + "--resume continues the latest, --overwrite deletes them and starts afresh, or set --output_dir=DIR")
+                }
+                try Checkpoint.remove(in: settings.outputDir)
+            }
             let run = try TrainingRun(settings: settings, userConfig: userConfig(file), tokenizer: tokenizer, resume: point) {
                 print($0)
                 fflush(nil)

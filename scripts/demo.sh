@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The main job: train a small hybrid Transformer/Mamba model on tinyshakespeare and sample
+# from it. Installs missing system libraries, builds, trains a 4096-token tokenizer, writes
+# the token shards, trains configs/shakespeare_d4.py and streams a sample.
+#
+#   scripts/demo.sh                      corpus from ../shared/data/, else downloaded
+#   scripts/demo.sh --corpus FILE        any UTF-8 text file instead
+#   scripts/demo.sh --num_iterations=50  extra --key=value arguments go to `nanochat train`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+corpus=""
+overrides=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --corpus) corpus="$2"; shift 2 ;;
+        --corpus=*) corpus="${1#--corpus=}"; shift ;;
+        *) overrides+=("$1"); shift ;;
+    esac
+done
+if [ -z "$corpus" ]; then
+    if [ -f ../shared/data/tinyshakespeare.txt ]; then
+        corpus=../shared/data/tinyshakespeare.txt
+    else
+        corpus=data/tinyshakespeare.txt
+        if [ ! -f "$corpus" ]; then
+            mkdir -p data
+            echo "downloading tinyshakespeare (1.1 MB) to $corpus"
+            curl -fsSL -o "$corpus.part" \
+                https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
+            mv "$corpus.part" "$corpus"
+        fi
+    fi
+fi
+[ -f "$corpus" ] || { echo "error: corpus $corpus not found" >&2; exit 1; }
+
+scripts/install-deps.sh
+swift build -c release --product nanochat
+nanochat=.build/release/nanochat
+data=data/shakespeare
+
+$nanochat tokenizer train --input "$corpus" --vocab-size 4096 --out $data/tokenizer
+$nanochat prepare --input "$corpus" --tokenizer $data/tokenizer --out $data
+$nanochat train configs/shakespeare_d4.py --overwrite ${overrides[@]+"${overrides[@]}"}
+echo
+echo "--- sample (temperature 0.8, top-k 50) ---"
+$nanochat sample --checkpoint runs/shakespeare_d4 --prompt "ROMEO:" --max-new-tokens 200

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# After scripts/demo.sh: checks that the run learned (val bpb fell by more than 1 bit from
+# the fresh model's) and that bad inputs each stop `nanochat train` with a non-zero exit and
+# a message naming the problem, without touching the demo's checkpoints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nanochat=.build/release/nanochat
+run=runs/shakespeare_d4
+data=data/shakespeare
+
+bpbs=$(grep -o '"val_bpb":[0-9.]*' $run/metrics.jsonl | cut -d: -f2)
+first=$(echo "$bpbs" | head -1); last=$(echo "$bpbs" | tail -1)
+echo "val bpb: fresh $first, trained $last"
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 1.0) }' || { echo "FAIL: val bpb did not fall by 1 bit" >&2; exit 1; }
+
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+before=$(ls -l $run | md5sum)
+fails=0
+# expect_error "substring of the message" args...: the command must fail and say so.
+expect_error() {
+    local want="$1"; shift
+    if out=$("$@" 2>&1); then
+        echo "FAIL (exit 0): $*"; fails=$((fails + 1)); return
+    fi
+    if [[ "$out" != *"$want"* ]]; then
+        echo "FAIL (message): $*"; echo "  wanted: $want"; echo "  got: $out"; fails=$((fails + 1)); return
+    fi
+    echo "ok: $(echo "$out" | head -1)"
+}
+cfg=configs/shakespeare_d4.py
+expect_error "already holds checkpoints" $nanochat train $cfg
+expect_error "no such tokenizer directory" $nanochat train $cfg --data_dir=$scratch/none --output_dir=$scratch/o
+expect_error "train.bin: cannot open" $nanochat train $cfg --data_dir=$scratch/none --tokenizer_dir=$data/tokenizer --output_dir=$scratch/o
+mkdir -p $scratch/corrupt && head -c 5000 $data/train.bin > $scratch/corrupt/train.bin && cp $data/val.bin $scratch/corrupt/
+expect_error "header says" $nanochat train $cfg --data_dir=$scratch/corrupt --tokenizer_dir=$data/tokenizer --output_dir=$scratch/o
+$nanochat tokenizer train --input ../shared/data/tinyshakespeare.txt --vocab-size 512 --out $scratch/tok512 > /dev/null
+expect_error "vocab size 4096, but the tokenizer in use has 512" $nanochat train $cfg --tokenizer_dir=$scratch/tok512 --output_dir=$scratch/o
+expect_error "is not a multiple of device_batch_size × max_seq_len" $nanochat train $cfg --total_batch_size=1000 --output_dir=$scratch/o
+expect_error "did you mean depth" $nanochat train $cfg --depht=4 --output_dir=$scratch/o
+expect_error "block_pattern" $nanochat train $cfg '--block_pattern=["T","X","M","M"]' --output_dir=$scratch/o
+expect_error "another model than the config" $nanochat train $cfg --resume '--block_pattern=["M","M","M","M"]'
+expect_error "no checkpoint for step 7" $nanochat train $cfg --resume-step 7
+printf 'abc\xff' > $scratch/bad.txt
+expect_error "invalid UTF-8 at byte offset 3" $nanochat tokenizer train --input $scratch/bad.txt --out $scratch/t
+[ "$(ls -l $run | md5sum)" == "$before" ] || { echo "FAIL: the demo's checkpoints changed" >&2; fails=$((fails + 1)); }
+[ $fails -eq 0 ] || { echo "$fails failures" >&2; exit 1; }
+echo "smoke: all checks passed"
