@@ -16,11 +16,14 @@ func parse(_ text: String) throws -> ConfigFile {
 @Suite struct ConfigFileTests {
     @Test func everyCommittedConfigLoads() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: configsDirectory).filter { $0.hasSuffix(".py") }.sorted()
-        #expect(names.count == 11, "configs: \(names)")
+        #expect(names.count == 12, "configs: \(names)")
         for name in names {
             let file = try ConfigFile.load("\(configsDirectory)/\(name)", schema: NanochatKeys.schema)
             let config = try NanochatKeys.modelConfig(file, vocabSize: 8192)
             #expect(config.nLayer == file.int("depth"), "\(name)")
+            // And as a whole training run: batch sizes divide, the horizon resolves.
+            let settings = try TrainSettings.resolve(file, path: name, vocabSize: 8192)
+            #expect(settings.accumulation >= 1 && settings.numIterations >= 1, "\(name)")
         }
         let hybrid = try ConfigFile.load("\(configsDirectory)/hybrid_early_t_late_m_d20.py", schema: NanochatKeys.schema)
         let c = try NanochatKeys.modelConfig(hybrid, vocabSize: 65536)

@@ -5,47 +5,12 @@
 // frequent pairs go to the smaller (left, right) id pair, so training is deterministic.
 import Foundation
 
-/// A max-heap of (count, pair) entries, largest count first and the smaller pair on ties.
-/// Entries go stale when a count changes; the trainer pushes the fresh count and skips
-/// stale ones as they surface.
-struct PairHeap {
-    private var items: [(count: Int, pair: UInt64)] = []
-
-    private static func before(_ a: (count: Int, pair: UInt64), _ b: (count: Int, pair: UInt64)) -> Bool {
-        a.count > b.count || (a.count == b.count && a.pair < b.pair)
-    }
-
-    var isEmpty: Bool { items.isEmpty }
-
-    mutating func push(_ count: Int, _ pair: UInt64) {
-        items.append((count, pair))
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard Self.before(items[i], items[parent]) else { break }
-            items.swapAt(i, parent)
-            i = parent
-        }
-    }
-
-    mutating func pop() -> (count: Int, pair: UInt64)? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var best = i
-                if l < items.count && Self.before(items[l], items[best]) { best = l }
-                if r < items.count && Self.before(items[r], items[best]) { best = r }
-                if best == i { break }
-                items.swapAt(i, best)
-                i = best
-            }
-        }
-        return top
-    }
+/// A candidate merge: the larger count first, the smaller pair on ties. Entries go stale
+/// when a count changes; the trainer pushes the fresh count and skips stale ones as they
+/// surface.
+struct PairCandidate: Comparable {
+    let count: Int, pair: UInt64
+    static func < (a: Self, b: Self) -> Bool { a.count > b.count || (a.count == b.count && a.pair < b.pair) }
 }
 
 /// Pair of token ids as one key: left in the high half.
@@ -86,8 +51,8 @@ public enum BPETraining {
                 if holders[key]?.last != Int32(w) { holders[key, default: []].append(Int32(w)) }
             }
         }
-        var heap = PairHeap()
-        for key in pairCounts.keys.sorted() { heap.push(pairCounts[key]!, key) }
+        var heap = BinaryHeap<PairCandidate>()
+        for key in pairCounts.keys.sorted() { heap.push(PairCandidate(count: pairCounts[key]!, pair: key)) }
 
         var merges: [(Int32, Int32)] = []
         merges.reserveCapacity(mergeCount)
@@ -125,7 +90,7 @@ public enum BPETraining {
             for (key, delta) in changed.sorted(by: { $0.key < $1.key }) where delta != 0 {
                 let c = pairCounts[key, default: 0] + delta
                 pairCounts[key] = c == 0 ? nil : c
-                if c > 0 { heap.push(c, key) }
+                if c > 0 { heap.push(PairCandidate(count: c, pair: key)) }
             }
         }
         return merges

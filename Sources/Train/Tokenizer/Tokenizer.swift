@@ -221,53 +221,33 @@ public final class Tokenizer: @unchecked Sendable {
 /// candidate joins in a heap keyed by (rank, start), so long pieces cost O(n log n).
 struct MergeScratch {
     private var token: [Int32] = [], next: [Int32] = [], prev: [Int32] = []
-    private var heap: [(rank: Int32, start: Int32)] = []
+    private var heap = BinaryHeap<JoinCandidate>()
 
-    private static func before(_ a: (rank: Int32, start: Int32), _ b: (rank: Int32, start: Int32)) -> Bool {
-        a.rank < b.rank || (a.rank == b.rank && a.start < b.start)
-    }
-
-    private mutating func push(_ e: (rank: Int32, start: Int32)) {
-        heap.append(e)
-        var i = heap.count - 1
-        while i > 0, Self.before(heap[i], heap[(i - 1) / 2]) { heap.swapAt(i, (i - 1) / 2); i = (i - 1) / 2 }
-    }
-
-    private mutating func pop() -> (rank: Int32, start: Int32) {
-        let top = heap[0], last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < heap.count && Self.before(heap[l], heap[m]) { m = l }
-                if r < heap.count && Self.before(heap[r], heap[m]) { m = r }
-                if m == i { break }
-                heap.swapAt(i, m); i = m
-            }
-        }
-        return top
+    /// A possible join of the part starting at byte `start` with the next part: the lowest
+    /// rank first, the leftmost on ties (tiktoken's order).
+    struct JoinCandidate: Comparable {
+        let rank: Int32, start: Int32
+        static func < (a: Self, b: Self) -> Bool { a.rank < b.rank || (a.rank == b.rank && a.start < b.start) }
     }
 
     /// The join of the part at `i` with the next one, pushed if it is a token.
     private mutating func consider(_ i: Int32, _ joins: [UInt64: Int32]) {
         let j = next[Int(i)]
         guard j >= 0, let r = joins[pairKey(token[Int(i)], token[Int(j)])] else { return }
-        push((r, i))
+        heap.push(JoinCandidate(rank: r, start: i))
     }
 
     /// Merges `piece` (≥ 2 bytes) as tiktoken does and appends the resulting ids.
     mutating func merge(_ piece: ArraySlice<UInt8>, joins: [UInt64: Int32], into out: inout [Int32]) {
         let n = piece.count
         token.removeAll(keepingCapacity: true); next.removeAll(keepingCapacity: true)
-        prev.removeAll(keepingCapacity: true); heap.removeAll(keepingCapacity: true)
+        prev.removeAll(keepingCapacity: true); heap.removeAll()
         for (k, b) in piece.enumerated() {
             token.append(Int32(b)); next.append(k + 1 < n ? Int32(k + 1) : -1); prev.append(Int32(k - 1))
         }
         for k in 0..<(n - 1) { consider(Int32(k), joins) }
-        while !heap.isEmpty {
-            let (rank, i) = pop()
+        while let candidate = heap.pop() {
+            let (rank, i) = (candidate.rank, candidate.start)
             // Stale when the part was absorbed (token -1), or it or its neighbour changed since.
             let j = next[Int(i)]
             guard token[Int(i)] >= 0, j >= 0, joins[pairKey(token[Int(i)], token[Int(j)])] == rank else { continue }
