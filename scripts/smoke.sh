@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 nanochat=.build/release/nanochat
 run=runs/shakespeare_d4
 data=data/shakespeare
+corpus=../shared/data/tinyshakespeare.txt
+[ -f $corpus ] || corpus=data/tinyshakespeare.txt   # where demo.sh downloads it
 
 bpbs=$(grep -o '"val_bpb":[0-9.]*' $run/metrics.jsonl | cut -d: -f2)
 first=$(echo "$bpbs" | head -1); last=$(echo "$bpbs" | tail -1)
@@ -34,7 +36,7 @@ expect_error "no such tokenizer directory" $nanochat train $cfg --data_dir=$scra
 expect_error "train.bin: cannot open" $nanochat train $cfg --data_dir=$scratch/none --tokenizer_dir=$data/tokenizer --output_dir=$scratch/o
 mkdir -p $scratch/corrupt && head -c 5000 $data/train.bin > $scratch/corrupt/train.bin && cp $data/val.bin $scratch/corrupt/
 expect_error "header says" $nanochat train $cfg --data_dir=$scratch/corrupt --tokenizer_dir=$data/tokenizer --output_dir=$scratch/o
-$nanochat tokenizer train --input ../shared/data/tinyshakespeare.txt --vocab-size 512 --out $scratch/tok512 > /dev/null
+$nanochat tokenizer train --input $corpus --vocab-size 512 --out $scratch/tok512 > /dev/null
 expect_error "vocab size 4096, but the tokenizer in use has 512" $nanochat train $cfg --tokenizer_dir=$scratch/tok512 --output_dir=$scratch/o
 expect_error "is not a multiple of device_batch_size × max_seq_len" $nanochat train $cfg --total_batch_size=1000 --output_dir=$scratch/o
 expect_error "did you mean depth" $nanochat train $cfg --depht=4 --output_dir=$scratch/o

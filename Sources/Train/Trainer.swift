@@ -35,7 +35,8 @@ public final class Trainer {
         var muonNames: [String] = [], adamNames: [String] = []
         for p in model.parameters.parameters {
             switch p.group {
-            case .muonMatrix: matrices.append(p.tensor); muonNames.append(p.name); continue
+            case .muonMatrix where settings.muonForMatrices: matrices.append(p.tensor); muonNames.append(p.name); continue
+            case .muonMatrix: lrs.append(settings.matrixLR)
             case .adamEmbedding: lrs.append(settings.embeddingLR * scale)
             case .adamHead: lrs.append(settings.unembeddingLR * scale)
             case .adamMambaScalar: lrs.append(settings.mambaLR)

@@ -4,7 +4,8 @@
 //
 //   bench kernels            matmul GFLOPS vs raw cblas_sgemm; SIMD kernels vs scalar loops
 //   bench scan               selective scan: chunked parallel vs sequential, 1 vs N threads
-//   bench model CONFIG...    forward and forward+backward tokens/s of whole models
+//   bench model CONFIG...    forward, forward+backward and train-step tokens/s, MFU
+//   bench tokenizer          BPE training time, encoding MB/s 1 vs N threads
 import ArgumentParser
 import Foundation
 import Tensor
@@ -14,7 +15,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
-        subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self],
+        subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, TokenizerBenchCommand.self,
+                      ModelCaseCommand.self, DecodeCaseCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
 }

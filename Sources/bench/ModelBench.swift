@@ -1,58 +1,213 @@
-// `bench model`: forward, forward+backward, and full train step (forward, backward, clip,
-// Muon + AdamW) of a whole model from a config file, in tokens per second.
+// `bench model`: Transformer, Mamba and hybrid models on this CPU. For every (pattern,
+// depth, sequence length): train step tokens/s (forward, backward, optimiser) with MFU
+// against the sgemm peak measured in the same run, forward tokens/s, and the peak resident
+// memory of a train step with the activation memory it implies; for every (pattern, depth,
+// context length): prefill and decode tokens/s and cache bytes per sequence. Each case runs
+// in a child process (its peak memory is its own). Output: Markdown tables, a JSON file and
+// SVG charts; `--torch` adds PyTorch's train step for the same shapes, in the same run.
 import ArgumentParser
 import Blocks
 import Foundation
 import Tensor
 import Train
 
+/// The results of one `bench model` run (its JSON file).
+struct ModelReport: Codable {
+    struct TrainRow: Codable {
+        var pattern: String, layers: String, depth: Int, batch: Int, seq: Int, parameters: Int
+        var trainTokS: Double, trainSpread: Double, mfu: Double, forwardTokS: Double, forwardSpread: Double
+        var peakRSS: Int, activationBytes: Int
+        var torchTrainTokS: Double?
+    }
+    struct DecodeRow: Codable {
+        var pattern: String, depth: Int, context: Int, prefillTokS: Double, decodeTokS: Double, decodeSpread: Double, cacheBytes: Int
+    }
+    var machine: String, threads: Int, optimizer: String, sgemmPeakGFLOPS: Double, vocab: Int, runs: Int
+    var train: [TrainRow] = [], decode: [DecodeRow] = []
+    var torch: String?
+}
+
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "Forward, forward+backward and train-step tokens/s of models built from config files."
+        abstract: "Train, forward, prefill and decode tokens/s and memory of T, M and hybrid models.",
+        discussion: """
+        Patterns: \(NamedPattern.allCases.map(\.rawValue).joined(separator: ", ")), or literal ones (TTMM).
+        --quick: d4, T=256 and 512, contexts 128 and 1024, 3 runs: about two minutes on 2 cores.
+        """
     )
 
-    @Argument(help: "Config files (e.g. configs/hybrid_d12.py).")
-    var configs: [String]
+    @Option(help: "Comma-separated patterns.") var patterns = NamedPattern.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(help: "Comma-separated depths.") var depths = "4,6"
+    @Option(help: "Comma-separated sequence lengths for train and forward.") var seqs = "256,512,1024,2048"
+    @Option(help: "Comma-separated context lengths for prefill and decode (0: none).") var contexts = "128,512,2048,8192"
+    @Option(help: "Tokens per train step: the batch is max(1, tokens / seq).") var tokens = 2048
+    @Option(help: "Sequences per train step (overrides --tokens).") var batch: Int?
+    @Option(help: "Tokens decoded after each context.") var newTokens = 16
+    @Option(help: "Vocabulary size.") var vocab = 8192
+    @Option(help: "Matrix optimiser of the train step: muon (nanochat) or adamw (as the PyTorch side).") var optimizer = "muon"
+    @Option(help: "Timed runs per measurement (after one warm-up); the median is reported.") var runs = 3
+    @Option(help: "Worker threads.") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Write the results as JSON here.") var json: String?
+    @Option(help: "Directory for the SVG charts.") var charts = "bench-charts"
+    @Flag(help: "Also time PyTorch's train step (tools/torch_bench.py) for each case, if torch is installed.") var torch = false
+    @Flag(help: "A two-minute preset: d4, T=256,512, contexts 128,1024.") var quick = false
 
-    @Option(help: "Vocabulary size (the tokenizer's).") var vocab: Int = 8192
-    @Option(help: "Sequences per step.") var batch: Int = 4
-    @Option(help: "Tokens per sequence.") var seq: Int = 512
-    @Option(help: "Micro-batches per train step (gradient accumulation; Muon runs once per step).") var microBatches: Int = 1
-    @OptionGroup var common: CommonOptions
+    static func list(_ s: String, _ flag: String) throws -> [Int] {
+        try s.split(separator: ",").map {
+            guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else { throw ValidationError("\(flag): \"\($0)\" is not a count") }
+            return v
+        }
+    }
+
+    func validate() throws {
+        guard ["muon", "adamw"].contains(optimizer) else { throw ValidationError("--optimizer must be muon or adamw, got \(optimizer)") }
+        guard runs >= 1, threads >= 1, tokens >= 1 else { throw ValidationError("--runs, --threads and --tokens must be at least 1") }
+        for d in try Self.list(depths, "--depths") {
+            for p in patterns.split(separator: ",") { _ = try NamedPattern.parse(String(p), depth: d) }
+        }
+    }
 
     func run() throws {
-        Parallel.setThreadCount(common.threads)
-        print("# bench model\n")
-        print(machineSummary(threads: common.threads))
+        var depthList = try Self.list(depths, "--depths"), seqList = try Self.list(seqs, "--seqs")
+        var contextList = try Self.list(contexts, "--contexts").filter { $0 > 0 }
+        if quick { (depthList, seqList, contextList) = ([4], [256, 512], [128, 1024]) }
+        let patternList = patterns.split(separator: ",").map(String.init)
+        Parallel.setThreadCount(threads)
         let peak = measureGemmPeak()
-        print("\nB=\(batch) T=\(seq) V=\(vocab), train step of \(microBatches) micro-batch(es); median of \(common.runs) after one warm-up. MFU: nanochat's "
-              + "estimate_flops per token × train-step tok/s ÷ the sgemm peak measured now, \(fmt(peak, 1)) GFLOPS (1024³, best of 5).\n")
-        print("| config | pattern | params | forward tok/s | forward+backward tok/s | train step tok/s | train MFU | peak tensor memory |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
-        for path in configs {
-            var file = try ConfigFile.load(path, schema: NanochatKeys.schema)
-            try file.override("--max_seq_len=\(seq)")
-            let config = try NanochatKeys.modelConfig(file, vocabSize: vocab)
-            let model = try GPT(config: config, seed: 1)
-            var g = SeededGenerator(seed: 2)
-            let ids = IndexTensor(shape: [batch, seq], values: (0..<(batch * seq)).map { _ in Int32(g.next() % UInt64(vocab)) })
-            let targets = IndexTensor(shape: [batch, seq], values: ids.values.map { ($0 + 1) % Int32(vocab) })
-            let forward = timeRuns(runs: common.runs) { _ = GradMode.withoutGradients { model.loss(ids, targets: targets) } }
-            BufferPool.shared.resetPeak()
-            let step = timeRuns(runs: common.runs) {
-                model.loss(ids, targets: targets).backward()
-                for p in model.parameters.parameters { p.tensor.zeroGrad() }
+        let torchStatus = torch ? TorchSide.status() : nil
+        var report = ModelReport(machine: machineSummary(threads: threads), threads: threads, optimizer: optimizer,
+                                 sgemmPeakGFLOPS: peak, vocab: vocab, runs: runs, torch: torchStatus?.version)
+        print("# bench model\n\n\(report.machine)\n")
+        print("V=\(vocab); train step = forward + backward + clip + \(optimizer == "muon" ? "Muon + AdamW" : "AdamW"); "
+              + "median of \(runs) after a warm-up, spread = (max-min)/median. MFU = nanochat's estimate_flops × tok/s ÷ "
+              + "sgemm peak \(fmt(peak, 1)) GFLOPS (1024³, this run).")
+        if let s = torchStatus, s.version == nil { print("\nPyTorch: \(s.message); its column is skipped.") }
+
+        print("\n## Train step and forward\n")
+        print("| pattern | layers | B×T | params | train tok/s | spread | MFU | forward tok/s | peak RSS | activations |"
+              + (report.torch != nil ? " torch train tok/s | ours ÷ torch |" : ""))
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|" + (report.torch != nil ? "---:|---:|" : ""))
+        for depth in depthList {
+            for seq in seqList {
+                for p in patternList {
+                    let b = batch ?? max(1, tokens / seq)
+                    let c = ModelCase(pattern: p, depth: depth, batch: b, seq: seq, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
+                    let r = try runChild("model-case", c, as: TrainResult.self)
+                    let train = Samples(seconds: r.trainSeconds), fwd = Samples(seconds: r.forwardSeconds)
+                    let n = Double(b * seq)
+                    let layers = try NamedPattern.parse(p, depth: depth).map(\.rawValue).joined()
+                    var row = ModelReport.TrainRow(
+                        pattern: p, layers: layers, depth: depth, batch: b, seq: seq, parameters: r.parameters,
+                        trainTokS: n / train.median, trainSpread: train.spread,
+                        mfu: r.flopsPerToken * n / train.median / (peak * 1e9), forwardTokS: n / fwd.median, forwardSpread: fwd.spread,
+                        peakRSS: r.peakRSS, activationBytes: r.activationBytes)
+                    var torchColumns = ""
+                    if report.torch != nil {
+                        let t = try TorchSide.trainTokensPerSecond(layers: layers, batch: b, seq: seq, vocab: vocab, runs: runs, threads: threads)
+                        row.torchTrainTokS = t
+                        torchColumns = t.map { " \(fmt($0, 0)) | \(fmt(row.trainTokS / $0, 2))x |" } ?? " failed | |"
+                    }
+                    report.train.append(row)
+                    print("| \(p) | \(layers) | \(b)×\(seq) | \(fmt(Double(r.parameters) / 1e6))M | \(fmt(row.trainTokS, 0)) | "
+                          + "\(fmt(train.spread * 100, 0))% | \(fmt(row.mfu * 100, 1))% | \(fmt(row.forwardTokS, 0)) | "
+                          + "\(mib(r.peakRSS)) | \(mib(r.activationBytes)) |" + torchColumns)
+                    fflush(nil)
+                }
             }
-            let trainer = Trainer(model: model)
-            let micro = Array(repeating: (x: ids, y: targets), count: microBatches)
-            let train = timeRuns(runs: common.runs) { _ = try? trainer.step(micro, totalSteps: 1_000_000) }
-            let tokens = Double(batch * seq), stepTokens = tokens * Double(microBatches)
-            let name = (path as NSString).lastPathComponent
-            print("| \(name) | \(config.blockPattern.map(\.rawValue).joined()) | \(fmt(Double(config.parameterCount) / 1e6))M | "
-                  + "\(fmt(tokens / forward.median, 0)) | \(fmt(tokens / step.median, 0)) | \(fmt(stepTokens / train.median, 0)) | "
-                  + "\(fmt(config.flopsPerToken * stepTokens / train.median / (peak * 1e9) * 100, 1))% | "
-                  + "\(fmt(Double(BufferPool.shared.peakLiveBytes) / 1048576, 0)) MiB |")
         }
+
+        if !contextList.isEmpty {
+            print("\n## Prefill and decode (batch 1; decode = \(newTokens) greedy tokens after the context)\n")
+            print("| pattern | depth | context | prefill tok/s | decode tok/s | spread | cache bytes / sequence |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
+            for depth in depthList {
+                for context in contextList {
+                    for p in patternList {
+                        var c = ModelCase(pattern: p, depth: depth, batch: 1, seq: 0, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
+                        (c.context, c.newTokens) = (context, newTokens)
+                        let r = try runChild("decode-case", c, as: DecodeResult.self)
+                        let d = Samples(seconds: r.decodeSeconds)
+                        let row = ModelReport.DecodeRow(pattern: p, depth: depth, context: context, prefillTokS: Double(context) / r.prefillSeconds,
+                                                        decodeTokS: 1 / d.median, decodeSpread: d.spread, cacheBytes: r.cacheBytes)
+                        report.decode.append(row)
+                        print("| \(p) | \(depth) | \(context) | \(fmt(row.prefillTokS, 0)) | \(fmt(row.decodeTokS, 1)) | "
+                              + "\(fmt(d.spread * 100, 0))% | \(row.cacheBytes) |")
+                        fflush(nil)
+                    }
+                }
+            }
+        }
+        try ModelCharts.write(report, to: charts)
+        print("\nCharts: \(charts)/train_tok_s.svg, \(charts)/decode_tok_s.svg, \(charts)/memory.svg")
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            print("JSON: \(json)")
+        }
+    }
+}
+
+func mib(_ bytes: Int) -> String { "\(fmt(Double(bytes) / 1_048_576, 0)) MiB" }
+
+/// The SVG charts of a report: tok/s against sequence length (train) and context (decode),
+/// and peak memory against sequence length; one line per pattern and depth.
+enum ModelCharts {
+    static func write(_ r: ModelReport, to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func series<Row>(_ rows: [Row], key: (Row) -> String, x: (Row) -> Int, y: (Row) -> Double) -> [LineChart.Series] {
+            var order: [String] = [], points: [String: [(x: Double, y: Double)]] = [:]
+            for row in rows {
+                let k = key(row)
+                if points[k] == nil { order.append(k) }
+                points[k, default: []].append((Double(x(row)), y(row)))
+            }
+            return order.map { LineChart.Series(name: $0, points: points[$0]!.sorted { $0.x < $1.x }) }
+        }
+        let charts: [(String, LineChart)] = [
+            ("train_tok_s.svg", LineChart(title: "Train step tokens/s (\(r.optimizer))", xLabel: "sequence length", yLabel: "tokens/s",
+                                          series: series(r.train, key: { "\($0.pattern) d\($0.depth)" }, x: \.seq, y: \.trainTokS), logX: true)),
+            ("decode_tok_s.svg", LineChart(title: "Decode tokens/s, batch 1", xLabel: "context length", yLabel: "tokens/s",
+                                           series: series(r.decode, key: { "\($0.pattern) d\($0.depth)" }, x: \.context, y: \.decodeTokS), logX: true)),
+            ("memory.svg", LineChart(title: "Peak resident memory of a train step", xLabel: "sequence length", yLabel: "MiB",
+                                     series: series(r.train, key: { "\($0.pattern) d\($0.depth)" }, x: \.seq, y: { Double($0.peakRSS) / 1_048_576 }), logX: true)),
+        ]
+        for (name, chart) in charts { try chart.svg().write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8) }
+    }
+}
+
+/// The PyTorch column: tools/torch_bench.py run with python3, when torch imports.
+enum TorchSide {
+    static let script = "tools/torch_bench.py"
+
+    static func python(_ arguments: [String]) -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        guard (try? p.run()) != nil else { return (-1, "", "python3 not found") }
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    /// torch's version, or why there is none.
+    static func status() -> (version: String?, message: String) {
+        guard FileManager.default.fileExists(atPath: script) else { return (nil, "\(script) not found (run from the repository root)") }
+        let r = python(["-c", "import torch; print(torch.__version__)"])
+        guard r.status == 0 else { return (nil, "torch is not installed (pip install torch)") }
+        let v = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        return (v, "torch \(v)")
+    }
+
+    static func trainTokensPerSecond(layers: String, batch: Int, seq: Int, vocab: Int, runs: Int, threads: Int) throws -> Double? {
+        let r = python([script, "--pattern", layers, "--batch", "\(batch)", "--seq", "\(seq)", "--vocab", "\(vocab)",
+                        "--runs", "\(runs)", "--threads", "\(threads)"])
+        guard r.status == 0, let line = r.out.split(separator: "\n").last,
+              let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+        return obj["train_tok_s"] as? Double
     }
 }

@@ -95,12 +95,16 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         let corpus = try String(contentsOfFile: corpusPath, encoding: .utf8)
         let saved = Parallel.threadCount
         defer { Parallel.setThreadCount(saved) }
+        var rng = SeededGenerator(seed: 5)
+        let random = randomUnicode(&rng, count: 200_000)
         Parallel.setThreadCount(1)
-        let one = fixture.encode(corpus)
-        Parallel.setThreadCount(2)
-        #expect(fixture.encode(corpus) == one)
-        Parallel.setThreadCount(3)
-        #expect(fixture.encode(corpus) == one)
+        let one = fixture.encode(corpus), randomOne = fixture.encode(random)
+        #expect(one == fixture.encodeSerially(corpus))
+        for n in [2, 3, 7] {
+            Parallel.setThreadCount(n)
+            #expect(fixture.encode(corpus) == one, "\(n) threads")
+            #expect(fixture.encode(random) == randomOne, "\(n) threads")
+        }
     }
 
     @Test func invalidUTF8IsRejectedWithItsOffset() throws {

@@ -83,21 +83,26 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// Token ids of `text` (ordinary text: special-token strings are encoded as text).
-    /// Pieces are encoded over the worker threads; the result does not depend on their number.
+    /// Long texts are cut into one part per worker thread, each split and encoded on its own.
+    /// A cut goes just after a newline that is followed by a visible ASCII character: no
+    /// alternative of the pattern matches across such a place (only whitespace or `[\r\n]*`
+    /// may follow a newline inside a piece), and the scanner looks only forward, so the ids
+    /// are those of one serial pass whatever the thread count.
     public func encode(_ text: String) -> [Int32] {
         let bytes = Array(text.utf8)
-        let pieces = SplitPattern.pieces(text)
-        let parts = max(1, min(Parallel.threadCount, pieces.count / 4096))
-        var results = [[Int32]](repeating: [], count: parts)
+        let parts = max(1, min(Parallel.threadCount, bytes.count / 65536))
+        guard parts > 1 else { return encodeSerially(text) }
+        var cuts = [0]
+        for p in 1..<parts {
+            var c = max(bytes.count * p / parts, cuts.last! + 1)
+            while c < bytes.count && !(bytes[c - 1] == 0x0A && bytes[c] > 0x20 && bytes[c] < 0x7F) { c += 1 }
+            if c < bytes.count { cuts.append(c) }
+        }
+        cuts.append(bytes.count)
+        var results = [[Int32]](repeating: [], count: cuts.count - 1)
         results.withUnsafeMutableBufferPointer { res in
-            Parallel.forEach(parts) { p in
-                let lo = pieces.count * p / parts, hi = pieces.count * (p + 1) / parts
-                var out: [Int32] = [], scratch = MergeScratch()
-                out.reserveCapacity((hi - lo) * 2)
-                bytes.withUnsafeBufferPointer { b in
-                    for k in lo..<hi { encodePiece(ArraySlice(b[pieces[k]]), into: &out, scratch: &scratch) }
-                }
-                res[p] = out
+            Parallel.forEach(cuts.count - 1) { p in
+                res[p] = encodeSerially(String(decoding: bytes[cuts[p]..<cuts[p + 1]], as: UTF8.self))
             }
         }
         return Array(results.joined())
