@@ -4,7 +4,8 @@
 //
 //   bench kernels            matmul GFLOPS vs raw cblas_sgemm; SIMD kernels vs scalar loops
 //   bench scan               selective scan: chunked parallel vs sequential, 1 vs N threads
-//   bench model CONFIG...    forward, forward+backward and train-step tokens/s, MFU
+//   bench model              T / M / hybrid: train, forward, prefill, decode tok/s, MFU, memory
+//   bench claims             the seed's claims about Mamba, confirmed or refuted by measured ratios
 //   bench tokenizer          BPE training time, encoding MB/s 1 vs N threads
 import ArgumentParser
 import Foundation
@@ -15,7 +16,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
-        subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, TokenizerBenchCommand.self,
+        subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, ClaimsCommand.self, TokenizerBenchCommand.self,
                       ModelCaseCommand.self, DecodeCaseCommand.self],
         defaultSubcommand: KernelsCommand.self
     )

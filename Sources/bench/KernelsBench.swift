@@ -42,14 +42,18 @@ struct KernelsCommand: ParsableCommand {
             let a = Tensor(repeating: 0.5, shape: [m, k])
             let b = Tensor(repeating: 0.25, shape: linearWeight ? [n, k] : [k, n])
             let c = Tensor(zeros: [m, n])
+            // Raw: one sgemm call with OpenBLAS's own threads (its best); ours: OpenBLAS on one
+            // thread, the product split over our workers.
             let samples = timeInterleaved(runs: common.runs, [
-                { _ = linearWeight ? linear(a, b) : matmul(a, b) },
+                { openblas_set_num_threads(1); _ = linearWeight ? linear(a, b) : matmul(a, b) },
                 {
+                    openblas_set_num_threads(Int32(common.threads))
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, linearWeight ? CblasTrans : CblasNoTrans,
                                 Int32(m), Int32(n), Int32(k), 1, a.data(Float.self), Int32(k),
                                 b.data(Float.self), Int32(linearWeight ? k : n), 0, c.data(Float.self), Int32(n))
                 },
             ])
+            openblas_set_num_threads(1)
             let flops = 2.0 * Double(m * n * k)
             let ours = flops / samples[0].median * 1e-9, raw = flops / samples[1].median * 1e-9
             let name = linearWeight ? "\(m)x\(k) · (\(n)x\(k))ᵀ linear" : "\(m)x\(k) · \(k)x\(n)"
@@ -68,14 +72,12 @@ struct KernelsCommand: ParsableCommand {
         print("| kernel | shape | scalar loop | ours, 1 thread | ours, \(nt) threads | 1 thread ÷ scalar | \(nt) threads ÷ scalar |")
         print("|---|---|---:|---:|---:|---:|---:|")
         var rows: [KernelRow] = []
-        // Kernels that call sgemm set OpenBLAS's threads with ours; the others leave OpenBLAS
-        // alone (switching it wakes its threads, which then compete for the cores).
-        func measure(_ name: String, _ shape: String, bytes: Double, usesBLAS: Bool = false,
+        func measure(_ name: String, _ shape: String, bytes: Double,
                      scalar: @escaping () -> Void, ours: @escaping () -> Void) {
             let s = timeInterleaved(runs: common.runs, [
                 scalar,
-                { Parallel.setThreadCount(1, includingBLAS: usesBLAS); ours() },
-                { Parallel.setThreadCount(nt, includingBLAS: usesBLAS); ours() },
+                { Parallel.setThreadCount(1); ours() },
+                { Parallel.setThreadCount(nt); ours() },
             ])
             Parallel.setThreadCount(nt)
             let gb = s.map { bytes / $0.median * 1e-9 }
@@ -122,11 +124,11 @@ struct KernelsCommand: ParsableCommand {
                                              ay.data(Float.self), lse.data(Float.self), ady.data(Float.self))
         let (pdq, pdk, pdv) = (dq.data(Float.self), dk.data(Float.self), dv.data(Float.self))
         let tensorBytes = Double(t * h * hd * 4)
-        measure("attention forward", "T=512 H=6 hd=128", bytes: 4 * tensorBytes, usesBLAS: true,
+        measure("attention forward", "T=512 H=6 hd=128", bytes: 4 * tensorBytes,
                 scalar: { ScalarLoops.attentionForward(pay, pq, pk, pv, t: t, h: h, hd: hd) },
                 ours: { attentionForward(out: pay, lse: plse, q: pq, k: pk, v: pv, shape: shape) })
         attentionForward(out: pay, lse: plse, q: pq, k: pk, v: pv, shape: shape)
-        measure("attention backward", "T=512 H=6 hd=128", bytes: 10 * tensorBytes, usesBLAS: true,
+        measure("attention backward", "T=512 H=6 hd=128", bytes: 10 * tensorBytes,
                 scalar: { ScalarLoops.attentionBackward(pdq, pdk, pdv, pady, pq, pk, pv, t: t, h: h, hd: hd) },
                 ours: { attentionBackward(dq: pdq, dk: pdk, dv: pdv, dout: pady, q: pq, k: pk, v: pv,
                                           out: pay, lse: plse, shape: shape) })

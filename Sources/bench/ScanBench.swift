@@ -73,8 +73,8 @@ struct ScanCommand: ParsableCommand {
         var rows: [ScanRow] = []
         for (pass, body) in [("forward", forward), ("forward+backward", both)] {
             let s = timeInterleaved(runs: common.runs, [
-                { Parallel.setThreadCount(1, includingBLAS: false); body() },
-                { Parallel.setThreadCount(nt, includingBLAS: false); body() },
+                { Parallel.setThreadCount(1); body() },
+                { Parallel.setThreadCount(nt); body() },
             ])
             Parallel.setThreadCount(nt)
             var reference: Samples?

@@ -32,6 +32,14 @@ extension TensorTests {
             expectSameBits("broadcast mul", [randn([500, 300], seed: 2), randn([300], seed: 3)]) { $0[0] * $0[1] }
         }
 
+        /// Products big enough for `gemm` to cut into blocks (≥ 2^23 multiply-adds): by rows
+        /// (tall), by columns (wide), transposed operands, forward and both backward products.
+        @Test func splitMatrixProducts() {
+            expectSameBits("tall matmul", [randn([600, 200], seed: 20), randn([200, 100], seed: 21)]) { matmul($0[0], $0[1]) }
+            expectSameBits("wide linear", [randn([40, 512], seed: 22), randn([1200, 512], seed: 23)]) { linear($0[0], $0[1]) }
+            expectSameBits("decode-like", [randn([1, 1536], seed: 24), randn([6144, 1536], seed: 25)]) { linear($0[0], $0[1]) }
+        }
+
         @Test func normsLookupsAndReductions() {
             expectSameBits("rmsnorm", [randn([300, 768], seed: 4)]) { rmsNorm($0[0]) }
             let ids = randomIDs([4, 500], below: 50, seed: 5)

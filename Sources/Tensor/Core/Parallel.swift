@@ -11,22 +11,20 @@ public enum Parallel {
     private static let threads = Atomic<Int>(defaultThreadCount())
 
     private static func defaultThreadCount() -> Int {
-        let n = ProcessInfo.processInfo.activeProcessorCount
-        openblas_set_num_threads(Int32(n))
-        return n
+        // OpenBLAS stays on one thread: `gemm` splits products over our workers itself. Its
+        // own idle threads spin (sched_yield) for a long while after each call, taking the
+        // cores from our elementwise kernels: measured as 10-18% of a train step.
+        openblas_set_num_threads(1)
+        return ProcessInfo.processInfo.activeProcessorCount
     }
 
-    /// Worker threads used by the kernels and by OpenBLAS.
+    /// Worker threads used by the kernels (and by `gemm`, which splits products over them).
     public static var threadCount: Int { threads.load(ordering: .relaxed) }
 
-    /// Sets the worker count for our kernels and, unless `includingBLAS` is false, for
-    /// OpenBLAS's sgemm. Changing OpenBLAS's count wakes its idle threads, which then spin
-    /// for a while on the cores our kernels use: benchmarks that switch our count back and
-    /// forth around kernels without sgemm leave OpenBLAS alone.
-    public static func setThreadCount(_ n: Int, includingBLAS: Bool = true) {
+    /// Sets the worker count.
+    public static func setThreadCount(_ n: Int) {
         precondition(n >= 1, "thread count must be at least 1")
         threads.store(n, ordering: .relaxed)
-        if includingBLAS { openblas_set_num_threads(Int32(n)) }
     }
 
     /// Splits `0..<count` into at most `threadCount` contiguous ranges of at least `grain`
@@ -63,16 +61,6 @@ public enum Parallel {
         forRanges(count, grain: 1, alignment: 1) { range in
             for i in range { body(i) }
         }
-    }
-
-    /// Runs `body` with OpenBLAS limited to one thread, for code that calls sgemm from
-    /// inside our own parallel loops (nested pools would oversubscribe the cores).
-    @inlinable
-    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-        let n = threadCount
-        if n > 1 { openblas_set_num_threads(1) }
-        defer { if n > 1 { openblas_set_num_threads(Int32(n)) } }
-        return try body()
     }
 }
 

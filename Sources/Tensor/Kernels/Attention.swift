@@ -73,24 +73,22 @@ public func attentionForward<S: TensorScalar>(
 ) {
     let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
     let block = Swift.min(attentionRowBlock, sh.queries)
-    Parallel.withSingleThreadedBLAS {
-        Parallel.forEach(sh.batch * sh.heads) { item in
-            let b = item / sh.heads, h = item % sh.heads, g = h / group
-            let qb = q + b * sh.queries * sh.qRow + h * hd, yb = y + b * sh.queries * sh.qRow + h * hd
-            let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
-            let scores = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
-            defer { scores.deallocate() }
-            for r0 in stride(from: 0, to: sh.queries, by: block) {
-                let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
-                S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
-                       a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: scores, ldc: cols)
-                for i in 0..<rows {
-                    lse[item * sh.queries + r0 + i] =
-                        maskedSoftmaxRow(scores + i * cols, visible: sh.shift + r0 + i + 1, total: cols)
-                }
-                S.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
-                       a: scores, lda: cols, b: vb, ldb: sh.kvRow, beta: 0, c: yb + r0 * sh.qRow, ldc: sh.qRow)
+    Parallel.forEach(sh.batch * sh.heads) { item in
+        let b = item / sh.heads, h = item % sh.heads, g = h / group
+        let qb = q + b * sh.queries * sh.qRow + h * hd, yb = y + b * sh.queries * sh.qRow + h * hd
+        let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
+        let scores = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
+        defer { scores.deallocate() }
+        for r0 in stride(from: 0, to: sh.queries, by: block) {
+            let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
+            S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
+                   a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: scores, ldc: cols)
+            for i in 0..<rows {
+                lse[item * sh.queries + r0 + i] =
+                    maskedSoftmaxRow(scores + i * cols, visible: sh.shift + r0 + i + 1, total: cols)
             }
+            S.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+                   a: scores, lda: cols, b: vb, ldb: sh.kvRow, beta: 0, c: yb + r0 * sh.qRow, ldc: sh.qRow)
         }
     }
 }
@@ -108,45 +106,43 @@ public func attentionBackward<S: TensorScalar>(
     let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
     let block = Swift.min(attentionRowBlock, sh.queries)
     let scale = S(sh.scale)
-    Parallel.withSingleThreadedBLAS {
-        Parallel.forEach(sh.batch * sh.kvHeads) { item in
-            let b = item / sh.kvHeads, g = item % sh.kvHeads
-            let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
-            let dkb = dk + b * sh.kvBatchStride + g * hd, dvb = dv + b * sh.kvBatchStride + g * hd
-            let p = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
-            let dp = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
-            defer { p.deallocate(); dp.deallocate() }
-            for h in (g * group)..<((g + 1) * group) {
-                let off = b * sh.queries * sh.qRow + h * hd
-                let qb = q + off, yb = y + off, dyb = dy + off, dqb = dq + off
-                let lseb = lse + (b * sh.heads + h) * sh.queries
-                for r0 in stride(from: 0, to: sh.queries, by: block) {
-                    let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
-                    // P = exp(scale · Q Kᵀ - lse), masked.
-                    S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: scale,
-                           a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: p, ldc: cols)
-                    // dP = dY Vᵀ.
-                    S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: 1,
-                           a: dyb + r0 * sh.qRow, lda: sh.qRow, b: vb, ldb: sh.kvRow, beta: 0, c: dp, ldc: cols)
-                    for i in 0..<rows {
-                        let visible = sh.shift + r0 + i + 1
-                        let pr = p + i * cols, dpr = dp + i * cols
-                        let l = SIMD16<S>(repeating: lseb[r0 + i])
-                        mapRange(0..<visible, pr, pr) { S.vexp($0 - l) }
-                        (pr + visible).update(repeating: 0, count: cols - visible)
-                        // dS = P ⊙ (dP - D) · scale with D = dY·Y (= Σ_j P dP).
-                        let d = SIMD16<S>(repeating: vectorDot(dyb + (r0 + i) * sh.qRow, yb + (r0 + i) * sh.qRow, hd))
-                        mapRange2(0..<visible, pr, dpr, into: dpr) { pv, dpv in pv * (dpv - d) * scale }
-                        (dpr + visible).update(repeating: 0, count: cols - visible)
-                    }
-                    // dV += Pᵀ dY;  dQ += dS K;  dK += dSᵀ Q.
-                    S.gemm(transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
-                           a: p, lda: cols, b: dyb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dvb, ldc: sh.kvRow)
-                    S.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
-                           a: dp, lda: cols, b: kb, ldb: sh.kvRow, beta: 1, c: dqb + r0 * sh.qRow, ldc: sh.qRow)
-                    S.gemm(transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
-                           a: dp, lda: cols, b: qb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dkb, ldc: sh.kvRow)
+    Parallel.forEach(sh.batch * sh.kvHeads) { item in
+        let b = item / sh.kvHeads, g = item % sh.kvHeads
+        let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
+        let dkb = dk + b * sh.kvBatchStride + g * hd, dvb = dv + b * sh.kvBatchStride + g * hd
+        let p = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
+        let dp = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
+        defer { p.deallocate(); dp.deallocate() }
+        for h in (g * group)..<((g + 1) * group) {
+            let off = b * sh.queries * sh.qRow + h * hd
+            let qb = q + off, yb = y + off, dyb = dy + off, dqb = dq + off
+            let lseb = lse + (b * sh.heads + h) * sh.queries
+            for r0 in stride(from: 0, to: sh.queries, by: block) {
+                let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
+                // P = exp(scale · Q Kᵀ - lse), masked.
+                S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: scale,
+                       a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: p, ldc: cols)
+                // dP = dY Vᵀ.
+                S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: 1,
+                       a: dyb + r0 * sh.qRow, lda: sh.qRow, b: vb, ldb: sh.kvRow, beta: 0, c: dp, ldc: cols)
+                for i in 0..<rows {
+                    let visible = sh.shift + r0 + i + 1
+                    let pr = p + i * cols, dpr = dp + i * cols
+                    let l = SIMD16<S>(repeating: lseb[r0 + i])
+                    mapRange(0..<visible, pr, pr) { S.vexp($0 - l) }
+                    (pr + visible).update(repeating: 0, count: cols - visible)
+                    // dS = P ⊙ (dP - D) · scale with D = dY·Y (= Σ_j P dP).
+                    let d = SIMD16<S>(repeating: vectorDot(dyb + (r0 + i) * sh.qRow, yb + (r0 + i) * sh.qRow, hd))
+                    mapRange2(0..<visible, pr, dpr, into: dpr) { pv, dpv in pv * (dpv - d) * scale }
+                    (dpr + visible).update(repeating: 0, count: cols - visible)
                 }
+                // dV += Pᵀ dY;  dQ += dS K;  dK += dSᵀ Q.
+                S.gemm(transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                       a: p, lda: cols, b: dyb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dvb, ldc: sh.kvRow)
+                S.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+                       a: dp, lda: cols, b: kb, ldb: sh.kvRow, beta: 1, c: dqb + r0 * sh.qRow, ldc: sh.qRow)
+                S.gemm(transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                       a: dp, lda: cols, b: qb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dkb, ldc: sh.kvRow)
             }
         }
     }

@@ -4,6 +4,15 @@ import Dispatch
 
 /// C (m×n) = alpha · op(A) · op(B) + beta · C, row-major, contiguous operands:
 /// op(A) is m×k (A stored k×m when transposed), op(B) is k×n (B stored n×k when transposed).
+///
+/// OpenBLAS always runs on one thread (see `Parallel`); a large product is cut here into
+/// blocks of rows of C (of columns when C is wider than tall), each a serial sgemm on the
+/// same operands with their full leading dimensions, and the blocks are spread over the
+/// workers. The blocks depend on the shape only (1, 2, 4 or 8 of them, about 2^22
+/// multiply-adds or more each, boundaries on multiples of 64), never on the thread count:
+/// OpenBLAS picks its kernels by the size of each call, so the same calls give the same
+/// bits with any number of threads. And no OpenBLAS thread is left spinning on the cores
+/// while our other kernels run.
 @inlinable @inline(__always)
 public func gemm<S: TensorScalar>(
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
@@ -16,9 +25,23 @@ public func gemm<S: TensorScalar>(
         for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : c[i] * beta }
         return
     }
-    S.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-           a: a, lda: transposeA ? m : k, b: b, ldb: transposeB ? k : n,
-           beta: beta, c: c, ldc: n)
+    let lda = transposeA ? m : k, ldb = transposeB ? k : n
+    let byRows = m >= n, extent = byRows ? m : n
+    var blocks = 1
+    while blocks < 8 && m * n * k / (2 * blocks) >= 1 << 22 && extent / (2 * blocks) >= 64 { blocks *= 2 }
+    let size = (extent + blocks - 1) / blocks
+    let step = (size + 63) / 64 * 64
+    let count = (extent + step - 1) / step
+    Parallel.forEach(count) { i in
+        let lo = i * step, len = Swift.min(step, extent - lo)
+        if byRows {
+            S.gemm(transposeA: transposeA, transposeB: transposeB, m: len, n: n, k: k, alpha: alpha,
+                   a: transposeA ? a + lo : a + lo * k, lda: lda, b: b, ldb: ldb, beta: beta, c: c + lo * n, ldc: n)
+        } else {
+            S.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: len, k: k, alpha: alpha,
+                   a: a, lda: lda, b: transposeB ? b + lo * k : b + lo, ldb: ldb, beta: beta, c: c + lo, ldc: n)
+        }
+    }
 }
 
 /// The reference: C = op(A) · op(B) by the textbook triple loop, accumulated in Double.
