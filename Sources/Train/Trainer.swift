@@ -69,9 +69,7 @@ public final class Trainer {
         var squares = 0.0
         for p in params {
             guard let g = p.tensor.grad else { continue }
-            let gp = g.data(Float.self)
-            var s = 0.0
-            for j in 0..<g.count { s += Double(gp[j]) * Double(gp[j]) }
+            let s = squaredNorm(g.data(Float.self), count: g.count)
             guard s.isFinite else { throw NonFiniteError(step: step, tensor: "gradient of \(p.name)") }
             squares += s
         }
@@ -80,8 +78,7 @@ public final class Trainer {
             let factor = Float(gradClip / norm)
             for p in params {
                 guard let g = p.tensor.grad else { continue }
-                let gp = g.data(Float.self)
-                for j in 0..<g.count { gp[j] *= factor }
+                scaleInPlace(g.data(Float.self), count: g.count, by: factor)
             }
         }
         let lrm = Schedule.lrMultiplier(step: step, total: totalSteps, warmupRatio: settings.warmupRatio,
