@@ -17,6 +17,9 @@ struct ModelReport: Codable {
         var pattern: String, layers: String, depth: Int, batch: Int, seq: Int, parameters: Int
         var trainTokS: Double, trainSpread: Double, mfu: Double, forwardTokS: Double, forwardSpread: Double
         var peakRSS: Int, activationBytes: Int
+        /// Model GFLOPS (estimate_flops × tok/s) and raw sgemm GFLOPS at the model's linear
+        /// products (same run): how close the whole step comes to sgemm speed.
+        var modelGFLOPS: Double, rawLinearGFLOPS: Double, oursLinearGFLOPS: Double
         var torchTrainTokS: Double?
     }
     struct DecodeRow: Codable {
@@ -81,13 +84,14 @@ struct ModelCommand: ParsableCommand {
         print("# bench model\n\n\(report.machine)\n")
         print("V=\(vocab); train step = forward + backward + clip + \(optimizer == "muon" ? "Muon + AdamW" : "AdamW"); "
               + "median of \(runs) after a warm-up, spread = (max-min)/median. MFU = nanochat's estimate_flops × tok/s ÷ "
-              + "sgemm peak \(fmt(peak, 1)) GFLOPS (1024³, this run).")
+              + "sgemm peak \(fmt(peak, 1)) GFLOPS (OpenBLAS, 2048³, best of 6, this run). Raw sgemm at its shapes: OpenBLAS with its own threads "
+              + "on the step's linear-layer products (y = xWᵀ, dx = dyW, dW = dyᵀx), timed in the case's process.")
         if let s = torchStatus, s.version == nil { print("\nPyTorch: \(s.message); its column is skipped.") }
 
         print("\n## Train step and forward\n")
-        print("| pattern | layers | B×T | params | train tok/s | spread | MFU | forward tok/s | peak RSS | activations |"
+        print("| pattern | layers | B×T | params | train tok/s | spread | MFU | model GFLOPS ÷ raw sgemm at its shapes | our gemm there | forward tok/s | peak RSS | activations |"
               + (report.torch != nil ? " torch train tok/s | ours ÷ torch |" : ""))
-        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|" + (report.torch != nil ? "---:|---:|" : ""))
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (report.torch != nil ? "---:|---:|" : ""))
         for depth in depthList {
             for seq in seqList {
                 for p in patternList {
@@ -101,7 +105,9 @@ struct ModelCommand: ParsableCommand {
                         pattern: p, layers: layers, depth: depth, batch: b, seq: seq, parameters: r.parameters,
                         trainTokS: n / train.median, trainSpread: train.spread,
                         mfu: r.flopsPerToken * n / train.median / (peak * 1e9), forwardTokS: n / fwd.median, forwardSpread: fwd.spread,
-                        peakRSS: r.peakRSS, activationBytes: r.activationBytes)
+                        peakRSS: r.peakRSS, activationBytes: r.activationBytes,
+                        modelGFLOPS: r.flopsPerToken * n / train.median / 1e9, rawLinearGFLOPS: r.rawLinearGFLOPS,
+                        oursLinearGFLOPS: r.oursLinearGFLOPS)
                     var torchColumns = ""
                     if report.torch != nil {
                         let t = try TorchSide.trainTokensPerSecond(layers: layers, batch: b, seq: seq, vocab: vocab, runs: runs, threads: threads)
@@ -110,7 +116,10 @@ struct ModelCommand: ParsableCommand {
                     }
                     report.train.append(row)
                     print("| \(p) | \(layers) | \(b)×\(seq) | \(fmt(Double(r.parameters) / 1e6))M | \(fmt(row.trainTokS, 0)) | "
-                          + "\(fmt(train.spread * 100, 0))% | \(fmt(row.mfu * 100, 1))% | \(fmt(row.forwardTokS, 0)) | "
+                          + "\(fmt(train.spread * 100, 0))% | \(fmt(row.mfu * 100, 1))% | "
+                          + "\(fmt(row.modelGFLOPS, 0)) ÷ \(fmt(row.rawLinearGFLOPS, 0)) = \(fmt(row.modelGFLOPS / row.rawLinearGFLOPS * 100, 0))% | "
+                          + "\(fmt(row.oursLinearGFLOPS / row.rawLinearGFLOPS * 100, 0))% | "
+                          + "\(fmt(row.forwardTokS, 0)) | "
                           + "\(mib(r.peakRSS)) | \(mib(r.activationBytes)) |" + torchColumns)
                     fflush(nil)
                 }

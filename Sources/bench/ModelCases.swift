@@ -4,6 +4,7 @@
 // line for the parent.
 import ArgumentParser
 import Blocks
+import CBLAS
 import Foundation
 import Tensor
 import Train
@@ -17,7 +18,7 @@ struct ModelCase: Codable {
 
     func config() throws -> ModelConfig {
         let kinds = try NamedPattern.parse(pattern, depth: depth)
-        let config = ModelConfig.fromDepth(depth, vocabSize: vocab, sequenceLen: max(seq, context + newTokens), blockPattern: kinds)
+        let config = ModelConfig.fromDepth(depth, vocabSize: vocab, sequenceLen: max(seq, context + newTokens + 2), blockPattern: kinds)
         try config.validate()
         return config
     }
@@ -30,6 +31,11 @@ struct TrainResult: Codable {
     /// first step, and the peak less that and the gradients: the activations' share.
     var rssBefore: Int, peakRSS: Int, gradientBytes: Int
     var activationBytes: Int { peakRSS - rssBefore - gradientBytes }
+    /// Raw OpenBLAS sgemm (its own threads) over the train step's linear-layer products:
+    /// their FLOPs (6 per weight per token, for B·T tokens) and the GFLOPS it reaches.
+    var linearFLOPs: Double, rawLinearGFLOPS: Double
+    /// The same products through our `gemm`.
+    var oursLinearGFLOPS: Double
 }
 
 struct DecodeResult: Codable {
@@ -74,10 +80,54 @@ struct ModelCaseCommand: ParsableCommand {
         let peak = residentMemory().peak
         let train = timeRuns(warmup: 0, runs: c.runs) { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) }
         let forward = timeRuns(runs: c.runs) { _ = GradMode.withoutGradients { model.loss(ids, targets: targets) } }
+        let products = linearProducts(config, tokens: c.batch * c.seq, runs: c.runs, threads: c.threads)
         try printJSON(TrainResult(parameters: config.parameterCount, flopsPerToken: config.flopsPerToken,
                                   trainSeconds: train.seconds, forwardSeconds: forward.seconds,
-                                  rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4))
+                                  rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4,
+                                  linearFLOPs: products.flops, rawLinearGFLOPS: products.raw, oursLinearGFLOPS: products.ours))
     }
+}
+
+/// Times the products of the linear layers in a train step of `tokens` tokens — y = x·Wᵀ,
+/// dx = dy·W, dW = dyᵀ·x for each weight matrix (the lm_head too, not the embedding lookup)
+/// — as raw cblas_sgemm calls with OpenBLAS's own threads, and through our `gemm` (OpenBLAS
+/// on one thread, blocks over our workers). Returns their FLOPs and the median GFLOPS of
+/// each over `runs` passes after one warm-up.
+func linearProducts(_ config: ModelConfig, tokens t: Int, runs: Int, threads: Int) -> (flops: Double, raw: Double, ours: Double) {
+    var shapes: [[Int]: Int] = [:]   // [out, in] → how many matrices have it
+    for spec in config.parameterSpecs where spec.shape.count == 2 && spec.name != "transformer.wte.weight" {
+        shapes[spec.shape, default: 0] += 1
+    }
+    let largest = shapes.keys.map { max($0[0], $0[1]) }.max() ?? 1
+    let x = [Float](repeating: 0.5, count: t * largest), w = [Float](repeating: 0.25, count: largest * largest)
+    var y = [Float](repeating: 0, count: max(t * largest, largest * largest))
+    var flops = 0.0
+    for (shape, count) in shapes { flops += 6 * Double(t * shape[0] * shape[1] * count) }
+    func pass(raw: Bool) {
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+            let (xa, wa, ya) = (xp.baseAddress!, wp.baseAddress!, yp.baseAddress!)
+            for (shape, count) in shapes {
+                let (o, i) = (shape[0], shape[1])
+                for _ in 0..<count {
+                    if raw {
+                        let (o, i, tt) = (Int32(o), Int32(i), Int32(t))
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, tt, o, i, 1, xa, i, wa, i, 0, ya, o)    // y = x Wᵀ
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, tt, i, o, 1, xa, o, wa, i, 0, ya, i)  // dx = dy W
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, i, tt, 1, xa, o, xa, i, 0, ya, i)    // dW = dyᵀ x
+                    } else {
+                        gemm(transposeB: true, m: t, n: o, k: i, a: xa, b: wa, c: ya)
+                        gemm(m: t, n: i, k: o, a: xa, b: wa, c: ya)
+                        gemm(transposeA: true, m: o, n: i, k: t, a: xa, b: xa, c: ya)
+                    }
+                }
+            }
+        } } }
+    }
+    openblas_set_num_threads(Int32(threads))
+    let raw = timeRuns(runs: runs) { pass(raw: true) }
+    openblas_set_num_threads(1)
+    let ours = timeRuns(runs: runs) { pass(raw: false) }
+    return (flops, flops / raw.median / 1e9, flops / ours.median / 1e9)
 }
 
 struct DecodeCaseCommand: ParsableCommand {
@@ -93,18 +143,18 @@ struct DecodeCaseCommand: ParsableCommand {
         let model = try GPT(config: config, seed: 1)
         var g = SeededGenerator(seed: 3)
         let prompt = IndexTensor(shape: [1, c.context], values: (0..<c.context).map { _ in Int32(g.next() % UInt64(c.vocab)) })
-        let cache = DecodeCache(config: config, batch: 1, capacity: c.context + c.newTokens)
+        let cache = DecodeCache(config: config, batch: 1, capacity: c.context + c.newTokens + 2)
         let t0 = DispatchTime.now().uptimeNanoseconds
         var logits = GradMode.withoutGradients { model.logits(prompt, cache: cache) }
         let prefill = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         // Greedy decoding, each token timed on its own (logits to the next id included).
         var times: [Double] = []
-        for _ in 0..<c.newTokens {
+        for step in 0..<(c.newTokens + 2) {   // the first two tokens warm up and are not timed
             let t = DispatchTime.now().uptimeNanoseconds
             let last = logits.floats.suffix(c.vocab)
             let next = Int32(last.indices.max { last[$0] < last[$1] }! - last.startIndex)
             logits = GradMode.withoutGradients { model.logits(IndexTensor(shape: [1, 1], values: [next]), cache: cache) }
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9)
+            if step >= 2 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9) }
         }
         try printJSON(DecodeResult(prefillSeconds: prefill, decodeSeconds: times,
                                    cacheBytes: DecodeCache.bytesPerSequence(config, contextLength: c.context)))
