@@ -46,6 +46,18 @@ extension TensorTests {
             expectGradients([a, b], "batched matmul \(t)") { matmul($0[0], $0[1], transposeA: t.0, transposeB: t.1) }
         }
 
+        /// One row (decoding) goes through sgemv, cut into blocks of outputs when large.
+        @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+        func oneRowMatchesNaive(_ t: (Bool, Bool)) {
+            for (n, k) in [(13, 29), (3000, 400)] {
+                let a = randn(t.0 ? [k, 1] : [1, k], seed: 11), b = randn(t.1 ? [n, k] : [k, n], seed: 12)
+                let y = matmul(a, b, transposeA: t.0, transposeB: t.1)
+                expectClose(y.doubles, reference(a, b, t.0, t.1, m: 1, n: n, k: k), atol: 1e-4, rtol: 1e-5, "1×\(n)×\(k) \(t)")
+            }
+            let x = randn([1, 1, 29], seed: 13), w = randn([13, 29], seed: 14)
+            expectGradients([x, w], "linear of one row") { linear($0[0], $0[1]) }
+        }
+
         @Test func singleRowAndEmptyInner() {
             let a = randn([1, 1], seed: 7), b = randn([1, 1], seed: 8)
             #expect(abs(matmul(a, b).item - a.item * b.item) < 1e-6)

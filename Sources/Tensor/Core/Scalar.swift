@@ -48,6 +48,11 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
         beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    /// y = alpha · op(A) · x + beta · y for a row-major rows×cols A (cblas_sgemv / dgemv).
+    @inlinable
+    static func gemv(
+        transpose: Bool, rows: Int, cols: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
+        x: UnsafePointer<Self>, beta: Self, y: UnsafeMutablePointer<Self>)
 }
 
 extension Float: TensorScalar {
@@ -180,6 +185,15 @@ extension Float: TensorScalar {
                     transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
+
+    @inlinable @inline(__always)
+    public static func gemv(
+        transpose: Bool, rows: Int, cols: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>
+    ) {
+        cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(rows), Int32(cols),
+                    alpha, a, Int32(lda), x, 1, beta, y, 1)
+    }
 }
 
 extension Double: TensorScalar {
@@ -219,6 +233,15 @@ extension Double: TensorScalar {
         cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans,
                     transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    @inlinable
+    public static func gemv(
+        transpose: Bool, rows: Int, cols: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
+        x: UnsafePointer<Double>, beta: Double, y: UnsafeMutablePointer<Double>
+    ) {
+        cblas_dgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(rows), Int32(cols),
+                    alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
 }
 

@@ -27,6 +27,11 @@ public func gemm<S: TensorScalar>(
         return
     }
     let lda = transposeA ? m : k, ldb = transposeB ? k : n
+    if m == 1 {
+        // One row (decoding): a matrix-vector product. sgemm would pack all of B for it.
+        gemv(transposeB: transposeB, n: n, k: k, a: a, b: b, c: c, alpha: alpha, beta: beta)
+        return
+    }
     let byRows = m >= n, extent = byRows ? m : n
     var blocks = 1
     while blocks < 8 && m * n * k / (2 * blocks) >= 1 << 22 && extent / (2 * blocks) >= 64 { blocks *= 2 }
@@ -41,6 +46,28 @@ public func gemm<S: TensorScalar>(
         } else {
             S.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: len, k: k, alpha: alpha,
                    a: a, lda: lda, b: transposeB ? b + lo * k : b + lo, ldb: ldb, beta: beta, c: c + lo, ldc: n)
+        }
+    }
+}
+
+/// c (1×n) = alpha · a (1×k) · op(B) + beta · c, as sgemv: B stored n×k (transposed) is read
+/// row by row, B stored k×n column-wise by sgemv's transposed form. Cut into blocks of
+/// outputs by shape only (1 to 8 of at least 2^18 multiply-adds, on multiples of 64), spread
+/// over the workers, so the bits do not depend on the thread count.
+@inlinable @inline(__always)
+func gemv<S: TensorScalar>(
+    transposeB: Bool, n: Int, k: Int, a: UnsafePointer<S>, b: UnsafePointer<S>, c: UnsafeMutablePointer<S>,
+    alpha: S, beta: S
+) {
+    var blocks = 1
+    while blocks < 8 && n * k / (2 * blocks) >= 1 << 18 && n / (2 * blocks) >= 64 { blocks *= 2 }
+    let step = ((n + blocks - 1) / blocks + 63) / 64 * 64
+    Parallel.forEach((n + step - 1) / step) { i in
+        let lo = i * step, len = Swift.min(step, n - lo)
+        if transposeB {
+            S.gemv(transpose: false, rows: len, cols: k, alpha: alpha, a: b + lo * k, lda: k, x: a, beta: beta, y: c + lo)
+        } else {
+            S.gemv(transpose: true, rows: k, cols: len, alpha: alpha, a: b + lo, lda: n, x: a, beta: beta, y: c + lo)
         }
     }
 }
