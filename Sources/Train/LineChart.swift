@@ -63,7 +63,11 @@ public struct LineChart {
             s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(t)))\" y2=\"\(f(py(t)))\" stroke=\"#e5e5e5\"/>\n"
             s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(t) + 4))\" text-anchor=\"end\">\(Self.label(t))</text>\n"
         }
-        let xTicks = logX ? Self.ticks(x0, x1).filter { $0 == $0.rounded() }.map { pow(10, $0) } : Self.ticks(x0, x1)
+        // A log axis is labelled at the data's own x values (sequence lengths, contexts) when
+        // there are few, else at the powers of ten.
+        let xs = Array(Set(all.map(\.x))).sorted()
+        let xTicks = logX ? (xs.count <= 12 ? xs : Self.ticks(x0, x1).filter { $0 == $0.rounded() }.map { pow(10, $0) })
+            : Self.ticks(x0, x1)
         for t in xTicks {
             s += "<line x1=\"\(f(px(t)))\" x2=\"\(f(px(t)))\" y1=\"\(f(top))\" y2=\"\(f(top + ph))\" stroke=\"#f0f0f0\"/>\n"
             s += "<text x=\"\(f(px(t)))\" y=\"\(f(top + ph + 18))\" text-anchor=\"middle\">\(Self.label(t))</text>\n"

@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
         subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, ClaimsCommand.self, TokenizerBenchCommand.self,
-                      ModelCaseCommand.self, DecodeCaseCommand.self],
+                      ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
 }

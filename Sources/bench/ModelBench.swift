@@ -160,6 +160,21 @@ struct ModelCommand: ParsableCommand {
 
 func mib(_ bytes: Int) -> String { "\(fmt(Double(bytes) / 1_048_576, 0)) MiB" }
 
+/// `bench charts`: redraws the charts of a `bench model` JSON file.
+struct ChartsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "charts", abstract: "Draw the SVG charts of a `bench model --json` file again.")
+
+    @Argument(help: "A JSON file written by `bench model --json`.") var json: String
+    @Option(help: "Directory for the SVG charts.") var charts = "bench-charts"
+
+    func run() throws {
+        let report = try JSONDecoder().decode(ModelReport.self, from: Data(contentsOf: URL(fileURLWithPath: json)))
+        try ModelCharts.write(report, to: charts)
+        print("Charts: \(charts)/train_tok_s.svg, \(charts)/decode_tok_s.svg, \(charts)/memory.svg")
+    }
+}
+
 /// The SVG charts of a report: tok/s against sequence length (train) and context (decode),
 /// and peak memory against sequence length; one line per pattern and depth.
 enum ModelCharts {
