@@ -75,7 +75,8 @@ public final class TrainingRun {
                 step = last
             case .step(let s):
                 guard available.contains(s) else {
-                    throw TrainingError("\(dir): no checkpoint for step \(s) (have: \(available.map(String.init).joined(separator: ", ")))")
+                    throw TrainingError(available.isEmpty ? "\(dir): no checkpoint to resume from (no meta_*.json)"
+                                        : "\(dir): no checkpoint for step \(s) (have: \(available.map(String.init).joined(separator: ", ")))")
                 }
                 step = s
             }
