@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: train a small hybrid Transformer/Mamba model on tinyshakespeare and sample
 # from it. Installs missing system libraries, builds, trains a 4096-token tokenizer, writes
-# the token shards, trains configs/shakespeare_d4.py and streams a sample.
+# the token shards, trains configs/shakespeare_d4.py (replacing an earlier demo run in
+# runs/shakespeare_d4) and streams a sample.
 #
 #   scripts/demo.sh                      corpus from ../shared/data/, else downloaded
 #   scripts/demo.sh --corpus FILE        any UTF-8 text file instead
