@@ -79,10 +79,12 @@ public enum Generator {
         let cache = DecodeCache(config: model.config, batch: 1, capacity: prompt.count + maxNewTokens)
         var input = IndexTensor(shape: [1, prompt.count], values: prompt)
         for _ in 0..<maxNewTokens {
-            let logits = GradMode.withoutGradients { model.logits(input, cache: cache) }
-            let v = model.config.vocabSize
-            let last = logits.doubles.suffix(v)
-            let next = Int32(sampler.pick(Array(last)))
+            // Only the last position's logits (a prefill returns one row per prompt token).
+            let last = GradMode.withoutGradients {
+                let logits = model.logits(input, cache: cache)
+                return slice(logits, axis: 1, (logits.shape[1] - 1)..<logits.shape[1]).doubles
+            }
+            let next = Int32(sampler.pick(last))
             guard onToken(next) else { return }
             input = IndexTensor(shape: [1, 1], values: [next])
         }

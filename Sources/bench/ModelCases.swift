@@ -16,9 +16,18 @@ struct ModelCase: Codable {
     /// Decode cases: the context length and the tokens decoded after it.
     var context = 0, newTokens = 0
 
+    /// The case a parent passed as JSON, with this process's threads set to it, and its
+    /// model (seed 1).
+    static func load(_ json: String) throws -> (ModelCase, ModelConfig, GPT) {
+        let c = try JSONDecoder().decode(ModelCase.self, from: Data(json.utf8))
+        Parallel.setThreadCount(c.threads)
+        let config = try c.config()
+        return (c, config, try GPT(config: config, seed: 1))
+    }
+
     func config() throws -> ModelConfig {
         let kinds = try NamedPattern.parse(pattern, depth: depth)
-        let config = ModelConfig.fromDepth(depth, vocabSize: vocab, sequenceLen: max(seq, context + newTokens + 2), blockPattern: kinds)
+        let config = ModelConfig.fromDepth(depth, vocabSize: vocab, sequenceLen: max(seq, context + newTokens + 3), blockPattern: kinds)
         try config.validate()
         return config
     }
@@ -63,10 +72,7 @@ struct ModelCaseCommand: ParsableCommand {
     @Option(help: "The case, as JSON.") var json: String
 
     func run() throws {
-        let c = try JSONDecoder().decode(ModelCase.self, from: Data(json.utf8))
-        Parallel.setThreadCount(c.threads)
-        let config = try c.config()
-        let model = try GPT(config: config, seed: 1)
+        let (c, config, model) = try ModelCase.load(json)
         var settings = OptimizerSettings()
         settings.muonForMatrices = c.optimizer == "muon"
         let trainer = Trainer(model: model, settings: settings)
@@ -137,25 +143,20 @@ struct DecodeCaseCommand: ParsableCommand {
     @Option(help: "The case, as JSON.") var json: String
 
     func run() throws {
-        let c = try JSONDecoder().decode(ModelCase.self, from: Data(json.utf8))
-        Parallel.setThreadCount(c.threads)
-        let config = try c.config()
-        let model = try GPT(config: config, seed: 1)
+        let (c, config, model) = try ModelCase.load(json)
         var g = SeededGenerator(seed: 3)
-        let prompt = IndexTensor(shape: [1, c.context], values: (0..<c.context).map { _ in Int32(g.next() % UInt64(c.vocab)) })
-        let cache = DecodeCache(config: config, batch: 1, capacity: c.context + c.newTokens + 2)
+        let prompt = (0..<c.context).map { _ in Int32(g.next() % UInt64(c.vocab)) }
+        // Greedy decoding: the first callback comes after the prefill, each next one after one
+        // more token (its step and the pick of the next id). The first two tokens warm up.
+        var sampler = Sampler(temperature: 0, topK: 0, seed: 0)
+        var stamps: [UInt64] = []
         let t0 = DispatchTime.now().uptimeNanoseconds
-        var logits = GradMode.withoutGradients { model.logits(prompt, cache: cache) }
-        let prefill = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
-        // Greedy decoding, each token timed on its own (logits to the next id included).
-        var times: [Double] = []
-        for step in 0..<(c.newTokens + 2) {   // the first two tokens warm up and are not timed
-            let t = DispatchTime.now().uptimeNanoseconds
-            let last = logits.floats.suffix(c.vocab)
-            let next = Int32(last.indices.max { last[$0] < last[$1] }! - last.startIndex)
-            logits = GradMode.withoutGradients { model.logits(IndexTensor(shape: [1, 1], values: [next]), cache: cache) }
-            if step >= 2 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9) }
+        Generator.generate(model, prompt: prompt, maxNewTokens: c.newTokens + 3, sampler: &sampler) { _ in
+            stamps.append(DispatchTime.now().uptimeNanoseconds)
+            return true
         }
+        let prefill = Double(stamps[0] - t0) * 1e-9
+        let times = (3..<stamps.count).map { Double(stamps[$0] - stamps[$0 - 1]) * 1e-9 }
         try printJSON(DecodeResult(prefillSeconds: prefill, decodeSeconds: times,
                                    cacheBytes: DecodeCache.bytesPerSequence(config, contextLength: c.context)))
     }

@@ -126,20 +126,12 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// `bytes` as a String, or an error naming the first invalid byte's offset.
     public static func validatedString(_ bytes: [UInt8], source: String) throws -> String {
-        var it = bytes.makeIterator(), decoder = UTF8(), offset = 0, scalars = String.UnicodeScalarView()
-        var consumed = 0
-        while true {
-            switch decoder.decode(&it) {
-            case .scalarValue(let s):
-                scalars.append(s)
-                offset += UTF8.width(s)
-                consumed = offset
-            case .emptyInput:
-                return String(scalars)
-            case .error:
-                throw TokenizerError("\(source): invalid UTF-8 at byte offset \(consumed) (byte 0x\(String(bytes[consumed], radix: 16))); the tokenizer reads UTF-8 text only")
-            }
-        }
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        // Invalid: decode again only to find where.
+        var it = bytes.makeIterator(), decoder = UTF8(), offset = 0
+        while case .scalarValue(let s) = decoder.decode(&it) { offset += UTF8.width(s) }
+        let byte = offset < bytes.count ? " (byte 0x\(String(bytes[offset], radix: 16)))" : ""
+        throw TokenizerError("\(source): invalid UTF-8 at byte offset \(offset)\(byte); the tokenizer reads UTF-8 text only")
     }
 
     // MARK: Decoding
