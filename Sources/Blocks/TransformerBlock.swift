@@ -42,5 +42,5 @@ struct TransformerBlock {
 
 /// c_proj(relu(c_fc(x))²), hidden width 4C (nanochat's MLP).
 func mlp(_ x: Tensor, _ p: ParameterSet, prefix: String) -> Tensor {
-    linear(square(relu(linear(x, p["\(prefix).mlp.c_fc.weight"]))), p["\(prefix).mlp.c_proj.weight"])
+    linear(reluSquared(linear(x, p["\(prefix).mlp.c_fc.weight"])), p["\(prefix).mlp.c_proj.weight"])
 }

@@ -44,22 +44,14 @@ public final class AdamW {
     /// One update with every learning rate times `lrMultiplier`.
     public func update(lrMultiplier: Double) {
         step += 1
-        let (b1, b2) = (Float(betas.0), Float(betas.1))
         let c1 = 1 - pow(betas.0, Double(step)), c2 = 1 - pow(betas.1, Double(step))
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
             let lr = Float(lrs[i] * lrMultiplier)
-            let decay = 1 - lr * Float(weightDecay)
-            let (pp, gp, mp, vp) = (p.data(Float.self), g.data(Float.self), m[i].data(Float.self), v[i].data(Float.self))
-            let (ic1, ic2, eps) = (Float(1 / c1), Float(1 / c2), Float(epsilon))
-            Parallel.forRanges(p.count) { range in
-                for j in range {
-                    let gj = gp[j]
-                    mp[j] = b1 * mp[j] + (1 - b1) * gj
-                    vp[j] = b2 * vp[j] + (1 - b2) * gj * gj
-                    pp[j] = pp[j] * decay - lr * (mp[j] * ic1) / ((vp[j] * ic2).squareRoot() + eps)
-                }
-            }
+            let constants = AdamWStep(lr: lr, beta1: Float(betas.0), beta2: Float(betas.1), epsilon: Float(epsilon),
+                                      decay: 1 - lr * Float(weightDecay), correction1: Float(1 / c1), correction2: Float(1 / c2))
+            adamWUpdate(parameter: p.data(Float.self), gradient: g.data(Float.self),
+                        m: m[i].data(Float.self), v: v[i].data(Float.self), count: p.count, constants)
         }
     }
 }

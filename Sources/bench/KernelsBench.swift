@@ -43,8 +43,9 @@ struct KernelsCommand: ParsableCommand {
             let b = Tensor(repeating: 0.25, shape: linearWeight ? [n, k] : [k, n])
             let c = Tensor(zeros: [m, n])
             // Raw: one sgemm call with OpenBLAS's own threads (its best); ours: OpenBLAS on one
-            // thread, the product split over our workers.
-            let samples = timeInterleaved(runs: common.runs, [
+            // thread, the product split over our workers. OpenBLAS's threads spin for a while
+            // after its call; the untimed pause keeps them from slowing ours.
+            let samples = timeInterleaved(runs: common.runs, pauses: [0, 0.25], [
                 { openblas_set_num_threads(1); _ = linearWeight ? linear(a, b) : matmul(a, b) },
                 {
                     openblas_set_num_threads(Int32(common.threads))

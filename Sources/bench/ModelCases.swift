@@ -84,36 +84,56 @@ struct ModelCaseCommand: ParsableCommand {
         let before = residentMemory().current
         _ = try trainer.step([(ids, targets)], totalSteps: 1_000_000)
         let peak = residentMemory().peak
-        let train = timeRuns(warmup: 0, runs: c.runs) { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) }
+        // The train step and the raw and our products at its shapes take turns, so a slow
+        // phase of a shared machine falls on each alike and their ratio holds. After the raw
+        // products OpenBLAS's own threads spin for a while (about 2^28 cycles) before they
+        // sleep; an untimed pause keeps them off the cores while the next body is timed.
+        let products = LinearProducts(config, tokens: c.batch * c.seq)
+        let timed = timeInterleaved(warmup: 1, runs: c.runs, pauses: [0, 0.25, 0], [
+            { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) },
+            { openblas_set_num_threads(Int32(c.threads)); products.pass(raw: true); openblas_set_num_threads(1) },
+            { products.pass(raw: false) },
+        ])
         let forward = timeRuns(runs: c.runs) { _ = GradMode.withoutGradients { model.loss(ids, targets: targets) } }
-        let products = linearProducts(config, tokens: c.batch * c.seq, runs: c.runs, threads: c.threads)
         try printJSON(TrainResult(parameters: config.parameterCount, flopsPerToken: config.flopsPerToken,
-                                  trainSeconds: train.seconds, forwardSeconds: forward.seconds,
+                                  trainSeconds: timed[0].seconds, forwardSeconds: forward.seconds,
                                   rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4,
-                                  linearFLOPs: products.flops, rawLinearGFLOPS: products.raw, oursLinearGFLOPS: products.ours))
+                                  linearFLOPs: products.flops, rawLinearGFLOPS: products.flops / timed[1].median / 1e9,
+                                  oursLinearGFLOPS: products.flops / timed[2].median / 1e9))
     }
 }
 
-/// Times the products of the linear layers in a train step of `tokens` tokens — y = x·Wᵀ,
+/// The products of the linear layers in a train step of `tokens` tokens — y = x·Wᵀ,
 /// dx = dy·W, dW = dyᵀ·x for each weight matrix (the lm_head too, not the embedding lookup)
-/// — as raw cblas_sgemm calls with OpenBLAS's own threads, and through our `gemm` (OpenBLAS
-/// on one thread, blocks over our workers). Returns their FLOPs and the median GFLOPS of
-/// each over `runs` passes after one warm-up.
-func linearProducts(_ config: ModelConfig, tokens t: Int, runs: Int, threads: Int) -> (flops: Double, raw: Double, ours: Double) {
-    var shapes: [[Int]: Int] = [:]   // [out, in] → how many matrices have it
-    for spec in config.parameterSpecs where spec.shape.count == 2 && spec.name != "transformer.wte.weight" {
-        shapes[spec.shape, default: 0] += 1
+/// — on buffers of their sizes, either as raw cblas_sgemm calls (with OpenBLAS's own threads
+/// when the caller sets them) or through our `gemm` (OpenBLAS on one thread, blocks over our
+/// workers).
+final class LinearProducts {
+    let shapes: [(out: Int, in: Int, count: Int)]
+    let tokens: Int
+    /// 6 FLOPs per weight per token.
+    let flops: Double
+    private var x: [Float], w: [Float], y: [Float]
+
+    init(_ config: ModelConfig, tokens t: Int) {
+        var byShape: [[Int]: Int] = [:]   // [out, in] → how many matrices have it
+        for spec in config.parameterSpecs where spec.shape.count == 2 && spec.name != "transformer.wte.weight" {
+            byShape[spec.shape, default: 0] += 1
+        }
+        shapes = byShape.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { ($0[0], $0[1], byShape[$0]!) }
+        tokens = t
+        flops = shapes.reduce(0) { $0 + 6 * Double(t * $1.out * $1.in * $1.count) }
+        let largest = shapes.map { max($0.out, $0.in) }.max() ?? 1
+        x = [Float](repeating: 0.5, count: t * largest)
+        w = [Float](repeating: 0.25, count: largest * largest)
+        y = [Float](repeating: 0, count: max(t * largest, largest * largest))
     }
-    let largest = shapes.keys.map { max($0[0], $0[1]) }.max() ?? 1
-    let x = [Float](repeating: 0.5, count: t * largest), w = [Float](repeating: 0.25, count: largest * largest)
-    var y = [Float](repeating: 0, count: max(t * largest, largest * largest))
-    var flops = 0.0
-    for (shape, count) in shapes { flops += 6 * Double(t * shape[0] * shape[1] * count) }
+
     func pass(raw: Bool) {
+        let t = tokens
         x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
             let (xa, wa, ya) = (xp.baseAddress!, wp.baseAddress!, yp.baseAddress!)
-            for (shape, count) in shapes {
-                let (o, i) = (shape[0], shape[1])
+            for (o, i, count) in shapes {
                 for _ in 0..<count {
                     if raw {
                         let (o, i, tt) = (Int32(o), Int32(i), Int32(t))
@@ -129,11 +149,6 @@ func linearProducts(_ config: ModelConfig, tokens t: Int, runs: Int, threads: In
             }
         } } }
     }
-    openblas_set_num_threads(Int32(threads))
-    let raw = timeRuns(runs: runs) { pass(raw: true) }
-    openblas_set_num_threads(1)
-    let ours = timeRuns(runs: runs) { pass(raw: false) }
-    return (flops, flops / raw.median / 1e9, flops / ours.median / 1e9)
 }
 
 struct DecodeCaseCommand: ParsableCommand {

@@ -31,15 +31,18 @@ struct Samples: Codable {
 func fmt(_ x: Double, _ decimals: Int = 1) -> String { String(format: "%.\(decimals)f", x) }
 
 /// Times several bodies in alternation (A B A B ...), so slow phases of a noisy machine hit
-/// each alike. Returns one Samples per body.
-func timeInterleaved(warmup: Int = 1, runs: Int, _ bodies: [() -> Void]) -> [Samples] {
-    for body in bodies { for _ in 0..<warmup { body() } }
+/// each alike, with an untimed pause of `pauses[i]` seconds after body i (none if omitted).
+/// Returns one Samples per body.
+func timeInterleaved(warmup: Int = 1, runs: Int, pauses: [Double] = [], _ bodies: [() -> Void]) -> [Samples] {
+    func pause(_ i: Int) { if i < pauses.count && pauses[i] > 0 { usleep(useconds_t(pauses[i] * 1e6)) } }
+    for (i, body) in bodies.enumerated() { for _ in 0..<warmup { body(); pause(i) } }
     var times = [[Double]](repeating: [], count: bodies.count)
     for _ in 0..<runs {
         for (i, body) in bodies.enumerated() {
             let start = DispatchTime.now().uptimeNanoseconds
             body()
             times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            pause(i)
         }
     }
     return times.map { Samples(seconds: $0) }

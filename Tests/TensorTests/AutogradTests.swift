@@ -16,6 +16,38 @@ extension TensorTests {
             #expect(x.grad!.doubles.allSatisfy { $0 == 0 })
         }
 
+        /// zeroGrad only marks a gradient stale; products then write it with beta 0 and
+        /// reshapes hand their gradient over. Stale memory full of NaN must not leak into the
+        /// next gradient, and a gradient that is not stale must still be added to.
+        @Test func staleGradientsAreOverwrittenAndLiveOnesAddedTo() {
+            let w = randn([6, 5], seed: 11).copy(requiresGrad: true), x = randn([3, 4, 5], seed: 12).copy(requiresGrad: true)
+            let v = randn([3, 4, 6], seed: 13).copy(requiresGrad: true), u = randn([4, 5], seed: 14).copy(requiresGrad: true)
+            let params = [w, x, v, u]
+            func loss() -> Tensor {
+                let h = linear(x, w)                                 // folded product, shared weight
+                let t = matmul(v, x, transposeA: true)               // batched, transposed a: (3, 6, 5)
+                let s = matmul(u, u, transposeB: true)               // one tensor on both sides
+                let r = x.reshaped([12, 5])                          // reshape of a leaf used elsewhere too
+                return sum(h * h) + sum(t) + sum(s * s) + sum(r * r)
+            }
+            loss().backward()
+            let fresh = params.map { $0.grad!.doubles }
+            for p in params {
+                let g = p.grad!.data(Float.self)
+                for i in 0..<p.count { g[i] = .nan }
+                p.zeroGrad()
+            }
+            loss().backward()
+            for (i, p) in params.enumerated() { expectClose(p.grad!.doubles, fresh[i], atol: 0, "stale NaN gradient \(i) overwritten") }
+            loss().backward()
+            for (i, p) in params.enumerated() { expectClose(p.grad!.doubles, fresh[i].map { 2 * $0 }, atol: 1e-5, rtol: 1e-6, "gradient \(i) added to") }
+            // Checked against finite differences as well.
+            expectGradients(params.map { $0.copy() }, "products, shared and reshaped operands") { p in
+                sum(linear(p[1], p[0]) * linear(p[1], p[0])) + sum(matmul(p[2], p[1], transposeA: true))
+                    + sum(matmul(p[3], p[3], transposeB: true)) + sum(p[1].reshaped([12, 5]) * p[1].reshaped([-1]).reshaped([12, 5]))
+            }
+        }
+
         @Test func inferenceModeRecordsNothing() {
             let w = randn([4, 3], seed: 2).copy(requiresGrad: true)
             let y = GradMode.withoutGradients { linear(randn([2, 3], seed: 3), w) }

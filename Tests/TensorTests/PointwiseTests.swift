@@ -20,11 +20,12 @@ extension TensorTests {
             ("relu", relu, Relu.reference), ("square", square, Square.reference),
             ("silu", silu, Silu.reference), ("softplus", softplus, Softplus.reference),
             ("exp", exp, Exp.reference), ("tanh", tanh, Tanh.reference),
+            ("relu_squared", reluSquared, ReluSquared.reference),
         ] }
 
         // 1000 is not a multiple of 16: the tail path runs too. Values span [-25, 25] so
         // softplus's threshold and tanh's two branches are crossed.
-        @Test(arguments: 0..<6) func forwardMatchesReference(_ which: Int) {
+        @Test(arguments: 0..<7) func forwardMatchesReference(_ which: Int) {
             let (name, op, ref) = Self.functions[which]
             let x = randn([1000], seed: 1, std: 8)
             let y = op(x)
@@ -33,13 +34,25 @@ extension TensorTests {
             expectClose(y.doubles, expected, atol: 1e-6, rtol: rtol, "\(name) forward")
         }
 
-        @Test(arguments: 0..<6) func backwardPassesGradcheck(_ which: Int) {
+        @Test(arguments: 0..<7) func backwardPassesGradcheck(_ which: Int) {
             let (name, op, _) = Self.functions[which]
             var x = randn([37], seed: 2, std: 2)
-            if name == "relu" {   // keep clear of the kink, where finite differences are meaningless
+            if name.hasPrefix("relu") {   // keep clear of the kink, where finite differences are meaningless
                 x = Tensor(shape: [37], scalars: x.doubles.map { abs($0) < 1e-3 ? 0.5 : $0 })
             }
             expectGradients([x], name) { op($0[0]) }
+        }
+
+        @Test func reluSquaredIsSquareOfReluBitForBit() {
+            let x = randn([1000], seed: 7, std: 3).copy(requiresGrad: true), dy = randn([1000], seed: 8)
+            let fused = reluSquared(x)
+            fused.backward(seed: dy)
+            let (yFused, dxFused) = (fused.doubles, x.grad!.doubles)
+            x.zeroGrad()
+            let composed = square(relu(x))
+            composed.backward(seed: dy)
+            #expect(yFused == composed.doubles)
+            #expect(dxFused == x.grad!.doubles)
         }
 
         @Test func gradcheckCatchesBackwardWrongByOnePercent() {

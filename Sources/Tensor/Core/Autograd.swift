@@ -53,7 +53,9 @@ extension Tensor {
 
     /// The gradient accumulated so far, as a tensor sharing its storage (nil if none).
     public var grad: Tensor? {
-        gradStorage.map { Tensor(shape: shape, dtype: dtype, storage: $0) }
+        guard let g = gradStorage else { return nil }
+        clearStaleGrad()
+        return Tensor(shape: shape, dtype: dtype, storage: g)
     }
 
     /// Pointer to the gradient storage, created zero-filled on first use. Backward rules add
@@ -61,17 +63,54 @@ extension Tensor {
     @inline(__always)
     public func gradData<S: TensorScalar>(_: S.Type) -> UnsafeMutablePointer<S> {
         precondition(S.dtype == dtype)
-        if gradStorage == nil { gradStorage = Buffer(zeroedByteCount: count * dtype.byteSize) }
+        if gradStorage == nil { gradStorage = Buffer(zeroedByteCount: count * dtype.byteSize) } else { clearStaleGrad() }
         return gradStorage!.pointer(S.self)
     }
 
-    /// Clears the gradient to zero (keeping its memory, as parameters want).
+    /// For a backward rule that can write its contribution instead of adding it (a product
+    /// with beta 0 rather than 1, a copy rather than a sum): the gradient storage, and
+    /// whether it already holds a gradient to add to. When `accumulate` is false the storage
+    /// holds garbage, and the rule must write every element, since it is then taken as
+    /// written. This saves zero-filling the memory and reading it back.
+    @inline(__always)
+    public func gradForWriting<S: TensorScalar>(_: S.Type) -> (pointer: UnsafeMutablePointer<S>, accumulate: Bool) {
+        precondition(S.dtype == dtype)
+        var accumulate = true
+        if gradStorage == nil {
+            gradStorage = Buffer(byteCount: count * dtype.byteSize)
+            accumulate = false
+        } else if gradIsStale {
+            gradIsStale = false
+            accumulate = false
+        }
+        return (gradStorage!.pointer(S.self), accumulate)
+    }
+
+    /// Makes `source`'s gradient this tensor's own, without a copy, if this tensor has none
+    /// yet (returns false otherwise). For a backward rule whose input gradient equals its
+    /// output gradient element for element (a reshape): the output's gradient is dropped
+    /// right after its rule runs, so nothing else sees the shared memory.
+    func adoptGrad(of source: Tensor) -> Bool {
+        guard gradStorage == nil, let g = source.gradStorage, g.byteCount == count * dtype.byteSize,
+              source.dtype == dtype, !source.gradIsStale else { return false }
+        gradStorage = g
+        return true
+    }
+
+    private func clearStaleGrad() {
+        guard gradIsStale, let g = gradStorage else { return }
+        g.raw.initializeMemory(as: UInt8.self, repeating: 0, count: g.byteCount)
+        gradIsStale = false
+    }
+
+    /// Clears the gradient to zero, keeping its memory, as parameters want. Takes no time:
+    /// the memory is marked stale, and the first write (or read) of it zeroes or overwrites it.
     public func zeroGrad() {
-        if let g = gradStorage { g.raw.initializeMemory(as: UInt8.self, repeating: 0, count: g.byteCount) }
+        if gradStorage != nil { gradIsStale = true }
     }
 
     /// Drops the gradient and its memory.
-    public func clearGrad() { gradStorage = nil }
+    public func clearGrad() { gradStorage = nil; gradIsStale = false }
 
     /// Backpropagates from this tensor. A scalar (one element) is seeded with 1; otherwise
     /// pass `seed`, the gradient of some loss with respect to this tensor.
@@ -109,6 +148,7 @@ extension Tensor {
             if t.gradStorage != nil { node.backward(t) }
             t.node = nil
             t.gradStorage = nil
+            t.gradIsStale = false
         }
     }
 }

@@ -20,6 +20,9 @@ public final class Tensor: @unchecked Sendable {
     public let count: Int
     let storage: Buffer
     var gradStorage: Buffer?
+    /// Set by `zeroGrad()`: the gradient storage holds stale values that count as zeros until
+    /// the next write (a memset, or a backward rule that overwrites instead of adding).
+    var gradIsStale = false
     /// Whether gradients flow into this tensor. Set on leaves (parameters, inputs);
     /// op outputs inherit it from their inputs.
     public var requiresGrad: Bool

@@ -64,6 +64,9 @@ func gemv<S: TensorScalar>(
     let step = ((n + blocks - 1) / blocks + 63) / 64 * 64
     Parallel.forEach((n + step - 1) / step) { i in
         let lo = i * step, len = Swift.min(step, n - lo)
+        // With beta 0, c may hold garbage (a gradient written, not added, see gradForWriting);
+        // not every BLAS ignores a NaN there, so clear it first.
+        if beta == 0 { (c + lo).update(repeating: 0, count: len) }
         if transposeB {
             S.gemv(transpose: false, rows: len, cols: k, alpha: alpha, a: b + lo * k, lda: k, x: a, beta: beta, y: c + lo)
         } else {

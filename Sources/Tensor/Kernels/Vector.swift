@@ -67,17 +67,18 @@ func mapRange2<S: TensorScalar>(
 @inlinable @inline(__always)
 func accumulateRange3<S: TensorScalar>(
     _ range: Range<Int>, _ a: UnsafePointer<S>, _ b: UnsafePointer<S>, _ c: UnsafePointer<S>,
-    into acc: UnsafeMutablePointer<S>, _ f: (SIMD16<S>, SIMD16<S>, SIMD16<S>) -> SIMD16<S>
+    into acc: UnsafeMutablePointer<S>, adding: Bool = true, _ f: (SIMD16<S>, SIMD16<S>, SIMD16<S>) -> SIMD16<S>
 ) {
     var i = range.lowerBound
     while i + 16 <= range.upperBound {
-        store(load(acc + i) + f(load(a + i), load(b + i), load(c + i)), acc + i)
+        let v = f(load(a + i), load(b + i), load(c + i))
+        store(adding ? load(acc + i) + v : v, acc + i)
         i += 16
     }
     if i < range.upperBound {
         let n = range.upperBound - i
-        let v = loadPartial(acc + i, n) + f(loadPartial(a + i, n), loadPartial(b + i, n), loadPartial(c + i, n))
-        storePartial(v, acc + i, n)
+        let v = f(loadPartial(a + i, n), loadPartial(b + i, n), loadPartial(c + i, n))
+        storePartial(adding ? loadPartial(acc + i, n) + v : v, acc + i, n)
     }
 }
 

@@ -40,22 +40,30 @@ func matmulOp<S: TensorScalar>(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool,
     }
     y.record("matmul", [a, b]) { y in
         let dy = y.gradData(S.self)
-        let da = a.requiresGrad ? a.gradData(S.self) : nil
-        let db = b.requiresGrad ? b.gradData(S.self) : nil
+        // Each gradient is written (beta 0) where it holds nothing yet, else added to
+        // (beta 1). A shared b (no batch axes) sums over the batches: beta 1 after the first.
+        // With a and b the same tensor both products add into one zero-filled gradient.
+        let same = a === b
+        let (da, accumulateA): (UnsafeMutablePointer<S>?, Bool) =
+            !a.requiresGrad ? (nil, true) : same ? (a.gradData(S.self), true) : a.gradForWriting(S.self)
+        let (db, accumulateB): (UnsafeMutablePointer<S>?, Bool) =
+            !b.requiresGrad ? (nil, true) : same ? (b.gradData(S.self), true) : b.gradForWriting(S.self)
+        let betaA: S = accumulateA ? 1 : 0
         for i in 0..<batches {
             let g = dy + i * sy
             if let da {
                 if ta {   // A (K, M): dA += op(B) · dYᵀ
-                    gemm(transposeA: tb, transposeB: true, m: k, n: m, k: n, a: pb + i * sb, b: g, c: da + i * sa, beta: 1)
+                    gemm(transposeA: tb, transposeB: true, m: k, n: m, k: n, a: pb + i * sb, b: g, c: da + i * sa, beta: betaA)
                 } else {  // A (M, K): dA += dY · op(B)ᵀ
-                    gemm(transposeA: false, transposeB: !tb, m: m, n: k, k: n, a: g, b: pb + i * sb, c: da + i * sa, beta: 1)
+                    gemm(transposeA: false, transposeB: !tb, m: m, n: k, k: n, a: g, b: pb + i * sb, c: da + i * sa, beta: betaA)
                 }
             }
             if let db {
+                let betaB: S = accumulateB || (!bBatched && i > 0) ? 1 : 0
                 if tb {   // B (N, K): dB += dYᵀ · op(A)
-                    gemm(transposeA: true, transposeB: ta, m: n, n: k, k: m, a: g, b: pa + i * sa, c: db + i * sb, beta: 1)
+                    gemm(transposeA: true, transposeB: ta, m: n, n: k, k: m, a: g, b: pa + i * sa, c: db + i * sb, beta: betaB)
                 } else {  // B (K, N): dB += op(A)ᵀ · dY
-                    gemm(transposeA: !ta, transposeB: false, m: k, n: n, k: m, a: pa + i * sa, b: g, c: db + i * sb, beta: 1)
+                    gemm(transposeA: !ta, transposeB: false, m: k, n: n, k: m, a: pa + i * sa, b: g, c: db + i * sb, beta: betaB)
                 }
             }
         }

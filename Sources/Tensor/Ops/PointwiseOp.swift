@@ -2,7 +2,7 @@
 // broadcasting over leading axes. Each op computes its forward with a kernel and records
 // a closure that calls the matching backward kernel.
 
-/// Applies a pointwise function (`Relu`, `Square`, `Silu`, `Softplus`, `Exp`, `Tanh`, or
+/// Applies a pointwise function (`Relu`, `Square`, `ReluSquared`, `Silu`, `Softplus`, `Exp`, `Tanh`, or
 /// your own `PointwiseFunction`). Any shape.
 public func pointwise<F: PointwiseFunction>(_ f: F.Type, _ x: Tensor) -> Tensor {
     switch x.dtype {
@@ -15,14 +15,16 @@ func pointwiseOp<F: PointwiseFunction, S: TensorScalar>(_: F.Type, _ x: Tensor, 
     let y = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
     pointwiseForward(F.self, out: y.data(S.self), inp: x.data(S.self), count: x.count)
     y.record(F.name, [x]) { y in
-        pointwiseBackward(F.self, dinp: x.gradData(S.self), inp: x.data(S.self), out: y.data(S.self),
-                          dout: y.gradData(S.self), count: x.count)
+        let (dx, accumulate) = x.gradForWriting(S.self)
+        pointwiseBackward(F.self, dinp: dx, inp: x.data(S.self), out: y.data(S.self),
+                          dout: y.gradData(S.self), count: x.count, accumulate: accumulate)
     }
     return y
 }
 
 public func relu(_ x: Tensor) -> Tensor { pointwise(Relu.self, x) }
 public func square(_ x: Tensor) -> Tensor { pointwise(Square.self, x) }
+public func reluSquared(_ x: Tensor) -> Tensor { pointwise(ReluSquared.self, x) }
 public func silu(_ x: Tensor) -> Tensor { pointwise(Silu.self, x) }
 public func softplus(_ x: Tensor) -> Tensor { pointwise(Softplus.self, x) }
 public func exp(_ x: Tensor) -> Tensor { pointwise(Exp.self, x) }

@@ -14,6 +14,7 @@ extension Tensor {
         let y = Tensor(shape: s, dtype: dtype, storage: storage)
         let x = self
         y.record("reshape", [x]) { y in
+            if x.adoptGrad(of: y) { return }
             switch x.dtype {
             case .float32: scaleBackward(dinp: x.gradData(Float.self), dout: y.gradData(Float.self), scale: 1, count: x.count)
             case .float64: scaleBackward(dinp: x.gradData(Double.self), dout: y.gradData(Double.self), scale: 1, count: x.count)

@@ -1,0 +1,50 @@
+// The AdamW update as one SIMD pass over a parameter, its gradient and its two moments.
+
+/// Constants of one AdamW update of one parameter.
+public struct AdamWStep: Sendable {
+    public var lr: Float, beta1: Float, beta2: Float, epsilon: Float
+    /// 1 − lr · weight decay: the decoupled decay applied to the weights.
+    public var decay: Float
+    /// 1 / (1 − β₁ᵗ) and 1 / (1 − β₂ᵗ): the bias corrections at step t.
+    public var correction1: Float, correction2: Float
+
+    public init(lr: Float, beta1: Float, beta2: Float, epsilon: Float, decay: Float, correction1: Float, correction2: Float) {
+        self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
+        self.decay = decay; self.correction1 = correction1; self.correction2 = correction2
+    }
+}
+
+/// For i in 0..<n:
+///   m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,
+///   p ← decay · p − lr · (m · c₁) / (√(v · c₂) + ε),
+/// over the workers. Each lane does the scalar formula's operations in its order (no fused
+/// multiply-adds), so the bits equal a scalar loop's and do not depend on the thread count.
+public func adamWUpdate(
+    parameter p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
+    m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count n: Int, _ s: AdamWStep
+) {
+    typealias V = SIMD16<Float>
+    let (b1, b2, ob1, ob2) = (V(repeating: s.beta1), V(repeating: s.beta2), V(repeating: 1 - s.beta1), V(repeating: 1 - s.beta2))
+    let (lr, decay, c1, c2, eps) = (V(repeating: s.lr), V(repeating: s.decay), V(repeating: s.correction1),
+                                    V(repeating: s.correction2), V(repeating: s.epsilon))
+    @inline(__always) func lanes(_ p: inout V, _ g: V, _ m: inout V, _ v: inout V) {
+        m = b1 * m + ob1 * g
+        v = b2 * v + ob2 * g * g
+        p = p * decay - lr * (m * c1) / ((v * c2).squareRoot() + eps)
+    }
+    Parallel.forRanges(n) { range in
+        var i = range.lowerBound
+        while i + 16 <= range.upperBound {
+            var (pv, mv, vv) = (load(p + i), load(m + i), load(v + i))
+            lanes(&pv, load(g + i), &mv, &vv)
+            store(pv, p + i); store(mv, m + i); store(vv, v + i)
+            i += 16
+        }
+        if i < range.upperBound {
+            let k = range.upperBound - i
+            var (pv, mv, vv) = (loadPartial(p + i, k), loadPartial(m + i, k), loadPartial(v + i, k))
+            lanes(&pv, loadPartial(g + i, k), &mv, &vv)
+            storePartial(pv, p + i, k); storePartial(mv, m + i, k); storePartial(vv, v + i, k)
+        }
+    }
+}
