@@ -6,6 +6,7 @@
 //   nanochat init CONFIG [--key=value ...] --out DIR     a freshly initialised checkpoint
 //   nanochat eval --checkpoint DIR --data SHARD [...]    loss and bpb of a checkpoint
 //   nanochat sample --checkpoint DIR --prompt TEXT       stream a completion
+//   nanochat sweep CONFIG --target-flops F,... --out DIR  patterns at equal FLOPs, over seeds
 import ArgumentParser
 import Blocks
 import Foundation
@@ -17,7 +18,8 @@ struct Nanochat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nanochat",
         abstract: "Train and study small hybrid Transformer/Mamba language models on the CPU.",
-        subcommands: [TokenizerCommand.self, PrepareCommand.self, TrainCommand.self, InitCommand.self, EvalCommand.self, SampleCommand.self]
+        subcommands: [TokenizerCommand.self, PrepareCommand.self, TrainCommand.self, InitCommand.self, EvalCommand.self, SampleCommand.self,
+                      SweepCommand.self]
     )
 }
 
