@@ -45,6 +45,17 @@ expect_error "another model than the config" $nanochat train $cfg --resume '--bl
 expect_error "no checkpoint for step 7" $nanochat train $cfg --resume-step 7
 printf 'abc\xff' > $scratch/bad.txt
 expect_error "invalid UTF-8 at byte offset 3" $nanochat tokenizer train --input $scratch/bad.txt --out $scratch/t
+# The sweep, small: two patterns at depth 2, two seeds; run again it keeps the finished runs.
+sweep=(configs/sweep_shakespeare.py --depths 2 --patterns all-T,all-M --seeds 1,2 --target-flops 2e11 --eval-points 2 --out $scratch/sweep)
+$nanochat sweep "${sweep[@]}" > $scratch/sweep.log
+grep -q "^| all-M ×[0-9]* | M*M | " $scratch/sweep/report.md || { echo "FAIL: sweep report lacks the equal-parameter row" >&2; fails=$((fails + 1)); }
+[ "$(ls $scratch/sweep/runs/d2/*/seed*/metrics.jsonl | wc -l)" -eq 6 ] || { echo "FAIL: sweep kept $(ls $scratch/sweep/runs/d2/*/seed*/metrics.jsonl | wc -l) metrics files, not 6" >&2; fails=$((fails + 1)); }
+! ls $scratch/sweep/runs/d2/*/seed*/*.safetensors > /dev/null 2>&1 || { echo "FAIL: sweep left checkpoints" >&2; fails=$((fails + 1)); }
+[ "$($nanochat sweep "${sweep[@]}" | grep -c 'finished earlier, kept')" -eq 6 ] || { echo "FAIL: rerunning the sweep trained again" >&2; fails=$((fails + 1)); }
+echo "ok: sweep of 6 runs reported, and kept when run again"
+expect_error "different settings (the budget of depth 2" $nanochat sweep "${sweep[@]:0:7}" --target-flops 3e11 --eval-points 2 --out $scratch/sweep
+expect_error "one budget per depth" $nanochat sweep configs/sweep_shakespeare.py --depths 2,4 --target-flops 2e11 --out $scratch/s2
+expect_error "set by the sweep for each run" $nanochat sweep configs/sweep_shakespeare.py --depths 2 --target-flops 2e11 --out $scratch/s2 --seed=3
 [ "$(ls -l $run | md5sum)" == "$before" ] || { echo "FAIL: the demo's checkpoints changed" >&2; fails=$((fails + 1)); }
 [ $fails -eq 0 ] || { echo "$fails failures" >&2; exit 1; }
 echo "smoke: all checks passed"

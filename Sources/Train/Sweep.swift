@@ -24,6 +24,11 @@ public struct SweepRun: Codable, Sendable {
     public var equalParameters: Bool
     /// Directory of its files, relative to the sweep directory.
     public var dir: String
+
+    public init(depth: Int, pattern: String, blocks: String, seed: Int, equalParameters: Bool, dir: String) {
+        self.depth = depth; self.pattern = pattern; self.blocks = blocks; self.seed = seed
+        self.equalParameters = equalParameters; self.dir = dir
+    }
 }
 
 /// What a finished run records in run.json beside its metrics.

@@ -1,0 +1,111 @@
+// The sweep's plan (which runs, the equal-parameter depth) and its report, read back from a
+// sweep directory written here by hand: means, ranges, verdicts, curves, and the errors for
+// unfinished or malformed runs. The training loop itself runs in scripts/smoke.sh.
+import Foundation
+import Testing
+import Blocks
+import Train
+
+@Suite struct SweepTests {
+    @Test func planCoversEveryPatternDepthAndSeed() throws {
+        let runs = try SweepPlan.runs(depths: [4, 6], patterns: ["all-T", "all-M", "early-T", "alternating", "mostly-M"],
+                                      seeds: [1, 2, 3], equalParameters: true, vocabSize: 4096, sequenceLen: 512)
+        #expect(runs.count == 2 * 6 * 3)
+        #expect(Set(runs.map(\.dir)).count == runs.count, "every run has its own directory")
+        let d4 = runs.filter { $0.depth == 4 && $0.seed == 1 }
+        #expect(d4.map(\.blocks) == ["TTTT", "MMMM", try NamedPattern.parse("early-T", depth: 4).map(\.rawValue).joined(),
+                                     "TMTM", try NamedPattern.parse("mostly-M", depth: 4).map(\.rawValue).joined(),
+                                     String(repeating: "M", count: d4.last!.blocks.count)])
+        #expect(d4.last!.equalParameters && d4.last!.pattern.hasPrefix("all-M ×"))
+        #expect(throws: ModelConfigError.self) {
+            try SweepPlan.runs(depths: [4], patterns: ["TTM"], seeds: [1], equalParameters: false, vocabSize: 4096, sequenceLen: 512)
+        }
+    }
+
+    /// The deepened all-M model is the one closest to all-T's non-embedding size: its
+    /// neighbours one layer shallower and deeper are no closer.
+    @Test(arguments: [2, 4, 6, 12]) func equalParameterDepthIsTheClosest(_ d: Int) {
+        let l = SweepPlan.equalParameterLayers(depth: d, vocabSize: 4096, sequenceLen: 512)
+        func size(_ layers: Int, _ kind: Character) -> Int {
+            SweepPlan.config(depth: d, layers: layers, blocks: String(repeating: kind, count: layers), vocabSize: 4096,
+                             sequenceLen: 512).nonEmbeddingParameterCount
+        }
+        let target = size(d, "T")
+        #expect(l > d, "a Mamba block is smaller than a Transformer block of the same width")
+        #expect(abs(size(l, "M") - target) <= abs(size(l - 1, "M") - target))
+        #expect(abs(size(l, "M") - target) <= abs(size(l + 1, "M") - target))
+        #expect(SweepPlan.config(depth: d, layers: l, blocks: String(repeating: "M", count: l), vocabSize: 4096, sequenceLen: 512).nEmbd == 64 * d)
+    }
+
+    /// Writes a sweep directory by hand: three patterns at depth 4, final bpb per seed given.
+    func writeSweep(_ finals: [String: [Double]], steps: Int = 4, omit: String? = nil, badLast: Bool = false) throws -> String {
+        let dir = scratchPath("sweep")
+        var runs: [SweepRun] = []
+        for (pattern, values) in finals.sorted(by: { $0.key < $1.key }) {
+            for (i, final) in values.enumerated() {
+                let run = SweepRun(depth: 4, pattern: pattern, blocks: "TTTT", seed: i + 1, equalParameters: false,
+                                   dir: "runs/d4/\(pattern)/seed\(i + 1)")
+                runs.append(run)
+                let path = "\(dir)/\(run.dir)"
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                var rows: [String] = []
+                for s in 0...steps {
+                    if s > 0 { rows.append("{\"step\":\(s),\"loss\":5,\"tok_per_sec\":\(1000 * (i + 1)),\"elapsed_s\":\(Double(s) * 2)}") }
+                    if s % 2 == 0 && !(badLast && s == steps) {
+                        let bpb = s == steps ? final : 3.0 - Double(s) * 0.1
+                        rows.append("{\"step\":\(s),\"val_bpb\":\(bpb),\"val_loss\":6}")
+                    }
+                }
+                try rows.joined(separator: "\n").write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
+                if run.dir != omit {
+                    let record = SweepRunRecord(run: run, parameters: 100, nonEmbeddingParameters: 60, flopsPerToken: 1e6,
+                                                tokensPerStep: 2048, steps: steps)
+                    try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: "\(path)/run.json"))
+                }
+            }
+        }
+        let manifest = SweepManifest(command: "nanochat sweep test", config: "test.py", settings: ["max_seq_len": "512"],
+                                     targetFLOPs: ["4": 8.192e9], evalPoints: 2, runs: runs, commit: "abc", machine: "test")
+        try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: "\(dir)/sweep.json"))
+        return dir
+    }
+
+    @Test func reportAveragesSeedsAndCallsTiesWithinTheSpread() throws {
+        // A best at 2.00 (range 0.02); B 0.015 behind: within A's range, a tie; C 0.10 behind: worse.
+        let dir = try writeSweep(["A": [1.99, 2.00, 2.01], "B": [2.010, 2.015, 2.020], "C": [2.09, 2.10, 2.11]])
+        let report = try SweepReport.load(dir)
+        let byName = Dictionary(uniqueKeysWithValues: report.groups.map { ($0.pattern, $0) })
+        #expect(abs(byName["A"]!.meanBPB - 2.0) < 1e-12)
+        #expect(abs(byName["A"]!.rangeBPB - 0.02) < 1e-12)
+        #expect(abs(byName["A"]!.stdBPB - 0.01) < 1e-12)
+        #expect(byName["A"]!.verdict == "best")
+        #expect(byName["B"]!.verdict == "tie")
+        #expect(byName["C"]!.verdict == "worse")
+        // The mean curve: evaluations at steps 0, 2, 4; FLOPs = step × 2048 × 1e6; seconds from the step rows.
+        let curve = byName["C"]!.curve
+        #expect(curve.map(\.step) == [0, 2, 4])
+        let flops: [Double] = [0, 2 * 2048 * 1e6, 4 * 2048 * 1e6]
+        #expect(curve.map(\.flops) == flops)
+        #expect(curve.map(\.seconds) == [0, 4, 8])
+        #expect(abs(curve.last!.bpb - 2.10) < 1e-12)
+        #expect(byName["A"]!.medianTokensPerSecond == 2000)
+        #expect(byName["A"]!.tokens == 4 * 2048)
+
+        let md = try report.write(to: dir)
+        #expect(md.contains("| A | TTTT |"))
+        #expect(md.contains("2.0000 ± 0.0200 (0.0100)"))
+        for file in ["report.md", "report.json", "d4_bpb_flops.svg", "d4_bpb_seconds.svg"] {
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/\(file)"), "\(file) written")
+        }
+    }
+
+    @Test func unfinishedAndMalformedRunsAreNamed() throws {
+        let unfinished = try writeSweep(["A": [2.0, 2.1]], omit: "runs/d4/A/seed2")
+        let missing = #expect(throws: TrainingError.self) { try SweepReport.load(unfinished) }
+        #expect((missing?.description ?? "").contains("1 of 2 runs have not finished"))
+        #expect((missing?.description ?? "").contains("runs/d4/A/seed2"))
+        let truncated = try writeSweep(["A": [2.0]], badLast: true)
+        let bad = #expect(throws: TrainingError.self) { try SweepReport.load(truncated) }
+        #expect((bad?.description ?? "").contains("not at the final step 4"))
+    }
+}
