@@ -272,12 +272,15 @@ public struct SweepReport {
                 md += gap <= noise ? " — a tie (within the seed range).\n"
                                    : " — \(t.meanBPB < m.meanBPB ? "all-T" : m.pattern) is better by \(String(format: "%.4f", gap)) bpb.\n"
             }
+            // The fresh model (step 0) is alike for every pattern and would stretch the y axis
+            // over the whole first drop; the charts start at the first evaluation after it.
+            let trained = gs.map { g in (g.pattern, g.curve.filter { $0.step > 0 }) }
             let flopsChart = LineChart(title: "d\(d): val bpb vs training FLOPs (mean of \(gs.first?.seeds.count ?? 0) seeds)",
                                        xLabel: "training FLOPs", yLabel: "val bpb",
-                                       series: gs.map { .init(name: $0.pattern, points: $0.curve.map { ($0.flops, $0.bpb) }) })
+                                       series: trained.map { .init(name: $0.0, points: $0.1.map { ($0.flops, $0.bpb) }) })
             let timeChart = LineChart(title: "d\(d): val bpb vs training seconds (mean of \(gs.first?.seeds.count ?? 0) seeds)",
                                       xLabel: "training seconds (2 cores)", yLabel: "val bpb",
-                                      series: gs.map { .init(name: $0.pattern, points: $0.curve.map { ($0.seconds, $0.bpb) }) })
+                                      series: trained.map { .init(name: $0.0, points: $0.1.map { ($0.seconds, $0.bpb) }) })
             try flopsChart.svg().write(toFile: "\(dir)/d\(d)_bpb_flops.svg", atomically: true, encoding: .utf8)
             try timeChart.svg().write(toFile: "\(dir)/d\(d)_bpb_seconds.svg", atomically: true, encoding: .utf8)
             md += "\n![val bpb vs FLOPs, d\(d)](d\(d)_bpb_flops.svg)\n![val bpb vs seconds, d\(d)](d\(d)_bpb_seconds.svg)\n\n"
