@@ -85,7 +85,7 @@ struct ModelCommand: ParsableCommand {
         print("V=\(vocab); train step = forward + backward + clip + \(optimizer == "muon" ? "Muon + AdamW" : "AdamW"); "
               + "median of \(runs) after a warm-up, spread = (max-min)/median. MFU = nanochat's estimate_flops × tok/s ÷ "
               + "sgemm peak \(fmt(peak, 1)) GFLOPS (OpenBLAS, 2048³, best of 6, this run). Raw sgemm at its shapes: OpenBLAS with its own threads "
-              + "on the step's linear-layer products (y = xWᵀ, dx = dyW, dW = dyᵀx), timed in the case's process.")
+              + "on the step's linear-layer products (y = xWᵀ, dx = dyW, dW = dyᵀx), timed in the case's process in turn with the train steps (medians of each).")
         if let s = torchStatus, s.version == nil { print("\nPyTorch: \(s.message); its column is skipped.") }
 
         print("\n## Train step and forward\n")

@@ -107,11 +107,11 @@ struct SweepCommand: ParsableCommand {
         do {
             for s in sets { try file.override(s) }
             var settings = try TrainSettings.resolve(file, path: config ?? "sweep", vocabSize: tokenizer.vocabSize)
-            settings.evalEvery = max(1, settings.numIterations / (evalPoints + 0))
             if settings.numIterations < evalPoints {
                 throw UserError("d\(run.depth) \(run.pattern): the budget buys only \(settings.numIterations) steps of "
                                 + "\(settings.totalBatchSize) tokens, fewer than --eval-points \(evalPoints); raise --target-flops")
             }
+            settings.evalEvery = settings.numIterations / evalPoints
             let logHandle = try FileHandle(forWritingTo: createFile("\(dir)/train.log"))
             defer { try? logHandle.close() }
             print("\(label) d\(run.depth) \(run.pattern) (\(run.blocks)) seed \(run.seed): \(settings.model.parameterCount) parameters, "
@@ -205,7 +205,7 @@ func gitCommit() -> String {
 /// "AMD EPYC … (2 cores)" from /proc/cpuinfo.
 func machineDescription() -> String {
     let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    let model = info.split(separator: "\n").first { $0.hasPrefix("model name") }
-        .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown CPU"
-    return "\(model ?? "unknown CPU"), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    let line = info.split(separator: "\n").first { $0.hasPrefix("model name") }
+    let model = line?.split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+    return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores"
 }
