@@ -36,10 +36,13 @@ public struct SweepRunRecord: Codable, Sendable {
     public var run: SweepRun
     public var parameters: Int, nonEmbeddingParameters: Int
     public var flopsPerToken: Double, tokensPerStep: Int, steps: Int
+    /// The commit that trained it (absent in records older than this field: the manifest's).
+    public var commit: String?
 
-    public init(run: SweepRun, parameters: Int, nonEmbeddingParameters: Int, flopsPerToken: Double, tokensPerStep: Int, steps: Int) {
+    public init(run: SweepRun, parameters: Int, nonEmbeddingParameters: Int, flopsPerToken: Double, tokensPerStep: Int, steps: Int,
+                commit: String? = nil) {
         self.run = run; self.parameters = parameters; self.nonEmbeddingParameters = nonEmbeddingParameters
-        self.flopsPerToken = flopsPerToken; self.tokensPerStep = tokensPerStep; self.steps = steps
+        self.flopsPerToken = flopsPerToken; self.tokensPerStep = tokensPerStep; self.steps = steps; self.commit = commit
     }
 }
 
@@ -145,6 +148,8 @@ public struct SweepReport {
 
     public var manifest: SweepManifest
     public var groups: [Group]
+    /// The commits that trained the runs, in order of first appearance.
+    public var commits: [String] = []
 
     /// Reads every run of the manifest from `dir`; a run without run.json is an error naming it.
     public static func load(_ dir: String) throws -> SweepReport {
@@ -162,7 +167,9 @@ public struct SweepReport {
                                 + missing.prefix(5).joined(separator: ", ") + (missing.count > 5 ? ", …" : "")
                                 + "; run the sweep again to continue it")
         }
-        return SweepReport(manifest: manifest, groups: group(curves))
+        var commits: [String] = []
+        for c in curves.map({ $0.record.commit ?? manifest.commit }) where !commits.contains(c) { commits.append(c) }
+        return SweepReport(manifest: manifest, groups: group(curves), commits: commits)
     }
 
     static func curve(_ record: SweepRunRecord, metrics path: String) throws -> RunCurve {
@@ -237,7 +244,7 @@ public struct SweepReport {
     @discardableResult
     public func write(to dir: String) throws -> String {
         var md = "# Which pattern? Equal-compute sweep\n\n"
-        md += "Made by `\(manifest.command)` at commit \(manifest.commit), on \(manifest.machine).\n"
+        md += "Made by `\(manifest.command)`, runs trained at commit \(commits.joined(separator: ", ")), on \(manifest.machine).\n"
         md += "Every number below is read from the runs' `metrics.jsonl` under `runs/` (kept beside this report); "
         md += "`nanochat sweep --report-only --out DIR` rewrites this file from them.\n\n"
         md += "Base config `\(manifest.config)`: "

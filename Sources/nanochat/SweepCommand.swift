@@ -35,6 +35,11 @@ struct SweepCommand: ParsableCommand {
     @OptionGroup var runOptions: RunOptions
     @Argument(parsing: .allUnrecognized, help: "Overrides of the base config, --key=value.") var overrides: [String] = []
 
+    /// Keys the sweep sets for each run (a value in the base config is replaced; one on the
+    /// command line is refused). They are left out of the manifest's settings.
+    static let perRunKeys: Set<String> = ["depth", "block_pattern", "seed", "target_flops", "num_iterations", "output_dir",
+                                          "n_embd", "model_tag", "eval_every", "sample_every", "save_every", "threads"]
+
     func run() throws {
         if reportOnly {
             try report()
@@ -53,8 +58,7 @@ struct SweepCommand: ParsableCommand {
             throw UserError("--target-flops needs one budget per depth (\(depthList.count) for --depths \(depths)), got \(budgets.count)")
         }
         guard evalPoints >= 1 else { throw UserError("--eval-points must be at least 1, got \(evalPoints)") }
-        for key in ["depth", "block_pattern", "seed", "target_flops", "num_iterations", "output_dir", "n_embd"]
-        where overrides.contains(where: { $0.hasPrefix("--\(key)=") }) {
+        for key in Self.perRunKeys where overrides.contains(where: { $0.hasPrefix("--\(key)=") }) {
             throw UserError("--\(key) is set by the sweep for each run; remove it")
         }
         let base = try loadConfig(config, overrides: overrides)
@@ -69,13 +73,14 @@ struct SweepCommand: ParsableCommand {
         } catch let e as ModelConfigError {
             throw UserError("--patterns: \(e.message)")
         }
-        let manifest = SweepManifest(
+        let commit = gitCommit()
+        var manifest = SweepManifest(
             command: "nanochat sweep " + CommandLine.arguments.dropFirst(2).joined(separator: " "),
-            config: config, settings: base.values.mapValues(\.description),
+            config: config, settings: base.values.filter { !Self.perRunKeys.contains($0.key) }.mapValues(\.description),
             targetFLOPs: Dictionary(uniqueKeysWithValues: zip(depthList.map(String.init), budgets)),
-            evalPoints: evalPoints, runs: plan, commit: gitCommit(), machine: machineDescription())
+            evalPoints: evalPoints, runs: plan, commit: commit, machine: machineDescription())
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        try checkContinuation(manifest)
+        if let started = try checkContinuation(manifest) { manifest.commit = started }   // the sweep's first commit
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(manifest).write(to: URL(fileURLWithPath: "\(out)/sweep.json"))
@@ -87,14 +92,14 @@ struct SweepCommand: ParsableCommand {
                 continue
             }
             try train(run, base: base, budget: budgets[depthList.firstIndex(of: run.depth)!], tokenizer: tokenizer,
-                      label: "[\(i + 1)/\(plan.count)]")
+                      commit: commit, label: "[\(i + 1)/\(plan.count)]")
         }
         try report()
     }
 
     /// One run: the base config with this run's model, seed and budget, evaluations spaced
     /// evenly, no samples, checkpoints deleted afterwards; run.json marks it finished.
-    func train(_ run: SweepRun, base: ConfigFile, budget: Double, tokenizer: Tokenizer, label: String) throws {
+    func train(_ run: SweepRun, base: ConfigFile, budget: Double, tokenizer: Tokenizer, commit: String, label: String) throws {
         let dir = "\(out)/\(run.dir)"
         if FileManager.default.fileExists(atPath: dir) { try FileManager.default.removeItem(atPath: dir) }   // unfinished: start over
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -127,7 +132,7 @@ struct SweepCommand: ParsableCommand {
             let record = SweepRunRecord(run: run, parameters: settings.model.parameterCount,
                                         nonEmbeddingParameters: settings.model.nonEmbeddingParameterCount,
                                         flopsPerToken: settings.model.flopsPerToken, tokensPerStep: settings.totalBatchSize,
-                                        steps: settings.numIterations)
+                                        steps: settings.numIterations, commit: commit)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(record).write(to: URL(fileURLWithPath: "\(dir)/run.json"))
@@ -144,9 +149,10 @@ struct SweepCommand: ParsableCommand {
 
     /// A sweep directory holding finished runs of other settings is not mixed into: the
     /// runs must agree on everything but the list (more seeds or patterns may be added).
-    func checkContinuation(_ manifest: SweepManifest) throws {
+    /// Returns the commit the existing sweep started at, if there is one.
+    func checkContinuation(_ manifest: SweepManifest) throws -> String? {
         let path = "\(out)/sweep.json"
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return }
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return nil }
         guard let old = try? JSONDecoder().decode(SweepManifest.self, from: data) else {
             throw UserError("\(path) is not a sweep manifest; choose another --out")
         }
@@ -160,6 +166,7 @@ struct SweepCommand: ParsableCommand {
             throw UserError("\(out) holds a sweep with different settings (\(differences.joined(separator: "; "))); "
                             + "its finished runs would not be comparable: choose another --out or delete it")
         }
+        return old.commit
     }
 
     func report() throws {
