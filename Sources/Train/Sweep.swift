@@ -293,12 +293,20 @@ public struct SweepReport {
             md += "\n![val bpb vs FLOPs, d\(d)](d\(d)_bpb_flops.svg)\n![val bpb vs seconds, d\(d)](d\(d)_bpb_seconds.svg)\n\n"
         }
         try md.write(toFile: "\(dir)/report.md", atomically: true, encoding: .utf8)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(groups).write(to: URL(fileURLWithPath: "\(dir)/report.json"))
+        try AtomicFile.writeJSON(groups, to: "\(dir)/report.json")
         return md
     }
 
     func millions(_ n: Int) -> String { String(format: "%.2fM", Double(n) / 1e6) }
     func grouped(_ n: Int) -> String { TrainingRun.grouped(n) }
+}
+
+extension AtomicFile {
+    /// `value` as pretty-printed JSON with sorted keys, written atomically: a sweep's run.json
+    /// marks the run finished, so it must never exist half-written.
+    public static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try write(try encoder.encode(value), to: path)
+    }
 }

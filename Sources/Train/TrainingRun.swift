@@ -7,6 +7,7 @@
 // only matters for the initial weights.
 import Blocks
 import Foundation
+import Synchronization
 import Tensor
 
 public struct TrainingError: Error, CustomStringConvertible, Equatable {
@@ -107,8 +108,18 @@ public final class TrainingRun {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try tokenizer.save(to: "\(dir)/tokenizer")
         try Self.truncateMetrics(metricsPath, after: startStep, fresh: !resumed)
-        peakGFLOPS = measureGemmPeak()
+        peakGFLOPS = Self.gemmPeak(threads: settings.threads)
     }
+
+    /// The sgemm peak MFU is quoted against, measured once per process and thread count (a
+    /// sweep starts dozens of runs; the machine's peak does not change between them).
+    static func gemmPeak(threads: Int) -> Double {
+        if let known = measuredPeaks.withLock({ $0[threads] }) { return known }
+        let peak = measureGemmPeak()
+        measuredPeaks.withLock { $0[threads] = peak }
+        return peak
+    }
+    private static let measuredPeaks = Mutex<[Int: Double]>([:])
 
     /// The checkpoint's model must be the config's; the error lists the differing keys.
     static func checkSameModel(_ saved: ModelConfig, _ wanted: ModelConfig, meta: String) throws {

@@ -65,6 +65,22 @@ struct InitCommand: ParsableCommand {
     }
 }
 
+/// Runs `body`, turning the errors a training run reports (config, run, shard, checkpoint
+/// file) into user errors printed as they are.
+func reportingTrainingErrors<R>(_ body: () throws -> R) throws -> R {
+    do {
+        return try body()
+    } catch let e as ConfigError {
+        throw UserError("\(e)")
+    } catch let e as TrainingError {
+        throw UserError(e.description)
+    } catch let e as ShardError {
+        throw UserError(e.description)
+    } catch let e as TensorFileError {
+        throw UserError(e.description)
+    }
+}
+
 /// Reads a config file and applies the overrides, turning config errors into user errors.
 func loadConfig(_ path: String, overrides: [String]) throws -> ConfigFile {
     do {

@@ -81,9 +81,7 @@ struct SweepCommand: ParsableCommand {
             evalPoints: evalPoints, runs: plan, commit: commit, machine: machineDescription())
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         if let started = try checkContinuation(manifest) { manifest.commit = started }   // the sweep's first commit
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(manifest).write(to: URL(fileURLWithPath: "\(out)/sweep.json"))
+        try AtomicFile.writeJSON(manifest, to: "\(out)/sweep.json")
 
         for (i, run) in plan.enumerated() {
             let dir = "\(out)/\(run.dir)"
@@ -109,7 +107,7 @@ struct SweepCommand: ParsableCommand {
                     "--num_iterations=0", "--output_dir=\(dir)", "--model_tag=d\(run.depth)-\(run.pattern)-seed\(run.seed)",
                     "--sample_every=0", "--save_every=0", "--threads=\(runOptions.threads)"]
         if run.equalParameters { sets.append("--n_embd=\(64 * run.depth)") }
-        do {
+        try reportingTrainingErrors {
             for s in sets { try file.override(s) }
             var settings = try TrainSettings.resolve(file, path: config ?? "sweep", vocabSize: tokenizer.vocabSize)
             if settings.numIterations < evalPoints {
@@ -133,17 +131,9 @@ struct SweepCommand: ParsableCommand {
                                         nonEmbeddingParameters: settings.model.nonEmbeddingParameterCount,
                                         flopsPerToken: settings.model.flopsPerToken, tokensPerStep: settings.totalBatchSize,
                                         steps: settings.numIterations, commit: commit)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(record).write(to: URL(fileURLWithPath: "\(dir)/run.json"))
+            try AtomicFile.writeJSON(record, to: "\(dir)/run.json")
             print(String(format: "    done: val bpb %.4f, median %@ tok/s", summary.evaluations.last?.bpb ?? .nan,
                          TrainingRun.grouped(Int(summary.medianTokensPerSecond))))
-        } catch let e as ConfigError {
-            throw UserError("\(e)")
-        } catch let e as TrainingError {
-            throw UserError(e.description)
-        } catch let e as ShardError {
-            throw UserError(e.description)
         }
     }
 
@@ -171,7 +161,7 @@ struct SweepCommand: ParsableCommand {
 
     func report() throws {
         let report: SweepReport
-        do { report = try SweepReport.load(out) } catch let e as TrainingError { throw UserError(e.description) }
+        report = try reportingTrainingErrors { try SweepReport.load(out) }
         let md = try report.write(to: out)
         print(md)
         print("wrote \(out)/report.md, report.json and charts")

@@ -65,7 +65,7 @@ struct TrainCommand: ParsableCommand {
         let file = try loadConfig(config, overrides: overrides)
         let dataDir = file.string("data_dir") ?? "data"
         let tokenizer = try loadTokenizer(file.string("tokenizer_dir") ?? "\(dataDir)/tokenizer")
-        do {
+        try reportingTrainingErrors {
             let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize)
             let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
             let existing = Checkpoint.steps(in: settings.outputDir)
@@ -86,14 +86,6 @@ struct TrainCommand: ParsableCommand {
                              first.bpb, first.step, last.bpb, last.step, TrainingRun.grouped(Int(summary.medianTokensPerSecond)),
                              settings.outputDir))
             }
-        } catch let e as ConfigError {
-            throw UserError("\(e)")
-        } catch let e as TrainingError {
-            throw UserError(e.description)
-        } catch let e as ShardError {
-            throw UserError(e.description)
-        } catch let e as TensorFileError {
-            throw UserError(e.description)
         }
     }
 }
