@@ -7,13 +7,19 @@ import Dispatch
 /// op(A) is m×k (A stored k×m when transposed), op(B) is k×n (B stored n×k when transposed).
 ///
 /// OpenBLAS always runs on one thread (see `Parallel`); a large product is cut here into
-/// blocks of rows of C (of columns when C is wider than tall), each a serial sgemm on the
-/// same operands with their full leading dimensions, and the blocks are spread over the
-/// workers. The blocks depend on the shape only (1, 2, 4 or 8 of them, about 2^22
-/// multiply-adds or more each, boundaries on multiples of 64), never on the thread count:
-/// OpenBLAS picks its kernels by the size of each call, so the same calls give the same
-/// bits with any number of threads. And no OpenBLAS thread is left spinning on the cores
-/// while our other kernels run.
+/// serial sgemm calls on the same operands with their full leading dimensions, spread over
+/// the workers, so that the bits never depend on the thread count:
+/// - With at least `gemmRowSplitMinRows` rows, one block of rows per worker, cut at multiples
+///   of `GemmRowSplit.granularity` rows. OpenBLAS computes a row of C the same way wherever a
+///   call starts at such a multiple (checked on this machine's BLAS at first use), so any
+///   number of blocks gives the bits of one call. Each block packs all of op(B) once, and
+///   nothing else is repeated: the closest we get to OpenBLAS's own threading (measured
+///   0.97x its speed at a d12 model's shapes, against 0.94x for the shape-only blocks below).
+/// - Otherwise, or where the BLAS shows no such granularity: 1, 2, 4 or 8 blocks of rows (of
+///   columns when C is wider than tall), chosen from the shape only (about 2^22 multiply-adds
+///   or more each, boundaries on multiples of 64), so the same calls run on any number of
+///   threads.
+/// Either way no OpenBLAS thread is left spinning on the cores while our other kernels run.
 @inlinable @inline(__always)
 public func gemm<S: TensorScalar>(
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
@@ -32,6 +38,20 @@ public func gemm<S: TensorScalar>(
         gemv(transposeB: transposeB, n: n, k: k, a: a, b: b, c: c, alpha: alpha, beta: beta)
         return
     }
+    @inline(__always) func rows(_ lo: Int, _ len: Int) {
+        S.gemm(transposeA: transposeA, transposeB: transposeB, m: len, n: n, k: k, alpha: alpha,
+               a: transposeA ? a + lo : a + lo * k, lda: lda, b: b, ldb: ldb, beta: beta, c: c + lo * n, ldc: n)
+    }
+    if m >= gemmRowSplitMinRows, let g = GemmRowSplit.granularity(S.self) {
+        let blocks = Swift.max(1, Swift.min(Parallel.threadCount, m / gemmRowSplitMinBlockRows, (m * n * k) >> 22))
+        // Block i starts at the multiple of g nearest to i·m / blocks.
+        @inline(__always) func start(_ i: Int) -> Int { i == blocks ? m : (i * m / blocks + g / 2) / g * g }
+        Parallel.forEach(blocks) { i in
+            let lo = start(i), hi = start(i + 1)
+            if lo < hi { rows(lo, hi - lo) }
+        }
+        return
+    }
     let byRows = m >= n, extent = byRows ? m : n
     var blocks = 1
     while blocks < 8 && m * n * k / (2 * blocks) >= 1 << 22 && extent / (2 * blocks) >= 64 { blocks *= 2 }
@@ -41,12 +61,80 @@ public func gemm<S: TensorScalar>(
     Parallel.forEach(count) { i in
         let lo = i * step, len = Swift.min(step, extent - lo)
         if byRows {
-            S.gemm(transposeA: transposeA, transposeB: transposeB, m: len, n: n, k: k, alpha: alpha,
-                   a: transposeA ? a + lo : a + lo * k, lda: lda, b: b, ldb: ldb, beta: beta, c: c + lo * n, ldc: n)
+            rows(lo, len)
         } else {
             S.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: len, k: k, alpha: alpha,
                    a: a, lda: lda, b: transposeB ? b + lo * k : b + lo, ldb: ldb, beta: beta, c: c + lo, ldc: n)
         }
+    }
+}
+
+/// Products with fewer rows than this take the shape-only blocks: cut into row blocks, each
+/// of which repacks all of op(B), they would copy more than they compute in parallel.
+public let gemmRowSplitMinRows = 256
+/// The fewest rows per block when rows are split per worker: a block of r rows packs op(B)
+/// once, about 1/r copies per multiply-add (measured: 128-row blocks of a 768-wide product
+/// still run at 0.95x of 256-row ones).
+public let gemmRowSplitMinBlockRows = 128
+
+/// Where OpenBLAS may cut the rows of C without changing any bit. Its kernels compute C in
+/// tiles of a few rows (12 for sgemm on Zen, 16 on others), each row by the code for its place
+/// in the tile; a call that starts a tile at the same row as another computes that row the
+/// same way. Which multiple works depends on the kernel OpenBLAS picked for this CPU, so it is
+/// found by trial, once per process and scalar type: the smallest g for which products cut at
+/// odd multiples of g (all four transposes; beta 0 and beta 1) equal one call bit for bit.
+public enum GemmRowSplit {
+    static let float = findGranularity(Float.self)
+    static let double = findGranularity(Double.self)
+
+    /// The row granularity for `S`, or nil if no candidate up to 192 rows holds here.
+    @inlinable
+    public static func granularity<S: TensorScalar>(_: S.Type) -> Int? {
+        S.dtype == .float32 ? floatGranularity : doubleGranularity
+    }
+    @usableFromInline static var floatGranularity: Int? { float }
+    @usableFromInline static var doubleGranularity: Int? { double }
+
+    /// The candidates: the tile heights of OpenBLAS's x86 and Arm kernels (4 to 32 rows) and
+    /// their common multiples.
+    static let candidates = [4, 8, 12, 16, 24, 32, 48, 96, 192]
+
+    static func findGranularity<S: TensorScalar>(_: S.Type) -> Int? {
+        _ = Parallel.threadCount   // OpenBLAS on one thread, as `gemm` calls it
+        let n = 40, k = 700        // k past two of OpenBLAS's k panels: several panels summed
+        var random = SeededGenerator(seed: 12)
+        var a: [S] = [], b: [S] = [], c0: [S] = []
+        for g in candidates {
+            let m = Swift.max(600, 10 * g) + 7   // rows over several of OpenBLAS's row panels
+            let cuts = [0, g * (2 * (m / (10 * g)) + 1), g * (2 * (m / (4 * g)) + 1), m]
+            if a.count != m * k {
+                a = (0..<(m * k)).map { _ in S(random.nextUnit() - 0.5) }
+                b = (0..<(k * n)).map { _ in S(random.nextUnit() - 0.5) }
+                c0 = (0..<(m * n)).map { _ in S(random.nextUnit() - 0.5) }
+            }
+            var holds = true
+            for (ta, tb, alpha, beta) in [(false, false, 1, 0), (false, true, 1, 0), (true, false, 1, 0),
+                                          (true, true, 1, 0), (false, true, 0.5, 1)] as [(Bool, Bool, S, S)] {
+                var whole = c0, split = c0
+                a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in
+                    let (a, b, lda, ldb) = (a.baseAddress!, b.baseAddress!, ta ? m : k, tb ? k : n)
+                    whole.withUnsafeMutableBufferPointer {
+                        S.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: alpha,
+                               a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: $0.baseAddress!, ldc: n)
+                    }
+                    split.withUnsafeMutableBufferPointer { c in
+                        for (lo, hi) in zip(cuts, cuts.dropFirst()) {
+                            S.gemm(transposeA: ta, transposeB: tb, m: hi - lo, n: n, k: k, alpha: alpha,
+                                   a: ta ? a + lo : a + lo * k, lda: lda, b: b, ldb: ldb, beta: beta,
+                                   c: c.baseAddress! + lo * n, ldc: n)
+                        }
+                    }
+                } }
+                if !whole.withUnsafeBytes({ w in split.withUnsafeBytes { w.elementsEqual($0) } }) { holds = false; break }
+            }
+            if holds { return g }
+        }
+        return nil
     }
 }
 
