@@ -45,6 +45,17 @@ struct TrainResult: Codable {
     var linearFLOPs: Double, rawLinearGFLOPS: Double
     /// The same products through our `gemm`.
     var oursLinearGFLOPS: Double
+    /// The timed rounds: round i ran train step i, then the raw products, then ours.
+    var rawSeconds: [Double], oursSeconds: [Double]
+
+    /// Model GFLOPS ÷ raw sgemm GFLOPS, round by round (each round's step against the raw
+    /// products timed right after it), and the median of those: a slow spell of the shared
+    /// machine falls on both sides of a round and cancels in its ratio.
+    func modelOverRaw(tokens: Double) -> Double {
+        Samples(seconds: zip(trainSeconds, rawSeconds).map { flopsPerToken * tokens / $0 / (linearFLOPs / $1) }).median
+    }
+    /// Our products ÷ the raw ones, round by round, and the median.
+    var oursOverRaw: Double { Samples(seconds: zip(oursSeconds, rawSeconds).map { $1 / $0 }).median }
 }
 
 struct DecodeResult: Codable {
@@ -99,7 +110,8 @@ struct ModelCaseCommand: ParsableCommand {
                                   trainSeconds: timed[0].seconds, forwardSeconds: forward.seconds,
                                   rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4,
                                   linearFLOPs: products.flops, rawLinearGFLOPS: products.flops / timed[1].median / 1e9,
-                                  oursLinearGFLOPS: products.flops / timed[2].median / 1e9))
+                                  oursLinearGFLOPS: products.flops / timed[2].median / 1e9,
+                                  rawSeconds: timed[1].seconds, oursSeconds: timed[2].seconds))
     }
 }
 
