@@ -3,7 +3,7 @@
 // nanochat-swift: train and study small hybrid Transformer/Mamba language models on the CPU.
 //
 // Layers (each imports only those to its left):
-//   CBLAS (system library) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
+//   CBLAS (system library), CVectorMath (C header) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
 //                                                                 ^------- bench (executable)
 //
 // Code generation: release builds target the host CPU (`-target-cpu native`) so the SIMD16
@@ -36,9 +36,11 @@ let package = Package(
             path: "Sources/CBLAS",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Lane-wise square root as one vector instruction (see its header).
+        .target(name: "CVectorMath", path: "Sources/CVectorMath"),
         .target(
             name: "Tensor",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CVectorMath"],
             swiftSettings: kernelSettings
         ),
         .target(

@@ -43,6 +43,46 @@ extension TensorTests {
             #expect(ys[6].isNaN)
         }
 
+        /// vsqrt is the vector instruction, correctly rounded: the same bits as the scalar
+        /// root for every class of input (negatives give NaN, as sqrt does).
+        @Test func sqrtMatchesScalarBitForBit() {
+            var g = SeededGenerator(seed: 5)
+            let specials: [Float] = [0, -0, .leastNonzeroMagnitude, .leastNormalMagnitude, 1, 2, 4,
+                                     .greatestFiniteMagnitude, .infinity, 1e-30, 3e30]
+            let xs = specials + (0..<40_000).map { _ in Float(g.nextUnit()) * pow(10, Float(g.next() % 60) - 30) }
+            let ys = vectorized(xs, Float.vsqrt)
+            let mismatches = zip(xs, ys).filter { $0.squareRoot().bitPattern != $1.bitPattern }
+            #expect(mismatches.isEmpty, "vsqrt differs from squareRoot at \(mismatches.prefix(3))")
+            let negatives = vectorized([-1, -.infinity, .nan], Float.vsqrt)
+            #expect(negatives[0].isNaN && negatives[1].isNaN && negatives[2].isNaN)
+            let ds = (0..<1000).map { _ in g.nextUnit() * 1e6 }
+            let dv = Double.vsqrt(SIMD16(ds[0..<16]))
+            let doubleMismatches = (0..<16).filter { dv[$0].bitPattern != ds[$0].squareRoot().bitPattern }.count
+            #expect(doubleMismatches == 0)
+        }
+
+        /// The AdamW pass equals the scalar formula, operation for operation, bit for bit
+        /// (including a tail shorter than a vector).
+        @Test func adamWMatchesScalarLoop() {
+            var g = SeededGenerator(seed: 6)
+            let n = 1003
+            let p0 = (0..<n).map { _ in Float(g.nextNormal()) }, grad = (0..<n).map { _ in Float(g.nextNormal() * 0.1) }
+            let m0 = (0..<n).map { _ in Float(g.nextNormal() * 0.01) }, v0 = (0..<n).map { _ in Float(g.nextUnit() * 1e-3) }
+            let s = AdamWStep(lr: 0.02, beta1: 0.8, beta2: 0.95, epsilon: 1e-10, decay: 0.999, correction1: 1.7, correction2: 3.1)
+            var (p, m, v) = (p0, m0, v0)
+            p.withUnsafeMutableBufferPointer { pp in m.withUnsafeMutableBufferPointer { mp in v.withUnsafeMutableBufferPointer { vp in
+                adamWUpdate(parameter: pp.baseAddress!, gradient: grad, m: mp.baseAddress!, v: vp.baseAddress!, count: n, s)
+            } } }
+            var bad = 0
+            for i in 0..<n {
+                let mi = s.beta1 * m0[i] + (1 - s.beta1) * grad[i]
+                let vi = s.beta2 * v0[i] + (1 - s.beta2) * grad[i] * grad[i]
+                let pi = p0[i] * s.decay - s.lr * (mi * s.correction1) / ((vi * s.correction2).squareRoot() + s.epsilon)
+                if pi.bitPattern != p[i].bitPattern || mi.bitPattern != m[i].bitPattern || vi.bitPattern != v[i].bitPattern { bad += 1 }
+            }
+            #expect(bad == 0, "\(bad) of \(n) elements differ from the scalar AdamW")
+        }
+
         @Test func log1pAbsoluteError() {
             let xs = grid(0, 1, 100_001) + grid(-0.9, 0, 10_001) + [1e-8, 1e-20, 3e-5]
             let ys = vectorized(xs, Float.vlog1p)

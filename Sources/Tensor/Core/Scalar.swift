@@ -6,6 +6,7 @@
 // difference the very same kernels in double precision: its vector functions call the
 // correctly rounded libm lane by lane, because there accuracy matters and speed does not.
 import CBLAS
+import CVectorMath
 import Foundation
 
 /// The element type of a tensor.
@@ -40,6 +41,9 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
     /// a·b + c lane by lane, fused. A requirement for the same reason as `vwhere`: SIMD's
     /// addingProduct is a lane loop in generic code, which LLVM sometimes leaves scalar.
     static func vmuladd(_ a: SIMD16<Self>, _ b: SIMD16<Self>, _ c: SIMD16<Self>) -> SIMD16<Self>
+    /// √x lane by lane, correctly rounded. A requirement because SIMD's squareRoot() is
+    /// sixteen calls of the C library's sqrt (measured: AdamW spent most of its time there).
+    static func vsqrt(_ x: SIMD16<Self>) -> SIMD16<Self>
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     /// C = alpha · op(A) · op(B) + beta · C, row-major (cblas_sgemm / cblas_dgemm).
@@ -172,6 +176,9 @@ extension Float: TensorScalar {
         c.addingProduct(a, b)
     }
 
+    @inlinable @inline(__always)
+    public static func vsqrt(_ x: SIMD16<Float>) -> SIMD16<Float> { nanochat_sqrt_f16(x) }
+
     public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     public static func log(_ x: Float) -> Float { Foundation.log(x) }
 
@@ -220,6 +227,9 @@ extension Double: TensorScalar {
     public static func vmuladd(_ a: SIMD16<Double>, _ b: SIMD16<Double>, _ c: SIMD16<Double>) -> SIMD16<Double> {
         c.addingProduct(a, b)
     }
+
+    @inlinable @inline(__always)
+    public static func vsqrt(_ x: SIMD16<Double>) -> SIMD16<Double> { nanochat_sqrt_d16(x) }
 
     public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     public static func log(_ x: Double) -> Double { Foundation.log(x) }

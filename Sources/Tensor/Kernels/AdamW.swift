@@ -30,7 +30,7 @@ public func adamWUpdate(
     @inline(__always) func lanes(_ p: inout V, _ g: V, _ m: inout V, _ v: inout V) {
         m = b1 * m + ob1 * g
         v = b2 * v + ob2 * g * g
-        p = p * decay - lr * (m * c1) / ((v * c2).squareRoot() + eps)
+        p = p * decay - lr * (m * c1) / (Float.vsqrt(v * c2) + eps)
     }
     Parallel.forRanges(n) { range in
         var i = range.lowerBound
