@@ -73,14 +73,13 @@ public func gemm<S: TensorScalar>(
 /// Products with fewer rows than this take the shape-only blocks: cut into row blocks, each
 /// of which repacks all of op(B), they would copy more than they compute in parallel.
 public let gemmRowSplitMinRows = 256
-/// The fewest rows per block when rows are split per worker: a block of r rows packs op(B)
-/// once, about 1/r copies per multiply-add (measured: 128-row blocks of a 768-wide product
-/// still run at 0.95x of 256-row ones).
+/// The fewest rows per block when rows are split per worker: a block of r rows packs all of
+/// op(B) once, about 1/r copies per multiply-add, so short blocks would spend more on packing.
 public let gemmRowSplitMinBlockRows = 128
 
 /// Where OpenBLAS may cut the rows of C without changing any bit. Its kernels compute C in
-/// tiles of a few rows (12 for sgemm on Zen, 16 on others), each row by the code for its place
-/// in the tile; a call that starts a tile at the same row as another computes that row the
+/// tiles of a few rows (12 for sgemm with the Zen kernels here, 4 for dgemm), each row by the
+/// code for its place in the tile; a call that starts a tile at the same row as another computes that row the
 /// same way. Which multiple works depends on the kernel OpenBLAS picked for this CPU, so it is
 /// found by trial, once per process and scalar type: the smallest g for which products cut at
 /// odd multiples of g (all four transposes; beta 0 and beta 1) equal one call bit for bit.
@@ -96,13 +95,12 @@ public enum GemmRowSplit {
     @usableFromInline static var floatGranularity: Int? { float }
     @usableFromInline static var doubleGranularity: Int? { double }
 
-    /// The candidates: the tile heights of OpenBLAS's x86 and Arm kernels (4 to 32 rows) and
-    /// their common multiples.
+    /// The candidates: tile heights of 4 to 32 rows and their common multiples.
     static let candidates = [4, 8, 12, 16, 24, 32, 48, 96, 192]
 
     static func findGranularity<S: TensorScalar>(_: S.Type) -> Int? {
         _ = Parallel.threadCount   // OpenBLAS on one thread, as `gemm` calls it
-        let n = 40, k = 700        // k past two of OpenBLAS's k panels: several panels summed
+        let n = 40, k = 700        // k long enough that C is summed over more than one k panel
         var random = SeededGenerator(seed: 12)
         var a: [S] = [], b: [S] = [], c0: [S] = []
         for g in candidates {
