@@ -40,13 +40,13 @@ struct TrainResult: Codable {
     /// first step, and the peak less that and the gradients: the activations' share.
     var rssBefore: Int, peakRSS: Int, gradientBytes: Int
     var activationBytes: Int { peakRSS - rssBefore - gradientBytes }
-    /// Raw OpenBLAS sgemm (its own threads) over the train step's linear-layer products:
-    /// their FLOPs (6 per weight per token, for B·T tokens) and the GFLOPS it reaches.
-    var linearFLOPs: Double, rawLinearGFLOPS: Double
-    /// The same products through our `gemm`.
-    var oursLinearGFLOPS: Double
-    /// The timed rounds: round i ran train step i, then the raw products, then ours.
-    var rawSeconds: [Double], oursSeconds: [Double]
+    /// The FLOPs of the train step's linear-layer products (6 per weight per token, for B·T
+    /// tokens), and the timed rounds of them: round i ran train step i, then the products by
+    /// raw OpenBLAS sgemm (its own threads), then through our `gemm`.
+    var linearFLOPs: Double, rawSeconds: [Double], oursSeconds: [Double]
+    /// The median GFLOPS of the raw products, and of ours.
+    var rawLinearGFLOPS: Double { linearFLOPs / Samples(seconds: rawSeconds).median / 1e9 }
+    var oursLinearGFLOPS: Double { linearFLOPs / Samples(seconds: oursSeconds).median / 1e9 }
 
     /// Model GFLOPS ÷ raw sgemm GFLOPS, round by round (each round's step against the raw
     /// products timed right after it), and the median of those: a slow spell of the shared
@@ -109,9 +109,7 @@ struct ModelCaseCommand: ParsableCommand {
         try printJSON(TrainResult(parameters: config.parameterCount, flopsPerToken: config.flopsPerToken,
                                   trainSeconds: timed[0].seconds, forwardSeconds: forward.seconds,
                                   rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4,
-                                  linearFLOPs: products.flops, rawLinearGFLOPS: products.flops / timed[1].median / 1e9,
-                                  oursLinearGFLOPS: products.flops / timed[2].median / 1e9,
-                                  rawSeconds: timed[1].seconds, oursSeconds: timed[2].seconds))
+                                  linearFLOPs: products.flops, rawSeconds: timed[1].seconds, oursSeconds: timed[2].seconds))
     }
 }
 

@@ -160,8 +160,7 @@ struct SweepCommand: ParsableCommand {
     }
 
     func report() throws {
-        let report: SweepReport
-        report = try reportingTrainingErrors { try SweepReport.load(out) }
+        let report = try reportingTrainingErrors { try SweepReport.load(out) }
         let md = try report.write(to: out)
         print(md)
         print("wrote \(out)/report.md, report.json and charts")

@@ -84,16 +84,14 @@ public let gemmRowSplitMinBlockRows = 128
 /// found by trial, once per process and scalar type: the smallest g for which products cut at
 /// odd multiples of g (all four transposes; beta 0 and beta 1) equal one call bit for bit.
 public enum GemmRowSplit {
-    static let float = findGranularity(Float.self)
-    static let double = findGranularity(Double.self)
+    @usableFromInline static let float = findGranularity(Float.self)
+    @usableFromInline static let double = findGranularity(Double.self)
 
     /// The row granularity for `S`, or nil if no candidate up to 192 rows holds here.
     @inlinable
     public static func granularity<S: TensorScalar>(_: S.Type) -> Int? {
-        S.dtype == .float32 ? floatGranularity : doubleGranularity
+        S.dtype == .float32 ? float : double
     }
-    @usableFromInline static var floatGranularity: Int? { float }
-    @usableFromInline static var doubleGranularity: Int? { double }
 
     /// The candidates: tile heights of 4 to 32 rows and their common multiples.
     static let candidates = [4, 8, 12, 16, 24, 32, 48, 96, 192]
