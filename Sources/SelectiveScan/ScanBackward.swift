@@ -1,6 +1,6 @@
 // The selective scan backward: the reverse scan, chunk by chunk. Inside a chunk the forward
-// is recomputed from the saved boundary state (states, decays, Δ, y kept for the chunk
-// only), then walked backwards carrying dh = ∂loss/∂h:
+// is recomputed from the saved boundary state (states, decays, Δ, dy kept for the chunk
+// only; dz and dCm computed on the way), then walked backwards carrying dh = ∂loss/∂h:
 //   g_t   = dh + dy_t Cm_t                     (dh: the part of ∂/∂h_t from later steps)
 //   dCm_t += Σ_d dy_t h_t      dBm_t += Σ_d g_t Δ_t u_t      dA += g_t Δ_t a_t h_{t-1}
 //   dΔ_t  = Σ_n g_t (A a_t h_{t-1} + Bm_t u_t)                 du_t += Σ_n g_t Δ_t Bm_t
@@ -16,7 +16,7 @@ import Tensor
 @usableFromInline
 struct ChunkScratch<S: TensorScalar> {
     @usableFromInline let hs, decays: UnsafeMutablePointer<SIMD16<S>>      // (L, N)
-    @usableFromInline let deltas, sigmas, ys: UnsafeMutablePointer<SIMD16<S>>   // (L)
+    @usableFromInline let deltas, sigmas, dys: UnsafeMutablePointer<SIMD16<S>>   // (L)
     @usableFromInline let hStart: UnsafeMutablePointer<SIMD16<S>>         // (N)
     @usableFromInline let dh, dA: UnsafeMutablePointer<SIMD16<S>>          // (blocks per group, N)
     @usableFromInline let laneB, laneC: UnsafeMutablePointer<SIMD16<S>>    // (L, N)
@@ -24,7 +24,7 @@ struct ChunkScratch<S: TensorScalar> {
     @inlinable init(_ sh: ScanShape) {
         let ln = sh.chunk * sh.state, gn = scanGroupWidth / 16 * sh.state
         hs = .allocate(capacity: ln); decays = .allocate(capacity: ln)
-        deltas = .allocate(capacity: sh.chunk); sigmas = .allocate(capacity: sh.chunk); ys = .allocate(capacity: sh.chunk)
+        deltas = .allocate(capacity: sh.chunk); sigmas = .allocate(capacity: sh.chunk); dys = .allocate(capacity: sh.chunk)
         hStart = .allocate(capacity: sh.state)
         dh = .allocate(capacity: gn); dA = .allocate(capacity: gn)
         dh.initialize(repeating: SIMD16(), count: gn); dA.initialize(repeating: SIMD16(), count: gn)
@@ -33,7 +33,7 @@ struct ChunkScratch<S: TensorScalar> {
     }
 
     @inlinable func free() {
-        for p in [hs, decays, deltas, sigmas, ys, hStart, dh, dA, laneB, laneC] { p.deallocate() }
+        for p in [hs, decays, deltas, sigmas, dys, hStart, dh, dA, laneB, laneC] { p.deallocate() }
     }
 }
 
@@ -74,51 +74,50 @@ func scanBlockBackward<S: TensorScalar>(
     let t0 = c * sh.chunk, t1 = Swift.min(sh.time, t0 + sh.chunk)
     let bias = loadChannels(x.dtBias + d0, w), skip = loadChannels(x.d + d0, w)
     let dh = s.dh + bi * n, dA = s.dA + bi * n
-    // Recompute the chunk's forward.
+    // Recompute the chunk's forward, and with it everything that does not need ∂/∂h: dy_t
+    // (into s.dys), dz and the lane-wise dCm_t = Σ_d dy_t h_t. These memory-bound updates
+    // ride along with the exps, which keep the multiply-add units busy, and leave the walk
+    // back fewer loads and stores.
     var prev = s.hStart   // the state before step j: hStart, then row j-1 of hs
     for t in t0..<t1 {
         let j = t - t0, row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
-        let dr = loadChannels(x.deltaRaw + row, w) + bias
-        let delta = Softplus.forward(dr)
+        let (delta, sigma) = softplusAndSigmoid(loadChannels(x.deltaRaw + row, w) + bias)
         s.deltas[j] = delta
-        s.sigmas[j] = sigmoid(dr)
+        s.sigmas[j] = sigma
         let uu = loadChannels(x.u + row, w), du = delta * uu
-        var y = skip * uu
-        let hrow = s.hs + j * n, arow = s.decays + j * n
-        for k in 0..<n {
-            let a = S.vexp2Decay(delta * blk.a2[k])
-            arow[k] = a
-            let hk = S.vmuladd(du, SIMD16(repeating: x.bm[srow + k]), a * prev[k])
-            hrow[k] = hk
-            y = S.vmuladd(hk, SIMD16(repeating: x.cm[srow + k]), y)
-        }
-        s.ys[j] = y
+        let zz = loadChannels(x.z + row, w), sz = sigmoid(zz), go = loadChannels(dout + row, w)
+        let dy = go * zz * sz
+        s.dys[j] = dy
+        let hrow = s.hs + j * n, arow = s.decays + j * n, lc = s.laneC + j * n
+        computeDecays(delta, blk.a2, into: arow, n)
+        let y = advanceStates(du, bm: x.bm + srow, cm: x.cm + srow, decays: arow, prev: prev, next: hrow, n,
+                              y: skip * uu) { k, h in lc[k] = S.vmuladd(dy, h, lc[k]) }
+        addChannels(go * y * sz * (1 + zz * (1 - sz)), grad.z + row, w)
         prev = hrow
     }
     // Walk back.
     var dD = SIMD16<S>(), dBias = SIMD16<S>()
     for t in stride(from: t1 - 1, through: t0, by: -1) {
         let j = t - t0, row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
-        let zz = loadChannels(x.z + row, w), sz = sigmoid(zz), go = loadChannels(dout + row, w)
-        let uu = loadChannels(x.u + row, w), delta = s.deltas[j]
-        let dy = go * zz * sz
-        addChannels(go * s.ys[j] * sz * (1 + zz * (1 - sz)), grad.z + row, w)
+        let uu = loadChannels(x.u + row, w), delta = s.deltas[j], dy = s.dys[j]
         dD = S.vmuladd(dy, uu, dD)
-        var du = dy * skip, ddelta = SIMD16<S>()
-        let hrow = s.hs + j * n, arow = s.decays + j * n, hprev = j > 0 ? s.hs + (j - 1) * n : s.hStart
-        let lb = s.laneB + j * n, lc = s.laneC + j * n
+        // With q_k = g_k·a_k·h_{t-1,k} and sB = Σ_k g_k·Bm_k:  dΔ = Σ_k A_k q_k + u·sB and
+        // du = dy·D + Δ·sB, so the loop over states carries two sums instead of two per-state
+        // products in each.
+        var sB = SIMD16<S>(), sAq = SIMD16<S>()
+        let arow = s.decays + j * n, hprev = j > 0 ? s.hs + (j - 1) * n : s.hStart
+        let lb = s.laneB + j * n
         let du0 = delta * uu
         for k in 0..<n {
-            let bk = SIMD16<S>(repeating: x.bm[srow + k])
             let g = S.vmuladd(dy, SIMD16(repeating: x.cm[srow + k]), dh[k])
-            lc[k] = S.vmuladd(dy, hrow[k], lc[k])
-            let ah = arow[k] * hprev[k], gd = g * delta
-            ddelta = S.vmuladd(g, S.vmuladd(bk, uu, blk.a[k] * ah), ddelta)
-            dA[k] = S.vmuladd(gd, ah, dA[k])
+            let q = g * (arow[k] * hprev[k])
+            dA[k] = S.vmuladd(q, delta, dA[k])
+            sAq = S.vmuladd(q, blk.a[k], sAq)
+            sB = S.vmuladd(g, SIMD16(repeating: x.bm[srow + k]), sB)
             lb[k] = S.vmuladd(g, du0, lb[k])
-            du = S.vmuladd(gd, bk, du)
             dh[k] = g * arow[k]
         }
+        let ddelta = S.vmuladd(uu, sB, sAq), du = S.vmuladd(delta, sB, dy * skip)
         let ddr = ddelta * s.sigmas[j]
         addChannels(ddr, grad.deltaRaw + row, w)
         dBias += ddr
@@ -258,10 +257,8 @@ func reverseCarryOnly<S: TensorScalar>(
         sum += delta
         let zz = loadChannels(x.z + row, w)
         let dy = loadChannels(dout + row, w) * Silu.forward(zz)
-        for k in 0..<n {
-            let g = S.vmuladd(dy, SIMD16(repeating: x.cm[srow + k]), blk.h[k])
-            blk.h[k] = g * S.vexp2Decay(delta * blk.a2[k])
-        }
+        computeDecays(delta, blk.a2, into: blk.decays, n)
+        for k in 0..<n { blk.h[k] = S.vmuladd(dy, SIMD16(repeating: x.cm[srow + k]), blk.h[k]) * blk.decays[k] }
     }
     for k in 0..<n {
         let i = boundaryIndex(sh, b: b, c: c, k: k, d0: d0)

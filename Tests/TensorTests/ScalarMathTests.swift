@@ -122,5 +122,12 @@ extension TensorTests.ScalarMathTests {
         }
         #expect(worst <= 2.4e-7, "exp2 worst relative error \(worst)")
         #expect(vectorized([-200], Float.vexp2Decay)[0] == 0x1p-126)
+        // A decay never exceeds 1 (a state must not grow by itself), and is exactly 1 at 0.
+        let nearZero = (0..<5000).map { -Float($0) * 1e-10 } + (0..<5000).map { -Float($0) * 1e-4 }
+        let decays = vectorized(nearZero, Float.vexp2Decay)
+        #expect(decays.allSatisfy { $0 <= 1 }, "a decay above 1: \(decays.max()!)")
+        #expect(decays[0] == 1)
+        #expect(out.allSatisfy { $0.isNormal && $0 <= 1 })
+        #expect(vectorized([.nan], Float.vexp2Decay)[0].isNaN)
     }
 }

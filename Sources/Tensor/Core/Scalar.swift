@@ -25,8 +25,9 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
     /// 0 below, clamped above; NaN propagates.
     static func vexp(_ x: SIMD16<Self>) -> SIMD16<Self>
     /// 2^y lane by lane for y ≤ 0, the decay factors of the selective scan (y = Δ·A·log2 e).
-    /// Float: relative error ≤ 2 ulp; y < -126 gives 2^-126 (not 0); y > 0 is not handled.
-    /// Cheaper than vexp: no ln 2 split, no upper clamp, no special cases.
+    /// Float: relative error ≤ 2 ulp, never above 1, exactly 1 at 0; y < -126 gives 2^-126
+    /// (not 0); y > 0 is not handled. Cheaper than vexp: no ln 2 split, no upper clamp, no
+    /// special cases (a NaN input gives NaN unless its payload's low 9 bits are set).
     static func vexp2Decay(_ y: SIMD16<Self>) -> SIMD16<Self>
     /// log(1 + y) lane by lane for y > -1. Float: absolute error ≤ 2e-7·max(1, |result|).
     static func vlog1p(_ y: SIMD16<Self>) -> SIMD16<Self>
@@ -92,21 +93,26 @@ extension Float: TensorScalar {
         return y
     }
 
-    // 2^y = 2^n · 2^r with n = round(y) and r = y - n exact in [-1/2, 1/2]; 2^r by Cephes
-    // exp2f's degree-6 polynomial.
+    // 2^y = 2^n · 2^r with n = round(y) and r = y - n exact in [-1/2, 1/2]. 2^r by a degree-5
+    // polynomial with constant term exactly 1 (so no decay exceeds 1), fitted for least
+    // relative error by tools/fit_exp2.py (float32 kernel: 1.64e-7). 2^n is applied by adding
+    // n to p's exponent field (an integer add, not a multiply): the rounding constant leaves n
+    // in the low bits of `shifted`, so shifted's bits << 23 are n << 23 (mod 2^32), and the
+    // clamp keeps n ≥ -126 with p ≥ 1 there, so the result stays normal. The scan spends most
+    // of its time here (twice per state update); this is 18% cheaper than Cephes' degree 6
+    // and a multiply (measured in a loop of the scan's exps).
     @inlinable @inline(__always)
     public static func vexp2Decay(_ y: SIMD16<Float>) -> SIMD16<Float> {
         let yc = y.replacing(with: -126, where: y .< -126)
         let shifted = yc + 12582912          // 1.5·2^23: rounds to an integer in the low bits
         let r = yc - (shifted - 12582912)
-        var p = SIMD16<Float>(repeating: 1.339887440266574e-3).addingProduct(SIMD16(repeating: 1.535336188319500e-4), r)
-        p = SIMD16<Float>(repeating: 9.618437357674640e-3).addingProduct(p, r)
-        p = SIMD16<Float>(repeating: 5.550332471162809e-2).addingProduct(p, r)
-        p = SIMD16<Float>(repeating: 2.402264791363012e-1).addingProduct(p, r)
-        p = SIMD16<Float>(repeating: 6.931472028550421e-1).addingProduct(p, r)
+        var p = SIMD16<Float>(repeating: 9.671511128544807e-3).addingProduct(SIMD16(repeating: 1.3264708686619997e-3), r)
+        p = SIMD16<Float>(repeating: 5.550733953714371e-2).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 2.4022242426872253e-1).addingProduct(p, r)
+        p = SIMD16<Float>(repeating: 6.931470036506653e-1).addingProduct(p, r)
         p = SIMD16<Float>(repeating: 1).addingProduct(p, r)
-        let bits = (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-        return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
+        let scaled = unsafeBitCast(p, to: SIMD16<Int32>.self) &+ (unsafeBitCast(shifted, to: SIMD16<Int32>.self) &<< 23)
+        return unsafeBitCast(scaled, to: SIMD16<Float>.self)
     }
 
     // log(1+y) = log(u)·y/(u-1) with u = 1+y rounded: the quotient undoes the rounding of u
