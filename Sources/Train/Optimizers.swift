@@ -41,15 +41,17 @@ public final class AdamW {
         v = parameters.map { Tensor(zeros: $0.shape) }
     }
 
-    /// One update with every learning rate times `lrMultiplier`.
-    public func update(lrMultiplier: Double) {
+    /// One update with every learning rate times `lrMultiplier`, reading each gradient
+    /// times `gradScale` (the clipping factor).
+    public func update(lrMultiplier: Double, gradScale: Float = 1) {
         step += 1
         let c1 = 1 - pow(betas.0, Double(step)), c2 = 1 - pow(betas.1, Double(step))
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
             let lr = Float(lrs[i] * lrMultiplier)
             let constants = AdamWStep(lr: lr, beta1: Float(betas.0), beta2: Float(betas.1), epsilon: Float(epsilon),
-                                      decay: 1 - lr * Float(weightDecay), correction1: Float(1 / c1), correction2: Float(1 / c2))
+                                      decay: 1 - lr * Float(weightDecay), correction1: Float(1 / c1), correction2: Float(1 / c2),
+                                      gradScale: gradScale)
             adamWUpdate(parameter: p.data(Float.self), gradient: g.data(Float.self),
                         m: m[i].data(Float.self), v: v[i].data(Float.self), count: p.count, constants)
         }
@@ -118,7 +120,9 @@ public final class Muon {
         buffers = parameters.map { Tensor(zeros: $0.shape) }
     }
 
-    public func update(lrMultiplier: Double, momentum: Double) {
+    /// One update with the learning rate times `lrMultiplier`, reading each gradient times
+    /// `gradScale` (the clipping factor).
+    public func update(lrMultiplier: Double, momentum: Double, gradScale: Float = 1) {
         let mu = Float(momentum)
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
@@ -126,8 +130,9 @@ public final class Muon {
             let (gp, bp, pp) = (g.data(Float.self), buffers[i].data(Float.self), p.data(Float.self))
             var nesterov = [Float](repeating: 0, count: p.count)
             for j in 0..<p.count {
-                bp[j] += (1 - mu) * (gp[j] - bp[j])          // buf = lerp(buf, g, 1-μ)
-                nesterov[j] = gp[j] + mu * (bp[j] - gp[j])    // g = lerp(g, buf, μ)
+                let gj = gp[j] * gradScale
+                bp[j] += (1 - mu) * (gj - bp[j])              // buf = lerp(buf, g, 1-μ)
+                nesterov[j] = gj + mu * (bp[j] - gj)          // g = lerp(g, buf, μ)
             }
             let x = nesterov.withUnsafeBufferPointer { newtonSchulz($0.baseAddress!, rows: rows, cols: cols) }
             let scale = Float(lr * lrMultiplier * max(1, Double(rows) / Double(cols)).squareRoot())

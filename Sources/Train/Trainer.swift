@@ -21,6 +21,8 @@ public final class Trainer {
     public let muonNames: [String], adamNames: [String]
     /// The LR multiplier of the last step.
     public private(set) var lastLRMultiplier = 1.0
+    /// The factor the last step's gradients were clipped by (1: not clipped).
+    public private(set) var lastClipFactor: Float = 1
     /// Steps taken; the schedules use it. Set when resuming.
     public var step = 0
 
@@ -73,19 +75,16 @@ public final class Trainer {
             guard s.isFinite else { throw NonFiniteError(step: step, tensor: "gradient of \(p.name)") }
             squares += s
         }
+        // Clipping scales every gradient by one factor; the optimisers read the gradients
+        // times it (the same bits as scaling them in place, without another pass over them).
         let norm = squares.squareRoot()
-        if gradClip > 0 && norm > gradClip {
-            let factor = Float(gradClip / norm)
-            for p in params {
-                guard let g = p.tensor.grad else { continue }
-                scaleInPlace(g.data(Float.self), count: g.count, by: factor)
-            }
-        }
+        let clipFactor: Float = gradClip > 0 && norm > gradClip ? Float(gradClip / norm) : 1
         let lrm = Schedule.lrMultiplier(step: step, total: totalSteps, warmupRatio: settings.warmupRatio,
                                         warmdownRatio: settings.warmdownRatio, finalFraction: settings.finalLRFraction)
         lastLRMultiplier = lrm
-        muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step))
-        adam.update(lrMultiplier: lrm)
+        lastClipFactor = clipFactor
+        muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step), gradScale: clipFactor)
+        adam.update(lrMultiplier: lrm, gradScale: clipFactor)
         step += 1
         return lossSum
     }

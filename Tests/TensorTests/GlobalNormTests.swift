@@ -1,5 +1,5 @@
-// The clipping kernels: Σ x² against a Double loop, the same bits at any thread count, and
-// NaN seen; x *= f exactly as a scalar loop.
+// The clipping kernel: Σ x² against a Double loop, the same bits at any thread count, and
+// NaN seen.
 import Testing
 import Tensor
 
@@ -16,13 +16,6 @@ extension TensorTests {
             var y = x
             y[123_456] = .nan
             #expect(y.withUnsafeBufferPointer { squaredNorm($0.baseAddress!, count: y.count) }.isNaN)
-        }
-
-        @Test func scaleInPlaceIsAScalarLoop() {
-            var x = randn([100_003], seed: 32).floats
-            let expected = x.map { $0 * 0.37 }
-            x.withUnsafeMutableBufferPointer { scaleInPlace($0.baseAddress!, count: $0.count, by: 0.37) }
-            #expect(x == expected)
         }
     }
 }

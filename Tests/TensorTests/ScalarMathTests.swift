@@ -62,21 +62,23 @@ extension TensorTests {
         }
 
         /// The AdamW pass equals the scalar formula, operation for operation, bit for bit
-        /// (including a tail shorter than a vector).
+        /// (including a tail shorter than a vector), with a clipping factor on the gradient.
         @Test func adamWMatchesScalarLoop() {
             var g = SeededGenerator(seed: 6)
             let n = 1003
             let p0 = (0..<n).map { _ in Float(g.nextNormal()) }, grad = (0..<n).map { _ in Float(g.nextNormal() * 0.1) }
             let m0 = (0..<n).map { _ in Float(g.nextNormal() * 0.01) }, v0 = (0..<n).map { _ in Float(g.nextUnit() * 1e-3) }
-            let s = AdamWStep(lr: 0.02, beta1: 0.8, beta2: 0.95, epsilon: 1e-10, decay: 0.999, correction1: 1.7, correction2: 3.1)
+            let s = AdamWStep(lr: 0.02, beta1: 0.8, beta2: 0.95, epsilon: 1e-10, decay: 0.999, correction1: 1.7, correction2: 3.1,
+                              gradScale: 0.37)
             var (p, m, v) = (p0, m0, v0)
             p.withUnsafeMutableBufferPointer { pp in m.withUnsafeMutableBufferPointer { mp in v.withUnsafeMutableBufferPointer { vp in
                 adamWUpdate(parameter: pp.baseAddress!, gradient: grad, m: mp.baseAddress!, v: vp.baseAddress!, count: n, s)
             } } }
             var bad = 0
             for i in 0..<n {
-                let mi = s.beta1 * m0[i] + (1 - s.beta1) * grad[i]
-                let vi = s.beta2 * v0[i] + (1 - s.beta2) * grad[i] * grad[i]
+                let gi = grad[i] * s.gradScale   // clipping: the gradient as if scaled in place first
+                let mi = s.beta1 * m0[i] + (1 - s.beta1) * gi
+                let vi = s.beta2 * v0[i] + (1 - s.beta2) * gi * gi
                 let pi = p0[i] * s.decay - s.lr * (mi * s.correction1) / ((vi * s.correction2).squareRoot() + s.epsilon)
                 if pi.bitPattern != p[i].bitPattern || mi.bitPattern != m[i].bitPattern || vi.bitPattern != v[i].bitPattern { bad += 1 }
             }

@@ -1,4 +1,5 @@
-// The training step: a tiny hybrid learns a repeating sequence; NaN stops it with a name.
+// The training step: a tiny hybrid learns a repeating sequence; clipping equals scaling the
+// gradients first; NaN stops it with a name.
 import Foundation
 import Testing
 import Tensor
@@ -31,5 +32,60 @@ import Train
         do { try trainer.step([(x, y)], totalSteps: 10) } catch let e as NonFiniteError {
             #expect(e.description == "step 0: loss is NaN or Inf; stopping (the last checkpoint is kept)")
         }
+    }
+
+    /// The optimisers read the gradients times the clipping factor: two steps must equal two
+    /// whose gradients were scaled in place first (bit for bit, Muon and AdamW both). Adam's
+    /// m/√v and Muon's orthogonalisation make an update nearly blind to a gradient's scale,
+    /// so the test also checks that the unclipped run ends elsewhere: an optimiser that
+    /// ignored the factor would then fail the bit-for-bit comparison.
+    @Test func clippedStepEqualsScalingGradientsFirst() throws {
+        let config = ModelConfig(sequenceLen: 8, vocabSize: 16, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 32,
+                                 blockPattern: [.transformer, .mamba])
+        func tokens(_ mul: Int, _ add: Int) -> IndexTensor {
+            IndexTensor(shape: [2, 8], values: (0..<16).map { i -> Int32 in Int32((i * mul + add) % 16) })
+        }
+        let batches = [(tokens(5, 0), tokens(3, 0)), (tokens(5, 1), tokens(3, 7))]
+        let clip = 0.05
+        let fused = Trainer(model: try GPT(config: config, seed: 4), gradClip: clip)
+        var factors: [Float] = []
+        for (x, y) in batches {
+            try fused.step([(x, y)], totalSteps: 10)
+            factors.append(fused.lastClipFactor)
+        }
+        #expect(factors.allSatisfy { $0 < 0.5 }, "the test needs clipping to happen: factors \(factors)")
+
+        let model = try GPT(config: config, seed: 4)
+        let manual = Trainer(model: model, gradClip: 0)
+        let params = model.parameters.parameters
+        for (step, (x, y)) in batches.enumerated() {
+            for p in params { p.tensor.zeroGrad() }
+            model.loss(x, targets: y).backward()
+            let grads = params.compactMap { $0.tensor.grad }
+            let norm = grads.reduce(0.0) { $0 + squaredNorm($1.data(Float.self), count: $1.count) }.squareRoot()
+            let factor = Float(clip / norm)
+            #expect(factor == factors[step])
+            for g in grads {
+                let gp = g.data(Float.self)
+                for i in 0..<g.count { gp[i] *= factor }
+            }
+            let lrm = Schedule.lrMultiplier(step: step, total: 10, warmupRatio: manual.settings.warmupRatio,
+                                            warmdownRatio: manual.settings.warmdownRatio,
+                                            finalFraction: manual.settings.finalLRFraction)
+            manual.muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step))
+            manual.adam.update(lrMultiplier: lrm)
+        }
+
+        let unclipped = Trainer(model: try GPT(config: config, seed: 4), gradClip: 0)
+        for (x, y) in batches { try unclipped.step([(x, y)], totalSteps: 10) }
+        var differFromUnclipped = 0
+        for (p, q) in zip(params, fused.model.parameters.parameters) {
+            let a = p.tensor.data(Float.self), b = q.tensor.data(Float.self)
+            let mismatches = (0..<p.tensor.count).filter { a[$0].bitPattern != b[$0].bitPattern }.count
+            #expect(mismatches == 0, "\(p.name): \(mismatches) of \(p.tensor.count) elements differ")
+            let u = unclipped.model.parameters[p.name].data(Float.self)
+            if (0..<p.tensor.count).contains(where: { u[$0] != b[$0] }) { differFromUnclipped += 1 }
+        }
+        #expect(differFromUnclipped >= 3, "clipping changed only \(differFromUnclipped) of \(params.count) tensors")
     }
 }

@@ -7,14 +7,18 @@ public struct AdamWStep: Sendable {
     public var decay: Float
     /// 1 / (1 − β₁ᵗ) and 1 / (1 − β₂ᵗ): the bias corrections at step t.
     public var correction1: Float, correction2: Float
+    /// Factor the gradient is read with (gradient clipping), g ← g · gradScale: the same
+    /// bits as scaling the gradient in place first, without a pass over it.
+    public var gradScale: Float
 
-    public init(lr: Float, beta1: Float, beta2: Float, epsilon: Float, decay: Float, correction1: Float, correction2: Float) {
+    public init(lr: Float, beta1: Float, beta2: Float, epsilon: Float, decay: Float, correction1: Float, correction2: Float,
+                gradScale: Float = 1) {
         self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
-        self.decay = decay; self.correction1 = correction1; self.correction2 = correction2
+        self.decay = decay; self.correction1 = correction1; self.correction2 = correction2; self.gradScale = gradScale
     }
 }
 
-/// For i in 0..<n:
+/// For i in 0..<n, with g = gradient · gradScale:
 ///   m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,
 ///   p ← decay · p − lr · (m · c₁) / (√(v · c₂) + ε),
 /// over the workers. Each lane does the scalar formula's operations in its order (no fused
@@ -27,7 +31,9 @@ public func adamWUpdate(
     let (b1, b2, ob1, ob2) = (V(repeating: s.beta1), V(repeating: s.beta2), V(repeating: 1 - s.beta1), V(repeating: 1 - s.beta2))
     let (lr, decay, c1, c2, eps) = (V(repeating: s.lr), V(repeating: s.decay), V(repeating: s.correction1),
                                     V(repeating: s.correction2), V(repeating: s.epsilon))
-    @inline(__always) func lanes(_ p: inout V, _ g: V, _ m: inout V, _ v: inout V) {
+    let gs = V(repeating: s.gradScale)
+    @inline(__always) func lanes(_ p: inout V, _ raw: V, _ m: inout V, _ v: inout V) {
+        let g = raw * gs
         m = b1 * m + ob1 * g
         v = b2 * v + ob2 * g * g
         p = p * decay - lr * (m * c1) / (Float.vsqrt(v * c2) + eps)

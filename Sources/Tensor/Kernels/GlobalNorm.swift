@@ -1,4 +1,5 @@
-// Whole-buffer kernels for gradient clipping: Σ x² over a buffer and x *= factor.
+// The whole-buffer kernel of gradient clipping: Σ x² over a buffer. (The clipping factor
+// itself is applied by the optimisers as they read the gradients.)
 
 /// Σ x[i]² over x[0..<n], as a Double. Summed in fixed chunks of 65536 (each a SIMD dot
 /// product in Float), the chunk sums then added in order: the same bits with any number of
@@ -15,10 +16,4 @@ public func squaredNorm(_ x: UnsafePointer<Float>, count n: Int) -> Double {
     var total = 0.0
     for c in 0..<chunks { total += partial[c] }
     return total
-}
-
-/// x[0..<n] *= factor, over the workers.
-public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int, by factor: Float) {
-    let f = SIMD16<Float>(repeating: factor)
-    Parallel.forRanges(n) { range in mapRange(range, x, x) { $0 * f } }
 }
