@@ -10,9 +10,13 @@ The train step is forward, backward and torch.optim.AdamW (betas 0.8, 0.95, eps 
 
     python3 tools/torch_bench.py --pattern TTMM --batch 4 --seq 256 --runs 3 --threads 2
 prints one JSON object: tokens/s of the train step and of the forward pass, with the
-seconds of every run. Needs torch (pip); CI does not run this.
+seconds of every run. With --serve it builds the model, prints {"ready": ...} and then
+runs one train step per line "step" read from stdin, answering each with
+{"seconds": s}, until stdin closes: `bench model --torch` drives it this way, round by
+round between its own steps, so that a slow spell of the shared machine falls on both
+sides of each round's ratio. Needs torch (pip); CI does not run this.
 """
-import argparse, json, math, time
+import argparse, json, math, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -139,6 +143,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=8192)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--serve", action="store_true", help="time one train step per 'step' line on stdin")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -158,6 +163,16 @@ def main():
     def forward():
         with torch.no_grad():
             model(idx, targets)
+
+    if args.serve:
+        print(json.dumps({"ready": torch.__version__}), flush=True)
+        for line in sys.stdin:
+            if line.strip() != "step":
+                continue
+            t0 = time.perf_counter()
+            train_step()
+            print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+        return
 
     tokens = args.batch * args.seq
     train = timed(train_step, args.runs)

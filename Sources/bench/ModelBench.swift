@@ -4,7 +4,8 @@
 // memory of a train step with the activation memory it implies; for every (pattern, depth,
 // context length): prefill and decode tokens/s and cache bytes per sequence. Each case runs
 // in a child process (its peak memory is its own). Output: Markdown tables, a JSON file and
-// SVG charts; `--torch` adds PyTorch's train step for the same shapes, in the same run.
+// SVG charts; `--torch` adds PyTorch's train step for the same shapes, timed round by round
+// in turn with ours.
 import ArgumentParser
 import Blocks
 import Foundation
@@ -22,7 +23,9 @@ struct ModelReport: Codable {
         var modelGFLOPS: Double, rawLinearGFLOPS: Double, oursLinearGFLOPS: Double
         /// The medians of the per-round ratios model ÷ raw and ours ÷ raw (see TrainResult).
         var modelOverRaw: Double, oursOverRaw: Double
-        var torchTrainTokS: Double?
+        /// PyTorch's train step, timed in turn with ours (one of each per round), and the
+        /// median over rounds of each round's ours ÷ PyTorch.
+        var torchTrainTokS: Double?, oursOverTorch: Double?
     }
     struct DecodeRow: Codable {
         var pattern: String, depth: Int, context: Int, prefillTokS: Double, decodeTokS: Double, decodeSpread: Double, cacheBytes: Int
@@ -91,6 +94,11 @@ struct ModelCommand: ParsableCommand {
               + "Model ÷ raw (and ours ÷ raw) is the median over rounds of each round's ratio, so a slow spell of the shared machine "
               + "cancels within its round; the GFLOPS beside it are the medians of each side.")
         if let s = torchStatus, s.version == nil { print("\nPyTorch: \(s.message); its column is skipped.") }
+        if report.torch != nil {
+            print("\nPyTorch (tools/torch_bench.py --serve, eager, AdamW, torch threads = ours) runs in a process of its own, "
+                  + "kept ready through the case: each round ends with one of its train steps, and ours ÷ torch is the median "
+                  + "over rounds of each round's ratio.")
+        }
 
         print("\n## Train step and forward\n")
         print("| pattern | layers | B×T | params | train tok/s | spread | MFU | model GFLOPS ÷ raw sgemm at its shapes | our gemm ÷ raw there | forward tok/s | peak RSS | activations |"
@@ -100,7 +108,8 @@ struct ModelCommand: ParsableCommand {
             for seq in seqList {
                 for p in patternList {
                     let b = batch ?? max(1, tokens / seq)
-                    let c = ModelCase(pattern: p, depth: depth, batch: b, seq: seq, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
+                    var c = ModelCase(pattern: p, depth: depth, batch: b, seq: seq, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
+                    c.torch = report.torch != nil
                     let r = try runChild("model-case", c, as: TrainResult.self)
                     let train = Samples(seconds: r.trainSeconds), fwd = Samples(seconds: r.forwardSeconds)
                     let n = Double(b * seq)
@@ -114,9 +123,13 @@ struct ModelCommand: ParsableCommand {
                         oursLinearGFLOPS: r.oursLinearGFLOPS, modelOverRaw: r.modelOverRaw(tokens: n), oursOverRaw: r.oursOverRaw)
                     var torchColumns = ""
                     if report.torch != nil {
-                        let t = try TorchSide.trainTokensPerSecond(layers: layers, batch: b, seq: seq, vocab: vocab, runs: runs, threads: threads)
-                        row.torchTrainTokS = t
-                        torchColumns = t.map { " \(fmt($0, 0)) | \(fmt(row.trainTokS / $0, 2))x |" } ?? " failed | |"
+                        if let t = r.torchSeconds {
+                            row.torchTrainTokS = n / Samples(seconds: t).median
+                            row.oursOverTorch = Samples(seconds: zip(t, r.trainSeconds).map { $0 / $1 }).median
+                            torchColumns = " \(fmt(row.torchTrainTokS!, 1)) | \(fmt(row.oursOverTorch!, 2))x |"
+                        } else {
+                            torchColumns = " failed | |"
+                        }
                     }
                     report.train.append(row)
                     print("| \(p) | \(layers) | \(b)×\(seq) | \(fmt(Double(r.parameters) / 1e6))M | \(fmt(row.trainTokS, 0)) | "
@@ -230,12 +243,48 @@ enum TorchSide {
         let v = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
         return (v, "torch \(v)")
     }
+}
 
-    static func trainTokensPerSecond(layers: String, batch: Int, seq: Int, vocab: Int, runs: Int, threads: Int) throws -> Double? {
-        let r = python([script, "--pattern", layers, "--batch", "\(batch)", "--seq", "\(seq)", "--vocab", "\(vocab)",
-                        "--runs", "\(runs)", "--threads", "\(threads)"])
-        guard r.status == 0, let line = r.out.split(separator: "\n").last,
-              let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
-        return obj["train_tok_s"] as? Double
+/// PyTorch's train step kept ready in a process of its own (`torch_bench.py --serve`), so a
+/// case can time it round by round between its own steps.
+final class TorchServer {
+    private let process = Process(), input = Pipe(), output = Pipe()
+    private var buffer = Data()
+
+    /// Starts the server and waits until its model is built; nil if it does not come up.
+    init?(layers: String, batch: Int, seq: Int, vocab: Int, threads: Int) {
+        signal(SIGPIPE, SIG_IGN)   // a server that died must fail a write, not kill the case
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", TorchSide.script, "--serve", "--pattern", layers, "--batch", "\(batch)",
+                             "--seq", "\(seq)", "--vocab", "\(vocab)", "--threads", "\(threads)"]
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil, readLine()?.contains("\"ready\"") == true else { return nil }
+    }
+
+    private func readLine() -> String? {
+        while true {
+            if let end = buffer.firstIndex(of: 10) {
+                let line = String(decoding: buffer[buffer.startIndex..<end], as: UTF8.self)
+                buffer = Data(buffer[(end + 1)...])
+                return line
+            }
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { return nil }
+            buffer.append(chunk)
+        }
+    }
+
+    /// Runs one train step; false if the server failed.
+    func step() -> Bool {
+        guard (try? input.fileHandleForWriting.write(contentsOf: Data("step\n".utf8))) != nil, let line = readLine(),
+              let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
+        return obj["seconds"] is Double
+    }
+
+    func close() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
     }
 }

@@ -15,6 +15,8 @@ struct ModelCase: Codable {
     var optimizer: String, runs: Int, threads: Int
     /// Decode cases: the context length and the tokens decoded after it.
     var context = 0, newTokens = 0
+    /// Train cases: also time PyTorch's step (tools/torch_bench.py --serve), in turn with ours.
+    var torch: Bool?
 
     /// The case a parent passed as JSON, with this process's threads set to it, and its
     /// model (seed 1).
@@ -44,6 +46,8 @@ struct TrainResult: Codable {
     /// tokens), and the timed rounds of them: round i ran train step i, then the products by
     /// raw OpenBLAS sgemm (its own threads), then through our `gemm`.
     var linearFLOPs: Double, rawSeconds: [Double], oursSeconds: [Double]
+    /// PyTorch's train step, round by round after ours (nil: not asked for, or it failed).
+    var torchSeconds: [Double]?
     /// The median GFLOPS of the raw products, and of ours.
     var rawLinearGFLOPS: Double { linearFLOPs / Samples(seconds: rawSeconds).median / 1e9 }
     var oursLinearGFLOPS: Double { linearFLOPs / Samples(seconds: oursSeconds).median / 1e9 }
@@ -99,17 +103,27 @@ struct ModelCaseCommand: ParsableCommand {
         // phase of a shared machine falls on each alike and their ratio holds. After the raw
         // products OpenBLAS's own threads spin for a while (about 2^28 cycles) before they
         // sleep; an untimed pause keeps them off the cores while the next body is timed.
+        // PyTorch's step, when asked for, is a fourth body of each round (its OpenMP threads
+        // spin after it like OpenBLAS's, hence the pause).
         let products = LinearProducts(config, tokens: c.batch * c.seq)
-        let timed = timeInterleaved(warmup: 1, runs: c.runs, pauses: [0, 0.25, 0], [
+        let layers = config.blockPattern.map(\.rawValue).joined()
+        let server = c.torch == true
+            ? TorchServer(layers: layers, batch: c.batch, seq: c.seq, vocab: c.vocab, threads: c.threads) : nil
+        var torchFailed = c.torch == true && server == nil
+        var bodies: [() -> Void] = [
             { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) },
             { openblas_set_num_threads(Int32(c.threads)); products.pass(raw: true); openblas_set_num_threads(1) },
             { products.pass(raw: false) },
-        ])
+        ]
+        if let server { bodies.append { if !torchFailed && !server.step() { torchFailed = true } } }
+        let timed = timeInterleaved(warmup: 1, runs: c.runs, pauses: [0, 0.25, 0, 0.3], bodies)
+        server?.close()
         let forward = timeRuns(runs: c.runs) { _ = GradMode.withoutGradients { model.loss(ids, targets: targets) } }
         try printJSON(TrainResult(parameters: config.parameterCount, flopsPerToken: config.flopsPerToken,
                                   trainSeconds: timed[0].seconds, forwardSeconds: forward.seconds,
                                   rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4,
-                                  linearFLOPs: products.flops, rawSeconds: timed[1].seconds, oursSeconds: timed[2].seconds))
+                                  linearFLOPs: products.flops, rawSeconds: timed[1].seconds, oursSeconds: timed[2].seconds,
+                                  torchSeconds: server != nil && !torchFailed ? timed[3].seconds : nil))
     }
 }
 
