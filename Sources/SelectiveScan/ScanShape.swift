@@ -38,19 +38,24 @@ public struct ScanShape: Sendable, Equatable {
     @inlinable public var boundaryCount: Int { batch * (chunks + 1) * state * channels }
 
     /// Bytes the scan holds beyond its inputs and outputs during forward + backward (Float32):
-    /// boundary states B·(⌈T/L⌉+1)·N·Di, per-worker recompute scratch 3·L·N·16 + 2·N·16
-    /// vectors, the reduction partials (dA_log, D, dt_bias per batch and time item, and
-    /// dBm, dCm per channel group), and A transposed (N·Di).
+    /// boundary states B·(⌈T/L⌉+1)·N·Di; per worker the backward's recompute scratch (states,
+    /// decays and the lane-wise dBm, dCm of a chunk: 4·L·N vectors of 16; Δ, σ, dy: 3·L; the
+    /// group's dh, dA and the chunk's start state: (2·64/16 + 1)·N) and a block's 4·N; the
+    /// reduction partials (dA_log, D, dt_bias per batch and time item, and dBm, dCm per
+    /// channel group); A transposed (N·Di); and with the time-parallel strategy the
+    /// backward's three boundary-sized carry buffers.
     public func extraBytes(threads: Int, strategy: ScanStrategy = .automatic) -> Int {
-        let timeItems = strategy.timeParallel(self) ? chunks : 1
-        let scratch = threads * (3 * chunk * state * 16 + 2 * state * 16)
+        let timeParallel = strategy.timeParallel(self), timeItems = timeParallel ? chunks : 1
+        let vectorsPerWorker = 4 * chunk * state + 3 * chunk + (2 * scanGroupWidth / 16 + 1 + 4) * state
+        let scratch = threads * vectorsPerWorker * 16
         let partials = batch * timeItems * (channels * state + 2 * channels) + 2 * groups * batch * time * state
-        return 4 * (boundaryCount + scratch + partials + state * channels)
+        let carries = timeParallel ? 3 * boundaryCount : 0
+        return 4 * (boundaryCount + scratch + partials + state * channels + carries)
     }
 }
 
-/// Default chunk length: the recompute scratch of one 16-channel block (3 · L · N vectors)
-/// is 192 KiB at N = 16, inside a 512 KiB-1 MiB L2.
+/// Default chunk length: the backward's per-chunk scratch (4 · L · N vectors of 16) is
+/// 256 KiB at N = 16, inside a 512 KiB-1 MiB L2. (8-32 measured no faster.)
 public let scanChunkLength = 64
 
 /// Channels per work item: 4 SIMD16 blocks, so the channel reductions of backward (dBm, dCm)
