@@ -81,7 +81,7 @@ func scanBlockBackward<S: TensorScalar>(
     var prev = s.hStart   // the state before step j: hStart, then row j-1 of hs
     for t in t0..<t1 {
         let j = t - t0, row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
-        let (delta, sigma) = softplusAndSigmoid(loadChannels(x.deltaRaw + row, w) + bias)
+        let (delta, sigma) = Softplus.forwardAndDerivative(loadChannels(x.deltaRaw + row, w) + bias)
         s.deltas[j] = delta
         s.sigmas[j] = sigma
         let uu = loadChannels(x.u + row, w), du = delta * uu

@@ -143,14 +143,3 @@ func addChannels<S: TensorScalar>(_ v: SIMD16<S>, _ p: UnsafeMutablePointer<S>, 
 /// σ(x) = 1 / (1 + e^-x).
 @inlinable @inline(__always)
 func sigmoid<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> { 1 / (S.vexp(-x) + 1) }
-
-/// (softplus(x), σ(x)) from one exponential, e = e^-|x|: softplus as `Softplus.forward`
-/// (the same bits), σ(x) = 1/(1+e) for x ≥ 0 and e/(1+e) below. For the backward's
-/// recompute, which needs both per time step.
-@inlinable @inline(__always)
-public func softplusAndSigmoid<S: TensorScalar>(_ x: SIMD16<S>) -> (softplus: SIMD16<S>, sigmoid: SIMD16<S>) {
-    let e = S.vexp(-vabs(x)), r = 1 / (e + 1)
-    let twenty = SIMD16<S>(repeating: 20)
-    let softplus = S.vwhere(twenty, lessThan: x, x, else: vmax(x, SIMD16()) + S.vlog1p(e))
-    return (softplus, S.vwhere(x, lessThan: SIMD16(), e * r, else: r))
-}

@@ -68,9 +68,19 @@ public enum Silu: PointwiseFunction {
 public enum Softplus: PointwiseFunction {
     public static let name = "softplus"
     @inlinable @inline(__always) public static func forward<S: TensorScalar>(_ x: SIMD16<S>) -> SIMD16<S> {
-        let twenty = SIMD16<S>(repeating: 20)
-        let y = vmax(x, SIMD16()) + S.vlog1p(S.vexp(-vabs(x)))
-        return S.vwhere(twenty, lessThan: x, x, else: y)
+        forward(x, expNegAbs: S.vexp(-vabs(x)))
+    }
+    /// (softplus(x), σ(x) = softplus'(x)) from one exponential e = e^-|x|: softplus as
+    /// `forward` (the same bits), σ = 1/(1+e) for x ≥ 0 and e/(1+e) below. For the selective
+    /// scan's backward, which needs both per time step.
+    @inlinable @inline(__always)
+    public static func forwardAndDerivative<S: TensorScalar>(_ x: SIMD16<S>) -> (value: SIMD16<S>, derivative: SIMD16<S>) {
+        let e = S.vexp(-vabs(x)), r = 1 / (e + 1)
+        return (forward(x, expNegAbs: e), S.vwhere(x, lessThan: SIMD16(), e * r, else: r))
+    }
+    @inlinable @inline(__always)
+    static func forward<S: TensorScalar>(_ x: SIMD16<S>, expNegAbs e: SIMD16<S>) -> SIMD16<S> {
+        S.vwhere(SIMD16(repeating: 20), lessThan: x, x, else: vmax(x, SIMD16()) + S.vlog1p(e))
     }
     @inlinable @inline(__always) public static func backward<S: TensorScalar>(x: SIMD16<S>, y: SIMD16<S>, dy: SIMD16<S>) -> SIMD16<S> {
         let d = dy / (S.vexp(-x) + 1)
