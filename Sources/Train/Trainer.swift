@@ -62,18 +62,22 @@ public final class Trainer {
         for p in params { p.tensor.zeroGrad() }
         var lossSum = 0.0
         for (x, y) in microBatches {
+            OpProfile.mark()
             let loss = scale(model.loss(x, targets: y), 1 / Double(microBatches.count))
             let value = loss.item
             guard value.isFinite else { throw NonFiniteError(step: step, tensor: "loss") }
             lossSum += value
             loss.backward()
         }
-        var squares = 0.0
-        for p in params {
-            guard let g = p.tensor.grad else { continue }
-            let s = squaredNorm(g.data(Float.self), count: g.count)
-            guard s.isFinite else { throw NonFiniteError(step: step, tensor: "gradient of \(p.name)") }
-            squares += s
+        let squares = try OpProfile.measure("optimizer", "gradient norm") {
+            var squares = 0.0
+            for p in params {
+                guard let g = p.tensor.grad else { continue }
+                let s = squaredNorm(g.data(Float.self), count: g.count)
+                guard s.isFinite else { throw NonFiniteError(step: step, tensor: "gradient of \(p.name)") }
+                squares += s
+            }
+            return squares
         }
         // Clipping scales every gradient by one factor; the optimisers read the gradients
         // times it (the same bits as scaling them in place, without another pass over them).
@@ -83,8 +87,10 @@ public final class Trainer {
                                         warmdownRatio: settings.warmdownRatio, finalFraction: settings.finalLRFraction)
         lastLRMultiplier = lrm
         lastClipFactor = clipFactor
-        muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step), gradScale: clipFactor)
-        adam.update(lrMultiplier: lrm, gradScale: clipFactor)
+        OpProfile.measure("optimizer", "Muon") {
+            muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step), gradScale: clipFactor)
+        }
+        OpProfile.measure("optimizer", "AdamW") { adam.update(lrMultiplier: lrm, gradScale: clipFactor) }
         step += 1
         return lossSum
     }

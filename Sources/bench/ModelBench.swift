@@ -26,6 +26,8 @@ struct ModelReport: Codable {
         /// PyTorch's train step, timed in turn with ours (one of each per round), and the
         /// median over rounds of each round's ours ÷ PyTorch.
         var torchTrainTokS: Double?, oursOverTorch: Double?
+        /// `--profile`: where the profiled steps' time went.
+        var profile: StepProfile?
     }
     struct DecodeRow: Codable {
         var pattern: String, depth: Int, context: Int, prefillTokS: Double, decodeTokS: Double, decodeSpread: Double, cacheBytes: Int
@@ -60,6 +62,7 @@ struct ModelCommand: ParsableCommand {
     @Option(help: "Directory for the SVG charts.") var charts = "bench-charts"
     @Flag(help: "Also time PyTorch's train step (tools/torch_bench.py) for each case, if torch is installed.") var torch = false
     @Flag(help: "A two-minute preset: d4, T=256,512, contexts 128,1024.") var quick = false
+    @Flag(help: "Also run --runs train steps per case with each op timed, and print where the step's time goes.") var profile = false
 
     static func list(_ s: String, _ flag: String) throws -> [Int] {
         try s.split(separator: ",").map {
@@ -110,6 +113,7 @@ struct ModelCommand: ParsableCommand {
                     let b = batch ?? max(1, tokens / seq)
                     var c = ModelCase(pattern: p, depth: depth, batch: b, seq: seq, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
                     c.torch = report.torch != nil
+                    c.profile = profile
                     let r = try runChild("model-case", c, as: TrainResult.self)
                     let train = Samples(seconds: r.trainSeconds), fwd = Samples(seconds: r.forwardSeconds)
                     let n = Double(b * seq)
@@ -131,6 +135,9 @@ struct ModelCommand: ParsableCommand {
                             torchColumns = " failed | |"
                         }
                     }
+                    if let steps = r.profileSteps, let seconds = r.profileSeconds, let entries = r.profile {
+                        row.profile = StepProfile(entries, steps: steps, seconds: seconds)
+                    }
                     report.train.append(row)
                     print("| \(p) | \(layers) | \(b)×\(seq) | \(fmt(Double(r.parameters) / 1e6))M | \(fmt(row.trainTokS, 0)) | "
                           + "\(fmt(train.spread * 100, 0))% | \(fmt(row.mfu * 100, 1))% | "
@@ -142,6 +149,8 @@ struct ModelCommand: ParsableCommand {
                 }
             }
         }
+
+        if profile { StepProfile.print(report.train) }
 
         if !contextList.isEmpty {
             print("\n## Prefill and decode (batch 1; decode = \(newTokens) greedy tokens after the context)\n")
@@ -171,6 +180,58 @@ struct ModelCommand: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: json))
             print("JSON: \(json)")
+        }
+    }
+}
+
+/// Where the time of a case's profiled train steps went (`bench model --profile`): each op's
+/// wall-clock time per step and share of the step, by phase (`OpProfile`).
+struct StepProfile: Codable {
+    struct Row: Codable {
+        var phase: String, op: String, msPerStep: Double, share: Double, callsPerStep: Double
+    }
+    /// Wall time per profiled step, and the rows, largest first.
+    var stepSeconds: Double
+    var rows: [Row]
+    /// The share of the step spent in no op: the tape's bookkeeping, reading the loss, the
+    /// step loop.
+    var outsideOps: Double { 1 - rows.reduce(0) { $0 + $1.share } }
+
+    init(_ entries: [OpProfile.Entry], steps: Int, seconds: Double) {
+        stepSeconds = seconds / Double(steps)
+        rows = entries.map {
+            Row(phase: $0.phase, op: $0.op, msPerStep: $0.seconds / Double(steps) * 1000, share: $0.seconds / seconds,
+                callsPerStep: Double($0.calls) / Double(steps))
+        }.sorted { $0.share > $1.share }
+    }
+
+    /// The section of the report: one table per profiled case, ops under 0.5% of the step
+    /// folded into one row.
+    static func print(_ train: [ModelReport.TrainRow]) {
+        let cases = train.filter { $0.profile != nil }
+        guard !cases.isEmpty else { return }
+        Swift.print("\n## Where a train step's time goes (--profile)\n")
+        Swift.print("Wall-clock time per op over \(cases.count == 1 ? "the case's" : "each case's") profiled steps (as many as --runs, after the timed "
+                    + "ones). A forward op is charged the time since the op before it; a backward op, its backward rule; "
+                    + "the optimiser, its phases. The matmul rows are the linear layers' products.")
+        for row in cases {
+            let p = row.profile!
+            Swift.print("\n### \(row.pattern) d\(row.depth), \(row.batch)×\(row.seq): \(fmt(p.stepSeconds * 1000, 0)) ms per profiled step\n")
+            let phases = ["forward", "backward", "optimizer"].map { phase in
+                "\(phase) \(fmt(p.rows.filter { $0.phase == phase }.reduce(0) { $0 + $1.share } * 100, 1))%"
+            }
+            Swift.print("By phase: " + phases.joined(separator: ", ") + ", in no op \(fmt(p.outsideOps * 100, 1))%.\n")
+            Swift.print("| phase | op | ms per step | share of step | calls per step |")
+            Swift.print("|---|---|---:|---:|---:|")
+            let shown = p.rows.filter { $0.share >= 0.005 }, rest = p.rows.filter { $0.share < 0.005 }
+            for r in shown {
+                Swift.print("| \(r.phase) | \(r.op) | \(fmt(r.msPerStep, 1)) | \(fmt(r.share * 100, 1))% | \(fmt(r.callsPerStep, 0)) |")
+            }
+            if !rest.isEmpty {
+                let ms = rest.reduce(0) { $0 + $1.msPerStep }, share = rest.reduce(0) { $0 + $1.share }
+                Swift.print("| | \(rest.count) smaller ops | \(fmt(ms, 1)) | \(fmt(share * 100, 1))% | |")
+            }
+            Swift.print("| | in no op | \(fmt(p.outsideOps * p.stepSeconds * 1000, 1)) | \(fmt(p.outsideOps * 100, 1))% | |")
         }
     }
 }

@@ -17,6 +17,8 @@ struct ModelCase: Codable {
     var context = 0, newTokens = 0
     /// Train cases: also time PyTorch's step (tools/torch_bench.py --serve), in turn with ours.
     var torch: Bool?
+    /// Train cases: after the timed rounds, run `runs` more steps with `OpProfile` on.
+    var profile: Bool?
 
     /// The case a parent passed as JSON, with this process's threads set to it, and its
     /// model (seed 1).
@@ -48,6 +50,9 @@ struct TrainResult: Codable {
     var linearFLOPs: Double, rawSeconds: [Double], oursSeconds: [Double]
     /// PyTorch's train step, round by round after ours (nil: not asked for, or it failed).
     var torchSeconds: [Double]?
+    /// The profiled steps (nil: not asked for): how many, their total wall time, and the
+    /// time per op summed over them.
+    var profileSteps: Int?, profileSeconds: Double?, profile: [OpProfile.Entry]?
     /// The median GFLOPS of the raw products, and of ours.
     var rawLinearGFLOPS: Double { linearFLOPs / Samples(seconds: rawSeconds).median / 1e9 }
     var oursLinearGFLOPS: Double { linearFLOPs / Samples(seconds: oursSeconds).median / 1e9 }
@@ -119,11 +124,21 @@ struct ModelCaseCommand: ParsableCommand {
         let timed = timeInterleaved(warmup: 1, runs: c.runs, pauses: [0, 0.25, 0, 0.3], bodies)
         server?.close()
         let forward = timeRuns(runs: c.runs) { _ = GradMode.withoutGradients { model.loss(ids, targets: targets) } }
+        var profiled: (seconds: Double, entries: [OpProfile.Entry])?
+        if c.profile == true {
+            OpProfile.start()
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<c.runs { _ = try trainer.step([(ids, targets)], totalSteps: 1_000_000) }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            profiled = (seconds, OpProfile.stop())
+        }
         try printJSON(TrainResult(parameters: config.parameterCount, flopsPerToken: config.flopsPerToken,
                                   trainSeconds: timed[0].seconds, forwardSeconds: forward.seconds,
                                   rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4,
                                   linearFLOPs: products.flops, rawSeconds: timed[1].seconds, oursSeconds: timed[2].seconds,
-                                  torchSeconds: server != nil && !torchFailed ? timed[3].seconds : nil))
+                                  torchSeconds: server != nil && !torchFailed ? timed[3].seconds : nil,
+                                  profileSteps: profiled.map { _ in c.runs }, profileSeconds: profiled?.seconds,
+                                  profile: profiled?.entries))
     }
 }
 

@@ -44,7 +44,11 @@ extension Tensor {
     /// `backward` receives the output. It reads `output.gradData(S.self)` (d loss / d output)
     /// and *adds* into `input.gradData(S.self)` for each input with `requiresGrad` (asking
     /// for an input's gradient creates it, zero-filled). It runs once, during `backward()`.
+    ///
+    /// While `OpProfile` is on, the time since the previous op is counted to this one, and
+    /// `backward` is timed when it runs.
     public func record(_ op: String, _ inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
+        if OpProfile.isEnabled { OpProfile.forwardOp(op) }
         guard GradMode.enabled, inputs.contains(where: { $0.requiresGrad }) else { return }
         requiresGrad = true
         let sequence = GradMode.nextSequence.wrappingAdd(1, ordering: .relaxed).newValue
@@ -145,7 +149,7 @@ extension Tensor {
         tape.sort { $0.node!.sequence > $1.node!.sequence }
         for t in tape {
             let node = t.node!
-            if t.gradStorage != nil { node.backward(t) }
+            if t.gradStorage != nil { OpProfile.measure("backward", node.op) { node.backward(t) } }
             t.node = nil
             t.gradStorage = nil
             t.gradIsStale = false

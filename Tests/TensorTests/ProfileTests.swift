@@ -1,0 +1,66 @@
+// OpProfile: each op's forward and backward time lands on its own (phase, op), ops inside a
+// measured phase belong to the phase, and nothing is counted while profiling is off. The op
+// here sleeps, so its times have known lower bounds; its name is its own, so ops of tests
+// running alongside cannot change its counts.
+import Foundation
+import Testing
+import Tensor
+
+/// y = 2x, after sleeping `forwardSleep` seconds; its backward sleeps `backwardSleep`.
+private func slowDouble(_ x: Tensor, forwardSleep: Double, backwardSleep: Double) -> Tensor {
+    Thread.sleep(forTimeInterval: forwardSleep)
+    let y = Tensor(zeros: x.shape)
+    let px = x.data(Float.self), py = y.data(Float.self)
+    for i in 0..<x.count { py[i] = 2 * px[i] }
+    y.record("profile_test.slow_double", [x]) { y in
+        Thread.sleep(forTimeInterval: backwardSleep)
+        let dy = y.gradData(Float.self), dx = x.gradData(Float.self)
+        for i in 0..<x.count { dx[i] += 2 * dy[i] }
+    }
+    return y
+}
+
+extension TensorTests {
+    /// Serialized: both tests start and stop the one global profile.
+    @Suite(.serialized) struct ProfileTests {
+        @Test func opsPhasesAndOffState() throws {
+            let x = randn([8], seed: 1).copy(requiresGrad: true)
+            // Off: nothing is kept, and start() begins from an empty table.
+            _ = slowDouble(x, forwardSleep: 0, backwardSleep: 0)
+            OpProfile.start()
+            let wallStart = Date()
+            let y = slowDouble(slowDouble(x, forwardSleep: 0.004, backwardSleep: 0.006), forwardSleep: 0.004, backwardSleep: 0.006)
+            sum(y).backward()
+            OpProfile.measure("profile_test phase", "step") {
+                Thread.sleep(forTimeInterval: 0.003)
+                _ = slowDouble(x, forwardSleep: 0.002, backwardSleep: 0)   // the phase's, not the forward's
+            }
+            let wall = Date().timeIntervalSince(wallStart)
+            let entries = OpProfile.stop().filter { $0.op.hasPrefix("profile_test") || $0.phase.hasPrefix("profile_test") }
+            _ = slowDouble(x, forwardSleep: 0, backwardSleep: 0)   // after stop: not counted
+
+            let forward = try #require(entries.first { $0.phase == "forward" && $0.op == "profile_test.slow_double" })
+            let backward = try #require(entries.first { $0.phase == "backward" && $0.op == "profile_test.slow_double" })
+            let phase = try #require(entries.first { $0.phase == "profile_test phase" && $0.op == "step" })
+            #expect(entries.count == 3)
+            #expect(forward.calls == 2 && forward.seconds >= 0.008)
+            #expect(backward.calls == 2 && backward.seconds >= 0.012)
+            #expect(phase.calls == 1 && phase.seconds >= 0.005)
+            // The entries are disjoint stretches of one timeline.
+            #expect(forward.seconds + backward.seconds + phase.seconds <= wall)
+            #expect(!OpProfile.isEnabled)
+        }
+
+        /// The time between an op and the one before it is the later op's, from `mark()` on.
+        @Test func markRestartsTheForwardClock() throws {
+            let x = randn([4], seed: 2)
+            OpProfile.start()
+            Thread.sleep(forTimeInterval: 0.05)   // before the mark: nobody's
+            OpProfile.mark()
+            _ = slowDouble(x, forwardSleep: 0.003, backwardSleep: 0)
+            let entries = OpProfile.stop()
+            let forward = try #require(entries.first { $0.op == "profile_test.slow_double" })
+            #expect(forward.calls == 1 && forward.seconds >= 0.003 && forward.seconds < 0.05)
+        }
+    }
+}
