@@ -64,7 +64,8 @@ public let newtonSchulzCoefficients: (Float, Float, Float) = (3.4445, -4.7750, 2
 /// X ← an approximately orthogonal matrix with the singular vectors of g (rows × cols):
 /// X = g / (‖g‖_F + 1e-7), transposed when rows > cols, then `steps` times
 /// A = X Xᵀ, B = b A + c A², X = a X + B X. The singular values end near 1 (in about
-/// [0.7, 1.2]: the quintic trades exactness for speed, as in Muon).
+/// [0.7, 1.2]: the quintic trades exactness for speed, as in Muon). A and A² = A Aᵀ are
+/// symmetric, so both are Gram products (`gram`: half the multiply-adds of a full product).
 public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps: Int = 5) -> [Float] {
     let tall = rows > cols
     let (r, c) = tall ? (cols, rows) : (rows, cols)   // work on the wide form, r ≤ c
@@ -78,14 +79,14 @@ public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps:
     for _ in 0..<steps {
         x.withUnsafeBufferPointer { xp in
             a.withUnsafeMutableBufferPointer { ap in
-                gemm(transposeB: true, m: r, n: r, k: c, a: xp.baseAddress!, b: xp.baseAddress!, c: ap.baseAddress!)
+                gram(n: r, k: c, a: xp.baseAddress!, c: ap.baseAddress!)
             }
         }
         // B = b A + c A A
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeMutableBufferPointer { bp in
                 for i in 0..<(r * r) { bp[i] = cb * ap[i] }
-                gemm(m: r, n: r, k: r, a: ap.baseAddress!, b: ap.baseAddress!, c: bp.baseAddress!, alpha: cc, beta: 1)
+                gram(n: r, k: r, a: ap.baseAddress!, c: bp.baseAddress!, alpha: cc, beta: 1)
             }
         }
         // X = a X + B X

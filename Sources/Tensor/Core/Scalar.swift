@@ -58,6 +58,11 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
     static func gemv(
         transpose: Bool, rows: Int, cols: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
         x: UnsafePointer<Self>, beta: Self, y: UnsafeMutablePointer<Self>)
+    /// The lower triangle of C (n×n) = alpha · A·Aᵀ + beta · C for a row-major n×k A
+    /// (cblas_ssyrk / dsyrk); the upper triangle is left alone.
+    @inlinable
+    static func syrkLower(
+        n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
 }
 
 extension Float: TensorScalar {
@@ -207,6 +212,13 @@ extension Float: TensorScalar {
         cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(rows), Int32(cols),
                     alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
+
+    @inlinable @inline(__always)
+    public static func syrkLower(
+        n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, Int32(n), Int32(k), alpha, a, Int32(lda), beta, c, Int32(ldc))
+    }
 }
 
 extension Double: TensorScalar {
@@ -258,6 +270,13 @@ extension Double: TensorScalar {
     ) {
         cblas_dgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, Int32(rows), Int32(cols),
                     alpha, a, Int32(lda), x, 1, beta, y, 1)
+    }
+
+    @inlinable
+    public static func syrkLower(
+        n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, Int32(n), Int32(k), alpha, a, Int32(lda), beta, c, Int32(ldc))
     }
 }
 

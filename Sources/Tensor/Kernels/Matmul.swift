@@ -160,6 +160,47 @@ func gemv<S: TensorScalar>(
     }
 }
 
+/// C (n×n) = alpha · A·Aᵀ + beta · C for a row-major n×k A, with C symmetric (on input when
+/// beta ≠ 0; on output both triangles are written): the Gram matrix in about half the
+/// multiply-adds of `gemm`, which computes both triangles.
+///
+/// A large lower triangle is cut into two bands of rows of equal area (the second starts at
+/// row n/√2): the first is one syrk, the second one product with the rows above it and one
+/// syrk of its own diagonal block, the two on two workers. (Four thinner bands ran slower on
+/// 2 cores: thin syrk and product blocks lose more than the balance gains.) The bands depend
+/// on the shape only, so the bits do not depend on the thread count. The upper triangle is
+/// then copied from the lower. In Muon's Newton–Schulz at d12's shapes this makes the whole
+/// orthogonalisation 1.15-1.3x faster than with `gemm` (same run, 2 threads).
+public func gram<S: TensorScalar>(n: Int, k: Int, a: UnsafePointer<S>, c: UnsafeMutablePointer<S>, alpha: S = 1, beta: S = 0) {
+    guard n > 0 else { return }
+    let bands = n >= 64 && n * n * k / 2 >= 1 << 22 ? 2 : 1
+    @inline(__always) func start(_ i: Int) -> Int {
+        i >= bands ? n : Int((Double(n) * (Double(i) / Double(bands)).squareRoot()).rounded())
+    }
+    Parallel.forEach(bands) { i in
+        let lo = start(i), hi = start(i + 1)
+        guard lo < hi else { return }
+        if lo > 0 {
+            S.gemm(transposeA: false, transposeB: true, m: hi - lo, n: lo, k: k, alpha: alpha, a: a + lo * k, lda: k,
+                   b: a, ldb: k, beta: beta, c: c + lo * n, ldc: n)
+        }
+        S.syrkLower(n: hi - lo, k: k, alpha: alpha, a: a + lo * k, lda: k, beta: beta, c: c + lo * n + lo, ldc: n)
+    }
+    // Upper triangle from the lower, in tiles so both sides stay in cache.
+    let tile = 32, tiles = (n + tile - 1) / tile
+    Parallel.forRanges(tiles, grain: 1, alignment: 1) { range in
+        for ti in range {
+            let i0 = ti * tile, i1 = Swift.min(n, i0 + tile)
+            for j0 in stride(from: i0, to: n, by: tile) {
+                let j1 = Swift.min(n, j0 + tile)
+                for i in i0..<i1 {
+                    for j in Swift.max(j0, i + 1)..<j1 { c[i * n + j] = c[j * n + i] }
+                }
+            }
+        }
+    }
+}
+
 /// The reference: C = op(A) · op(B) by the textbook triple loop, accumulated in Double.
 @inlinable
 public func matmulReference<S: TensorScalar>(
