@@ -62,24 +62,26 @@ public final class AdamW {
 public let newtonSchulzCoefficients: (Float, Float, Float) = (3.4445, -4.7750, 2.0315)
 
 /// X ← an approximately orthogonal matrix with the singular vectors of g (rows × cols):
-/// X = g / (‖g‖_F + 1e-7), transposed when rows > cols, then `steps` times
-/// A = X Xᵀ, B = b A + c A², X = a X + B X. The singular values end near 1 (in about
-/// [0.7, 1.2]: the quintic trades exactness for speed, as in Muon). A and A² = A Aᵀ are
-/// symmetric, so both are Gram products (`gram`: half the multiply-adds of a full product).
+/// X = g / (‖g‖_F + 1e-7), then `steps` times A = X Xᵀ, B = b A + c A², X = a X + B X on the
+/// wide form (Xᵀ when rows > cols). The singular values end near 1 (in about [0.7, 1.2]: the
+/// quintic trades exactness for speed, as in Muon). A and A² = A Aᵀ are symmetric, so both
+/// are Gram products (`gram`: half the multiply-adds of a full product). A tall g is not
+/// transposed: the same iteration on Xᵀ, transposed back, is A = XᵀX, X = a X + X B.
 public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps: Int = 5) -> [Float] {
     let tall = rows > cols
-    let (r, c) = tall ? (cols, rows) : (rows, cols)   // work on the wide form, r ≤ c
-    var x = [Float](repeating: 0, count: r * c)
-    var norm: Double = 0
-    for i in 0..<(rows * cols) { norm += Double(g[i]) * Double(g[i]) }
-    let inv = Float(1 / (norm.squareRoot() + 1e-7))
-    for i in 0..<rows { for j in 0..<cols { x[tall ? j * rows + i : i * cols + j] = g[i * cols + j] * inv } }
+    let r = Swift.min(rows, cols), count = rows * cols
+    let inv = Float(1 / (squaredNorm(g, count: count).squareRoot() + 1e-7))
+    var x = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        for i in 0..<count { buffer[i] = g[i] * inv }
+        initialized = count
+    }
     var a = [Float](repeating: 0, count: r * r), b = a, next = x
     let (ca, cb, cc) = newtonSchulzCoefficients
     for _ in 0..<steps {
+        // A = X Xᵀ (wide) or XᵀX (tall)
         x.withUnsafeBufferPointer { xp in
             a.withUnsafeMutableBufferPointer { ap in
-                gram(n: r, k: c, a: xp.baseAddress!, c: ap.baseAddress!)
+                gram(transpose: tall, n: r, k: Swift.max(rows, cols), a: xp.baseAddress!, c: ap.baseAddress!)
             }
         }
         // B = b A + c A A
@@ -89,21 +91,22 @@ public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps:
                 gram(n: r, k: r, a: ap.baseAddress!, c: bp.baseAddress!, alpha: cc, beta: 1)
             }
         }
-        // X = a X + B X
+        // X = a X + B X (wide) or a X + X B (tall)
         next = x
         b.withUnsafeBufferPointer { bp in
             x.withUnsafeBufferPointer { xp in
                 next.withUnsafeMutableBufferPointer { np in
-                    gemm(m: r, n: c, k: r, a: bp.baseAddress!, b: xp.baseAddress!, c: np.baseAddress!, alpha: 1, beta: ca)
+                    if tall {
+                        gemm(m: rows, n: cols, k: cols, a: xp.baseAddress!, b: bp.baseAddress!, c: np.baseAddress!, alpha: 1, beta: ca)
+                    } else {
+                        gemm(m: rows, n: cols, k: rows, a: bp.baseAddress!, b: xp.baseAddress!, c: np.baseAddress!, alpha: 1, beta: ca)
+                    }
                 }
             }
         }
         swap(&x, &next)
     }
-    if !tall { return x }
-    var out = [Float](repeating: 0, count: rows * cols)
-    for i in 0..<rows { for j in 0..<cols { out[i * cols + j] = x[j * rows + i] } }
-    return out
+    return x
 }
 
 /// Muon: Nesterov momentum, then the update orthogonalised by Newton–Schulz (SPEC §2):

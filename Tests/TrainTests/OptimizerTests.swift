@@ -73,6 +73,20 @@ func symmetricEigenvalues(_ input: [Double], n: Int) -> [Double] {
         #expect(sv.first! >= 0.6 && sv.last! <= 1.25, "singular values \(sv.first!) ... \(sv.last!)")
     }
 
+    /// A tall matrix is orthogonalised in its own layout (A = XᵀX, X = aX + XB): the result
+    /// is the transpose of the wide form's on the transposed input.
+    @Test func tallNewtonSchulzIsTheWideOneTransposed() {
+        let (rows, cols) = (40, 16)
+        var g = SeededGenerator(seed: 5)
+        let m = Tensor.randomNormal([rows, cols], generator: &g)
+        let t = Tensor(shape: [cols, rows], scalars: (0..<(rows * cols)).map { m.doubles[($0 % rows) * cols + $0 / rows] })
+        let tall = newtonSchulz(m.data(Float.self), rows: rows, cols: cols).map(Double.init)
+        let wide = newtonSchulz(t.data(Float.self), rows: cols, cols: rows).map(Double.init)
+        var worst = 0.0
+        for i in 0..<rows { for j in 0..<cols { worst = max(worst, abs(tall[i * cols + j] - wide[j * rows + i])) } }
+        #expect(worst < 1e-5, "tall and transposed wide differ by \(worst)")
+    }
+
     @Test func muonStepIsScaledNewtonSchulzOfNesterovMomentum() {
         var g = SeededGenerator(seed: 9)
         let p = Tensor.randomNormal([12, 6], generator: &g)

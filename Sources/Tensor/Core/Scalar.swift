@@ -58,11 +58,13 @@ public protocol TensorScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
     static func gemv(
         transpose: Bool, rows: Int, cols: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
         x: UnsafePointer<Self>, beta: Self, y: UnsafeMutablePointer<Self>)
-    /// The lower triangle of C (n×n) = alpha · A·Aᵀ + beta · C for a row-major n×k A
-    /// (cblas_ssyrk / dsyrk); the upper triangle is left alone.
+    /// The lower triangle of C (n×n) = alpha · op(A)·op(A)ᵀ + beta · C, op(A) n×k: A row-major
+    /// n×k, or k×n when `transpose` (C = AᵀA) (cblas_ssyrk / dsyrk); the upper triangle is
+    /// left alone.
     @inlinable
     static func syrkLower(
-        n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+        transpose: Bool, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, beta: Self,
+        c: UnsafeMutablePointer<Self>, ldc: Int)
 }
 
 extension Float: TensorScalar {
@@ -215,9 +217,11 @@ extension Float: TensorScalar {
 
     @inlinable @inline(__always)
     public static func syrkLower(
-        n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        transpose: Bool, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, Int32(n), Int32(k), alpha, a, Int32(lda), beta, c, Int32(ldc))
+        cblas_ssyrk(CblasRowMajor, CblasLower, transpose ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), alpha, a, Int32(lda),
+             beta, c, Int32(ldc))
     }
 }
 
@@ -274,9 +278,11 @@ extension Double: TensorScalar {
 
     @inlinable
     public static func syrkLower(
-        n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+        transpose: Bool, n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int, beta: Double,
+        c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        cblas_dsyrk(CblasRowMajor, CblasLower, CblasNoTrans, Int32(n), Int32(k), alpha, a, Int32(lda), beta, c, Int32(ldc))
+        cblas_dsyrk(CblasRowMajor, CblasLower, transpose ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), alpha, a, Int32(lda),
+             beta, c, Int32(ldc))
     }
 }
 

@@ -160,9 +160,10 @@ func gemv<S: TensorScalar>(
     }
 }
 
-/// C (n×n) = alpha · A·Aᵀ + beta · C for a row-major n×k A, with C symmetric (on input when
-/// beta ≠ 0; on output both triangles are written): the Gram matrix in about half the
-/// multiply-adds of `gemm`, which computes both triangles.
+/// C (n×n) = alpha · op(A)·op(A)ᵀ + beta · C, op(A) n×k: a row-major n×k A, or with
+/// `transpose` a k×n A and C = AᵀA. C is symmetric (on input when beta ≠ 0; on output both
+/// triangles are written): the Gram matrix in about half the multiply-adds of `gemm`, which
+/// computes both triangles.
 ///
 /// A large lower triangle is cut into two bands of rows of equal area (the second starts at
 /// row n/√2): the first is one syrk, the second one product with the rows above it and one
@@ -171,7 +172,9 @@ func gemv<S: TensorScalar>(
 /// on the shape only, so the bits do not depend on the thread count. The upper triangle is
 /// then copied from the lower. In Muon's Newton–Schulz at d12's shapes this makes the whole
 /// orthogonalisation 1.15-1.3x faster than with `gemm` (same run, 2 threads).
-public func gram<S: TensorScalar>(n: Int, k: Int, a: UnsafePointer<S>, c: UnsafeMutablePointer<S>, alpha: S = 1, beta: S = 0) {
+public func gram<S: TensorScalar>(
+    transpose: Bool = false, n: Int, k: Int, a: UnsafePointer<S>, c: UnsafeMutablePointer<S>, alpha: S = 1, beta: S = 0
+) {
     guard n > 0 else { return }
     let bands = n >= 64 && n * n * k / 2 >= 1 << 22 ? 2 : 1
     @inline(__always) func start(_ i: Int) -> Int {
@@ -180,11 +183,14 @@ public func gram<S: TensorScalar>(n: Int, k: Int, a: UnsafePointer<S>, c: Unsafe
     Parallel.forEach(bands) { i in
         let lo = start(i), hi = start(i + 1)
         guard lo < hi else { return }
+        // Rows lo..<hi of op(A): rows of A, or columns of the transposed A.
+        let band = transpose ? a + lo : a + lo * k, lda = transpose ? n : k
         if lo > 0 {
-            S.gemm(transposeA: false, transposeB: true, m: hi - lo, n: lo, k: k, alpha: alpha, a: a + lo * k, lda: k,
-                   b: a, ldb: k, beta: beta, c: c + lo * n, ldc: n)
+            S.gemm(transposeA: transpose, transposeB: !transpose, m: hi - lo, n: lo, k: k, alpha: alpha, a: band, lda: lda,
+                   b: a, ldb: lda, beta: beta, c: c + lo * n, ldc: n)
         }
-        S.syrkLower(n: hi - lo, k: k, alpha: alpha, a: a + lo * k, lda: k, beta: beta, c: c + lo * n + lo, ldc: n)
+        S.syrkLower(transpose: transpose, n: hi - lo, k: k, alpha: alpha, a: band, lda: lda, beta: beta,
+                    c: c + lo * n + lo, ldc: n)
     }
     // Upper triangle from the lower, in tiles so both sides stay in cache.
     let tile = 32, tiles = (n + tile - 1) / tile
