@@ -126,10 +126,22 @@ public final class Muon {
 
     /// One update with the learning rate times `lrMultiplier`, reading each gradient times
     /// `gradScale` (the clipping factor).
+    ///
+    /// The matrices are orthogonalised side by side, each whole on one worker (largest
+    /// first): their products are too small to split well across workers (a 768² Gram
+    /// product ran hardly faster on 2 threads than on 1). A d12 step's Muon took 1.17-1.18x
+    /// less time this way than with each matrix split over 2 workers (same run, all-T and
+    /// all-M). The bits are those of one thread.
     public func update(lrMultiplier: Double, momentum: Double, gradScale: Float = 1) {
         let mu = Float(momentum)
-        for (i, p) in parameters.enumerated() {
-            guard let g = p.grad else { continue }
+        let cost = parameters.map { p -> Int in
+            let rows = p.shape[0], cols = p.count / rows
+            return rows * cols * Swift.min(rows, cols)
+        }
+        let order = parameters.indices.sorted { cost[$0] != cost[$1] ? cost[$0] > cost[$1] : $0 < $1 }
+        Parallel.forEachItem(order.count) { item in
+            let i = order[item], p = parameters[i]
+            guard let g = p.grad else { return }
             let rows = p.shape[0], cols = p.count / rows
             let (gp, bp, pp) = (g.data(Float.self), buffers[i].data(Float.self), p.data(Float.self))
             var nesterov = [Float](repeating: 0, count: p.count)

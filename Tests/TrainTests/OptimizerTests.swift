@@ -87,6 +87,34 @@ func symmetricEigenvalues(_ input: [Double], n: Int) -> [Double] {
         #expect(worst < 1e-5, "tall and transposed wide differ by \(worst)")
     }
 
+    /// Muon orthogonalises its matrices side by side, each serially on one worker: the same
+    /// bits as on one thread, for square, wide, tall and small matrices.
+    @Test func muonSideBySideKeepsTheBitsOfOneThread() {
+        func run(threads: Int) -> [UInt32] {
+            let old = Parallel.threadCount
+            Parallel.setThreadCount(threads)
+            defer { Parallel.setThreadCount(old) }
+            var g = SeededGenerator(seed: 21)
+            let shapes = [[200, 200], [128, 400], [400, 128], [5, 7], [48, 300]]
+            let ps = shapes.map { s -> Tensor in
+                let p = Tensor.randomNormal(s, generator: &g)
+                p.requiresGrad = true
+                return p
+            }
+            let muon = Muon(parameters: ps, lr: 0.02)
+            for _ in 0..<2 {
+                for p in ps {
+                    let grad = Tensor.randomNormal(p.shape, generator: &g)
+                    p.gradData(Float.self).update(from: grad.data(Float.self), count: p.count)
+                }
+                muon.update(lrMultiplier: 1, momentum: 0.9, gradScale: 0.5)
+                for p in ps { p.zeroGrad() }
+            }
+            return (ps + muon.buffers).flatMap { $0.floats.map(\.bitPattern) }
+        }
+        #expect(run(threads: 1) == run(threads: 2))
+    }
+
     @Test func muonStepIsScaledNewtonSchulzOfNesterovMomentum() {
         var g = SeededGenerator(seed: 9)
         let p = Tensor.randomNormal([12, 6], generator: &g)

@@ -18,8 +18,44 @@ public enum Parallel {
         return ProcessInfo.processInfo.activeProcessorCount
     }
 
-    /// Worker threads used by the kernels (and by `gemm`, which splits products over them).
-    public static var threadCount: Int { threads.load(ordering: .relaxed) }
+    /// Set inside `serially`: this thread's kernels run on it alone.
+    @TaskLocal static var serialHere = false
+
+    /// Worker threads used by the kernels (and by `gemm`, which splits products over them);
+    /// 1 inside `serially`.
+    public static var threadCount: Int { serialHere ? 1 : threads.load(ordering: .relaxed) }
+
+    /// Runs `body` with every kernel it calls on this thread alone (`threadCount` reads 1).
+    /// The bits are those of any thread count: kernels cut their work by the problem's size.
+    public static func serially<R>(_ body: () throws -> R) rethrows -> R {
+        try $serialHere.withValue(true, operation: body)
+    }
+
+    /// Runs `body(i)` for every `i` in `0..<count`, each item whole on one worker with its
+    /// kernels run `serially`; a worker that finishes takes the next item in order. For
+    /// independent items of uneven cost whose kernels split poorly (Muon's matrices): items
+    /// run side by side instead of each being cut across the workers. Which worker runs an
+    /// item changes no bit of it.
+    public static func forEachItem(_ count: Int, _ body: (Int) -> Void) {
+        let workers = Swift.min(threadCount, count)
+        if workers <= 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                serially {
+                    while true {
+                        let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                        if i >= count { break }
+                        shared.value(i)
+                    }
+                }
+            }
+        }
+    }
 
     /// Sets the worker count.
     public static func setThreadCount(_ n: Int) {

@@ -1,0 +1,48 @@
+// Parallel.serially and forEachItem: kernels inside run on their own thread with the bits of
+// any thread count, and every item runs exactly once.
+import Synchronization
+import Testing
+import Tensor
+
+extension TensorTests {
+    @Suite struct ParallelTests {
+        @Test func seriallyMeansOneThreadInsideOnly() {
+            withThreads(2) {
+                #expect(Parallel.threadCount == 2)
+                Parallel.serially { #expect(Parallel.threadCount == 1) }
+                #expect(Parallel.threadCount == 2)
+            }
+        }
+
+        @Test func forEachItemRunsEveryItemOnceSerially() {
+            let count = 37
+            let hits = UnsafeMutablePointer<Int>.allocate(capacity: count)
+            hits.initialize(repeating: 0, count: count)
+            defer { hits.deallocate() }
+            let insideThreads = Atomic<Int>(0)
+            withThreads(2) {
+                Parallel.forEachItem(count) { i in
+                    hits[i] += 1   // each index belongs to one item
+                    insideThreads.wrappingAdd(Parallel.threadCount, ordering: .relaxed)
+                }
+            }
+            #expect((0..<count).allSatisfy { hits[$0] == 1 }, "\((0..<count).map { hits[$0] })")
+            #expect(insideThreads.load(ordering: .relaxed) == count, "items saw more than one thread")
+        }
+
+        /// A product and a Gram matrix big enough to be cut across workers give the same bits
+        /// when run serially inside one worker.
+        @Test func serialKernelsKeepTheBits() {
+            let a = randn([600, 300], seed: 41), b = randn([300, 200], seed: 42)
+            func run() -> [UInt32] {
+                let c = Tensor(zeros: [600, 200]), gm = Tensor(zeros: [300, 300])
+                gemm(m: 600, n: 200, k: 300, a: a.data(Float.self), b: b.data(Float.self), c: c.data(Float.self))
+                gram(transpose: true, n: 300, k: 600, a: a.data(Float.self), c: gm.data(Float.self))
+                return (c.floats + gm.floats).map(\.bitPattern)
+            }
+            let split = withThreads(2) { run() }
+            let serial = withThreads(2) { Parallel.serially { run() } }
+            #expect(split == serial)
+        }
+    }
+}
