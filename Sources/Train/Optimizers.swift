@@ -62,11 +62,12 @@ public final class AdamW {
 public let newtonSchulzCoefficients: (Float, Float, Float) = (3.4445, -4.7750, 2.0315)
 
 /// X ← an approximately orthogonal matrix with the singular vectors of g (rows × cols):
-/// X = g / (‖g‖_F + 1e-7), then `steps` times A = X Xᵀ, B = b A + c A², X = a X + B X on the
-/// wide form (Xᵀ when rows > cols). The singular values end near 1 (in about [0.7, 1.2]: the
-/// quintic trades exactness for speed, as in Muon). A and A² = A Aᵀ are symmetric, so both
-/// are Gram products (`gram`: half the multiply-adds of a full product). A tall g is not
-/// transposed: the same iteration on Xᵀ, transposed back, is A = XᵀX, X = a X + X B.
+/// X = g / (‖g‖_F + 1e-7), then `steps` times A = X Xᵀ, B = b A + c A², X = a X + B X with X
+/// in its wide form, so that A is min(rows, cols) square. The singular values end near 1 (in
+/// about [0.7, 1.2]: the quintic trades exactness for speed, as in Muon). A and A² = A Aᵀ are
+/// symmetric, so both are Gram products (`gram`: half the multiply-adds of a full product).
+/// A tall g is not transposed for this: the iteration on its transpose, transposed back, is
+/// A = XᵀX and X = a X + X B, which is what runs.
 public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps: Int = 5) -> [Float] {
     let tall = rows > cols
     let r = Swift.min(rows, cols), count = rows * cols
