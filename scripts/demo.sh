@@ -4,7 +4,7 @@
 # the token shards, trains configs/shakespeare_d4.py (replacing an earlier demo run in
 # runs/shakespeare_d4) and streams a sample.
 #
-#   scripts/demo.sh                      corpus from ../shared/data/, else downloaded
+#   scripts/demo.sh                      the corpus in the repository, data/tinyshakespeare.txt
 #   scripts/demo.sh --corpus FILE        any UTF-8 text file instead
 #   scripts/demo.sh --num_iterations=50  extra --key=value arguments go to `nanochat train`
 set -euo pipefail
@@ -19,20 +19,7 @@ while [ $# -gt 0 ]; do
         *) overrides+=("$1"); shift ;;
     esac
 done
-if [ -z "$corpus" ]; then
-    if [ -f ../shared/data/tinyshakespeare.txt ]; then
-        corpus=../shared/data/tinyshakespeare.txt
-    else
-        corpus=data/tinyshakespeare.txt
-        if [ ! -f "$corpus" ]; then
-            mkdir -p data
-            echo "downloading tinyshakespeare (1.1 MB) to $corpus"
-            curl -fsSL -o "$corpus.part" \
-                https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt
-            mv "$corpus.part" "$corpus"
-        fi
-    fi
-fi
+corpus=${corpus:-data/tinyshakespeare.txt}
 [ -f "$corpus" ] || { echo "error: corpus $corpus not found" >&2; exit 1; }
 
 scripts/install-deps.sh

@@ -7,8 +7,7 @@ cd "$(dirname "$0")/.."
 nanochat=.build/release/nanochat
 run=runs/shakespeare_d4
 data=data/shakespeare
-corpus=../shared/data/tinyshakespeare.txt
-[ -f $corpus ] || corpus=data/tinyshakespeare.txt   # where demo.sh downloads it
+corpus=data/tinyshakespeare.txt
 
 bpbs=$(grep -o '"val_bpb":[0-9.]*' $run/metrics.jsonl | cut -d: -f2)
 first=$(echo "$bpbs" | head -1); last=$(echo "$bpbs" | tail -1)

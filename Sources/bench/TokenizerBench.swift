@@ -11,7 +11,7 @@ struct TokenizerBenchCommand: ParsableCommand {
         abstract: "BPE training seconds and encoding MB/s (1 thread vs all) on a text file."
     )
 
-    @Option(help: "UTF-8 text to train on and encode.") var corpus = "../shared/data/tinyshakespeare.txt"
+    @Option(help: "UTF-8 text to train on and encode.") var corpus = "data/tinyshakespeare.txt"
     @Option(help: "Vocabulary size.") var vocabSize = 4096
     @OptionGroup var common: CommonOptions
 

@@ -9,7 +9,7 @@ import Train
 
 let trainFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
 let corpusPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .appendingPathComponent("../../../shared/data/tinyshakespeare.txt").standardized.path
+    .appendingPathComponent("../../data/tinyshakespeare.txt").standardized.path
 
 /// tiktoken's merge loop written the obvious way: parts start as the piece's bytes; while
 /// some adjacent pair's joined bytes are a token, join the pair of lowest rank (leftmost on
