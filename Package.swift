@@ -5,6 +5,7 @@
 // Layers (each imports only those to its left):
 //   CBLAS (system library), CVectorMath (C header) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
 //                                                                 ^------- bench (executable)
+//   CLAPACKE (system library) is linked by the tests alone. docs/ARCHITECTURE.md has the map.
 //
 // Code generation: release builds target the host CPU (`-target-cpu native`) so the SIMD16
 // kernels compile to AVX2/FMA or AVX-512. Set NANOCHAT_PORTABLE=1 when building to get a
@@ -35,6 +36,13 @@ let package = Package(
             name: "CBLAS",
             path: "Sources/CBLAS",
             providers: [.apt(["libopenblas-dev"])]
+        ),
+        // LAPACKE (Debian: liblapacke-dev), for the tests only: the exact SVD that Muon's
+        // Newton–Schulz orthogonalisation is checked against.
+        .systemLibrary(
+            name: "CLAPACKE",
+            path: "Sources/CLAPACKE",
+            providers: [.apt(["liblapacke-dev"])]
         ),
         // Lane-wise square root as one vector instruction (see its header).
         .target(name: "CVectorMath", path: "Sources/CVectorMath"),
@@ -87,7 +95,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TrainTests",
-            dependencies: ["Train", "Blocks", "Tensor"],
+            dependencies: ["Train", "Blocks", "Tensor", "CLAPACKE"],
             exclude: ["Fixtures"],
             swiftSettings: hostCPU
         ),

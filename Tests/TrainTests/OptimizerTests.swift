@@ -1,35 +1,20 @@
 // The optimisers against hand-computed steps, Newton–Schulz's orthogonality, the schedules.
+import CLAPACKE
 import Foundation
 import Testing
 import Tensor
 import Train
 
-/// Eigenvalues of a symmetric n×n matrix by cyclic Jacobi rotations, in Double.
-func symmetricEigenvalues(_ input: [Double], n: Int) -> [Double] {
-    var a = input
-    for _ in 0..<100 {
-        var off = 0.0
-        for p in 0..<n { for q in 0..<n where p != q { off += a[p * n + q] * a[p * n + q] } }
-        if off < 1e-22 { break }
-        for p in 0..<(n - 1) {
-            for q in (p + 1)..<n where abs(a[p * n + q]) > 1e-300 {
-                let theta = (a[q * n + q] - a[p * n + p]) / (2 * a[p * n + q])
-                let t = (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
-                let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                for k in 0..<n {   // rotate columns p, q
-                    let akp = a[k * n + p], akq = a[k * n + q]
-                    a[k * n + p] = c * akp - s * akq
-                    a[k * n + q] = s * akp + c * akq
-                }
-                for k in 0..<n {   // rotate rows p, q
-                    let apk = a[p * n + k], aqk = a[q * n + k]
-                    a[p * n + k] = c * apk - s * aqk
-                    a[q * n + k] = s * apk + c * aqk
-                }
-            }
-        }
-    }
-    return (0..<n).map { a[$0 * n + $0] }.sorted()
+/// The thin SVD of a rows × cols matrix (row-major, Double) by LAPACK's dgesvd: U (rows × r),
+/// σ (r, descending), Vᵀ (r × cols), r = min(rows, cols).
+func singularValueDecomposition(_ a: [Double], rows: Int, cols: Int) -> (u: [Double], s: [Double], vt: [Double]) {
+    let r = min(rows, cols)
+    var work = a, s = [Double](repeating: 0, count: r), u = [Double](repeating: 0, count: rows * r)
+    var vt = [Double](repeating: 0, count: r * cols), superb = [Double](repeating: 0, count: max(1, r - 1))
+    let info = LAPACKE_dgesvd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "S")), CChar(UInt8(ascii: "S")),
+                              Int32(rows), Int32(cols), &work, Int32(cols), &s, &u, Int32(r), &vt, Int32(cols), &superb)
+    precondition(info == 0, "dgesvd failed: info \(info)")
+    return (u, s, vt)
 }
 
 @Suite struct OptimizerTests {
@@ -52,25 +37,32 @@ func symmetricEigenvalues(_ input: [Double], n: Int) -> [Double] {
         #expect(abs(q.item - (2 * (1 - 0.05 * 0.5) - 0.05)) < 1e-6, "\(q.item)")
     }
 
-    // Singular values of the Newton–Schulz output lie in [0.6, 1.25] (the quintic's band;
-    // exact orthogonality would be all ones), for wide and tall matrices.
-    @Test(arguments: [(16, 40), (40, 16), (24, 24)])
-    func newtonSchulzIsNearlyOrthogonal(_ s: (Int, Int)) {
-        let (rows, cols) = s
+    /// Against the exact SVD G = U Σ Vᵀ (LAPACK, Double): Newton–Schulz is an odd polynomial
+    /// in G, so its output is U f(Σ) Vᵀ with the same singular vectors; Uᵀ X V must be
+    /// diagonal to Float rounding (off-diagonal ≤ 1e-4), and each f(σ) must lie in the
+    /// quintic's band [0.6, 1.25] around the polar factor U Vᵀ (whose values would all be 1).
+    @Test(arguments: [(16, 40), (40, 16), (24, 24), (48, 300)])
+    func newtonSchulzApproximatesThePolarFactor(_ shape: (Int, Int)) {
+        let (rows, cols) = shape, r = min(rows, cols)
         var g = SeededGenerator(seed: UInt64(rows * 100 + cols))
         let m = Tensor.randomNormal([rows, cols], generator: &g)
-        let x = newtonSchulz(m.data(Float.self), rows: rows, cols: cols).map(Double.init)
-        let r = min(rows, cols)
-        var gram = [Double](repeating: 0, count: r * r)   // X Xᵀ (wide) or Xᵀ X (tall)
-        for i in 0..<r { for j in 0..<r {
-            var acc = 0.0
-            for k in 0..<max(rows, cols) {
-                acc += rows <= cols ? x[i * cols + k] * x[j * cols + k] : x[k * cols + i] * x[k * cols + j]
+        let x = newtonSchulz(m.data(Float.self), rows: rows, cols: cols).map { Double($0) }
+        let (u, sigma, vt) = singularValueDecomposition(m.doubles, rows: rows, cols: cols)
+        #expect(sigma.last! > 1e-3 * sigma.first!, "the test matrix is far from singular")
+        var offDiagonal = 0.0, band = (low: Double.infinity, high: -Double.infinity)
+        for i in 0..<r {
+            for j in 0..<r {   // (Uᵀ X V)[i, j] = Σ_a Σ_b U[a, i] X[a, b] Vᵀ[j, b]
+                var acc = 0.0
+                for a in 0..<rows {
+                    var row = 0.0
+                    for b in 0..<cols { row += x[a * cols + b] * vt[j * cols + b] }
+                    acc += u[a * r + i] * row
+                }
+                if i == j { band = (min(band.low, acc), max(band.high, acc)) } else { offDiagonal = max(offDiagonal, abs(acc)) }
             }
-            gram[i * r + j] = acc
-        } }
-        let sv = symmetricEigenvalues(gram, n: r).map { max($0, 0).squareRoot() }
-        #expect(sv.first! >= 0.6 && sv.last! <= 1.25, "singular values \(sv.first!) ... \(sv.last!)")
+        }
+        #expect(offDiagonal <= 1e-4, "Uᵀ X V is not diagonal: off-diagonal up to \(offDiagonal)")
+        #expect(band.low >= 0.6 && band.high <= 1.25, "singular values \(band.low) ... \(band.high), outside [0.6, 1.25]")
     }
 
     /// A tall matrix is orthogonalised in its own layout (A = XᵀX, X = aX + XB): the result
@@ -129,6 +121,37 @@ func symmetricEigenvalues(_ input: [Double], n: Int) -> [Double] {
         var worst = 0.0
         for j in 0..<72 { worst = max(worst, abs(p.doubles[j] - (before[j] - scale * x[j]))) }
         #expect(worst < 1e-5, "Muon step differs by \(worst)")
+    }
+
+    /// Two steps with unrelated gradients: the second step's direction depends on how the
+    /// momentum buffer and the new gradient are mixed (after one step from a zero buffer,
+    /// every mix is a multiple of the gradient, which Newton–Schulz normalises away).
+    @Test func muonSecondStepMixesMomentumAsNesterov() {
+        var g = SeededGenerator(seed: 13)
+        let (rows, cols) = (10, 6), count = 60
+        let p = Tensor.randomNormal([rows, cols], generator: &g)
+        p.requiresGrad = true
+        let g1 = Tensor.randomNormal([rows, cols], generator: &g).floats
+        let g2 = Tensor.randomNormal([rows, cols], generator: &g).floats
+        let muon = Muon(parameters: [p], lr: 0.02)
+        let (mu1, mu2): (Float, Float) = (0.85, 0.9)
+        p.gradData(Float.self).update(from: g1, count: count)
+        muon.update(lrMultiplier: 1, momentum: Double(mu1))
+        let afterFirst = p.doubles
+        p.gradData(Float.self).update(from: g2, count: count)
+        muon.update(lrMultiplier: 1, momentum: Double(mu2))
+        // buf₁ = (1-μ₁) g₁;  buf₂ = buf₁ + (1-μ₂)(g₂ - buf₁);  update = g₂ + μ₂ (buf₂ - g₂)
+        var nesterov = [Float](repeating: 0, count: count)
+        for j in 0..<count {
+            let buf1 = (1 - mu1) * g1[j]
+            let buf2 = buf1 + (1 - mu2) * (g2[j] - buf1)
+            nesterov[j] = g2[j] + mu2 * (buf2 - g2[j])
+        }
+        let x = nesterov.withUnsafeBufferPointer { newtonSchulz($0.baseAddress!, rows: rows, cols: cols) }.map { Double($0) }
+        let scale = 0.02 * (Double(rows) / Double(cols)).squareRoot()
+        var worst = 0.0
+        for j in 0..<count { worst = max(worst, abs(p.doubles[j] - (afterFirst[j] - scale * x[j]))) }
+        #expect(worst < 1e-5, "Muon's second step differs by \(worst)")
     }
 
     @Test func schedules() {

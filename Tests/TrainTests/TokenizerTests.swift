@@ -123,6 +123,19 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         #expect(ok == fixture.encode("né"))
     }
 
+    /// Overlapping joins of equal rank go leftmost first, as tiktoken's loop: with the single
+    /// merge "aa", "aaa" is [aa, a], not [a, aa], and "aaaaa" is [aa, aa, a].
+    @Test func equalRankJoinsGoLeftmostFirst() throws {
+        let bytes = (0..<256).map { [UInt8($0)] } + [Array("aa".utf8)]
+        let tok = try Tokenizer(tokenBytes: bytes)
+        let aa: Int32 = 256, a: Int32 = 97
+        #expect(tok.encode("aaa") == [aa, a])
+        #expect(tok.encode("aaaaa") == [aa, aa, a])
+        #expect(tok.encodeSerially("aaaaaaa") == [aa, aa, aa, a])
+        let ranks = Dictionary(uniqueKeysWithValues: bytes.enumerated().map { ($1, Int32($0)) })
+        #expect(referenceEncode("aaa", ranks: ranks) == [aa, a], "the reference breaks ties the same way")
+    }
+
     @Test func trainingMergesByHand() {
         // "aaabdaaabac" is one piece. Pair counts: aa 4, ab 2, others 1 → aa becomes 256:
         // [256 a b d 256 a b a c]. Then (256,a) and (a,b) both occur twice; ties go to the
