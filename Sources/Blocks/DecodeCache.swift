@@ -66,31 +66,33 @@ final class MambaCache {
         primed = true
     }
 
-    /// One token: x, z (B, 1, Di) -> y (B, 1, Di), advancing both states.
-    func step(x: Tensor, z: Tensor, _ p: ParameterSet, prefix m: String, config: ModelConfig) -> Tensor {
-        let b = x.shape[0], di = config.mambaInner, r = config.dtRank, n = config.mambaDState
-        let convOut = Tensor(uninitializedShape: [b, 1, di], dtype: x.dtype)
-        let y = Tensor(uninitializedShape: [b, 1, di], dtype: x.dtype)
-        func convStep<S: TensorScalar>(_: S.Type) {
-            causalConvStep(out: convOut.data(S.self), state: conv.data(S.self), inp: x.data(S.self),
-                           weight: p["\(m).conv1d.weight"].data(S.self), bias: p["\(m).conv1d.bias"].data(S.self),
-                           batch: b, channels: di, kernel: config.mambaDConv)
+    /// One step of the causal convolution: x (B, 1, Di) -> (B, 1, Di), advancing the conv state.
+    func convolveStep(_ x: Tensor, _ w: MixerWeights) -> Tensor {
+        let (b, di) = (x.shape[0], x.shape[2])
+        let out = Tensor(uninitializedShape: [b, 1, di], dtype: x.dtype)
+        func run<S: TensorScalar>(_: S.Type) {
+            causalConvStep(out: out.data(S.self), state: conv.data(S.self), inp: x.data(S.self),
+                           weight: w.convWeight.data(S.self), bias: w.convBias.data(S.self),
+                           batch: b, channels: di, kernel: w.convWeight.shape[2])
         }
-        if x.dtype == .float32 { convStep(Float.self) } else { convStep(Double.self) }
-        let xc = silu(convOut)
-        let dbc = linear(xc, p["\(m).x_proj.weight"])
-        let dt = slice(dbc, axis: -1, 0..<r)
-        let bm = slice(dbc, axis: -1, r..<(r + n)), cm = slice(dbc, axis: -1, (r + n)..<(r + 2 * n))
-        let deltaRaw = linear(dt, p["\(m).dt_proj.weight"])
-        func scanStep<S: TensorScalar>(_: S.Type) {
+        if x.dtype == .float32 { run(Float.self) } else { run(Double.self) }
+        return out
+    }
+
+    /// One step of the selective scan: inputs of one position (B, 1, ·) -> y (B, 1, Di),
+    /// advancing the SSM state.
+    func scanStep(u: Tensor, deltaRaw: Tensor, bm: Tensor, cm: Tensor, z: Tensor, _ w: MixerWeights) -> Tensor {
+        let (b, di, n) = (u.shape[0], u.shape[2], ssm.shape[2])
+        let y = Tensor(uninitializedShape: [b, 1, di], dtype: u.dtype)
+        func run<S: TensorScalar>(_: S.Type) {
             selectiveScanStep(out: y.data(S.self), state: ssm.data(S.self),
-                              inputs: ScanInputs(u: xc.data(S.self), deltaRaw: deltaRaw.data(S.self),
-                                                 dtBias: p["\(m).dt_proj.bias"].data(S.self), aLog: p["\(m).A_log"].data(S.self),
-                                                 bm: bm.data(S.self), cm: cm.data(S.self), d: p["\(m).D"].data(S.self),
+                              inputs: ScanInputs(u: u.data(S.self), deltaRaw: deltaRaw.data(S.self),
+                                                 dtBias: w.dtBias.data(S.self), aLog: w.aLog.data(S.self),
+                                                 bm: bm.data(S.self), cm: cm.data(S.self), d: w.d.data(S.self),
                                                  z: z.data(S.self)),
                               batch: b, channels: di, state: n)
         }
-        if x.dtype == .float32 { scanStep(Float.self) } else { scanStep(Double.self) }
+        if u.dtype == .float32 { run(Float.self) } else { run(Double.self) }
         return y
     }
 }

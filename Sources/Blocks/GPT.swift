@@ -12,14 +12,17 @@ public struct ModelLoadError: Error, CustomStringConvertible {
 
 public final class GPT {
     public let config: ModelConfig
+    /// Every parameter by name, in checkpoint order (what the optimisers and checkpoints see).
     public let parameters: ParameterSet
+    /// The same tensors as typed fields (what the forward pass reads).
+    public let weights: ModelWeights
     private var rotaryTable: RotaryTable
 
     /// A model over existing parameters; their names and shapes must match the config's.
     public init(config: ModelConfig, parameters: ParameterSet) throws {
         try config.validate()
-        let specs = config.parameterSpecs
-        for spec in specs {
+        var taken = Set<String>()
+        weights = try ModelWeights(config) { spec in
             guard parameters.contains(spec.name) else {
                 throw ModelLoadError(message: "missing parameter \(spec.name) (shape \(spec.shape))")
             }
@@ -27,9 +30,10 @@ public final class GPT {
             guard t.shape == spec.shape else {
                 throw ModelLoadError(message: "parameter \(spec.name) has shape \(t.shape), the config needs \(spec.shape)")
             }
+            taken.insert(spec.name)
+            return t
         }
-        let expected = Set(specs.map(\.name))
-        if let extra = parameters.parameters.first(where: { !expected.contains($0.name) }) {
+        if let extra = parameters.parameters.first(where: { !taken.contains($0.name) }) {
             throw ModelLoadError(message: "parameter \(extra.name) is not part of this config's model")
         }
         self.config = config
@@ -59,55 +63,51 @@ public final class GPT {
             precondition(cache.batch == idx.shape[0], "cache is for batch \(cache.batch), ids have \(idx.shape[0])")
         }
         let rope = rotary(upTo: offset + idx.shape[1])
-        var x = rmsNorm(embedding(parameters["transformer.wte.weight"], idx))
-        for (i, kind) in config.blockPattern.enumerated() {
-            switch (kind, cache?.layers[i]) {
-            case (.transformer, .attention(let kv)?):
-                x = TransformerBlock(index: i, config: config).forward(x, parameters, rope: rope, cache: kv, offset: offset)
-            case (.transformer, _):
-                x = TransformerBlock(index: i, config: config).forward(x, parameters, rope: rope, cache: nil, offset: 0)
-            case (.mamba, .mamba(let mc)?):
+        var x = rmsNorm(embedding(weights.embedding, idx))
+        for (i, layer) in weights.layers.enumerated() {
+            switch (layer, cache?.layers[i]) {
+            case (.transformer(let attention, let mlp), let state):
+                guard case .attention(let kv)? = state else {
+                    x = transformerBlock(x, attention, mlp, config: config, rope: rope, cache: nil, offset: 0)
+                    continue
+                }
+                x = transformerBlock(x, attention, mlp, config: config, rope: rope, cache: kv, offset: offset)
+            case (.mamba(let mixer, let mlp), let state):
+                guard case .mamba(let mc)? = state else {
+                    x = mambaBlock(x, mixer, mlp, config: config, cache: nil)
+                    continue
+                }
                 precondition(mc.primed == (offset > 0) && (offset == 0 || idx.shape[1] == 1),
                              "Mamba layers decode one token at a time after a prefill from an empty cache")
-                x = MambaBlock(index: i, config: config).forward(x, parameters, cache: mc)
-            case (.mamba, _):
-                x = MambaBlock(index: i, config: config).forward(x, parameters, cache: nil)
+                x = mambaBlock(x, mixer, mlp, config: config, cache: mc)
             }
         }
         cache?.length += idx.shape[1]
         return rmsNorm(x)
     }
 
+    /// The head's logits before the softcap, (B, T, V): what the loss and the logits share.
+    func headLogits(_ idx: IndexTensor, cache: DecodeCache? = nil) -> Tensor {
+        linear(hidden(idx, cache: cache), weights.head)
+    }
+
     /// Softcapped logits (B, T, V).
     public func logits(_ idx: IndexTensor, cache: DecodeCache? = nil) -> Tensor {
-        let z = linear(hidden(idx, cache: cache), parameters["lm_head.weight"])
-        return scale(tanh(scale(z, 1 / logitSoftcap)), logitSoftcap)
+        softcap(headLogits(idx, cache: cache), logitSoftcap)
     }
 
     /// Mean cross entropy of the softcapped logits against targets (B, T), -1 ignored.
     public func loss(_ idx: IndexTensor, targets: IndexTensor) -> Tensor {
         precondition(targets.shape == idx.shape, "targets \(targets.shape) must match ids \(idx.shape)")
-        let z = linear(hidden(idx), parameters["lm_head.weight"])
-        return crossEntropy(z, targets: targets, softcap: logitSoftcap)
+        return crossEntropy(headLogits(idx), targets: targets, softcap: logitSoftcap)
     }
 
     /// Cross entropy of each position (B·T values, row-major), without gradients: what
-    /// evaluation needs to weigh tokens by their bytes (SPEC §3.2).
+    /// evaluation needs to weigh tokens by their bytes (SPEC §3.2). The same kernel as `loss`.
     public func tokenLosses(_ idx: IndexTensor, targets: IndexTensor) -> [Float] {
         precondition(targets.shape == idx.shape, "targets \(targets.shape) must match ids \(idx.shape)")
         return GradMode.withoutGradients {
-            let z = linear(hidden(idx), parameters["lm_head.weight"]).copy(dtype: .float32)
-            let n = targets.values.count, v = config.vocabSize
-            var losses = [Float](repeating: 0, count: n), lse = losses
-            targets.values.withUnsafeBufferPointer { t in
-                losses.withUnsafeMutableBufferPointer { lp in
-                    lse.withUnsafeMutableBufferPointer { sp in
-                        crossEntropyForward(losses: lp.baseAddress!, lse: sp.baseAddress!, logits: z.data(Float.self),
-                                            targets: t.baseAddress!, rows: n, vocab: v, softcap: Float(logitSoftcap))
-                    }
-                }
-            }
-            return losses
+            crossEntropyPerPosition(headLogits(idx), targets: targets, softcap: logitSoftcap)
         }
     }
 }

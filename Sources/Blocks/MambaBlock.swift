@@ -1,50 +1,51 @@
 // The Mamba-1 mixer (mamba_ssm's `Mamba` module, slow path; SPEC §1.2), on a pre-norm
-// residual branch, optionally followed by nanochat's MLP.
+// residual branch, optionally followed by nanochat's MLP. One mixer function serves
+// training, prefill and decode: the cache, when given, changes only how the convolution and
+// the scan see the past.
 import SelectiveScan
 import Tensor
 
-/// Layer `index` of a model, when it is a Mamba layer.
-struct MambaBlock {
-    let prefix: String
-    let config: ModelConfig
+/// x + mixer(rmsnorm(x)), then + mlp(rmsnorm(·)) when the layer has one. x: (B, T, C).
+func mambaBlock(_ x: Tensor, _ mixerWeights: MixerWeights, _ mlpWeights: MLPWeights?, config: ModelConfig,
+                cache: MambaCache?) -> Tensor {
+    var h = x + mixer(rmsNorm(x), mixerWeights, config: config, cache: cache)
+    if let mlpWeights { h = h + mlp(rmsNorm(h), mlpWeights) }
+    return h
+}
 
-    init(index: Int, config: ModelConfig) {
-        prefix = "transformer.h.\(index)"
-        self.config = config
+/// u (B, T, C) -> (B, T, C):
+///   xz = u·in_projᵀ; x, z = halves;  xc = silu(conv1d(x));  dbc = xc·x_projᵀ = (dt, Bm, Cm)
+///   out = scan(xc, Δraw = dt·dt_projᵀ, dt_proj.bias, A_log, Bm, Cm, D, z) · out_projᵀ
+/// Without a cache this is the training forward (on the tape). With an empty cache it is a
+/// prefill that leaves the conv's last K-1 inputs and the scan's final state in the cache;
+/// with a primed one, T = 1 and both advance by one step.
+func mixer(_ u: Tensor, _ w: MixerWeights, config: ModelConfig, cache: MambaCache?) -> Tensor {
+    let di = config.mambaInner, r = config.dtRank, n = config.mambaDState
+    let xz = linear(u, w.inProj)
+    let x = slice(xz, axis: -1, 0..<di), z = slice(xz, axis: -1, di..<(2 * di))
+    let decoding = cache?.primed ?? false
+    let convolved: Tensor
+    if let cache, decoding {
+        convolved = cache.convolveStep(x, w)
+    } else {
+        convolved = causalConv1d(x, weight: w.convWeight, bias: w.convBias)
     }
-
-    func forward(_ x: Tensor, _ p: ParameterSet, cache: MambaCache?) -> Tensor {
-        var h = x + mixer(rmsNorm(x), p, cache: cache)
-        if config.mambaUseMLP { h = h + mlp(rmsNorm(h), p, prefix: prefix) }
-        return h
+    let xc = silu(convolved)
+    let dbc = linear(xc, w.xProj)
+    let dt = slice(dbc, axis: -1, 0..<r)
+    let bm = slice(dbc, axis: -1, r..<(r + n)), cm = slice(dbc, axis: -1, (r + n)..<(r + 2 * n))
+    let deltaRaw = linear(dt, w.dtProj)
+    let y: Tensor
+    switch cache {
+    case nil:
+        y = selectiveScan(u: xc, deltaRaw: deltaRaw, dtBias: w.dtBias, aLog: w.aLog, bm: bm, cm: cm, d: w.d, z: z)
+    case let cache? where decoding:
+        y = cache.scanStep(u: xc, deltaRaw: deltaRaw, bm: bm, cm: cm, z: z, w)
+    case let cache?:
+        let (out, state) = selectiveScanInference(u: xc, deltaRaw: deltaRaw, dtBias: w.dtBias, aLog: w.aLog,
+                                                  bm: bm, cm: cm, d: w.d, z: z)
+        cache.prime(convInput: x, scanState: state)
+        y = out
     }
-
-    /// u (B, T, C) -> (B, T, C):
-    ///   xz = u·in_projᵀ; x, z = halves;  xc = silu(conv1d(x));  dbc = xc·x_projᵀ = (dt, Bm, Cm)
-    ///   out = scan(xc, Δraw = dt·dt_projᵀ, dt_proj.bias, A_log, Bm, Cm, D, z) · out_projᵀ
-    func mixer(_ u: Tensor, _ p: ParameterSet, cache: MambaCache?) -> Tensor {
-        let m = "\(prefix).mixer"
-        let di = config.mambaInner, r = config.dtRank, n = config.mambaDState
-        let xz = linear(u, p["\(m).in_proj.weight"])
-        let x = slice(xz, axis: -1, 0..<di), z = slice(xz, axis: -1, di..<(2 * di))
-        if let cache, cache.primed {
-            return linear(cache.step(x: x, z: z, p, prefix: m, config: config), p["\(m).out_proj.weight"])
-        }
-        let xc = silu(causalConv1d(x, weight: p["\(m).conv1d.weight"], bias: p["\(m).conv1d.bias"]))
-        let dbc = linear(xc, p["\(m).x_proj.weight"])
-        let dt = slice(dbc, axis: -1, 0..<r)
-        let bm = slice(dbc, axis: -1, r..<(r + n)), cm = slice(dbc, axis: -1, (r + n)..<(r + 2 * n))
-        let deltaRaw = linear(dt, p["\(m).dt_proj.weight"])
-        let y: Tensor
-        if let cache {
-            let (out, state) = selectiveScanInference(u: xc, deltaRaw: deltaRaw, dtBias: p["\(m).dt_proj.bias"],
-                                                      aLog: p["\(m).A_log"], bm: bm, cm: cm, d: p["\(m).D"], z: z)
-            cache.prime(convInput: x, scanState: state)
-            y = out
-        } else {
-            y = selectiveScan(u: xc, deltaRaw: deltaRaw, dtBias: p["\(m).dt_proj.bias"], aLog: p["\(m).A_log"],
-                              bm: bm, cm: cm, d: p["\(m).D"], z: z)
-        }
-        return linear(y, p["\(m).out_proj.weight"])
-    }
+    return linear(y, w.outProj)
 }

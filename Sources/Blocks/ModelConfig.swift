@@ -22,11 +22,19 @@ public enum BlockKind: String, Codable, Sendable, Equatable {
     }
 }
 
-/// A configuration error, naming the key (and entry) at fault.
+/// A configuration error: the `model_config` key at fault, and a message naming it (and the
+/// entry, for block_pattern).
 public struct ModelConfigError: Error, CustomStringConvertible, Equatable {
+    public let key: String
     public let message: String
-    public init(_ message: String) { self.message = message }
+    public init(key: String, _ message: String) { self.key = key; self.message = message }
     public var description: String { message }
+}
+
+/// Mamba's sizes when a config or a checkpoint leaves them out (SPEC §1.1).
+public enum MambaDefaults {
+    public static let dState = 16, dConv = 4, expand = 2
+    public static let useMLP = false
 }
 
 /// Every key of SPEC §3.4's `model_config`.
@@ -54,7 +62,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// `blockPattern` nil means all Transformer.
     public static func fromDepth(
         _ depth: Int, vocabSize: Int, sequenceLen: Int, blockPattern: [BlockKind]? = nil,
-        mambaDState: Int = 16, mambaDConv: Int = 4, mambaExpand: Int = 2, mambaUseMLP: Bool = false
+        mambaDState: Int = MambaDefaults.dState, mambaDConv: Int = MambaDefaults.dConv,
+        mambaExpand: Int = MambaDefaults.expand, mambaUseMLP: Bool = MambaDefaults.useMLP
     ) -> ModelConfig {
         let c = depth * 64, h = max(1, (c + 127) / 128)
         return ModelConfig(sequenceLen: sequenceLen, vocabSize: vocabSize, nLayer: depth, nHead: h, nKVHead: h, nEmbd: c,
@@ -64,8 +73,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     public init(sequenceLen: Int, vocabSize: Int, nLayer: Int, nHead: Int, nKVHead: Int, nEmbd: Int,
-                blockPattern: [BlockKind], mambaDState: Int = 16, mambaDConv: Int = 4, mambaExpand: Int = 2,
-                mambaUseMLP: Bool = false) {
+                blockPattern: [BlockKind], mambaDState: Int = MambaDefaults.dState, mambaDConv: Int = MambaDefaults.dConv,
+                mambaExpand: Int = MambaDefaults.expand, mambaUseMLP: Bool = MambaDefaults.useMLP) {
         self.sequenceLen = sequenceLen; self.vocabSize = vocabSize; self.nLayer = nLayer; self.nHead = nHead
         self.nKVHead = nKVHead; self.nEmbd = nEmbd; self.blockPattern = blockPattern
         self.mambaDState = mambaDState; self.mambaDConv = mambaDConv; self.mambaExpand = mambaExpand
@@ -83,10 +92,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         nHead = try c.decode(Int.self, forKey: .nHead)
         nKVHead = try c.decodeIfPresent(Int.self, forKey: .nKVHead) ?? nHead
         nEmbd = try c.decode(Int.self, forKey: .nEmbd)
-        mambaDState = try c.decodeIfPresent(Int.self, forKey: .mambaDState) ?? 16
-        mambaDConv = try c.decodeIfPresent(Int.self, forKey: .mambaDConv) ?? 4
-        mambaExpand = try c.decodeIfPresent(Int.self, forKey: .mambaExpand) ?? 2
-        mambaUseMLP = try c.decodeIfPresent(Bool.self, forKey: .mambaUseMLP) ?? false
+        mambaDState = try c.decodeIfPresent(Int.self, forKey: .mambaDState) ?? MambaDefaults.dState
+        mambaDConv = try c.decodeIfPresent(Int.self, forKey: .mambaDConv) ?? MambaDefaults.dConv
+        mambaExpand = try c.decodeIfPresent(Int.self, forKey: .mambaExpand) ?? MambaDefaults.expand
+        mambaUseMLP = try c.decodeIfPresent(Bool.self, forKey: .mambaUseMLP) ?? MambaDefaults.useMLP
         if let raw = try c.decodeIfPresent([String].self, forKey: .blockPattern) {
             blockPattern = try ModelConfig.parsePattern(raw)
         } else {
@@ -109,7 +118,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public static func parsePattern(_ raw: [String]) throws -> [BlockKind] {
         try raw.enumerated().map { i, s in
             guard let k = BlockKind(spelling: s) else {
-                throw ModelConfigError("block_pattern[\(i)] is \"\(s)\"; valid entries are \(BlockKind.spellings)")
+                throw ModelConfigError(key: "block_pattern", "block_pattern[\(i)] is \"\(s)\"; valid entries are \(BlockKind.spellings)")
             }
             return k
         }
@@ -123,19 +132,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// Checks every constraint; the error names the key and the values.
     public func validate() throws {
-        func require(_ ok: Bool, _ message: @autoclosure () -> String) throws {
-            if !ok { throw ModelConfigError(message()) }
+        func require(_ ok: Bool, _ key: String, _ message: @autoclosure () -> String) throws {
+            if !ok { throw ModelConfigError(key: key, message()) }
         }
         for (key, v) in [("sequence_len", sequenceLen), ("vocab_size", vocabSize), ("n_layer", nLayer),
                          ("n_head", nHead), ("n_kv_head", nKVHead), ("n_embd", nEmbd), ("mamba_d_state", mambaDState),
                          ("mamba_d_conv", mambaDConv), ("mamba_expand", mambaExpand)] {
-            try require(v > 0, "\(key) must be positive, got \(v)")
+            try require(v > 0, key, "\(key) must be positive, got \(v)")
         }
-        try require(blockPattern.count == nLayer,
+        try require(blockPattern.count == nLayer, "block_pattern",
                     "block_pattern has \(blockPattern.count) entries but n_layer is \(nLayer); give one entry per layer")
-        try require(nEmbd % nHead == 0, "n_embd \(nEmbd) must be divisible by n_head \(nHead)")
-        try require(nHead % nKVHead == 0, "n_kv_head \(nKVHead) must divide n_head \(nHead)")
-        try require(!hasTransformer || headDim % 2 == 0, "head dim n_embd/n_head = \(headDim) must be even for rotary")
-        try require(vocabSize <= 65536, "vocab_size \(vocabSize) exceeds 65536, the most a uint16 token shard can hold")
+        try require(nEmbd % nHead == 0, "n_embd", "n_embd \(nEmbd) must be divisible by n_head \(nHead)")
+        try require(nHead % nKVHead == 0, "n_kv_head", "n_kv_head \(nKVHead) must divide n_head \(nHead)")
+        try require(!hasTransformer || headDim % 2 == 0, "n_head", "head dim n_embd/n_head = \(headDim) must be even for rotary")
+        try require(vocabSize <= 65536, "vocab_size", "vocab_size \(vocabSize) exceeds 65536, the most a uint16 token shard can hold")
     }
 }

@@ -36,7 +36,7 @@ public enum NamedPattern: String, CaseIterable, Sendable {
         let letters = text.map { String($0) }
         let kinds = try ModelConfig.parsePattern(letters)
         guard kinds.count == depth else {
-            throw ModelConfigError("pattern \(text) has \(kinds.count) layers, the depth is \(depth); give a name (\(allCases.map(\.rawValue).joined(separator: ", "))) or one letter per layer")
+            throw ModelConfigError(key: "block_pattern", "pattern \(text) has \(kinds.count) layers, the depth is \(depth); give a name (\(allCases.map(\.rawValue).joined(separator: ", "))) or one letter per layer")
         }
         return kinds
     }

@@ -51,49 +51,105 @@ func linearInit(_ out: Int, _ inp: Int) -> ParameterInit {
     .normal(std: 1 / Double(inp).squareRoot() * min(1, (Double(out) / Double(inp)).squareRoot()))
 }
 
-extension ModelConfig {
-    /// Every parameter in checkpoint order: wte, then each layer's, then lm_head.
-    public var parameterSpecs: [ParameterSpec] {
-        let c = nEmbd, hd = headDim, di = mambaInner, r = dtRank, n = mambaDState, k = mambaDConv
-        var specs = [ParameterSpec(name: "transformer.wte.weight", shape: [vocabSize, c], group: .adamEmbedding,
-                                   initializer: .normal(std: 1))]
-        func matrix(_ name: String, _ out: Int, _ inp: Int, zero: Bool = false) {
-            specs.append(ParameterSpec(name: name, shape: [out, inp], group: .muonMatrix,
-                                       initializer: zero ? .zeros : linearInit(out, inp)))
+/// The weights of one attention sub-block (SPEC §1.2): q, k, v and output projections.
+public struct AttentionWeights {
+    /// c_q (H·hd, C), c_k and c_v (KV·hd, C), c_proj (C, C).
+    public let query, key, value, projection: Tensor
+}
+
+/// The weights of one MLP sub-block: c_fc (4C, C) and c_proj (C, 4C).
+public struct MLPWeights {
+    public let up, down: Tensor
+}
+
+/// The weights of one Mamba mixer (SPEC §1.2).
+public struct MixerWeights {
+    /// in_proj (2Di, C), x_proj (R+2N, Di), dt_proj.weight (Di, R), out_proj (C, Di).
+    public let inProj, xProj, dtProj, outProj: Tensor
+    /// conv1d.weight (Di, 1, K) and conv1d.bias (Di).
+    public let convWeight, convBias: Tensor
+    /// dt_proj.bias (Di), A_log (Di, N), D (Di).
+    public let dtBias, aLog, d: Tensor
+}
+
+/// One layer's weights, by kind.
+public enum LayerWeights {
+    case transformer(attention: AttentionWeights, mlp: MLPWeights)
+    /// The MLP is present when `mamba_use_mlp` is set.
+    case mamba(mixer: MixerWeights, mlp: MLPWeights?)
+}
+
+/// The model's weights as typed fields, built once from the parameter list: the forward
+/// pass reads these, never a name.
+public struct ModelWeights {
+    /// transformer.wte.weight (V, C) and lm_head.weight (V, C).
+    public let embedding, head: Tensor
+    public let layers: [LayerWeights]
+
+    /// The only listing of the model's parameters. Walks them in checkpoint order (wte, each
+    /// layer's, lm_head), asking `take` for the tensor of each spec; a throwing `take` stops
+    /// the walk with its error.
+    init(_ config: ModelConfig, take: (ParameterSpec) throws -> Tensor) rethrows {
+        let c = config.nEmbd, hd = config.headDim, di = config.mambaInner, r = config.dtRank
+        let n = config.mambaDState, k = config.mambaDConv
+        func matrix(_ name: String, _ out: Int, _ inp: Int, zero: Bool = false) throws -> Tensor {
+            try take(ParameterSpec(name: name, shape: [out, inp], group: .muonMatrix,
+                                   initializer: zero ? .zeros : linearInit(out, inp)))
         }
-        func mlp(_ p: String) {
-            matrix("\(p).mlp.c_fc.weight", 4 * c, c)
-            matrix("\(p).mlp.c_proj.weight", c, 4 * c, zero: true)
+        func mambaScalar(_ name: String, _ shape: [Int], _ initializer: ParameterInit) throws -> Tensor {
+            try take(ParameterSpec(name: name, shape: shape, group: .adamMambaScalar, initializer: initializer))
         }
-        for (i, kind) in blockPattern.enumerated() {
+        func mlp(_ p: String) throws -> MLPWeights {
+            MLPWeights(up: try matrix("\(p).mlp.c_fc.weight", 4 * c, c),
+                       down: try matrix("\(p).mlp.c_proj.weight", c, 4 * c, zero: true))
+        }
+        embedding = try take(ParameterSpec(name: "transformer.wte.weight", shape: [config.vocabSize, c],
+                                           group: .adamEmbedding, initializer: .normal(std: 1)))
+        var layers: [LayerWeights] = []
+        for (i, kind) in config.blockPattern.enumerated() {
             let p = "transformer.h.\(i)"
             switch kind {
             case .transformer:
-                matrix("\(p).attn.c_q.weight", nHead * hd, c)
-                matrix("\(p).attn.c_k.weight", nKVHead * hd, c)
-                matrix("\(p).attn.c_v.weight", nKVHead * hd, c)
-                matrix("\(p).attn.c_proj.weight", c, c, zero: true)
-                mlp(p)
+                let a = "\(p).attn"
+                let attention = AttentionWeights(
+                    query: try matrix("\(a).c_q.weight", config.nHead * hd, c),
+                    key: try matrix("\(a).c_k.weight", config.nKVHead * hd, c),
+                    value: try matrix("\(a).c_v.weight", config.nKVHead * hd, c),
+                    projection: try matrix("\(a).c_proj.weight", c, c, zero: true))
+                layers.append(.transformer(attention: attention, mlp: try mlp(p)))
             case .mamba:
-                let m = "\(p).mixer"
-                let convBound = 1 / Double(k).squareRoot()
-                matrix("\(m).in_proj.weight", 2 * di, c)
-                specs.append(ParameterSpec(name: "\(m).conv1d.weight", shape: [di, 1, k], group: .adamMambaScalar,
-                                           initializer: .uniform(bound: convBound)))
-                specs.append(ParameterSpec(name: "\(m).conv1d.bias", shape: [di], group: .adamMambaScalar,
-                                           initializer: .uniform(bound: convBound)))
-                matrix("\(m).x_proj.weight", r + 2 * n, di)
-                specs.append(ParameterSpec(name: "\(m).dt_proj.weight", shape: [di, r], group: .muonMatrix,
-                                           initializer: .uniform(bound: 1 / Double(r).squareRoot())))
-                specs.append(ParameterSpec(name: "\(m).dt_proj.bias", shape: [di], group: .adamMambaScalar,
-                                           initializer: .mambaDtBias))
-                specs.append(ParameterSpec(name: "\(m).A_log", shape: [di, n], group: .adamMambaScalar, initializer: .mambaALog))
-                specs.append(ParameterSpec(name: "\(m).D", shape: [di], group: .adamMambaScalar, initializer: .ones))
-                matrix("\(m).out_proj.weight", c, di, zero: true)
-                if mambaUseMLP { mlp(p) }
+                let m = "\(p).mixer", convBound = 1 / Double(k).squareRoot()
+                let inProj = try matrix("\(m).in_proj.weight", 2 * di, c)
+                let convWeight = try mambaScalar("\(m).conv1d.weight", [di, 1, k], .uniform(bound: convBound))
+                let convBias = try mambaScalar("\(m).conv1d.bias", [di], .uniform(bound: convBound))
+                let xProj = try matrix("\(m).x_proj.weight", r + 2 * n, di)
+                let dtProj = try take(ParameterSpec(name: "\(m).dt_proj.weight", shape: [di, r], group: .muonMatrix,
+                                                    initializer: .uniform(bound: 1 / Double(r).squareRoot())))
+                let dtBias = try mambaScalar("\(m).dt_proj.bias", [di], .mambaDtBias)
+                let aLog = try mambaScalar("\(m).A_log", [di, n], .mambaALog)
+                let d = try mambaScalar("\(m).D", [di], .ones)
+                let outProj = try matrix("\(m).out_proj.weight", c, di, zero: true)
+                let mixer = MixerWeights(inProj: inProj, xProj: xProj, dtProj: dtProj, outProj: outProj,
+                                         convWeight: convWeight, convBias: convBias, dtBias: dtBias, aLog: aLog, d: d)
+                layers.append(.mamba(mixer: mixer, mlp: config.mambaUseMLP ? try mlp(p) : nil))
             }
         }
-        specs.append(ParameterSpec(name: "lm_head.weight", shape: [vocabSize, c], group: .adamHead, initializer: .zeros))
+        self.layers = layers
+        head = try take(ParameterSpec(name: "lm_head.weight", shape: [config.vocabSize, c], group: .adamHead,
+                                      initializer: .zeros))
+    }
+}
+
+extension ModelConfig {
+    /// Every parameter in checkpoint order: wte, then each layer's, then lm_head (the walk
+    /// of `ModelWeights`, recording each spec).
+    public var parameterSpecs: [ParameterSpec] {
+        var specs: [ParameterSpec] = []
+        let placeholder = Tensor(zeros: [0])
+        _ = ModelWeights(self) { spec in
+            specs.append(spec)
+            return placeholder
+        }
         return specs
     }
 

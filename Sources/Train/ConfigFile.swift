@@ -19,6 +19,18 @@ public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The value as JSONSerialization takes it (meta_S.json's user_config).
+    public var jsonObject: Any {
+        switch self {
+        case .int(let v): return v
+        case .float(let v): return v
+        case .bool(let v): return v
+        case .none: return NSNull()
+        case .string(let s): return s
+        case .list(let l): return l
+        }
+    }
+
     var typeName: String {
         switch self {
         case .int: return "int"
@@ -70,10 +82,12 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public var description: String { line > 0 ? "\(file):\(line):\(column): \(message)" : "\(file): \(message)" }
 }
 
-/// Parsed assignments, checked against a schema of known keys and types.
+/// Parsed assignments, checked against a schema of known keys (`TrainingKeys.byName`): their
+/// types, and the defaults the accessors fall back to.
 public struct ConfigFile: Sendable {
+    /// The values the file and the overrides set.
     public private(set) var values: [String: ConfigValue] = [:]
-    public let schema: [String: ConfigType]
+    public let schema: [String: ConfigKey]
     /// Where each key's value was last set: file (or "command line"), line, column.
     public private(set) var locations: [String: (file: String, line: Int, column: Int)] = [:]
 
@@ -83,10 +97,10 @@ public struct ConfigFile: Sendable {
         return ConfigError(file: loc.file, line: loc.line, column: loc.column, message)
     }
 
-    public init(schema: [String: ConfigType]) { self.schema = schema }
+    public init(schema: [String: ConfigKey]) { self.schema = schema }
 
     /// Parses `text` (the contents of `file`), every key checked against the schema.
-    public static func parse(_ text: String, file: String, schema: [String: ConfigType]) throws -> ConfigFile {
+    public static func parse(_ text: String, file: String, schema: [String: ConfigKey]) throws -> ConfigFile {
         var config = ConfigFile(schema: schema)
         for (i, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var lexer = ConfigLexer(String(rawLine), file: file, line: i + 1)
@@ -110,7 +124,7 @@ public struct ConfigFile: Sendable {
     }
 
     /// Reads and parses a config file.
-    public static func load(_ path: String, schema: [String: ConfigType]) throws -> ConfigFile {
+    public static func load(_ path: String, schema: [String: ConfigKey]) throws -> ConfigFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(file: path, line: 0, column: 0, "cannot read the config file")
         }
@@ -137,14 +151,14 @@ public struct ConfigFile: Sendable {
         } else {
             value = .string(text)   // a bare word: --model_tag=d12
         }
-        if schema[key] == .string {   // --model_tag=d12 or --model_tag=12 name a string
+        if schema[key]?.type == .string {   // --model_tag=d12 or --model_tag=12 name a string
             if case .string = value {} else { value = .string(text) }
         }
         try set(key, value, file: "command line", line: 1, keyColumn: keyColumn, valueColumn: valueColumn)
     }
 
     mutating func set(_ key: String, _ value: ConfigValue, file: String, line: Int, keyColumn: Int, valueColumn: Int) throws {
-        guard let type = schema[key] else {
+        guard let type = schema[key]?.type else {
             let near = nearestKey(key).map { "; did you mean \($0)?" } ?? ""
             throw ConfigError(file: file, line: line, column: keyColumn, "unknown key \(key)\(near)")
         }
@@ -163,11 +177,29 @@ public struct ConfigFile: Sendable {
         return best
     }
 
-    public func int(_ key: String) -> Int? { if case .int(let v)? = values[key] { return v } else { return nil } }
-    public func double(_ key: String) -> Double? { if case .float(let v)? = values[key] { return v } else { return nil } }
-    public func bool(_ key: String) -> Bool? { if case .bool(let v)? = values[key] { return v } else { return nil } }
-    public func string(_ key: String) -> String? { if case .string(let v)? = values[key] { return v } else { return nil } }
-    public func list(_ key: String) -> [String]? { if case .list(let v)? = values[key] { return v } else { return nil } }
+    /// The value of `key`: as set, else the key's default (nil when it has none).
+    public func value(_ key: String) -> ConfigValue? { values[key] ?? schema[key]?.defaultValue }
+
+    public func int(_ key: String) -> Int? { if case .int(let v)? = value(key) { return v } else { return nil } }
+    public func double(_ key: String) -> Double? { if case .float(let v)? = value(key) { return v } else { return nil } }
+    public func bool(_ key: String) -> Bool? { if case .bool(let v)? = value(key) { return v } else { return nil } }
+    public func string(_ key: String) -> String? { if case .string(let v)? = value(key) { return v } else { return nil } }
+    public func list(_ key: String) -> [String]? { if case .list(let v)? = value(key) { return v } else { return nil } }
+
+    /// The value of a key that has a default or must be set: an error naming the key when
+    /// neither holds.
+    public func requiredInt(_ key: String) throws -> Int { try required(key, int) }
+    public func requiredDouble(_ key: String) throws -> Double { try required(key, double) }
+    public func requiredBool(_ key: String) throws -> Bool { try required(key, bool) }
+    public func requiredString(_ key: String) throws -> String { try required(key, string) }
+
+    private func required<T>(_ key: String, _ read: (String) -> T?) throws -> T {
+        guard let v = read(key) else {
+            let help = schema[key].map { " (\($0.help))" } ?? ""
+            throw error(at: key, "\(key) is required\(help)")
+        }
+        return v
+    }
 }
 
 /// Levenshtein distance.

@@ -10,6 +10,7 @@
 //   d4_bpb_flops.svg, d4_bpb_seconds.svg, ...   the charts
 import Blocks
 import Foundation
+import Tensor
 
 /// One training run of a sweep.
 public struct SweepRun: Codable, Sendable {
@@ -299,14 +300,4 @@ public struct SweepReport {
 
     func millions(_ n: Int) -> String { String(format: "%.2fM", Double(n) / 1e6) }
     func grouped(_ n: Int) -> String { TrainingRun.grouped(n) }
-}
-
-extension AtomicFile {
-    /// `value` as pretty-printed JSON with sorted keys, written atomically: a sweep's run.json
-    /// marks the run finished, so it must never exist half-written.
-    public static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try write(try encoder.encode(value), to: path)
-    }
 }

@@ -7,7 +7,6 @@
 // only matters for the initial weights.
 import Blocks
 import Foundation
-import Synchronization
 import Tensor
 
 public struct TrainingError: Error, CustomStringConvertible, Equatable {
@@ -33,7 +32,6 @@ public final class TrainingRun {
     public static let samplePrompts = ["ROMEO:\n", "To be, or not to be", "The capital of France is"]
 
     let settings: TrainSettings
-    let userConfig: [String: Any]
     let tokenizer: Tokenizer
     let log: (String) -> Void
     let train: TokenShard, val: TokenShard
@@ -49,10 +47,9 @@ public final class TrainingRun {
     let metricsPath: String
 
     /// Sets up the run: shards, tokenizer copy, model (fresh or from a checkpoint), optimisers.
-    public init(settings: TrainSettings, userConfig: [String: Any], tokenizer: Tokenizer, resume: ResumePoint?,
+    public init(settings: TrainSettings, tokenizer: Tokenizer, resume: ResumePoint?,
                 log: @escaping (String) -> Void) throws {
         self.settings = settings
-        self.userConfig = userConfig
         self.tokenizer = tokenizer
         self.log = log
         Parallel.setThreadCount(settings.threads)
@@ -108,18 +105,8 @@ public final class TrainingRun {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try tokenizer.save(to: "\(dir)/tokenizer")
         try Self.truncateMetrics(metricsPath, after: startStep, fresh: !resumed)
-        peakGFLOPS = Self.gemmPeak(threads: settings.threads)
+        peakGFLOPS = gemmPeak(threads: settings.threads)
     }
-
-    /// The sgemm peak MFU is quoted against, measured once per process and thread count (a
-    /// sweep starts dozens of runs; the machine's peak does not change between them).
-    static func gemmPeak(threads: Int) -> Double {
-        if let known = measuredPeaks.withLock({ $0[threads] }) { return known }
-        let peak = measureGemmPeak()
-        measuredPeaks.withLock { $0[threads] = peak }
-        return peak
-    }
-    private static let measuredPeaks = Mutex<[Int: Double]>([:])
 
     /// The checkpoint's model must be the config's; the error lists the differing keys.
     static func checkSameModel(_ saved: ModelConfig, _ wanted: ModelConfig, meta: String) throws {
@@ -235,7 +222,7 @@ public final class TrainingRun {
         let resume: [String: Any] = ["train_position": loader.position, "epoch": epoch, "smooth_loss": smoothLoss,
                                      "elapsed_seconds": elapsed, "num_iterations": settings.numIterations]
         try Checkpoint.save(model, step: step, to: dir, meta: [
-            "val_bpb": valBPB ?? NSNull(), "user_config": userConfig, "resume": resume, "tokenizer_dir": "tokenizer",
+            "val_bpb": valBPB ?? NSNull(), "user_config": settings.userConfig.mapValues(\.jsonObject), "resume": resume, "tokenizer_dir": "tokenizer",
         ])
         log("saved \(Checkpoint.modelPath(dir, step: step))")
     }

@@ -59,7 +59,7 @@ struct ModelCommand: ParsableCommand {
     @Option(help: "Timed runs per measurement (after one warm-up); the median is reported.") var runs = 3
     @Option(help: "Worker threads.") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Write the results as JSON here.") var json: String?
-    @Option(help: "Directory for the SVG charts.") var charts = "bench-charts"
+    @Option(help: "Directory for the SVG charts.") var charts = "runs/bench"
     @Flag(help: "Also time PyTorch's train step (tools/torch_bench.py) for each case, if torch is installed.") var torch = false
     @Flag(help: "A two-minute preset: d4, T=256,512, contexts 128,1024.") var quick = false
     @Flag(help: "Also run --runs train steps per case with each op timed, and print where the step's time goes.") var profile = false
@@ -244,7 +244,7 @@ struct ChartsCommand: ParsableCommand {
         commandName: "charts", abstract: "Draw the SVG charts of a `bench model --json` file again.")
 
     @Argument(help: "A JSON file written by `bench model --json`.") var json: String
-    @Option(help: "Directory for the SVG charts.") var charts = "bench-charts"
+    @Option(help: "Directory for the SVG charts.") var charts = "runs/bench"
 
     func run() throws {
         let report = try JSONDecoder().decode(ModelReport.self, from: Data(contentsOf: URL(fileURLWithPath: json)))

@@ -58,8 +58,8 @@ struct InitCommand: ParsableCommand {
 
     func run() throws {
         let file = try loadConfig(config, overrides: overrides)
-        let model = try GPT(config: try NanochatKeys.modelConfig(file), seed: UInt64(file.int("seed") ?? 42))
-        try Checkpoint.save(model, step: 0, to: out, meta: ["val_bpb": NSNull(), "user_config": userConfig(file)])
+        let model = try GPT(config: try TrainingKeys.modelConfig(file), seed: UInt64(bitPattern: Int64(try file.requiredInt("seed"))))
+        try Checkpoint.save(model, step: 0, to: out, meta: ["val_bpb": NSNull(), "user_config": TrainingKeys.values(file).mapValues(\.jsonObject)])
         print("wrote \(Checkpoint.modelPath(out, step: 0)): \(model.config.parameterCount) parameters, "
               + "pattern \(model.config.blockPattern.map(\.rawValue).joined())")
     }
@@ -84,27 +84,13 @@ func reportingTrainingErrors<R>(_ body: () throws -> R) throws -> R {
 /// Reads a config file and applies the overrides, turning config errors into user errors.
 func loadConfig(_ path: String, overrides: [String]) throws -> ConfigFile {
     do {
-        var file = try ConfigFile.load(path, schema: NanochatKeys.schema)
+        var file = try ConfigFile.load(path, schema: TrainingKeys.byName)
         for o in overrides { try file.override(o) }
         return file
     } catch let e as ConfigError {
         throw UserError("\(e)")
     } catch let e as ModelConfigError {
         throw UserError("\(path): \(e)")
-    }
-}
-
-/// The config's values as JSON-ready objects, for meta_S.json's user_config.
-func userConfig(_ file: ConfigFile) -> [String: Any] {
-    file.values.mapValues { v -> Any in
-        switch v {
-        case .int(let i): return i
-        case .float(let d): return d
-        case .bool(let b): return b
-        case .none: return NSNull()
-        case .string(let s): return s
-        case .list(let l): return l
-        }
     }
 }
 

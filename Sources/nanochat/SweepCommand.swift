@@ -62,8 +62,7 @@ struct SweepCommand: ParsableCommand {
             throw UserError("--\(key) is set by the sweep for each run; remove it")
         }
         let base = try loadConfig(config, overrides: overrides)
-        let dataDir = base.string("data_dir") ?? "data"
-        let tokenizer = try loadTokenizer(base.string("tokenizer_dir") ?? "\(dataDir)/tokenizer")
+        let tokenizer = try loadTokenizer(TrainingKeys.tokenizerDir(base))
         let seq = base.int("max_seq_len") ?? 2048
         let plan: [SweepRun]
         do {
@@ -120,7 +119,7 @@ struct SweepCommand: ParsableCommand {
             print("\(label) d\(run.depth) \(run.pattern) (\(run.blocks)) seed \(run.seed): \(settings.model.parameterCount) parameters, "
                   + "\(settings.numIterations) steps of \(settings.totalBatchSize) tokens")
             fflush(nil)
-            let training = try TrainingRun(settings: settings, userConfig: userConfig(file), tokenizer: tokenizer, resume: nil) { line in
+            let training = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: nil) { line in
                 logHandle.write(Data((line + "\n").utf8))
                 if line.contains("val bpb") { print("    " + line); fflush(nil) }
             }

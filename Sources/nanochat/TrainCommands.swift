@@ -51,7 +51,9 @@ struct TrainCommand: ParsableCommand {
         loss.svg to output_dir (default runs/<model_tag>, the tag defaulting to the config's
         name). --resume continues from the latest checkpoint there, --resume-step from a given
         one; the continued run equals the uninterrupted one bit for bit.
-        """
+
+        Keys (type = default: meaning), set in the config file or as --key=value:
+        """ + "\n" + TrainingKeys.helpText
     )
 
     @Argument(help: "A config file of Python assignments, e.g. configs/shakespeare_d4.py.") var config: String
@@ -63,8 +65,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let file = try loadConfig(config, overrides: overrides)
-        let dataDir = file.string("data_dir") ?? "data"
-        let tokenizer = try loadTokenizer(file.string("tokenizer_dir") ?? "\(dataDir)/tokenizer")
+        let tokenizer = try loadTokenizer(TrainingKeys.tokenizerDir(file))
         try reportingTrainingErrors {
             let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize)
             let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
@@ -76,7 +77,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 try Checkpoint.remove(in: settings.outputDir)
             }
-            let run = try TrainingRun(settings: settings, userConfig: userConfig(file), tokenizer: tokenizer, resume: point) {
+            let run = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: point) {
                 print($0)
                 fflush(nil)
             }

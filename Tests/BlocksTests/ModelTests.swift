@@ -47,7 +47,7 @@ extension BlocksTests {
         }
 
         @Test func badEntryNamesIndexAndSpellings() {
-            #expect(throws: ModelConfigError("block_pattern[2] is \"X\"; valid entries are \(BlockKind.spellings)")) {
+            #expect(throws: ModelConfigError(key: "block_pattern", "block_pattern[2] is \"X\"; valid entries are \(BlockKind.spellings)")) {
                 try ModelConfig.parsePattern(["T", "M", "X"])
             }
         }
@@ -55,10 +55,10 @@ extension BlocksTests {
         @Test func wrongLengthAndHeads() {
             var c = tinyConfig("TM")
             c.nLayer = 3
-            #expect(throws: ModelConfigError("block_pattern has 2 entries but n_layer is 3; give one entry per layer")) {
+            #expect(throws: ModelConfigError(key: "block_pattern", "block_pattern has 2 entries but n_layer is 3; give one entry per layer")) {
                 try c.validate()
             }
-            #expect(throws: ModelConfigError("n_kv_head 3 must divide n_head 2")) { try tinyConfig("T", kvHeads: 3).validate() }
+            #expect(throws: ModelConfigError(key: "n_kv_head", "n_kv_head 3 must divide n_head 2")) { try tinyConfig("T", kvHeads: 3).validate() }
         }
 
         @Test func checkpointWithoutPatternLoadsAsAllTransformer() throws {

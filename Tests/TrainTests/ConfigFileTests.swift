@@ -10,7 +10,7 @@ let configsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("configs").path
 
 func parse(_ text: String) throws -> ConfigFile {
-    try ConfigFile.parse(text, file: "test.py", schema: NanochatKeys.schema)
+    try ConfigFile.parse(text, file: "test.py", schema: TrainingKeys.byName)
 }
 
 @Suite struct ConfigFileTests {
@@ -18,18 +18,18 @@ func parse(_ text: String) throws -> ConfigFile {
         let names = try FileManager.default.contentsOfDirectory(atPath: configsDirectory).filter { $0.hasSuffix(".py") }.sorted()
         #expect(names.count == 13, "configs: \(names)")
         for name in names {
-            let file = try ConfigFile.load("\(configsDirectory)/\(name)", schema: NanochatKeys.schema)
-            let config = try NanochatKeys.modelConfig(file, vocabSize: 8192)
+            let file = try ConfigFile.load("\(configsDirectory)/\(name)", schema: TrainingKeys.byName)
+            let config = try TrainingKeys.modelConfig(file, vocabSize: 8192)
             #expect(config.nLayer == file.int("depth"), "\(name)")
             // And as a whole training run: batch sizes divide, the horizon resolves.
             let settings = try TrainSettings.resolve(file, path: name, vocabSize: 8192)
             #expect(settings.accumulation >= 1 && settings.numIterations >= 1, "\(name)")
         }
-        let hybrid = try ConfigFile.load("\(configsDirectory)/hybrid_early_t_late_m_d20.py", schema: NanochatKeys.schema)
-        let c = try NanochatKeys.modelConfig(hybrid, vocabSize: 65536)
+        let hybrid = try ConfigFile.load("\(configsDirectory)/hybrid_early_t_late_m_d20.py", schema: TrainingKeys.byName)
+        let c = try TrainingKeys.modelConfig(hybrid, vocabSize: 65536)
         #expect(c.blockPattern == Array(repeating: .transformer, count: 12) + Array(repeating: .mamba, count: 8))
         #expect(c.parameterCount == 486_748_160)
-        let t = try NanochatKeys.modelConfig(ConfigFile.load("\(configsDirectory)/transformer_d20.py", schema: NanochatKeys.schema),
+        let t = try TrainingKeys.modelConfig(ConfigFile.load("\(configsDirectory)/transformer_d20.py", schema: TrainingKeys.byName),
                                              vocabSize: 65536)
         #expect(t.blockPattern.allSatisfy { $0 == .transformer } && t.parameterCount == 560_988_160)
     }
@@ -91,12 +91,12 @@ func parse(_ text: String) throws -> ConfigFile {
         let bad = try parse("depth = 3\nvocab_size = 100\nblock_pattern = [\"T\", \"M\", \"attention\"]\n")
         #expect(throws: ConfigError(file: "test.py", line: 3, column: 17,
                                     "block_pattern[2] is \"attention\"; valid entries are \(BlockKind.spellings)")) {
-            try NanochatKeys.modelConfig(bad)
+            try TrainingKeys.modelConfig(bad)
         }
         let short = try parse("depth = 3\nvocab_size = 100\nblock_pattern = [\"T\"] * 2\n")
         #expect(throws: ConfigError(file: "test.py", line: 3, column: 17,
                                     "block_pattern has 2 entries but depth is 3; give one entry per layer")) {
-            try NanochatKeys.modelConfig(short)
+            try TrainingKeys.modelConfig(short)
         }
     }
 }

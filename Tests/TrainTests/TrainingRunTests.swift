@@ -36,7 +36,7 @@ func runConfig(data: String, output: String, extra: String = "") throws -> Confi
     output_dir = "\(output)"
     \(extra)
     """
-    return try ConfigFile.parse(text, file: "test.py", schema: NanochatKeys.schema)
+    return try ConfigFile.parse(text, file: "test.py", schema: TrainingKeys.byName)
 }
 
 func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
@@ -48,7 +48,7 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         let c = try runConfig(data: data, output: full)
         let settings = try TrainSettings.resolve(c, path: "test.py", vocabSize: tok.vocabSize)
         var lines: [String] = []
-        _ = try TrainingRun(settings: settings, userConfig: [:], tokenizer: tok, resume: nil) { lines.append($0) }.run()
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { lines.append($0) }.run()
         #expect(Checkpoint.steps(in: full) == [3, 6])
 
         // The "interrupted" run: only the step-3 checkpoint survives; resume it to step 6.
@@ -58,13 +58,35 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         }
         var s2 = settings
         s2.outputDir = resumed
-        _ = try TrainingRun(settings: s2, userConfig: [:], tokenizer: tok, resume: .latest) { _ in }.run()
+        _ = try TrainingRun(settings: s2, tokenizer: tok, resume: .latest) { _ in }.run()
         #expect(try bytes(Checkpoint.modelPath(resumed, step: 6)) == bytes(Checkpoint.modelPath(full, step: 6)))
         #expect(try bytes(Checkpoint.optimPath(resumed, step: 6)) == bytes(Checkpoint.optimPath(full, step: 6)))
         // And the resumed run really trained: step 6 differs from step 3.
         #expect(try bytes(Checkpoint.modelPath(resumed, step: 6)) != bytes(Checkpoint.modelPath(full, step: 3)))
         let steps = lines.filter { $0.hasPrefix("step 00006/00006") }
         #expect(steps.count == 1, "the step line: \(lines.joined(separator: "\n"))")
+    }
+
+    /// meta_S.json's user_config holds every training key with the value the run used:
+    /// those set, the defaults, and those that follow from other keys.
+    @Test func userConfigListsEveryKeyAsUsed() throws {
+        let (data, tok) = try preparedData()
+        let out = scratchPath("userconfig")
+        let c = try runConfig(data: data, output: out, extra: "num_iterations = 3\nsave_every = -1")
+        let settings = try TrainSettings.resolve(c, path: "configs/tiny.py", vocabSize: tok.vocabSize)
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }.run()
+        let meta = try JSONSerialization.jsonObject(with: bytes(Checkpoint.metaPath(out, step: 3))) as? [String: Any]
+        let user = try #require(meta?["user_config"] as? [String: Any])
+        #expect(Set(user.keys) == Set(TrainingKeys.all.map(\.name)))
+        #expect(user["depth"] as? Int == 2 && user["max_seq_len"] as? Int == 32)                 // set
+        #expect(user["matrix_lr"] as? Double == OptimizerSettings().matrixLR)                    // default
+        #expect(user["mamba_d_state"] as? Int == MambaDefaults.dState && user["seed"] as? Int == 42)
+        #expect(user["n_embd"] as? Int == 128 && user["n_head"] as? Int == 1)                   // from depth
+        #expect(user["vocab_size"] as? Int == tok.vocabSize)                                    // from the tokenizer
+        #expect(user["block_pattern"] as? [String] == ["T", "M"])
+        #expect(user["model_tag"] as? String == "tiny" && user["output_dir"] as? String == out)
+        #expect(user["tokenizer_dir"] as? String == "\(data)/tokenizer" && user["threads"] as? Int == 2)
+        #expect(user["target_flops"] as? Double == -1 && user["num_iterations"] as? Int == 3)
     }
 
     @Test func evaluationBitsPerByteFollowTheSpec() throws {
@@ -106,7 +128,7 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         var s = settings
         s.dataDir = data + "/nowhere"
         #expect(throws: ShardError(path: data + "/nowhere/train.bin", "cannot open: No such file or directory")) {
-            try TrainingRun(settings: s, userConfig: [:], tokenizer: tok, resume: nil) { _ in }
+            try TrainingRun(settings: s, tokenizer: tok, resume: nil) { _ in }
         }
         // Corrupt shard: cut short.
         let corrupt = scratchPath("corrupt")
@@ -114,7 +136,7 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         try bytes("\(data)/train.bin").prefix(5000).write(to: URL(fileURLWithPath: "\(corrupt)/train.bin"))
         try FileManager.default.copyItem(atPath: "\(data)/val.bin", toPath: "\(corrupt)/val.bin")
         s.dataDir = corrupt
-        #expect(throws: ShardError.self) { try TrainingRun(settings: s, userConfig: [:], tokenizer: tok, resume: nil) { _ in } }
+        #expect(throws: ShardError.self) { try TrainingRun(settings: s, tokenizer: tok, resume: nil) { _ in } }
 
         // Shards of another vocabulary (data.json says so), and tokens past the vocabulary.
         #expect(throws: ShardError(path: "\(data)/data.json", "these shards were made with a tokenizer of vocab size 1024, but the tokenizer in use has 512; run `nanochat prepare` again with this tokenizer")) {
@@ -126,14 +148,14 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         // Resume with a checkpoint of another model.
         var small = settings
         small.numIterations = 3
-        _ = try TrainingRun(settings: small, userConfig: [:], tokenizer: tok, resume: nil) { _ in }.run()
+        _ = try TrainingRun(settings: small, tokenizer: tok, resume: nil) { _ in }.run()
         let other = try TrainSettings.resolve(try runConfig(data: data, output: out, extra: "block_pattern = [\"M\", \"M\"]"),
                                               path: "test.py", vocabSize: tok.vocabSize)
         #expect(throws: TrainingError("\(out)/meta_000003.json: the checkpoint is of another model than the config; block_pattern: checkpoint [\"T\",\"M\"], config [\"M\",\"M\"]")) {
-            try TrainingRun(settings: other, userConfig: [:], tokenizer: tok, resume: .latest) { _ in }
+            try TrainingRun(settings: other, tokenizer: tok, resume: .latest) { _ in }
         }
         #expect(throws: TrainingError("\(out): no checkpoint for step 5 (have: 3)")) {
-            try TrainingRun(settings: settings, userConfig: [:], tokenizer: tok, resume: .step(5)) { _ in }
+            try TrainingRun(settings: settings, tokenizer: tok, resume: .step(5)) { _ in }
         }
     }
 
@@ -143,7 +165,7 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         let c = try runConfig(data: data, output: out, extra: "save_every = 1\nmatrix_lr = 1e30\nembedding_lr = 1e30")
         let settings = try TrainSettings.resolve(c, path: "test.py", vocabSize: tok.vocabSize)
         do {
-            _ = try TrainingRun(settings: settings, userConfig: [:], tokenizer: tok, resume: nil) { _ in }.run()
+            _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }.run()
             Issue.record("a learning rate of 1e30 should overflow")
         } catch let e as TrainingError {
             let saved = Checkpoint.steps(in: out)

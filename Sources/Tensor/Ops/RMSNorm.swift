@@ -1,4 +1,5 @@
 // Parameter-free RMSNorm over the last axis: y = x / sqrt(mean(x²) + eps).
+// Below: the kernels, their scalar references, then the op on the tape.
 
 /// eps of torch's F.rms_norm default: Float32 machine epsilon (SPEC §1.2), for both dtypes.
 public let rmsNormEpsilon = 1.1920929e-07
@@ -64,4 +65,24 @@ public func rmsNormBackwardReference<S: TensorScalar>(
         for j in 0..<n { dot += dy[r * n + j] * x[r * n + j] * s }
         for j in 0..<n { dx[r * n + j] += s * (dy[r * n + j] - x[r * n + j] * s * dot / S(n)) }
     }
+}
+
+/// Parameter-free RMSNorm over the last axis: x / sqrt(mean(x²) + eps), eps = 1.1920929e-07.
+public func rmsNorm(_ x: Tensor) -> Tensor {
+    switch x.dtype {
+    case .float32: return rmsNormOp(x, Float.self)
+    case .float64: return rmsNormOp(x, Double.self)
+    }
+}
+
+func rmsNormOp<S: TensorScalar>(_ x: Tensor, _: S.Type) -> Tensor {
+    let n = x.shape.last ?? 1, rows = x.count / Swift.max(n, 1)
+    let y = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+    let rstd = Tensor(uninitializedShape: [rows], dtype: x.dtype)
+    rmsNormForward(out: y.data(S.self), rstd: rstd.data(S.self), inp: x.data(S.self), rows: rows, n: n)
+    y.record("rmsnorm", [x]) { y in
+        rmsNormBackward(dinp: x.gradData(S.self), dout: y.gradData(S.self), out: y.data(S.self),
+                        rstd: rstd.data(S.self), rows: rows, n: n)
+    }
+    return y
 }

@@ -1,6 +1,7 @@
 // Rotary position embedding (SPEC §1.2), base 10000, rotating the two halves of each head:
 // for pair j < hd/2 at position t, f = t · base^(-2j/hd),
 //   y1 = x1 cos f + x2 sin f,   y2 = -x1 sin f + x2 cos f,   x1 = x[:hd/2], x2 = x[hd/2:].
+// Below: the table and the kernel, then the op on the tape.
 import Foundation
 
 /// cos and sin of t · base^(-2j/hd) for t < maxPositions and j < hd/2, computed once in
@@ -80,4 +81,26 @@ public func rotaryApply<S: TensorScalar>(
             }
         }
     }
+}
+
+/// Rotates x (B, T, heads, hd) as at positions offset..<offset+T (SPEC §1.2).
+public func rotary(_ x: Tensor, table: RotaryTable, offset: Int = 0) -> Tensor {
+    precondition(x.rank == 4 && x.shape[3] == table.headDim,
+                 "rotary expects (B, T, heads, \(table.headDim)), got \(x.shape)")
+    switch x.dtype {
+    case .float32: return rotaryOp(x, table, offset, Float.self)
+    case .float64: return rotaryOp(x, table, offset, Double.self)
+    }
+}
+
+func rotaryOp<S: TensorScalar>(_ x: Tensor, _ table: RotaryTable, _ offset: Int, _: S.Type) -> Tensor {
+    let (b, t, h) = (x.shape[0], x.shape[1], x.shape[2])
+    let y = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+    rotaryApply(out: y.data(S.self), inp: x.data(S.self), table: table, batch: b, time: t, heads: h,
+                offset: offset, inverse: false)
+    y.record("rotary", [x]) { y in
+        rotaryApply(out: x.gradData(S.self), inp: y.gradData(S.self), table: table, batch: b, time: t,
+                    heads: h, offset: offset, inverse: true)
+    }
+    return y
 }

@@ -1,62 +1,6 @@
-// The optimisers of SPEC §2: Muon for the 2-D weights inside the layers, AdamW for the
-// embedding, the head and Mamba's non-matrix parameters; and the schedules.
-import Blocks
+// Muon (SPEC §2): Nesterov momentum, then the update orthogonalised by Newton–Schulz, for
+// the 2-D weights inside the layers.
 import Foundation
-import Tensor
-
-/// Hyperparameters of one run (SPEC §2 defaults).
-public struct OptimizerSettings: Sendable {
-    public var matrixLR = 0.02, embeddingLR = 0.2, unembeddingLR = 0.004
-    /// AdamW rate for A_log, D, conv1d.* and dt_proj.bias. The seed had none; 0.004 (the
-    /// head's rate, unscaled) keeps Mamba's decay and step-size parameters stable.
-    public var mambaLR = 0.004
-    public var weightDecay = 0.0
-    public var adamBetas = (0.8, 0.95), adamEpsilon = 1e-10
-    /// LR schedule: warm up over the first warmupRatio of the steps, hold, then decay
-    /// linearly to finalLRFraction over the last warmdownRatio.
-    public var warmupRatio = 0.0, warmdownRatio = 0.2, finalLRFraction = 0.0
-    /// Muon for the matrices (nanochat); false puts them in AdamW at matrix_lr instead, as a
-    /// plain PyTorch setup would (the benchmark's like-for-like comparison).
-    public var muonForMatrices = true
-    public init() {}
-}
-
-/// AdamW (decoupled weight decay), PyTorch's update with bias correction:
-///   m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²
-///   p ← p·(1 - lr·wd) - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
-public final class AdamW {
-    public let parameters: [Tensor]
-    public let lrs: [Double]
-    public let betas: (Double, Double), epsilon: Double, weightDecay: Double
-    /// Updates made so far (the bias corrections use it); set when resuming.
-    public var step = 0
-    /// First and second moments, one pair per parameter (saved in optimiser checkpoints).
-    public let m: [Tensor], v: [Tensor]
-
-    public init(parameters: [Tensor], lrs: [Double], betas: (Double, Double), epsilon: Double, weightDecay: Double) {
-        precondition(parameters.count == lrs.count)
-        self.parameters = parameters; self.lrs = lrs
-        self.betas = betas; self.epsilon = epsilon; self.weightDecay = weightDecay
-        m = parameters.map { Tensor(zeros: $0.shape) }
-        v = parameters.map { Tensor(zeros: $0.shape) }
-    }
-
-    /// One update with every learning rate times `lrMultiplier`, reading each gradient
-    /// times `gradScale` (the clipping factor).
-    public func update(lrMultiplier: Double, gradScale: Float = 1) {
-        step += 1
-        let c1 = 1 - pow(betas.0, Double(step)), c2 = 1 - pow(betas.1, Double(step))
-        for (i, p) in parameters.enumerated() {
-            guard let g = p.grad else { continue }
-            let lr = Float(lrs[i] * lrMultiplier)
-            let constants = AdamWStep(lr: lr, beta1: Float(betas.0), beta2: Float(betas.1), epsilon: Float(epsilon),
-                                      decay: 1 - lr * Float(weightDecay), correction1: Float(1 / c1), correction2: Float(1 / c2),
-                                      gradScale: gradScale)
-            adamWUpdate(parameter: p.data(Float.self), gradient: g.data(Float.self),
-                        m: m[i].data(Float.self), v: v[i].data(Float.self), count: p.count, constants)
-        }
-    }
-}
 
 /// Quintic Newton–Schulz coefficients of nanochat's Muon (a, b, c).
 public let newtonSchulzCoefficients: (Float, Float, Float) = (3.4445, -4.7750, 2.0315)
@@ -155,25 +99,5 @@ public final class Muon {
             let scale = Float(lr * lrMultiplier * max(1, Double(rows) / Double(cols)).squareRoot())
             for j in 0..<p.count { pp[j] -= scale * x[j] }
         }
-    }
-}
-
-/// The schedules of SPEC §2.
-public enum Schedule {
-    /// LR multiplier at `step` of `total`: linear warmup over the first warmupRatio, 1, then
-    /// linear to finalFraction over the last warmdownRatio.
-    public static func lrMultiplier(step: Int, total: Int, warmupRatio: Double = 0, warmdownRatio: Double = 0.2,
-                                    finalFraction: Double = 0) -> Double {
-        let warmup = Int((warmupRatio * Double(total)).rounded()), warmdown = Int((warmdownRatio * Double(total)).rounded())
-        if step < warmup { return Double(step + 1) / Double(warmup) }
-        if step <= total - warmdown { return 1 }
-        let progress = Double(total - step) / Double(max(warmdown, 1))
-        return progress + (1 - progress) * finalFraction
-    }
-
-    /// Muon momentum: 0.85 rising linearly to 0.95 over the first 300 steps.
-    public static func muonMomentum(step: Int) -> Double {
-        let f = min(Double(step) / 300, 1)
-        return (1 - f) * 0.85 + f * 0.95
     }
 }

@@ -1,4 +1,6 @@
-// The AdamW update as one SIMD pass over a parameter, its gradient and its two moments.
+// AdamW (SPEC §2): the update as one SIMD pass over a parameter, its gradient and its two
+// moments, and the optimiser that runs it over its parameters.
+import Foundation
 
 /// Constants of one AdamW update of one parameter.
 public struct AdamWStep: Sendable {
@@ -51,6 +53,43 @@ public func adamWUpdate(
             var (pv, mv, vv) = (loadPartial(p + i, k), loadPartial(m + i, k), loadPartial(v + i, k))
             lanes(&pv, loadPartial(g + i, k), &mv, &vv)
             storePartial(pv, p + i, k); storePartial(mv, m + i, k); storePartial(vv, v + i, k)
+        }
+    }
+}
+
+/// AdamW (decoupled weight decay), PyTorch's update with bias correction:
+///   m = β1 m + (1-β1) g;  v = β2 v + (1-β2) g²
+///   p ← p·(1 - lr·wd) - lr · (m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)
+public final class AdamW {
+    public let parameters: [Tensor]
+    public let lrs: [Double]
+    public let betas: (Double, Double), epsilon: Double, weightDecay: Double
+    /// Updates made so far (the bias corrections use it); set when resuming.
+    public var step = 0
+    /// First and second moments, one pair per parameter (saved in optimiser checkpoints).
+    public let m: [Tensor], v: [Tensor]
+
+    public init(parameters: [Tensor], lrs: [Double], betas: (Double, Double), epsilon: Double, weightDecay: Double) {
+        precondition(parameters.count == lrs.count)
+        self.parameters = parameters; self.lrs = lrs
+        self.betas = betas; self.epsilon = epsilon; self.weightDecay = weightDecay
+        m = parameters.map { Tensor(zeros: $0.shape) }
+        v = parameters.map { Tensor(zeros: $0.shape) }
+    }
+
+    /// One update with every learning rate times `lrMultiplier`, reading each gradient
+    /// times `gradScale` (the clipping factor).
+    public func update(lrMultiplier: Double, gradScale: Float = 1) {
+        step += 1
+        let c1 = 1 - pow(betas.0, Double(step)), c2 = 1 - pow(betas.1, Double(step))
+        for (i, p) in parameters.enumerated() {
+            guard let g = p.grad else { continue }
+            let lr = Float(lrs[i] * lrMultiplier)
+            let constants = AdamWStep(lr: lr, beta1: Float(betas.0), beta2: Float(betas.1), epsilon: Float(epsilon),
+                                      decay: 1 - lr * Float(weightDecay), correction1: Float(1 / c1), correction2: Float(1 / c2),
+                                      gradScale: gradScale)
+            adamWUpdate(parameter: p.data(Float.self), gradient: g.data(Float.self),
+                        m: m[i].data(Float.self), v: v[i].data(Float.self), count: p.count, constants)
         }
     }
 }

@@ -2,7 +2,6 @@
 // header length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {...}},
 // then the raw row-major data. Offsets count from the end of the header.
 import Foundation
-import Tensor
 
 /// An error reading or writing a tensor file, naming the file and, where it applies, the tensor.
 public struct TensorFileError: Error, CustomStringConvertible, Equatable {
@@ -109,36 +108,8 @@ public enum Safetensors {
     }
 
     static func jsonString(_ s: String) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+        // An array of one string always serialises; the fallback is never taken.
+        guard let data = try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes]) else { return "\"\"" }
         return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
-    }
-}
-
-/// Writing a file so that a crash mid-write never leaves a half-written file under its name:
-/// temporary file in the same directory, fsync, rename over the target, fsync the directory.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let tmp = "\(path).tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw TensorFileError(path: tmp, "cannot create: \(String(cString: strerror(errno)))") }
-        var ok = data.withUnsafeBytes { raw -> Bool in
-            var done = 0
-            while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n <= 0 { return false }
-                done += n
-            }
-            return true
-        }
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(tmp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw TensorFileError(path: path, "cannot write: \(reason)")
-        }
-        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 }

@@ -1,4 +1,33 @@
-// Matrix products on the tape: matmul (optionally transposed, batched) and linear.
+// The machine's sgemm peak: what model FLOPs utilisation (MFU) is quoted against, by `train`
+// and by the benchmark.
+import CBLAS
+import Dispatch
+import Synchronization
+
+/// The best rate, in GFLOPS, of `repeats` square sgemm products of side `size` by OpenBLAS
+/// with its own threads (as many as ours): the peak that model FLOPs utilisation (MFU) is
+/// quoted against. Best, not median: on a shared machine the best run is the closest to the
+/// hardware. OpenBLAS goes back to one thread afterwards.
+public func measureGemmPeak(size: Int = 2048, repeats: Int = 5) -> Double {
+    let a = [Float](repeating: 0.5, count: size * size), b = a
+    var c = [Float](repeating: 0, count: size * size)
+    var best = Double.infinity
+    openblas_set_num_threads(Int32(Parallel.threadCount))
+    defer { openblas_set_num_threads(1) }
+    a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { cp in
+                for _ in 0...repeats {   // the first product warms up and counts too
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    Float.gemm(transposeA: false, transposeB: false, m: size, n: size, k: size, alpha: 1,
+                               a: ap.baseAddress!, lda: size, b: bp.baseAddress!, ldb: size, beta: 0, c: cp.baseAddress!, ldc: size)
+                    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+                }
+            }
+        }
+    }
+    return 2 * Double(size * size * size) / best / 1e9
+}
 
 /// op(a) · op(b). a is (..., M, K) — or (..., K, M) with `transposeA` — and b is (K, N) —
 /// or (N, K) with `transposeB` — or carries the same leading (batch) axes as a.
@@ -70,3 +99,14 @@ func matmulOp<S: TensorScalar>(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool,
     }
     return y
 }
+
+/// `measureGemmPeak()` measured once per process and thread count (a sweep starts dozens of
+/// runs; the machine's peak does not change between them).
+public func gemmPeak(threads: Int) -> Double {
+    if let known = measuredPeaks.withLock({ $0[threads] }) { return known }
+    let peak = measureGemmPeak()
+    measuredPeaks.withLock { $0[threads] = peak }
+    return peak
+}
+
+private let measuredPeaks = Mutex<[Int: Double]>([:])

@@ -1,5 +1,6 @@
 // Elementwise a ∘ b with b broadcast over a's leading axes: a is (rows, n), b is (n)
-// (rows = 1 when the shapes are equal). ∘ is +, - or ·.
+// (rows = 1 when the shapes are equal). ∘ is +, - or ·. Also scaling by a constant and the
+// sum and mean of all elements; kernels first, then the ops on the tape.
 
 /// The elementwise binary operations.
 public enum BinaryOp: String, Sendable {
@@ -123,4 +124,73 @@ public func fillAddBackward<S: TensorScalar>(dinp: UnsafeMutablePointer<S>, valu
     Parallel.forRanges(n) { range in
         accumulateRange3(range, dinp, dinp, dinp, into: dinp) { _, _, _ in SIMD16(repeating: g) }
     }
+}
+
+/// s · x.
+public func scale(_ x: Tensor, _ s: Double) -> Tensor {
+    switch x.dtype {
+    case .float32: return scaleOp(x, Float(s))
+    case .float64: return scaleOp(x, s)
+    }
+}
+
+func scaleOp<S: TensorScalar>(_ x: Tensor, _ s: S) -> Tensor {
+    let y = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+    scaleForward(out: y.data(S.self), inp: x.data(S.self), scale: s, count: x.count)
+    y.record("scale", [x]) { y in
+        scaleBackward(dinp: x.gradData(S.self), dout: y.gradData(S.self), scale: s, count: x.count)
+    }
+    return y
+}
+
+/// a ∘ b where b's shape equals a's or is a suffix of it (b broadcasts over a's leading axes).
+public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
+    precondition(a.dtype == b.dtype, "\(op.rawValue): dtypes differ, \(a.dtype) and \(b.dtype)")
+    precondition(b.rank <= a.rank && Array(a.shape.suffix(b.rank)) == b.shape,
+                 "\(op.rawValue): shape \(b.shape) does not broadcast over \(a.shape)")
+    switch a.dtype {
+    case .float32: return binaryOp(op, a, b, Float.self)
+    case .float64: return binaryOp(op, a, b, Double.self)
+    }
+}
+
+func binaryOp<S: TensorScalar>(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _: S.Type) -> Tensor {
+    let n = Swift.max(b.count, 1), rows = a.count / n
+    let y = Tensor(uninitializedShape: a.shape, dtype: a.dtype)
+    binaryForward(op, out: y.data(S.self), a: a.data(S.self), b: b.data(S.self), rows: rows, n: n)
+    y.record(op.rawValue, [a, b]) { y in
+        binaryBackward(op, da: a.requiresGrad ? a.gradData(S.self) : nil,
+                       db: b.requiresGrad ? b.gradData(S.self) : nil,
+                       dout: y.gradData(S.self), a: a.data(S.self), b: b.data(S.self), rows: rows, n: n)
+    }
+    return y
+}
+
+public func + (a: Tensor, b: Tensor) -> Tensor { binary(.add, a, b) }
+public func - (a: Tensor, b: Tensor) -> Tensor { binary(.sub, a, b) }
+public func * (a: Tensor, b: Tensor) -> Tensor { binary(.mul, a, b) }
+public func * (a: Tensor, s: Double) -> Tensor { scale(a, s) }
+public func * (s: Double, a: Tensor) -> Tensor { scale(a, s) }
+
+/// Σ x over all elements, as a tensor of shape [].
+public func sum(_ x: Tensor) -> Tensor { reduceAll(x, mean: false) }
+
+/// Σ x / count over all elements, as a tensor of shape [].
+public func mean(_ x: Tensor) -> Tensor { reduceAll(x, mean: true) }
+
+func reduceAll(_ x: Tensor, mean: Bool) -> Tensor {
+    switch x.dtype {
+    case .float32: return reduceAllOp(x, mean: mean, Float.self)
+    case .float64: return reduceAllOp(x, mean: mean, Double.self)
+    }
+}
+
+func reduceAllOp<S: TensorScalar>(_ x: Tensor, mean: Bool, _: S.Type) -> Tensor {
+    let y = Tensor(uninitializedShape: [], dtype: x.dtype)
+    let div = mean ? S(Swift.max(x.count, 1)) : 1
+    y.data(S.self)[0] = sumForward(x.data(S.self), count: x.count) / div
+    y.record(mean ? "mean" : "sum", [x]) { y in
+        fillAddBackward(dinp: x.gradData(S.self), value: y.gradData(S.self)[0] / div, count: x.count)
+    }
+    return y
 }

@@ -1,5 +1,6 @@
 // Pointwise functions, each with its derivative beside it and a scalar reference in Double.
-// One driver (`pointwiseForward` / `pointwiseBackward`) runs them all over SIMD16 vectors.
+// One driver (`pointwiseForward` / `pointwiseBackward`) runs them all over SIMD16 vectors;
+// `pointwise` puts any of them on the tape.
 import Foundation
 
 /// A pointwise function y = f(x) with its backward rule.
@@ -127,3 +128,34 @@ public func pointwiseBackward<F: PointwiseFunction, S: TensorScalar>(
         accumulateRange3(range, x, y, dy, into: dx, adding: accumulate) { xv, yv, dyv in F.backward(x: xv, y: yv, dy: dyv) }
     }
 }
+
+/// Applies a pointwise function (`Relu`, `Square`, `ReluSquared`, `Silu`, `Softplus`, `Exp`, `Tanh`, or
+/// your own `PointwiseFunction`). Any shape.
+public func pointwise<F: PointwiseFunction>(_ f: F.Type, _ x: Tensor) -> Tensor {
+    switch x.dtype {
+    case .float32: return pointwiseOp(F.self, x, Float.self)
+    case .float64: return pointwiseOp(F.self, x, Double.self)
+    }
+}
+
+func pointwiseOp<F: PointwiseFunction, S: TensorScalar>(_: F.Type, _ x: Tensor, _: S.Type) -> Tensor {
+    let y = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+    pointwiseForward(F.self, out: y.data(S.self), inp: x.data(S.self), count: x.count)
+    y.record(F.name, [x]) { y in
+        let (dx, accumulate) = x.gradForWriting(S.self)
+        pointwiseBackward(F.self, dinp: dx, inp: x.data(S.self), out: y.data(S.self),
+                          dout: y.gradData(S.self), count: x.count, accumulate: accumulate)
+    }
+    return y
+}
+
+public func relu(_ x: Tensor) -> Tensor { pointwise(Relu.self, x) }
+public func square(_ x: Tensor) -> Tensor { pointwise(Square.self, x) }
+public func reluSquared(_ x: Tensor) -> Tensor { pointwise(ReluSquared.self, x) }
+public func silu(_ x: Tensor) -> Tensor { pointwise(Silu.self, x) }
+public func softplus(_ x: Tensor) -> Tensor { pointwise(Softplus.self, x) }
+public func exp(_ x: Tensor) -> Tensor { pointwise(Exp.self, x) }
+public func tanh(_ x: Tensor) -> Tensor { pointwise(Tanh.self, x) }
+
+/// cap · tanh(x / cap): logits bounded to ±cap (nanochat's softcap), as a composition.
+public func softcap(_ x: Tensor, _ cap: Double) -> Tensor { scale(tanh(scale(x, 1 / cap)), cap) }

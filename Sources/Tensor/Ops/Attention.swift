@@ -1,5 +1,3 @@
-import Foundation
-
 // Causal self-attention with grouped KV heads, fused per (batch, head):
 //   y_i = Σ_{j ≤ i} softmax_j(scale · q_i·k_j) v_j,   query head h reads kv head h / (H/KV).
 //
@@ -10,6 +8,7 @@ import Foundation
 //
 // Keys may be longer than queries (decoding with a KV cache): with Tk keys and Tq queries,
 // query i sits at absolute position Tk - Tq + i and sees keys 0 ... Tk - Tq + i.
+import Foundation
 
 /// Rows of queries per score block: large enough for sgemm to run near peak, small enough
 /// that the wasted upper triangle of each block stays a small share at T = 512..2048.
@@ -182,4 +181,34 @@ public func attentionForwardReference<S: TensorScalar>(
             }
         }
     }
+}
+
+/// Causal self-attention: q (B, T, H, hd), k and v (B, T, KV, hd) with KV dividing H;
+/// returns (B, T, H, hd). Scores are scaled by 1/sqrt(hd). Saves only the per-row
+/// log-sum-exp (B, H, T) for backward.
+public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
+    precondition(q.rank == 4 && k.rank == 4 && v.shape == k.shape,
+                 "attention expects q (B,T,H,hd), k = v (B,T,KV,hd); got \(q.shape), \(k.shape), \(v.shape)")
+    precondition(q.shape[0] == k.shape[0] && q.shape[1] == k.shape[1] && q.shape[3] == k.shape[3],
+                 "attention: q \(q.shape) and k \(k.shape) differ in B, T or hd")
+    let shape = AttentionShape(batch: q.shape[0], queries: q.shape[1], heads: q.shape[2],
+                               kvHeads: k.shape[2], headDim: q.shape[3])
+    switch q.dtype {
+    case .float32: return attentionOp(q, k, v, shape, Float.self)
+    case .float64: return attentionOp(q, k, v, shape, Double.self)
+    }
+}
+
+func attentionOp<S: TensorScalar>(_ q: Tensor, _ k: Tensor, _ v: Tensor, _ shape: AttentionShape, _: S.Type) -> Tensor {
+    let y = Tensor(uninitializedShape: q.shape, dtype: q.dtype)
+    let lse = Tensor(uninitializedShape: [shape.batch, shape.heads, shape.queries], dtype: q.dtype)
+    attentionForward(out: y.data(S.self), lse: lse.data(S.self), q: q.data(S.self), k: k.data(S.self),
+                     v: v.data(S.self), shape: shape)
+    y.record("attention", [q, k, v]) { y in
+        // The kernel adds into all three; gradients nobody wants land in scratch.
+        attentionBackward(dq: q.gradData(S.self), dk: k.gradData(S.self), dv: v.gradData(S.self),
+                          dout: y.gradData(S.self), q: q.data(S.self), k: k.data(S.self), v: v.data(S.self),
+                          out: y.data(S.self), lse: lse.data(S.self), shape: shape)
+    }
+    return y
 }

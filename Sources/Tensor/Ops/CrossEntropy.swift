@@ -3,6 +3,7 @@
 //   loss = logsumexp(z) - z[t]      (t = -1: ignored, loss 0, no gradient)
 // The softcapped logits are never stored: backward recomputes them from l and the saved
 // per-row logsumexp, so memory stays at the (n, V) logits the caller already holds.
+// Below: the kernels, their reference, then the op on the tape.
 import Foundation
 
 /// The index that marks a target to ignore (as PyTorch's ignore_index=-1 in nanochat).
@@ -87,5 +88,68 @@ public func crossEntropyReference<S: TensorScalar>(
         let m = z.max()!
         let s = z.reduce(0) { $0 + Foundation.exp($1 - m) }
         losses[r] = S(m + Foundation.log(s) - z[t])
+    }
+}
+
+/// Mean cross entropy of softcapped logits: logits (..., V), targets with the leading shape,
+/// -1 marking targets to ignore; `softcap` 0 turns the cap off. Returns a scalar; when every
+/// target is ignored it is 0 with zero gradient (PyTorch would give NaN; a training step
+/// of all padding should be a no-op, not a crash).
+public func crossEntropy(_ logits: Tensor, targets: IndexTensor, softcap: Double = 15) -> Tensor {
+    checkTargets(logits, targets)
+    switch logits.dtype {
+    case .float32: return crossEntropyOp(logits, targets, softcap, Float.self)
+    case .float64: return crossEntropyOp(logits, targets, softcap, Double.self)
+    }
+}
+
+func crossEntropyOp<S: TensorScalar>(_ logits: Tensor, _ targets: IndexTensor, _ cap: Double, _: S.Type) -> Tensor {
+    let v = logits.shape.last!, n = targets.count
+    let losses = Tensor(uninitializedShape: [n], dtype: logits.dtype)
+    let lse = Tensor(uninitializedShape: [n], dtype: logits.dtype)
+    targets.values.withUnsafeBufferPointer { tp in
+        crossEntropyForward(losses: losses.data(S.self), lse: lse.data(S.self), logits: logits.data(S.self),
+                            targets: tp.baseAddress!, rows: n, vocab: v, softcap: S(cap))
+    }
+    let valid = targets.values.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
+    let y = Tensor(uninitializedShape: [], dtype: logits.dtype)
+    y.data(S.self)[0] = valid == 0 ? 0 : sumForward(losses.data(S.self), count: n) / S(valid)
+    y.record("cross_entropy", [logits]) { y in
+        guard valid > 0 else { return }
+        let g = Tensor(repeating: Double(y.gradData(S.self)[0] / S(valid)), shape: [n], dtype: logits.dtype)
+        targets.values.withUnsafeBufferPointer { tp in
+            crossEntropyBackward(dlogits: logits.gradData(S.self), dloss: g.data(S.self), logits: logits.data(S.self),
+                                 lse: lse.data(S.self), targets: tp.baseAddress!, rows: n, vocab: v, softcap: S(cap))
+        }
+    }
+    return y
+}
+
+/// Cross entropy of each position of softcapped logits (..., V) against targets, off the
+/// tape, as Float32 (0 where the target is -1): the per-token losses evaluation weighs by
+/// bytes. The same forward kernel as `crossEntropy`.
+public func crossEntropyPerPosition(_ logits: Tensor, targets: IndexTensor, softcap: Double = 15) -> [Float] {
+    checkTargets(logits, targets)
+    let z = logits.dtype == .float32 ? logits : logits.copy(dtype: .float32)
+    let n = targets.count, v = logits.shape.last!
+    var losses = [Float](repeating: 0, count: n), lse = losses
+    targets.values.withUnsafeBufferPointer { t in
+        losses.withUnsafeMutableBufferPointer { lp in
+            lse.withUnsafeMutableBufferPointer { sp in
+                crossEntropyForward(losses: lp.baseAddress!, lse: sp.baseAddress!, logits: z.data(Float.self),
+                                    targets: t.baseAddress!, rows: n, vocab: v, softcap: Float(softcap))
+            }
+        }
+    }
+    return losses
+}
+
+/// Targets must have the logits' leading shape and lie in -1..<V.
+func checkTargets(_ logits: Tensor, _ targets: IndexTensor) {
+    let v = logits.shape.last ?? 0
+    precondition(Array(logits.shape.dropLast()) == targets.shape,
+                 "cross entropy: logits \(logits.shape) do not match targets \(targets.shape)")
+    if let bad = targets.values.firstIndex(where: { $0 < -1 || Int($0) >= v }) {
+        preconditionFailure("cross entropy: target \(targets.values[bad]) at position \(bad) is outside -1..<\(v)")
     }
 }

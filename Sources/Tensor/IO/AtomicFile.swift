@@ -1,0 +1,40 @@
+// Atomic file writes: what every file the project saves (checkpoints, shards, tokenizers,
+// metrics summaries) goes through.
+import Foundation
+
+/// Writing a file so that a crash mid-write never leaves a half-written file under its name:
+/// temporary file in the same directory, fsync, rename over the target, fsync the directory.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let tmp = "\(path).tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw TensorFileError(path: tmp, "cannot create: \(String(cString: strerror(errno)))") }
+        var ok = data.withUnsafeBytes { raw -> Bool in
+            var done = 0
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(tmp, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(tmp)
+            throw TensorFileError(path: path, "cannot write: \(reason)")
+        }
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// `value` as pretty-printed JSON with sorted keys, written atomically (a sweep's run.json
+    /// marks its run finished, so it must never exist half-written).
+    public static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try write(try encoder.encode(value), to: path)
+    }
+}
