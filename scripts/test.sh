@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-# --no-parallel: the thread count (ours and OpenBLAS's) is process-wide and some tests change it.
-swift test -c release --no-parallel "$@"
+# Tests run side by side: those comparing thread counts set theirs with Parallel.withThreadCount,
+# which no other test sees.
+swift test -c release "$@"

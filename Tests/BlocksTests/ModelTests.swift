@@ -5,8 +5,8 @@ import Testing
 import Tensor
 import Blocks
 
-/// Tests run one at a time (the thread count is process-wide).
-@Suite(.serialized) struct BlocksTests {}
+/// Every suite of this target nests here.
+@Suite struct BlocksTests {}
 
 /// A tiny config: C = 16, H = 2, V = 23, N = 4, expand 2 (Di = 32), R = 1.
 func tinyConfig(_ pattern: String, kvHeads: Int = 2, mlp: Bool = false, vocab: Int = 23) -> ModelConfig {

@@ -5,8 +5,8 @@ import Testing
 import Tensor
 import SelectiveScan
 
-/// Every suite nests here and runs one test at a time: the thread count is process-wide.
-@Suite(.serialized) struct SelectiveScanTests {}
+/// Every suite nests here.
+@Suite struct SelectiveScanTests {}
 
 /// The eight inputs of a scan, Float32, drawn as a freshly initialised Mamba block sees them:
 /// Δ near softplus⁻¹ of [1e-3, 0.1], A_log = log(n+1), D = 1.

@@ -50,10 +50,8 @@ extension SelectiveScanTests {
             let p = ScanProblem(batch: 2, time: 150, channels: 140, state: 16, chunk: 32, seed: 4)
             var g = SeededGenerator(seed: 5)
             let dout = Tensor.randomNormal(p.u.shape, generator: &g)
-            func run(_ threads: Int) -> [[UInt32]] {
-                let old = Parallel.threadCount
-                Parallel.setThreadCount(threads)
-                defer { Parallel.setThreadCount(old) }
+            func run(_ threads: Int) -> [[UInt32]] { Parallel.withThreadCount(threads) { runHere() } }
+            func runHere() -> [[UInt32]] {
                 let out = Tensor(zeros: p.u.shape), boundary = Tensor(zeros: [p.shape.boundaryCount])
                 selectiveScanForward(out: out.data(Float.self), inputs: p.inputs(), shape: p.shape,
                                      boundaryStates: boundary.data(Float.self), strategy: strategy)

@@ -27,8 +27,8 @@ extension TensorTests {
             let x = randn([8], seed: 1).copy(requiresGrad: true)
             // Off: nothing is kept, and start() begins from an empty table.
             _ = slowDouble(x, forwardSleep: 0, backwardSleep: 0)
+            let wallStart = Date()   // before start(): the forward's clock starts inside it
             OpProfile.start()
-            let wallStart = Date()
             let y = slowDouble(slowDouble(x, forwardSleep: 0.004, backwardSleep: 0.006), forwardSleep: 0.004, backwardSleep: 0.006)
             sum(y).backward()
             OpProfile.measure("profile_test phase", "step") {

@@ -3,9 +3,8 @@
 import Testing
 import Tensor
 
-/// Every suite of this target nests in this one, which runs its tests one at a time: the
-/// thread count (ours and OpenBLAS's) is process-wide, and the determinism tests change it.
-@Suite(.serialized) struct TensorTests {}
+/// Every suite of this target nests in this one.
+@Suite struct TensorTests {}
 
 func randn(_ shape: [Int], seed: UInt64, std: Double = 1, dtype: DType = .float32) -> Tensor {
     var g = SeededGenerator(seed: seed)
@@ -48,10 +47,5 @@ func expectGradients(
     #expect(r.passed, "\(label): \(r)", sourceLocation: sourceLocation)
 }
 
-/// Runs body with the kernels' thread count set to n, restoring it after.
-func withThreads<R>(_ n: Int, _ body: () -> R) -> R {
-    let old = Parallel.threadCount
-    Parallel.setThreadCount(n)
-    defer { Parallel.setThreadCount(old) }
-    return body()
-}
+/// Runs body with the kernels' thread count set to n for this test alone.
+func withThreads<R>(_ n: Int, _ body: () -> R) -> R { Parallel.withThreadCount(n, body) }

@@ -82,10 +82,8 @@ func singularValueDecomposition(_ a: [Double], rows: Int, cols: Int) -> (u: [Dou
     /// Muon orthogonalises its matrices side by side, each serially on one worker: the same
     /// bits as on one thread, for square, wide, tall and small matrices.
     @Test func muonSideBySideKeepsTheBitsOfOneThread() {
-        func run(threads: Int) -> [UInt32] {
-            let old = Parallel.threadCount
-            Parallel.setThreadCount(threads)
-            defer { Parallel.setThreadCount(old) }
+        func run(threads: Int) -> [UInt32] { Parallel.withThreadCount(threads) { runHere() } }
+        func runHere() -> [UInt32] {
             var g = SeededGenerator(seed: 21)
             let shapes = [[200, 200], [128, 400], [400, 128], [5, 7], [48, 300]]
             let ps = shapes.map { s -> Tensor in

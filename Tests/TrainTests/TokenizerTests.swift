@@ -56,7 +56,7 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
     return String(s)
 }
 
-@Suite(.serialized) struct TokenizerTests {
+@Suite struct TokenizerTests {
     let fixture: Tokenizer
     init() throws { fixture = try Tokenizer.load(from: trainFixtures + "/tokenizer") }
 
@@ -93,17 +93,15 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
 
     @Test func threadCountDoesNotChangeIDs() throws {
         let corpus = try String(contentsOfFile: corpusPath, encoding: .utf8)
-        let saved = Parallel.threadCount
-        defer { Parallel.setThreadCount(saved) }
         var rng = SeededGenerator(seed: 5)
         let random = randomUnicode(&rng, count: 200_000)
-        Parallel.setThreadCount(1)
-        let one = fixture.encode(corpus), randomOne = fixture.encode(random)
+        let (one, randomOne) = Parallel.withThreadCount(1) { (fixture.encode(corpus), fixture.encode(random)) }
         #expect(one == fixture.encodeSerially(corpus))
         for n in [2, 3, 7] {
-            Parallel.setThreadCount(n)
-            #expect(fixture.encode(corpus) == one, "\(n) threads")
-            #expect(fixture.encode(random) == randomOne, "\(n) threads")
+            Parallel.withThreadCount(n) {
+                #expect(fixture.encode(corpus) == one, "\(n) threads")
+                #expect(fixture.encode(random) == randomOne, "\(n) threads")
+            }
         }
     }
 

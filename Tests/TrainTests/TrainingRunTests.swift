@@ -41,6 +41,8 @@ func runConfig(data: String, output: String, extra: String = "") throws -> Confi
 
 func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 
+/// Serialized: a training run sets the process-wide thread count (its `threads` key), and
+/// these runs are the heaviest tests, better one at a time on a small machine.
 @Suite(.serialized) struct TrainingRunTests {
     @Test func resumeEqualsTheUninterruptedRunBitForBit() throws {
         let (data, tok) = try preparedData()

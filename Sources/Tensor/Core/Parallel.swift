@@ -21,9 +21,20 @@ public enum Parallel {
     /// Set inside `serially`: this thread's kernels run on it alone.
     @TaskLocal static var serialHere = false
 
-    /// Worker threads used by the kernels (and by `gemm`, which splits products over them);
-    /// 1 inside `serially`.
-    public static var threadCount: Int { serialHere ? 1 : threads.load(ordering: .relaxed) }
+    /// Set inside `withThreadCount`: the count for this task (or thread) alone.
+    @TaskLocal static var localThreads: Int? = nil
+
+    /// Worker threads used by the kernels (and by `gemm`, which splits products over them):
+    /// 1 inside `serially`, n inside `withThreadCount(n)`, else the process-wide count.
+    public static var threadCount: Int { serialHere ? 1 : localThreads ?? threads.load(ordering: .relaxed) }
+
+    /// Runs `body` with the kernels it calls on this task (or thread) using `n` workers,
+    /// leaving the process-wide count, and every other task's, as they are: how tests that
+    /// compare thread counts run side by side.
+    public static func withThreadCount<R>(_ n: Int, _ body: () throws -> R) rethrows -> R {
+        precondition(n >= 1, "thread count must be at least 1")
+        return try $localThreads.withValue(n, operation: body)
+    }
 
     /// Runs `body` with every kernel it calls on this thread alone (`threadCount` reads 1).
     /// The bits are those of any thread count: kernels cut their work by the problem's size.
@@ -57,7 +68,7 @@ public enum Parallel {
         }
     }
 
-    /// Sets the worker count.
+    /// Sets the process-wide worker count.
     public static func setThreadCount(_ n: Int) {
         precondition(n >= 1, "thread count must be at least 1")
         threads.store(n, ordering: .relaxed)

@@ -3,6 +3,7 @@
 // names (the optimiser's). Off unless started; when off, each op pays one atomic load.
 
 import Dispatch
+import Foundation
 import Synchronization
 
 /// Wall-clock time per op while profiling is on, for the train step of a model: which op
@@ -15,8 +16,9 @@ import Synchronization
 /// - Other phases: whatever the caller wraps in `measure` (the trainer: the clip norm and
 ///   each optimiser).
 ///
-/// Ops run on the calling thread (their kernels fan out inside), so one timeline suffices;
-/// the table is behind a mutex all the same.
+/// Ops run on the calling thread (their kernels fan out inside). Each thread that records
+/// ops keeps its own clock and phase depth, so two models run side by side (tests in
+/// parallel) do not charge each other's time; their entries share the table.
 public enum OpProfile {
     /// The time one (phase, op) took over all its calls.
     public struct Entry: Codable, Sendable, Equatable {
@@ -27,10 +29,13 @@ public enum OpProfile {
     struct Table {
         var entries: [String: Entry] = [:]
         var order: [String] = []
-        var mark: UInt64 = 0
-        /// Open `measure` calls: ops recorded inside one (a backward rule built from ops)
-        /// belong to it, not to the forward.
-        var depth = 0
+        /// When profiling started: the clock of a thread that has not recorded an op yet.
+        var started: UInt64 = 0
+        /// Per thread: when its forward clock last restarted.
+        var marks: [pthread_t: UInt64] = [:]
+        /// Per thread: open `measure` calls; ops recorded inside one (a backward rule built
+        /// from ops) belong to it, not to the forward.
+        var depths: [pthread_t: Int] = [:]
 
         mutating func add(_ phase: String, _ op: String, nanoseconds: UInt64) {
             let key = phase + "\u{0}" + op
@@ -53,7 +58,8 @@ public enum OpProfile {
 
     /// Clears the table and starts timing; the forward's clock starts now.
     public static func start() {
-        table.withLock { $0 = Table(); $0.mark = now() }
+        let t = now(), thread = pthread_self()
+        table.withLock { $0 = Table(); $0.started = t; $0.marks[thread] = t }
         enabled.store(true, ordering: .relaxed)
     }
 
@@ -67,17 +73,17 @@ public enum OpProfile {
     /// previous op (call it where a forward pass begins).
     public static func mark() {
         guard isEnabled else { return }
-        let t = now()
-        table.withLock { $0.mark = t }
+        let t = now(), thread = pthread_self()
+        table.withLock { $0.marks[thread] = t }
     }
 
     /// A forward op has just computed its output: it took the time since the previous mark.
     static func forwardOp(_ op: String) {
-        let t = now()
+        let t = now(), thread = pthread_self()
         table.withLock { table in
-            guard table.depth == 0 else { return }
-            table.add("forward", op, nanoseconds: t &- table.mark)
-            table.mark = t
+            guard table.depths[thread, default: 0] == 0 else { return }
+            table.add("forward", op, nanoseconds: t &- (table.marks[thread] ?? table.started))
+            table.marks[thread] = t
         }
     }
 
@@ -85,14 +91,15 @@ public enum OpProfile {
     @discardableResult
     public static func measure<R>(_ phase: String, _ op: String, _ body: () throws -> R) rethrows -> R {
         guard isEnabled else { return try body() }
-        table.withLock { $0.depth += 1 }
+        let thread = pthread_self()
+        table.withLock { $0.depths[thread, default: 0] += 1 }
         let t0 = now()
         defer {
             let t1 = now()
             table.withLock { table in
-                table.depth -= 1
+                table.depths[thread, default: 1] -= 1
                 table.add(phase, op, nanoseconds: t1 &- t0)
-                table.mark = t1
+                table.marks[thread] = t1
             }
         }
         return try body()
