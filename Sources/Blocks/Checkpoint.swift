@@ -11,20 +11,49 @@ public enum Checkpoint {
     public static func optimPath(_ dir: String, step: Int) -> String { "\(dir)/optim_\(stepString(step)).safetensors" }
     static func stepString(_ step: Int) -> String { String(format: "%06d", step) }
 
-    /// Writes the model's parameters (as Float32) and meta_S.json. `meta` holds the extra
-    /// top-level keys (user_config, val_bpb, resume state); step and model_config are added.
-    /// The meta file is written last, so a checkpoint is complete exactly when its meta exists.
-    public static func save(_ model: GPT, step: Int, to dir: String, meta: [String: Any] = [:]) throws {
+    /// Writes the model's parameters (as Float32) and meta_S.json: `step`, `model_config`,
+    /// and the keys of `extra` (val_bpb, user_config, the resume state: what the caller
+    /// adds). The meta file is written last, so a checkpoint is complete exactly when its
+    /// meta exists.
+    public static func save(_ model: GPT, step: Int, to dir: String, extra: some Encodable) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tensors = model.parameters.parameters.map { p in
             (p.name, p.tensor.dtype == .float32 ? p.tensor : p.tensor.copy(dtype: .float32))
         }
         try Safetensors.write(tensors, metadata: ["format": "pt"], to: modelPath(dir, step: step))
-        var object = meta
-        object["step"] = step
-        object["model_config"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(model.config))
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try AtomicFile.write(data, to: metaPath(dir, step: step))
+        try AtomicFile.write(try metaJSON(step: step, config: model.config, extra: extra), to: metaPath(dir, step: step))
+    }
+
+    /// A checkpoint with no more than `step` and `model_config` in its meta file.
+    public static func save(_ model: GPT, step: Int, to dir: String) throws {
+        try save(model, step: step, to: dir, extra: [String: Int]())
+    }
+
+    /// The meta object: extra's keys, then step and model_config (which win), pretty-printed
+    /// with sorted keys.
+    static func metaJSON(step: Int, config: ModelConfig, extra: some Encodable) throws -> Data {
+        let encoder = JSONEncoder()
+        func object(_ value: some Encodable) throws -> [String: Any] {
+            (try JSONSerialization.jsonObject(with: encoder.encode(value)) as? [String: Any]) ?? [:]
+        }
+        var meta = try object(extra)
+        meta["step"] = step
+        meta["model_config"] = try object(config)
+        return try JSONSerialization.data(withJSONObject: meta, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// Decodes the meta file of `step` in `dir` as `Meta` (the keys it does not name are
+    /// ignored); an error names the file.
+    public static func meta<Meta: Decodable>(_ type: Meta.Type, in dir: String, step: Int) throws -> Meta {
+        let path = metaPath(dir, step: step)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TensorFileError(path: path, "missing: no checkpoint for step \(step)")
+        }
+        do {
+            return try JSONDecoder().decode(Meta.self, from: data)
+        } catch {
+            throw TensorFileError(path: path, "not the meta file this needs: \(error)")
+        }
     }
 
     /// The steps that have a meta file in `dir`, ascending.
@@ -46,8 +75,15 @@ public enum Checkpoint {
         }
     }
 
-    /// Loads the model of step `step` (the latest when nil) and its meta object.
-    public static func load(from dir: String, step: Int? = nil) throws -> (model: GPT, meta: [String: Any]) {
+    /// The meta keys every checkpoint has.
+    public struct Meta: Decodable {
+        public let step: Int
+        public let modelConfig: ModelConfig
+        enum CodingKeys: String, CodingKey { case step, modelConfig = "model_config" }
+    }
+
+    /// Loads the model of step `step` (the latest when nil), and which step that was.
+    public static func load(from dir: String, step: Int? = nil) throws -> (model: GPT, step: Int) {
         guard let s = step ?? steps(in: dir).last else {
             throw TensorFileError(path: dir, "no checkpoint (no meta_*.json) in this directory")
         }
@@ -55,13 +91,15 @@ public enum Checkpoint {
         guard let metaData = FileManager.default.contents(atPath: metaFile) else {
             throw TensorFileError(path: metaFile, "missing: no checkpoint for step \(s)")
         }
-        guard let meta = try? JSONSerialization.jsonObject(with: metaData) as? [String: Any],
-              let configObject = meta["model_config"] else {
-            throw TensorFileError(path: metaFile, "not a checkpoint meta file (no model_config object)")
-        }
         let config: ModelConfig
         do {
-            config = try JSONDecoder().decode(ModelConfig.self, from: JSONSerialization.data(withJSONObject: configObject))
+            config = try JSONDecoder().decode(Meta.self, from: metaData).modelConfig
+        } catch let e as ModelConfigError {
+            throw TensorFileError(path: metaFile, "model_config: \(e)")
+        } catch {
+            throw TensorFileError(path: metaFile, "not a checkpoint meta file (step and model_config): \(error)")
+        }
+        do {
             try config.validate()
         } catch {
             throw TensorFileError(path: metaFile, "model_config: \(error)")
@@ -87,6 +125,6 @@ public enum Checkpoint {
         if let extra = tensors.first(where: { name, _ in !names.contains(name) }) {
             throw TensorFileError(path: file, tensor: extra.0, "not a parameter of the model in \(metaFile)")
         }
-        return (try GPT(config: config, parameters: ParameterSet(params)), meta)
+        return (try GPT(config: config, parameters: ParameterSet(params)), s)
     }
 }

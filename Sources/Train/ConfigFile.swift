@@ -19,18 +19,6 @@ public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The value as JSONSerialization takes it (meta_S.json's user_config).
-    public var jsonObject: Any {
-        switch self {
-        case .int(let v): return v
-        case .float(let v): return v
-        case .bool(let v): return v
-        case .none: return NSNull()
-        case .string(let s): return s
-        case .list(let l): return l
-        }
-    }
-
     var typeName: String {
         switch self {
         case .int: return "int"
@@ -39,6 +27,32 @@ public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         case .none: return "None"
         case .string: return "str"
         case .list: return "list of str"
+        }
+    }
+}
+
+/// A config value in JSON (meta_S.json's user_config): a number, a bool, a string, a list
+/// of strings, or null.
+extension ConfigValue: Codable {
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .none }
+        else if let v = try? c.decode(Bool.self) { self = .bool(v) }
+        else if let v = try? c.decode(Int.self) { self = .int(v) }
+        else if let v = try? c.decode(Double.self) { self = .float(v) }
+        else if let v = try? c.decode(String.self) { self = .string(v) }
+        else { self = .list(try c.decode([String].self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .int(let v): try c.encode(v)
+        case .float(let v): try c.encode(v)
+        case .bool(let v): try c.encode(v)
+        case .none: try c.encodeNil()
+        case .string(let s): try c.encode(s)
+        case .list(let l): try c.encode(l)
         }
     }
 }
@@ -60,7 +74,7 @@ public enum ConfigType: Sendable {
     }
 
     /// The value converted to this type (an int where a float is wanted), or nil.
-    func accept(_ v: ConfigValue) -> ConfigValue? {
+    public func accept(_ v: ConfigValue) -> ConfigValue? {
         switch (self, v) {
         case (.int, .int), (.float, .float), (.bool, .bool), (.string, .string), (.stringList, .list),
              (.stringList, .none), (.string, .none):

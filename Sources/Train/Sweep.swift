@@ -174,16 +174,11 @@ public struct SweepReport {
     }
 
     static func curve(_ record: SweepRunRecord, metrics path: String) throws -> RunCurve {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw TrainingError("\(path): cannot read the run's metrics")
-        }
         var elapsed: [Int: Double] = [0: 0], bpb: [(Int, Double)] = [], rates: [Double] = []
-        for (n, line) in text.split(separator: "\n").enumerated() {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let step = o["step"] as? Int else { throw TrainingError("\(path):\(n + 1): not a metrics row") }
-            if let e = o["elapsed_s"] as? Double { elapsed[step] = e }
-            if let r = o["tok_per_sec"] as? Double { rates.append(r) }
-            if let b = o["val_bpb"] as? Double { bpb.append((step, b)) }
+        for row in try MetricsFile.read(path) {
+            if let e = row.elapsedS { elapsed[row.step] = e }
+            if let r = row.tokPerSec { rates.append(r) }
+            if let b = row.valBPB { bpb.append((row.step, b)) }
         }
         let perStep = record.flopsPerToken * Double(record.tokensPerStep)
         let points = try bpb.map { step, b -> Point in

@@ -80,13 +80,12 @@ public enum TrainingKeys {
         c.string("tokenizer_dir") ?? "\(c.string("data_dir") ?? "data")/tokenizer"
     }
 
-    /// The keys as `--help` lists them: name, type, default, help.
+    /// The keys as `--help` lists them: the key, its type and default, then its meaning
+    /// indented below (lines short enough not to be wrapped).
     public static var helpText: String {
-        let width = all.map(\.name.count).max() ?? 0
-        return all.map { key in
+        all.map { key in
             let value = key.defaultValue.map { " = \($0)" } ?? ""
-            return "  " + key.name.padding(toLength: width, withPad: " ", startingAt: 0)
-                + "  \(key.type.name)\(value): \(key.help)"
+            return "  \(key.name): \(key.type.name)\(value)\n      \(key.help)"
         }.joined(separator: "\n")
     }
 }

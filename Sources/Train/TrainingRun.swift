@@ -78,11 +78,9 @@ public final class TrainingRun {
                 }
                 step = s
             }
-            let (loaded, meta) = try Checkpoint.load(from: dir, step: step)
+            let loaded = try Checkpoint.load(from: dir, step: step).model
             try Self.checkSameModel(loaded.config, settings.model, meta: Checkpoint.metaPath(dir, step: step))
-            guard let state = meta["resume"] as? [String: Any], let pos = state["train_position"] as? Int,
-                  let ep = state["epoch"] as? Int, let smooth = state["smooth_loss"] as? Double,
-                  let seconds = state["elapsed_seconds"] as? Double else {
+            guard let state = try? Checkpoint.meta(TrainingMeta.self, in: dir, step: step).resume else {
                 throw TrainingError("\(Checkpoint.metaPath(dir, step: step)): no resume state; this checkpoint was not written by `nanochat train`")
             }
             guard step <= settings.numIterations else {
@@ -92,7 +90,7 @@ public final class TrainingRun {
             trainer = Trainer(model: model, settings: settings.optimizer, gradClip: settings.gradClip)
             try OptimizerState.load(into: trainer, from: Checkpoint.optimPath(dir, step: step))
             trainer.step = step
-            (position, epoch, smoothLoss, elapsed) = (pos, ep, smooth, seconds)
+            (position, epoch, smoothLoss, elapsed) = (state.trainPosition, state.epoch, state.smoothLoss, state.elapsedSeconds)
             startStep = step
             resumed = true
         } else {
@@ -104,7 +102,7 @@ public final class TrainingRun {
         loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen, position: position)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try tokenizer.save(to: "\(dir)/tokenizer")
-        try Self.truncateMetrics(metricsPath, after: startStep, fresh: !resumed)
+        try MetricsFile.truncate(metricsPath, after: startStep, fresh: !resumed)
         peakGFLOPS = gemmPeak(threads: settings.threads)
     }
 
@@ -120,27 +118,6 @@ public final class TrainingRun {
         let keys = a.keys.sorted().filter { compact(a[$0]) != compact(b[$0]) }
         let diffs = keys.map { "\($0): checkpoint \(compact(a[$0])), config \(compact(b[$0]))" }
         throw TrainingError("\(meta): the checkpoint is of another model than the config; \(diffs.joined(separator: "; "))")
-    }
-
-    /// Starts metrics.jsonl afresh, or keeps only the rows up to the resumed step.
-    static func truncateMetrics(_ path: String, after step: Int, fresh: Bool) throws {
-        var kept = ""
-        if !fresh, let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            for line in text.split(separator: "\n") {
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let s = obj["step"] as? Int, s <= step else { continue }
-                kept += line + "\n"
-            }
-        }
-        try AtomicFile.write(Data(kept.utf8), to: path)
-    }
-
-    func appendMetrics(_ row: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: row, options: [.sortedKeys]),
-              let handle = FileHandle(forWritingAtPath: metricsPath) else { return }
-        handle.seekToEndOfFile()
-        handle.write(data + Data("\n".utf8))
-        try? handle.close()
     }
 
     /// Runs to num_iterations. NaN or Inf stops it with the step and tensor named; the
@@ -167,7 +144,7 @@ public final class TrainingRun {
                 lastBPB = e.bpb
                 if let bpb = e.bpb { evaluations.append((step, bpb)) }
                 log(String(format: "step %05d | val loss %.4f | val bpb %.4f (%d tokens)", step, e.loss, e.bpb ?? .nan, e.tokens))
-                appendMetrics(["step": step, "val_loss": e.loss, "val_bpb": e.bpb ?? NSNull()])
+                try MetricsFile.append(.evaluation(step: step, loss: e.loss, bpb: e.bpb), to: metricsPath)
                 writeChart()
             }
             if !atStart && s.sampleEvery > 0 && step > 0 && (last || step % s.sampleEvery == 0) { logSamples() }
@@ -198,8 +175,8 @@ public final class TrainingRun {
             log(String(format: "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %@ | mfu: %.2f | total time: %.2fm | eta: %.1fm",
                        step + 1, total, Double(step + 1) / Double(total) * 100, debiased, trainer.lastLRMultiplier, dt * 1000,
                        Self.grouped(Int(rate)), mfu, elapsed / 60, eta / 60))
-            appendMetrics(["step": step + 1, "loss": loss, "smooth_loss": debiased, "lrm": trainer.lastLRMultiplier,
-                           "dt_ms": dt * 1000, "tok_per_sec": rate, "mfu": mfu, "elapsed_s": elapsed])
+            try MetricsFile.append(MetricsRow(step: step + 1, loss: loss, smoothLoss: debiased, lrm: trainer.lastLRMultiplier,
+                                              dtMs: dt * 1000, tokPerSec: rate, mfu: mfu, elapsedS: elapsed), to: metricsPath)
             step += 1
         }
         writeChart()
@@ -219,11 +196,10 @@ public final class TrainingRun {
     func save(step: Int, valBPB: Double?) throws {
         let dir = settings.outputDir
         try OptimizerState.save(trainer, to: Checkpoint.optimPath(dir, step: step))
-        let resume: [String: Any] = ["train_position": loader.position, "epoch": epoch, "smooth_loss": smoothLoss,
-                                     "elapsed_seconds": elapsed, "num_iterations": settings.numIterations]
-        try Checkpoint.save(model, step: step, to: dir, meta: [
-            "val_bpb": valBPB ?? NSNull(), "user_config": settings.userConfig.mapValues(\.jsonObject), "resume": resume, "tokenizer_dir": "tokenizer",
-        ])
+        let resume = ResumeState(trainPosition: loader.position, epoch: epoch, smoothLoss: smoothLoss,
+                                 elapsedSeconds: elapsed, numIterations: settings.numIterations)
+        try Checkpoint.save(model, step: step, to: dir, extra: TrainingMeta(
+            valBPB: valBPB, userConfig: settings.userConfig, resume: resume, tokenizerDir: "tokenizer"))
         log("saved \(Checkpoint.modelPath(dir, step: step))")
     }
 
@@ -244,16 +220,10 @@ public final class TrainingRun {
 
     /// loss.svg: the smoothed train loss and the val loss (nats per token) against steps.
     func writeChart() {
-        guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return }
-        var trainPoints: [(x: Double, y: Double)] = [], valPoints: [(x: Double, y: Double)] = []
-        var lastBPB: Double?
-        for line in text.split(separator: "\n") {
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  let step = o["step"] as? Int else { continue }
-            if let l = o["smooth_loss"] as? Double { trainPoints.append((Double(step), l)) }
-            if let l = o["val_loss"] as? Double { valPoints.append((Double(step), l)) }
-            if let b = o["val_bpb"] as? Double { lastBPB = b }
-        }
+        guard let rows = try? MetricsFile.read(metricsPath) else { return }
+        let trainPoints = rows.compactMap { r in r.smoothLoss.map { (x: Double(r.step), y: $0) } }
+        let valPoints = rows.compactMap { r in r.valLoss.map { (x: Double(r.step), y: $0) } }
+        let lastBPB = rows.last { $0.valBPB != nil }?.valBPB
         let title = "\(settings.modelTag): loss" + (lastBPB.map { String(format: " (last val bpb %.3f)", $0) } ?? "")
         let chart = LineChart(title: title, xLabel: "step", yLabel: "loss (nats/token)",
                               series: [.init(name: "train (smoothed)", points: trainPoints), .init(name: "val", points: valPoints)])

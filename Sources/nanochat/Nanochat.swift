@@ -59,7 +59,8 @@ struct InitCommand: ParsableCommand {
     func run() throws {
         let file = try loadConfig(config, overrides: overrides)
         let model = try GPT(config: try TrainingKeys.modelConfig(file), seed: UInt64(bitPattern: Int64(try file.requiredInt("seed"))))
-        try Checkpoint.save(model, step: 0, to: out, meta: ["val_bpb": NSNull(), "user_config": TrainingKeys.values(file).mapValues(\.jsonObject)])
+        try Checkpoint.save(model, step: 0, to: out, extra: TrainingMeta(
+            valBPB: nil, userConfig: TrainingKeys.values(file), resume: nil, tokenizerDir: nil))
         print("wrote \(Checkpoint.modelPath(out, step: 0)): \(model.config.parameterCount) parameters, "
               + "pattern \(model.config.blockPattern.map(\.rawValue).joined())")
     }

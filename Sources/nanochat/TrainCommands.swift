@@ -52,7 +52,7 @@ struct TrainCommand: ParsableCommand {
         name). --resume continues from the latest checkpoint there, --resume-step from a given
         one; the continued run equals the uninterrupted one bit for bit.
 
-        Keys (type = default: meaning), set in the config file or as --key=value:
+        Keys, set in the config file or as --key=value (name: type = default, then meaning):
         """ + "\n" + TrainingKeys.helpText
     )
 

@@ -48,14 +48,16 @@ extension BlocksTests {
             let config = tinyConfig("TM")
             let dir1 = temporaryDirectory("ck1"), dir2 = temporaryDirectory("ck2")
             let model = try GPT(config: config, seed: 11)
-            try Checkpoint.save(model, step: 0, to: dir1, meta: ["val_bpb": 1.5])
+            try Checkpoint.save(model, step: 0, to: dir1, extra: ["val_bpb": 1.5])
             try Checkpoint.save(try GPT(config: config, seed: 11), step: 0, to: dir2)
             let bytes1 = try Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(dir1, step: 0)))
             let bytes2 = try Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(dir2, step: 0)))
             #expect(bytes1 == bytes2)
-            let (loaded, meta) = try Checkpoint.load(from: dir1)
-            #expect(loaded.config == config)
-            #expect(meta["val_bpb"] as? Double == 1.5 && meta["step"] as? Int == 0)
+            let (loaded, step) = try Checkpoint.load(from: dir1)
+            #expect(loaded.config == config && step == 0)
+            struct Extra: Decodable { let val_bpb: Double }
+            #expect(try Checkpoint.meta(Extra.self, in: dir1, step: 0).val_bpb == 1.5)
+            #expect(try Checkpoint.meta(Checkpoint.Meta.self, in: dir1, step: 0).modelConfig == config)
             for (p, q) in zip(model.parameters.parameters, loaded.parameters.parameters) {
                 #expect(p.name == q.name && p.tensor.floats == q.tensor.floats)
             }

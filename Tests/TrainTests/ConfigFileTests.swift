@@ -99,4 +99,26 @@ func parse(_ text: String) throws -> ConfigFile {
             try TrainingKeys.modelConfig(short)
         }
     }
+
+    /// Every key has a default or is required, defaults type-check, and --help and the
+    /// table in docs/training.md list exactly the keys of `TrainingKeys.all`, in its order.
+    @Test func keyTableIsTheOneSourceOfKeys() throws {
+        for key in TrainingKeys.all {
+            if let v = key.defaultValue { #expect(key.type.accept(v) != nil, "\(key.name)'s default \(v) is not \(key.type)") }
+        }
+        #expect(Set(TrainingKeys.all.map(\.name)).count == TrainingKeys.all.count, "a key is listed twice")
+        let help = TrainingKeys.helpText
+        #expect(TrainingKeys.all.allSatisfy { help.contains("  \($0.name): ") })
+        let docs = URL(fileURLWithPath: configsDirectory).deletingLastPathComponent().appendingPathComponent("docs/training.md")
+        let rows = try String(contentsOf: docs, encoding: .utf8).split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| `") else { return nil }
+            return line.dropFirst(3).split(separator: "`").first.map(String.init)
+        }
+        #expect(rows == TrainingKeys.all.map(\.name), "docs/training.md's key table differs from TrainingKeys.all")
+        // A key with no default that must be set says so.
+        #expect(throws: ConfigError(file: "test.py", line: 0, column: 0,
+                                    "depth is required (the number of layers, from which the sizes follow)")) {
+            try TrainingKeys.modelConfig(try parse("vocab_size = 100\n"))
+        }
+    }
 }

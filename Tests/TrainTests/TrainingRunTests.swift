@@ -89,6 +89,14 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(user["model_tag"] as? String == "tiny" && user["output_dir"] as? String == out)
         #expect(user["tokenizer_dir"] as? String == "\(data)/tokenizer" && user["threads"] as? Int == 2)
         #expect(user["target_flops"] as? Double == -1 && user["num_iterations"] as? Int == 3)
+        // Read back as types: the config values, and the state a resume starts from (3 steps
+        // of 2 micro-batches, each B·T + 1 = 65 tokens further into train.bin, SPEC §3.2).
+        let typed = try Checkpoint.meta(TrainingMeta.self, in: out, step: 3)
+        #expect(typed.userConfig["depth"] == .int(2) && typed.userConfig["block_pattern"] == .list(["T", "M"]))
+        #expect(typed.userConfig["mamba_use_mlp"] == .bool(false) && typed.userConfig["model_tag"] == .string("tiny"))
+        #expect(typed.resume?.trainPosition == 3 * 2 * 65 && typed.resume?.epoch == 0 && typed.resume?.numIterations == 3)
+        let rows = try MetricsFile.read("\(out)/metrics.jsonl")
+        #expect(rows.map(\.step) == [0, 1, 2, 3, 3] && rows.filter { $0.valBPB != nil }.map(\.step) == [0, 3])
     }
 
     @Test func evaluationBitsPerByteFollowTheSpec() throws {
