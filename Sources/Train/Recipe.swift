@@ -13,6 +13,8 @@ public struct OptimizerSettings: Sendable {
     /// LR schedule: warm up over the first warmupRatio of the steps, hold, then decay
     /// linearly to finalLRFraction over the last warmdownRatio.
     public var warmupRatio = 0.0, warmdownRatio = 0.2, finalLRFraction = 0.0
+    /// The global gradient norm is clipped to this (0: no clipping).
+    public var gradClip = 1.0
     /// Muon for the matrices (nanochat); false puts them in AdamW at matrix_lr instead, as a
     /// plain PyTorch setup would (the benchmark's like-for-like comparison).
     public var muonForMatrices = true

@@ -10,7 +10,7 @@ public struct TrainSettings {
     public var accumulation: Int { totalBatchSize / (deviceBatchSize * sequenceLen) }
     /// Steps of the run, and which key decided it.
     public var numIterations: Int, horizon: String
-    public var optimizer: OptimizerSettings, gradClip: Double
+    public var optimizer: OptimizerSettings
     /// Steps between evaluations, samples and saves; ≤ 0: only at the end (samples: never).
     public var evalEvery: Int, evalTokens: Int, sampleEvery: Int, saveEvery: Int
     public var dataDir: String, tokenizerDir: String, outputDir: String, modelTag: String
@@ -44,6 +44,7 @@ public struct TrainSettings {
         optimizer.warmupRatio = try c.requiredDouble("warmup_ratio")
         optimizer.warmdownRatio = try c.requiredDouble("warmdown_ratio")
         optimizer.finalLRFraction = try c.requiredDouble("final_lr_frac")
+        optimizer.gradClip = try c.requiredDouble("grad_clip")
         for key in ["warmup_ratio", "warmdown_ratio", "final_lr_frac"] {
             let v = try c.requiredDouble(key)
             if !(0...1).contains(v) { throw c.error(at: key, "\(key) must be in [0, 1], got \(v)") }
@@ -84,7 +85,7 @@ public struct TrainSettings {
 
         return TrainSettings(
             model: model, deviceBatchSize: b, sequenceLen: t, totalBatchSize: total,
-            numIterations: iterations, horizon: horizon, optimizer: optimizer, gradClip: try c.requiredDouble("grad_clip"),
+            numIterations: iterations, horizon: horizon, optimizer: optimizer,
             evalEvery: try c.requiredInt("eval_every"), evalTokens: try c.requiredInt("eval_tokens"),
             sampleEvery: try c.requiredInt("sample_every"), saveEvery: try c.requiredInt("save_every"),
             dataDir: dataDir, tokenizerDir: tokenizerDir, outputDir: outputDir, modelTag: tag,

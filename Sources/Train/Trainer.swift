@@ -14,7 +14,6 @@ public struct NonFiniteError: Error, CustomStringConvertible {
 public final class Trainer {
     public let model: GPT
     public let settings: OptimizerSettings
-    public let gradClip: Double
     public let muon: Muon
     public let adam: AdamW
     /// Parameter names in the order of `muon.parameters` and `adam.parameters`.
@@ -28,10 +27,9 @@ public final class Trainer {
 
     /// Groups the model's parameters by their optimiser group. The embedding and head rates
     /// are scaled by (C/768)^-½ as nanochat does.
-    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings(), gradClip: Double = 1.0) {
+    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings()) {
         self.model = model
         self.settings = settings
-        self.gradClip = gradClip
         let scale = pow(Double(model.config.nEmbd) / 768, -0.5)
         var matrices: [Tensor] = [], adamParams: [Tensor] = [], lrs: [Double] = []
         var muonNames: [String] = [], adamNames: [String] = []
@@ -82,7 +80,8 @@ public final class Trainer {
         // Clipping scales every gradient by one factor; the optimisers read the gradients
         // times it (the same bits as scaling them in place, without another pass over them).
         let norm = squares.squareRoot()
-        let clipFactor: Float = gradClip > 0 && norm > gradClip ? Float(gradClip / norm) : 1
+        let clip = settings.gradClip
+        let clipFactor: Float = clip > 0 && norm > clip ? Float(clip / norm) : 1
         let lrm = Schedule.lrMultiplier(step: step, total: totalSteps, warmupRatio: settings.warmupRatio,
                                         warmdownRatio: settings.warmdownRatio, finalFraction: settings.finalLRFraction)
         lastLRMultiplier = lrm

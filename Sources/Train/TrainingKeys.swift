@@ -48,7 +48,7 @@ public enum TrainingKeys {
         ConfigKey("matrix_lr", .float, .float(optimizer.matrixLR), "Muon rate of the layers' matrices"),
         ConfigKey("mamba_lr", .float, .float(optimizer.mambaLR), "AdamW rate of A_log, D, conv1d.*, dt_proj.bias"),
         ConfigKey("weight_decay", .float, .float(optimizer.weightDecay), "AdamW weight decay"),
-        ConfigKey("grad_clip", .float, .float(1.0), "global gradient norm clip (0: off)"),
+        ConfigKey("grad_clip", .float, .float(optimizer.gradClip), "global gradient norm clip (0: off)"),
         ConfigKey("warmup_ratio", .float, .float(optimizer.warmupRatio), "fraction of steps warming the rate up"),
         ConfigKey("warmdown_ratio", .float, .float(optimizer.warmdownRatio), "fraction of steps decaying the rate"),
         ConfigKey("final_lr_frac", .float, .float(optimizer.finalLRFraction), "rate multiplier at the end of the decay"),

@@ -87,7 +87,7 @@ public final class TrainingRun {
                 throw TrainingError("\(Checkpoint.metaPath(dir, step: step)): step \(step) is past the run's \(settings.numIterations) steps (\(settings.horizon))")
             }
             model = loaded
-            trainer = Trainer(model: model, settings: settings.optimizer, gradClip: settings.gradClip)
+            trainer = Trainer(model: model, settings: settings.optimizer)
             try OptimizerState.load(into: trainer, from: Checkpoint.optimPath(dir, step: step))
             trainer.step = step
             (position, epoch, smoothLoss, elapsed) = (state.trainPosition, state.epoch, state.smoothLoss, state.elapsedSeconds)
@@ -95,7 +95,7 @@ public final class TrainingRun {
             resumed = true
         } else {
             model = try GPT(config: settings.model, seed: settings.seed)
-            trainer = Trainer(model: model, settings: settings.optimizer, gradClip: settings.gradClip)
+            trainer = Trainer(model: model, settings: settings.optimizer)
             startStep = 0
             resumed = false
         }

@@ -63,7 +63,7 @@ struct SweepCommand: ParsableCommand {
         }
         let base = try loadConfig(config, overrides: overrides)
         let tokenizer = try loadTokenizer(TrainingKeys.tokenizerDir(base))
-        let seq = base.int("max_seq_len") ?? 2048
+        let seq = try reportingTrainingErrors { try base.requiredInt("max_seq_len") }
         let plan: [SweepRun]
         do {
             plan = try SweepPlan.runs(depths: depthList, patterns: patterns.split(separator: ",").map(String.init),

@@ -47,7 +47,7 @@ import Train
         }
         let batches = [(tokens(5, 0), tokens(3, 0)), (tokens(5, 1), tokens(3, 7))]
         let clip = 0.05
-        let fused = Trainer(model: try GPT(config: config, seed: 4), gradClip: clip)
+        let fused = Trainer(model: try GPT(config: config, seed: 4), settings: clipping(clip))
         var factors: [Float] = []
         for (x, y) in batches {
             try fused.step([(x, y)], totalSteps: 10)
@@ -56,7 +56,7 @@ import Train
         #expect(factors.allSatisfy { $0 < 0.5 }, "the test needs clipping to happen: factors \(factors)")
 
         let model = try GPT(config: config, seed: 4)
-        let manual = Trainer(model: model, gradClip: 0)
+        let manual = Trainer(model: model, settings: clipping(0))
         let params = model.parameters.parameters
         for (step, (x, y)) in batches.enumerated() {
             for p in params { p.tensor.zeroGrad() }
@@ -76,7 +76,7 @@ import Train
             manual.adam.update(lrMultiplier: lrm)
         }
 
-        let unclipped = Trainer(model: try GPT(config: config, seed: 4), gradClip: 0)
+        let unclipped = Trainer(model: try GPT(config: config, seed: 4), settings: clipping(0))
         for (x, y) in batches { try unclipped.step([(x, y)], totalSteps: 10) }
         var differFromUnclipped = 0
         for (p, q) in zip(params, fused.model.parameters.parameters) {
@@ -88,4 +88,11 @@ import Train
         }
         #expect(differFromUnclipped >= 3, "clipping changed only \(differFromUnclipped) of \(params.count) tensors")
     }
+}
+
+/// The default settings with the gradient norm clipped to `clip` (0: not clipped).
+func clipping(_ clip: Double) -> OptimizerSettings {
+    var s = OptimizerSettings()
+    s.gradClip = clip
+    return s
 }
