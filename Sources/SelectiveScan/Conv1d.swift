@@ -1,5 +1,5 @@
 // Mamba's causal depthwise conv1d over time (kernel K, with bias), forward, backward and
-// the single-step form with a rolling state:
+// the single-step form with a rolling state, and the op on the tape:
 //   y[b,t,d] = bias[d] + Σ_{k<K} w[d,k] · x[b, t-(K-1)+k, d],   x before t = 0 is 0.
 // Channels are the SIMD axis; threads split the channels, so each owns its dw, dbias sums.
 import Tensor
@@ -99,4 +99,25 @@ func forEachChannelBlock(_ chans: Range<Int>, _ body: (Int, Int) -> Void) {
     for d0 in stride(from: chans.lowerBound, to: chans.upperBound, by: 16) {
         body(d0, Swift.min(16, chans.upperBound - d0))
     }
+}
+
+/// Causal depthwise conv1d on the tape: x (B, T, Di), weight (Di, 1, K) as PyTorch's
+/// Conv1d(groups = Di), bias (Di).
+public func causalConv1d(_ x: Tensor, weight: Tensor, bias: Tensor) -> Tensor {
+    precondition(x.rank == 3 && weight.rank == 3 && weight.shape[0] == x.shape[2] && weight.shape[1] == 1
+                 && bias.shape == [x.shape[2]] && weight.dtype == x.dtype && bias.dtype == x.dtype,
+                 "conv1d: x (B, T, Di), weight (Di, 1, K), bias (Di); got \(x.shape), \(weight.shape), \(bias.shape)")
+    let (b, t, di, k) = (x.shape[0], x.shape[1], x.shape[2], weight.shape[2])
+    let y = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
+    func run<S: TensorScalar>(_: S.Type) {
+        causalConvForward(out: y.data(S.self), inp: x.data(S.self), weight: weight.data(S.self), bias: bias.data(S.self),
+                          batch: b, time: t, channels: di, kernel: k)
+        y.record("causal_conv1d", [x, weight, bias]) { y in
+            causalConvBackward(dinp: x.gradData(S.self), dweight: weight.gradData(S.self), dbias: bias.gradData(S.self),
+                               dout: y.gradData(S.self), inp: x.data(S.self), weight: weight.data(S.self),
+                               batch: b, time: t, channels: di, kernel: k)
+        }
+    }
+    if x.dtype == .float32 { run(Float.self) } else { run(Double.self) }
+    return y
 }

@@ -1,4 +1,5 @@
-// Autograd ops around the scan and conv kernels, for the Mamba block.
+// The selective scan on the tape (training, and inference from a given state), around the
+// kernels of ScanForward and ScanBackward.
 import Tensor
 
 /// The selective scan on the tape: out (B, T, Di) = y · silu(z) (see the glossary).
@@ -77,25 +78,4 @@ func scanOp<S: TensorScalar>(
                               boundaryStates: boundary.data(S.self), strategy: strategy)
     }
     return out
-}
-
-/// Causal depthwise conv1d on the tape: x (B, T, Di), weight (Di, 1, K) as PyTorch's
-/// Conv1d(groups = Di), bias (Di).
-public func causalConv1d(_ x: Tensor, weight: Tensor, bias: Tensor) -> Tensor {
-    precondition(x.rank == 3 && weight.rank == 3 && weight.shape[0] == x.shape[2] && weight.shape[1] == 1
-                 && bias.shape == [x.shape[2]] && weight.dtype == x.dtype && bias.dtype == x.dtype,
-                 "conv1d: x (B, T, Di), weight (Di, 1, K), bias (Di); got \(x.shape), \(weight.shape), \(bias.shape)")
-    let (b, t, di, k) = (x.shape[0], x.shape[1], x.shape[2], weight.shape[2])
-    let y = Tensor(uninitializedShape: x.shape, dtype: x.dtype)
-    func run<S: TensorScalar>(_: S.Type) {
-        causalConvForward(out: y.data(S.self), inp: x.data(S.self), weight: weight.data(S.self), bias: bias.data(S.self),
-                          batch: b, time: t, channels: di, kernel: k)
-        y.record("causal_conv1d", [x, weight, bias]) { y in
-            causalConvBackward(dinp: x.gradData(S.self), dweight: weight.gradData(S.self), dbias: bias.gradData(S.self),
-                               dout: y.gradData(S.self), inp: x.data(S.self), weight: weight.data(S.self),
-                               batch: b, time: t, channels: di, kernel: k)
-        }
-    }
-    if x.dtype == .float32 { run(Float.self) } else { run(Double.self) }
-    return y
 }
