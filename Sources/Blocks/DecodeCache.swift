@@ -124,6 +124,18 @@ public final class DecodeCache {
         }
     }
 
+    /// Layer `i`'s keys and values, if it is a Transformer layer.
+    func keysAndValues(layer i: Int) -> KVCache? {
+        if case .attention(let kv) = layers[i] { return kv }
+        return nil
+    }
+
+    /// Layer `i`'s conv and SSM states, if it is a Mamba layer.
+    func mambaState(layer i: Int) -> MambaCache? {
+        if case .mamba(let state) = layers[i] { return state }
+        return nil
+    }
+
     /// Bytes the cache holds.
     public var byteCount: Int {
         layers.reduce(0) { total, layer in

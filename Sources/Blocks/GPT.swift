@@ -65,21 +65,17 @@ public final class GPT {
         let rope = rotary(upTo: offset + idx.shape[1])
         var x = rmsNorm(embedding(weights.embedding, idx))
         for (i, layer) in weights.layers.enumerated() {
-            switch (layer, cache?.layers[i]) {
-            case (.transformer(let attention, let mlp), let state):
-                guard case .attention(let kv)? = state else {
-                    x = transformerBlock(x, attention, mlp, config: config, rope: rope, cache: nil, offset: 0)
-                    continue
+            switch layer {
+            case .transformer(let attention, let mlp):
+                x = transformerBlock(x, attention, mlp, config: config, rope: rope, cache: cache?.keysAndValues(layer: i),
+                                     offset: offset)
+            case .mamba(let mixer, let mlp):
+                let state = cache?.mambaState(layer: i)
+                if let state {
+                    precondition(state.primed == (offset > 0) && (offset == 0 || idx.shape[1] == 1),
+                                 "Mamba layers decode one token at a time after a prefill from an empty cache")
                 }
-                x = transformerBlock(x, attention, mlp, config: config, rope: rope, cache: kv, offset: offset)
-            case (.mamba(let mixer, let mlp), let state):
-                guard case .mamba(let mc)? = state else {
-                    x = mambaBlock(x, mixer, mlp, config: config, cache: nil)
-                    continue
-                }
-                precondition(mc.primed == (offset > 0) && (offset == 0 || idx.shape[1] == 1),
-                             "Mamba layers decode one token at a time after a prefill from an empty cache")
-                x = mambaBlock(x, mixer, mlp, config: config, cache: mc)
+                x = mambaBlock(x, mixer, mlp, config: config, cache: state)
             }
         }
         cache?.length += idx.shape[1]
