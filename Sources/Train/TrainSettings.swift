@@ -45,9 +45,9 @@ public struct TrainSettings {
         optimizer.warmdownRatio = try c.requiredDouble("warmdown_ratio")
         optimizer.finalLRFraction = try c.requiredDouble("final_lr_frac")
         optimizer.gradClip = try c.requiredDouble("grad_clip")
-        for key in ["warmup_ratio", "warmdown_ratio", "final_lr_frac"] {
-            let v = try c.requiredDouble(key)
-            if !(0...1).contains(v) { throw c.error(at: key, "\(key) must be in [0, 1], got \(v)") }
+        for (key, v) in [("warmup_ratio", optimizer.warmupRatio), ("warmdown_ratio", optimizer.warmdownRatio),
+                         ("final_lr_frac", optimizer.finalLRFraction)] where !(0...1).contains(v) {
+            throw c.error(at: key, "\(key) must be in [0, 1], got \(v)")
         }
 
         // Horizon, as nanochat: num_iterations, else target_flops, else target_param_data_ratio.
