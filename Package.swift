@@ -3,7 +3,7 @@
 // nanochat-swift: train and study small hybrid Transformer/Mamba language models on the CPU.
 //
 // Layers (each imports only those to its left):
-//   CBLAS (system library), CVectorMath (C header) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
+//   CBLAS (system library), CVectorMath (C header), CHost (C) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
 //                                                                 ^------- bench (executable)
 //   CLAPACKE (system library) is linked by the tests alone. docs/ARCHITECTURE.md has the map.
 //
@@ -16,6 +16,7 @@ import Foundation
 let portable = ProcessInfo.processInfo.environment["NANOCHAT_PORTABLE"].map { $0 != "0" && !$0.isEmpty } ?? false
 let hostCPU: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", "native"])]
 let kernelSettings: [SwiftSetting] = hostCPU + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+let hostC: [CSetting] = portable ? [] : [.unsafeFlags(["-march=native"])]
 
 let package = Package(
     name: "nanochat",
@@ -46,9 +47,17 @@ let package = Package(
         ),
         // Lane-wise square root as one vector instruction (see its header).
         .target(name: "CVectorMath", path: "Sources/CVectorMath"),
+        // The CPU's SIMD facts, and the OpenBLAS core corrected before main (see its header).
+        // Compiled for the same target as the kernels, so it can say what they were built for.
+        .target(
+            name: "CHost",
+            path: "Sources/CHost",
+            cSettings: hostC,
+            linkerSettings: [.linkedLibrary("openblas")]
+        ),
         .target(
             name: "Tensor",
-            dependencies: ["CBLAS", "CVectorMath"],
+            dependencies: ["CBLAS", "CVectorMath", "CHost"],
             swiftSettings: kernelSettings
         ),
         .target(

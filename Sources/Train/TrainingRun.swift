@@ -130,6 +130,10 @@ public final class TrainingRun {
         log("batch: \(tokensPerStep) tokens/step = \(s.accumulation) × \(s.deviceBatchSize) × \(s.sequenceLen); "
             + "\(total) steps (\(s.horizon)); train.bin \(train.count) tokens, val.bin \(val.count)")
         log(String(format: "threads: %d; sgemm peak %.1f GFLOPS (MFU is quoted against it)", s.threads, peakGFLOPS))
+        log(HostCPU.summary)
+        for warning in HostCPU.warnings + [HostCPU.peakWarning(measured: peakGFLOPS, threads: s.threads)].compactMap({ $0 }) {
+            log("warning: \(warning)")
+        }
         if resumed { log("resumed from \(s.outputDir) step \(startStep) (data position \(loader.position), epoch \(epoch))") }
 
         var evaluations: [(step: Int, bpb: Double)] = [], rates: [Double] = []

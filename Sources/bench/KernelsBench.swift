@@ -61,6 +61,9 @@ struct KernelsCommand: ParsableCommand {
             print("| \(name) | \(fmt(ours)) | \(fmt(raw)) | \(fmt(ours / raw, 3)) |")
             rows.append(MatmulRow(product: name, oursGFLOPS: ours, rawGFLOPS: raw, ours: samples[0], raw: samples[1]))
         }
+        if let best = rows.map(\.rawGFLOPS).max(), let warning = HostCPU.peakWarning(measured: best, threads: common.threads) {
+            print("\nwarning: \(warning)")
+        }
         return rows
     }
 
@@ -186,5 +189,8 @@ func machineSummary(threads: Int) -> String {
         .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
     let flags = cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }.map(String.init) ?? ""
     let simd = ["avx512f", "avx2", "fma"].filter { flags.contains(" \($0)") }.joined(separator: " ")
-    return "Machine: \(model), \(ProcessInfo.processInfo.activeProcessorCount) cores (\(simd)); threads: \(threads)"
+    var summary = "Machine: \(model), \(ProcessInfo.processInfo.activeProcessorCount) cores (\(simd)); threads: \(threads)\n"
+        + HostCPU.summary
+    for warning in HostCPU.warnings { summary += "\nwarning: \(warning)" }
+    return summary
 }

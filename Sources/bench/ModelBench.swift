@@ -90,6 +90,7 @@ struct ModelCommand: ParsableCommand {
         var report = ModelReport(machine: machineSummary(threads: threads), threads: threads, optimizer: optimizer,
                                  sgemmPeakGFLOPS: peak, vocab: vocab, runs: runs, torch: torchStatus?.version)
         print("# bench model\n\n\(report.machine)\n")
+        if let warning = HostCPU.peakWarning(measured: peak, threads: threads) { print("warning: \(warning)\n") }
         print("V=\(vocab); train step = forward + backward + clip + \(optimizer == "muon" ? "Muon + AdamW" : "AdamW"); "
               + "median of \(runs) after a warm-up, spread = (max-min)/median. MFU = nanochat's estimate_flops × tok/s ÷ "
               + "sgemm peak \(fmt(peak, 1)) GFLOPS (OpenBLAS, 2048³, best of 6, this run). Raw sgemm at its shapes: OpenBLAS with its own threads "

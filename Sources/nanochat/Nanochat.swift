@@ -32,7 +32,12 @@ struct RunOptions: ParsableArguments {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
-    func apply() { Parallel.setThreadCount(threads) }
+    /// Sets the worker count, and tells the user (on stderr) when the products will run on
+    /// OpenBLAS kernels below what the CPU supports.
+    func apply() {
+        Parallel.setThreadCount(threads)
+        for warning in HostCPU.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+    }
 }
 
 /// An error the user can act on, printed as is.

@@ -1,0 +1,234 @@
+// What the CPU runs, which OpenBLAS core serves the products, and what start-up did about a
+// core below the CPU. The detection and the switch happen in C before `main` (CHost.h): by
+// the time Swift code runs, OpenBLAS has loaded and its core is fixed for the process.
+import CHost
+import Foundation
+
+/// SIMD facts of a CPU, as cpuid and the OS report them.
+public struct CPUFacts: Sendable, Equatable {
+    public enum Vendor: Sendable { case intel, amd, other }
+    public var vendor: Vendor
+    public var avx = false, avx2 = false, fma = false
+    public var avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512cd = false
+    public var avx512bf16 = false
+    /// The OS saves the 256-bit (YMM) and the 512-bit (ZMM and mask) registers.
+    public var osYMM = false, osZMM = false
+
+    public init(vendor: Vendor) { self.vendor = vendor }
+
+    /// This machine's CPU.
+    public static var host: CPUFacts { CPUFacts(nanochat_cpu_facts_read()) }
+
+    init(_ f: nanochat_cpu_facts) {
+        vendor = f.vendor == Int32(NANOCHAT_VENDOR_INTEL) ? .intel : f.vendor == Int32(NANOCHAT_VENDOR_AMD) ? .amd : .other
+        avx = f.avx; avx2 = f.avx2; fma = f.fma
+        avx512f = f.avx512f; avx512bw = f.avx512bw; avx512vl = f.avx512vl
+        avx512dq = f.avx512dq; avx512cd = f.avx512cd; avx512bf16 = f.avx512bf16
+        osYMM = f.os_ymm; osZMM = f.os_zmm
+    }
+
+    var c: nanochat_cpu_facts {
+        nanochat_cpu_facts(
+            vendor: Int32(vendor == .intel ? NANOCHAT_VENDOR_INTEL : vendor == .amd ? NANOCHAT_VENDOR_AMD : NANOCHAT_VENDOR_OTHER),
+            avx: avx, avx2: avx2, fma: fma, avx512f: avx512f, avx512bw: avx512bw, avx512vl: avx512vl,
+            avx512dq: avx512dq, avx512cd: avx512cd, avx512bf16: avx512bf16, os_ymm: osYMM, os_zmm: osZMM)
+    }
+
+    /// The best kernel tier this CPU runs.
+    public var tier: SIMDTier { SIMDTier(raw: nanochat_cpu_tier(c)) }
+}
+
+/// Kernel tiers by the instructions an sgemm kernel uses.
+public enum SIMDTier: Int, Sendable, Comparable, CustomStringConvertible {
+    case unknown = -1, sse = 0, avx = 1, avx2 = 2, avx512 = 3, avx512bf16 = 4
+
+    init(raw: Int32) { self = SIMDTier(rawValue: Int(raw)) ?? .unknown }
+
+    public static func < (a: SIMDTier, b: SIMDTier) -> Bool { a.rawValue < b.rawValue }
+
+    public var description: String {
+        switch self {
+        case .unknown: "unknown"
+        case .sse: "SSE"
+        case .avx: "AVX"
+        case .avx2: "AVX2+FMA"
+        case .avx512: "AVX-512"
+        case .avx512bf16: "AVX-512+BF16"
+        }
+    }
+
+    /// Single-precision FLOPs per cycle per core that a tier's sgemm can count on: one
+    /// vector multiply-add (or a multiply and an add) per cycle, the least of the CPUs that
+    /// have the tier (AMD's Zen 1 and 4 run 256- and 512-bit work on half-width units).
+    var flopsPerCycle: Double? {
+        switch self {
+        case .unknown: nil
+        case .sse: 8
+        case .avx, .avx2: 16
+        case .avx512, .avx512bf16: 32
+        }
+    }
+}
+
+/// The OpenBLAS cores start-up can switch to, as a set.
+public struct BLASCores: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let sandybridge = BLASCores(rawValue: UInt32(NANOCHAT_CORE_SANDYBRIDGE))
+    public static let haswell = BLASCores(rawValue: UInt32(NANOCHAT_CORE_HASWELL))
+    public static let zen = BLASCores(rawValue: UInt32(NANOCHAT_CORE_ZEN))
+    public static let skylakeX = BLASCores(rawValue: UInt32(NANOCHAT_CORE_SKYLAKEX))
+    public static let cooperlake = BLASCores(rawValue: UInt32(NANOCHAT_CORE_COOPERLAKE))
+    /// Those of Debian 12's DYNAMIC_ARCH OpenBLAS 0.3.21.
+    public static let all: BLASCores = [.sandybridge, .haswell, .zen, .skylakeX, .cooperlake]
+    /// Those of the OpenBLAS this process loaded (none for a library built for one CPU).
+    public static var thisLibrary: BLASCores { BLASCores(rawValue: nanochat_blas_available_cores()) }
+}
+
+/// What start-up does about the OpenBLAS core: the pure decision, from the CPU's facts, the
+/// core the library chose, whether the user set OPENBLAS_CORETYPE, and the cores it has.
+public struct BLASCoreChoice: Sendable, Equatable {
+    public enum Action: Sendable, Equatable {
+        /// The core matches the CPU, or is one this table does not know.
+        case keep
+        /// Re-execute with OPENBLAS_CORETYPE = core.
+        case switchTo(String)
+        /// The user's OPENBLAS_CORETYPE is below the CPU; this core would serve it better.
+        case warnUser(better: String)
+        /// Below the CPU, and the library has no better core (built for one CPU).
+        case noBetterCore
+    }
+    public let action: Action
+    public let cpuTier: SIMDTier
+    public let coreTier: SIMDTier
+
+    public init(facts: CPUFacts, corename: String, userSet: Bool, available: BLASCores) {
+        self.init(nanochat_blas_choose(facts.c, corename, userSet, available.rawValue))
+    }
+
+    init(_ c: nanochat_blas_choice) {
+        let core = c.core.map { String(cString: $0) } ?? ""
+        switch Int(c.action) {
+        case Int(NANOCHAT_BLAS_SWITCH): action = .switchTo(core)
+        case Int(NANOCHAT_BLAS_WARN_USER): action = .warnUser(better: core)
+        case Int(NANOCHAT_BLAS_NO_BETTER): action = .noBetterCore
+        default: action = .keep
+        }
+        cpuTier = SIMDTier(raw: c.cpu_tier)
+        coreTier = SIMDTier(raw: c.core_tier)
+    }
+}
+
+/// This process's CPU, OpenBLAS core and kernel build, as start-up left them.
+public enum HostCPU {
+    /// The OpenBLAS core serving the products (openblas_get_corename()).
+    public static var blasCore: String { state.corename.map { String(cString: $0) } ?? "unknown" }
+
+    /// The library's version and build ("OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen ...").
+    public static var blasConfig: String { state.config.map { String(cString: $0) } ?? "unknown OpenBLAS" }
+
+    /// The vector width and ISA the Swift and C kernels were compiled for.
+    public static var kernelVectorBits: Int { Int(nanochat_build_vector_bits()) }
+    public static var kernelISA: String { String(cString: nanochat_build_isa()) }
+
+    /// The core OpenBLAS chose before start-up switched it, when it did.
+    public static var correctedFrom: String? {
+        let from = withUnsafeBytes(of: state.corrected_from) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return from.isEmpty ? nil : from
+    }
+
+    /// One line for the head of a run's output: the CPU's tier, the kernels' build, the BLAS
+    /// core (and what start-up did about it).
+    public static var summary: String {
+        let version = blasConfig.split(separator: " ").prefix(2).joined(separator: " ")
+        var line = "cpu: \(CPUFacts(state.facts).tier); kernels: \(kernelISA), \(kernelVectorBits)-bit vectors; "
+            + "blas: \(version) core \(blasCore)"
+        if let from = correctedFrom {
+            line += simulated
+                ? " (switched from \(from), a fallback simulated by NANOCHAT_SIMULATE_BLAS_FALLBACK)"
+                : " (switched from \(from), which OpenBLAS chose for a CPU it does not recognise)"
+        } else if state.user_set {
+            line += " (OPENBLAS_CORETYPE=\(userCoretype))"
+        }
+        return line
+    }
+
+    /// What the user should know about the core and the build: empty when all is well.
+    public static var warnings: [String] {
+        var out: [String] = []
+        let choice = BLASCoreChoice(state.choice)
+        let cpu = CPUFacts(state.facts).tier
+        switch choice.action {
+        case .keep, .switchTo:
+            // After a switch, the new core must now match the CPU.
+            if correctedFrom != nil, choice.coreTier < cpu, choice.coreTier != .unknown {
+                out.append("OpenBLAS was switched from \(correctedFrom ?? "?") but runs core \(blasCore) "
+                           + "(\(choice.coreTier) kernels) on a CPU that runs \(cpu): products may be several times slower.")
+            }
+        case .warnUser(let better):
+            out.append("OPENBLAS_CORETYPE=\(userCoretype) gives OpenBLAS core \(blasCore) (\(choice.coreTier) kernels), "
+                       + "below what this CPU runs (\(cpu)): products may be several times slower. "
+                       + "Unset it to let nanochat choose, or set OPENBLAS_CORETYPE=\(better).")
+        case .noBetterCore:
+            out.append("OpenBLAS runs core \(blasCore) (\(choice.coreTier) kernels) on a CPU that runs \(cpu), and this "
+                       + "OpenBLAS build has no better core to switch to: products may be several times slower. "
+                       + "Install an OpenBLAS built with DYNAMIC_ARCH (Debian's libopenblas0-pthread is) or a newer one.")
+        }
+        if state.reexec_errno != 0, case .switchTo(let core) = choice.action {
+            out.append("could not re-execute to switch OpenBLAS from \(blasCore) to \(core) "
+                       + "(\(String(cString: strerror(state.reexec_errno)))): set OPENBLAS_CORETYPE=\(core) yourself.")
+        }
+        let built = buildTier
+        if built != .unknown, built < cpu {
+            out.append("the kernels were built for \(kernelISA) (a NANOCHAT_PORTABLE build?) on a CPU that runs \(cpu): "
+                       + "rebuild without NANOCHAT_PORTABLE for full speed.")
+        }
+        return out
+    }
+
+    /// A warning when a measured sgemm peak (GFLOPS, over `threads` workers) is under half of
+    /// the least the BLAS core should reach at the CPU's top clock: another process on the
+    /// cores, a throttled CPU, or a core that does not fit it.
+    public static func peakWarning(measured: Double, threads: Int) -> String? {
+        guard let expected = expectedPeak(threads: threads), measured < 0.5 * expected else { return nil }
+        return String(format: "the sgemm peak measured %.1f GFLOPS, under half of the %.0f that core %@ should reach "
+                      + "on %d threads at %.2f GHz: are other processes using the cores?",
+                      measured, expected, blasCore, threads, clockGHz ?? 0)
+    }
+
+    /// The least sgemm GFLOPS the core should reach on `threads` cores at the top clock.
+    public static func expectedPeak(threads: Int) -> Double? {
+        guard let perCycle = SIMDTier(raw: nanochat_core_tier(state.corename)).flopsPerCycle,
+              let ghz = clockGHz else { return nil }
+        return perCycle * ghz * Double(threads)
+    }
+
+    /// The CPU's top clock: cpufreq's maximum where the kernel exposes it (bare metal), else
+    /// the highest `cpu MHz` in /proc/cpuinfo (virtual machines report the nominal clock).
+    static var clockGHz: Double? {
+        if let khz = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", encoding: .utf8),
+           let value = Double(khz.trimmingCharacters(in: .whitespacesAndNewlines)), value > 0 {
+            return value / 1e6
+        }
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        let mhz = info.split(separator: "\n").filter { $0.hasPrefix("cpu MHz") }
+            .compactMap { $0.split(separator: ":").last.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
+        return mhz.max().map { $0 / 1e3 }
+    }
+
+    private static var state: nanochat_blas_state { nanochat_blas_startup().pointee }
+    private static var simulated: Bool { state.simulated }
+    private static var userCoretype: String {
+        withUnsafeBytes(of: state.user_coretype) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+    private static var buildTier: SIMDTier {
+        switch kernelISA {
+        case "AVX-512+BF16": .avx512bf16
+        case "AVX-512": .avx512
+        case "AVX2+FMA": .avx2
+        case "AVX": .avx
+        case "SSE2": .sse
+        default: .unknown
+        }
+    }
+}

@@ -1,0 +1,111 @@
+// The OpenBLAS core start-up chooses, on the CPUs where it matters: a Xeon newer than the
+// library (which then falls back to its generic SSE3 core), an AVX2 EPYC, and the edges
+// (the user's own OPENBLAS_CORETYPE, a library built for one CPU, an OS without AVX-512
+// state). The facts are those cpuid reports on each CPU.
+import Testing
+@testable import Tensor
+
+@Suite struct HostCPUTests {
+    /// Emerald/Sapphire Rapids, Cooper Lake: AVX-512 with BF16.
+    static var xeonBF16: CPUFacts {
+        var f = CPUFacts(vendor: .intel)
+        f.avx = true; f.avx2 = true; f.fma = true
+        f.avx512f = true; f.avx512bw = true; f.avx512vl = true; f.avx512dq = true; f.avx512cd = true
+        f.avx512bf16 = true
+        f.osYMM = true; f.osZMM = true
+        return f
+    }
+
+    /// Skylake-SP / Cascade Lake: AVX-512 without BF16.
+    static var xeonAVX512: CPUFacts {
+        var f = xeonBF16
+        f.avx512bf16 = false
+        return f
+    }
+
+    /// EPYC Zen 2/3: AVX2 and FMA.
+    static var epycAVX2: CPUFacts {
+        var f = CPUFacts(vendor: .amd)
+        f.avx = true; f.avx2 = true; f.fma = true; f.osYMM = true
+        return f
+    }
+
+    static func choose(_ facts: CPUFacts, _ core: String, userSet: Bool = false,
+                       available: BLASCores = .all) -> BLASCoreChoice {
+        BLASCoreChoice(facts: facts, corename: core, userSet: userSet, available: available)
+    }
+
+    @Test func aXeonTheLibraryFellBackOnIsSwitchedToItsBestCore() {
+        let c = Self.choose(Self.xeonBF16, "Prescott")
+        #expect(c.action == .switchTo("Cooperlake"))
+        #expect(c.cpuTier == .avx512bf16)
+        #expect(c.coreTier == .sse)
+        // A library without Cooperlake's kernels: the best AVX-512 core it has.
+        #expect(Self.choose(Self.xeonBF16, "Prescott", available: [.sandybridge, .haswell, .skylakeX]).action == .switchTo("SkylakeX"))
+        #expect(Self.choose(Self.xeonAVX512, "Prescott").action == .switchTo("SkylakeX"))
+        // Without AVX-512 in the library at all, still the best it has: AVX2.
+        #expect(Self.choose(Self.xeonAVX512, "Nehalem", available: [.sandybridge, .haswell, .zen]).action == .switchTo("Haswell"))
+    }
+
+    @Test func anAVX512CoreServesAnyAVX512CPU() {
+        // Cooperlake adds BF16 products only; SkylakeX's sgemm is the same.
+        #expect(Self.choose(Self.xeonBF16, "SkylakeX").action == .keep)
+        #expect(Self.choose(Self.xeonBF16, "Cooperlake").action == .keep)
+        #expect(Self.choose(Self.xeonBF16, "cooperlake").action == .keep)   // names compare case-insensitively
+        #expect(Self.choose(Self.xeonAVX512, "SkylakeX").action == .keep)
+        // But an AVX2 core on an AVX-512 CPU is below it.
+        #expect(Self.choose(Self.xeonAVX512, "Haswell").action == .switchTo("SkylakeX"))
+    }
+
+    @Test func theUsersCoretypeIsRespectedWithAWarning() {
+        let c = Self.choose(Self.xeonBF16, "Prescott", userSet: true)
+        #expect(c.action == .warnUser(better: "Cooperlake"))
+        #expect(Self.choose(Self.epycAVX2, "Sandybridge", userSet: true).action == .warnUser(better: "Zen"))
+        // A user's core that fits the CPU: nothing to say.
+        #expect(Self.choose(Self.epycAVX2, "Haswell", userSet: true).action == .keep)
+    }
+
+    @Test func anAVX2CPUGetsZenOnAMDAndHaswellOnIntel() {
+        #expect(Self.choose(Self.epycAVX2, "Zen").action == .keep)
+        #expect(Self.choose(Self.epycAVX2, "Haswell").action == .keep)
+        #expect(Self.choose(Self.epycAVX2, "Prescott").action == .switchTo("Zen"))
+        #expect(Self.choose(Self.epycAVX2, "Prescott", available: [.sandybridge, .haswell]).action == .switchTo("Haswell"))
+        var haswell = Self.epycAVX2
+        haswell.vendor = .intel
+        #expect(Self.choose(haswell, "Core2").action == .switchTo("Haswell"))
+    }
+
+    @Test func whatTheOSDoesNotSaveDoesNotCount() {
+        // AVX-512 in cpuid, but the OS leaves the ZMM state out of XCR0: the CPU runs AVX2.
+        var f = Self.xeonAVX512
+        f.osZMM = false
+        #expect(f.tier == .avx2)
+        #expect(Self.choose(f, "Prescott").action == .switchTo("Haswell"))
+        #expect(Self.choose(f, "Haswell").action == .keep)
+        f.osYMM = false
+        #expect(f.tier == .sse)
+        #expect(Self.choose(f, "Prescott").action == .keep)
+    }
+
+    @Test func aLibraryBuiltForOneCPUCannotBeSwitched() {
+        let c = Self.choose(Self.epycAVX2, "Prescott", available: [])
+        #expect(c.action == .noBetterCore)
+        #expect(c.coreTier == .sse && c.cpuTier == .avx2)
+    }
+
+    @Test func coresThisTableDoesNotKnowAreLeftAlone() {
+        #expect(Self.choose(Self.epycAVX2, "NEOVERSEN1").action == .keep)
+        #expect(Self.choose(Self.epycAVX2, "").action == .keep)
+        #expect(Self.choose(CPUFacts(vendor: .other), "Prescott").action == .keep)
+    }
+
+    @Test func startUpLeftNoSwitchUndone() {
+        // Whatever this machine is, the core this process runs needs no further switch:
+        // start-up made it, or it was not needed, or it cannot be made here.
+        let live = BLASCoreChoice(facts: .host, corename: HostCPU.blasCore, userSet: false, available: .thisLibrary)
+        if case .switchTo(let core) = live.action {
+            Issue.record("OpenBLAS runs \(HostCPU.blasCore) on a \(live.cpuTier) CPU; start-up should have switched to \(core)")
+        }
+        #expect(HostCPU.summary.contains("core \(HostCPU.blasCore)"))
+    }
+}
