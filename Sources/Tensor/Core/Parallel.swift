@@ -1,7 +1,8 @@
-// Deterministic multi-threading: work is cut into fixed contiguous ranges that depend only
-// on the problem size and the thread count, and each range is computed by one worker with
-// the same code as the serial loop. No float is ever combined across workers in an order
-// that depends on scheduling.
+// Deterministic multi-threading: work is cut into contiguous ranges, each computed by one
+// worker with the same code as the serial loop, and the workers take the ranges in turn.
+// Where a cut falls changes no bit (elementwise work, whole rows, or partial results cut by
+// the problem's size alone and combined in a fixed order), and no float is ever combined
+// across workers in an order that depends on scheduling.
 import CBLAS
 import Dispatch
 import Foundation
@@ -53,16 +54,24 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
+        takeInTurn(count, workers: workers) { i in serially { body(i) } }
+    }
+
+    /// Runs `body(i)` for `i` in `0..<count` on `workers` workers, each taking the next
+    /// unclaimed `i` when it finishes one: a worker slowed by another process on its core
+    /// takes fewer, so it delays the whole by about its share, not by its slowness.
+    @usableFromInline
+    static func takeInTurn(_ count: Int, workers: Int, _ body: (Int) -> Void) {
         let next = Atomic<Int>(0)
+        // concurrentPerform wants a @Sendable closure; callers give disjoint work per `i`,
+        // so sharing the body (and the buffers it captures) across its workers is safe.
         withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                serially {
-                    while true {
-                        let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                        if i >= count { break }
-                        shared.value(i)
-                    }
+                while true {
+                    let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if i >= count { break }
+                    shared.value(i)
                 }
             }
         }
@@ -74,35 +83,38 @@ public enum Parallel {
         threads.store(n, ordering: .relaxed)
     }
 
-    /// Splits `0..<count` into at most `threadCount` contiguous ranges of at least `grain`
-    /// items, each boundary a multiple of `alignment`, and runs `body` on each range.
-    /// Runs inline when one range suffices.
+    /// Splits `0..<count` into contiguous ranges of at least `grain` items, each boundary a
+    /// multiple of `alignment`, and runs `body` on each range; runs inline when one range
+    /// suffices or one worker is set. There are up to `piecesPerWorker` ranges per worker,
+    /// taken in turn (`takeInTurn`), so a core another process is using slows the call by
+    /// its share. `body` must give the same bits for any such cut (elementwise work, or rows
+    /// each computed whole): where a cut falls then changes nothing.
     @inlinable @inline(__always)
     public static func forRanges(
         _ count: Int, grain: Int = 1 << 14, alignment: Int = 16,
         _ body: (Range<Int>) -> Void
     ) {
-        let parts = Swift.min(threadCount, Swift.max(1, count / Swift.max(grain, 1)))
-        if parts <= 1 {
+        let workers = threadCount
+        let pieces = Swift.min(workers * piecesPerWorker, Swift.max(1, count / Swift.max(grain, 1)))
+        if pieces <= 1 || workers <= 1 {
             body(0..<count)
             return
         }
-        let step = (count + parts - 1) / parts
+        let step = (count + pieces - 1) / pieces
         let aligned = (step + alignment - 1) / alignment * alignment
-        // concurrentPerform wants a @Sendable closure; the ranges are disjoint, so sharing
-        // the body (and the buffers it captures) across its workers is safe.
-        withoutActuallyEscaping(body) { body in
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                let lo = Swift.min(count, p * aligned)
-                let hi = Swift.min(count, lo + aligned)
-                if lo < hi { shared.value(lo..<hi) }
-            }
+        let ranges = (count + aligned - 1) / aligned
+        takeInTurn(ranges, workers: Swift.min(workers, ranges)) { p in
+            let lo = p * aligned
+            body(lo..<Swift.min(count, lo + aligned))
         }
     }
 
-    /// Runs `body(i)` for every `i` in `0..<count`, items spread over the workers in fixed
-    /// contiguous blocks. For independent items of similar cost (rows, heads).
+    /// Ranges per worker in `forRanges`: 4 keeps a busy core's delay to about a quarter of a
+    /// worker's share, at one atomic increment and one closure call per range.
+    public static let piecesPerWorker = 4
+
+    /// Runs `body(i)` for every `i` in `0..<count`, in contiguous blocks of items the workers
+    /// take in turn (`forRanges`). For independent items of similar cost (rows, heads).
     @inlinable @inline(__always)
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
         forRanges(count, grain: 1, alignment: 1) { range in

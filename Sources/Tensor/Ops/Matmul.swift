@@ -10,7 +10,7 @@ import Dispatch
 /// OpenBLAS always runs on one thread (see `Parallel`); a large product is cut here into
 /// serial sgemm calls on the same operands with their full leading dimensions, spread over
 /// the workers, so that the bits never depend on the thread count:
-/// - With at least `gemmRowSplitMinRows` rows, one block of rows per worker, cut at multiples
+/// - With at least `gemmRowSplitMinRows` rows, one or two blocks of rows per worker, cut at multiples
 ///   of `GemmRowSplit.granularity` rows. OpenBLAS computes a row of C the same way wherever a
 ///   call starts at such a multiple (checked on this machine's BLAS at first use), so any
 ///   number of blocks gives the bits of one call. Each block packs all of op(B) once, and
@@ -45,7 +45,11 @@ public func gemm<S: TensorScalar>(
                a: transposeA ? a + lo : a + lo * k, lda: lda, b: b, ldb: ldb, beta: beta, c: c + lo * n, ldc: n)
     }
     if m >= gemmRowSplitMinRows, let g = GemmRowSplit.granularity(S.self) {
-        let blocks = Swift.max(1, Swift.min(Parallel.threadCount, m / gemmRowSplitMinBlockRows, (m * n * k) >> 22))
+        // One block per worker; two when each still has `gemmRowSplitBusyBlockRows` rows, so a
+        // worker slowed by another process on its core hands its second block to the other.
+        let workers = Parallel.threadCount
+        let perWorker = m / (2 * workers) >= gemmRowSplitBusyBlockRows ? 2 : 1
+        let blocks = Swift.max(1, Swift.min(workers * perWorker, m / gemmRowSplitMinBlockRows, (m * n * k) >> 22))
         // Block i starts at the multiple of g nearest to i·m / blocks.
         @inline(__always) func start(_ i: Int) -> Int { i == blocks ? m : (i * m / blocks + g / 2) / g * g }
         Parallel.forEach(blocks) { i in
@@ -77,6 +81,9 @@ public let gemmRowSplitMinRows = 256
 /// The fewest rows per block when rows are split per worker: a block of r rows packs all of
 /// op(B) once, about 1/r copies per multiply-add, so short blocks would spend more on packing.
 public let gemmRowSplitMinBlockRows = 128
+/// The fewest rows per block for a second block per worker: at 256 rows the extra packing of
+/// op(B) is at most 1/256 of a copy per multiply-add.
+public let gemmRowSplitBusyBlockRows = 256
 
 /// Where OpenBLAS may cut the rows of C without changing any bit. Its kernels compute C in
 /// tiles of a few rows (12 for sgemm with the Zen kernels here, 4 for dgemm), each row by the
