@@ -81,6 +81,12 @@ func scanBlockBackward<S: TensorScalar>(
     var prev = s.hStart   // the state before step j: hStart, then row j-1 of hs
     for t in t0..<t1 {
         let j = t - t0, row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
+        if t + scanPrefetchSteps < t1 {
+            let ahead = row + scanPrefetchSteps * di
+            prefetchRow(x, ahead, z: true)
+            prefetch(dout + ahead)
+            prefetch(grad.z + ahead)
+        }
         let (delta, sigma) = Softplus.forwardAndDerivative(loadChannels(x.deltaRaw + row, w) + bias)
         s.deltas[j] = delta
         s.sigmas[j] = sigma
@@ -99,6 +105,12 @@ func scanBlockBackward<S: TensorScalar>(
     var dD = SIMD16<S>(), dBias = SIMD16<S>()
     for t in stride(from: t1 - 1, through: t0, by: -1) {
         let j = t - t0, row = (b * sh.time + t) * di + d0, srow = (b * sh.time + t) * n
+        if t - scanPrefetchSteps >= t0 {
+            let ahead = row - scanPrefetchSteps * di
+            prefetch(x.u + ahead)
+            prefetch(grad.deltaRaw + ahead)
+            prefetch(grad.u + ahead)
+        }
         let uu = loadChannels(x.u + row, w), delta = s.deltas[j], dy = s.dys[j]
         dD = S.vmuladd(dy, uu, dD)
         // With q_k = g_k·a_k·h_{t-1,k} and sB = Σ_k g_k·Bm_k:  dΔ = Σ_k A_k q_k + u·sB and

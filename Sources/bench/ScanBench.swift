@@ -17,6 +17,21 @@ struct ScanCommand: ParsableCommand {
     @Flag(help: "Skip the sequential reference (slow: seconds per run at the d12 shape).")
     var skipReference = false
 
+    @Option(help: "Shapes to measure, B×T×Di×N separated by commas (default: the d12 mixer at T=2048, and a batched one).")
+    var shapes = "1x2048x1536x16,4x512x512x16"
+
+    func shapeList() throws -> [(Int, Int, Int, Int)] {
+        try shapes.split(separator: ",").map { item in
+            let v = item.split(separator: "x").compactMap { Int($0) }
+            guard v.count == 4, v.allSatisfy({ $0 >= 1 }) else {
+                throw ValidationError("--shapes: \"\(item)\" is not B×T×Di×N, e.g. 1x512x1536x16")
+            }
+            return (v[0], v[1], v[2], v[3])
+        }
+    }
+
+    func validate() throws { _ = try shapeList() }
+
     func run() throws {
         Parallel.setThreadCount(common.threads)
         print("# bench scan\n")
@@ -25,11 +40,12 @@ struct ScanCommand: ParsableCommand {
         print("| shape | pass | reference | chunked, 1 thread | chunked, \(common.threads) threads | G elem/s (\(common.threads) thr) | threads speedup | vs reference |")
         print("|---|---|---:|---:|---:|---:|---:|---:|")
         var rows: [ScanRow] = []
-        for (b, t, di, n) in [(1, 2048, 1536, 16), (4, 512, 512, 16)] {
+        let shapeList = try shapeList()
+        for (b, t, di, n) in shapeList {
             rows += measure(ScanShape(batch: b, time: t, channels: di, state: n))
         }
         print("\nExtra memory of forward + backward (boundary states, scratch, partials; formula in ScanShape.extraBytes):\n")
-        for (b, t, di, n) in [(1, 2048, 1536, 16), (4, 512, 512, 16)] {
+        for (b, t, di, n) in shapeList {
             let sh = ScanShape(batch: b, time: t, channels: di, state: n)
             let full = b * t * di * n * 4
             print("- B=\(b) T=\(t) Di=\(di) N=\(n): \(fmt(Double(sh.extraBytes(threads: common.threads)) / 1048576, 2)) MiB "

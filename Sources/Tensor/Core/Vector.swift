@@ -2,7 +2,16 @@
 // A tail shorter than 16 goes through the same vector code on a padded copy, so an element
 // gets the same bits whether it falls in the body or the tail, and whatever the thread split.
 
+import CVectorMath
+
 public typealias Vec<S: TensorScalar> = SIMD16<S>
+
+/// Asks for the cache line holding `p` ahead of its use (a hint: no fault, no effect on
+/// results). For strided walks the hardware prefetchers do not follow.
+@inlinable @inline(__always)
+public func prefetch(_ p: UnsafeRawPointer) {
+    nanochat_prefetch(p)
+}
 
 @inlinable @inline(__always)
 func load<S: TensorScalar>(_ p: UnsafePointer<S>) -> SIMD16<S> {
