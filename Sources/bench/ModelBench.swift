@@ -28,6 +28,8 @@ struct ModelReport: Codable {
         var torchTrainTokS: Double?, oursOverTorch: Double?
         /// `--profile`: where the profiled steps' time went.
         var profile: StepProfile?
+        /// `--busy`: the step's speed with a busy process on one core, against quiet.
+        var busy: BusyRow?
     }
     struct DecodeRow: Codable {
         var pattern: String, depth: Int, context: Int, prefillTokS: Double, decodeTokS: Double, decodeSpread: Double, cacheBytes: Int
@@ -63,6 +65,7 @@ struct ModelCommand: ParsableCommand {
     @Flag(help: "Also time PyTorch's train step (tools/torch_bench.py) for each case, if torch is installed.") var torch = false
     @Flag(help: "A two-minute preset: d4, T=256,512, contexts 128,1024.") var quick = false
     @Flag(help: "Also run --runs train steps per case with each op timed, and print where the step's time goes.") var profile = false
+    @Flag(help: "Also time each train step (ours, and PyTorch's with --torch) with a busy process spinning on one core.") var busy = false
 
     static func list(_ s: String, _ flag: String) throws -> [Int] {
         try s.split(separator: ",").map {
@@ -115,6 +118,7 @@ struct ModelCommand: ParsableCommand {
                     var c = ModelCase(pattern: p, depth: depth, batch: b, seq: seq, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
                     c.torch = report.torch != nil
                     c.profile = profile
+                    c.busy = busy
                     let r = try runChild("model-case", c, as: TrainResult.self)
                     let train = Samples(seconds: r.trainSeconds), fwd = Samples(seconds: r.forwardSeconds)
                     let n = Double(b * seq)
@@ -136,6 +140,9 @@ struct ModelCommand: ParsableCommand {
                             torchColumns = " failed | |"
                         }
                     }
+                    if let b = r.busySeconds {
+                        row.busy = BusyRow(quiet: r.trainSeconds, busy: b, torchQuiet: r.torchSeconds, torchBusy: r.torchBusySeconds)
+                    }
                     if let steps = r.profileSteps, let seconds = r.profileSeconds, let entries = r.profile {
                         row.profile = StepProfile(entries, steps: steps, seconds: seconds)
                     }
@@ -151,6 +158,7 @@ struct ModelCommand: ParsableCommand {
             }
         }
 
+        if busy { BusyRow.print(report.train) }
         if profile { StepProfile.print(report.train) }
 
         if !contextList.isEmpty {
@@ -181,6 +189,35 @@ struct ModelCommand: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: json))
             print("JSON: \(json)")
+        }
+    }
+}
+
+/// A train case's step with a busy process spinning on one core, against the same step
+/// quiet in the same rounds: each side's busy ÷ quiet speed is the median over rounds of
+/// each round's ratio. With the busy process holding half of one of two cores, a step that
+/// shares its work evenly keeps at most 0.75 of its speed.
+struct BusyRow: Codable {
+    var oursBusyOverQuiet: Double
+    var torchBusyOverQuiet: Double?
+
+    init(quiet: [Double], busy: [Double], torchQuiet: [Double]?, torchBusy: [Double]?) {
+        oursBusyOverQuiet = Samples(seconds: zip(quiet, busy).map { $0 / $1 }).median
+        if let tq = torchQuiet, let tb = torchBusy {
+            torchBusyOverQuiet = Samples(seconds: zip(tq, tb).map { $0 / $1 }).median
+        }
+    }
+
+    static func print(_ train: [ModelReport.TrainRow]) {
+        Swift.print("\n## With a busy process on one core (--busy)\n")
+        Swift.print("Each round also times the step while a process spins on the last core (pinned with taskset); "
+                    + "busy ÷ quiet is the speed kept, the median over rounds of each round's ratio.\n")
+        Swift.print("| pattern | B×T | ours busy ÷ quiet | PyTorch busy ÷ quiet |")
+        Swift.print("|---|---|---:|---:|")
+        for row in train {
+            guard let b = row.busy else { continue }
+            Swift.print("| \(row.pattern) d\(row.depth) | \(row.batch)×\(row.seq) | \(fmt(b.oursBusyOverQuiet, 2)) | "
+                        + "\(b.torchBusyOverQuiet.map { fmt($0, 2) } ?? "-") |")
         }
     }
 }

@@ -19,6 +19,9 @@ struct ModelCase: Codable {
     var torch: Bool?
     /// Train cases: after the timed rounds, run `runs` more steps with `OpProfile` on.
     var profile: Bool?
+    /// Train cases: each round also times the step (ours, and PyTorch's when asked for)
+    /// while a busy process spins on the last core.
+    var busy: Bool?
 
     /// The case a parent passed as JSON, with this process's threads set to it, and its
     /// model (seed 1).
@@ -50,6 +53,8 @@ struct TrainResult: Codable {
     var linearFLOPs: Double, rawSeconds: [Double], oursSeconds: [Double]
     /// PyTorch's train step, round by round after ours (nil: not asked for, or it failed).
     var torchSeconds: [Double]?
+    /// The same steps with a busy process on one core, round by round (nil: not asked for).
+    var busySeconds: [Double]?, torchBusySeconds: [Double]?
     /// The profiled steps (nil: not asked for): how many, their total wall time, and the
     /// time per op summed over them.
     var profileSteps: Int?, profileSeconds: Double?, profile: [OpProfile.Entry]?
@@ -120,8 +125,24 @@ struct ModelCaseCommand: ParsableCommand {
             { openblas_set_num_threads(Int32(c.threads)); products.pass(raw: true); openblas_set_num_threads(1) },
             { products.pass(raw: false) },
         ]
-        if let server { bodies.append { if !torchFailed && !server.step() { torchFailed = true } } }
-        let timed = timeInterleaved(warmup: 1, runs: c.runs, pauses: [0, 0.25, 0, 0.3], bodies)
+        var pauses = [0, 0.25, 0]
+        if let server {
+            bodies.append { if !torchFailed && !server.step() { torchFailed = true } }
+            pauses.append(0.3)
+        }
+        // The busy rounds: the competitor runs only while their step is timed.
+        let competitor = c.busy == true ? try BusyProcess() : nil
+        let busyIndex = bodies.count
+        if let competitor {
+            bodies.append { competitor.run { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) } }
+            pauses.append(0)
+            if let server {
+                bodies.append { competitor.run { if !torchFailed && !server.step() { torchFailed = true } } }
+                pauses.append(0.3)
+            }
+        }
+        let timed = timeInterleaved(warmup: 1, runs: c.runs, pauses: pauses, bodies)
+        competitor?.stop()
         server?.close()
         let forward = timeRuns(runs: c.runs) { _ = GradMode.withoutGradients { model.loss(ids, targets: targets) } }
         var profiled: (seconds: Double, entries: [OpProfile.Entry])?
@@ -137,8 +158,44 @@ struct ModelCaseCommand: ParsableCommand {
                                   rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4,
                                   linearFLOPs: products.flops, rawSeconds: timed[1].seconds, oursSeconds: timed[2].seconds,
                                   torchSeconds: server != nil && !torchFailed ? timed[3].seconds : nil,
+                                  busySeconds: competitor != nil ? timed[busyIndex].seconds : nil,
+                                  torchBusySeconds: competitor != nil && server != nil && !torchFailed ? timed[busyIndex + 1].seconds : nil,
                                   profileSteps: profiled.map { _ in c.runs }, profileSeconds: profiled?.seconds,
                                   profile: profiled?.entries))
+    }
+}
+
+/// A process that spins on the machine's last core (pinned with `taskset` where it is
+/// installed), stopped except inside `run`: the competing load of a shared machine.
+final class BusyProcess {
+    let pid: pid_t
+
+    init() throws {
+        let core = ProcessInfo.processInfo.activeProcessorCount - 1
+        let spin = ["sh", "-c", "while :; do :; done"]
+        var child: pid_t = 0
+        func spawn(_ args: [String]) -> Int32 {
+            var argv = args.map { strdup($0) } + [nil]
+            defer { for a in argv { free(a) } }
+            return posix_spawnp(&child, args[0], nil, nil, &argv, environ)
+        }
+        if spawn(["taskset", "-c", "\(core)"] + spin) != 0, spawn(spin) != 0 {
+            throw ValidationError("--busy: could not start a busy process (sh)")
+        }
+        pid = child
+        kill(pid, SIGSTOP)
+    }
+
+    func run(_ body: () -> Void) {
+        kill(pid, SIGCONT)
+        body()
+        kill(pid, SIGSTOP)
+    }
+
+    func stop() {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
     }
 }
 
