@@ -7,7 +7,7 @@ import SelectiveScan
 extension SelectiveScanTests {
     @Suite struct ConvTests {
         // (B, T, Di, K): T shorter than K, Di not a multiple of 16, K = 1.
-        @Test(arguments: [(2, 9, 21, 4), (1, 2, 16, 4), (3, 5, 40, 1), (1, 33, 70, 3)])
+        @Test(arguments: [(2, 9, 21, 4), (1, 2, 16, 4), (3, 5, 40, 1), (1, 33, 70, 3), (2, 5, 200, 4)])
         func forwardMatchesDefinition(_ s: (Int, Int, Int, Int)) {
             let (b, t, di, k) = s
             var g = SeededGenerator(seed: 1)
@@ -19,11 +19,17 @@ extension SelectiveScanTests {
             expectScaledClose(causalConv1d(x, weight: w, bias: bias).doubles, ref.doubles, atol: 1e-6, rtol: 1e-6, "conv \(s)")
         }
 
-        @Test func backwardPassesGradcheck() {
+        // (B, T, Di): one channel range; and 150 channels on two workers, so the workers'
+        // ranges (of at least `convGrain` channels) split the blocks, the last one partial.
+        @Test(arguments: [(2, 7, 19), (1, 6, 150)])
+        func backwardPassesGradcheck(_ s: (Int, Int, Int)) {
+            let (b, t, di) = s
             var g = SeededGenerator(seed: 2)
-            let x = Tensor.randomNormal([2, 7, 19], generator: &g), w = Tensor.randomNormal([19, 1, 4], generator: &g)
-            let bias = Tensor.randomNormal([19], generator: &g)
-            let report = gradcheck([x, w, bias]) { causalConv1d($0[0], weight: $0[1], bias: $0[2]) }
+            let x = Tensor.randomNormal([b, t, di], generator: &g), w = Tensor.randomNormal([di, 1, 4], generator: &g)
+            let bias = Tensor.randomNormal([di], generator: &g)
+            let report = Parallel.withThreadCount(2) {
+                gradcheck([x, w, bias]) { causalConv1d($0[0], weight: $0[1], bias: $0[2]) }
+            }
             #expect(report.passed, "\(report)")
         }
 
