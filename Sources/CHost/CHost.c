@@ -153,7 +153,8 @@ static void copy_name(char *to, size_t size, const char *from) {
 // Replaces this process with itself, the environment changed by the caller. Returns only
 // when exec failed (the process then goes on with the core it has).
 static void reexecute(char **argv) {
-#if defined(__linux__)
+#if defined(__linux__) && defined(__GLIBC__)
+    // glibc passes (argc, argv, envp) to ELF constructors; other C libraries do not.
     fflush(NULL);
     execv("/proc/self/exe", argv);
     state.reexec_errno = errno;
