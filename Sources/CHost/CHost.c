@@ -17,6 +17,7 @@
 // OpenBLAS extensions (declared in its cblas.h; repeated so this file needs no BLAS header).
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
+void openblas_set_num_threads(int num_threads);
 
 // Set by start-up in the environment of the process it re-executes (and inherited by its
 // children): "simulate" while forcing the simulated fallback, "corrected:<core>" once the
@@ -170,6 +171,11 @@ static void reexecute(char **argv) {
 __attribute__((constructor))
 static void nanochat_blas_start(int argc, char **argv, char **envp) {
     (void)argc; (void)envp;
+    // OpenBLAS runs on one thread in every process, from the start: `gemm` cuts products
+    // over our own workers, and a product OpenBLAS split over its threads could give other
+    // bits than the same product cut at row multiples (see GemmRowSplit). Set here, before
+    // any Swift code, it holds whichever code path calls OpenBLAS first.
+    openblas_set_num_threads(1);
     state.facts = nanochat_cpu_facts_read();
     state.corename = openblas_get_corename();
     state.config = openblas_get_config();

@@ -12,9 +12,10 @@ public enum Parallel {
     private static let threads = Atomic<Int>(defaultThreadCount())
 
     private static func defaultThreadCount() -> Int {
-        // OpenBLAS stays on one thread: `gemm` splits products over our workers itself. Its
-        // own idle threads spin (sched_yield) for a long while after each call, taking the
-        // cores from our elementwise kernels: measured as 10-18% of a train step.
+        // OpenBLAS stays on one thread (set before main by CHost, and again here): `gemm`
+        // splits products over our workers itself. Its own idle threads spin (sched_yield)
+        // for a long while after each call, taking the cores from our elementwise kernels:
+        // measured as 10-18% of a train step.
         openblas_set_num_threads(1)
         return ProcessInfo.processInfo.activeProcessorCount
     }
