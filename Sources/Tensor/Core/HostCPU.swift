@@ -133,7 +133,7 @@ public enum HostCPU {
 
     /// The core OpenBLAS chose before start-up switched it, when it did.
     public static var correctedFrom: String? {
-        let from = withUnsafeBytes(of: state.corrected_from) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let from = string(state.corrected_from)
         return from.isEmpty ? nil : from
     }
 
@@ -218,8 +218,10 @@ public enum HostCPU {
 
     private static var state: nanochat_blas_state { nanochat_blas_startup().pointee }
     private static var simulated: Bool { state.simulated }
-    private static var userCoretype: String {
-        withUnsafeBytes(of: state.user_coretype) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    private static var userCoretype: String { string(state.user_coretype) }
+    /// A C char array (imported as a tuple) up to its first NUL.
+    private static func string<T>(_ chars: T) -> String {
+        withUnsafeBytes(of: chars) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
     private static var buildTier: SIMDTier {
         switch kernelISA {

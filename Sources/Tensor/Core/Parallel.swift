@@ -3,7 +3,6 @@
 // Where a cut falls changes no bit (elementwise work, whole rows, or partial results cut by
 // the problem's size alone and combined in a fixed order), and no float is ever combined
 // across workers in an order that depends on scheduling.
-import CBLAS
 import Dispatch
 import Foundation
 import Synchronization
@@ -11,13 +10,11 @@ import Synchronization
 public enum Parallel {
     private static let threads = Atomic<Int>(defaultThreadCount())
 
+    // OpenBLAS stays on one thread, set before main by CHost: `gemm` splits products over
+    // our workers itself. Its own idle threads spin (sched_yield) for a long while after each
+    // call, taking the cores from our elementwise kernels: measured as 10-18% of a train step.
     private static func defaultThreadCount() -> Int {
-        // OpenBLAS stays on one thread (set before main by CHost, and again here): `gemm`
-        // splits products over our workers itself. Its own idle threads spin (sched_yield)
-        // for a long while after each call, taking the cores from our elementwise kernels:
-        // measured as 10-18% of a train step.
-        openblas_set_num_threads(1)
-        return ProcessInfo.processInfo.activeProcessorCount
+        ProcessInfo.processInfo.activeProcessorCount
     }
 
     /// Set inside `serially`: this thread's kernels run on it alone.

@@ -105,7 +105,6 @@ public enum GemmRowSplit {
     static let candidates = [4, 8, 12, 16, 24, 32, 48, 96, 192]
 
     static func findGranularity<S: TensorScalar>(_: S.Type) -> Int? {
-        _ = Parallel.threadCount   // OpenBLAS on one thread, as `gemm` calls it
         let n = 40, k = 700        // k long enough that C is summed over more than one k panel
         var random = SeededGenerator(seed: 12)
         var a: [S] = [], b: [S] = [], c0: [S] = []
