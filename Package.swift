@@ -115,3 +115,11 @@ let package = Package(
         ),
     ]
 )
+
+// The fuzz targets (Fuzz/Fuzz.swift), only when NANOCHAT_FUZZ=1: they are built with
+// libFuzzer's instrumentation and entry point, which an ordinary build must not have.
+// scripts/fuzz.sh builds and runs them.
+if ProcessInfo.processInfo.environment["NANOCHAT_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(name: "nanochat-fuzz", dependencies: ["Tensor", "Blocks", "Train"], path: "Fuzz"))
+    package.products.append(.executable(name: "nanochat-fuzz", targets: ["nanochat-fuzz"]))
+}

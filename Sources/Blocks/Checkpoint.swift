@@ -16,7 +16,7 @@ public enum Checkpoint {
     /// adds). The meta file is written last, so a checkpoint is complete exactly when its
     /// meta exists.
     public static func save(_ model: GPT, step: Int, to dir: String, extra: some Encodable) throws {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try AtomicFile.makeDirectories(dir)
         let tensors = model.parameters.parameters.map { p in
             (p.name, p.tensor.dtype == .float32 ? p.tensor : p.tensor.copy(dtype: .float32))
         }
@@ -52,7 +52,19 @@ public enum Checkpoint {
         do {
             return try JSONDecoder().decode(Meta.self, from: data)
         } catch {
-            throw TensorFileError(path: path, "not the meta file this needs: \(error)")
+            throw TensorFileError(path: path, "not the meta file this needs: \(describe(error))")
+        }
+    }
+
+    /// A JSON decoding error in a few words: where in the file, and what was wrong.
+    static func describe(_ error: Error) -> String {
+        func at(_ path: [CodingKey]) -> String { path.isEmpty ? "the top level" : path.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case DecodingError.typeMismatch(let type, let c): return "\(at(c.codingPath)) is not of type \(type)"
+        case DecodingError.valueNotFound(let type, let c): return "\(at(c.codingPath)) is null, expected \(type)"
+        case DecodingError.keyNotFound(let key, let c): return "\(at(c.codingPath + [key])) is missing"
+        case DecodingError.dataCorrupted(let c): return c.codingPath.isEmpty ? "not valid JSON" : "\(at(c.codingPath)): \(c.debugDescription)"
+        default: return "\(error)"
         }
     }
 
@@ -75,11 +87,41 @@ public enum Checkpoint {
         }
     }
 
+    /// Deletes the checkpoints of `steps` in `dir`, each one's meta file first.
+    public static func remove(steps: [Int], in dir: String) throws {
+        for step in steps {
+            for path in [metaPath(dir, step: step), modelPath(dir, step: step), optimPath(dir, step: step)]
+            where FileManager.default.fileExists(atPath: path) {
+                do { try FileManager.default.removeItem(atPath: path) } catch {
+                    throw TensorFileError(path: path, "cannot remove the earlier checkpoint: \(error.localizedDescription)")
+                }
+            }
+        }
+    }
+
     /// The meta keys every checkpoint has.
     public struct Meta: Decodable {
         public let step: Int
         public let modelConfig: ModelConfig
         enum CodingKeys: String, CodingKey { case step, modelConfig = "model_config" }
+    }
+
+    /// The model_config of a meta file's bytes, validated (`path` names it in errors).
+    public static func modelConfig(fromMeta data: Data, path: String) throws -> ModelConfig {
+        let config: ModelConfig
+        do {
+            config = try JSONDecoder().decode(Meta.self, from: data).modelConfig
+        } catch let e as ModelConfigError {
+            throw TensorFileError(path: path, "model_config: \(e)")
+        } catch {
+            throw TensorFileError(path: path, "not a checkpoint meta file (step and model_config): \(describe(error))")
+        }
+        do {
+            try config.validate()
+        } catch {
+            throw TensorFileError(path: path, "model_config: \(error)")
+        }
+        return config
     }
 
     /// Loads the model of step `step` (the latest when nil), and which step that was.
@@ -91,19 +133,7 @@ public enum Checkpoint {
         guard let metaData = FileManager.default.contents(atPath: metaFile) else {
             throw TensorFileError(path: metaFile, "missing: no checkpoint for step \(s)")
         }
-        let config: ModelConfig
-        do {
-            config = try JSONDecoder().decode(Meta.self, from: metaData).modelConfig
-        } catch let e as ModelConfigError {
-            throw TensorFileError(path: metaFile, "model_config: \(e)")
-        } catch {
-            throw TensorFileError(path: metaFile, "not a checkpoint meta file (step and model_config): \(error)")
-        }
-        do {
-            try config.validate()
-        } catch {
-            throw TensorFileError(path: metaFile, "model_config: \(error)")
-        }
+        let config = try modelConfig(fromMeta: metaData, path: metaFile)
         let file = modelPath(dir, step: s)
         let (tensors, _) = try Safetensors.read(file)
         let byName = Dictionary(tensors, uniquingKeysWith: { a, _ in a })
@@ -116,6 +146,9 @@ public enum Checkpoint {
             }
             guard t.shape == spec.shape else {
                 throw TensorFileError(path: file, tensor: spec.name, "shape \(t.shape), the config needs \(spec.shape)")
+            }
+            if let i = Safetensors.firstNonFinite(t) {
+                throw TensorFileError(path: file, tensor: spec.name, "element \(i) is not finite (NaN or Inf); the weights are unusable")
             }
             let p = t.dtype == .float32 ? t : t.copy(dtype: .float32)
             p.requiresGrad = true

@@ -3,22 +3,40 @@
 import SelectiveScan
 import Tensor
 
-/// Keys and values of one Transformer layer: (B, capacity, KV, hd) each.
+/// Keys and values of one Transformer layer: (B, capacity, KV, hd) each. The capacity
+/// doubles when a step needs more positions, so memory follows the tokens produced.
 final class KVCache {
-    let k, v: Tensor
-    let capacity: Int
+    private(set) var k, v: Tensor
+    private(set) var capacity: Int
 
     init(batch: Int, capacity: Int, kvHeads: Int, headDim: Int, dtype: DType) {
-        k = Tensor(zeros: [batch, capacity, kvHeads, headDim], dtype: dtype)
-        v = Tensor(zeros: [batch, capacity, kvHeads, headDim], dtype: dtype)
-        self.capacity = capacity
+        let c = Swift.max(1, capacity)
+        k = Tensor(zeros: [batch, c, kvHeads, headDim], dtype: dtype)
+        v = Tensor(zeros: [batch, c, kvHeads, headDim], dtype: dtype)
+        self.capacity = c
+    }
+
+    /// Grows to at least `positions` (at least doubling), keeping the `filled` positions.
+    func reserve(_ positions: Int, filled: Int) {
+        guard positions > capacity else { return }
+        let newCapacity = Swift.max(positions, 2 * capacity)
+        let (b, kv, hd) = (k.shape[0], k.shape[2], k.shape[3])
+        let grown = [k, v].map { old -> Tensor in
+            let t = Tensor(zeros: [b, newCapacity, kv, hd], dtype: old.dtype)
+            let row = kv * hd * old.dtype.byteSize
+            for bi in 0..<b {
+                (t.storageBytes + bi * newCapacity * row).copyMemory(from: old.storageBytes + bi * capacity * row, byteCount: filled * row)
+            }
+            return t
+        }
+        (k, v, capacity) = (grown[0], grown[1], newCapacity)
     }
 
     /// Stores the T new keys and values at positions offset ..< offset+T, then attends the
     /// new queries (B, T, H, hd) over all offset+T keys. Inference only (no tape).
     func attend(q: Tensor, k newK: Tensor, v newV: Tensor, offset: Int) -> Tensor {
         let (b, t, h, hd) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3]), kv = newK.shape[2]
-        precondition(offset + t <= capacity, "decode cache holds \(capacity) positions, need \(offset + t)")
+        reserve(offset + t, filled: offset)
         let y = Tensor(uninitializedShape: q.shape, dtype: q.dtype)
         func run<S: TensorScalar>(_: S.Type) {
             let row = kv * hd
@@ -97,8 +115,8 @@ final class MambaCache {
     }
 }
 
-/// The per-layer caches of one decoding session: up to `capacity` positions for `batch`
-/// sequences.
+/// The per-layer caches of one decoding session for `batch` sequences. The key/value caches
+/// start with room for `capacity` positions and grow as decoding needs.
 public final class DecodeCache {
     enum Layer {
         case attention(KVCache)

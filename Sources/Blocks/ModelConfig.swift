@@ -3,6 +3,7 @@
 // Glossary: B batch, T time, C = n_embd, H = n_head, KV = n_kv_head, hd = C / H,
 // V vocab, Di = expand·C (Mamba inner width), N = d_state, R = ⌈C/16⌉ (dt rank),
 // K = d_conv.
+import Foundation
 
 /// What a layer is.
 public enum BlockKind: String, Codable, Sendable, Equatable {
@@ -130,6 +131,26 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var hasMamba: Bool { blockPattern.contains(.mamba) }
     public var hasTransformer: Bool { blockPattern.contains(.transformer) }
 
+    /// The largest value each size may take: far beyond any model a CPU trains, and small
+    /// enough that no size computed from them overflows.
+    public static let largest: [String: Int] = [
+        "sequence_len": 1 << 24, "vocab_size": 65536, "n_layer": 4096, "n_head": 1 << 16, "n_kv_head": 1 << 16,
+        "n_embd": 1 << 16, "mamba_d_state": 1024, "mamba_d_conv": 1024, "mamba_expand": 64,
+    ]
+
+    /// Bytes of the Float32 weights.
+    public var weightBytes: Int { parameterCount * 4 }
+
+    /// Checks that `bytes` (what a use of this model needs, e.g. 4 × the weights for
+    /// training) fits in this machine's memory; the error says how much it needs.
+    public func checkFitsInMemory(_ bytes: Int, for use: String) throws {
+        let have = ProcessInfo.processInfo.physicalMemory
+        guard UInt64(bytes) > have else { return }
+        let gib = { (b: Double) in String(format: "%.1f GiB", b / 1_073_741_824) }
+        throw ModelConfigError(key: "n_layer", "a model of \(parameterCount) parameters needs about \(gib(Double(bytes))) for \(use); "
+                               + "this machine has \(gib(Double(have)))")
+    }
+
     /// Checks every constraint; the error names the key and the values.
     public func validate() throws {
         func require(_ ok: Bool, _ key: String, _ message: @autoclosure () -> String) throws {
@@ -139,6 +160,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                          ("n_head", nHead), ("n_kv_head", nKVHead), ("n_embd", nEmbd), ("mamba_d_state", mambaDState),
                          ("mamba_d_conv", mambaDConv), ("mamba_expand", mambaExpand)] {
             try require(v > 0, key, "\(key) must be positive, got \(v)")
+            if let most = ModelConfig.largest[key] {
+                try require(v <= most, key, "\(key) is \(v); the most this accepts is \(most)")
+            }
         }
         try require(blockPattern.count == nLayer, "block_pattern",
                     "block_pattern has \(blockPattern.count) entries but n_layer is \(nLayer); give one entry per layer")

@@ -159,11 +159,20 @@ public struct ConfigFile: Sendable {
         let valueColumn = keyColumn + key.count + 1
         var value: ConfigValue
         var lexer = ConfigLexer(text, file: "command line", line: 1, columnOffset: valueColumn - 1)
-        if let tokens = try? lexer.tokens(), !tokens.isEmpty,
-           let parsed = try? { var p = ConfigParser(tokens: tokens, file: "command line", line: 1); return try p.parseAll() }() {
-            value = parsed
-        } else {
-            value = .string(text)   // a bare word: --model_tag=d12
+        do {
+            let tokens = try lexer.tokens()
+            guard !tokens.isEmpty else { throw ConfigError(file: "command line", line: 1, column: valueColumn, "empty value") }
+            var p = ConfigParser(tokens: tokens, file: "command line", line: 1)
+            value = try p.parseAll()
+        } catch let e as ConfigError {
+            // A bare word is a string (--model_tag=d12, --data_dir=/data); for a key of
+            // another type, why the value did not parse is the better message.
+            guard let type = schema[key]?.type, type != .string, type.accept(.string(text)) == nil else {
+                value = .string(text)
+                try set(key, value, file: "command line", line: 1, keyColumn: keyColumn, valueColumn: valueColumn)
+                return
+            }
+            throw ConfigError(file: e.file, line: e.line, column: e.column, "\(key) (\(type.name)): \(e.message)")
         }
         if schema[key]?.type == .string {   // --model_tag=d12 or --model_tag=12 name a string
             if case .string = value {} else { value = .string(text) }

@@ -67,6 +67,7 @@ struct ConfigLexer {
         let column = columnOffset + start + 1
         if isFloat {
             guard let v = Double(text) else { throw error("malformed number \(text)", at: start) }
+            guard v.isFinite else { throw error("number \(text) is too large for a 64-bit float", at: start) }
             return ConfigToken(kind: .float(v), column: column)
         }
         guard let v = Int(text) else { throw error("integer \(text) out of range", at: start) }
@@ -122,7 +123,9 @@ struct ConfigParser {
         if let t = peek, t.kind == .symbol("-") {
             i += 1
             switch try unary() {
-            case .int(let v): return .int(-v)
+            case .int(let v):
+                guard v != .min else { throw error("integer overflow: -(\(v)) is outside the 64-bit range", t) }
+                return .int(-v)
             case .float(let v): return .float(-v)
             default: throw error("`-` applies to numbers only", t)
             }
@@ -169,21 +172,39 @@ struct ConfigParser {
         switch (a, s, b) {
         case (.list(let l), "*", .int(let n)), (.int(let n), "*", .list(let l)):
             guard n >= 0 else { throw error("cannot repeat a list \(n) times", op) }
+            guard l.isEmpty || n <= ConfigParser.maxListLength / l.count else {
+                throw error("a list of \(l.count) × \(n) entries is longer than the \(ConfigParser.maxListLength) a config list may hold", op)
+            }
             return .list(Array([[String]](repeating: l, count: n).joined()))
-        case (.list(let l), "+", .list(let r)): return .list(l + r)
-        case (.int(let x), "+", .int(let y)): return .int(x + y)
-        case (.int(let x), "-", .int(let y)): return .int(x - y)
-        case (.int(let x), "*", .int(let y)): return .int(x * y)
+        case (.list(let l), "+", .list(let r)):
+            guard l.count + r.count <= ConfigParser.maxListLength else {
+                throw error("a list of \(l.count + r.count) entries is longer than the \(ConfigParser.maxListLength) a config list may hold", op)
+            }
+            return .list(l + r)
+        case (.int(let x), "+", .int(let y)): return try checked(x.addingReportingOverflow(y), x, s, y, op)
+        case (.int(let x), "-", .int(let y)): return try checked(x.subtractingReportingOverflow(y), x, s, y, op)
+        case (.int(let x), "*", .int(let y)): return try checked(x.multipliedReportingOverflow(by: y), x, s, y, op)
         default:
             if let x = a.number, let y = b.number {
+                let v: Double
                 switch s {
-                case "+": return .float(x + y)
-                case "-": return .float(x - y)
-                default: return .float(x * y)
+                case "+": v = x + y
+                case "-": v = x - y
+                default: v = x * y
                 }
+                guard v.isFinite else { throw error("\(x) \(s) \(y) is too large for a 64-bit float", op) }
+                return .float(v)
             }
             throw error("cannot apply `\(s)` to \(a.typeName) and \(b.typeName)", op)
         }
+    }
+
+    /// The most entries a list may have (a block pattern has one per layer).
+    static let maxListLength = 100_000
+
+    func checked(_ r: (partialValue: Int, overflow: Bool), _ x: Int, _ s: Character, _ y: Int, _ op: ConfigToken) throws -> ConfigValue {
+        guard !r.overflow else { throw error("integer overflow: \(x) \(s) \(y) is outside the 64-bit range", op) }
+        return .int(r.partialValue)
     }
 
     func describe(_ t: ConfigToken) -> String {

@@ -64,11 +64,12 @@ public enum DataPreparation {
             return out
         }
         let train = shard(0..<valStart), val = shard(valStart..<docs.count)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try AtomicFile.makeDirectories(dir)
         try TokenShard.write(train, to: "\(dir)/\(trainFile)")
         try TokenShard.write(val, to: "\(dir)/\(valFile)")
         let info: [String: Any] = [
-            "tokenizer_dir": tokenizerDir, "vocab_size": tokenizer.vocabSize, "documents": split.rawValue,
+            "tokenizer_dir": tokenizerDir, "vocab_size": tokenizer.vocabSize, "tokenizer_hash": tokenizer.identity,
+            "documents": split.rawValue,
             "train_tokens": train.count, "val_tokens": val.count,
             "train_documents": valStart, "val_documents": docs.count - valStart,
         ]
@@ -78,15 +79,27 @@ public enum DataPreparation {
                             valDocuments: docs.count - valStart)
     }
 
-    /// Opens dir/train.bin and dir/val.bin, checking them against `vocabSize` (and data.json's
-    /// vocabulary, when present). Errors name the file.
-    public static func openShards(_ dir: String, vocabSize: Int) throws -> (train: TokenShard, val: TokenShard) {
+    /// Checks the data.json in `dir`, when there is one, against the tokenizer in use: its
+    /// vocabulary size and (written since shards record it) its identity.
+    public static func checkTokenizer(ofShardsIn dir: String, vocabSize: Int, identity: String?) throws {
         let info = "\(dir)/\(infoFile)"
-        if let data = FileManager.default.contents(atPath: info),
-           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let v = object["vocab_size"] as? Int, v != vocabSize {
+        guard let data = FileManager.default.contents(atPath: info) else { return }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ShardError(path: info, "not a JSON object; run `nanochat prepare` again to rewrite it")
+        }
+        if let v = object["vocab_size"] as? Int, v != vocabSize {
             throw ShardError(path: info, "these shards were made with a tokenizer of vocab size \(v), but the tokenizer in use has \(vocabSize); run `nanochat prepare` again with this tokenizer")
         }
+        if let identity, let made = object["tokenizer_hash"] as? String, made != identity {
+            throw ShardError(path: info, "these shards were made with another tokenizer (hash \(made)) than the one in use (\(identity)), "
+                             + "though both have \(vocabSize) ids; run `nanochat prepare` again with this tokenizer")
+        }
+    }
+
+    /// Opens dir/train.bin and dir/val.bin, checking them against `vocabSize` (and data.json's
+    /// tokenizer, when present). Errors name the file.
+    public static func openShards(_ dir: String, vocabSize: Int, tokenizerIdentity: String? = nil) throws -> (train: TokenShard, val: TokenShard) {
+        try checkTokenizer(ofShardsIn: dir, vocabSize: vocabSize, identity: tokenizerIdentity)
         let train = try TokenShard(path: "\(dir)/\(trainFile)"), val = try TokenShard(path: "\(dir)/\(valFile)")
         try train.validate(vocabSize: vocabSize)
         try val.validate(vocabSize: vocabSize)

@@ -76,7 +76,9 @@ public enum Generator {
     public static func generate(_ model: GPT, prompt: [Int32], maxNewTokens: Int, sampler: inout Sampler,
                                 onToken: (Int32) -> Bool) {
         guard maxNewTokens > 0 else { return }
-        let cache = DecodeCache(config: model.config, batch: 1, capacity: prompt.count + maxNewTokens)
+        // Room for the prompt and up to a context's worth of new tokens; the cache grows beyond.
+        let cache = DecodeCache(config: model.config, batch: 1,
+                                capacity: prompt.count + Swift.min(maxNewTokens, model.config.sequenceLen))
         var input = IndexTensor(shape: [1, prompt.count], values: prompt)
         for _ in 0..<maxNewTokens {
             // Only the last position's logits (a prefill returns one row per prompt token).

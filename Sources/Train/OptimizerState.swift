@@ -27,6 +27,9 @@ public enum OptimizerState {
             guard t.shape == target.shape, t.dtype == .float32 else {
                 throw TensorFileError(path: path, tensor: key, "shape \(t.shape) \(t.dtype), expected \(target.shape) float32")
             }
+            if let i = Safetensors.firstNonFinite(t) {
+                throw TensorFileError(path: path, tensor: key, "element \(i) is not finite (NaN or Inf)")
+            }
             target.data(Float.self).update(from: t.data(Float.self), count: t.count)
         }
         for (name, buffer) in zip(trainer.muonNames, trainer.muon.buffers) { try restore("muon.momentum.\(name)", into: buffer) }
@@ -34,7 +37,7 @@ public enum OptimizerState {
             try restore("adamw.m.\(name)", into: trainer.adam.m[i])
             try restore("adamw.v.\(name)", into: trainer.adam.v[i])
         }
-        guard let step = metadata["adamw_step"].flatMap(Int.init) else {
+        guard let step = metadata["adamw_step"].flatMap(Int.init), step >= 0 else {
             throw TensorFileError(path: path, "no adamw_step in the metadata: not an optimiser state file")
         }
         let expected = 2 * trainer.adamNames.count + trainer.muonNames.count

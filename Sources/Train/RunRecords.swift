@@ -63,14 +63,28 @@ public enum MetricsFile {
         try AtomicFile.write(kept, to: path)
     }
 
-    /// Appends one row.
+    /// Appends one row. A write that fails part-way (a full disk) is cut back off, so the
+    /// file never ends in a torn line; the error names the file and the reason.
     static func append(_ row: MetricsRow, to path: String) throws {
-        guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw TrainingError("\(path): cannot open the metrics file to append to it")
+        let data = try line(row)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw TrainingError("\(path): cannot open the metrics file to append to it: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let start = lseek(fd, 0, SEEK_END)
+        let failure: Int32? = data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return n < 0 ? errno : ENOSPC }
+                done += n
+            }
+            return nil
         }
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: try line(row))
+        if let failure {
+            if start >= 0 { ftruncate(fd, start) }
+            throw TrainingError("\(path): cannot append to the metrics file: \(String(cString: strerror(failure)))")
+        }
     }
 }
 
@@ -99,13 +113,18 @@ public struct TrainingMeta: Codable, Sendable {
     public var resume: ResumeState?
     /// The tokenizer's directory, relative to the checkpoint's.
     public var tokenizerDir: String?
+    /// The tokenizer's identity (`Tokenizer.identity`), when the run had one.
+    public var tokenizerHash: String?
 
     enum CodingKeys: String, CodingKey {
         case valBPB = "val_bpb", userConfig = "user_config", resume, tokenizerDir = "tokenizer_dir"
+        case tokenizerHash = "tokenizer_hash"
     }
 
-    public init(valBPB: Double?, userConfig: [String: ConfigValue], resume: ResumeState?, tokenizerDir: String?) {
+    public init(valBPB: Double?, userConfig: [String: ConfigValue], resume: ResumeState?, tokenizerDir: String?,
+                tokenizerHash: String? = nil) {
         self.valBPB = valBPB; self.userConfig = userConfig; self.resume = resume; self.tokenizerDir = tokenizerDir
+        self.tokenizerHash = tokenizerHash
     }
 
     /// val_bpb is written as null when there is none (nanochat's meta files hold the key).
@@ -115,5 +134,6 @@ public struct TrainingMeta: Codable, Sendable {
         try c.encode(userConfig, forKey: .userConfig)
         try c.encodeIfPresent(resume, forKey: .resume)
         try c.encodeIfPresent(tokenizerDir, forKey: .tokenizerDir)
+        try c.encodeIfPresent(tokenizerHash, forKey: .tokenizerHash)
     }
 }

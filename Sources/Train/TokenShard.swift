@@ -65,6 +65,9 @@ public final class TokenShard: @unchecked Sendable {
 
     /// Writes tokens as a shard, atomically.
     public static func write(_ tokens: [UInt16], to path: String) throws {
+        guard tokens.count <= Int(Int32.max) else {
+            throw ShardError(path: path, "\(tokens.count) tokens are more than the \(Int32.max) a shard's header can count")
+        }
         var header = [Int32](repeating: 0, count: 256)
         header[0] = magic.littleEndian; header[1] = Int32(1).littleEndian; header[2] = Int32(tokens.count).littleEndian
         var data = header.withUnsafeBytes { Data($0) }
@@ -87,8 +90,8 @@ public struct BatchLoader {
 
     /// The next (x, y), or nil when the shard has fewer than B·T + 1 tokens left.
     public mutating func next() -> (x: IndexTensor, y: IndexTensor)? {
-        let n = batch * sequence
-        guard position + n + 1 <= shard.count else { return nil }
+        let (n, overflow) = batch.multipliedReportingOverflow(by: sequence)
+        guard !overflow, position >= 0, n < shard.count - position else { return nil }
         let t = shard.tokens
         let buf = (position..<(position + n + 1)).map { Int32(UInt16(littleEndian: t[$0])) }
         position += n + 1

@@ -2,6 +2,7 @@
 // defaults of `TrainingKeys`; every error names the key and where it was set.
 import Blocks
 import Foundation
+import Tensor
 
 public struct TrainSettings {
     public var model: ModelConfig
@@ -23,13 +24,13 @@ public struct TrainSettings {
     /// `vocabSize` ids.
     public static func resolve(_ c: ConfigFile, path: String, vocabSize: Int) throws -> TrainSettings {
         let model = try TrainingKeys.modelConfig(c, vocabSize: vocabSize)
-        func positive(_ key: String) throws -> Int {
+        func positive(_ key: String, most: Int) throws -> Int {
             let v = try c.requiredInt(key)
-            guard v >= 1 else { throw c.error(at: key, "\(key) must be at least 1, got \(v)") }
+            guard (1...most).contains(v) else { throw c.error(at: key, "\(key) must be in 1...\(most), got \(v)") }
             return v
         }
-        let b = try positive("device_batch_size"), t = model.sequenceLen
-        let total = try positive("total_batch_size")
+        let b = try positive("device_batch_size", most: 1 << 20), t = model.sequenceLen
+        let total = try positive("total_batch_size", most: 1 << 40)
         guard total % (b * t) == 0 else {
             let lower = max(1, total / (b * t)) * b * t
             throw c.error(at: "total_batch_size",
@@ -53,17 +54,20 @@ public struct TrainSettings {
         // Horizon, as nanochat: num_iterations, else target_flops, else target_param_data_ratio.
         let iterations: Int, horizon: String
         let n = try c.requiredInt("num_iterations"), flops = try c.requiredDouble("target_flops")
+        guard n <= maxIterations else {
+            throw c.error(at: "num_iterations", "num_iterations must be at most \(maxIterations), got \(n)")
+        }
         if n > 0 {
             (iterations, horizon) = (n, "num_iterations = \(n)")
         } else if flops > 0 {
-            iterations = max(1, Int((flops / (model.flopsPerToken * Double(total))).rounded()))
+            iterations = try Self.steps((flops / (model.flopsPerToken * Double(total))).rounded(), from: "target_flops", c)
             horizon = String(format: "target_flops = %.3g at %.3g FLOPs/token", flops, model.flopsPerToken)
         } else {
             let ratio = try c.requiredDouble("target_param_data_ratio")
             guard ratio > 0 else {
                 throw c.error(at: "target_param_data_ratio", "no horizon: set num_iterations, target_flops or target_param_data_ratio above 0")
             }
-            iterations = max(1, Int(ratio * Double(model.parameterCount)) / total)
+            iterations = try Self.steps((ratio * Double(model.parameterCount) / Double(total)).rounded(.down), from: "target_param_data_ratio", c)
             horizon = "target_param_data_ratio = \(ratio) × \(model.parameterCount) parameters"
         }
 
@@ -71,7 +75,9 @@ public struct TrainSettings {
         let tag = c.string("model_tag").flatMap { $0.isEmpty ? nil : $0 }
             ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         let threads = c.int("threads") ?? ProcessInfo.processInfo.activeProcessorCount
-        guard threads >= 1 else { throw c.error(at: "threads", "threads must be at least 1, got \(threads)") }
+        guard (1...Parallel.maxThreads).contains(threads) else {
+            throw c.error(at: "threads", "threads must be in 1...\(Parallel.maxThreads), got \(threads)")
+        }
         let tokenizerDir = TrainingKeys.tokenizerDir(c)
         let outputDir = c.string("output_dir") ?? "runs/\(tag)"
 
@@ -90,6 +96,17 @@ public struct TrainSettings {
             sampleEvery: try c.requiredInt("sample_every"), saveEvery: try c.requiredInt("save_every"),
             dataDir: dataDir, tokenizerDir: tokenizerDir, outputDir: outputDir, modelTag: tag,
             seed: UInt64(bitPattern: Int64(try c.requiredInt("seed"))), threads: threads, userConfig: used)
+    }
+
+    /// The most steps a run may have.
+    public static let maxIterations = 1_000_000_000
+
+    /// A step count computed from `key`, at least 1 and at most `maxIterations`.
+    static func steps(_ v: Double, from key: String, _ c: ConfigFile) throws -> Int {
+        guard v <= Double(maxIterations) else {
+            throw c.error(at: key, "\(key) gives \(String(format: "%.3g", v)) steps, more than the \(maxIterations) a run may have")
+        }
+        return max(1, Int(v))
     }
 
     /// Evaluation batches: eval_tokens / (device_batch_size · max_seq_len), at least one.

@@ -96,6 +96,8 @@ extension TrainingKeys {
     /// else the `vocab_size` key. Errors name the key.
     public static func modelConfig(_ c: ConfigFile, vocabSize: Int? = nil) throws -> ModelConfig {
         let depth = try c.requiredInt("depth")
+        let deepest = ModelConfig.largest["n_layer"] ?? 4096
+        guard (1...deepest).contains(depth) else { throw c.error(at: "depth", "depth must be in 1...\(deepest), got \(depth)") }
         guard let v = vocabSize ?? c.int("vocab_size") else {
             throw c.error(at: "vocab_size", "vocab_size is required when no tokenizer gives it (add --vocab_size=N)")
         }
@@ -126,7 +128,7 @@ extension TrainingKeys {
         } catch let e as ModelConfigError {
             // model_config's names for the two keys that differ from the config's.
             let key = ["sequence_len": "max_seq_len", "n_layer": "depth"][e.key] ?? e.key
-            throw c.error(at: byName[key] == nil ? "depth" : key, e.message)
+            throw c.error(at: byName[key] == nil ? "depth" : key, e.message.replacingOccurrences(of: e.key, with: key))
         }
         return config
     }

@@ -45,15 +45,23 @@ public final class TrainingRun {
     let resumed: Bool
     let peakGFLOPS: Double
     let metricsPath: String
+    /// Steps of an earlier run's checkpoints that this fresh run replaces at its first save.
+    var replacing: [Int]
 
     /// Sets up the run: shards, tokenizer copy, model (fresh or from a checkpoint), optimisers.
-    public init(settings: TrainSettings, tokenizer: Tokenizer, resume: ResumePoint?,
+    /// Everything that can fail on the input is checked before anything is written; a fresh
+    /// run into a directory holding checkpoints (`replacing` their steps) removes them only
+    /// once its own first checkpoint is saved.
+    public init(settings: TrainSettings, tokenizer: Tokenizer, resume: ResumePoint?, replacing: [Int] = [],
                 log: @escaping (String) -> Void) throws {
         self.settings = settings
         self.tokenizer = tokenizer
         self.log = log
+        self.replacing = resume == nil ? replacing : []
+        try settings.model.checkFitsInMemory(settings.model.weightBytes * 4, for: "its weights, gradients and optimiser state")
         Parallel.setThreadCount(settings.threads)
-        (train, val) = try DataPreparation.openShards(settings.dataDir, vocabSize: tokenizer.vocabSize)
+        (train, val) = try DataPreparation.openShards(settings.dataDir, vocabSize: tokenizer.vocabSize,
+                                                      tokenizerIdentity: tokenizer.identity)
         let micro = settings.deviceBatchSize * settings.sequenceLen + 1
         guard train.count >= micro else {
             throw ShardError(path: train.path, "\(train.count) tokens, fewer than one micro-batch of \(settings.deviceBatchSize)×\(settings.sequenceLen)+1")
@@ -80,8 +88,19 @@ public final class TrainingRun {
             }
             let loaded = try Checkpoint.load(from: dir, step: step).model
             try Self.checkSameModel(loaded.config, settings.model, meta: Checkpoint.metaPath(dir, step: step))
-            guard let state = try? Checkpoint.meta(TrainingMeta.self, in: dir, step: step).resume else {
-                throw TrainingError("\(Checkpoint.metaPath(dir, step: step)): no resume state; this checkpoint was not written by `nanochat train`")
+            let meta = try Checkpoint.meta(TrainingMeta.self, in: dir, step: step)
+            let metaPath = Checkpoint.metaPath(dir, step: step)
+            guard let state = meta.resume else {
+                throw TrainingError("\(metaPath): no resume state; this checkpoint was not written by `nanochat train`")
+            }
+            if let hash = meta.tokenizerHash, hash != tokenizer.identity {
+                throw TrainingError("\(metaPath): the checkpoint was trained with another tokenizer (hash \(hash)) than the one in use "
+                                    + "(\(tokenizer.identity), \(settings.tokenizerDir)); give the run's own tokenizer_dir")
+            }
+            guard state.trainPosition >= 0, state.trainPosition <= train.count, state.epoch >= 0,
+                  state.smoothLoss.isFinite, state.elapsedSeconds.isFinite, state.elapsedSeconds >= 0 else {
+                throw TrainingError("\(metaPath): resume state out of range (train_position \(state.trainPosition) must be in 0...\(train.count), "
+                                    + "epoch \(state.epoch) ≥ 0, smooth_loss and elapsed_seconds finite)")
             }
             guard step <= settings.numIterations else {
                 throw TrainingError("\(Checkpoint.metaPath(dir, step: step)): step \(step) is past the run's \(settings.numIterations) steps (\(settings.horizon))")
@@ -100,7 +119,9 @@ public final class TrainingRun {
             resumed = false
         }
         loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen, position: position)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try AtomicFile.makeDirectories(dir)
+        AtomicFile.removeStale(in: dir)
+        AtomicFile.removeStale(in: "\(dir)/tokenizer")
         try tokenizer.save(to: "\(dir)/tokenizer")
         try MetricsFile.truncate(metricsPath, after: startStep, fresh: !resumed)
         peakGFLOPS = gemmPeak(threads: settings.threads)
@@ -203,8 +224,15 @@ public final class TrainingRun {
         let resume = ResumeState(trainPosition: loader.position, epoch: epoch, smoothLoss: smoothLoss,
                                  elapsedSeconds: elapsed, numIterations: settings.numIterations)
         try Checkpoint.save(model, step: step, to: dir, extra: TrainingMeta(
-            valBPB: valBPB, userConfig: settings.userConfig, resume: resume, tokenizerDir: "tokenizer"))
+            valBPB: valBPB, userConfig: settings.userConfig, resume: resume, tokenizerDir: "tokenizer",
+            tokenizerHash: tokenizer.identity))
         log("saved \(Checkpoint.modelPath(dir, step: step))")
+        let old = replacing.filter { $0 != step }
+        replacing = []
+        if !old.isEmpty {
+            try Checkpoint.remove(steps: old, in: dir)
+            log("removed the earlier run's checkpoints (steps \(old.map(String.init).joined(separator: ", ")))")
+        }
     }
 
     func logSamples() {

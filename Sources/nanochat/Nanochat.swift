@@ -21,6 +21,67 @@ struct Nanochat: ParsableCommand {
         subcommands: [TokenizerCommand.self, PrepareCommand.self, TrainCommand.self, InitCommand.self, EvalCommand.self, SampleCommand.self,
                       SweepCommand.self]
     )
+
+    /// Parses and runs the command. A file larger than the process may write (`ulimit -f`)
+    /// fails the write with an error instead of killing the process; negative values after a
+    /// space (`--threads -2`) are read as values; file-system errors from Foundation are
+    /// reported as the path and the system's reason.
+    static func main() {
+        signal(SIGXFSZ, SIG_IGN)
+        let arguments = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch let e as NSError where e.domain == NSCocoaErrorDomain || e.domain == NSPOSIXErrorDomain {
+            exit(withError: UserError(plainDescription(of: e)))
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// `--name -2` becomes `--name=-2`: a word of a leading `-` and a digit is a negative number
+/// given as the option's value, never an option of its own.
+func joiningNegativeValues(_ arguments: [String]) -> [String] {
+    var out: [String] = []
+    var i = 0
+    while i < arguments.count {
+        let a = arguments[i]
+        if a.hasPrefix("--"), a.count > 2, !a.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+            out.append("\(a)=\(arguments[i + 1])")
+            i += 2
+        } else {
+            out.append(a)
+            i += 1
+        }
+    }
+    return out
+}
+
+func isNegativeNumber(_ s: String) -> Bool {
+    guard s.hasPrefix("-"), let second = s.dropFirst().first else { return false }
+    return second.isNumber || (second == "." && s.dropFirst(2).first?.isNumber == true)
+}
+
+/// A Foundation file error as "PATH: cannot do X: reason", from its POSIX cause when known.
+func plainDescription(of e: NSError) -> String {
+    let path = (e.userInfo[NSFilePathErrorKey] as? String) ?? (e.userInfo["NSDestinationFilePath"] as? String)
+    let reason: String
+    if let underlying = e.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        reason = String(cString: strerror(Int32(underlying.code)))
+    } else if e.domain == NSPOSIXErrorDomain {
+        reason = String(cString: strerror(Int32(e.code)))
+    } else {
+        switch CocoaError.Code(rawValue: e.code) {
+        case .fileWriteNoPermission, .fileReadNoPermission: reason = "permission denied"
+        case .fileWriteVolumeReadOnly: reason = "read-only file system"
+        case .fileWriteOutOfSpace: reason = "no space left on the device"
+        case .fileNoSuchFile, .fileReadNoSuchFile: reason = "no such file or directory"
+        case .fileWriteFileExists: reason = "a file of that name exists"
+        default: reason = "file operation failed (code \(e.code))"
+        }
+    }
+    return path.map { "\($0): \(reason)" } ?? reason
 }
 
 /// Options shared by the commands that run a model.
@@ -29,7 +90,9 @@ struct RunOptions: ParsableArguments {
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard (1...Parallel.maxThreads).contains(threads) else {
+            throw ValidationError("--threads must be in 1...\(Parallel.maxThreads), got \(threads)")
+        }
     }
 
     /// Sets the worker count, and tells the user (on stderr) when the products will run on
@@ -84,6 +147,10 @@ func reportingTrainingErrors<R>(_ body: () throws -> R) throws -> R {
         throw UserError(e.description)
     } catch let e as TensorFileError {
         throw UserError(e.description)
+    } catch let e as ModelConfigError {
+        throw UserError(e.description)
+    } catch let e as TokenizerError {
+        throw UserError(e.message)
     }
 }
 
@@ -108,8 +175,34 @@ func checkpointTokenizer(_ checkpoint: String, given: String?) throws -> Tokeniz
 }
 
 /// Loads a checkpoint, turning file errors into user errors.
-func loadCheckpoint(_ dir: String, step: Int?) throws -> GPT {
-    do { return try Checkpoint.load(from: dir, step: step).model } catch let e as TensorFileError { throw UserError(e.description) }
+func loadCheckpoint(_ dir: String, step: Int?) throws -> (model: GPT, step: Int) {
+    do {
+        let loaded = try Checkpoint.load(from: dir, step: step)
+        try loaded.model.config.checkFitsInMemory(loaded.model.config.weightBytes * 2, for: "its weights")
+        return loaded
+    } catch let e as TensorFileError {
+        throw UserError(e.description)
+    } catch let e as ModelConfigError {
+        throw UserError("\(Checkpoint.metaPath(dir, step: step ?? 0)): \(e)")
+    }
+}
+
+/// The tokenizer identity a checkpoint's meta file records, if any.
+func checkpointTokenizerHash(_ dir: String, step: Int) -> String? {
+    struct Recorded: Decodable {
+        let tokenizerHash: String?
+        enum CodingKeys: String, CodingKey { case tokenizerHash = "tokenizer_hash" }
+    }
+    return (try? Checkpoint.meta(Recorded.self, in: dir, step: step))?.tokenizerHash
+}
+
+/// Checks that `tokenizer` is the one the checkpoint of `step` in `dir` was trained with,
+/// when its meta file records one.
+func checkSameTokenizer(_ tokenizer: Tokenizer, checkpoint dir: String, step: Int, source: String) throws {
+    if let hash = checkpointTokenizerHash(dir, step: step), hash != tokenizer.identity {
+        throw UserError("\(source) (hash \(tokenizer.identity)) is another tokenizer than the one \(Checkpoint.metaPath(dir, step: step)) "
+                        + "was trained with (\(hash)), though both have \(tokenizer.vocabSize) ids")
+    }
 }
 
 struct EvalCommand: ParsableCommand {
@@ -129,20 +222,25 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var runOptions: RunOptions
 
     func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
-        if let seq, seq < 1 { throw ValidationError("--seq must be at least 1, got \(seq)") }
+        guard (1...(1 << 20)).contains(batch) else { throw ValidationError("--batch must be in 1...\(1 << 20), got \(batch)") }
+        if let seq, !(1...(1 << 24)).contains(seq) { throw ValidationError("--seq must be in 1...\(1 << 24), got \(seq)") }
         if let steps, steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
     }
 
     func run() throws {
         runOptions.apply()
-        let model = try loadCheckpoint(checkpoint, step: step)
+        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
         let tok = try checkpointTokenizer(checkpoint, given: tokenizer)
         if let tok, tok.vocabSize != model.config.vocabSize {
             throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
         }
+        if let tok { try checkSameTokenizer(tok, checkpoint: checkpoint, step: loadedStep, source: tokenizer ?? "\(checkpoint)/tokenizer") }
         let e: Evaluation
         do {
+            // The shard's data.json, when it has one, names the tokenizer that made it.
+            let shardDir = (data as NSString).deletingLastPathComponent
+            try DataPreparation.checkTokenizer(ofShardsIn: shardDir.isEmpty ? "." : shardDir, vocabSize: model.config.vocabSize,
+                                               identity: tok?.identity ?? checkpointTokenizerHash(checkpoint, step: loadedStep))
             let shard = try TokenShard(path: data)
             try shard.validate(vocabSize: model.config.vocabSize)
             e = try Evaluator.evaluate(model, shard: shard, batch: batch, sequence: seq ?? model.config.sequenceLen,
@@ -183,7 +281,7 @@ struct SampleCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let model = try loadCheckpoint(checkpoint, step: step)
+        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
         var sampler = Sampler(temperature: temperature, topK: topK, seed: seed)
         let bytes = DecodeCache.bytesPerSequence(model.config, contextLength: model.config.sequenceLen)
         FileHandle.standardError.write(Data("decode cache: \(bytes) bytes per sequence at \(model.config.sequenceLen) positions\n".utf8))
@@ -204,6 +302,7 @@ struct SampleCommand: ParsableCommand {
         guard tok.vocabSize == model.config.vocabSize else {
             throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
         }
+        try checkSameTokenizer(tok, checkpoint: checkpoint, step: loadedStep, source: tokenizer ?? "\(checkpoint)/tokenizer")
         let text = prompt ?? ""
         print(text, terminator: "")
         fflush(nil)

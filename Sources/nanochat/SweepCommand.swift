@@ -48,6 +48,10 @@ struct SweepCommand: ParsableCommand {
         guard let config else { throw UserError("sweep: give a base config file (or --report-only)") }
         let depthList = try ints(depths, "--depths")
         let seedList = try ints(seeds, "--seeds")
+        let deepest = ModelConfig.largest["n_layer"] ?? 4096
+        if let bad = depthList.first(where: { !(1...deepest).contains($0) }) {
+            throw UserError("--depths: depth must be in 1...\(deepest), got \(bad)")
+        }
         let budgets = try (targetFlops ?? "").split(separator: ",").map { s -> Double in
             guard let v = Double(s.trimmingCharacters(in: .whitespaces)), v > 0 else {
                 throw UserError("--target-flops: \(s) is not a positive number")
@@ -78,7 +82,9 @@ struct SweepCommand: ParsableCommand {
             config: config, settings: base.values.filter { !Self.perRunKeys.contains($0.key) }.mapValues(\.description),
             targetFLOPs: Dictionary(uniqueKeysWithValues: zip(depthList.map(String.init), budgets)),
             evalPoints: evalPoints, runs: plan, commit: commit, machine: machineDescription())
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try reportingTrainingErrors { try AtomicFile.makeDirectories(out) }
+        let lock = try reportingTrainingErrors { try RunLock(dir: out, purpose: "nanochat sweep") }
+        defer { withExtendedLifetime(lock) {} }
         if let started = try checkContinuation(manifest) { manifest.commit = started }   // the sweep's first commit
         try AtomicFile.writeJSON(manifest, to: "\(out)/sweep.json")
 
@@ -99,7 +105,7 @@ struct SweepCommand: ParsableCommand {
     func train(_ run: SweepRun, base: ConfigFile, budget: Double, tokenizer: Tokenizer, commit: String, label: String) throws {
         let dir = "\(out)/\(run.dir)"
         if FileManager.default.fileExists(atPath: dir) { try FileManager.default.removeItem(atPath: dir) }   // unfinished: start over
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try reportingTrainingErrors { try AtomicFile.makeDirectories(dir) }
         var file = base
         let blocks = "[" + run.blocks.map { "\"\($0)\"" }.joined(separator: ",") + "]"
         var sets = ["--depth=\(run.blocks.count)", "--block_pattern=\(blocks)", "--seed=\(run.seed)", "--target_flops=\(budget)",

@@ -59,7 +59,8 @@ struct TrainCommand: ParsableCommand {
     @Argument(help: "A config file of Python assignments, e.g. configs/shakespeare_d4.py.") var config: String
     @Flag(help: "Continue from the latest checkpoint in output_dir.") var resume = false
     @Option(help: "Continue from the checkpoint of this step.") var resumeStep: Int?
-    @Flag(help: "Start afresh even if output_dir holds checkpoints, deleting them.") var overwrite = false
+    @Flag(help: "Start afresh even if output_dir holds checkpoints; they are deleted when the new run saves its first.")
+    var overwrite = false
     @Argument(parsing: .allUnrecognized, help: "Overrides, --key=value (e.g. --num_iterations=100 --depth=6).")
     var overrides: [String] = []
 
@@ -69,15 +70,15 @@ struct TrainCommand: ParsableCommand {
         try reportingTrainingErrors {
             let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize)
             let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
+            let lock = try RunLock(dir: settings.outputDir, purpose: "nanochat train")
+            defer { withExtendedLifetime(lock) {} }
             let existing = Checkpoint.steps(in: settings.outputDir)
-            if point == nil && !existing.isEmpty {
-                guard overwrite else {
-                    throw UserError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
-                                    + "--resume continues the latest, --overwrite deletes them and starts afresh, or set --output_dir=DIR")
-                }
-                try Checkpoint.remove(in: settings.outputDir)
+            if point == nil && !existing.isEmpty && !overwrite {
+                throw UserError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
+                                + "--resume continues the latest, --overwrite replaces them with a fresh run's (at its first save), or set --output_dir=DIR")
             }
-            let run = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: point) {
+            let run = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: point,
+                                      replacing: point == nil ? existing : []) {
                 print($0)
                 fflush(nil)
             }

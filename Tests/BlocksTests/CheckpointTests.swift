@@ -44,6 +44,45 @@ extension BlocksTests {
             #expect(throws: TensorFileError(path: path, "truncated: 3 bytes, no header length")) { try Safetensors.read(path) }
         }
 
+        /// A header as written, padded to 8 bytes, then `dataBytes` zero bytes.
+        static func file(header: String, dataBytes: Int, declaredLength: UInt64? = nil) -> Data {
+            var h = Array(header.utf8)
+            while h.count % 8 != 0 { h.append(0x20) }
+            var d = Data()
+            withUnsafeBytes(of: (declaredLength ?? UInt64(h.count)).littleEndian) { d.append(contentsOf: $0) }
+            return d + Data(h) + Data(count: dataBytes)
+        }
+
+        @Test func malformedHeadersAreRefusedNamingTheTensor() throws {
+            func refusal(_ data: Data) -> String? {
+                do { _ = try Safetensors.parse(data, path: "f"); return nil } catch { return "\(error)" }
+            }
+            #expect(refusal(Self.file(header: "{}", dataBytes: 0, declaredLength: UInt64.max))
+                    == "f: header of 18446744073709551615 bytes is larger than the format's 100000000; not a safetensors file")
+            #expect(refusal(Self.file(header: #"{"a":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,16]}}"#, dataBytes: 16))
+                    == "f: tensor a: shape [1099511627776, 1099511627776] of F32 needs more than 2^63 bytes, offsets give 16")
+            #expect(refusal(Self.file(header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#, dataBytes: 24))
+                    == "f: tensor b: data_offsets [8, 24] overlap those of a [0, 16]")
+            #expect(refusal(Self.file(header: #"{"a":{"dtype":"F32","shape":[-4],"data_offsets":[0,0]}}"#, dataBytes: 0))
+                    == "f: tensor a: shape [-4] is not a tensor shape (at most 8 sizes, none negative)")
+            #expect(refusal(Self.file(header: "[1]", dataBytes: 0)) == "f: the header is not a JSON object")
+            // Empty tensors at one offset do not overlap anything.
+            let ok = Self.file(header: #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, dataBytes: 4)
+            #expect(try Safetensors.parse(ok, path: "f").tensors.map(\.0) == ["a", "b"])
+        }
+
+        @Test func nonFiniteWeightsAreRefusedOnLoad() throws {
+            let dir = temporaryDirectory("nan")
+            let config = ModelConfig.fromDepth(1, vocabSize: 16, sequenceLen: 8)
+            let model = try GPT(config: config, seed: 1)
+            model.parameters.parameters[0].tensor.data(Float.self)[5] = .infinity
+            try Checkpoint.save(model, step: 1, to: dir)
+            #expect(throws: TensorFileError(path: Checkpoint.modelPath(dir, step: 1), tensor: model.parameters.parameters[0].name,
+                                            "element 5 is not finite (NaN or Inf); the weights are unusable")) {
+                try Checkpoint.load(from: dir)
+            }
+        }
+
         @Test func checkpointRoundTripAndSameSeedSameBytes() throws {
             let config = tinyConfig("TM")
             let dir1 = temporaryDirectory("ck1"), dir2 = temporaryDirectory("ck2")

@@ -155,7 +155,8 @@ extension BlocksTests {
     @Suite struct DecodeTests {
         // Prefill 5 tokens, then 6 one at a time: each step's logits equal the full
         // forward's logits at that position to 1e-4 (Float32).
-        @Test(arguments: ["T", "M", "TMMT", "T+gqa", "M+mlp"])
+        // "+grow": the cache starts with room for one position and grows as decoding needs.
+        @Test(arguments: ["T", "M", "TMMT", "T+gqa", "M+mlp", "TMMT+grow"])
         func cachedDecodingMatchesFullForward(_ which: String) throws {
             let pattern = String(which.prefix(while: { $0 != "+" }))
             let config = tinyConfig(pattern, kvHeads: which.hasSuffix("gqa") ? 1 : 2, mlp: which.hasSuffix("mlp"))
@@ -164,7 +165,7 @@ extension BlocksTests {
             let ids = tokens([b, total], below: 23, seed: 9)
             try GradMode.withoutGradients {
                 let full = model.logits(ids).doubles
-                let cache = DecodeCache(config: config, batch: b, capacity: total)
+                let cache = DecodeCache(config: config, batch: b, capacity: which.hasSuffix("grow") ? 1 : total)
                 let v = config.vocabSize
                 func column(_ t0: Int, _ t1: Int) -> IndexTensor {
                     IndexTensor(shape: [b, t1 - t0], values: (0..<b).flatMap { bi in ids.values[(bi * total + t0)..<(bi * total + t1)] })

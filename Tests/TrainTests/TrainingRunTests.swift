@@ -169,6 +169,88 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         }
     }
 
+    /// A fresh run into a directory of checkpoints that fails its checks (a typo in data_dir,
+    /// shards of another tokenizer) changes nothing there; one that starts keeps the old
+    /// checkpoints until its own first save, then removes them.
+    @Test func aFreshRunReplacesCheckpointsOnlyAtItsFirstSave() throws {
+        let (data, tok) = try preparedData()
+        let out = scratchPath("replace")
+        var settings = try TrainSettings.resolve(try runConfig(data: data, output: out), path: "test.py", vocabSize: tok.vocabSize)
+        settings.numIterations = 3
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }.run()
+        func regularFiles() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: out).filter { name in
+                var isDir: ObjCBool = false
+                return FileManager.default.fileExists(atPath: "\(out)/\(name)", isDirectory: &isDir) && !isDir.boolValue
+            }.sorted()
+        }
+        let files = try regularFiles()
+        #expect(files.contains("model_000003.safetensors") && files.contains("metrics.jsonl"))
+        let saved = try files.map { try bytes("\(out)/\($0)") }
+
+        var typo = settings
+        typo.dataDir = data + "/typo"
+        #expect(throws: ShardError.self) { try TrainingRun(settings: typo, tokenizer: tok, resume: nil, replacing: [3]) { _ in } }
+        let other = try Tokenizer(tokenBytes: Array(tok.tokenBytes.prefix(256)) + tok.tokenBytes.dropFirst(256).reversed())   // same size, other ids
+        #expect(throws: ShardError.self) { try TrainingRun(settings: settings, tokenizer: other, resume: nil, replacing: [3]) { _ in } }
+        #expect(try regularFiles() == files)
+        #expect(try files.map { try bytes("\(out)/\($0)") } == saved)
+
+        // Saves at 2 and 4: step 3's files stay until the save at step 2, and are gone after.
+        var fresh = settings
+        fresh.numIterations = 4
+        fresh.saveEvery = 2
+        var stepsAtFirstSave: [Int]? = nil
+        _ = try TrainingRun(settings: fresh, tokenizer: tok, resume: nil, replacing: [3]) { line in
+            if line.hasPrefix("step 00002/"), stepsAtFirstSave == nil { stepsAtFirstSave = Checkpoint.steps(in: out) }
+        }.run()
+        #expect(stepsAtFirstSave == [3], "before the first save the old checkpoint is still there")
+        #expect(Checkpoint.steps(in: out) == [2, 4])
+        #expect(!FileManager.default.fileExists(atPath: Checkpoint.modelPath(out, step: 3)))
+        #expect(!FileManager.default.fileExists(atPath: Checkpoint.optimPath(out, step: 3)))
+    }
+
+    /// One run per output directory: a second lock on it fails naming the holder, and the
+    /// lock is free again once the holder lets go.
+    @Test func theOutputDirectoryHasOneRunAtATime() throws {
+        let dir = scratchPath("locked")
+        var first: RunLock? = try RunLock(dir: dir, purpose: "test")
+        do {
+            _ = try RunLock(dir: dir, purpose: "second")
+            Issue.record("a second lock on \(dir) was granted")
+        } catch let e as TrainingError {
+            #expect(e.description.hasPrefix("\(dir) is in use by another run (pid \(getpid()) on "), "\(e)")
+            #expect(e.description.contains("test since"), "\(e)")
+        }
+        _ = first
+        first = nil
+        _ = try RunLock(dir: dir, purpose: "third")
+    }
+
+    /// Checkpoints and shards record the tokenizer; another one of the same size is refused.
+    @Test func anotherTokenizerOfTheSameSizeIsRefused() throws {
+        let (data, tok) = try preparedData()
+        let other = try Tokenizer(tokenBytes: Array(tok.tokenBytes.prefix(256)) + tok.tokenBytes.dropFirst(256).reversed())
+        #expect(other.vocabSize == tok.vocabSize && other.identity != tok.identity)
+        #expect(tok.identity == (try Tokenizer(tokenBytes: tok.tokenBytes)).identity)
+        #expect(throws: ShardError.self) { try DataPreparation.openShards(data, vocabSize: tok.vocabSize, tokenizerIdentity: other.identity) }
+        _ = try DataPreparation.openShards(data, vocabSize: tok.vocabSize, tokenizerIdentity: tok.identity)
+
+        let out = scratchPath("tokmeta")
+        var settings = try TrainSettings.resolve(try runConfig(data: data, output: out), path: "test.py", vocabSize: tok.vocabSize)
+        settings.numIterations = 3
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }.run()
+        // Resuming with the other tokenizer: the shards' data.json would refuse it first, so
+        // drop it to reach the checkpoint's own record.
+        try FileManager.default.removeItem(atPath: "\(data)/data.json")
+        do {
+            _ = try TrainingRun(settings: settings, tokenizer: other, resume: .latest) { _ in }
+            Issue.record("resumed with another tokenizer")
+        } catch let e as TrainingError {
+            #expect(e.description.contains("the checkpoint was trained with another tokenizer (hash \(tok.identity))"), "\(e)")
+        }
+    }
+
     @Test func nonFiniteStopsTheRunAndKeepsTheLastCheckpoint() throws {
         let (data, tok) = try preparedData()
         let out = scratchPath("nan")

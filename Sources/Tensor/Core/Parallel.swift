@@ -111,6 +111,9 @@ public enum Parallel {
     /// worker's share, at one atomic increment and one closure call per range.
     public static let piecesPerWorker = 4
 
+    /// The most worker threads a run may ask for.
+    public static let maxThreads = 1024
+
     /// Runs `body(i)` for every `i` in `0..<count`, in contiguous blocks of items the workers
     /// take in turn (`forRanges`). For independent items of similar cost (rows, heads).
     @inlinable @inline(__always)

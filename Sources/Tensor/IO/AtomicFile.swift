@@ -30,6 +30,36 @@ public enum AtomicFile {
         if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
+    /// Creates `path` and any missing parents (as `mkdir -p`); the error names the path and
+    /// the system's reason (a file in the way, permission denied, a read-only file system).
+    public static func makeDirectories(_ path: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw TensorFileError(path: path, "cannot create the directory: a file of that name is in the way") }
+            return
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty && parent != path { try makeDirectories(parent) }
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+            throw TensorFileError(path: path, "cannot create the directory: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Deletes the temporary files (`NAME.tmp-PID`) that writers killed mid-write left in
+    /// `dir`: those whose process no longer exists. Returns the names removed.
+    @discardableResult
+    public static func removeStale(in dir: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        var removed: [String] = []
+        for name in names {
+            guard let dot = name.range(of: ".tmp-", options: .backwards),
+                  let pid = Int32(name[dot.upperBound...]), pid > 0 else { continue }
+            guard pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            if unlink("\(dir)/\(name)") == 0 { removed.append(name) }
+        }
+        return removed
+    }
+
     /// `value` as pretty-printed JSON with sorted keys, written atomically (a sweep's run.json
     /// marks its run finished, so it must never exist half-written).
     public static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {

@@ -47,64 +47,109 @@ public enum Safetensors {
         try AtomicFile.write(data, to: path)
     }
 
-    /// Reads every tensor of a file, in header order, with its metadata. Truncated data,
-    /// offsets outside the file, unknown dtypes and shapes that do not match their byte
-    /// counts are errors naming the file and tensor.
+    /// The largest header accepted (the format's own limit is 100 MB).
+    public static let maxHeaderBytes = 100_000_000
+
+    /// Reads every tensor of a file, in data order, with its metadata. Truncated data,
+    /// offsets outside the file or overlapping, unknown dtypes and shapes that do not match
+    /// their byte counts are errors naming the file and tensor.
     public static func read(_ path: String) throws -> (tensors: [(String, Tensor)], metadata: [String: String]) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TensorFileError(path: path, "cannot read the file (missing or unreadable)")
         }
+        return try parse(data, path: path)
+    }
+
+    /// One tensor's place in the file: a header entry, checked.
+    struct Entry {
+        let name: String, begin: Int, end: Int, shape: [Int], dtype: DType
+    }
+
+    /// Parses the bytes of a safetensors file (`path` names it in errors).
+    public static func parse(_ data: Data, path: String) throws -> (tensors: [(String, Tensor)], metadata: [String: String]) {
         guard data.count >= 8 else { throw TensorFileError(path: path, "truncated: \(data.count) bytes, no header length") }
-        let headerLength = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        let declared = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard declared <= UInt64(maxHeaderBytes) else {
+            throw TensorFileError(path: path, "header of \(declared) bytes is larger than the format's \(maxHeaderBytes); not a safetensors file")
+        }
+        let headerLength = Int(declared)
         guard headerLength <= data.count - 8 else {
             throw TensorFileError(path: path, "truncated: header of \(headerLength) bytes, file has \(data.count)")
         }
-        let headerData = data.subdata(in: 8..<(8 + headerLength))
-        guard let header = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
+        let headerData = data.subdata(in: data.startIndex + 8 ..< data.startIndex + 8 + headerLength)
+        guard let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
             throw TensorFileError(path: path, "the header is not a JSON object")
         }
         let dataStart = 8 + headerLength, dataSize = data.count - dataStart
         var metadata: [String: String] = [:]
-        var entries: [(name: String, begin: Int, end: Int, shape: [Int], dtype: DType)] = []
+        var entries: [Entry] = []
         for (name, value) in header {
             if name == "__metadata__" {
                 metadata = (value as? [String: String]) ?? [:]
                 continue
             }
-            guard let info = value as? [String: Any], let dt = info["dtype"] as? String,
-                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw TensorFileError(path: path, tensor: name, "header entry lacks dtype, shape or data_offsets")
-            }
-            let dtype: DType
-            switch dt {
-            case "F32": dtype = .float32
-            case "F64": dtype = .float64
-            default: throw TensorFileError(path: path, tensor: name, "dtype \(dt) is not supported (F32 or F64)")
-            }
-            let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, end >= begin else {
-                throw TensorFileError(path: path, tensor: name, "bad data_offsets [\(begin), \(end)]")
-            }
-            guard end <= dataSize else {
-                throw TensorFileError(path: path, tensor: name,
-                                      "truncated: data ends at byte \(end) of the data section, which has \(dataSize)")
-            }
-            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) * dtype.byteSize == end - begin else {
-                throw TensorFileError(path: path, tensor: name,
-                                      "shape \(shape) of \(dt) needs \(shape.reduce(1, *) * dtype.byteSize) bytes, offsets give \(end - begin)")
-            }
-            entries.append((name, begin, end, shape, dtype))
+            entries.append(try entry(name, value, dataSize: dataSize, path: path))
         }
-        entries.sort { $0.begin < $1.begin }
-        let tensors = entries.map { e -> (String, Tensor) in
-            let t = Tensor(uninitializedShape: e.shape, dtype: e.dtype)
-            data.withUnsafeBytes { raw in
-                t.storageBytes.copyMemory(
-                    from: raw.baseAddress! + dataStart + e.begin, byteCount: e.end - e.begin)
+        entries.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        for (a, b) in zip(entries, entries.dropFirst()) where b.begin < a.end {
+            throw TensorFileError(path: path, tensor: b.name,
+                                  "data_offsets [\(b.begin), \(b.end)] overlap those of \(a.name) [\(a.begin), \(a.end)]")
+        }
+        let tensors = data.withUnsafeBytes { raw -> [(String, Tensor)] in
+            entries.map { e in
+                let t = Tensor(uninitializedShape: e.shape, dtype: e.dtype)
+                if e.end > e.begin, let base = raw.baseAddress {
+                    t.storageBytes.copyMemory(from: base + dataStart + e.begin, byteCount: e.end - e.begin)
+                }
+                return (e.name, t)
             }
-            return (e.name, t)
         }
         return (tensors, metadata)
+    }
+
+    /// Checks one header entry: dtype, a shape whose byte count (computed without overflow)
+    /// matches its offsets, and offsets inside the data section.
+    static func entry(_ name: String, _ value: Any, dataSize: Int, path: String) throws -> Entry {
+        guard let info = value as? [String: Any], let dt = info["dtype"] as? String,
+              let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+            throw TensorFileError(path: path, tensor: name, "header entry lacks dtype, shape or data_offsets")
+        }
+        let dtype: DType
+        switch dt {
+        case "F32": dtype = .float32
+        case "F64": dtype = .float64
+        default: throw TensorFileError(path: path, tensor: name, "dtype \(dt) is not supported (F32 or F64)")
+        }
+        let (begin, end) = (offsets[0], offsets[1])
+        guard begin >= 0, end >= begin else {
+            throw TensorFileError(path: path, tensor: name, "bad data_offsets [\(begin), \(end)]")
+        }
+        guard end <= dataSize else {
+            throw TensorFileError(path: path, tensor: name,
+                                  "truncated: data ends at byte \(end) of the data section, which has \(dataSize)")
+        }
+        guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }) else {
+            throw TensorFileError(path: path, tensor: name, "shape \(shape) is not a tensor shape (at most 8 sizes, none negative)")
+        }
+        var bytes = dtype.byteSize, overflow = false
+        for d in shape where !overflow { (bytes, overflow) = bytes.multipliedReportingOverflow(by: d) }
+        guard !overflow, bytes == end - begin else {
+            throw TensorFileError(path: path, tensor: name,
+                                  "shape \(shape) of \(dt) needs \(overflow ? "more than 2^63" : String(bytes)) bytes, offsets give \(end - begin)")
+        }
+        return Entry(name: name, begin: begin, end: end, shape: shape, dtype: dtype)
+    }
+
+    /// The index of the first NaN or infinite element of a float tensor, if any.
+    public static func firstNonFinite(_ t: Tensor) -> Int? {
+        switch t.dtype {
+        case .float32:
+            let p = t.data(Float.self)
+            return (0..<t.count).first { !p[$0].isFinite }
+        case .float64:
+            let p = t.data(Double.self)
+            return (0..<t.count).first { !p[$0].isFinite }
+        }
     }
 
     static func jsonString(_ s: String) -> String {

@@ -39,6 +39,9 @@ public final class Tokenizer: @unchecked Sendable {
         guard tokenBytes.count >= 256, (0..<256).allSatisfy({ tokenBytes[$0] == [UInt8($0)] }) else {
             throw TokenizerError("ranks 0..<256 must be the 256 single bytes in order")
         }
+        guard tokenBytes.count + specialTokens.count <= Tokenizer.maxVocabSize else {
+            throw TokenizerError("\(tokenBytes.count) ranks and \(specialTokens.count) special tokens exceed \(Tokenizer.maxVocabSize) ids, the most a uint16 token shard holds")
+        }
         var rankOf: [[UInt8]: Int32] = [:]
         for (r, b) in tokenBytes.enumerated() {
             if let other = rankOf.updateValue(Int32(r), forKey: b) {
@@ -157,14 +160,33 @@ public final class Tokenizer: @unchecked Sendable {
     /// Bytes each id stands for in bits-per-byte (SPEC §3.2): special tokens count 0.
     public var byteLengths: [Int] { tokenBytes.map(\.count) + Array(repeating: 0, count: specialTokens.count) }
 
+    /// The tokenizer's identity: FNV-1a (64-bit) over the split pattern, every token's bytes
+    /// (length-prefixed, in rank order) and the special tokens, as 16 hex digits. Shards
+    /// (data.json) and checkpoints (meta) record it, so data or a model made with another
+    /// tokenizer of the same size is caught.
+    public var identity: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ bytes: some Sequence<UInt8>) { for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 } }
+        func mix(_ n: Int) { withUnsafeBytes(of: UInt32(truncatingIfNeeded: n).littleEndian) { mix($0) } }
+        mix(SplitPattern.pattern.utf8)
+        mix(tokenBytes.count)
+        for b in tokenBytes { mix(b.count); mix(b) }
+        for s in specialTokens { mix(s.utf8.count); mix(s.utf8) }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
     // MARK: Files
+
+    /// The largest vocabulary (ranks and special tokens): token shards store uint16 ids.
+    public static let maxVocabSize = 65536
 
     public static let ranksFile = "tokenizer.tiktoken"
     public static let infoFile = "tokenizer.json"
 
     /// Writes tokenizer.tiktoken and tokenizer.json into `dir` (created if needed), atomically.
     public func save(to dir: String) throws {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try AtomicFile.makeDirectories(dir)
         var lines = ""
         for (r, b) in tokenBytes.enumerated() { lines += "\(Data(b).base64EncodedString()) \(r)\n" }
         try AtomicFile.write(Data(lines.utf8), to: "\(dir)/\(Self.ranksFile)")
@@ -187,6 +209,17 @@ public final class Tokenizer: @unchecked Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TokenizerError("\(path): missing (make it with `nanochat tokenizer train --out \(dir)`)")
         }
+        let tokenizer = try parseRanks(data, path: path)
+        let infoPath = "\(dir)/\(infoFile)"
+        guard let infoData = FileManager.default.contents(atPath: infoPath) else {
+            throw TokenizerError("\(infoPath): missing")
+        }
+        try tokenizer.checkInfo(infoData, path: infoPath)
+        return tokenizer
+    }
+
+    /// A tokenizer from the bytes of a tokenizer.tiktoken file (`path` names it in errors).
+    public static func parseRanks(_ data: Data, path: String) throws -> Tokenizer {
         guard let text = String(data: data, encoding: .utf8) else { throw TokenizerError("\(path): not UTF-8 text") }
         var bytes: [[UInt8]] = []
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
@@ -195,22 +228,26 @@ public final class Tokenizer: @unchecked Sendable {
                 throw TokenizerError("\(path):\(n + 1): expected `base64 rank`, got \"\(line.prefix(60))\"")
             }
             guard r == bytes.count else { throw TokenizerError("\(path):\(n + 1): rank \(r) out of order, expected \(bytes.count)") }
+            guard r + specialTokens.count < Tokenizer.maxVocabSize else {
+                throw TokenizerError("\(path):\(n + 1): more than \(Tokenizer.maxVocabSize - specialTokens.count) ranks; with the \(specialTokens.count) special tokens the vocabulary would exceed \(Tokenizer.maxVocabSize), the most a uint16 token shard holds")
+            }
             bytes.append([UInt8](b))
         }
-        let tokenizer: Tokenizer
-        do { tokenizer = try Tokenizer(tokenBytes: bytes) } catch let e as TokenizerError { throw TokenizerError("\(path): \(e.message)") }
-        let infoPath = "\(dir)/\(infoFile)"
-        guard let infoData = FileManager.default.contents(atPath: infoPath),
-              let info = try? JSONSerialization.jsonObject(with: infoData) as? [String: Any] else {
-            throw TokenizerError("\(infoPath): missing or not a JSON object")
+        do { return try Tokenizer(tokenBytes: bytes) } catch let e as TokenizerError { throw TokenizerError("\(path): \(e.message)") }
+    }
+
+    /// Checks the bytes of tokenizer.json against this tokenizer: nanochat's split pattern
+    /// and the same vocabulary size.
+    public func checkInfo(_ data: Data, path: String) throws {
+        guard let info = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw TokenizerError("\(path): not a JSON object")
         }
         guard info["pattern"] as? String == SplitPattern.pattern else {
-            throw TokenizerError("\(infoPath): the split pattern differs from nanochat's; this tokenizer was not made by this tool")
+            throw TokenizerError("\(path): the split pattern differs from nanochat's; this tokenizer was not made by this tool")
         }
-        guard info["vocab_size"] as? Int == tokenizer.vocabSize else {
-            throw TokenizerError("\(infoPath): vocab_size \(info["vocab_size"] ?? "missing") but \(ranksFile) has \(bytes.count) ranks + \(specialTokens.count) special tokens = \(tokenizer.vocabSize)")
+        guard info["vocab_size"] as? Int == vocabSize else {
+            throw TokenizerError("\(path): vocab_size \(info["vocab_size"] ?? "missing") but \(Self.ranksFile) has \(tokenBytes.count) ranks + \(specialTokens.count) special tokens = \(vocabSize)")
         }
-        return tokenizer
     }
 }
 

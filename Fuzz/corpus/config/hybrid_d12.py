@@ -1,0 +1,26 @@
+# Laptop-sized: depth 12, block_pattern ["T"] * 7 + ["M"] * 5 (None: all Transformer).
+# 81.0 M parameters with an 8192-token tokenizer. On this machine kind (AMD EPYC,
+# 2 cores, B=4, T=512, one micro-batch a step): train step 127 tok/s (forward, backward,
+# Muon + AdamW), forward+backward 256, forward 718;
+# issue 4's build. Measure yours with `bench model --patterns early-T --depths 12 --seqs 512 --batch 4`.
+# Muon's Newton-Schulz costs about one forward+backward of 2048 tokens, so larger
+# total_batch_size (here 4 micro-batches) brings the step rate closer to 256 tok/s.
+
+depth = 12
+block_pattern = ["T"] * 7 + ["M"] * 5
+
+mamba_d_state = 16
+mamba_d_conv = 4
+mamba_expand = 2
+mamba_use_mlp = False
+
+max_seq_len = 512
+device_batch_size = 4
+total_batch_size = 16384
+num_iterations = 2000
+
+embedding_lr = 0.2
+unembedding_lr = 0.004
+matrix_lr = 0.02
+weight_decay = 0.0
+grad_clip = 1.0

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# Bad inputs and faults, as a table: every case must end with a non-zero exit (not a signal
+# or a trap), exactly one `Error:` line holding the expected words, no backtrace, and the
+# checkpoints of a finished run byte for byte as they were. Writes the table to
+# $BAD_INPUTS_TABLE when set. Needs a release build (.build/release/nanochat) and python3.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+nc=$PWD/.build/release/nanochat
+[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+W=$(mktemp -d)
+trap 'chmod -R u+w "$W" 2>/dev/null; rm -rf "$W"' EXIT
+table=${BAD_INPUTS_TABLE:-$W/table.md}
+
+# A small finished run to protect: tokenizer, shards, 4 steps saved at 2 and 4.
+head -c 120000 data/tinyshakespeare.txt > "$W/corpus.txt"
+$nc tokenizer train --input "$W/corpus.txt" --vocab-size 300 --out "$W/tok" > /dev/null
+$nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/data" > /dev/null
+cat > "$W/tiny.py" <<EOF
+depth = 2
+block_pattern = ["T", "M"]
+max_seq_len = 32
+device_batch_size = 2
+total_batch_size = 64
+num_iterations = 4
+eval_every = 2
+eval_tokens = 128
+sample_every = 0
+save_every = 2
+data_dir = "$W/data"
+tokenizer_dir = "$W/tok"
+output_dir = "$W/run"
+seed = 1
+EOF
+$nc train "$W/tiny.py" --threads=1 > "$W/train.log" || { cat "$W/train.log"; echo "FAIL: the reference run did not train" >&2; exit 1; }
+run=$W/run cfg=$W/tiny.py
+sums() { (cd "$run" && find . -type f ! -name .lock -print0 | sort -z | xargs -0 md5sum) }
+before=$(sums)
+
+# A second tokenizer of the same size, trained on other text, and its shards.
+tail -c 120000 data/tinyshakespeare.txt > "$W/other.txt"
+$nc tokenizer train --input "$W/other.txt" --vocab-size 300 --out "$W/tok2" > /dev/null
+$nc prepare --input "$W/other.txt" --tokenizer "$W/tok2" --out "$W/data2" > /dev/null
+
+# copy NAME: a copy of the finished run to break.
+copy() { rm -rf "$W/$1"; cp -r "$run" "$W/$1"; echo "$W/$1"; }
+# py CODE ARGS...: python3 with json, struct and sys imported.
+py() { local code=$1; shift; python3 -c "import json, struct, sys, os
+$code" "$@"; }
+# Rewrites a meta file's JSON with a Python expression on `m`.
+edit_meta() { py "p = sys.argv[1]; m = json.load(open(p)); $2; open(p, 'w').write(json.dumps(m))" "$1"; }
+# Writes a safetensors file: header text (spaces pad it to 8 bytes), then N zero bytes.
+write_st() { py "h = sys.argv[2].encode(); h += b' ' * (-len(h) % 8)
+open(sys.argv[1], 'wb').write(struct.pack('<Q', len(h)) + h + bytes(int(sys.argv[3])))" "$1" "$2" "$3"; }
+
+n=0 fails=0
+printf '| # | case | exit | message |\n|---:|---|---:|---|\n' > "$table"
+# expect NAME WORDS CMD...: the command must fail cleanly with WORDS in its Error: line.
+expect() {
+    local name=$1 want=$2; shift 2
+    n=$((n + 1))
+    "$@" > "$W/out" 2> "$W/err" < /dev/null
+    local rc=$? why=""
+    local errs; errs=$(grep -c '^Error: ' "$W/err")
+    local line; line=$(grep -m1 '^Error: ' "$W/err")
+    if [ $rc -eq 0 ]; then why="exit 0"
+    elif [ $rc -ge 128 ]; then why="killed by signal $((rc - 128))"
+    elif grep -qiE 'fatal error|backtrace|stack dump|crash|illegal instruction|segmentation' "$W/err"; then why="backtrace"
+    elif [ "$errs" -ne 1 ]; then why="$errs Error: lines"
+    elif [[ "$line" != *"$want"* ]]; then why="message lacks \"$want\""
+    fi
+    local shown=${line#Error: }
+    shown=${shown//|/\\|}
+    printf '| %d | %s | %d | %s |\n' "$n" "$name" "$rc" "${shown:0:220}" >> "$table"
+    if [ -n "$why" ]; then
+        fails=$((fails + 1))
+        echo "FAIL $n ($name): $why"; sed 's/^/    /' "$W/err" | head -8
+    else
+        echo "ok $n ($name): ${shown:0:150}"
+    fi
+}
+o=$W/scratch-out   # an output directory for runs that must not start
+
+# --- the config and its overrides -------------------------------------------------------
+t() { expect "$1" "$2" $nc train "$cfg" --output_dir="$o/$((n + 1))" "${@:3}"; }
+t "depth -1 (override)" "depth must be in 1...4096, got -1" --depth=-1
+printf 'depth = -1\nvocab_size = 300\n' > "$W/neg.py"
+expect "depth -1 (config file)" "depth must be in 1...4096" $nc train "$W/neg.py" --data_dir="$W/data" --tokenizer_dir="$W/tok" --output_dir="$o"
+t "depth 0" "depth must be in 1...4096, got 0" --depth=0
+t "depth 10^12" "depth must be in 1...4096" --depth=1000000000000
+t "depth 1000 (does not fit in memory)" "needs about" --depth=1000 '--block_pattern=["T"]*1000'
+t "max_seq_len -5" "max_seq_len" --max_seq_len=-5
+t "max_seq_len 2^63-1" "max_seq_len" --max_seq_len=9223372036854775807
+t "device_batch_size 2^63-1" "device_batch_size must be in 1...1048576" --device_batch_size=9223372036854775807
+t "device_batch_size 0" "device_batch_size must be in 1...1048576, got 0" --device_batch_size=0
+t "total_batch_size -64" "total_batch_size must be in 1..." --total_batch_size=-64
+t "total_batch_size not a multiple" "is not a multiple of device_batch_size × max_seq_len" --total_batch_size=100
+t "integer overflow in +" "integer overflow" '--depth=9223372036854775807 + 1'
+t "integer overflow in *" "integer overflow" '--depth=9223372036854775807 * 2'
+t "integer overflow in unary -" "integer overflow" '--seed=-(-9223372036854775807 - 1)'
+t "float literal 1e999" "too large for a 64-bit float" --target_flops=1e999
+t "target_flops 1e300" "more than the 1000000000 a run may have" --num_iterations=-1 --target_flops=1e300
+t "target_param_data_ratio 1e300" "more than the 1000000000 a run may have" --num_iterations=-1 --target_param_data_ratio=1e300
+t "num_iterations 2^62" "num_iterations must be at most" --num_iterations=4611686018427387904
+t "no horizon" "no horizon" --num_iterations=-1 --target_flops=-1 --target_param_data_ratio=-1
+t "block_pattern of 10^12 entries" "longer than the 100000" '--block_pattern=["T"] * 1000000000000'
+t "block_pattern length ≠ depth" "block_pattern has 3 entries but depth is 2" '--block_pattern=["T","M","M"]'
+t "block_pattern bad entry" 'block_pattern[1] is "X"' '--block_pattern=["T","X"]'
+t "unknown key" "did you mean depth" --depht=2
+t "override without a value" "--depth" --depth
+t "string for an int" "depth" '--depth="four"'
+t "malformed number" "malformed number" --matrix_lr=1e+
+t "unknown name in a value" "unknown name" --matrix_lr=nan
+t "warmup_ratio 2" "warmup_ratio must be in [0, 1], got 2" --warmup_ratio=2
+t "threads -2 (key)" "threads must be in 1...1024, got -2" --threads=-2
+t "threads 10^6 (key)" "threads must be in 1...1024" --threads=1000000
+t "n_embd not divisible by n_head" "n_embd 100 must be divisible by n_head" --n_embd=100 --n_head=3
+expect "init, vocab_size above 65536" "vocab_size is 70000; the most this accepts is 65536" $nc init "$cfg" --out "$W/o4" --vocab_size=70000
+printf 'depth = (\n' > "$W/syntax.py"
+expect "config syntax error" "syntax.py:1" $nc train "$W/syntax.py"
+expect "config file missing" "no-such.py" $nc train "$W/no-such.py"
+expect "config file is a directory" "$W" $nc train "$W"
+printf 'depth = 2\xff\n' > "$W/binary.py"
+expect "config file not UTF-8" "binary.py" $nc train "$W/binary.py"
+
+# --- data and tokenizer -------------------------------------------------------------------
+t "data_dir missing" "train.bin: cannot open" --data_dir="$W/none"
+t "tokenizer_dir missing" "no such tokenizer directory" --tokenizer_dir="$W/none"
+t "shards of another tokenizer, same size" "made with another tokenizer" --data_dir="$W/data2"
+mkdir -p "$W/short" && head -c 5000 "$W/data/train.bin" > "$W/short/train.bin" && cp "$W/data/val.bin" "$W/short/"
+t "train.bin truncated" "header says" --data_dir="$W/short"
+mkdir -p "$W/magic" && cp "$W/data/"*.bin "$W/magic/" && printf 'XXXX' | dd of="$W/magic/train.bin" conv=notrunc 2>/dev/null
+t "train.bin bad magic" "bad magic" --data_dir="$W/magic"
+mkdir -p "$W/empty" && : > "$W/empty/train.bin" && cp "$W/data/val.bin" "$W/empty/"
+t "train.bin empty" "too short for a token shard" --data_dir="$W/empty"
+mkdir -p "$W/oov" && cp "$W/data/"*.bin "$W/oov/" && printf '\xff\xff' | dd of="$W/oov/train.bin" bs=1 seek=1030 conv=notrunc 2>/dev/null
+t "token outside the vocabulary" "token 65535 at position 3 is outside the vocabulary of 300" --data_dir="$W/oov"
+mkdir -p "$W/tiny" && py "
+h = [20240520, 1, 10] + [0] * 253
+open(sys.argv[1], 'wb').write(struct.pack('<256i', *h) + bytes(20))" "$W/tiny/train.bin" && cp "$W/data/val.bin" "$W/tiny/"
+t "train.bin smaller than one micro-batch" "fewer than one micro-batch" --data_dir="$W/tiny"
+mkdir -p "$W/badinfo" && cp "$W/data/"*.bin "$W/badinfo/" && echo '[1, 2]' > "$W/badinfo/data.json"
+t "data.json not an object" "data.json: not a JSON object" --data_dir="$W/badinfo"
+mkdir -p "$W/tokbad" && cp "$W/tok/"* "$W/tokbad/" && echo '!!!! 0' > "$W/tokbad/tokenizer.tiktoken"
+t "tokenizer ranks not base64" "tokenizer.tiktoken:1: expected" --tokenizer_dir="$W/tokbad"
+mkdir -p "$W/tokbig" && cp "$W/tok/tokenizer.json" "$W/tokbig/" && py "
+import base64
+with open(sys.argv[1], 'w') as f:
+    for r in range(70000): f.write(base64.b64encode(r.to_bytes(3, 'big')).decode() + ' ' + str(r) + '\n')" "$W/tokbig/tokenizer.tiktoken"
+expect "tokenizer of more than 65536 ids (prepare)" "the most a uint16 token shard holds" $nc prepare --input "$W/corpus.txt" --tokenizer "$W/tokbig" --out "$W/o2"
+expect "tokenizer train, vocab 100" "vocab" $nc tokenizer train --input "$W/corpus.txt" --vocab-size 100 --out "$W/o3"
+expect "tokenizer train, vocab 100000" "65536" $nc tokenizer train --input "$W/corpus.txt" --vocab-size 100000 --out "$W/o3"
+printf 'abc\xff' > "$W/bad.txt"
+expect "tokenizer train on invalid UTF-8" "invalid UTF-8 at byte offset 3" $nc tokenizer train --input "$W/bad.txt" --out "$W/o3"
+expect "prepare, input missing" "no-such.txt" $nc prepare --input "$W/no-such.txt" --tokenizer "$W/tok" --out "$W/o2"
+expect "prepare, val fraction 2" "--val-fraction must be in (0, 1)" $nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/o2" --val-fraction 2
+
+# --- resuming from broken checkpoints -----------------------------------------------------
+r() { local dir=$2; expect "$1" "$3" $nc train "$cfg" --output_dir="$dir" --resume "${@:4}"; }
+d=$(copy c1); edit_meta "$d/meta_000004.json" "m['model_config'] = 5"
+r "meta: model_config is 5" "$d" "meta_000004.json"
+d=$(copy c2); edit_meta "$d/meta_000004.json" "m['model_config'] = None"
+r "meta: model_config is null" "$d" "meta_000004.json"
+d=$(copy c3); echo 'not json' > "$d/meta_000004.json"
+r "meta: not JSON" "$d" "meta_000004.json"
+d=$(copy c4); echo '[]' > "$d/meta_000004.json"
+r "meta: a JSON array" "$d" "meta_000004.json"
+d=$(copy c5); edit_meta "$d/meta_000004.json" "m['resume']['train_position'] = -100"
+r "meta: negative train_position" "$d" "train_position -100"
+d=$(copy c6); edit_meta "$d/meta_000004.json" "m['resume']['train_position'] = 2**62"
+r "meta: train_position past the shard" "$d" "resume state out of range"
+d=$(copy c7); edit_meta "$d/meta_000004.json" "m['model_config']['n_layer'] = 10**15"
+r "meta: n_layer 10^15" "$d" "n_layer is 1000000000000000"
+d=$(copy c8); edit_meta "$d/meta_000004.json" "m['model_config']['n_layer'] = -1"
+r "meta: n_layer -1" "$d" "n_layer must be positive"
+d=$(copy c9); edit_meta "$d/meta_000004.json" "m['tokenizer_hash'] = '0123456789abcdef'"
+r "meta: trained with another tokenizer" "$d" "another tokenizer"
+d=$(copy c10); rm "$d/optim_000004.safetensors"
+r "optimiser state missing" "$d" "optim_000004.safetensors"
+d=$(copy c11); head -c 1000 "$run/model_000004.safetensors" > "$d/model_000004.safetensors"
+r "model truncated" "$d" "model_000004.safetensors"
+d=$(copy c12); py "open(sys.argv[1], 'r+b').write(struct.pack('<Q', 2**64 - 1))" "$d/model_000004.safetensors"
+r "safetensors header length 2^64-1" "$d" "header of"
+d=$(copy c13); write_st "$d/model_000004.safetensors" '{"wte.weight":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,16]}}' 16
+r "safetensors shape [2^40, 2^40]" "$d" "shape [1099511627776, 1099511627776]"
+d=$(copy c14); write_st "$d/model_000004.safetensors" '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}' 24
+r "safetensors overlapping offsets" "$d" "overlap"
+d=$(copy c15); write_st "$d/model_000004.safetensors" '{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}' 8
+r "safetensors data past the end" "$d" "truncated"
+d=$(copy c16); write_st "$d/model_000004.safetensors" '[1, 2, 3]' 0
+r "safetensors header not an object" "$d" "not a JSON object"
+d=$(copy c17); write_st "$d/model_000004.safetensors" '{"a":{"dtype":"I8","shape":[4],"data_offsets":[0,4]}}' 4
+r "safetensors dtype I8" "$d" "dtype I8 is not supported"
+d=$(copy c18); py "
+p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n]); e = h['transformer.wte.weight']; s = 8 + n + e['data_offsets'][0]
+b[s:s + 4] = struct.pack('<f', float('nan')); open(p, 'wb').write(b)" "$d/model_000004.safetensors"
+r "NaN weight" "$d" "not finite"
+expect "eval of a NaN weight" "not finite" $nc eval --checkpoint "$d" --data "$W/data/val.bin"
+r "resume-step 99" "$run" "no checkpoint for step 99" --resume-step 99
+expect "resume with nothing to resume" "no checkpoint to resume from" $nc train "$cfg" --output_dir="$W/nothing" --resume
+r "resume, another model" "$run" "another model than the config" '--block_pattern=["M","M"]'
+expect "fresh run over a finished one" "already holds checkpoints" $nc train "$cfg"
+expect "--overwrite with a typo in data_dir" "train.bin: cannot open" $nc train "$cfg" --overwrite --data_dir="$W/typo"
+expect "--overwrite with a bad tokenizer" "no such tokenizer directory" $nc train "$cfg" --overwrite --tokenizer_dir="$W/typo"
+
+# --- the other commands -------------------------------------------------------------------
+expect "eval --seq 2^63-1" "--seq" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --seq 9223372036854775807
+expect "eval --seq -1" "--seq must be in 1...16777216, got -1" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --seq -1
+expect "eval --batch 0" "--batch must be in 1...1048576, got 0" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --batch 0
+expect "eval, shard missing" "no-such.bin" $nc eval --checkpoint "$run" --data "$W/no-such.bin"
+expect "eval, checkpoint missing" "no checkpoint" $nc eval --checkpoint "$W/none" --data "$W/data/val.bin"
+expect "eval, step missing" "no checkpoint for step 7" $nc eval --checkpoint "$run" --step 7 --data "$W/data/val.bin"
+expect "eval, shard of another tokenizer" "another tokenizer" $nc eval --checkpoint "$run" --data "$W/data2/val.bin"
+expect "sample, another tokenizer of the same size" "another tokenizer" $nc sample --checkpoint "$run" --tokenizer "$W/tok2" --prompt hi
+expect "sample --temperature -1" "--temperature must be ≥ 0" $nc sample --checkpoint "$run" --prompt hi --temperature -1
+expect "sample --top-k -5" "--top-k must be ≥ 0, got -5" $nc sample --checkpoint "$run" --prompt hi --top-k -5
+expect "sample --max-new-tokens 1e8" "1e8" $nc sample --checkpoint "$run" --prompt hi --max-new-tokens 1e8
+expect "sample --tokens outside the vocabulary" "99999" $nc sample --checkpoint "$run" --tokens 99999
+expect "sample --tokens not numbers" "abc" $nc sample --checkpoint "$run" --tokens 1,abc
+expect "sample, both --prompt and --tokens" "either --prompt" $nc sample --checkpoint "$run" --prompt a --tokens 1
+expect "--threads -2 (flag)" "--threads must be in 1...1024, got -2" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --threads -2
+expect "--threads 0 (flag)" "--threads must be in 1...1024, got 0" $nc sample --checkpoint "$run" --prompt hi --threads 0
+expect "init --depth=-1" "depth must be in 1...4096" $nc init "$cfg" --out "$W/o4" --depth=-1 --vocab_size=300
+expect "sweep --depths 1e17" "1e17" $nc sweep "$cfg" --depths 1e17 --target-flops 1e9 --out "$W/o5"
+expect "sweep --depths -1" "--depths" $nc sweep "$cfg" --depths -1 --target-flops 1e9 --out "$W/o5"
+expect "sweep --depths 100000" "depth must be in 1...4096" $nc sweep "$cfg" --depths 100000 --target-flops 1e9 --out "$W/o5"
+expect "sweep --target-flops -5" "--target-flops" $nc sweep "$cfg" --depths 2 --target-flops -5 --out "$W/o5"
+expect "unknown subcommand" "frobnicate" $nc frobnicate
+
+# --- the file system ----------------------------------------------------------------------
+t "output_dir under a file" "a file of that name is in the way" --output_dir="$W/corpus.txt/run"
+t "output_dir on a read-only file system" "/proc/nanochat-run" --output_dir=/proc/nanochat-run
+d=$(copy full)
+# A file-size limit (ulimit -f) makes writes fail as a full disk would, mid-run.
+expect "disk full while saving a checkpoint" "optim_000050.safetensors: cannot write: File too large" \
+    bash -c "ulimit -f 40; exec $nc train $cfg --output_dir=$d/again --num_iterations=50 --save_every=0"
+expect "disk full while appending metrics" "metrics.jsonl: cannot append to the metrics file: File too large" \
+    bash -c "ulimit -f 8; exec $nc train $cfg --output_dir=$d/again --overwrite --num_iterations=400 --save_every=0 --eval_every=0"
+if [ -f "$d/again/metrics.jsonl" ]; then
+    python3 -c "import json, sys; [json.loads(l) for l in open(sys.argv[1])]" "$d/again/metrics.jsonl" \
+        || { echo "FAIL: metrics.jsonl ends in a torn line after the disk filled"; fails=$((fails + 1)); }
+fi
+
+# --- two runs in one directory ------------------------------------------------------------
+d=$(copy locked)
+$nc train "$cfg" --output_dir="$d" --overwrite --num_iterations=100000 --save_every=0 --eval_every=0 > "$W/holder.log" 2>&1 &
+holder=$!
+for _ in $(seq 100); do grep -q "^step 0000" "$W/holder.log" 2>/dev/null && break; sleep 0.2; done
+expect "a second run in a directory in use" "is in use by another run (pid $holder" $nc train "$cfg" --output_dir="$d" --resume
+expect "a second fresh run in a directory in use" "is in use by another run" $nc train "$cfg" --output_dir="$d" --overwrite
+kill -9 $holder; wait $holder 2>/dev/null
+# The killed holder's lock is taken over, and it had not replaced the checkpoints.
+(cd "$d" && find . -maxdepth 1 -name '*_00000[24].*' -print0 | sort -z | xargs -0 md5sum) > "$W/locked.sum"
+(cd "$run" && find . -maxdepth 1 -name '*_00000[24].*' -print0 | sort -z | xargs -0 md5sum) | diff -q - "$W/locked.sum" > /dev/null \
+    || { echo "FAIL: the killed fresh run changed the checkpoints it was to replace"; fails=$((fails + 1)); }
+$nc train "$cfg" --output_dir="$d" --resume > /dev/null 2>&1 \
+    || { echo "FAIL: the lock of a killed run was not taken over"; fails=$((fails + 1)); }
+
+echo
+if [ "$(sums)" != "$before" ]; then
+    echo "FAIL: the finished run's files changed"; diff <(echo "$before") <(sums); fails=$((fails + 1))
+fi
+echo "$n cases, $fails failures (table: $table)"
+[ $fails -eq 0 ]
