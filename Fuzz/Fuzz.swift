@@ -3,6 +3,9 @@
 // the token shard reader. One binary; NANOCHAT_FUZZ_TARGET picks the reader. Every input
 // must give a value or a thrown error: a trap, an out-of-bounds access (AddressSanitizer)
 // or a hang is a finding. scripts/fuzz.sh builds and runs it.
+//
+// SwiftPM links an executable's entry point as `<module>_main`; here that is libFuzzer's
+// driver, given the test function.
 import Blocks
 import Foundation
 import Tensor
@@ -72,4 +75,19 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         }
     }
     return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ test: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+@_cdecl("nanochat_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    _ = target   // an unknown target name stops here, before fuzzing starts
+    var count = argc
+    var vector = argv
+    return runFuzzerDriver(&count, &vector, fuzzOne)
 }

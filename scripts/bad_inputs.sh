@@ -7,6 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 nc=$PWD/.build/release/nanochat
 [ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+command -v python3 > /dev/null || scripts/install-deps.sh python3
 W=$(mktemp -d)
 trap 'chmod -R u+w "$W" 2>/dev/null; rm -rf "$W"' EXIT
 table=${BAD_INPUTS_TABLE:-$W/table.md}
