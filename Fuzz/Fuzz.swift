@@ -41,7 +41,7 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
             // What loading does next with a valid config: sizes and the parameter list.
             _ = config.parameterSpecs.count
             _ = config.flopsPerToken
-            _ = try? config.checkFitsInMemory(config.weightBytes, for: "fuzzing")
+            _ = try? config.checkFitsInMemory(Double(config.weightBytes), for: "fuzzing")
         }
         _ = try? JSONDecoder().decode(TrainingMeta.self, from: data)
     case .config:

@@ -89,6 +89,7 @@ expect "depth -1 (config file)" "depth must be in 1...4096" $nc train "$W/neg.py
 t "depth 0" "depth must be in 1...4096, got 0" --depth=0
 t "depth 10^12" "depth must be in 1...4096" --depth=1000000000000
 t "depth 1000 (does not fit in memory)" "needs about" --depth=1000 '--block_pattern=["T"]*1000'
+t "a micro-batch whose logits do not fit in memory" "a micro-batch's logits" --device_batch_size=1048576 --total_batch_size=33554432
 t "max_seq_len -5" "max_seq_len" --max_seq_len=-5
 t "max_seq_len 2^63-1" "max_seq_len" --max_seq_len=9223372036854775807
 t "device_batch_size 2^63-1" "device_batch_size must be in 1...1048576" --device_batch_size=9223372036854775807
@@ -206,6 +207,7 @@ expect "--overwrite with a bad tokenizer" "no such tokenizer directory" $nc trai
 
 # --- the other commands -------------------------------------------------------------------
 expect "eval --seq 2^63-1" "--seq" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --seq 9223372036854775807
+expect "eval logits that do not fit in memory" "the logits of --batch 1048576" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --batch 1048576 --seq 16777216
 expect "eval --seq -1" "--seq must be in 1...16777216, got -1" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --seq -1
 expect "eval --batch 0" "--batch must be in 1...1048576, got 0" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --batch 0
 expect "eval, shard missing" "no-such.bin" $nc eval --checkpoint "$run" --data "$W/no-such.bin"

@@ -143,12 +143,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// Checks that `bytes` (what a use of this model needs, e.g. 4 × the weights for
     /// training) fits in this machine's memory; the error says how much it needs.
-    public func checkFitsInMemory(_ bytes: Int, for use: String) throws {
-        let have = ProcessInfo.processInfo.physicalMemory
-        guard UInt64(bytes) > have else { return }
+    public func checkFitsInMemory(_ bytes: Double, for use: String) throws {
+        let have = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes > have else { return }
         let gib = { (b: Double) in String(format: "%.1f GiB", b / 1_073_741_824) }
-        throw ModelConfigError(key: "n_layer", "a model of \(parameterCount) parameters needs about \(gib(Double(bytes))) for \(use); "
-                               + "this machine has \(gib(Double(have)))")
+        throw ModelConfigError(key: "n_layer", "a model of \(parameterCount) parameters needs about \(gib(bytes)) for \(use); "
+                               + "this machine has \(gib(have))")
     }
 
     /// Checks every constraint; the error names the key and the values.

@@ -65,6 +65,7 @@ public enum DataPreparation {
         }
         let train = shard(0..<valStart), val = shard(valStart..<docs.count)
         try AtomicFile.makeDirectories(dir)
+        AtomicFile.removeStale(in: dir)
         try TokenShard.write(train, to: "\(dir)/\(trainFile)")
         try TokenShard.write(val, to: "\(dir)/\(valFile)")
         let info: [String: Any] = [

@@ -58,7 +58,11 @@ public final class TrainingRun {
         self.tokenizer = tokenizer
         self.log = log
         self.replacing = resume == nil ? replacing : []
-        try settings.model.checkFitsInMemory(settings.model.weightBytes * 4, for: "its weights, gradients and optimiser state")
+        // Weights, gradients and optimiser state, and the largest activations: a micro-batch's
+        // logits with their softmax and gradient.
+        let logits = Double(settings.deviceBatchSize) * Double(settings.sequenceLen) * Double(settings.model.vocabSize) * 12
+        try settings.model.checkFitsInMemory(Double(settings.model.weightBytes) * 4 + logits,
+                                             for: "its weights, gradients, optimiser state and a micro-batch's logits")
         Parallel.setThreadCount(settings.threads)
         (train, val) = try DataPreparation.openShards(settings.dataDir, vocabSize: tokenizer.vocabSize,
                                                       tokenizerIdentity: tokenizer.identity)

@@ -176,15 +176,7 @@ func checkpointTokenizer(_ checkpoint: String, given: String?) throws -> Tokeniz
 
 /// Loads a checkpoint, turning file errors into user errors.
 func loadCheckpoint(_ dir: String, step: Int?) throws -> (model: GPT, step: Int) {
-    do {
-        let loaded = try Checkpoint.load(from: dir, step: step)
-        try loaded.model.config.checkFitsInMemory(loaded.model.config.weightBytes * 2, for: "its weights")
-        return loaded
-    } catch let e as TensorFileError {
-        throw UserError(e.description)
-    } catch let e as ModelConfigError {
-        throw UserError("\(Checkpoint.metaPath(dir, step: step ?? 0)): \(e)")
-    }
+    do { return try Checkpoint.load(from: dir, step: step) } catch let e as TensorFileError { throw UserError(e.description) }
 }
 
 /// The tokenizer identity a checkpoint's meta file records, if any.
@@ -235,6 +227,11 @@ struct EvalCommand: ParsableCommand {
             throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
         }
         if let tok { try checkSameTokenizer(tok, checkpoint: checkpoint, step: loadedStep, source: tokenizer ?? "\(checkpoint)/tokenizer") }
+        let seqLen = seq ?? model.config.sequenceLen
+        try reportingTrainingErrors {
+            try model.config.checkFitsInMemory(Double(batch) * Double(seqLen) * Double(model.config.vocabSize) * 8,
+                                               for: "the logits of --batch \(batch) × --seq \(seqLen)")
+        }
         let e: Evaluation
         do {
             // The shard's data.json, when it has one, names the tokenizer that made it.
@@ -243,7 +240,7 @@ struct EvalCommand: ParsableCommand {
                                                identity: tok?.identity ?? checkpointTokenizerHash(checkpoint, step: loadedStep))
             let shard = try TokenShard(path: data)
             try shard.validate(vocabSize: model.config.vocabSize)
-            e = try Evaluator.evaluate(model, shard: shard, batch: batch, sequence: seq ?? model.config.sequenceLen,
+            e = try Evaluator.evaluate(model, shard: shard, batch: batch, sequence: seqLen,
                                        maxBatches: steps, byteLengths: tok?.byteLengths)
         } catch let error as ShardError { throw UserError(error.description) }
         let bpb = e.bpb.map { String(format: "%.6f", $0) }

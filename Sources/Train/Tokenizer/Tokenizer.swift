@@ -187,6 +187,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// Writes tokenizer.tiktoken and tokenizer.json into `dir` (created if needed), atomically.
     public func save(to dir: String) throws {
         try AtomicFile.makeDirectories(dir)
+        AtomicFile.removeStale(in: dir)
         var lines = ""
         for (r, b) in tokenBytes.enumerated() { lines += "\(Data(b).base64EncodedString()) \(r)\n" }
         try AtomicFile.write(Data(lines.utf8), to: "\(dir)/\(Self.ranksFile)")
