@@ -105,6 +105,7 @@ t "target_param_data_ratio 1e300" "more than the 1000000000 a run may have" --nu
 t "num_iterations 2^62" "num_iterations must be at most" --num_iterations=4611686018427387904
 t "no horizon" "no horizon" --num_iterations=-1 --target_flops=-1 --target_param_data_ratio=-1
 t "block_pattern of 10^12 entries" "longer than the 100000" '--block_pattern=["T"] * 1000000000000'
+t "an empty list repeated 5555555555 times" "block_pattern has 0 entries but depth is 2" '--block_pattern=[] * 5555555555'
 t "block_pattern length ≠ depth" "block_pattern has 3 entries but depth is 2" '--block_pattern=["T","M","M"]'
 t "block_pattern bad entry" 'block_pattern[1] is "X"' '--block_pattern=["T","X"]'
 t "unknown key" "did you mean depth" --depht=2

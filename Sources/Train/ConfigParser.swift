@@ -172,7 +172,8 @@ struct ConfigParser {
         switch (a, s, b) {
         case (.list(let l), "*", .int(let n)), (.int(let n), "*", .list(let l)):
             guard n >= 0 else { throw error("cannot repeat a list \(n) times", op) }
-            guard l.isEmpty || n <= ConfigParser.maxListLength / l.count else {
+            if l.isEmpty { return .list([]) }
+            guard n <= ConfigParser.maxListLength / l.count else {
                 throw error("a list of \(l.count) × \(n) entries is longer than the \(ConfigParser.maxListLength) a config list may hold", op)
             }
             return .list(Array([[String]](repeating: l, count: n).joined()))

@@ -49,6 +49,28 @@ func parse(_ text: String) throws -> ConfigFile {
         #expect(c.bool("mamba_use_mlp") == true && c.int("total_batch_size") == 65536 && c.string("model_tag") == "d4")
     }
 
+    /// Arithmetic that would overflow, non-finite floats and huge lists are errors at the
+    /// operator or literal; an empty list repeated any number of times stays empty.
+    @Test func arithmeticAndListsStayInRange() throws {
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 29, "integer overflow: 9223372036854775807 + 1 is outside the 64-bit range")) {
+            try parse("depth = 9223372036854775807 + 1\n")
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 29, "integer overflow: 4611686018427387904 * 2 is outside the 64-bit range")) {
+            try parse("depth = 4611686018427387904 * 2\n")
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 16, "number 1e999 is too large for a 64-bit float")) {
+            try parse("target_flops = 1e999\n")
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 23, "a list of 1 × 1000000000000 entries is longer than the 100000 a config list may hold")) {
+            try parse("block_pattern = [\"T\"] * 1000000000000\n")
+        }
+        #expect(try parse("block_pattern = [] * 5555555555\n").list("block_pattern") == [])
+        var c = try parse("depth = 4\n")
+        #expect(throws: ConfigError(file: "command line", line: 1, column: 29, "depth (int): integer overflow: 9223372036854775807 + 1 is outside the 64-bit range")) {
+            try c.override("--depth=9223372036854775807 + 1")
+        }
+    }
+
     @Test func overridesFromTheCommandLine() throws {
         var c = try parse("depth = 4\n")
         try c.override("--depth=6")
