@@ -5,6 +5,7 @@
 // Layers (each imports only those to its left):
 //   CBLAS (system library), CVectorMath (C header), CHost (C) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
 //                                                                 ^------- bench (executable)
+//   MPISystem (system library, Open MPI) <- CMPI (C) <- Train
 //   CLAPACKE (system library) is linked by the tests alone. docs/ARCHITECTURE.md has the map.
 //
 // Code generation: release builds target the host CPU (`-target-cpu native`) so the SIMD16
@@ -45,6 +46,15 @@ let package = Package(
             path: "Sources/CLAPACKE",
             providers: [.apt(["liblapacke-dev"])]
         ),
+        // Open MPI (Debian: libopenmpi-dev), for data-parallel training across processes.
+        .systemLibrary(
+            name: "MPISystem",
+            path: "Sources/MPISystem",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+        // The MPI calls training makes, as plain C functions (see its header).
+        .target(name: "CMPI", dependencies: ["MPISystem"], path: "Sources/CMPI"),
         // Lane-wise square root as one vector instruction (see its header).
         .target(name: "CVectorMath", path: "Sources/CVectorMath"),
         // The CPU's SIMD facts, and the OpenBLAS core corrected before main (see its header).
@@ -72,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "Train",
-            dependencies: ["Blocks", "Tensor"],
+            dependencies: ["Blocks", "Tensor", "CMPI"],
             swiftSettings: hostCPU
         ),
         .executableTarget(

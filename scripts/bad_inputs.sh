@@ -175,6 +175,8 @@ d=$(copy c7); edit_meta "$d/meta_000004.json" "m['model_config']['n_layer'] = 10
 r "meta: n_layer 10^15" "$d" "n_layer is 1000000000000000"
 d=$(copy c8); edit_meta "$d/meta_000004.json" "m['model_config']['n_layer'] = -1"
 r "meta: n_layer -1" "$d" "n_layer must be positive"
+d=$(copy c8b); edit_meta "$d/meta_000004.json" "m['model_config']['n_layer'] = -40; del m['model_config']['block_pattern']"
+r "meta: n_layer -40 and no block_pattern" "$d" "n_layer must be in 1...4096, got -40"
 d=$(copy c9); edit_meta "$d/meta_000004.json" "m['tokenizer_hash'] = '0123456789abcdef'"
 r "meta: trained with another tokenizer" "$d" "another tokenizer"
 d=$(copy c10); rm "$d/optim_000004.safetensors"

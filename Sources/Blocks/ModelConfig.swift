@@ -100,6 +100,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if let raw = try c.decodeIfPresent([String].self, forKey: .blockPattern) {
             blockPattern = try ModelConfig.parsePattern(raw)
         } else {
+            let deepest = ModelConfig.largest["n_layer"] ?? 4096
+            guard (1...deepest).contains(nLayer) else {
+                throw ModelConfigError(key: "n_layer", "n_layer must be in 1...\(deepest), got \(nLayer)")
+            }
             blockPattern = Array(repeating: .transformer, count: nLayer)
         }
     }

@@ -16,11 +16,21 @@ public enum Evaluator {
     /// Evaluates `model` on the first `maxBatches` batches of (batch × sequence) tokens of
     /// `shard`, in order from token 0. `byteLengths[id]` is each token's byte count (0 for
     /// special tokens). Fewer batches than asked when the shard is short; none is an error.
+    /// With a `world`, rank r evaluates batches r, r+N, ... and the sums are added over the
+    /// ranks, so every rank returns the whole evaluation.
     public static func evaluate(_ model: GPT, shard: TokenShard, batch: Int, sequence: Int, maxBatches: Int?,
-                                byteLengths: [Int]?) throws -> Evaluation {
+                                byteLengths: [Int]?, world: World? = nil) throws -> Evaluation {
         var loader = BatchLoader(shard: shard, batch: batch, sequence: sequence)
         var lossSum = 0.0, nats = 0.0, bytes = 0, batches = 0, count = 0
-        while maxBatches.map({ batches < $0 }) ?? true, let (x, y) = loader.next() {
+        let (rank, ranks) = (world?.rank ?? 0, world?.size ?? 1)
+        var index = 0
+        while maxBatches.map({ index < $0 }) ?? true {
+            defer { index += 1 }
+            if index % ranks != rank {
+                guard loader.skip() else { break }
+                continue
+            }
+            guard let (x, y) = loader.next() else { break }
             let losses = model.tokenLosses(x, targets: y)
             for (l, t) in zip(losses, y.values) {
                 lossSum += Double(l)
@@ -31,6 +41,10 @@ public enum Evaluator {
             }
             count += losses.count
             batches += 1
+        }
+        if let world {
+            let total = world.sum([lossSum, nats, Double(bytes), Double(batches), Double(count)])
+            (lossSum, nats, bytes, batches, count) = (total[0], total[1], Int(total[2]), Int(total[3]), Int(total[4]))
         }
         guard batches > 0 else {
             throw ShardError(path: shard.path, "\(shard.count) tokens, fewer than one evaluation batch of \(batch)×\(sequence)+1")

@@ -32,7 +32,7 @@ public final class RunLock {
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, host.count - 1)
         let stamp = ISO8601DateFormatter().string(from: Date())
-        let text = "pid \(getpid()) on \(String(cString: host)), \(purpose) since \(stamp)\n"
+        let text = "pid \(getpid()) on \(cText(host)), \(purpose) since \(stamp)\n"
         ftruncate(fd, 0)
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
     }

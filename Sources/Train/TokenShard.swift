@@ -88,6 +88,15 @@ public struct BatchLoader {
         self.shard = shard; self.batch = batch; self.sequence = sequence; self.position = position
     }
 
+    /// Moves past the next batch without reading it (what another rank takes); false when
+    /// the shard has fewer than B·T + 1 tokens left.
+    public mutating func skip() -> Bool {
+        let (n, overflow) = batch.multipliedReportingOverflow(by: sequence)
+        guard !overflow, position >= 0, n < shard.count - position else { return false }
+        position += n + 1
+        return true
+    }
+
     /// The next (x, y), or nil when the shard has fewer than B·T + 1 tokens left.
     public mutating func next() -> (x: IndexTensor, y: IndexTensor)? {
         let (n, overflow) = batch.multipliedReportingOverflow(by: sequence)

@@ -7,8 +7,11 @@ import Tensor
 public struct TrainSettings {
     public var model: ModelConfig
     public var deviceBatchSize: Int, sequenceLen: Int, totalBatchSize: Int
-    /// Micro-batches per step: total_batch_size / (device_batch_size · max_seq_len).
-    public var accumulation: Int { totalBatchSize / (deviceBatchSize * sequenceLen) }
+    /// Ranks of a data-parallel run (1 without MPI).
+    public var worldSize = 1
+    /// Micro-batches per step on each rank: total_batch_size / (device_batch_size ·
+    /// max_seq_len · ranks).
+    public var accumulation: Int { totalBatchSize / (deviceBatchSize * sequenceLen * worldSize) }
     /// Steps of the run, and which key decided it.
     public var numIterations: Int, horizon: String
     public var optimizer: OptimizerSettings
@@ -21,8 +24,8 @@ public struct TrainSettings {
     public var userConfig: [String: ConfigValue]
 
     /// Resolves `c` (a config file with overrides applied, from `path`) for a tokenizer of
-    /// `vocabSize` ids.
-    public static func resolve(_ c: ConfigFile, path: String, vocabSize: Int) throws -> TrainSettings {
+    /// `vocabSize` ids, run on `worldSize` ranks.
+    public static func resolve(_ c: ConfigFile, path: String, vocabSize: Int, worldSize: Int = 1) throws -> TrainSettings {
         let model = try TrainingKeys.modelConfig(c, vocabSize: vocabSize)
         func positive(_ key: String, most: Int) throws -> Int {
             let v = try c.requiredInt(key)
@@ -31,10 +34,19 @@ public struct TrainSettings {
         }
         let b = try positive("device_batch_size", most: 1 << 20), t = model.sequenceLen
         let total = try positive("total_batch_size", most: 1 << 40)
-        guard total % (b * t) == 0 else {
-            let lower = max(1, total / (b * t)) * b * t
-            throw c.error(at: "total_batch_size",
-                          "total_batch_size \(total) is not a multiple of device_batch_size × max_seq_len = \(b) × \(t) = \(b * t) tokens; use \(lower) or \(lower + b * t)")
+        if worldSize == 1 {
+            guard total % (b * t) == 0 else {
+                let lower = max(1, total / (b * t)) * b * t
+                throw c.error(at: "total_batch_size",
+                              "total_batch_size \(total) is not a multiple of device_batch_size × max_seq_len = \(b) × \(t) = \(b * t) tokens; use \(lower) or \(lower + b * t)")
+            }
+        } else {
+            let step = b * t * worldSize
+            guard total % step == 0 else {
+                let lower = max(1, total / step) * step
+                throw c.error(at: "total_batch_size",
+                              "total_batch_size \(total) is not a multiple of device_batch_size × max_seq_len × ranks = \(b) × \(t) × \(worldSize) = \(step) tokens; use \(lower) or \(lower + step)")
+            }
         }
         var optimizer = OptimizerSettings()
         optimizer.embeddingLR = try c.requiredDouble("embedding_lr")
@@ -89,13 +101,15 @@ public struct TrainSettings {
         used["model_tag"] = .string(tag); used["tokenizer_dir"] = .string(tokenizerDir)
         used["output_dir"] = .string(outputDir); used["threads"] = .int(threads)
 
-        return TrainSettings(
+        var settings = TrainSettings(
             model: model, deviceBatchSize: b, sequenceLen: t, totalBatchSize: total,
             numIterations: iterations, horizon: horizon, optimizer: optimizer,
             evalEvery: try c.requiredInt("eval_every"), evalTokens: try c.requiredInt("eval_tokens"),
             sampleEvery: try c.requiredInt("sample_every"), saveEvery: try c.requiredInt("save_every"),
             dataDir: dataDir, tokenizerDir: tokenizerDir, outputDir: outputDir, modelTag: tag,
             seed: UInt64(bitPattern: Int64(try c.requiredInt("seed"))), threads: threads, userConfig: used)
+        settings.worldSize = worldSize
+        return settings
     }
 
     /// The most steps a run may have.

@@ -24,6 +24,9 @@ public final class Trainer {
     public private(set) var lastClipFactor: Float = 1
     /// Steps taken; the schedules use it. Set when resuming.
     public var step = 0
+    /// The ranks of a data-parallel run: each step's gradients and loss are summed over
+    /// them before clipping and the update (nil: one process).
+    public var world: World?
 
     /// Groups the model's parameters by their optimiser group. The embedding and head rates
     /// are scaled by (C/768)^-½ as nanochat does.
@@ -59,13 +62,24 @@ public final class Trainer {
         let params = model.parameters.parameters
         for p in params { p.tensor.zeroGrad() }
         var lossSum = 0.0
+        // The mean over every micro-batch of the step, on all ranks.
+        let weight = 1 / Double(microBatches.count * (world?.size ?? 1))
         for (x, y) in microBatches {
             OpProfile.mark()
-            let loss = scale(model.loss(x, targets: y), 1 / Double(microBatches.count))
+            let loss = scale(model.loss(x, targets: y), weight)
             let value = loss.item
             guard value.isFinite else { throw NonFiniteError(step: step, tensor: "loss") }
             lossSum += value
             loss.backward()
+        }
+        if let world {
+            OpProfile.measure("distributed", "gradient allreduce") {
+                for p in params {
+                    guard let g = p.tensor.grad else { continue }
+                    world.sum(g.data(Float.self), count: g.count)
+                }
+            }
+            lossSum = world.sum([lossSum])[0]
         }
         let squares = try OpProfile.measure("optimizer", "gradient norm") {
             var squares = 0.0

@@ -47,16 +47,20 @@ public final class TrainingRun {
     let metricsPath: String
     /// Steps of an earlier run's checkpoints that this fresh run replaces at its first save.
     var replacing: [Int]
+    /// The ranks of a data-parallel run; only rank 0 writes files.
+    let world: World?
+    var writes: Bool { world?.isRoot ?? true }
 
     /// Sets up the run: shards, tokenizer copy, model (fresh or from a checkpoint), optimisers.
     /// Everything that can fail on the input is checked before anything is written; a fresh
     /// run into a directory holding checkpoints (`replacing` their steps) removes them only
     /// once its own first checkpoint is saved.
     public init(settings: TrainSettings, tokenizer: Tokenizer, resume: ResumePoint?, replacing: [Int] = [],
-                log: @escaping (String) -> Void) throws {
+                world: World? = nil, log: @escaping (String) -> Void) throws {
         self.settings = settings
         self.tokenizer = tokenizer
         self.log = log
+        self.world = world
         self.replacing = resume == nil ? replacing : []
         // Weights, gradients and optimiser state, and the largest activations: a micro-batch's
         // logits with their softmax and gradient.
@@ -111,6 +115,7 @@ public final class TrainingRun {
             }
             model = loaded
             trainer = Trainer(model: model, settings: settings.optimizer)
+            trainer.world = world
             try OptimizerState.load(into: trainer, from: Checkpoint.optimPath(dir, step: step))
             trainer.step = step
             (position, epoch, smoothLoss, elapsed) = (state.trainPosition, state.epoch, state.smoothLoss, state.elapsedSeconds)
@@ -119,15 +124,18 @@ public final class TrainingRun {
         } else {
             model = try GPT(config: settings.model, seed: settings.seed)
             trainer = Trainer(model: model, settings: settings.optimizer)
+            trainer.world = world
             startStep = 0
             resumed = false
         }
         loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen, position: position)
-        try AtomicFile.makeDirectories(dir)
-        AtomicFile.removeStale(in: dir)
-        AtomicFile.removeStale(in: "\(dir)/tokenizer")
-        try tokenizer.save(to: "\(dir)/tokenizer")
-        try MetricsFile.truncate(metricsPath, after: startStep, fresh: !resumed)
+        if world?.isRoot ?? true {
+            try AtomicFile.makeDirectories(dir)
+            AtomicFile.removeStale(in: dir)
+            AtomicFile.removeStale(in: "\(dir)/tokenizer")
+            try tokenizer.save(to: "\(dir)/tokenizer")
+            try MetricsFile.truncate(metricsPath, after: startStep, fresh: !resumed)
+        }
         peakGFLOPS = gemmPeak(threads: settings.threads)
     }
 
@@ -152,9 +160,15 @@ public final class TrainingRun {
         let tokensPerStep = s.totalBatchSize
         log("model: \(s.model.parameterCount) parameters, pattern \(s.model.blockPattern.map(\.rawValue).joined()), "
             + "d_model \(s.model.nEmbd), \(s.model.nHead) heads, vocab \(s.model.vocabSize), \(String(format: "%.3g", s.model.flopsPerToken)) FLOPs/token")
-        log("batch: \(tokensPerStep) tokens/step = \(s.accumulation) × \(s.deviceBatchSize) × \(s.sequenceLen); "
+        let ranks = s.worldSize > 1 ? " × \(s.worldSize) ranks" : ""
+        log("batch: \(tokensPerStep) tokens/step = \(s.accumulation) × \(s.deviceBatchSize) × \(s.sequenceLen)\(ranks); "
             + "\(total) steps (\(s.horizon)); train.bin \(train.count) tokens, val.bin \(val.count)")
-        log(String(format: "threads: %d; sgemm peak %.1f GFLOPS (MFU is quoted against it)", s.threads, peakGFLOPS))
+        if let world {
+            log(String(format: "ranks: %d × %d threads; sgemm peak %.1f GFLOPS per rank (MFU is quoted against %d × it)",
+                       world.size, s.threads, peakGFLOPS, world.size))
+        } else {
+            log(String(format: "threads: %d; sgemm peak %.1f GFLOPS (MFU is quoted against it)", s.threads, peakGFLOPS))
+        }
         log(HostCPU.summary)
         for warning in HostCPU.warnings + [HostCPU.peakWarning(measured: peakGFLOPS, threads: s.threads)].compactMap({ $0 }) {
             log("warning: \(warning)")
@@ -169,21 +183,22 @@ public final class TrainingRun {
             let atStart = resumed && step == startStep
             if !atStart && (last || (s.evalEvery > 0 && step % s.evalEvery == 0)) {
                 let e = try Evaluator.evaluate(model, shard: val, batch: s.deviceBatchSize, sequence: s.sequenceLen,
-                                               maxBatches: s.evalBatches, byteLengths: tokenizer.byteLengths)
+                                               maxBatches: s.evalBatches, byteLengths: tokenizer.byteLengths, world: world)
                 lastBPB = e.bpb
                 if let bpb = e.bpb { evaluations.append((step, bpb)) }
                 log(String(format: "step %05d | val loss %.4f | val bpb %.4f (%d tokens)", step, e.loss, e.bpb ?? .nan, e.tokens))
-                try MetricsFile.append(.evaluation(step: step, loss: e.loss, bpb: e.bpb), to: metricsPath)
-                writeChart()
+                if writes {
+                    try MetricsFile.append(.evaluation(step: step, loss: e.loss, bpb: e.bpb), to: metricsPath)
+                    writeChart()
+                }
             }
-            if !atStart && s.sampleEvery > 0 && step > 0 && (last || step % s.sampleEvery == 0) { logSamples() }
-            if step > startStep && (last || (s.saveEvery > 0 && step % s.saveEvery == 0)) {
+            if writes && !atStart && s.sampleEvery > 0 && step > 0 && (last || step % s.sampleEvery == 0) { logSamples() }
+            if writes && step > startStep && (last || (s.saveEvery > 0 && step % s.saveEvery == 0)) {
                 try save(step: step, valBPB: lastBPB)
             }
             if last { break }
 
-            var batches: [(x: IndexTensor, y: IndexTensor)] = []
-            for _ in 0..<s.accumulation { batches.append(nextBatch()) }
+            let batches = nextBatches()
             let t0 = DispatchTime.now().uptimeNanoseconds
             let loss: Double
             do {
@@ -199,27 +214,55 @@ public final class TrainingRun {
             let debiased = smoothLoss / (1 - pow(0.9, Double(step + 1)))
             let rate = Double(tokensPerStep) / dt
             rates.append(rate)
-            let mfu = s.model.flopsPerToken * rate / (peakGFLOPS * 1e9) * 100
+            let mfu = s.model.flopsPerToken * rate / (peakGFLOPS * 1e9 * Double(s.worldSize)) * 100
             let eta = sessionTime / Double(sessionSteps) * Double(total - step - 1)
             log(String(format: "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %@ | mfu: %.2f | total time: %.2fm | eta: %.1fm",
                        step + 1, total, Double(step + 1) / Double(total) * 100, debiased, trainer.lastLRMultiplier, dt * 1000,
                        Self.grouped(Int(rate)), mfu, elapsed / 60, eta / 60))
-            try MetricsFile.append(MetricsRow(step: step + 1, loss: loss, smoothLoss: debiased, lrm: trainer.lastLRMultiplier,
-                                              dtMs: dt * 1000, tokPerSec: rate, mfu: mfu, elapsedS: elapsed), to: metricsPath)
+            if writes {
+                try MetricsFile.append(MetricsRow(step: step + 1, loss: loss, smoothLoss: debiased, lrm: trainer.lastLRMultiplier,
+                                                  dtMs: dt * 1000, tokPerSec: rate, mfu: mfu, elapsedS: elapsed), to: metricsPath)
+            }
             step += 1
         }
-        writeChart()
+        if writes { writeChart() }
         let sorted = rates.sorted()
         return TrainingSummary(steps: step - startStep, evaluations: evaluations,
                                medianTokensPerSecond: sorted.isEmpty ? 0 : sorted[sorted.count / 2])
     }
 
-    /// The next micro-batch, going back to the start of train.bin (a new epoch) at its end.
-    func nextBatch() -> (x: IndexTensor, y: IndexTensor) {
+    /// This rank's micro-batches of the next step. A step takes the next N·A windows of
+    /// train.bin (SPEC §3.2 order, N ranks of A micro-batches each), whatever N is; rank r
+    /// reads windows r·A ..< (r+1)·A and moves past the others.
+    func nextBatches() -> [(x: IndexTensor, y: IndexTensor)] {
+        let a = settings.accumulation, rank = world?.rank ?? 0
+        var mine: [(x: IndexTensor, y: IndexTensor)] = []
+        for w in 0..<(a * settings.worldSize) {
+            if w / a == rank {
+                mine.append(nextWindow())
+            } else {
+                skipWindow()
+            }
+        }
+        return mine
+    }
+
+    /// The next window, going back to the start of train.bin (a new epoch) at its end.
+    func nextWindow() -> (x: IndexTensor, y: IndexTensor) {
         if let b = loader.next() { return b }
+        newEpoch()
+        return loader.next()!   // init checked that one micro-batch fits
+    }
+
+    func skipWindow() {
+        if loader.skip() { return }
+        newEpoch()
+        _ = loader.skip()
+    }
+
+    func newEpoch() {
         epoch += 1
         loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen)
-        return loader.next()!   // init checked that one micro-batch fits
     }
 
     func save(step: Int, valBPB: Double?) throws {

@@ -65,29 +65,64 @@ struct TrainCommand: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
+        guard let world = World.current else { return try train(world: nil) }
+        // Under MPI an error on any rank ends every rank, with that rank's message.
+        do {
+            try train(world: world)
+        } catch {
+            world.abort("\(error)")
+        }
+        world.finalize()
+    }
+
+    func train(world: World?) throws {
         let file = try loadConfig(config, overrides: overrides)
         let tokenizer = try loadTokenizer(TrainingKeys.tokenizerDir(file))
         try reportingTrainingErrors {
-            let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize)
+            let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize, worldSize: world?.size ?? 1)
+            if let world { try checkRanksAgree(world, settings, tokenizer) }
             let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
-            let lock = try RunLock(dir: settings.outputDir, purpose: "nanochat train")
+            let lock = try (world?.isRoot ?? true) ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
             defer { withExtendedLifetime(lock) {} }
             let existing = Checkpoint.steps(in: settings.outputDir)
             if point == nil && !existing.isEmpty && !overwrite {
                 throw UserError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
                                 + "--resume continues the latest, --overwrite replaces them with a fresh run's (at its first save), or set --output_dir=DIR")
             }
+            let printing = world?.isRoot ?? true
             let run = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: point,
-                                      replacing: point == nil ? existing : []) {
-                print($0)
+                                      replacing: point == nil ? existing : [], world: world) { line in
+                guard printing else { return }
+                print(line)
                 fflush(nil)
             }
             let summary = try run.run()
-            if let first = summary.evaluations.first, let last = summary.evaluations.last, summary.evaluations.count > 1 {
+            if world?.isRoot ?? true, let first = summary.evaluations.first, let last = summary.evaluations.last, summary.evaluations.count > 1 {
                 print(String(format: "done: val bpb %.4f at step %d → %.4f at step %d; median %@ tok/s; checkpoints in %@",
                              first.bpb, first.step, last.bpb, last.step, TrainingRun.grouped(Int(summary.medianTokensPerSecond)),
                              settings.outputDir))
             }
         }
+    }
+}
+
+/// Every rank must run the same training: the same resolved settings (but threads and
+/// paths) and model, the same tokenizer and the same executable. Rank 0's digests are compared with each rank's; any
+/// difference stops the job naming the ranks.
+func checkRanksAgree(_ world: World, _ settings: TrainSettings, _ tokenizer: Tokenizer) throws {
+    var config = Digest()
+    // Threads and paths may differ per rank (hosts mount data in different places).
+    let local: Set<String> = ["threads", "data_dir", "tokenizer_dir", "output_dir"]
+    let keys = settings.userConfig.keys.sorted().filter { !local.contains($0) }
+    for key in keys { config.add(key); config.add(settings.userConfig[key]?.description ?? "") }
+    for spec in settings.model.parameterSpecs { config.add(spec.name); config.add("\(spec.shape)") }
+    config.add(tokenizer.identity)
+    let all = world.gather((config.value, Digest.executable() ?? 0))
+    let configs = all.indices.filter { all[$0].0 != all[0].0 }, binaries = all.indices.filter { all[$0].1 != all[0].1 }
+    guard configs.isEmpty && binaries.isEmpty else {
+        var what: [String] = []
+        if !configs.isEmpty { what.append("rank(s) \(configs.map(String.init).joined(separator: ", ")) resolved other settings, model or tokenizer than rank 0") }
+        if !binaries.isEmpty { what.append("rank(s) \(binaries.map(String.init).joined(separator: ", ")) run another nanochat executable than rank 0") }
+        throw UserError("the ranks do not agree: \(what.joined(separator: "; ")); start every rank with the same binary, config and overrides")
     }
 }

@@ -130,6 +130,14 @@ extension BlocksTests {
             meta["model_config"] = mc
             try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: metaPath))
             #expect(try Checkpoint.load(from: dir).model.config.blockPattern == [.transformer, .transformer])
+            // Without a pattern, n_layer sizes one; out of range it is an error, not a trap
+            // (found by fuzzing the meta reader).
+            mc["n_layer"] = -40
+            meta["model_config"] = mc
+            let bad = try JSONSerialization.data(withJSONObject: meta)
+            #expect(throws: TensorFileError(path: "m", "model_config: n_layer must be in 1...4096, got -40")) {
+                try Checkpoint.modelConfig(fromMeta: bad, path: "m")
+            }
         }
     }
 }

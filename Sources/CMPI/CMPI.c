@@ -1,0 +1,81 @@
+#include "CMPI.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mpi.h>
+
+int nanochat_mpi_launched(void) {
+    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (getenv(names[i]) != NULL) return 1;
+    }
+    return 0;
+}
+
+int nanochat_mpi_init(int *rank, int *size) {
+    int provided = 0;
+    int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    if (rc != MPI_SUCCESS) return rc;
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    rc = MPI_Comm_rank(MPI_COMM_WORLD, rank);
+    if (rc != MPI_SUCCESS) return rc;
+    return MPI_Comm_size(MPI_COMM_WORLD, size);
+}
+
+void nanochat_mpi_finalize(void) {
+    int done = 0;
+    MPI_Finalized(&done);
+    if (!done) MPI_Finalize();
+}
+
+void nanochat_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+
+// Runs `call` on pieces of at most INT_MAX elements.
+#define IN_PIECES(count, size, call)                                   \
+    for (size_t done = 0; done < (count);) {                           \
+        size_t n = (count) - done > INT_MAX ? INT_MAX : (count) - done; \
+        int rc = (call);                                               \
+        if (rc != MPI_SUCCESS) return rc;                              \
+        done += n;                                                     \
+    }                                                                  \
+    return MPI_SUCCESS;
+
+int nanochat_mpi_allreduce_sum_float(float *buffer, size_t count) {
+    IN_PIECES(count, sizeof(float),
+              MPI_Allreduce(MPI_IN_PLACE, buffer + done, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD))
+}
+
+int nanochat_mpi_allreduce_sum_double(double *buffer, size_t count) {
+    IN_PIECES(count, sizeof(double),
+              MPI_Allreduce(MPI_IN_PLACE, buffer + done, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD))
+}
+
+int nanochat_mpi_bcast(void *buffer, size_t bytes, int root) {
+    IN_PIECES(bytes, 1, MPI_Bcast((char *)buffer + done, (int)n, MPI_BYTE, root, MPI_COMM_WORLD))
+}
+
+int nanochat_mpi_allgather(const void *send, size_t bytes, void *receive) {
+    if (bytes > INT_MAX) return MPI_ERR_COUNT;
+    return MPI_Allgather(send, (int)bytes, MPI_BYTE, receive, (int)bytes, MPI_BYTE, MPI_COMM_WORLD);
+}
+
+int nanochat_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
+
+void nanochat_mpi_error_string(int code, char *text, int capacity) {
+    char buffer[MPI_MAX_ERROR_STRING];
+    int length = 0;
+    if (MPI_Error_string(code, buffer, &length) != MPI_SUCCESS) length = 0;
+    buffer[length < MPI_MAX_ERROR_STRING ? length : MPI_MAX_ERROR_STRING - 1] = 0;
+    strncpy(text, buffer, (size_t)capacity - 1);
+    text[capacity - 1] = 0;
+}
+
+void nanochat_mpi_host(char *text, int capacity) {
+    char buffer[MPI_MAX_PROCESSOR_NAME];
+    int length = 0;
+    if (MPI_Get_processor_name(buffer, &length) != MPI_SUCCESS) length = 0;
+    buffer[length] = 0;
+    strncpy(text, buffer, (size_t)capacity - 1);
+    text[capacity - 1] = 0;
+}

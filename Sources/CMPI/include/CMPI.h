@@ -1,0 +1,32 @@
+// Data-parallel training's few MPI calls, as plain C functions Swift can call (MPI's handles
+// are macros over library globals). Every call works on MPI_COMM_WORLD, returns MPI's error
+// code (0 on success) and splits counts above INT_MAX into several calls.
+#ifndef NANOCHAT_CMPI_H
+#define NANOCHAT_CMPI_H
+
+#include <stddef.h>
+
+/// Whether an MPI launcher (mpirun, srun with PMIx) started this process: its environment
+/// names a world size. Without one, nothing calls MPI.
+int nanochat_mpi_launched(void);
+
+/// MPI_Init_thread with MPI_THREAD_FUNNELED (only the main thread calls MPI), errors
+/// returned rather than fatal. Fills rank and size.
+int nanochat_mpi_init(int *rank, int *size);
+void nanochat_mpi_finalize(void);
+/// Ends every rank of the job with `code` (MPI_Abort).
+void nanochat_mpi_abort(int code);
+
+int nanochat_mpi_allreduce_sum_float(float *buffer, size_t count);
+int nanochat_mpi_allreduce_sum_double(double *buffer, size_t count);
+int nanochat_mpi_bcast(void *buffer, size_t bytes, int root);
+/// Each rank's `bytes` bytes from `send`, concatenated in rank order into `receive`.
+int nanochat_mpi_allgather(const void *send, size_t bytes, void *receive);
+int nanochat_mpi_barrier(void);
+
+/// MPI's text for an error code.
+void nanochat_mpi_error_string(int code, char *text, int capacity);
+/// The processor (host) name.
+void nanochat_mpi_host(char *text, int capacity);
+
+#endif

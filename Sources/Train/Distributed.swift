@@ -1,0 +1,109 @@
+// Data-parallel training over MPI: one process per rank, each with its own threads, started
+// by `mpirun -np N nanochat train ...`. A rank computes the gradients of its micro-batches,
+// the ranks sum them (MPI_Allreduce), and every rank takes the same optimiser step, so the
+// weights stay identical everywhere. Without a launcher nothing here runs and training is
+// the one-process code path, bit for bit.
+import CMPI
+import Foundation
+import Tensor
+
+/// The ranks of an MPI job, as this process sees them.
+public final class World: @unchecked Sendable {
+    public let rank: Int, size: Int
+    /// This rank's host, for messages.
+    public let host: String
+
+    /// The job's world when an MPI launcher started this process (MPI is initialised on the
+    /// first use), nil otherwise.
+    public static let current: World? = {
+        guard nanochat_mpi_launched() != 0 else { return nil }
+        var rank: Int32 = 0, size: Int32 = 0
+        let rc = nanochat_mpi_init(&rank, &size)
+        guard rc == 0 else {
+            FileHandle.standardError.write(Data("Error: MPI_Init failed: \(World.text(rc))\n".utf8))
+            exit(1)
+        }
+        var host = [CChar](repeating: 0, count: 256)
+        nanochat_mpi_host(&host, Int32(host.count))
+        return World(rank: Int(rank), size: Int(size), host: cText(host))
+    }()
+
+    init(rank: Int, size: Int, host: String) {
+        self.rank = rank; self.size = size; self.host = host
+    }
+
+    public var isRoot: Bool { rank == 0 }
+
+    static func text(_ code: Int32) -> String {
+        var buffer = [CChar](repeating: 0, count: 512)
+        nanochat_mpi_error_string(code, &buffer, Int32(buffer.count))
+        return cText(buffer)
+    }
+
+    /// Stops every rank: prints `message` (prefixed with this rank) and aborts the job.
+    public func abort(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("Error: rank \(rank) of \(size) (\(host)): \(message)\n".utf8))
+        nanochat_mpi_abort(1)
+        exit(1)
+    }
+
+    /// A failed collective ends the job: a lost rank leaves nothing to continue with.
+    func check(_ rc: Int32, _ what: String) {
+        if rc != 0 { abort("\(what) failed: \(World.text(rc))") }
+    }
+
+    /// Sums `count` floats at `buffer` over the ranks, in place.
+    public func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
+        check(nanochat_mpi_allreduce_sum_float(buffer, count), "summing gradients (MPI_Allreduce)")
+    }
+
+    /// Sums doubles over the ranks.
+    public func sum(_ values: [Double]) -> [Double] {
+        var v = values
+        check(v.withUnsafeMutableBufferPointer { nanochat_mpi_allreduce_sum_double($0.baseAddress, $0.count) },
+              "summing (MPI_Allreduce)")
+        return v
+    }
+
+    /// Each rank's 16-byte value, in rank order.
+    public func gather(_ value: (UInt64, UInt64)) -> [(UInt64, UInt64)] {
+        var send = [value.0, value.1]
+        var receive = [UInt64](repeating: 0, count: 2 * size)
+        let rc = send.withUnsafeMutableBytes { s in
+            receive.withUnsafeMutableBytes { r in nanochat_mpi_allgather(s.baseAddress, 16, r.baseAddress) }
+        }
+        check(rc, "comparing the ranks' settings (MPI_Allgather)")
+        return (0..<size).map { (receive[2 * $0], receive[2 * $0 + 1]) }
+    }
+
+    /// Waits for every rank.
+    public func barrier() { check(nanochat_mpi_barrier(), "MPI_Barrier") }
+
+    public func finalize() { nanochat_mpi_finalize() }
+}
+
+/// The text of a NUL-terminated C buffer.
+func cText(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// FNV-1a over bytes, for the digests ranks compare at start-up.
+public struct Digest {
+    public private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    public mutating func add(_ bytes: some Sequence<UInt8>) {
+        for b in bytes { value = (value ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+    }
+
+    public mutating func add(_ text: String) { add(text.utf8); add([0]) }
+
+    /// The bytes of this process's executable (nil when it cannot be read).
+    public static func executable() -> UInt64? {
+        guard let data = FileManager.default.contents(atPath: "/proc/self/exe") else { return nil }
+        var d = Digest()
+        data.withUnsafeBytes { d.add($0) }
+        return d.value
+    }
+}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Data-parallel training under mpirun, on this machine: 2 ranks × 1 micro-batch against 1
+# process × 2 micro-batches (per-step losses to 1e-5), repeatability (same N, same bits),
+# resuming across world sizes, a rank killed with SIGKILL, an error on one rank, and ranks
+# started with different settings. Needs Open MPI (scripts/install-deps.sh) and a release
+# build. As root, Open MPI needs OMPI_ALLOW_RUN_AS_ROOT; this script sets it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+nc=$PWD/.build/release/nanochat
+[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+command -v python3 > /dev/null || scripts/install-deps.sh python3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+head -c 120000 data/tinyshakespeare.txt > "$W/corpus.txt"
+$nc tokenizer train --input "$W/corpus.txt" --vocab-size 300 --out "$W/tok" > /dev/null
+$nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/data" > /dev/null
+cat > "$W/run.py" <<EOF
+depth = 2
+block_pattern = ["T", "M"]
+max_seq_len = 64
+device_batch_size = 4
+total_batch_size = 512
+num_iterations = 20
+eval_every = 10
+eval_tokens = 1024
+sample_every = 0
+save_every = 10
+threads = 1
+data_dir = "$W/data"
+tokenizer_dir = "$W/tok"
+EOF
+# losses A B [FROM]: the per-step train losses of two runs agree to 1e-5 relative.
+losses() {
+    python3 - "$1" "$2" "${3:-0}" <<'EOF'
+import json, sys
+def rows(p):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(p)) if r.get("loss") is not None}
+a, b, start = rows(sys.argv[1]), rows(sys.argv[2]), int(sys.argv[3])
+steps = sorted(s for s in a if s > start)
+assert steps and all(s in b for s in steps), "the runs have different steps"
+worst = max(abs(a[s] - b[s]) / abs(a[s]) for s in steps)
+print(f"{len(steps)} steps, largest relative difference {worst:.2e}")
+sys.exit(0 if worst <= 1e-5 else 1)
+EOF
+}
+run2() { mpirun -np 2 "$nc" train "$W/run.py" "$@"; }
+
+$nc train "$W/run.py" --output_dir="$W/one" > "$W/one.log" 2>&1 || { cat "$W/one.log"; fail "1 process"; }
+run2 --output_dir="$W/two" > "$W/two.log" 2>&1 || { cat "$W/two.log"; fail "2 ranks"; }
+grep -q "ranks: 2 × 1 threads" "$W/two.log" || fail "the 2-rank run did not say it ran on 2 ranks"
+echo -n "2 ranks × 1 micro-batch against 1 process × 2: "
+losses "$W/one/metrics.jsonl" "$W/two/metrics.jsonl" || fail "losses differ"
+
+run2 --output_dir="$W/two-again" > /dev/null 2>&1 || fail "2 ranks, again"
+cmp -s "$W/two/model_000020.safetensors" "$W/two-again/model_000020.safetensors" \
+    && cmp -s "$W/two/optim_000020.safetensors" "$W/two-again/optim_000020.safetensors" \
+    && echo "two 2-rank runs: the same bits" || fail "two 2-rank runs differ"
+
+# Resume: keep step 10 of each run and continue with the other world size, and with the same.
+keep10() { mkdir -p "$2"; cp "$1"/*_000010.* "$2"/; }
+keep10 "$W/two" "$W/two-to-one"; keep10 "$W/one" "$W/one-to-two"; keep10 "$W/two" "$W/two-to-two"
+$nc train "$W/run.py" --output_dir="$W/two-to-one" --resume > /dev/null 2>&1 || fail "resuming a 2-rank checkpoint in 1 process"
+run2 --output_dir="$W/one-to-two" --resume > /dev/null 2>&1 || fail "resuming a 1-process checkpoint on 2 ranks"
+run2 --output_dir="$W/two-to-two" --resume > /dev/null 2>&1 || fail "resuming a 2-rank checkpoint on 2 ranks"
+echo -n "2-rank checkpoint resumed in 1 process: "; losses "$W/two/metrics.jsonl" "$W/two-to-one/metrics.jsonl" 10 || fail "2 → 1 losses"
+echo -n "1-process checkpoint resumed on 2 ranks: "; losses "$W/one/metrics.jsonl" "$W/one-to-two/metrics.jsonl" 10 || fail "1 → 2 losses"
+cmp -s "$W/two/model_000020.safetensors" "$W/two-to-two/model_000020.safetensors" \
+    && echo "2-rank checkpoint resumed on 2 ranks: the same bits as the uninterrupted run" || fail "same-N resume differs"
+
+# A rank killed with SIGKILL mid-run: every rank ends, non-zero, within 30 s.
+mpirun -np 2 "$nc" train "$W/run.py" --output_dir="$W/kill" --num_iterations=100000 --save_every=5 --eval_every=0 > "$W/kill.log" 2>&1 &
+job=$!
+for _ in $(seq 300); do [ -f "$W/kill/meta_000005.json" ] && break; sleep 0.1; done
+victim=$(pgrep -P "$job" | tail -1)   # a rank: a child of mpirun
+start=$(date +%s)
+kill -9 "$victim"
+for _ in $(seq 300); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+wait "$job"; rc=$?
+took=$(( $(date +%s) - start ))
+left=$(pgrep -f "output_dir=$W/kill" | wc -l)
+if [ "$rc" -ne 0 ] && [ "$took" -le 30 ] && [ "$left" -eq 0 ]; then
+    echo "a rank killed with SIGKILL: the job ended in ${took} s, exit $rc: $(grep -m1 -iE 'exited on signal|killed' "$W/kill.log")"
+else
+    fail "after a SIGKILL: exit $rc after ${took} s, $left processes left"; tail -5 "$W/kill.log"
+fi
+last=$(ls "$W/kill"/meta_*.json | sort | tail -1); last=$(basename "$last" .json); last=$((10#${last#meta_}))
+$nc train "$W/run.py" --output_dir="$W/kill" --resume --save_every=5 --eval_every=0 --num_iterations=$((last + 2)) > /dev/null 2>&1 \
+    && echo "  its last checkpoint (step $last) resumes" || fail "the killed job's last checkpoint (step $last) does not resume"
+
+# An error on one rank (its data directory is wrong) stops every rank with its message.
+start=$(date +%s)
+mpirun -np 1 "$nc" train "$W/run.py" --output_dir="$W/err" : -np 1 "$nc" train "$W/run.py" --output_dir="$W/err" --data_dir="$W/typo" > "$W/err.log" 2>&1
+rc=$?; took=$(( $(date +%s) - start ))
+if [ $rc -ne 0 ] && [ "$took" -le 30 ] && grep -q "rank 1 of 2 .*typo/train.bin: cannot open" "$W/err.log"; then
+    echo "an error on rank 1: every rank stopped in ${took} s: $(grep -m1 'rank 1 of 2' "$W/err.log" | cut -c1-160)"
+else
+    fail "an error on one rank: exit $rc after ${took} s"; tail -5 "$W/err.log"
+fi
+
+# Ranks started with different settings are refused at start-up.
+mpirun -np 1 "$nc" train "$W/run.py" --output_dir="$W/mix" : -np 1 "$nc" train "$W/run.py" --output_dir="$W/mix" --matrix_lr=0.03 > "$W/mix.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q "the ranks do not agree: rank(s) 1 resolved other settings" "$W/mix.log"; then
+    echo "ranks with different settings: refused: $(grep -m1 'do not agree' "$W/mix.log" | cut -c1-160)"
+else
+    fail "ranks with different settings were not refused (exit $rc)"; tail -5 "$W/mix.log"
+fi
+[ ! -f "$W/mix/model_000010.safetensors" ] || fail "the refused job trained"
+
+[ $fails -eq 0 ] || { echo "mpi_smoke: $fails failures" >&2; exit 1; }
+echo "mpi_smoke: all checks passed"
