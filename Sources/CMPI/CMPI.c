@@ -62,6 +62,14 @@ int nanochat_mpi_allgather(const void *send, size_t bytes, void *receive) {
 
 int nanochat_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
 
+int nanochat_mpi_send(const void *buffer, size_t bytes, int destination) {
+    IN_PIECES(bytes, 1, MPI_Send((const char *)buffer + done, (int)n, MPI_BYTE, destination, 0, MPI_COMM_WORLD))
+}
+
+int nanochat_mpi_recv(void *buffer, size_t bytes, int source) {
+    IN_PIECES(bytes, 1, MPI_Recv((char *)buffer + done, (int)n, MPI_BYTE, source, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE))
+}
+
 void nanochat_mpi_error_string(int code, char *text, int capacity) {
     char buffer[MPI_MAX_ERROR_STRING];
     int length = 0;

@@ -76,6 +76,32 @@ public final class World: @unchecked Sendable {
         return (0..<size).map { (receive[2 * $0], receive[2 * $0 + 1]) }
     }
 
+    /// Copies `count` floats at `buffer` from rank `root` to every rank.
+    public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {
+        check(nanochat_mpi_bcast(buffer, count * 4, Int32(root)), "sharing updated weights (MPI_Bcast)")
+    }
+
+    /// Sends floats to one rank; it must `receive` them.
+    public func send(_ buffer: UnsafeMutablePointer<Float>, count: Int, to rank: Int) {
+        check(nanochat_mpi_send(buffer, count * 4, Int32(rank)), "MPI_Send")
+    }
+
+    public func receive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from rank: Int) {
+        check(nanochat_mpi_recv(buffer, count * 4, Int32(rank)), "MPI_Recv")
+    }
+
+    /// Which rank owns each of items of the given sizes: largest first, each to the rank
+    /// with the least so far (the lowest on ties). Depends on the sizes and rank count only.
+    public static func owners(sizes: [Int], ranks: Int) -> [Int] {
+        var load = [Int](repeating: 0, count: ranks), owner = [Int](repeating: 0, count: sizes.count)
+        for i in sizes.indices.sorted(by: { sizes[$0] != sizes[$1] ? sizes[$0] > sizes[$1] : $0 < $1 }) {
+            let r = load.indices.min { load[$0] != load[$1] ? load[$0] < load[$1] : $0 < $1 } ?? 0
+            owner[i] = r
+            load[r] += sizes[i]
+        }
+        return owner
+    }
+
     /// Waits for every rank.
     public func barrier() { check(nanochat_mpi_barrier(), "MPI_Barrier") }
 

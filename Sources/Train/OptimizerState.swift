@@ -6,14 +6,33 @@ import Foundation
 import Tensor
 
 public enum OptimizerState {
-    /// Writes the state of `trainer`'s optimisers to `path`, atomically.
+    /// Writes the state of `trainer`'s optimisers to `path`, atomically. With the state
+    /// sharded over ranks every rank must call it: the owners send their parts to rank 0,
+    /// which writes the one consolidated file (the same file one process writes).
     public static func save(_ trainer: Trainer, to path: String) throws {
+        let rank = trainer.world?.rank ?? 0
         var tensors: [(String, Tensor)] = []
-        for (name, buffer) in zip(trainer.muonNames, trainer.muon.buffers) { tensors.append(("muon.momentum.\(name)", buffer)) }
-        for (i, name) in trainer.adamNames.enumerated() {
-            tensors.append(("adamw.m.\(name)", trainer.adam.m[i]))
-            tensors.append(("adamw.v.\(name)", trainer.adam.v[i]))
+        func add(_ name: String, _ state: Tensor, parameter: Tensor, owner: Int) {
+            guard let world = trainer.world, owner != 0 else {
+                if rank == 0 { tensors.append((name, state)) }
+                return
+            }
+            if rank == owner {
+                world.send(state.data(Float.self), count: state.count, to: 0)
+            } else if rank == 0 {
+                let received = Tensor(zeros: parameter.shape)
+                world.receive(received.data(Float.self), count: received.count, from: owner)
+                tensors.append((name, received))
+            }
         }
+        for (i, name) in trainer.muonNames.enumerated() {
+            add("muon.momentum.\(name)", trainer.muon.buffers[i], parameter: trainer.muon.parameters[i], owner: trainer.muonOwners[i])
+        }
+        for (i, name) in trainer.adamNames.enumerated() {
+            add("adamw.m.\(name)", trainer.adam.m[i], parameter: trainer.adam.parameters[i], owner: trainer.adamOwners[i])
+            add("adamw.v.\(name)", trainer.adam.v[i], parameter: trainer.adam.parameters[i], owner: trainer.adamOwners[i])
+        }
+        guard rank == 0 else { return }
         try Safetensors.write(tensors, metadata: ["adamw_step": String(trainer.adam.step)], to: path)
     }
 
@@ -22,20 +41,25 @@ public enum OptimizerState {
     public static func load(into trainer: Trainer, from path: String) throws {
         let (tensors, metadata) = try Safetensors.read(path)
         let byName = Dictionary(tensors, uniquingKeysWith: { a, _ in a })
-        func restore(_ key: String, into target: Tensor) throws {
+        // Every rank reads the whole file and keeps the parts it owns.
+        func restore(_ key: String, into target: Tensor, of parameter: Tensor, owned: Bool) throws {
             guard let t = byName[key] else { throw TensorFileError(path: path, tensor: key, "missing") }
-            guard t.shape == target.shape, t.dtype == .float32 else {
-                throw TensorFileError(path: path, tensor: key, "shape \(t.shape) \(t.dtype), expected \(target.shape) float32")
+            guard t.shape == parameter.shape, t.dtype == .float32 else {
+                throw TensorFileError(path: path, tensor: key, "shape \(t.shape) \(t.dtype), expected \(parameter.shape) float32")
             }
+            guard owned else { return }
             if let i = Safetensors.firstNonFinite(t) {
                 throw TensorFileError(path: path, tensor: key, "element \(i) is not finite (NaN or Inf)")
             }
             target.data(Float.self).update(from: t.data(Float.self), count: t.count)
         }
-        for (name, buffer) in zip(trainer.muonNames, trainer.muon.buffers) { try restore("muon.momentum.\(name)", into: buffer) }
+        let (muon, adam) = (trainer.muon, trainer.adam)
+        for (i, name) in trainer.muonNames.enumerated() {
+            try restore("muon.momentum.\(name)", into: muon.buffers[i], of: muon.parameters[i], owned: muon.owned[i])
+        }
         for (i, name) in trainer.adamNames.enumerated() {
-            try restore("adamw.m.\(name)", into: trainer.adam.m[i])
-            try restore("adamw.v.\(name)", into: trainer.adam.v[i])
+            try restore("adamw.m.\(name)", into: adam.m[i], of: adam.parameters[i], owned: adam.owned[i])
+            try restore("adamw.v.\(name)", into: adam.v[i], of: adam.parameters[i], owned: adam.owned[i])
         }
         guard let step = metadata["adamw_step"].flatMap(Int.init), step >= 0 else {
             throw TensorFileError(path: path, "no adamw_step in the metadata: not an optimiser state file")

@@ -22,17 +22,24 @@ public final class Trainer {
     public private(set) var lastLRMultiplier = 1.0
     /// The factor the last step's gradients were clipped by (1: not clipped).
     public private(set) var lastClipFactor: Float = 1
+    /// Seconds the last step spent summing gradients over the ranks, and sharing the
+    /// updated weights (0 in one process).
+    public private(set) var lastAllreduceSeconds = 0.0, lastBroadcastSeconds = 0.0
     /// Steps taken; the schedules use it. Set when resuming.
     public var step = 0
     /// The ranks of a data-parallel run: each step's gradients and loss are summed over
-    /// them before clipping and the update (nil: one process).
-    public var world: World?
+    /// them before clipping, and each rank keeps the optimiser state of and updates only
+    /// the parameters it owns, then shares them (nil: one process).
+    public let world: World?
+    /// The owning rank of each Muon matrix and each AdamW parameter (all 0 in one process).
+    public let muonOwners: [Int], adamOwners: [Int]
 
     /// Groups the model's parameters by their optimiser group. The embedding and head rates
     /// are scaled by (C/768)^-½ as nanochat does.
-    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings()) {
+    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings(), world: World? = nil) {
         self.model = model
         self.settings = settings
+        self.world = world
         let scale = pow(Double(model.config.nEmbd) / 768, -0.5)
         var matrices: [Tensor] = [], adamParams: [Tensor] = [], lrs: [Double] = []
         var muonNames: [String] = [], adamNames: [String] = []
@@ -49,10 +56,53 @@ public final class Trainer {
         }
         self.muonNames = muonNames
         self.adamNames = adamNames
-        muon = Muon(parameters: matrices, lr: settings.matrixLR)
+        // Sharding: Muon's state is one momentum per weight, AdamW's two moments.
+        let ranks = world?.size ?? 1, rank = world?.rank ?? 0
+        let owners = World.owners(sizes: matrices.map(\.count) + adamParams.map { 2 * $0.count }, ranks: ranks)
+        muonOwners = Array(owners.prefix(matrices.count))
+        adamOwners = Array(owners.dropFirst(matrices.count))
+        muon = Muon(parameters: matrices, lr: settings.matrixLR, owned: muonOwners.map { $0 == rank })
         adam = AdamW(parameters: adamParams, lrs: lrs, betas: settings.adamBetas, epsilon: settings.adamEpsilon,
-                     weightDecay: settings.weightDecay)
+                     weightDecay: settings.weightDecay, owned: adamOwners.map { $0 == rank })
     }
+
+    /// Floats per collective call: tensors are packed into buckets of this size (one call per
+    /// bucket instead of one per tensor), a tensor larger than it goes alone and in place.
+    public static let bucketFloats = 1 << 22
+    private var bucket: [Float] = []
+
+    /// Runs `collective` over the tensors' contents, packing small tensors together; each
+    /// tensor gets back what the collective left in its part of the bucket.
+    func inBuckets(_ tensors: [Tensor], _ collective: (UnsafeMutablePointer<Float>, Int) -> Void) {
+        if bucket.isEmpty { bucket = [Float](repeating: 0, count: Trainer.bucketFloats) }
+        var pending: [Tensor] = [], filled = 0
+        func flush() {
+            guard !pending.isEmpty else { return }
+            bucket.withUnsafeMutableBufferPointer { b in
+                guard let base = b.baseAddress else { return }
+                var at = 0
+                for t in pending { (base + at).update(from: t.data(Float.self), count: t.count); at += t.count }
+                collective(base, filled)
+                at = 0
+                for t in pending { t.data(Float.self).update(from: base + at, count: t.count); at += t.count }
+            }
+            pending = []
+            filled = 0
+        }
+        for t in tensors {
+            if t.count > Trainer.bucketFloats {
+                collective(t.data(Float.self), t.count)
+                continue
+            }
+            if filled + t.count > Trainer.bucketFloats { flush() }
+            pending.append(t)
+            filled += t.count
+        }
+        flush()
+    }
+
+    /// Bytes of optimiser state this process holds.
+    public var stateBytes: Int { (muon.buffers + adam.m + adam.v).reduce(0) { $0 + $1.count * 4 } }
 
     /// Forward and backward over the micro-batches (gradients averaged), clipping, one
     /// update. Returns the mean loss. `totalSteps` sets the LR schedule's horizon.
@@ -73,13 +123,13 @@ public final class Trainer {
             loss.backward()
         }
         if let world {
+            let t0 = DispatchTime.now().uptimeNanoseconds
             OpProfile.measure("distributed", "gradient allreduce") {
-                for p in params {
-                    guard let g = p.tensor.grad else { continue }
-                    world.sum(g.data(Float.self), count: g.count)
-                }
+                let grads = params.compactMap(\.tensor.grad)
+                inBuckets(grads) { bucket, count in world.sum(bucket, count: count) }
             }
             lossSum = world.sum([lossSum])[0]
+            lastAllreduceSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         }
         let squares = try OpProfile.measure("optimizer", "gradient norm") {
             var squares = 0.0
@@ -104,6 +154,16 @@ public final class Trainer {
             muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step), gradScale: clipFactor)
         }
         OpProfile.measure("optimizer", "AdamW") { adam.update(lrMultiplier: lrm, gradScale: clipFactor) }
+        if let world {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            defer { lastBroadcastSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+            OpProfile.measure("distributed", "weight broadcast") {
+                let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
+                for owner in 0..<world.size {
+                    inBuckets(all.filter { $0.1 == owner }.map(\.0)) { bucket, count in world.broadcast(bucket, count: count, root: owner) }
+                }
+            }
+        }
         step += 1
         return lossSum
     }

@@ -114,8 +114,7 @@ public final class TrainingRun {
                 throw TrainingError("\(Checkpoint.metaPath(dir, step: step)): step \(step) is past the run's \(settings.numIterations) steps (\(settings.horizon))")
             }
             model = loaded
-            trainer = Trainer(model: model, settings: settings.optimizer)
-            trainer.world = world
+            trainer = Trainer(model: model, settings: settings.optimizer, world: world)
             try OptimizerState.load(into: trainer, from: Checkpoint.optimPath(dir, step: step))
             trainer.step = step
             (position, epoch, smoothLoss, elapsed) = (state.trainPosition, state.epoch, state.smoothLoss, state.elapsedSeconds)
@@ -123,8 +122,7 @@ public final class TrainingRun {
             resumed = true
         } else {
             model = try GPT(config: settings.model, seed: settings.seed)
-            trainer = Trainer(model: model, settings: settings.optimizer)
-            trainer.world = world
+            trainer = Trainer(model: model, settings: settings.optimizer, world: world)
             startStep = 0
             resumed = false
         }
@@ -164,10 +162,12 @@ public final class TrainingRun {
         log("batch: \(tokensPerStep) tokens/step = \(s.accumulation) × \(s.deviceBatchSize) × \(s.sequenceLen)\(ranks); "
             + "\(total) steps (\(s.horizon)); train.bin \(train.count) tokens, val.bin \(val.count)")
         if let world {
-            log(String(format: "ranks: %d × %d threads; sgemm peak %.1f GFLOPS per rank (MFU is quoted against %d × it)",
-                       world.size, s.threads, peakGFLOPS, world.size))
+            log(String(format: "ranks: %d × %d threads; sgemm peak %.1f GFLOPS per rank (MFU is quoted against %d × it); "
+                       + "optimiser state %.1f MiB on rank 0, sharded over the ranks",
+                       world.size, s.threads, peakGFLOPS, world.size, Double(trainer.stateBytes) / 1_048_576))
         } else {
-            log(String(format: "threads: %d; sgemm peak %.1f GFLOPS (MFU is quoted against it)", s.threads, peakGFLOPS))
+            log(String(format: "threads: %d; sgemm peak %.1f GFLOPS (MFU is quoted against it); optimiser state %.1f MiB",
+                       s.threads, peakGFLOPS, Double(trainer.stateBytes) / 1_048_576))
         }
         log(HostCPU.summary)
         for warning in HostCPU.warnings + [HostCPU.peakWarning(measured: peakGFLOPS, threads: s.threads)].compactMap({ $0 }) {
@@ -193,7 +193,7 @@ public final class TrainingRun {
                 }
             }
             if writes && !atStart && s.sampleEvery > 0 && step > 0 && (last || step % s.sampleEvery == 0) { logSamples() }
-            if writes && step > startStep && (last || (s.saveEvery > 0 && step % s.saveEvery == 0)) {
+            if step > startStep && (last || (s.saveEvery > 0 && step % s.saveEvery == 0)) {
                 try save(step: step, valBPB: lastBPB)
             }
             if last { break }
@@ -216,9 +216,11 @@ public final class TrainingRun {
             rates.append(rate)
             let mfu = s.model.flopsPerToken * rate / (peakGFLOPS * 1e9 * Double(s.worldSize)) * 100
             let eta = sessionTime / Double(sessionSteps) * Double(total - step - 1)
+            let comm = world == nil ? "" : String(format: " | allreduce: %.1fms | bcast: %.1fms",
+                                                  trainer.lastAllreduceSeconds * 1000, trainer.lastBroadcastSeconds * 1000)
             log(String(format: "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %@ | mfu: %.2f | total time: %.2fm | eta: %.1fm",
                        step + 1, total, Double(step + 1) / Double(total) * 100, debiased, trainer.lastLRMultiplier, dt * 1000,
-                       Self.grouped(Int(rate)), mfu, elapsed / 60, eta / 60))
+                       Self.grouped(Int(rate)), mfu, elapsed / 60, eta / 60) + comm)
             if writes {
                 try MetricsFile.append(MetricsRow(step: step + 1, loss: loss, smoothLoss: debiased, lrm: trainer.lastLRMultiplier,
                                                   dtMs: dt * 1000, tokPerSec: rate, mfu: mfu, elapsedS: elapsed), to: metricsPath)
@@ -226,6 +228,9 @@ public final class TrainingRun {
             step += 1
         }
         if writes { writeChart() }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        log(String(format: "memory: peak RSS %.0f MiB%@", Double(usage.ru_maxrss) / 1024, world == nil ? "" : " (rank 0)"))
         let sorted = rates.sorted()
         return TrainingSummary(steps: step - startStep, evaluations: evaluations,
                                medianTokensPerSecond: sorted.isEmpty ? 0 : sorted[sorted.count / 2])
@@ -265,9 +270,12 @@ public final class TrainingRun {
         loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen)
     }
 
+    /// Saves a checkpoint. Every rank calls it (the optimiser state may be sharded); rank 0
+    /// writes the files.
     func save(step: Int, valBPB: Double?) throws {
         let dir = settings.outputDir
         try OptimizerState.save(trainer, to: Checkpoint.optimPath(dir, step: step))
+        guard writes else { return }
         let resume = ResumeState(trainPosition: loader.position, epoch: epoch, smoothLoss: smoothLoss,
                                  elapsedSeconds: elapsed, numIterations: settings.numIterations)
         try Checkpoint.save(model, step: step, to: dir, extra: TrainingMeta(

@@ -7,6 +7,7 @@
 //   bench model              T / M / hybrid: train, forward, prefill, decode tok/s, MFU, memory
 //   bench claims             the seed's claims about Mamba, confirmed or refuted by measured ratios
 //   bench tokenizer          BPE training time, encoding MB/s 1 vs N threads
+//   bench distributed        train steps on 1 process × all threads vs N MPI ranks
 import ArgumentParser
 import Foundation
 import Tensor
@@ -17,7 +18,7 @@ struct Bench: ParsableCommand {
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
         subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, ClaimsCommand.self, TokenizerBenchCommand.self,
-                      ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self],
+                      ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self, DistributedCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
 }

@@ -162,4 +162,12 @@ func singularValueDecomposition(_ a: [Double], rows: Int, cols: Int) -> (u: [Dou
         #expect(Schedule.muonMomentum(step: 0) == 0.85 && Schedule.muonMomentum(step: 300) == 0.95)
         #expect(abs(Schedule.muonMomentum(step: 150) - 0.9) < 1e-12)
     }
+
+    /// Sharding the optimiser over ranks: largest first to the least-loaded rank, lowest
+    /// rank on ties; one rank owns everything.
+    @Test func ownersBalanceTheState() {
+        #expect(World.owners(sizes: [10, 1, 5, 5], ranks: 2) == [0, 0, 1, 1])
+        #expect(World.owners(sizes: [3, 3, 3], ranks: 1) == [0, 0, 0])
+        #expect(World.owners(sizes: [4, 4, 4, 4], ranks: 3) == [0, 1, 2, 0])
+    }
 }

@@ -23,6 +23,9 @@ int nanochat_mpi_bcast(void *buffer, size_t bytes, int root);
 /// Each rank's `bytes` bytes from `send`, concatenated in rank order into `receive`.
 int nanochat_mpi_allgather(const void *send, size_t bytes, void *receive);
 int nanochat_mpi_barrier(void);
+/// Point to point, for gathering sharded optimiser state onto rank 0.
+int nanochat_mpi_send(const void *buffer, size_t bytes, int destination);
+int nanochat_mpi_recv(void *buffer, size_t bytes, int source);
 
 /// MPI's text for an error code.
 void nanochat_mpi_error_string(int code, char *text, int capacity);

@@ -66,15 +66,23 @@ public final class AdamW {
     public let betas: (Double, Double), epsilon: Double, weightDecay: Double
     /// Updates made so far (the bias corrections use it); set when resuming.
     public var step = 0
-    /// First and second moments, one pair per parameter (saved in optimiser checkpoints).
+    /// First and second moments, one pair per parameter (saved in optimiser checkpoints);
+    /// empty for a parameter this process does not own.
     public let m: [Tensor], v: [Tensor]
+    /// The parameters this process updates (all, unless the state is sharded over ranks).
+    public let owned: [Bool]
 
-    public init(parameters: [Tensor], lrs: [Double], betas: (Double, Double), epsilon: Double, weightDecay: Double) {
+    /// `owned` nil: every parameter; else only those marked, the others keep no state and
+    /// are left as they are (another rank updates them).
+    public init(parameters: [Tensor], lrs: [Double], betas: (Double, Double), epsilon: Double, weightDecay: Double,
+                owned: [Bool]? = nil) {
         precondition(parameters.count == lrs.count)
         self.parameters = parameters; self.lrs = lrs
         self.betas = betas; self.epsilon = epsilon; self.weightDecay = weightDecay
-        m = parameters.map { Tensor(zeros: $0.shape) }
-        v = parameters.map { Tensor(zeros: $0.shape) }
+        let mine = owned ?? Array(repeating: true, count: parameters.count)
+        self.owned = mine
+        m = zip(parameters, mine).map { p, own in Tensor(zeros: own ? p.shape : [0]) }
+        v = zip(parameters, mine).map { p, own in Tensor(zeros: own ? p.shape : [0]) }
     }
 
     /// One update with every learning rate times `lrMultiplier`, reading each gradient
@@ -82,7 +90,7 @@ public final class AdamW {
     public func update(lrMultiplier: Double, gradScale: Float = 1) {
         step += 1
         let c1 = 1 - pow(betas.0, Double(step)), c2 = 1 - pow(betas.1, Double(step))
-        for (i, p) in parameters.enumerated() {
+        for (i, p) in parameters.enumerated() where owned[i] {
             guard let g = p.grad else { continue }
             let lr = Float(lrs[i] * lrMultiplier)
             let constants = AdamWStep(lr: lr, beta1: Float(betas.0), beta2: Float(betas.1), epsilon: Float(epsilon),

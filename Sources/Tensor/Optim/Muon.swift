@@ -60,13 +60,19 @@ public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps:
 public final class Muon {
     public let parameters: [Tensor]
     public let lr: Double
-    /// Momentum buffers, one per parameter.
+    /// Momentum buffers, one per parameter (empty for a parameter this process does not own).
     public let buffers: [Tensor]
+    /// The parameters this process updates (all, unless the state is sharded over ranks).
+    public let owned: [Bool]
 
-    public init(parameters: [Tensor], lr: Double) {
+    /// `owned` nil: every parameter; else only those marked, the others keep no state and
+    /// are left as they are (another rank updates them).
+    public init(parameters: [Tensor], lr: Double, owned: [Bool]? = nil) {
         self.parameters = parameters
         self.lr = lr
-        buffers = parameters.map { Tensor(zeros: $0.shape) }
+        let mine = owned ?? Array(repeating: true, count: parameters.count)
+        self.owned = mine
+        buffers = zip(parameters, mine).map { p, own in Tensor(zeros: own ? p.shape : [0]) }
     }
 
     /// One update with the learning rate times `lrMultiplier`, reading each gradient times
@@ -83,7 +89,7 @@ public final class Muon {
             let rows = p.shape[0], cols = p.count / rows
             return rows * cols * Swift.min(rows, cols)
         }
-        let order = parameters.indices.sorted { cost[$0] != cost[$1] ? cost[$0] > cost[$1] : $0 < $1 }
+        let order = parameters.indices.filter { owned[$0] }.sorted { cost[$0] != cost[$1] ? cost[$0] > cost[$1] : $0 < $1 }
         Parallel.forEachItem(order.count) { item in
             let i = order[item], p = parameters[i]
             guard let g = p.grad else { return }
