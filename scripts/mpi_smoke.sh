@@ -60,6 +60,11 @@ cmp -s "$W/two/model_000020.safetensors" "$W/two-again/model_000020.safetensors"
     && cmp -s "$W/two/optim_000020.safetensors" "$W/two-again/optim_000020.safetensors" \
     && echo "two 2-rank runs: the same bits" || fail "two 2-rank runs differ"
 
+# Two hosts talk over TCP: with shared memory turned off, the same bits.
+mpirun -np 2 --mca btl tcp,self "$nc" train "$W/run.py" --output_dir="$W/tcp" > /dev/null 2>&1 || fail "2 ranks over TCP"
+cmp -s "$W/two/model_000020.safetensors" "$W/tcp/model_000020.safetensors" \
+    && echo "2 ranks over TCP only (--mca btl tcp,self): the same bits as over shared memory" || fail "TCP and shared memory differ"
+
 # Resume: keep step 10 of each run and continue with the other world size, and with the same.
 keep10() { mkdir -p "$2"; cp "$1"/*_000010.* "$2"/; }
 keep10 "$W/two" "$W/two-to-one"; keep10 "$W/one" "$W/one-to-two"; keep10 "$W/two" "$W/two-to-two"
