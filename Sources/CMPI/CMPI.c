@@ -41,14 +41,17 @@ void nanochat_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
     }                                                                  \
     return MPI_SUCCESS;
 
-int nanochat_mpi_allreduce_sum_float(float *buffer, size_t count) {
-    IN_PIECES(count, sizeof(float),
-              MPI_Allreduce(MPI_IN_PLACE, buffer + done, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD))
-}
-
 int nanochat_mpi_allreduce_sum_double(double *buffer, size_t count) {
     IN_PIECES(count, sizeof(double),
               MPI_Allreduce(MPI_IN_PLACE, buffer + done, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD))
+}
+
+int nanochat_mpi_reduce_sum_float(float *buffer, size_t count, int root) {
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    IN_PIECES(count, sizeof(float),
+              rank == root ? MPI_Reduce(MPI_IN_PLACE, buffer + done, (int)n, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD)
+                           : MPI_Reduce(buffer + done, NULL, (int)n, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD))
 }
 
 int nanochat_mpi_bcast(void *buffer, size_t bytes, int root) {

@@ -52,9 +52,9 @@ public final class World: @unchecked Sendable {
         if rc != 0 { abort("\(what) failed: \(World.text(rc))") }
     }
 
-    /// Sums `count` floats at `buffer` over the ranks, in place.
-    public func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {
-        check(nanochat_mpi_allreduce_sum_float(buffer, count), "summing gradients (MPI_Allreduce)")
+    /// Sums `count` floats at `buffer` over the ranks into rank `root`'s buffer.
+    public func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int, into root: Int) {
+        check(nanochat_mpi_reduce_sum_float(buffer, count, Int32(root)), "summing gradients (MPI_Reduce)")
     }
 
     /// Sums doubles over the ranks.

@@ -22,17 +22,18 @@ public final class Trainer {
     public private(set) var lastLRMultiplier = 1.0
     /// The factor the last step's gradients were clipped by (1: not clipped).
     public private(set) var lastClipFactor: Float = 1
-    /// Seconds the last step spent summing gradients over the ranks, and sharing the
+    /// Seconds the last step spent summing gradients onto their owners, and sharing the
     /// updated weights (0 in one process).
-    public private(set) var lastAllreduceSeconds = 0.0, lastBroadcastSeconds = 0.0
+    public private(set) var lastReduceSeconds = 0.0, lastBroadcastSeconds = 0.0
     /// Steps taken; the schedules use it. Set when resuming.
     public var step = 0
-    /// The ranks of a data-parallel run: each step's gradients and loss are summed over
-    /// them before clipping, and each rank keeps the optimiser state of and updates only
-    /// the parameters it owns, then shares them (nil: one process).
+    /// The ranks of a data-parallel run: each parameter is owned by one rank, which alone
+    /// receives the sum of its gradients, keeps its optimiser state and updates it, then
+    /// shares the new values (nil: one process).
     public let world: World?
-    /// The owning rank of each Muon matrix and each AdamW parameter (all 0 in one process).
-    public let muonOwners: [Int], adamOwners: [Int]
+    /// The owning rank of each Muon matrix and each AdamW parameter (all 0 in one process),
+    /// and of each of the model's parameters in its order.
+    public let muonOwners: [Int], adamOwners: [Int], parameterOwners: [Int]
 
     /// Groups the model's parameters by their optimiser group. The embedding and head rates
     /// are scaled by (C/768)^-½ as nanochat does.
@@ -61,6 +62,9 @@ public final class Trainer {
         let owners = World.owners(sizes: matrices.map(\.count) + adamParams.map { 2 * $0.count }, ranks: ranks)
         muonOwners = Array(owners.prefix(matrices.count))
         adamOwners = Array(owners.dropFirst(matrices.count))
+        var ownerOf: [ObjectIdentifier: Int] = [:]
+        for (t, o) in zip(matrices + adamParams, owners) { ownerOf[ObjectIdentifier(t)] = o }
+        parameterOwners = model.parameters.parameters.map { ownerOf[ObjectIdentifier($0.tensor)] ?? 0 }
         muon = Muon(parameters: matrices, lr: settings.matrixLR, owned: muonOwners.map { $0 == rank })
         adam = AdamW(parameters: adamParams, lrs: lrs, betas: settings.adamBetas, epsilon: settings.adamEpsilon,
                      weightDecay: settings.weightDecay, owned: adamOwners.map { $0 == rank })
@@ -122,24 +126,32 @@ public final class Trainer {
             lossSum += value
             loss.backward()
         }
+        let rank = world?.rank ?? 0
         if let world {
+            // Each parameter's gradient is summed onto the rank that owns it (the only one
+            // that reads it), bucket by bucket, owner by owner.
             let t0 = DispatchTime.now().uptimeNanoseconds
-            OpProfile.measure("distributed", "gradient allreduce") {
-                let grads = params.compactMap(\.tensor.grad)
-                inBuckets(grads) { bucket, count in world.sum(bucket, count: count) }
+            OpProfile.measure("distributed", "gradient reduce") {
+                for owner in 0..<world.size {
+                    let grads = params.indices.filter { parameterOwners[$0] == owner }.compactMap { params[$0].tensor.grad }
+                    inBuckets(grads) { bucket, count in world.sum(bucket, count: count, into: owner) }
+                }
             }
             lossSum = world.sum([lossSum])[0]
-            lastAllreduceSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            lastReduceSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         }
-        let squares = try OpProfile.measure("optimizer", "gradient norm") {
-            var squares = 0.0
-            for p in params {
+        var squares = 0.0, nonFinite: String? = nil
+        OpProfile.measure("optimizer", "gradient norm") {
+            for (i, p) in params.enumerated() where parameterOwners[i] == rank {
                 guard let g = p.tensor.grad else { continue }
                 let s = squaredNorm(g.data(Float.self), count: g.count)
-                guard s.isFinite else { throw NonFiniteError(step: step, tensor: "gradient of \(p.name)") }
+                if !s.isFinite && nonFinite == nil { nonFinite = p.name }
                 squares += s
             }
-            return squares
+        }
+        if let world { squares = world.sum([squares])[0] }   // the global norm, on every rank
+        guard squares.isFinite else {
+            throw NonFiniteError(step: step, tensor: nonFinite.map { "gradient of \($0)" } ?? "a gradient another rank owns")
         }
         // Clipping scales every gradient by one factor; the optimisers read the gradients
         // times it (the same bits as scaling them in place, without another pass over them).

@@ -1,9 +1,9 @@
 // `bench distributed`: data-parallel training on this machine, 1 process × T threads against
 // N MPI ranks × T/N threads on the same steps (the same tokens per step), run by the
 // nanochat executable beside this one on a tokenizer and shards made from the repository's
-// corpus. Reports the median step tok/s of each, their ratio, the time per step in the
-// gradient allreduce and the weight broadcast (and the allreduce's bus bandwidth at the
-// model's gradient size), the optimiser state per rank, and the peak RSS of a process
+// corpus. Reports the median step tok/s of each, their ratio, the time per step summing
+// gradients onto their owners and broadcasting the updated weights (and the gradient
+// reduction's bandwidth at the model's size), the optimiser state per rank, and the peak RSS of a process
 // (rank 0's under MPI).
 import ArgumentParser
 import Blocks
@@ -35,14 +35,14 @@ struct DistributedCommand: ParsableCommand {
     }
 
     struct Side: Codable {
-        var label: String, tokPerSec: Double, allreduceMs: Double?, broadcastMs: Double?
+        var label: String, tokPerSec: Double, reduceMs: Double?, broadcastMs: Double?
         var optimizerMiB: Double, peakRSSMiB: Double
     }
 
     struct Row: Codable {
         var depth: Int, parameters: Int, one: Side, many: Side
         var ratio: Double { many.tokPerSec / one.tokPerSec }
-        var allreduceGBps: Double?
+        var reduceGBps: Double?
     }
 
     func run() throws {
@@ -82,26 +82,26 @@ struct DistributedCommand: ParsableCommand {
                 "-np", String(ranks), "--oversubscribe", "--bind-to", "none", nanochat,
                 "train", config, "--threads=\(threads / ranks)", "--output_dir=\(work)/many-d\(depth)", "--overwrite"]))
             let params = Int(one.log.firstMatch(of: /model: (\d+) parameters/)?.1 ?? "0") ?? 0
-            // Ring allreduce moves 2(N-1)/N of the buffer per rank: its bus bandwidth.
-            let bytes = Double(params) * 4 * 2 * Double(ranks - 1) / Double(ranks)
-            let gbps = many.side.allreduceMs.map { bytes / ($0 / 1000) / 1e9 }
-            let row = Row(depth: depth, parameters: params, one: one.side, many: many.side, allreduceGBps: gbps)
+            // Summing onto the owners moves (N-1)/N of the gradients out of each rank.
+            let bytes = Double(params) * 4 * Double(ranks - 1) / Double(ranks)
+            let gbps = many.side.reduceMs.map { bytes / ($0 / 1000) / 1e9 }
+            let row = Row(depth: depth, parameters: params, one: one.side, many: many.side, reduceGBps: gbps)
             rows.append(row)
             print(String(format: "d%d (%d parameters): %@ %.0f tok/s, %@ %.0f tok/s: %.2fx", depth, params,
                          one.side.label, one.side.tokPerSec, many.side.label, many.side.tokPerSec, row.ratio))
             fflush(nil)
         }
-        print("\n| d | ranks × threads | tok/s | ÷ 1 process | allreduce ms/step | bcast ms/step | allreduce bus GB/s | optimiser state per rank | peak RSS (rank 0) |")
+        print("\n| d | ranks × threads | tok/s | ÷ 1 process | gradient reduce ms/step | weight bcast ms/step | reduce GB/s | optimiser state per rank | peak RSS (rank 0) |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows {
             for (s, ratio) in [(r.one, 1.0), (r.many, r.ratio)] {
                 print(String(format: "| %d | %@ | %.0f | %.2fx | %@ | %@ | %@ | %.1f MiB | %.0f MiB |", r.depth, s.label, s.tokPerSec, ratio,
-                             s.allreduceMs.map { String(format: "%.1f", $0) } ?? "-", s.broadcastMs.map { String(format: "%.1f", $0) } ?? "-",
-                             s.allreduceMs == nil ? "-" : r.allreduceGBps.map { String(format: "%.2f", $0) } ?? "-",
+                             s.reduceMs.map { String(format: "%.1f", $0) } ?? "-", s.broadcastMs.map { String(format: "%.1f", $0) } ?? "-",
+                             s.reduceMs == nil ? "-" : r.reduceGBps.map { String(format: "%.2f", $0) } ?? "-",
                              s.optimizerMiB, s.peakRSSMiB))
             }
         }
-        print("\nThe gradient allreduce runs after the backward pass (not overlapped with it).")
+        print("\nThe gradient reduction runs after the backward pass (not overlapped with it).")
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -145,7 +145,7 @@ struct DistributedCommand: ParsableCommand {
         }
         let state = log.firstMatch(of: /optimiser state ([\d.]+) MiB/).flatMap { Double($0.1) } ?? 0
         let rss = log.firstMatch(of: /peak RSS (\d+) MiB/).flatMap { Double($0.1) } ?? 0
-        return (Side(label: label, tokPerSec: rate, allreduceMs: median(values(/allreduce: ([\d.]+)ms/)),
+        return (Side(label: label, tokPerSec: rate, reduceMs: median(values(/reduce: ([\d.]+)ms/)),
                      broadcastMs: median(values(/bcast: ([\d.]+)ms/)), optimizerMiB: state, peakRSSMiB: rss), log)
     }
 }

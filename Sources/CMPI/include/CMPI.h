@@ -17,8 +17,9 @@ void nanochat_mpi_finalize(void);
 /// Ends every rank of the job with `code` (MPI_Abort).
 void nanochat_mpi_abort(int code);
 
-int nanochat_mpi_allreduce_sum_float(float *buffer, size_t count);
 int nanochat_mpi_allreduce_sum_double(double *buffer, size_t count);
+/// Sums every rank's `buffer` into `root`'s, in place there (the others' are left as they were).
+int nanochat_mpi_reduce_sum_float(float *buffer, size_t count, int root);
 int nanochat_mpi_bcast(void *buffer, size_t bytes, int root);
 /// Each rank's `bytes` bytes from `send`, concatenated in rank order into `receive`.
 int nanochat_mpi_allgather(const void *send, size_t bytes, void *receive);
