@@ -57,11 +57,16 @@ public final class Trainer {
         }
         self.muonNames = muonNames
         self.adamNames = adamNames
-        // Sharding: Muon's state is one momentum per weight, AdamW's two moments.
+        // Sharding: the Muon matrices are spread by the work of their Newton–Schulz
+        // iterations (rows · cols · min(rows, cols)), which every rank waits for before the
+        // broadcast; the AdamW parameters by their size.
         let ranks = world?.size ?? 1, rank = world?.rank ?? 0
-        let owners = World.owners(sizes: matrices.map(\.count) + adamParams.map { 2 * $0.count }, ranks: ranks)
-        muonOwners = Array(owners.prefix(matrices.count))
-        adamOwners = Array(owners.dropFirst(matrices.count))
+        muonOwners = World.owners(sizes: matrices.map { m in
+            let rows = m.shape[0], cols = m.count / Swift.max(1, rows)
+            return rows * cols * Swift.min(rows, cols)
+        }, ranks: ranks)
+        adamOwners = World.owners(sizes: adamParams.map(\.count), ranks: ranks)
+        let owners = muonOwners + adamOwners
         var ownerOf: [ObjectIdentifier: Int] = [:]
         for (t, o) in zip(matrices + adamParams, owners) { ownerOf[ObjectIdentifier(t)] = o }
         parameterOwners = model.parameters.parameters.map { ownerOf[ObjectIdentifier($0.tensor)] ?? 0 }
