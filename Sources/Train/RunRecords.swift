@@ -71,17 +71,7 @@ public enum MetricsFile {
         guard fd >= 0 else { throw TrainingError("\(path): cannot open the metrics file to append to it: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let start = lseek(fd, 0, SEEK_END)
-        let failure: Int32? = data.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return n < 0 ? errno : ENOSPC }
-                done += n
-            }
-            return nil
-        }
-        if let failure {
+        if let failure = AtomicFile.writeAll(fd, data) {
             if start >= 0 { ftruncate(fd, start) }
             throw TrainingError("\(path): cannot append to the metrics file: \(String(cString: strerror(failure)))")
         }

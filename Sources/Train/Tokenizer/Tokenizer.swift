@@ -165,14 +165,13 @@ public final class Tokenizer: @unchecked Sendable {
     /// (data.json) and checkpoints (meta) record it, so data or a model made with another
     /// tokenizer of the same size is caught.
     public var identity: String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ bytes: some Sequence<UInt8>) { for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 } }
-        func mix(_ n: Int) { withUnsafeBytes(of: UInt32(truncatingIfNeeded: n).littleEndian) { mix($0) } }
-        mix(SplitPattern.pattern.utf8)
+        var d = Digest()
+        func mix(_ n: Int) { withUnsafeBytes(of: UInt32(truncatingIfNeeded: n).littleEndian) { d.add($0) } }
+        d.add(SplitPattern.pattern.utf8)
         mix(tokenBytes.count)
-        for b in tokenBytes { mix(b.count); mix(b) }
-        for s in specialTokens { mix(s.utf8.count); mix(s.utf8) }
-        let hex = String(h, radix: 16)
+        for b in tokenBytes { mix(b.count); d.add(b) }
+        for s in specialTokens { mix(s.utf8.count); d.add(s.utf8) }
+        let hex = String(d.value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
