@@ -66,6 +66,36 @@ mpirun -np 2 --mca btl tcp,self --mca btl_tcp_if_include lo "$nc" train "$W/run.
 cmp -s "$W/two/model_000020.safetensors" "$W/tcp/model_000020.safetensors" \
     && echo "2 ranks over TCP only (--mca btl tcp,self): the same bits as over shared memory" || fail "TCP and shared memory differ"
 
+# Two hosts as two network namespaces of this machine joined by a veth pair: each rank sees
+# only its own address, Open MPI starts the second rank through a stand-in for ssh that enters
+# the other namespace, and every byte between the ranks crosses the link: the same bits.
+a=nc$$a b=nc$$b
+if ip netns add "$a" 2> /dev/null; then
+    trap 'ip netns del "$a" 2> /dev/null; ip netns del "$b" 2> /dev/null; rm -rf "$W"' EXIT
+    ip netns add "$b" && ip link add "v$a" type veth peer name "v$b" \
+        && ip link set "v$a" netns "$a" && ip link set "v$b" netns "$b" \
+        && ip -n "$a" addr add 10.77.0.1/24 dev "v$a" && ip -n "$b" addr add 10.77.0.2/24 dev "v$b" \
+        && ip -n "$a" link set "v$a" up && ip -n "$b" link set "v$b" up \
+        && ip -n "$a" link set lo up && ip -n "$b" link set lo up || fail "setting up the veth pair"
+    cat > "$W/enter" <<EOF
+#!/bin/sh
+# enter HOST COMMAND (in place of ssh): runs COMMAND in the network namespace that holds HOST's address
+case "\$1" in 10.77.0.1) ns=$a ;; 10.77.0.2) ns=$b ;; *) echo "no host \$1" >&2; exit 255 ;; esac
+shift
+exec ip netns exec "\$ns" sh -c "\$*"
+EOF
+    chmod +x "$W/enter"
+    printf '10.77.0.1 slots=1\n10.77.0.2 slots=1\n' > "$W/hosts"
+    ip netns exec "$a" mpirun -np 2 --hostfile "$W/hosts" --mca plm_rsh_agent "$W/enter" \
+        --mca oob_tcp_if_include 10.77.0.0/24 --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 \
+        "$nc" train "$W/run.py" --output_dir="$W/veth" > "$W/veth.log" 2>&1 || { cat "$W/veth.log"; fail "2 ranks over a veth pair"; }
+    cmp -s "$W/two/model_000020.safetensors" "$W/veth/model_000020.safetensors" \
+        && echo "2 ranks in two network namespaces joined by a veth pair: the same bits as over shared memory" \
+        || fail "the veth run differs"
+else
+    echo "SKIPPED: 2 ranks over a veth pair (creating a network namespace needs root and CAP_SYS_ADMIN)"
+fi
+
 # Resume: keep step 10 of each run and continue with the other world size, and with the same.
 keep10() { mkdir -p "$2"; cp "$1"/*_000010.* "$2"/; }
 keep10 "$W/two" "$W/two-to-one"; keep10 "$W/one" "$W/one-to-two"; keep10 "$W/two" "$W/two-to-two"
