@@ -6,6 +6,7 @@
 //   CBLAS (system library), CVectorMath (C header), CHost (C) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
 //                                                                 ^------- bench (executable)
 //   MPISystem (system library, Open MPI) <- CMPI (C) <- Train
+//   CCompression (C: zlib, Snappy, zstd) <- Corpus (parquet, JSONL, text) <- Train
 //   CLAPACKE (system library) is linked by the tests alone. docs/ARCHITECTURE.md has the map.
 //
 // Code generation: release builds target the host CPU (`-target-cpu native`) so the SIMD16
@@ -55,6 +56,14 @@ let package = Package(
         ),
         // The MPI calls training makes, as plain C functions (see its header).
         .target(name: "CMPI", dependencies: ["MPISystem"], path: "Sources/CMPI"),
+        // zlib, Snappy and zstd decompression for corpus files (see its header).
+        .target(
+            name: "CCompression",
+            path: "Sources/CCompression",
+            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("snappy"), .linkedLibrary("zstd")]
+        ),
+        // Reading text corpora: parquet, JSONL (optionally zstd-compressed) and plain text.
+        .target(name: "Corpus", dependencies: ["CCompression"]),
         // Lane-wise square root as one vector instruction (see its header).
         .target(name: "CVectorMath", path: "Sources/CVectorMath"),
         // The CPU's SIMD facts, and the OpenBLAS core corrected before main (see its header).
@@ -82,13 +91,13 @@ let package = Package(
         ),
         .target(
             name: "Train",
-            dependencies: ["Blocks", "Tensor", "CMPI"],
+            dependencies: ["Blocks", "Tensor", "CMPI", "Corpus"],
             swiftSettings: hostCPU
         ),
         .executableTarget(
             name: "nanochat",
             dependencies: [
-                "Train", "Blocks", "Tensor",
+                "Train", "Blocks", "Tensor", "Corpus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU
@@ -115,6 +124,12 @@ let package = Package(
         .testTarget(
             name: "TrainTests",
             dependencies: ["Train", "Blocks", "Tensor", "CLAPACKE"],
+            exclude: ["Fixtures"],
+            swiftSettings: hostCPU
+        ),
+        .testTarget(
+            name: "CorpusTests",
+            dependencies: ["Corpus"],
             exclude: ["Fixtures"],
             swiftSettings: hostCPU
         ),

@@ -126,22 +126,27 @@ printf 'depth = 2\xff\n' > "$W/binary.py"
 expect "config file not UTF-8" "binary.py" $nc train "$W/binary.py"
 
 # --- data and tokenizer -------------------------------------------------------------------
-t "data_dir missing" "train.bin: cannot open" --data_dir="$W/none"
+t "data_dir missing" "data.json: cannot open" --data_dir="$W/none"
 t "tokenizer_dir missing" "no such tokenizer directory" --tokenizer_dir="$W/none"
 t "shards of another tokenizer, same size" "made with another tokenizer" --data_dir="$W/data2"
-mkdir -p "$W/short" && head -c 5000 "$W/data/train.bin" > "$W/short/train.bin" && cp "$W/data/val.bin" "$W/short/"
-t "train.bin truncated" "header says" --data_dir="$W/short"
-mkdir -p "$W/magic" && cp "$W/data/"*.bin "$W/magic/" && printf 'XXXX' | dd of="$W/magic/train.bin" conv=notrunc 2>/dev/null
-t "train.bin bad magic" "bad magic" --data_dir="$W/magic"
-mkdir -p "$W/empty" && : > "$W/empty/train.bin" && cp "$W/data/val.bin" "$W/empty/"
-t "train.bin empty" "too short for a token shard" --data_dir="$W/empty"
-mkdir -p "$W/oov" && cp "$W/data/"*.bin "$W/oov/" && printf '\xff\xff' | dd of="$W/oov/train.bin" bs=1 seek=1030 conv=notrunc 2>/dev/null
+copydata() { mkdir -p "$1" && cp "$W/data/"*.bin "$W/data/data.json" "$1/"; }
+copydata "$W/short" && head -c 5000 "$W/data/train_000000.bin" > "$W/short/train_000000.bin"
+t "train shard truncated" "header says" --data_dir="$W/short"
+copydata "$W/magic" && printf 'XXXX' | dd of="$W/magic/train_000000.bin" conv=notrunc 2>/dev/null
+t "train shard bad magic" "bad magic" --data_dir="$W/magic"
+copydata "$W/empty" && : > "$W/empty/train_000000.bin"
+t "train shard empty" "too short for a token shard" --data_dir="$W/empty"
+copydata "$W/oov" && printf '\xff\xff' | dd of="$W/oov/train_000000.bin" bs=1 seek=1030 conv=notrunc 2>/dev/null
 t "token outside the vocabulary" "token 65535 at position 3 is outside the vocabulary of 300" --data_dir="$W/oov"
+copydata "$W/unfinished" && rm "$W/unfinished/data.json"
+t "shards without data.json (prepare interrupted)" "an unfinished \`nanochat prepare\`" --data_dir="$W/unfinished"
+copydata "$W/recount" && py "
+import json; p = sys.argv[1]; d = json.load(open(p)); d['train']['shards'][0]['tokens'] += 1; json.dump(d, open(p, 'w'))" "$W/recount/data.json"
+t "a shard whose size is not data.json's" "but data.json says" --data_dir="$W/recount"
 mkdir -p "$W/tiny" && py "
 h = [20240520, 1, 10] + [0] * 253
-open(sys.argv[1], 'wb').write(struct.pack('<256i', *h) + bytes(20))" "$W/tiny/train.bin" && cp "$W/data/val.bin" "$W/tiny/"
-t "train.bin smaller than one micro-batch" "fewer than one micro-batch" --data_dir="$W/tiny"
-mkdir -p "$W/badinfo" && cp "$W/data/"*.bin "$W/badinfo/" && echo '[1, 2]' > "$W/badinfo/data.json"
+open(sys.argv[1], 'wb').write(struct.pack('<256i', *h) + bytes(20))" "$W/tiny/train.bin" && cp "$W/data/val_000000.bin" "$W/tiny/val.bin"
+t "train.bin (single-file layout) smaller than one micro-batch" "fewer than one micro-batch" --data_dir="$W/tiny"
 t "data.json not an object" "data.json: not a JSON object" --data_dir="$W/badinfo"
 mkdir -p "$W/tokbad" && cp "$W/tok/"* "$W/tokbad/" && echo '!!!! 0' > "$W/tokbad/tokenizer.tiktoken"
 t "tokenizer ranks not base64" "tokenizer.tiktoken:1: expected" --tokenizer_dir="$W/tokbad"
@@ -200,23 +205,23 @@ p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); n = struct.unpack('<Q', b[
 h = json.loads(b[8:8 + n]); e = h['transformer.wte.weight']; s = 8 + n + e['data_offsets'][0]
 b[s:s + 4] = struct.pack('<f', float('nan')); open(p, 'wb').write(b)" "$d/model_000004.safetensors"
 r "NaN weight" "$d" "not finite"
-expect "eval of a NaN weight" "not finite" $nc eval --checkpoint "$d" --data "$W/data/val.bin"
+expect "eval of a NaN weight" "not finite" $nc eval --checkpoint "$d" --data "$W/data/val_000000.bin"
 r "resume-step 99" "$run" "no checkpoint for step 99" --resume-step 99
 expect "resume with nothing to resume" "no checkpoint to resume from" $nc train "$cfg" --output_dir="$W/nothing" --resume
 r "resume, another model" "$run" "another model than the config" '--block_pattern=["M","M"]'
 expect "fresh run over a finished one" "already holds checkpoints" $nc train "$cfg"
-expect "--overwrite with a typo in data_dir" "train.bin: cannot open" $nc train "$cfg" --overwrite --data_dir="$W/typo"
+expect "--overwrite with a typo in data_dir" "data.json: cannot open" $nc train "$cfg" --overwrite --data_dir="$W/typo"
 expect "--overwrite with a bad tokenizer" "no such tokenizer directory" $nc train "$cfg" --overwrite --tokenizer_dir="$W/typo"
 
 # --- the other commands -------------------------------------------------------------------
-expect "eval --seq 2^63-1" "--seq" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --seq 9223372036854775807
-expect "eval logits that do not fit in memory" "the logits of --batch 1048576" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --batch 1048576 --seq 16777216
-expect "eval --seq -1" "--seq must be in 1...16777216, got -1" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --seq -1
-expect "eval --batch 0" "--batch must be in 1...1048576, got 0" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --batch 0
+expect "eval --seq 2^63-1" "--seq" $nc eval --checkpoint "$run" --data "$W/data" --seq 9223372036854775807
+expect "eval logits that do not fit in memory" "the logits of --batch 1048576" $nc eval --checkpoint "$run" --data "$W/data" --batch 1048576 --seq 16777216
+expect "eval --seq -1" "--seq must be in 1...16777216, got -1" $nc eval --checkpoint "$run" --data "$W/data" --seq -1
+expect "eval --batch 0" "--batch must be in 1...1048576, got 0" $nc eval --checkpoint "$run" --data "$W/data" --batch 0
 expect "eval, shard missing" "no-such.bin" $nc eval --checkpoint "$run" --data "$W/no-such.bin"
-expect "eval, checkpoint missing" "no checkpoint" $nc eval --checkpoint "$W/none" --data "$W/data/val.bin"
-expect "eval, step missing" "no checkpoint for step 7" $nc eval --checkpoint "$run" --step 7 --data "$W/data/val.bin"
-expect "eval, shard of another tokenizer" "another tokenizer" $nc eval --checkpoint "$run" --data "$W/data2/val.bin"
+expect "eval, checkpoint missing" "no checkpoint" $nc eval --checkpoint "$W/none" --data "$W/data"
+expect "eval, step missing" "no checkpoint for step 7" $nc eval --checkpoint "$run" --step 7 --data "$W/data"
+expect "eval, shard of another tokenizer" "another tokenizer" $nc eval --checkpoint "$run" --data "$W/data2"
 expect "sample, another tokenizer of the same size" "another tokenizer" $nc sample --checkpoint "$run" --tokenizer "$W/tok2" --prompt hi
 expect "sample --temperature -1" "--temperature must be ≥ 0" $nc sample --checkpoint "$run" --prompt hi --temperature -1
 expect "sample --top-k -5" "--top-k must be ≥ 0, got -5" $nc sample --checkpoint "$run" --prompt hi --top-k -5
@@ -224,7 +229,7 @@ expect "sample --max-new-tokens 1e8" "1e8" $nc sample --checkpoint "$run" --prom
 expect "sample --tokens outside the vocabulary" "99999" $nc sample --checkpoint "$run" --tokens 99999
 expect "sample --tokens not numbers" "abc" $nc sample --checkpoint "$run" --tokens 1,abc
 expect "sample, both --prompt and --tokens" "either --prompt" $nc sample --checkpoint "$run" --prompt a --tokens 1
-expect "--threads -2 (flag)" "--threads must be in 1...1024, got -2" $nc eval --checkpoint "$run" --data "$W/data/val.bin" --threads -2
+expect "--threads -2 (flag)" "--threads must be in 1...1024, got -2" $nc eval --checkpoint "$run" --data "$W/data" --threads -2
 expect "--threads 0 (flag)" "--threads must be in 1...1024, got 0" $nc sample --checkpoint "$run" --prompt hi --threads 0
 expect "init --depth=-1" "depth must be in 1...4096" $nc init "$cfg" --out "$W/o4" --depth=-1 --vocab_size=300
 expect "sweep --depths 1e17" "1e17" $nc sweep "$cfg" --depths 1e17 --target-flops 1e9 --out "$W/o5"

@@ -60,7 +60,7 @@ for i in $(seq "$kills"); do
     fi
     step=$(basename "$latest" .json); step=${step#meta_}
     rm -rf "$W/check"; cp -r "$W/k" "$W/check"
-    if ! $nc eval --checkpoint "$W/check" --data "$W/data/val.bin" --steps 1 > /dev/null 2> "$W/eval.err"; then
+    if ! $nc eval --checkpoint "$W/check" --data "$W/data" --steps 1 > /dev/null 2> "$W/eval.err"; then
         echo "FAIL kill $i: the latest checkpoint (step $step) does not load"; cat "$W/eval.err"; fails=$((fails + 1)); continue
     fi
     if ! $nc train "$W/run.py" --output_dir="$W/check" --resume > "$W/check.log" 2>&1; then

@@ -131,7 +131,7 @@ $nc train "$W/run.py" --output_dir="$W/kill" --resume --save_every=5 --eval_ever
 start=$(date +%s)
 mpirun -np 1 "$nc" train "$W/run.py" --output_dir="$W/err" : -np 1 "$nc" train "$W/run.py" --output_dir="$W/err" --data_dir="$W/typo" > "$W/err.log" 2>&1
 rc=$?; took=$(( $(date +%s) - start ))
-if [ $rc -ne 0 ] && [ "$took" -le 30 ] && grep -q "rank 1 of 2 .*typo/train.bin: cannot open" "$W/err.log"; then
+if [ $rc -ne 0 ] && [ "$took" -le 30 ] && grep -q "rank 1 of 2 .*typo/data.json: cannot open" "$W/err.log"; then
     echo "an error on rank 1: every rank stopped in ${took} s: $(grep -m1 'rank 1 of 2' "$W/err.log" | cut -c1-160)"
 else
     fail "an error on one rank: exit $rc after ${took} s"; tail -5 "$W/err.log"

@@ -32,8 +32,8 @@ expect_error() {
 cfg=configs/shakespeare_d4.py
 expect_error "already holds checkpoints" $nanochat train $cfg
 expect_error "no such tokenizer directory" $nanochat train $cfg --data_dir=$scratch/none --output_dir=$scratch/o
-expect_error "train.bin: cannot open" $nanochat train $cfg --data_dir=$scratch/none --tokenizer_dir=$data/tokenizer --output_dir=$scratch/o
-mkdir -p $scratch/corrupt && head -c 5000 $data/train.bin > $scratch/corrupt/train.bin && cp $data/val.bin $scratch/corrupt/
+expect_error "data.json: cannot open" $nanochat train $cfg --data_dir=$scratch/none --tokenizer_dir=$data/tokenizer --output_dir=$scratch/o
+mkdir -p $scratch/corrupt && cp $data/*.bin $data/data.json $scratch/corrupt/ && head -c 5000 $data/train_000000.bin > $scratch/corrupt/train_000000.bin
 expect_error "header says" $nanochat train $cfg --data_dir=$scratch/corrupt --tokenizer_dir=$data/tokenizer --output_dir=$scratch/o
 $nanochat tokenizer train --input $corpus --vocab-size 512 --out $scratch/tok512 > /dev/null
 expect_error "vocab size 4096, but the tokenizer in use has 512" $nanochat train $cfg --tokenizer_dir=$scratch/tok512 --output_dir=$scratch/o

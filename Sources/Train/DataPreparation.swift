@@ -1,93 +1,209 @@
-// `nanochat prepare`: text files → documents → token ids, each document starting with
-// <|bos|> (SPEC §3.1), written as train.bin and val.bin in llm.c's shard format, plus
-// data.json recording the tokenizer and the counts (so training can tell a shard of another
-// vocabulary apart). The validation shard is the last documents, as nanochat holds out its
-// last parquet shard.
-import Blocks
+// `nanochat prepare`: corpus files → documents → token ids, each document starting with
+// <|bos|> (SPEC §3.1), written as fixed-size shards in llm.c's format (train_000000.bin, ...,
+// val_000000.bin, ...) plus data.json, the index: the tokenizer, the shard list and the token
+// and document counts. Documents stream through: memory holds one batch of documents being
+// encoded, one shard being filled and the documents held back for val, whatever the corpus
+// size. data.json is written last, so a directory without it is an unfinished run, which no
+// reader loads and which `prepare` starts again from scratch.
+//
+// The val split is the last documents, about `valFraction` of the text (as nanochat holds out
+// its last parquet shard): documents are held back until they are more than that fraction of
+// the estimated input behind the newest. When the last document alone is far more than the
+// fraction (a corpus of a few long documents), val is instead the last tokens of the stream.
+import Corpus
 import Foundation
 import Tensor
 
-/// How a text file is cut into documents.
-public enum DocumentSplit: String, CaseIterable, Sendable {
-    /// The whole file is one document.
-    case file
-    /// Paragraphs separated by blank lines; each keeps one trailing newline. For corpora
-    /// like tinyshakespeare, where a paragraph is one speech.
-    case paragraphs
-}
-
 public struct PreparedData: Sendable {
     public let trainTokens: Int, valTokens: Int, trainDocuments: Int, valDocuments: Int
+    public let trainShards: Int, valShards: Int
+    /// Rows skipped under --skip-bad, and whether val was cut from the stream's tail.
+    public let skipped: Int, valFromTail: Bool
+}
+
+/// Where `prepare` is, for its progress line.
+public struct PrepareProgress: Sendable {
+    public let bytesRead: Int, totalBytes: Int, documents: Int, tokens: Int, seconds: Double
+}
+
+public struct PrepareOptions: Sendable {
+    /// About this fraction of the text (the last documents) becomes val.
+    public var valFraction = 0.1
+    /// Tokens per shard file (the last of each split holds the rest).
+    public var shardTokens = 100_000_000
+    /// Stop after this many tokens (train and val together): a prefix of the corpus.
+    public var maxTokens: Int?
+    public var documents = DocumentOptions()
+    public init() {}
 }
 
 public enum DataPreparation {
-    public static let trainFile = "train.bin", valFile = "val.bin", infoFile = "data.json"
+    public static let infoFile = "data.json"
+    /// The single-file layout that earlier versions wrote; still read.
+    public static let trainFile = "train.bin", valFile = "val.bin"
+    /// Documents encoded together (on all threads) hold about this many bytes of text.
+    static let batchBytes = 16 << 20
 
-    /// The documents of `text`.
-    public static func documents(_ text: String, split: DocumentSplit) -> [String] {
-        switch split {
-        case .file:
-            return text.isEmpty ? [] : [text]
-        case .paragraphs:
-            // Normalised to "\n" line ends only for finding blank lines; the text itself is kept.
-            var docs: [String] = [], current: [Substring] = []
-            for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                if line.allSatisfy(\.isWhitespace) {
-                    if !current.isEmpty { docs.append(current.joined(separator: "\n") + "\n"); current = [] }
-                } else {
-                    current.append(line)
-                }
+    public static func shardName(_ split: String, _ index: Int) -> String { String(format: "%@_%06d.bin", split, index) }
+
+    /// Streams `files` through `tokenizer` into shards in `dir`.
+    public static func prepare(files: [CorpusFile], tokenizer: Tokenizer, tokenizerDir: String, options: PrepareOptions,
+                               to dir: String, progress: ((PrepareProgress) -> Void)? = nil) throws -> PreparedData {
+        precondition(options.valFraction > 0 && options.valFraction < 1 && options.shardTokens > 0)
+        try AtomicFile.makeDirectories(dir)
+        // Unfinished first: without data.json nothing loads the directory until this run ends.
+        try removeDataset(in: dir)
+
+        let stream = DocumentStream(files: files, options: options.documents)
+        let estimate = try files.reduce(0) { $0 + (try textBytesEstimate($1, field: options.documents.field)) }
+        let holdTokens = options.maxTokens.map { Int((Double($0) * options.valFraction).rounded(.up)) }
+        let holdBytes = Int(Double(estimate) * options.valFraction)
+        let train = ShardWriter(dir: dir, split: "train", shardTokens: options.shardTokens)
+        let bos = UInt16(tokenizer.bosID)
+        var held: [(tokens: [UInt16], bytes: Int)] = [], heldHead = 0, heldTokens = 0, heldBytes = 0
+        var documents = 0, total = 0, textBytes = 0
+        let start = Date()
+        var lastReport = start
+        var done = false
+        while !done {
+            var batch: [String] = [], size = 0
+            while size < batchBytes, let d = try stream.next() {
+                batch.append(d)
+                size += d.utf8.count
             }
-            if !current.isEmpty { docs.append(current.joined(separator: "\n") + "\n") }
-            return docs
+            if batch.isEmpty { break }
+            let ids = tokenizer.encode(documents: batch)
+            for (text, docIDs) in zip(batch, ids) {
+                var tokens = [bos] + docIDs.map { UInt16($0) }
+                if let cap = options.maxTokens, total + tokens.count >= cap {
+                    tokens.removeLast(total + tokens.count - cap)
+                    done = true
+                }
+                total += tokens.count
+                textBytes += text.utf8.count
+                documents += 1
+                held.append((tokens, text.utf8.count))
+                heldTokens += tokens.count
+                heldBytes += text.utf8.count
+                // Release to train what is more than val's share behind the newest document.
+                while held.count - heldHead > 1, holdTokens.map({ heldTokens - held[heldHead].tokens.count >= $0 })
+                        ?? (heldBytes - held[heldHead].bytes >= holdBytes) {
+                    try train.append(held[heldHead].tokens)
+                    heldTokens -= held[heldHead].tokens.count
+                    heldBytes -= held[heldHead].bytes
+                    heldHead += 1
+                }
+                if heldHead > 4096 { held.removeFirst(heldHead); heldHead = 0 }
+                if done { break }
+            }
+            if let progress, Date().timeIntervalSince(lastReport) >= 2 {
+                lastReport = Date()
+                progress(PrepareProgress(bytesRead: stream.bytesRead, totalBytes: stream.totalBytes, documents: documents,
+                                         tokens: total, seconds: lastReport.timeIntervalSince(start)))
+            }
+        }
+        held.removeFirst(heldHead)
+        // The estimate behind the hold-back may be off (JSON syntax, compression): with the
+        // true totals known, release what is still more than val's share.
+                while held.count > 1, holdTokens != nil ? heldTokens - held[0].tokens.count >= Int(Double(total) * options.valFraction)
+                                                : heldBytes - held[0].bytes >= Int(Double(textBytes) * options.valFraction) {
+            try train.append(held[0].tokens)
+            heldTokens -= held[0].tokens.count
+            heldBytes -= held[0].bytes
+            held.removeFirst()
+        }
+        guard documents > 0 else {
+            throw TokenizerError(stream.skipped > 0 ? "every row was skipped (\(stream.skipped)); nothing to prepare"
+                                                     : "the input has no documents")
+        }
+        // Whole documents for val, unless that is far from the fraction asked (or leaves train
+        // nothing): then the last tokens.
+        let wantVal = Double(total) * options.valFraction
+        let fromTail = documents == 1 || (held.count == 1 && Double(heldTokens) > 2 * wantVal)
+        let val = ShardWriter(dir: dir, split: "val", shardTokens: options.shardTokens)
+        var trainDocuments = documents - held.count, valDocuments = held.count
+        if fromTail {
+            var tail = held.flatMap(\.tokens)
+            let n = min(max(Int(wantVal.rounded()), 1), tail.count - 1)
+            guard n >= 1 else { throw TokenizerError("the input has \(total) token(s); at least 2 are needed for train and val") }
+            try train.append(Array(tail[..<(tail.count - n)]))
+            tail.removeFirst(tail.count - n)
+            if tail.first != bos { tail.insert(bos, at: 0) }
+            try val.append(tail)
+            trainDocuments = documents
+            valDocuments = 1
+        } else {
+            for d in held { try val.append(d.tokens) }
+        }
+        try train.finish()
+        try val.finish()
+        if let progress {
+            progress(PrepareProgress(bytesRead: stream.bytesRead, totalBytes: stream.totalBytes, documents: documents,
+                                     tokens: total, seconds: Date().timeIntervalSince(start)))
+        }
+        func split(_ w: ShardWriter, documents: Int) -> [String: Any] {
+            ["shards": zip(w.files, w.counts).map { ["file": $0, "tokens": $1] }, "tokens": w.tokens, "documents": documents]
+        }
+        var info: [String: Any] = [
+            "format": 2,
+            "tokenizer_dir": tokenizerDir, "vocab_size": tokenizer.vocabSize, "tokenizer_hash": tokenizer.identity,
+            "documents": options.documents.split.rawValue, "field": options.documents.field,
+            "shard_tokens": options.shardTokens,
+            "train": split(train, documents: trainDocuments), "val": split(val, documents: valDocuments),
+            "train_tokens": train.tokens, "val_tokens": val.tokens,
+            "train_documents": trainDocuments, "val_documents": valDocuments,
+            "val_from_tail": fromTail, "skipped": stream.skipped,
+            "sources": files.map { ["path": $0.path, "bytes": $0.size] },
+        ]
+        if let cap = options.maxTokens { info["max_tokens"] = cap }
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys]),
+                             to: "\(dir)/\(infoFile)")
+        return PreparedData(trainTokens: train.tokens, valTokens: val.tokens, trainDocuments: trainDocuments,
+                            valDocuments: valDocuments, trainShards: train.files.count, valShards: val.files.count,
+                            skipped: stream.skipped, valFromTail: fromTail)
+    }
+
+    /// About how many bytes of text `file` holds: its size, or for a parquet file the
+    /// uncompressed size of its text column, or for zstd four times the compressed size.
+    static func textBytesEstimate(_ file: CorpusFile, field: String) throws -> Int {
+        switch file.format {
+        case .parquet: return try ParquetFile(path: file.path, column: field).uncompressedBytes
+        case .jsonl, .text: return file.zstd ? 4 * file.size : file.size
         }
     }
 
-    /// Tokenizes `texts` and writes train.bin, val.bin and data.json into `dir`. The last
-    /// documents holding about `valFraction` of the bytes (at least one) form val.bin.
-    public static func prepare(texts: [String], split: DocumentSplit, tokenizer: Tokenizer, tokenizerDir: String,
-                               valFraction: Double, to dir: String) throws -> PreparedData {
-        let docs = texts.flatMap { documents($0, split: split) }
-        guard docs.count >= 2 else {
-            throw TokenizerError("the input has \(docs.count) document(s); at least 2 are needed for train and val (try --documents paragraphs, or more files)")
+    /// Removes data.json and the shards of an earlier run (and temporary files left by one
+    /// that was killed), data.json first.
+    static func removeDataset(in dir: String) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: "\(dir)/\(infoFile)") {
+            do { try fm.removeItem(atPath: "\(dir)/\(infoFile)") } catch {
+                throw ShardError(path: "\(dir)/\(infoFile)", "cannot remove the earlier index: \(error.localizedDescription)")
+            }
         }
-        let totalBytes = docs.reduce(0) { $0 + $1.utf8.count }
-        var valStart = docs.count - 1, valBytes = docs[valStart].utf8.count
-        while valStart > 1 && Double(valBytes + docs[valStart - 1].utf8.count) <= valFraction * Double(totalBytes) {
-            valStart -= 1
-            valBytes += docs[valStart].utf8.count
-        }
-        let ids = tokenizer.encode(documents: docs)
-        func shard(_ range: Range<Int>) -> [UInt16] {
-            var out: [UInt16] = []
-            for d in range { out.append(UInt16(tokenizer.bosID)); out += ids[d].map { UInt16($0) } }
-            return out
-        }
-        let train = shard(0..<valStart), val = shard(valStart..<docs.count)
-        try AtomicFile.makeDirectories(dir)
         AtomicFile.removeStale(in: dir)
-        try TokenShard.write(train, to: "\(dir)/\(trainFile)")
-        try TokenShard.write(val, to: "\(dir)/\(valFile)")
-        let info: [String: Any] = [
-            "tokenizer_dir": tokenizerDir, "vocab_size": tokenizer.vocabSize, "tokenizer_hash": tokenizer.identity,
-            "documents": split.rawValue,
-            "train_tokens": train.count, "val_tokens": val.count,
-            "train_documents": valStart, "val_documents": docs.count - valStart,
-        ]
-        try AtomicFile.write(try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys]),
-                             to: "\(dir)/\(infoFile)")
-        return PreparedData(trainTokens: train.count, valTokens: val.count, trainDocuments: valStart,
-                            valDocuments: docs.count - valStart)
+        let names = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
+        for name in names where name == trainFile || name == valFile
+            || ((name.hasPrefix("train_") || name.hasPrefix("val_")) && name.hasSuffix(".bin")) {
+            try? fm.removeItem(atPath: "\(dir)/\(name)")
+        }
+    }
+
+    /// data.json of `dir`, or nil when there is none.
+    static func index(of dir: String) throws -> [String: Any]? {
+        let info = "\(dir)/\(infoFile)"
+        guard let data = FileManager.default.contents(atPath: info) else { return nil }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ShardError(path: info, "not a JSON object; run `nanochat prepare` again to rewrite it")
+        }
+        return object
     }
 
     /// Checks the data.json in `dir`, when there is one, against the tokenizer in use: its
     /// vocabulary size and (written since shards record it) its identity.
     public static func checkTokenizer(ofShardsIn dir: String, vocabSize: Int, identity: String?) throws {
+        guard let object = try index(of: dir) else { return }
         let info = "\(dir)/\(infoFile)"
-        guard let data = FileManager.default.contents(atPath: info) else { return }
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw ShardError(path: info, "not a JSON object; run `nanochat prepare` again to rewrite it")
-        }
         if let v = object["vocab_size"] as? Int, v != vocabSize {
             throw ShardError(path: info, "these shards were made with a tokenizer of vocab size \(v), but the tokenizer in use has \(vocabSize); run `nanochat prepare` again with this tokenizer")
         }
@@ -97,14 +213,86 @@ public enum DataPreparation {
         }
     }
 
-    /// Opens dir/train.bin and dir/val.bin, checking them against `vocabSize` (and data.json's
-    /// tokenizer, when present). Errors name the file.
-    public static func openShards(_ dir: String, vocabSize: Int, tokenizerIdentity: String? = nil) throws -> (train: TokenShard, val: TokenShard) {
+    /// The shard files of `split` ("train" or "val") in `dir`: those data.json lists, or the
+    /// single `train.bin` / `val.bin` of the earlier layout.
+    static func shardFiles(_ split: String, in dir: String, index: [String: Any]?) throws -> [String] {
+        let info = "\(dir)/\(infoFile)"
+        guard let entry = index?[split] else {
+            let single = "\(dir)/\(split).bin"
+            if index == nil && !FileManager.default.fileExists(atPath: single) {
+                if FileManager.default.fileExists(atPath: "\(dir)/\(shardName(split, 0))") {
+                    throw ShardError(path: dir, "shards without \(infoFile): an unfinished `nanochat prepare`; run it again")
+                }
+                throw ShardError(path: info, "cannot open: No such file or directory; make the data with `nanochat prepare --out \(dir)`")
+            }
+            return [single]
+        }
+        guard let object = entry as? [String: Any], let shards = object["shards"] as? [[String: Any]], !shards.isEmpty else {
+            throw ShardError(path: info, "\"\(split)\" lists no shards")
+        }
+        return try shards.map { s in
+            guard let file = s["file"] as? String, !file.contains("/"), !file.hasPrefix(".") else {
+                throw ShardError(path: info, "a \(split) shard entry without a plain file name")
+            }
+            return "\(dir)/\(file)"
+        }
+    }
+
+    /// Opens the train and val streams of `dir`, checking every shard against `vocabSize`
+    /// (and data.json's tokenizer, when present) and data.json's token counts. Errors name
+    /// the file.
+    public static func openShards(_ dir: String, vocabSize: Int, tokenizerIdentity: String? = nil) throws -> (train: TokenStream, val: TokenStream) {
         try checkTokenizer(ofShardsIn: dir, vocabSize: vocabSize, identity: tokenizerIdentity)
-        let train = try TokenShard(path: "\(dir)/\(trainFile)"), val = try TokenShard(path: "\(dir)/\(valFile)")
-        try train.validate(vocabSize: vocabSize)
-        try val.validate(vocabSize: vocabSize)
-        return (train, val)
+        let index = try index(of: dir)
+        func open(_ split: String) throws -> TokenStream {
+            let listed = (index?[split] as? [String: Any])?["shards"] as? [[String: Any]]
+            let shards = try shardFiles(split, in: dir, index: index).enumerated().map { i, path in
+                let shard = try TokenShard(path: path)
+                if let expected = listed?[i]["tokens"] as? Int, expected != shard.count {
+                    throw ShardError(path: path, "\(shard.count) tokens, but \(infoFile) says \(expected); run `nanochat prepare` again")
+                }
+                try shard.validate(vocabSize: vocabSize)
+                return shard
+            }
+            return TokenStream(shards: shards)
+        }
+        return (try open("train"), try open("val"))
+    }
+}
+
+/// Fills shards of one split in order, writing each (atomically) when full.
+final class ShardWriter {
+    let dir: String, split: String, shardTokens: Int
+    private var buffer: [UInt16] = []
+    private(set) var files: [String] = [], counts: [Int] = []
+    private(set) var tokens = 0
+
+    init(dir: String, split: String, shardTokens: Int) {
+        self.dir = dir; self.split = split; self.shardTokens = shardTokens
+    }
+
+    func append(_ ids: [UInt16]) throws {
+        var rest = ids[...]
+        while !rest.isEmpty {
+            let take = min(rest.count, shardTokens - buffer.count)
+            buffer += rest.prefix(take)
+            rest = rest.dropFirst(take)
+            tokens += take
+            if buffer.count == shardTokens { try flush() }
+        }
+    }
+
+    /// Writes what is left (an empty split still gets one, empty, shard).
+    func finish() throws {
+        if !buffer.isEmpty || files.isEmpty { try flush() }
+    }
+
+    private func flush() throws {
+        let name = DataPreparation.shardName(split, files.count)
+        try TokenShard.write(buffer, to: "\(dir)/\(name)")
+        files.append(name)
+        counts.append(buffer.count)
+        buffer.removeAll(keepingCapacity: true)
     }
 }
 

@@ -14,13 +14,13 @@ public struct Evaluation: Sendable {
 
 public enum Evaluator {
     /// Evaluates `model` on the first `maxBatches` batches of (batch × sequence) tokens of
-    /// `shard`, in order from token 0. `byteLengths[id]` is each token's byte count (0 for
-    /// special tokens). Fewer batches than asked when the shard is short; none is an error.
+    /// `stream`, in order from token 0. `byteLengths[id]` is each token's byte count (0 for
+    /// special tokens). Fewer batches than asked when the stream is short; none is an error.
     /// With a `world`, rank r evaluates batches r, r+N, ... and the sums are added over the
     /// ranks, so every rank returns the whole evaluation.
-    public static func evaluate(_ model: GPT, shard: TokenShard, batch: Int, sequence: Int, maxBatches: Int?,
+    public static func evaluate(_ model: GPT, stream: TokenStream, batch: Int, sequence: Int, maxBatches: Int?,
                                 byteLengths: [Int]?, world: World? = nil) throws -> Evaluation {
-        var loader = BatchLoader(shard: shard, batch: batch, sequence: sequence)
+        var loader = BatchLoader(stream: stream, batch: batch, sequence: sequence)
         var lossSum = 0.0, nats = 0.0, bytes = 0, batches = 0, count = 0
         let (rank, ranks) = (world?.rank ?? 0, world?.size ?? 1)
         var index = 0
@@ -47,7 +47,7 @@ public enum Evaluator {
             (lossSum, nats, bytes, batches, count) = (total[0], total[1], Int(total[2]), Int(total[3]), Int(total[4]))
         }
         guard batches > 0 else {
-            throw ShardError(path: shard.path, "\(shard.count) tokens, fewer than one evaluation batch of \(batch)×\(sequence)+1")
+            throw ShardError(path: stream.path, "\(stream.count) tokens, fewer than one evaluation batch of \(batch)×\(sequence)+1")
         }
         let bpb = byteLengths == nil || bytes == 0 ? nil : nats / (log(2) * Double(bytes))
         return Evaluation(loss: lossSum / Double(count), bpb: bpb, batches: batches, tokens: count)

@@ -80,16 +80,27 @@ public enum MetricsFile {
 
 /// Where a run stands at a checkpoint: what it needs to continue bit for bit.
 public struct ResumeState: Codable, Equatable, Sendable {
-    /// Token offset of the next micro-batch in train.bin, and full passes over it so far.
+    /// Token offset of the next micro-batch in the train stream, and full passes over it so far.
     public var trainPosition: Int, epoch: Int
     /// The loss EMA before debiasing, and training seconds so far.
     public var smoothLoss: Double, elapsedSeconds: Double
     /// The run's horizon when it saved.
     public var numIterations: Int
+    /// The same position as a shard index and an offset in it, and the train stream's length
+    /// (a resume on other data is refused); absent in checkpoints from before sharded data.
+    public var trainShard: Int?, shardOffset: Int?, trainTokens: Int?
+
+    public init(trainPosition: Int, epoch: Int, smoothLoss: Double, elapsedSeconds: Double, numIterations: Int,
+                trainShard: Int? = nil, shardOffset: Int? = nil, trainTokens: Int? = nil) {
+        self.trainPosition = trainPosition; self.epoch = epoch; self.smoothLoss = smoothLoss
+        self.elapsedSeconds = elapsedSeconds; self.numIterations = numIterations
+        self.trainShard = trainShard; self.shardOffset = shardOffset; self.trainTokens = trainTokens
+    }
 
     enum CodingKeys: String, CodingKey {
         case trainPosition = "train_position", epoch, smoothLoss = "smooth_loss"
         case elapsedSeconds = "elapsed_seconds", numIterations = "num_iterations"
+        case trainShard = "train_shard", shardOffset = "shard_offset", trainTokens = "train_tokens"
     }
 }
 

@@ -76,33 +76,92 @@ public final class TokenShard: @unchecked Sendable {
     }
 }
 
-/// Batches from a shard in SPEC §3.2's order: batch k takes the B·T + 1 tokens after
+/// Shards read in order as one stream of tokens (SPEC §3.2): a dataset's train or val split.
+/// Batches cross shard boundaries as if the shards were one file.
+public final class TokenStream: @unchecked Sendable {
+    public let shards: [TokenShard]
+    /// Tokens in all the shards.
+    public let count: Int
+    /// Index in the stream of each shard's first token, then `count`.
+    private let starts: [Int]
+
+    public init(shards: [TokenShard]) {
+        self.shards = shards
+        var starts = [0]
+        for s in shards { starts.append(starts.last! + s.count) }
+        self.starts = starts
+        count = starts.last!
+    }
+
+    public convenience init(_ shard: TokenShard) { self.init(shards: [shard]) }
+
+    /// The stream's files, for messages: one path, or the first and the count.
+    public var path: String {
+        switch shards.count {
+        case 0: return "(no shards)"
+        case 1: return shards[0].path
+        default: return "\(shards[0].path) and \(shards.count - 1) more shard(s)"
+        }
+    }
+
+    /// The shard holding token `position` and the offset in it (the end maps past the last).
+    public func locate(_ position: Int) -> (shard: Int, offset: Int) {
+        precondition(position >= 0 && position <= count, "position \(position) outside 0...\(count)")
+        var lo = 0, hi = shards.count
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            if starts[mid] <= position { lo = mid } else { hi = mid }
+        }
+        return (lo, position - starts[lo])
+    }
+
+    /// Tokens [from, from + n) as Int32, crossing shard boundaries.
+    public func tokens(from: Int, count n: Int) -> [Int32] {
+        precondition(from >= 0 && n >= 0 && n <= count - from, "tokens \(from)..<\(from + n) outside 0..<\(count)")
+        var out: [Int32] = []
+        out.reserveCapacity(n)
+        var (s, offset) = locate(from)
+        while out.count < n {
+            let t = shards[s].tokens
+            let take = min(n - out.count, t.count - offset)
+            for i in offset..<(offset + take) { out.append(Int32(UInt16(littleEndian: t[i]))) }
+            s += 1
+            offset = 0
+        }
+        return out
+    }
+}
+
+/// Batches from a token stream in SPEC §3.2's order: batch k takes the B·T + 1 tokens after
 /// batch k-1's; x = buf[:-1] and y = buf[1:] as (B, T).
 public struct BatchLoader {
-    public let shard: TokenShard
+    public let stream: TokenStream
     public let batch: Int, sequence: Int
-    /// Index of the next batch's first token.
+    /// Index in the stream of the next batch's first token.
     public private(set) var position: Int
 
+    public init(stream: TokenStream, batch: Int, sequence: Int, position: Int = 0) {
+        self.stream = stream; self.batch = batch; self.sequence = sequence; self.position = position
+    }
+
     public init(shard: TokenShard, batch: Int, sequence: Int, position: Int = 0) {
-        self.shard = shard; self.batch = batch; self.sequence = sequence; self.position = position
+        self.init(stream: TokenStream(shard), batch: batch, sequence: sequence, position: position)
     }
 
     /// Moves past the next batch without reading it (what another rank takes); false when
-    /// the shard has fewer than B·T + 1 tokens left.
+    /// the stream has fewer than B·T + 1 tokens left.
     public mutating func skip() -> Bool {
         let (n, overflow) = batch.multipliedReportingOverflow(by: sequence)
-        guard !overflow, position >= 0, n < shard.count - position else { return false }
+        guard !overflow, position >= 0, n < stream.count - position else { return false }
         position += n + 1
         return true
     }
 
-    /// The next (x, y), or nil when the shard has fewer than B·T + 1 tokens left.
+    /// The next (x, y), or nil when the stream has fewer than B·T + 1 tokens left.
     public mutating func next() -> (x: IndexTensor, y: IndexTensor)? {
         let (n, overflow) = batch.multipliedReportingOverflow(by: sequence)
-        guard !overflow, position >= 0, n < shard.count - position else { return nil }
-        let t = shard.tokens
-        let buf = (position..<(position + n + 1)).map { Int32(UInt16(littleEndian: t[$0])) }
+        guard !overflow, position >= 0, n < stream.count - position else { return nil }
+        let buf = stream.tokens(from: position, count: n + 1)
         position += n + 1
         return (IndexTensor(shape: [batch, sequence], values: Array(buf.dropLast())),
                 IndexTensor(shape: [batch, sequence], values: Array(buf.dropFirst())))

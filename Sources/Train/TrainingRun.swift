@@ -34,7 +34,7 @@ public final class TrainingRun {
     let settings: TrainSettings
     let tokenizer: Tokenizer
     let log: (String) -> Void
-    let train: TokenShard, val: TokenShard
+    let train: TokenStream, val: TokenStream
     let model: GPT
     let trainer: Trainer
     var loader: BatchLoader
@@ -110,6 +110,11 @@ public final class TrainingRun {
                 throw TrainingError("\(metaPath): resume state out of range (train_position \(state.trainPosition) must be in 0...\(train.count), "
                                     + "epoch \(state.epoch) ≥ 0, smooth_loss and elapsed_seconds finite)")
             }
+            if let then = state.trainTokens, then != train.count {
+                throw TrainingError("\(metaPath): the checkpoint was trained on a train stream of \(then) tokens, but \(settings.dataDir) now "
+                                    + "holds \(train.count); resuming on other data would not continue the same stream (prepare it as it was, "
+                                    + "or start a fresh run)")
+            }
             guard step <= settings.numIterations else {
                 throw TrainingError("\(Checkpoint.metaPath(dir, step: step)): step \(step) is past the run's \(settings.numIterations) steps (\(settings.horizon))")
             }
@@ -126,7 +131,7 @@ public final class TrainingRun {
             startStep = 0
             resumed = false
         }
-        loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen, position: position)
+        loader = BatchLoader(stream: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen, position: position)
         if world?.isRoot ?? true {
             try AtomicFile.makeDirectories(dir)
             AtomicFile.removeStale(in: dir)
@@ -160,7 +165,7 @@ public final class TrainingRun {
             + "d_model \(s.model.nEmbd), \(s.model.nHead) heads, vocab \(s.model.vocabSize), \(String(format: "%.3g", s.model.flopsPerToken)) FLOPs/token")
         let ranks = s.worldSize > 1 ? " × \(s.worldSize) ranks" : ""
         log("batch: \(tokensPerStep) tokens/step = \(s.accumulation) × \(s.deviceBatchSize) × \(s.sequenceLen)\(ranks); "
-            + "\(total) steps (\(s.horizon)); train.bin \(train.count) tokens, val.bin \(val.count)")
+            + "\(total) steps (\(s.horizon)); train \(train.count) tokens in \(train.shards.count) shard(s), val \(val.count)")
         if let world {
             log(String(format: "ranks: %d × %d threads; sgemm peak %.1f GFLOPS per rank (MFU is quoted against %d × it); "
                        + "optimiser state %.1f MiB on rank 0, sharded over the ranks",
@@ -182,7 +187,7 @@ public final class TrainingRun {
             let last = step == total
             let atStart = resumed && step == startStep
             if !atStart && (last || (s.evalEvery > 0 && step % s.evalEvery == 0)) {
-                let e = try Evaluator.evaluate(model, shard: val, batch: s.deviceBatchSize, sequence: s.sequenceLen,
+                let e = try Evaluator.evaluate(model, stream: val, batch: s.deviceBatchSize, sequence: s.sequenceLen,
                                                maxBatches: s.evalBatches, byteLengths: tokenizer.byteLengths, world: world)
                 lastBPB = e.bpb
                 if let bpb = e.bpb { evaluations.append((step, bpb)) }
@@ -237,7 +242,7 @@ public final class TrainingRun {
     }
 
     /// This rank's micro-batches of the next step. A step takes the next N·A windows of
-    /// train.bin (SPEC §3.2 order, N ranks of A micro-batches each), whatever N is; rank r
+    /// the train stream (SPEC §3.2 order, N ranks of A micro-batches each), whatever N is; rank r
     /// reads windows r·A ..< (r+1)·A and moves past the others.
     func nextBatches() -> [(x: IndexTensor, y: IndexTensor)] {
         let a = settings.accumulation, rank = world?.rank ?? 0
@@ -252,7 +257,7 @@ public final class TrainingRun {
         return mine
     }
 
-    /// The next window, going back to the start of train.bin (a new epoch) at its end.
+    /// The next window, going back to the start of the train stream (a new epoch) at its end.
     func nextWindow() -> (x: IndexTensor, y: IndexTensor) {
         if let b = loader.next() { return b }
         newEpoch()
@@ -267,7 +272,7 @@ public final class TrainingRun {
 
     func newEpoch() {
         epoch += 1
-        loader = BatchLoader(shard: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen)
+        loader = BatchLoader(stream: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen)
     }
 
     /// Saves a checkpoint. Every rank calls it (the optimiser state may be sharded); rank 0
@@ -276,8 +281,10 @@ public final class TrainingRun {
         let dir = settings.outputDir
         try OptimizerState.save(trainer, to: Checkpoint.optimPath(dir, step: step))
         guard writes else { return }
+        let (shard, offset) = train.locate(loader.position)
         let resume = ResumeState(trainPosition: loader.position, epoch: epoch, smoothLoss: smoothLoss,
-                                 elapsedSeconds: elapsed, numIterations: settings.numIterations)
+                                 elapsedSeconds: elapsed, numIterations: settings.numIterations,
+                                 trainShard: shard, shardOffset: offset, trainTokens: train.count)
         try Checkpoint.save(model, step: step, to: dir, extra: TrainingMeta(
             valBPB: valBPB, userConfig: settings.userConfig, resume: resume, tokenizerDir: "tokenizer",
             tokenizerHash: tokenizer.identity))

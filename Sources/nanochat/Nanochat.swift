@@ -205,7 +205,7 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: "Checkpoint directory.") var checkpoint: String
     @Option(help: "Checkpoint step (default: the latest).") var step: Int?
-    @Option(help: "Token shard (llm.c format).") var data: String
+    @Option(help: "A data directory from `nanochat prepare` (its val shards), or one token shard file (llm.c format).") var data: String
     @Option(help: "Tokenizer directory for bpb (default: the checkpoint's tokenizer/ when present).") var tokenizer: String?
     @Option(help: "Sequences per batch.") var batch: Int = 1
     @Option(help: "Tokens per sequence (default: the model's sequence_len).") var seq: Int?
@@ -234,13 +234,21 @@ struct EvalCommand: ParsableCommand {
         }
         let e: Evaluation
         do {
-            // The shard's data.json, when it has one, names the tokenizer that made it.
-            let shardDir = (data as NSString).deletingLastPathComponent
-            try DataPreparation.checkTokenizer(ofShardsIn: shardDir.isEmpty ? "." : shardDir, vocabSize: model.config.vocabSize,
-                                               identity: tok?.identity ?? checkpointTokenizerHash(checkpoint, step: loadedStep))
-            let shard = try TokenShard(path: data)
-            try shard.validate(vocabSize: model.config.vocabSize)
-            e = try Evaluator.evaluate(model, shard: shard, batch: batch, sequence: seqLen,
+            let identity = tok?.identity ?? checkpointTokenizerHash(checkpoint, step: loadedStep)
+            let stream: TokenStream
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue {
+                stream = try DataPreparation.openShards(data, vocabSize: model.config.vocabSize, tokenizerIdentity: identity).val
+            } else {
+                // The shard's data.json, when it has one, names the tokenizer that made it.
+                let shardDir = (data as NSString).deletingLastPathComponent
+                try DataPreparation.checkTokenizer(ofShardsIn: shardDir.isEmpty ? "." : shardDir, vocabSize: model.config.vocabSize,
+                                                   identity: identity)
+                let shard = try TokenShard(path: data)
+                try shard.validate(vocabSize: model.config.vocabSize)
+                stream = TokenStream(shard)
+            }
+            e = try Evaluator.evaluate(model, stream: stream, batch: batch, sequence: seqLen,
                                        maxBatches: steps, byteLengths: tok?.byteLengths)
         } catch let error as ShardError { throw UserError(error.description) }
         let bpb = e.bpb.map { String(format: "%.6f", $0) }

@@ -6,15 +6,18 @@ import Testing
 import Tensor
 import Blocks
 import Train
+import Corpus
 
 /// A data directory made by `prepare` from the first 80 kB of the corpus with the fixture
-/// tokenizer (vocab 1024).
-func preparedData() throws -> (dir: String, tokenizer: Tokenizer) {
+/// tokenizer (vocab 1024), in shards of `shardTokens`.
+func preparedData(shardTokens: Int = 100_000_000, characters: Int = 80_000) throws -> (dir: String, tokenizer: Tokenizer) {
     let tok = try Tokenizer.load(from: trainFixtures + "/tokenizer")
     let dir = scratchPath("data")
-    let text = String(try String(contentsOfFile: corpusPath, encoding: .utf8).prefix(80_000))
-    _ = try DataPreparation.prepare(texts: [text], split: .paragraphs, tokenizer: tok, tokenizerDir: trainFixtures + "/tokenizer",
-                                    valFraction: 0.1, to: dir)
+    let text = String(try String(contentsOfFile: corpusPath, encoding: .utf8).prefix(characters))
+    let input = scratchPath("corpus.txt")
+    try text.write(toFile: input, atomically: false, encoding: .utf8)
+    _ = try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: trainFixtures + "/tokenizer",
+                                    options: { var o = PrepareOptions(); o.shardTokens = shardTokens; return o }(), to: dir)
     return (dir, tok)
 }
 
@@ -69,6 +72,48 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(steps.count == 1, "the step line: \(lines.joined(separator: "\n"))")
     }
 
+    /// The same corpus in 200-token shards is the same stream: a run over it crosses shard
+    /// boundaries (a step takes 130 tokens) and equals the run over one shard bit for bit,
+    /// and a checkpoint taken mid-shard resumes to the same bits.
+    @Test func aRunCrossesShardsAndResumesMidShardBitExactly() throws {
+        let (one, tok) = try preparedData()
+        let (many, _) = try preparedData(shardTokens: 200)
+        let a = try DataPreparation.openShards(one, vocabSize: tok.vocabSize), b = try DataPreparation.openShards(many, vocabSize: tok.vocabSize)
+        #expect(a.train.shards.count == 1 && b.train.shards.count > 50 && b.val.shards.count > 5)
+        #expect(a.train.count == b.train.count && a.val.count == b.val.count)
+        #expect(a.train.tokens(from: 0, count: a.train.count) == b.train.tokens(from: 0, count: b.train.count))
+        #expect(b.train.tokens(from: 190, count: 20) == a.train.tokens(from: 190, count: 20), "across the first boundary")
+
+        let outOne = scratchPath("one-shard"), outMany = scratchPath("many-shards"), resumed = scratchPath("many-resumed")
+        let s1 = try TrainSettings.resolve(try runConfig(data: one, output: outOne), path: "test.py", vocabSize: tok.vocabSize)
+        let s2 = try TrainSettings.resolve(try runConfig(data: many, output: outMany), path: "test.py", vocabSize: tok.vocabSize)
+        _ = try TrainingRun(settings: s1, tokenizer: tok, resume: nil) { _ in }.run()
+        _ = try TrainingRun(settings: s2, tokenizer: tok, resume: nil) { _ in }.run()
+        #expect(try bytes(Checkpoint.modelPath(outMany, step: 6)) == bytes(Checkpoint.modelPath(outOne, step: 6)))
+
+        // Step 3 stands at token 3 × 130 = 390: shard 1, offset 190.
+        let meta = try JSONDecoder().decode(TrainingMeta.self, from: bytes(Checkpoint.metaPath(outMany, step: 3)))
+        #expect(meta.resume?.trainPosition == 390 && meta.resume?.trainShard == 1 && meta.resume?.shardOffset == 190)
+        #expect(meta.resume?.trainTokens == b.train.count)
+        try FileManager.default.createDirectory(atPath: resumed, withIntermediateDirectories: true)
+        for name in ["model_000003.safetensors", "optim_000003.safetensors", "meta_000003.json"] {
+            try FileManager.default.copyItem(atPath: "\(outMany)/\(name)", toPath: "\(resumed)/\(name)")
+        }
+        var s3 = s2
+        s3.outputDir = resumed
+        _ = try TrainingRun(settings: s3, tokenizer: tok, resume: .latest) { _ in }.run()
+        #expect(try bytes(Checkpoint.modelPath(resumed, step: 6)) == bytes(Checkpoint.modelPath(outMany, step: 6)))
+
+        // The checkpoint refuses to resume on another stream.
+        var s4 = s3
+        s4.dataDir = try preparedData(shardTokens: 200, characters: 60_000).dir
+        #expect {
+            try TrainingRun(settings: s4, tokenizer: tok, resume: .step(3)) { _ in }
+        } throws: { error in
+            "\(error)".contains("the checkpoint was trained on a train stream of \(b.train.count) tokens")
+        }
+    }
+
     /// meta_S.json's user_config holds every training key with the value the run used:
     /// those set, the defaults, and those that follow from other keys.
     @Test func userConfigListsEveryKeyAsUsed() throws {
@@ -90,7 +135,7 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(user["tokenizer_dir"] as? String == "\(data)/tokenizer" && user["threads"] as? Int == 2)
         #expect(user["target_flops"] as? Double == -1 && user["num_iterations"] as? Int == 3)
         // Read back as types: the config values, and the state a resume starts from (3 steps
-        // of 2 micro-batches, each B·T + 1 = 65 tokens further into train.bin, SPEC §3.2).
+        // of 2 micro-batches, each B·T + 1 = 65 tokens further into the train stream, SPEC §3.2).
         let typed = try Checkpoint.meta(TrainingMeta.self, in: out, step: 3)
         #expect(typed.userConfig["depth"] == .int(2) && typed.userConfig["block_pattern"] == .list(["T", "M"]))
         #expect(typed.userConfig["mamba_use_mlp"] == .bool(false) && typed.userConfig["model_tag"] == .string("tiny"))
@@ -101,12 +146,12 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
 
     @Test func evaluationBitsPerByteFollowTheSpec() throws {
         let (data, tok) = try preparedData()
-        let val = try TokenShard(path: "\(data)/val.bin")
+        let val = try DataPreparation.openShards(data, vocabSize: tok.vocabSize).val
         let model = try GPT(config: ModelConfig(sequenceLen: 32, vocabSize: tok.vocabSize, nLayer: 1, nHead: 1, nKVHead: 1,
                                                 nEmbd: 32, blockPattern: [.mamba]), seed: 5)
-        let e = try Evaluator.evaluate(model, shard: val, batch: 2, sequence: 32, maxBatches: 3, byteLengths: tok.byteLengths)
+        let e = try Evaluator.evaluate(model, stream: val, batch: 2, sequence: 32, maxBatches: 3, byteLengths: tok.byteLengths)
         // By hand from the per-token losses: nats over non-special targets / (ln 2 · their bytes).
-        var loader = BatchLoader(shard: val, batch: 2, sequence: 32)
+        var loader = BatchLoader(stream: val, batch: 2, sequence: 32)
         var nats = 0.0, byteCount = 0, all = 0.0
         for _ in 0..<3 {
             let (x, y) = loader.next()!
@@ -137,14 +182,14 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         // Missing shard.
         var s = settings
         s.dataDir = data + "/nowhere"
-        #expect(throws: ShardError(path: data + "/nowhere/train.bin", "cannot open: No such file or directory")) {
+        #expect(throws: ShardError(path: data + "/nowhere/data.json", "cannot open: No such file or directory; make the data with `nanochat prepare --out \(data)/nowhere`")) {
             try TrainingRun(settings: s, tokenizer: tok, resume: nil) { _ in }
         }
         // Corrupt shard: cut short.
         let corrupt = scratchPath("corrupt")
         try FileManager.default.createDirectory(atPath: corrupt, withIntermediateDirectories: true)
-        try bytes("\(data)/train.bin").prefix(5000).write(to: URL(fileURLWithPath: "\(corrupt)/train.bin"))
-        try FileManager.default.copyItem(atPath: "\(data)/val.bin", toPath: "\(corrupt)/val.bin")
+        for name in ["val_000000.bin", "data.json"] { try FileManager.default.copyItem(atPath: "\(data)/\(name)", toPath: "\(corrupt)/\(name)") }
+        try bytes("\(data)/train_000000.bin").prefix(5000).write(to: URL(fileURLWithPath: "\(corrupt)/train_000000.bin"))
         s.dataDir = corrupt
         #expect(throws: ShardError.self) { try TrainingRun(settings: s, tokenizer: tok, resume: nil) { _ in } }
 
@@ -152,8 +197,12 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(throws: ShardError(path: "\(data)/data.json", "these shards were made with a tokenizer of vocab size 1024, but the tokenizer in use has 512; run `nanochat prepare` again with this tokenizer")) {
             try DataPreparation.openShards(data, vocabSize: 512)
         }
+        // Without data.json (the single-file layout earlier versions wrote), each token is still
+        // checked against the vocabulary.
         try FileManager.default.removeItem(atPath: "\(data)/data.json")
-        #expect(throws: ShardError.self) { try DataPreparation.openShards(data, vocabSize: 512) }
+        try FileManager.default.moveItem(atPath: "\(data)/train_000000.bin", toPath: "\(data)/train.bin")
+        try FileManager.default.moveItem(atPath: "\(data)/val_000000.bin", toPath: "\(data)/val.bin")
+        #expect { try DataPreparation.openShards(data, vocabSize: 512) } throws: { "\($0)".contains("is outside the vocabulary of 512") }
 
         // Resume with a checkpoint of another model.
         var small = settings
@@ -241,8 +290,10 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         settings.numIterations = 3
         _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }.run()
         // Resuming with the other tokenizer: the shards' data.json would refuse it first, so
-        // drop it to reach the checkpoint's own record.
-        try FileManager.default.removeItem(atPath: "\(data)/data.json")
+        // make it name the other one, to reach the checkpoint's own record.
+        var index = try #require(try JSONSerialization.jsonObject(with: bytes("\(data)/data.json")) as? [String: Any])
+        index["tokenizer_hash"] = other.identity
+        try JSONSerialization.data(withJSONObject: index).write(to: URL(fileURLWithPath: "\(data)/data.json"))
         do {
             _ = try TrainingRun(settings: settings, tokenizer: other, resume: .latest) { _ in }
             Issue.record("resumed with another tokenizer")

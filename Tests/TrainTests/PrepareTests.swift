@@ -1,0 +1,95 @@
+// `prepare` at scale: fixed-size shards and their index, val from the end of the stream when
+// the corpus is a few long documents, a prefix by token count, and a re-run that starts clean.
+import Corpus
+import Foundation
+import Tensor
+import Testing
+import Train
+
+func prepareText(_ text: String, _ configure: (inout PrepareOptions) -> Void = { _ in }) throws -> (dir: String, data: PreparedData, tokenizer: Tokenizer) {
+    let tok = try Tokenizer.load(from: trainFixtures + "/tokenizer")
+    let input = scratchPath("input.txt"), dir = scratchPath("prepared")
+    try text.write(toFile: input, atomically: false, encoding: .utf8)
+    var options = PrepareOptions()
+    configure(&options)
+    let data = try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: "tok",
+                                           options: options, to: dir)
+    return (dir, data, tok)
+}
+
+func shakespeare(_ characters: Int) throws -> String {
+    String(try String(contentsOfFile: corpusPath, encoding: .utf8).prefix(characters))
+}
+
+@Suite struct PrepareTests {
+    @Test func shardsAndTheirIndexHoldTheWholeStream() throws {
+        let text = try shakespeare(60_000)
+        let (dir, data, tok) = try prepareText(text) { $0.shardTokens = 1000 }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(files.filter { $0.hasPrefix("train_") }.count == data.trainShards && data.trainShards == (data.trainTokens + 999) / 1000)
+        #expect(files.contains("data.json") && files.contains("val_000000.bin"))
+        let index = try #require(try JSONSerialization.jsonObject(with: bytes("\(dir)/data.json")) as? [String: Any])
+        let train = try #require(index["train"] as? [String: Any])
+        #expect(train["tokens"] as? Int == data.trainTokens && (train["shards"] as? [Any])?.count == data.trainShards)
+        #expect(index["vocab_size"] as? Int == tok.vocabSize && index["tokenizer_hash"] as? String == tok.identity)
+        // The streams decode back to the documents, each after <|bos|>.
+        let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
+        let ids = t.tokens(from: 0, count: t.count) + v.tokens(from: 0, count: v.count)
+        let docs = ids.split(separator: tok.bosID, omittingEmptySubsequences: false).dropFirst()
+        let input = scratchPath("paragraphs.txt")
+        try text.write(toFile: input, atomically: false, encoding: .utf8)
+        let stream = DocumentStream(files: [try CorpusFile(path: input)])
+        var paragraphs: [String] = []
+        while let d = try stream.next() { paragraphs.append(d) }
+        #expect(try docs.map { try tok.decode(Array($0)) } == paragraphs)
+        #expect(!data.valFromTail && data.valDocuments > 1)
+        let share = Double(data.valTokens) / Double(data.trainTokens + data.valTokens)
+        #expect(share > 0.07 && share < 0.13, "val is about a tenth: \(share)")
+    }
+
+    /// One long line (a book with its line breaks stripped) is a few documents cut at the
+    /// bound; val is then the last tenth of the tokens, after a <|bos|>.
+    @Test func aSingleParagraphStillGivesTrainAndVal() throws {
+        let text = try shakespeare(120_000).replacingOccurrences(of: "\n", with: " ")
+        let (dir, data, tok) = try prepareText(text) { $0.documents = DocumentOptions(maxDocumentBytes: 64 << 10) }
+        #expect(data.valFromTail && data.trainDocuments == 2)
+        let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
+        let total = t.count + v.count - 1   // val's own <|bos|>
+        #expect(abs(Double(v.count - 1) - 0.1 * Double(total)) <= 1)
+        #expect(v.tokens(from: 0, count: 1) == [tok.bosID])
+        let restored = try tok.decode(t.tokens(from: 0, count: t.count).filter { $0 != tok.bosID } + v.tokens(from: 1, count: v.count - 1))
+        // Paragraph mode ends the (one) paragraph with a newline.
+        let same = restored == text + "\n"
+        #expect(same, "\(restored.utf8.count) bytes restored for \(text.utf8.count + 1)")
+    }
+
+    @Test func maxTokensTakesAPrefix() throws {
+        let (_, data, _) = try prepareText(try shakespeare(60_000)) { $0.maxTokens = 5000 }
+        #expect(data.trainTokens + data.valTokens == 5000)
+        #expect(data.valTokens >= 400 && data.valTokens <= 600, "val about a tenth of the prefix: \(data.valTokens)")
+    }
+
+    @Test func aReRunReplacesTheEarlierShards() throws {
+        let text = try shakespeare(30_000)
+        let (dir, _, tok) = try prepareText(text) { $0.shardTokens = 500 }
+        let input = scratchPath("again.txt")
+        try text.write(toFile: input, atomically: false, encoding: .utf8)
+        // An earlier run killed before its index: stray shards and a temporary file.
+        try Data("x".utf8).write(to: URL(fileURLWithPath: "\(dir)/train_000099.bin"))
+        _ = try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: "tok",
+                                        options: PrepareOptions(), to: dir)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(files == ["data.json", "train_000000.bin", "val_000000.bin"])
+    }
+
+    @Test func theShardsDoNotDependOnTheThreadCount() throws {
+        let text = try shakespeare(40_000)
+        Parallel.setThreadCount(1)
+        let (a, _, _) = try prepareText(text) { $0.shardTokens = 3000 }
+        Parallel.setThreadCount(2)
+        let (b, _, _) = try prepareText(text) { $0.shardTokens = 3000 }
+        for name in try FileManager.default.contentsOfDirectory(atPath: a) where name.hasSuffix(".bin") {
+            #expect(try bytes("\(a)/\(name)") == bytes("\(b)/\(name)"), "\(name)")
+        }
+    }
+}

@@ -1,0 +1,95 @@
+"""Writes the parquet fixtures the corpus reader is tested on (Tests/CorpusTests/Fixtures/parquet).
+
+Each file holds the same rows, written by pyarrow with one combination of compression
+(none, snappy, gzip, zstd), data page version (1.0, 2.0) and dictionary encoding (on, off),
+in several row groups and several pages per column chunk, with nulls in the text column and
+an integer column before it. expected.json holds the rows as pyarrow wrote them (null for a
+null). A few more files carry what the reader must refuse with a clear error: an encoding it
+does not decode, a codec it does not have, a nested column, a text column of another type.
+
+    python3 tools/parquet_fixtures.py      # needs pyarrow (pip install pyarrow)
+"""
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "CorpusTests", "Fixtures", "parquet")
+
+
+def rows():
+    texts = []
+    for i in range(40):
+        if i % 7 == 3:
+            texts.append(None)
+        elif i % 11 == 5:
+            texts.append("")
+        elif i % 5 == 0:
+            texts.append("Ünïcödé ✓ 日本語 " * (1 + i % 3) + f"row {i}")
+        elif i % 9 == 1:
+            texts.append(("a long document, " * 60) + str(i))
+        else:
+            # Repeats, so dictionary encoding has something to share.
+            texts.append(f"First Citizen:\nBefore we proceed any further, hear me speak. ({i % 4})\n")
+    return texts
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    texts = rows()
+    table = pa.table({"id": pa.array(range(len(texts)), pa.int64()), "text": pa.array(texts, pa.string())})
+    for codec in ["none", "snappy", "gzip", "zstd"]:
+        for version in ["1.0", "2.0"]:
+            for dictionary in [True, False]:
+                name = f"{codec}-v{version[0]}-{'dict' if dictionary else 'plain'}.parquet"
+                pq.write_table(table, os.path.join(OUT, name), compression=codec, data_page_version=version,
+                               use_dictionary=dictionary, row_group_size=16, data_page_size=512,
+                               write_statistics=True)
+    # A required (non-null) column: no definition levels.
+    required = pa.table({"text": pa.array([t or "-" for t in texts], pa.string())},
+                        schema=pa.schema([pa.field("text", pa.string(), nullable=False)]))
+    pq.write_table(required, os.path.join(OUT, "required.parquet"), compression="zstd", row_group_size=16)
+    with open(os.path.join(OUT, "expected.json"), "w") as f:
+        json.dump({"rows": texts, "required": [t or "-" for t in texts]}, f, ensure_ascii=False, indent=0)
+
+    # What the reader refuses.
+    pq.write_table(table, os.path.join(OUT, "bad-delta.parquet"), use_dictionary=False,
+                   column_encoding={"text": "DELTA_BYTE_ARRAY"}, compression="none")
+    pq.write_table(table, os.path.join(OUT, "bad-lz4.parquet"), compression="lz4")
+    nested = pa.table({"text": pa.array([{"body": "x"}] * 3)})
+    pq.write_table(nested, os.path.join(OUT, "bad-nested.parquet"))
+    numbers = pa.table({"text": pa.array([1, 2, 3], pa.int32())})
+    pq.write_table(numbers, os.path.join(OUT, "bad-type.parquet"))
+
+
+def jsonl_fixtures():
+    """docs.jsonl and the same lines zstd-compressed as two frames (docs.jsonl.zst); bad.jsonl
+    holds one line of each kind the reader refuses."""
+    out = os.path.join(OUT, "..", "jsonl")
+    os.makedirs(out, exist_ok=True)
+    docs = [{"text": f"document {i}: " + "ünïcode ✓ " * (i % 3) + "\nsecond line", "id": i} for i in range(50)]
+    docs[7]["text"] = ""
+    lines = "".join(json.dumps(d, ensure_ascii=(i % 2 == 0)) + "\n" for i, d in enumerate(docs))
+    with open(os.path.join(out, "docs.jsonl"), "w") as f:
+        f.write(lines)
+    half = len(lines) // 2
+    frames = pa.compress(lines[:half].encode(), codec="zstd", asbytes=True) + pa.compress(lines[half:].encode(), codec="zstd", asbytes=True)
+    with open(os.path.join(out, "docs.jsonl.zst"), "wb") as f:
+        f.write(frames)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump([d["text"] for d in docs], f, ensure_ascii=False)
+    with open(os.path.join(out, "bad.jsonl"), "wb") as f:
+        f.write(b'{"text": "fine"}\n')
+        f.write(b'{"text": "cut short\n')
+        f.write(b'{"body": "no text field"}\n')
+        f.write(b'{"text": 42}\n')
+        f.write(b'["not", "an", "object"]\n')
+        f.write(b'{"text": "\xff\xfe not UTF-8"}\n')
+        f.write(b'\n')
+        f.write(b'{"text": "last"}')
+
+
+if __name__ == "__main__":
+    jsonl_fixtures()
+    main()
