@@ -147,6 +147,7 @@ mkdir -p "$W/tiny" && py "
 h = [20240520, 1, 10] + [0] * 253
 open(sys.argv[1], 'wb').write(struct.pack('<256i', *h) + bytes(20))" "$W/tiny/train.bin" && cp "$W/data/val_000000.bin" "$W/tiny/val.bin"
 t "train.bin (single-file layout) smaller than one micro-batch" "fewer than one micro-batch" --data_dir="$W/tiny"
+mkdir -p "$W/badinfo" && cp "$W/data/"*.bin "$W/badinfo/" && echo '[1, 2]' > "$W/badinfo/data.json"
 t "data.json not an object" "data.json: not a JSON object" --data_dir="$W/badinfo"
 mkdir -p "$W/tokbad" && cp "$W/tok/"* "$W/tokbad/" && echo '!!!! 0' > "$W/tokbad/tokenizer.tiktoken"
 t "tokenizer ranks not base64" "tokenizer.tiktoken:1: expected" --tokenizer_dir="$W/tokbad"
@@ -158,9 +159,35 @@ expect "tokenizer of more than 65536 ids (prepare)" "the most a uint16 token sha
 expect "tokenizer train, vocab 100" "vocab" $nc tokenizer train --input "$W/corpus.txt" --vocab-size 100 --out "$W/o3"
 expect "tokenizer train, vocab 100000" "65536" $nc tokenizer train --input "$W/corpus.txt" --vocab-size 100000 --out "$W/o3"
 printf 'abc\xff' > "$W/bad.txt"
-expect "tokenizer train on invalid UTF-8" "invalid UTF-8 at byte offset 3" $nc tokenizer train --input "$W/bad.txt" --out "$W/o3"
+expect "tokenizer train on invalid UTF-8" "bad.txt: line 1: the text is not valid UTF-8 (byte 0xff at offset 3 of the line)" $nc tokenizer train --input "$W/bad.txt" --out "$W/o3"
 expect "prepare, input missing" "no-such.txt" $nc prepare --input "$W/no-such.txt" --tokenizer "$W/tok" --out "$W/o2"
 expect "prepare, val fraction 2" "--val-fraction must be in (0, 1)" $nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/o2" --val-fraction 2
+# Corpus files: every bad row names the file and the row or line.
+fx=Tests/CorpusTests/Fixtures
+p() { expect "$1" "$2" $nc prepare --tokenizer "$W/tok" --out "$W/o2" "${@:3}"; }
+head -c 1500 $fx/parquet/zstd-v1-dict.parquet > "$W/cut.parquet"
+p "parquet cut short" "cut.parquet: not a parquet file: it does not end with PAR1" --input "$W/cut.parquet"
+cp $fx/parquet/zstd-v1-dict.parquet "$W/flip.parquet" && printf '\x00\x00\x00\x00\x00\x00' | dd of="$W/flip.parquet" bs=1 seek=162 conv=notrunc 2>/dev/null   # its dictionary page header
+p "parquet page corrupted" "flip.parquet: row group 0, column text" --input "$W/flip.parquet"
+p "parquet column missing" 'no column "body"; the file has id, text' --input $fx/parquet/none-v1-dict.parquet --field body
+p "parquet encoding not supported" "DELTA_BYTE_ARRAY" --input $fx/parquet/bad-delta.parquet
+p "parquet codec not supported" "compression lz4Raw is not supported" --input $fx/parquet/bad-lz4.parquet
+p "parquet null text" "row 3 (row group 0): the text value is null (--skip-bad skips such rows)" --input $fx/parquet/gzip-v2-plain.parquet
+p "JSONL line not JSON" "bad.jsonl: line 2: not JSON" --input $fx/jsonl/bad.jsonl
+grep -v 'cut short' $fx/jsonl/bad.jsonl > "$W/nofield.jsonl"
+p "JSONL line without the field" 'nofield.jsonl: line 2: no "text" field (it has body; choose one with --field)' --input "$W/nofield.jsonl"
+head -c 300 $fx/jsonl/docs.jsonl.zst > "$W/cut.jsonl.zst"
+p "zstd frame cut short" "cut.jsonl.zst: truncated zstd data" --input "$W/cut.jsonl.zst"
+printf 'ok\n\nbad \xff\n' > "$W/bad-utf8.txt"
+p "text not UTF-8" "bad-utf8.txt: line 3: the text is not valid UTF-8" --input "$W/bad-utf8.txt"
+p "glob matching nothing" "the pattern matches no file" --input "$W/*.nothing"
+p "--shard-tokens 0" "--shard-tokens must be in 1...2147483647" --input "$W/corpus.txt" --shard-tokens 0
+p "--max-tokens 1" "--max-tokens must be at least 2" --input "$W/corpus.txt" --max-tokens 1
+if $nc prepare --tokenizer "$W/tok" --out "$W/skipped" --input $fx/jsonl/bad.jsonl $fx/jsonl/docs.jsonl --skip-bad 2> /dev/null | grep -q "skipped 5 bad row(s)"; then
+    echo "ok (--skip-bad: the bad rows are skipped and counted)"
+else
+    echo "FAIL (--skip-bad did not report 5 skipped rows)"; fails=$((fails + 1))
+fi
 
 # --- resuming from broken checkpoints -----------------------------------------------------
 r() { local dir=$2; expect "$1" "$3" $nc train "$cfg" --output_dir="$dir" --resume "${@:4}"; }

@@ -43,7 +43,7 @@ expect_error "block_pattern" $nanochat train $cfg '--block_pattern=["T","X","M",
 expect_error "another model than the config" $nanochat train $cfg --resume '--block_pattern=["M","M","M","M"]'
 expect_error "no checkpoint for step 7" $nanochat train $cfg --resume-step 7
 printf 'abc\xff' > $scratch/bad.txt
-expect_error "invalid UTF-8 at byte offset 3" $nanochat tokenizer train --input $scratch/bad.txt --out $scratch/t
+expect_error "bad.txt: line 1: the text is not valid UTF-8 (byte 0xff at offset 3 of the line)" $nanochat tokenizer train --input $scratch/bad.txt --out $scratch/t
 # The sweep, small: two patterns at depth 2, two seeds; run again it keeps the finished runs.
 sweep=(configs/sweep_shakespeare.py --depths 2 --patterns all-T,all-M --seeds 1,2 --target-flops 2e11 --eval-points 2 --out $scratch/sweep)
 $nanochat sweep "${sweep[@]}" > $scratch/sweep.log

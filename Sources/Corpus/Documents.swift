@@ -284,7 +284,10 @@ final class TextDocuments: DocumentReader {
         var current = ""
         if let c = carry { current = c; carry = nil }
         while let raw = try lines.next() {
-            guard let text = String(validating: raw, as: UTF8.self) else { return .bad("the text is not valid UTF-8") }
+            guard let text = String(validating: raw, as: UTF8.self) else {
+                let at = firstInvalidUTF8(raw)
+                return .bad(String(format: "the text is not valid UTF-8 (byte 0x%02x at offset %d of the line)", raw[raw.startIndex + at], at))
+            }
             if split == .paragraphs && text.allSatisfy(\.isWhitespace) {
                 if !current.isEmpty { return .document(current) }
                 continue
@@ -299,5 +302,20 @@ final class TextDocuments: DocumentReader {
             current += line
         }
         return current.isEmpty ? nil : .document(current)
+    }
+}
+
+/// Offset of the first byte of `bytes` that does not begin or continue a valid UTF-8 sequence.
+func firstInvalidUTF8(_ bytes: ArraySlice<UInt8>) -> Int {
+    var decoder = UTF8()
+    var iterator = bytes.makeIterator()
+    var offset = 0
+    while true {
+        let before = offset
+        switch decoder.decode(&iterator) {
+        case .scalarValue(let s): offset += UTF8.width(s)
+        case .emptyInput: return offset
+        case .error: return before
+        }
     }
 }

@@ -17,8 +17,9 @@ import Tensor
 public struct PreparedData: Sendable {
     public let trainTokens: Int, valTokens: Int, trainDocuments: Int, valDocuments: Int
     public let trainShards: Int, valShards: Int
-    /// Rows skipped under --skip-bad, and whether val was cut from the stream's tail.
-    public let skipped: Int, valFromTail: Bool
+    /// Rows skipped under --skip-bad (with the first few reasons), and whether val was cut
+    /// from the stream's tail.
+    public let skipped: Int, skipReasons: [String], valFromTail: Bool
 }
 
 /// Where `prepare` is, for its progress line.
@@ -160,7 +161,7 @@ public enum DataPreparation {
                              to: "\(dir)/\(infoFile)")
         return PreparedData(trainTokens: train.tokens, valTokens: val.tokens, trainDocuments: trainDocuments,
                             valDocuments: valDocuments, trainShards: train.files.count, valShards: val.files.count,
-                            skipped: stream.skipped, valFromTail: fromTail)
+                            skipped: stream.skipped, skipReasons: stream.skipReasons, valFromTail: fromTail)
     }
 
     /// About how many bytes of text `file` holds: its size, or for a parquet file the

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Tensor
 import Train
+import Corpus
 
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,30 +29,74 @@ func loadTokenizer(_ dir: String) throws -> Tokenizer {
 struct TokenizerTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train BPE merges on text files; writes tokenizer.tiktoken and tokenizer.json."
+        abstract: "Train BPE merges on a corpus; writes tokenizer.tiktoken and tokenizer.json.",
+        discussion: """
+        Streams the documents as `prepare` reads them, each cut to --doc-cap characters, until
+        --max-chars characters (nanochat's defaults: the first 2 billion, 10,000 per document),
+        counting the pieces of the split pattern on all threads; memory holds the distinct
+        pieces and their counts, not the text.
+        """
     )
 
-    @Option(parsing: .upToNextOption, help: "UTF-8 text files to train on.") var input: [String]
+    @OptionGroup var corpus: CorpusOptions
     @Option(help: "Vocabulary size including the 256 bytes and the 9 special tokens.") var vocabSize: Int = 4096
     @Option(help: "Directory to write the tokenizer into.") var out: String
+    @Option(help: "Train on the first this many characters of the corpus.") var maxChars: Double = 2e9
+    @Option(help: "Use at most this many characters of each document.") var docCap: Int = 10_000
+    @OptionGroup var runOptions: RunOptions
 
     func validate() throws {
-        guard !input.isEmpty else { throw ValidationError("--input needs at least one file") }
         guard (265...65536).contains(vocabSize) else {
             throw ValidationError("--vocab-size must be in 265...65536 (256 bytes + 9 special tokens, uint16 shards), got \(vocabSize)")
         }
+        guard maxChars >= 1 && maxChars <= 1e15 else { throw ValidationError("--max-chars must be in 1...1e15, got \(maxChars)") }
+        guard docCap >= 1 else { throw ValidationError("--doc-cap must be at least 1, got \(docCap)") }
     }
 
     func run() throws {
-        let texts = try input.map(readText)
+        runOptions.apply()
+        let stream = DocumentStream(files: try corpus.files(), options: corpus.options)
+        let limit = Int(maxChars)
+        var counter = BPETraining.PieceCounter()
         let start = Date()
+        var lastReport = start
+        var done = false
+        do {
+            while !done {
+                var batch: [String] = [], characters = counter.characters
+                while characters < limit && batch.count < 65_536, let d = try stream.next() {
+                    var text = d
+                    let scalars = text.unicodeScalars
+                    if scalars.count > docCap {
+                        text = String(String.UnicodeScalarView(scalars.prefix(docCap)))
+                    }
+                    batch.append(text)
+                    characters += min(scalars.count, docCap)
+                }
+                done = batch.isEmpty || characters >= limit
+                counter.add(batch)
+                if Date().timeIntervalSince(lastReport) >= 2 || done {
+                    lastReport = Date()
+                    let seconds = lastReport.timeIntervalSince(start)
+                    FileHandle.standardError.write(Data(String(
+                        format: "tokenizer: %@ of %@ read, %d documents, %.1fM characters, %d distinct pieces, %.1f s\n",
+                        byteCount(stream.bytesRead), byteCount(stream.totalBytes), stream.documents,
+                        Double(counter.characters) / 1e6, counter.pieces.count, seconds).utf8))
+                }
+            }
+        } catch let e as CorpusError { throw UserError(e.description) }
+        guard counter.characters > 0 else { throw UserError("the input has no text to train on") }
+        let countSeconds = Date().timeIntervalSince(start)
         let tokenizer: Tokenizer
-        do { tokenizer = try Tokenizer.train(texts, vocabSize: vocabSize) } catch let e as TokenizerError { throw UserError(e.message) }
+        do {
+            tokenizer = try Tokenizer.train(pieces: counter.pieceBytes, counts: counter.counts, vocabSize: vocabSize)
+        } catch let e as TokenizerError { throw UserError(e.message) }
         let seconds = Date().timeIntervalSince(start)
         try tokenizer.save(to: out)
-        let bytes = texts.reduce(0) { $0 + $1.utf8.count }
-        print(String(format: "trained %d merges on %.2f MB in %.2f s; wrote %@/%@ and %@",
-                     vocabSize - 256 - specialTokens.count, Double(bytes) / 1e6, seconds, out, Tokenizer.ranksFile, Tokenizer.infoFile))
+        print(String(format: "trained %d merges on %.2fM characters (%d documents) in %.2f s (%.2f s counting); wrote %@/%@ and %@",
+                     vocabSize - 256 - specialTokens.count, Double(counter.characters) / 1e6, stream.documents, seconds, countSeconds,
+                     out, Tokenizer.ranksFile, Tokenizer.infoFile))
+        if stream.skipped > 0 { print("skipped \(stream.skipped) bad row(s)") }
     }
 }
 

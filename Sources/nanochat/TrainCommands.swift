@@ -95,6 +95,7 @@ struct PrepareCommand: ParsableCommand {
             }
         } catch let e as TokenizerError { throw UserError(e.message) }
           catch let e as CorpusError { throw UserError(e.description) }
+        for reason in data.skipReasons { FileHandle.standardError.write(Data("skipped: \(reason)\n".utf8)) }
         print("wrote \(out): train \(data.trainTokens) tokens (\(data.trainDocuments) documents, \(data.trainShards) shard(s)), "
               + "val \(data.valTokens) tokens (\(data.valFromTail ? "the last tokens of the stream" : "\(data.valDocuments) documents"), "
               + "\(data.valShards) shard(s))" + (data.skipped > 0 ? "; skipped \(data.skipped) bad row(s)" : ""))

@@ -72,7 +72,7 @@ func allDocuments(_ inputs: [String], _ options: DocumentOptions = DocumentOptio
         #expect(pieces == ["one two three ", "four five six ", "seven eight\n", "short\n"])
         let bad = scratch("bad.txt")
         try Data([0x61, 0x0a, 0x0a, 0xc3, 0x28, 0x0a]).write(to: URL(fileURLWithPath: bad))
-        #expect { _ = try allDocuments([bad]) } throws: { "\($0)" == "\(bad): line 3: the text is not valid UTF-8 (--skip-bad skips such rows)" }
+        #expect { _ = try allDocuments([bad]) } throws: { "\($0)" == "\(bad): line 3: the text is not valid UTF-8 (byte 0xc3 at offset 0 of the line) (--skip-bad skips such rows)" }
     }
 
     /// A cut never splits a character: pieces of multi-byte text with no spaces stay UTF-8.

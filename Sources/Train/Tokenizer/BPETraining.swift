@@ -4,6 +4,7 @@
 // pair, and a lazy max-heap finds the next pair without rescanning. Ties between equally
 // frequent pairs go to the smaller (left, right) id pair, so training is deterministic.
 import Foundation
+import Tensor
 
 /// A candidate merge: the larger count first, the smaller pair on ties. Entries go stale
 /// when a count changes; the trainer pushes the fresh count and skips stale ones as they
@@ -35,6 +36,57 @@ public enum BPETraining {
             }
         }
         return (pieces, counts)
+    }
+
+    /// Distinct pieces of many texts with their counts, counted a batch of texts at a time on
+    /// all threads: each of a fixed number of blocks of the batch counts into its own table,
+    /// and the tables are added into the total in block order. The merges trained from the
+    /// counts do not depend on the order the pieces were first seen (pair counts are sums, and
+    /// ties go to the smaller pair), so nor on the thread count.
+    public struct PieceCounter {
+        /// Piece → index into `pieces` / `counts`. Strings of up to 15 UTF-8 bytes (nearly
+        /// every piece) are stored inline, with no allocation of their own.
+        private var index: [String: Int] = [:]
+        public private(set) var pieces: [String] = [], counts: [Int] = []
+        /// Characters (Unicode scalars) counted so far.
+        public private(set) var characters = 0
+        static let blocks = 64
+
+        public init() {}
+
+        public mutating func add(_ texts: [String]) {
+            let blocks = min(PieceCounter.blocks, texts.count)
+            guard blocks > 0 else { return }
+            var tables = [[String: Int]](repeating: [:], count: blocks)
+            tables.withUnsafeMutableBufferPointer { out in
+                Parallel.forEachItem(blocks) { b in
+                    var table: [String: Int] = [:]
+                    for t in (b * texts.count / blocks)..<((b + 1) * texts.count / blocks) {
+                        let text = texts[t], utf8 = Array(text.utf8)
+                        for r in SplitPattern.pieces(text) {
+                            table[String(decoding: utf8[r], as: UTF8.self), default: 0] += 1
+                        }
+                    }
+                    out[b] = table
+                }
+            }
+            for text in texts { characters += text.unicodeScalars.count }
+            for table in tables {
+                // Sorted, so the first-seen order does not depend on hashing.
+                for (piece, n) in table.sorted(by: { $0.key < $1.key }) {
+                    if let k = index[piece] {
+                        counts[k] += n
+                    } else {
+                        index[piece] = pieces.count
+                        pieces.append(piece)
+                        counts.append(n)
+                    }
+                }
+            }
+        }
+
+        /// The pieces as bytes, for `train`.
+        public var pieceBytes: [[UInt8]] { pieces.map { Array($0.utf8) } }
     }
 
     /// The merges that make `mergeCount` new tokens (ids 256, 257, ... in order) from the

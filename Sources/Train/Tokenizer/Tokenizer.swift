@@ -61,12 +61,17 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Trains on `texts` to a vocabulary of `vocabSize` (merges + 256 bytes + the specials).
     public static func train(_ texts: [String], vocabSize: Int) throws -> Tokenizer {
+        let (pieces, counts) = BPETraining.countPieces(texts)
+        return try train(pieces: pieces, counts: counts, vocabSize: vocabSize)
+    }
+
+    /// A tokenizer of `vocabSize` ids trained on distinct pieces and their counts.
+    public static func train(pieces: [[UInt8]], counts: [Int], vocabSize: Int) throws -> Tokenizer {
         let mergeCount = vocabSize - 256 - specialTokens.count
         guard mergeCount >= 0 else {
             throw TokenizerError("vocab size \(vocabSize) is below the minimum \(256 + specialTokens.count) (256 bytes + \(specialTokens.count) special tokens)")
         }
         guard vocabSize <= 65536 else { throw TokenizerError("vocab size \(vocabSize) does not fit the uint16 token shards (at most 65536)") }
-        let (pieces, counts) = BPETraining.countPieces(texts)
         let merges = BPETraining.train(pieces: pieces, counts: counts, mergeCount: mergeCount)
         guard merges.count == mergeCount else {
             throw TokenizerError("the text has only enough distinct pairs for \(merges.count) merges; vocab size \(vocabSize) needs \(mergeCount) — use more text or a smaller vocab size")
