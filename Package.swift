@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "bench",
             dependencies: [
-                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS",
+                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS", "Corpus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU
@@ -145,6 +145,6 @@ let package = Package(
 // libFuzzer's instrumentation and entry point, which an ordinary build must not have.
 // scripts/fuzz.sh builds and runs them.
 if ProcessInfo.processInfo.environment["NANOCHAT_FUZZ"] == "1" {
-    package.targets.append(.executableTarget(name: "nanochat-fuzz", dependencies: ["Tensor", "Blocks", "Train"], path: "Fuzz"))
+    package.targets.append(.executableTarget(name: "nanochat-fuzz", dependencies: ["Tensor", "Blocks", "Train", "Corpus"], path: "Fuzz"))
     package.products.append(.executable(name: "nanochat-fuzz", targets: ["nanochat-fuzz"]))
 }

@@ -1,18 +1,19 @@
 // libFuzzer targets for the readers of untrusted files: the safetensors reader, the checkpoint
 // meta reader, the config parser (with the settings it resolves), the tokenizer loader and
-// the token shard reader. One binary; NANOCHAT_FUZZ_TARGET picks the reader. Every input
+// the token shard reader, the parquet reader and the JSONL (plain and zstd) reader. One binary; NANOCHAT_FUZZ_TARGET picks the reader. Every input
 // must give a value or a thrown error: a trap, an out-of-bounds access (AddressSanitizer)
 // or a hang is a finding. scripts/fuzz.sh builds and runs it.
 //
 // SwiftPM links an executable's entry point as `<module>_main`; here that is libFuzzer's
 // driver, given the test function.
 import Blocks
+import Corpus
 import Foundation
 import Tensor
 import Train
 
 enum FuzzTarget: String, CaseIterable {
-    case safetensors, meta, config, tokenizer, shard
+    case safetensors, meta, config, tokenizer, shard, parquet, jsonl
 }
 
 let target: FuzzTarget = {
@@ -25,8 +26,18 @@ let target: FuzzTarget = {
     return t
 }()
 
-/// Where the shard target writes its input, so the reader maps a real file.
+/// Where the file targets write their input, so the readers open a real file.
 let shardPath = "/dev/shm/nanochat-fuzz-\(getpid()).bin"
+let parquetPath = "/dev/shm/nanochat-fuzz-\(getpid()).parquet"
+let jsonlPath = "/dev/shm/nanochat-fuzz-\(getpid()).jsonl"
+let zstdPath = "/dev/shm/nanochat-fuzz-\(getpid()).jsonl.zst"
+
+/// Every document of `path`, skipping bad rows, stopping at an error.
+func readDocuments(_ path: String) {
+    guard let file = try? CorpusFile(path: path) else { return }
+    let stream = DocumentStream(files: [file], options: DocumentOptions(skipBad: true, maxDocumentBytes: 4096))
+    while let d = try? stream.next() { _ = d.utf8.count }
+}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
@@ -72,6 +83,17 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
             var loader = BatchLoader(shard: shard, batch: 2, sequence: 3)
             var batches = 0
             while batches < 64, loader.next() != nil { batches += 1 }
+        }
+    case .parquet:
+        guard FileManager.default.createFile(atPath: parquetPath, contents: data) else { return 0 }
+        defer { unlink(parquetPath) }
+        readDocuments(parquetPath)
+    case .jsonl:
+        // The same bytes as JSONL and as a zstd frame of JSONL.
+        for path in [jsonlPath, zstdPath] {
+            guard FileManager.default.createFile(atPath: path, contents: data) else { return 0 }
+            readDocuments(path)
+            unlink(path)
         }
     }
     return 0

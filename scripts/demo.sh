@@ -27,7 +27,8 @@ swift build -c release --product nanochat
 nanochat=.build/release/nanochat
 data=data/shakespeare
 
-$nanochat tokenizer train --input "$corpus" --vocab-size 4096 --out $data/tokenizer
+# every character of a small corpus counts (nanochat caps web documents at 10,000 for the tokenizer)
+$nanochat tokenizer train --input "$corpus" --vocab-size 4096 --doc-cap 1000000000 --out $data/tokenizer
 $nanochat prepare --input "$corpus" --tokenizer $data/tokenizer --out $data
 $nanochat train configs/shakespeare_d4.py --overwrite ${overrides[@]+"${overrides[@]}"}
 echo

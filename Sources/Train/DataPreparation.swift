@@ -276,6 +276,10 @@ final class ShardWriter {
         var rest = ids[...]
         while !rest.isEmpty {
             let take = min(rest.count, shardTokens - buffer.count)
+            if buffer.count + take > buffer.capacity {
+                // Grown by doubling, but never past one shard (the default shard is 200 MB).
+                buffer.reserveCapacity(min(shardTokens, max(2 * buffer.capacity, buffer.count + take, 1 << 20)))
+            }
             buffer += rest.prefix(take)
             rest = rest.dropFirst(take)
             tokens += take

@@ -63,16 +63,24 @@ public final class TokenShard: @unchecked Sendable {
         }
     }
 
-    /// Writes tokens as a shard, atomically.
+    /// Writes tokens as a shard, atomically, straight from `tokens` (no copy of a shard's
+    /// hundreds of MB).
     public static func write(_ tokens: [UInt16], to path: String) throws {
         guard tokens.count <= Int(Int32.max) else {
             throw ShardError(path: path, "\(tokens.count) tokens are more than the \(Int32.max) a shard's header can count")
         }
         var header = [Int32](repeating: 0, count: 256)
         header[0] = magic.littleEndian; header[1] = Int32(1).littleEndian; header[2] = Int32(tokens.count).littleEndian
-        var data = header.withUnsafeBytes { Data($0) }
-        tokens.map(\.littleEndian).withUnsafeBytes { data.append(contentsOf: $0) }
-        try AtomicFile.write(data, to: path)
+        try AtomicFile.write(to: path) { fd in
+            if let failure = header.withUnsafeBytes({ AtomicFile.writeAll(fd, $0) }) { return failure }
+            if UInt16(1).littleEndian == 1 { return tokens.withUnsafeBytes { AtomicFile.writeAll(fd, $0) } }
+            // A big-endian host: byte-swapped a megabyte at a time.
+            for start in stride(from: 0, to: tokens.count, by: 1 << 19) {
+                let piece = tokens[start..<min(start + (1 << 19), tokens.count)].map(\.littleEndian)
+                if let failure = piece.withUnsafeBytes({ AtomicFile.writeAll(fd, $0) }) { return failure }
+            }
+            return nil
+        }
     }
 }
 

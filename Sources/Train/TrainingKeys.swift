@@ -54,12 +54,12 @@ public enum TrainingKeys {
         ConfigKey("final_lr_frac", .float, .float(optimizer.finalLRFraction), "rate multiplier at the end of the decay"),
         // evaluation, sampling, saving
         ConfigKey("eval_every", .int, .int(250), "steps between val bpb evaluations (≤ 0: at the end only)"),
-        ConfigKey("eval_tokens", .int, .int(20 * 524_288), "tokens of val.bin per evaluation"),
+        ConfigKey("eval_tokens", .int, .int(20 * 524_288), "tokens of the val stream per evaluation"),
         ConfigKey("sample_every", .int, .int(2000), "steps between greedy samples (≤ 0: never)"),
         ConfigKey("save_every", .int, .int(-1), "steps between checkpoints (≤ 0: at the end only)"),
         // locations and run
         ConfigKey("model_tag", .string, nil, "name of the run (default: the config file's name)"),
-        ConfigKey("data_dir", .string, .string("data"), "directory of train.bin and val.bin"),
+        ConfigKey("data_dir", .string, .string("data"), "directory of the token shards and data.json (from `prepare`)"),
         ConfigKey("tokenizer_dir", .string, nil, "tokenizer directory (default data_dir/tokenizer)"),
         ConfigKey("output_dir", .string, nil, "checkpoints and metrics (default runs/<model_tag>)"),
         ConfigKey("seed", .int, .int(42), "seed of the initial weights"),

@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
-        subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, ClaimsCommand.self, TokenizerBenchCommand.self,
+        subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, ClaimsCommand.self, TokenizerBenchCommand.self, CorpusBenchCommand.self,
                       ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self, DistributedCommand.self],
         defaultSubcommand: KernelsCommand.self
     )

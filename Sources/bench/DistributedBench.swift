@@ -101,7 +101,7 @@ struct DistributedCommand: ParsableCommand {
                              s.optimizerMiB, s.peakRSSMiB))
             }
         }
-        print("\nThe gradient reduction runs after the backward pass (not overlapped with it).")
+        print("\nHidden behind the backward: none; the gradient reduction runs after the backward pass (docs/DISTRIBUTED.md says why).")
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -107,7 +107,7 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Train a model from a config file and --key=value overrides, as nanochat's base_train.",
         discussion: """
-        Reads data_dir/train.bin and val.bin (from `nanochat prepare`) and the tokenizer in
+        Reads the token shards in data_dir (from `nanochat prepare`) and the tokenizer in
         tokenizer_dir (default data_dir/tokenizer); writes checkpoints, metrics.jsonl and
         loss.svg to output_dir (default runs/<model_tag>, the tag defaulting to the config's
         name). --resume continues from the latest checkpoint there, --resume-step from a given

@@ -153,6 +153,26 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         #expect(tok.vocabSize == 1024 && tok.bosID == 1015 && fixture.specialIDs.last == 1023)
     }
 
+    /// Counting pieces in parallel batches (what `tokenizer train` does on a corpus) gives the
+    /// counts of one serial pass over the same texts, so the same merges, whatever the thread
+    /// count and batching.
+    @Test func parallelPieceCountsTrainTheSameMerges() throws {
+        let corpus = try String(contentsOfFile: corpusPath, encoding: .utf8)
+        let paragraphs = corpus.components(separatedBy: "\n\n").map { $0 + "\n\n" }
+        let serial = try Tokenizer.train(paragraphs, vocabSize: 1024)
+        for (threads, batch) in [(1, 7222), (2, 1000), (2, 37)] {
+            var counter = BPETraining.PieceCounter()
+            try Parallel.withThreadCount(threads) {
+                for start in stride(from: 0, to: paragraphs.count, by: batch) {
+                    counter.add(Array(paragraphs[start..<min(start + batch, paragraphs.count)]))
+                }
+                let tok = try Tokenizer.train(pieces: counter.pieceBytes, counts: counter.counts, vocabSize: 1024)
+                #expect(tok.tokenBytes == serial.tokenBytes, "\(threads) threads, batches of \(batch)")
+            }
+            #expect(counter.characters == paragraphs.reduce(0) { $0 + $1.unicodeScalars.count })
+        }
+    }
+
     @Test func filesRoundTripAndBadOnesAreNamed() throws {
         let dir = scratchPath("tok")
         try fixture.save(to: dir)

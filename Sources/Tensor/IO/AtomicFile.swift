@@ -6,17 +6,24 @@ import Foundation
 /// temporary file in the same directory, fsync, rename over the target, fsync the directory.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { fd in writeAll(fd, data) }
+    }
+
+    /// Writes a file through `body`, which writes to the open temporary file and returns nil
+    /// or the errno of its failure (as `writeAll` does); then fsync, rename, fsync the
+    /// directory. For files too large to gather into one `Data` first.
+    public static func write(to path: String, _ body: (Int32) -> Int32?) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = "\(path).tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw TensorFileError(path: tmp, "cannot create: \(String(cString: strerror(errno)))") }
-        var ok = writeAll(fd, data) == nil
-        ok = ok && fsync(fd) == 0
+        var failure = body(fd)
+        if failure == nil && fsync(fd) != 0 { failure = errno }
         close(fd)
-        guard ok, rename(tmp, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+        if failure == nil && rename(tmp, path) != 0 { failure = errno }
+        if let failure {
             unlink(tmp)
-            throw TensorFileError(path: path, "cannot write: \(reason)")
+            throw TensorFileError(path: path, "cannot write: \(String(cString: strerror(failure)))")
         }
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
@@ -25,17 +32,19 @@ public enum AtomicFile {
     /// Writes all of `data` to `fd` (retrying short writes and interruptions); nil on
     /// success, else the errno of the failure (ENOSPC when a write wrote nothing).
     public static func writeAll(_ fd: Int32, _ data: Data) -> Int32? {
-        data.withUnsafeBytes { raw -> Int32? in
-            guard let base = raw.baseAddress else { return nil }
-            var done = 0
-            while done < raw.count {
-                let n = Glibc.write(fd, base + done, raw.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return n < 0 ? errno : ENOSPC }
-                done += n
-            }
-            return nil
+        data.withUnsafeBytes { writeAll(fd, $0) }
+    }
+
+    public static func writeAll(_ fd: Int32, _ raw: UnsafeRawBufferPointer) -> Int32? {
+        guard let base = raw.baseAddress else { return nil }
+        var done = 0
+        while done < raw.count {
+            let n = Glibc.write(fd, base + done, raw.count - done)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return n < 0 ? errno : ENOSPC }
+            done += n
         }
+        return nil
     }
 
     /// Creates `path` and any missing parents (as `mkdir -p`); the error names the path and
