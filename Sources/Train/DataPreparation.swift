@@ -8,8 +8,9 @@
 //
 // The val split is the last documents, about `valFraction` of the text (as nanochat holds out
 // its last parquet shard): documents are held back until they are more than that fraction of
-// the estimated input behind the newest. When the last document alone is far more than the
-// fraction (a corpus of a few long documents), val is instead the last tokens of the stream.
+// the estimated input behind the newest. When the last whole documents are more than twice
+// the fraction (a corpus of a few long documents), val is instead the last tokens of the
+// stream.
 import Corpus
 import Foundation
 import Tensor
@@ -117,10 +118,11 @@ public enum DataPreparation {
             throw TokenizerError(stream.skipped > 0 ? "every row was skipped (\(stream.skipped)); nothing to prepare"
                                                      : "the input has no documents")
         }
-        // Whole documents for val, unless that is far from the fraction asked (or leaves train
-        // nothing): then the last tokens.
+        // Whole documents for val, unless they are more than twice the share asked (or there is
+        // one document): then the last tokens.
         let wantVal = Double(total) * options.valFraction
-        let fromTail = documents == 1 || (held.count == 1 && Double(heldTokens) > 2 * wantVal)
+        let fromTail = documents == 1 || (holdTokens != nil ? Double(heldTokens) > 2 * wantVal
+                                                            : Double(heldBytes) > 2 * Double(textBytes) * options.valFraction)
         let val = ShardWriter(dir: dir, split: "val", shardTokens: options.shardTokens)
         var trainDocuments = documents - held.count, valDocuments = held.count
         if fromTail {

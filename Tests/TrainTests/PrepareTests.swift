@@ -63,6 +63,16 @@ func shakespeare(_ characters: Int) throws -> String {
         #expect(same, "\(restored.utf8.count) bytes restored for \(text.utf8.count + 1)")
     }
 
+    /// Two long documents and a short last one: the fewest last whole documents that reach a
+    /// tenth hold over half the text, so val is the last tenth of the tokens instead.
+    @Test func wholeDocumentsFarOverTheShareGiveWayToTheTail() throws {
+        let text = try shakespeare(120_000).replacingOccurrences(of: "\n", with: " ")
+        let (_, data, _) = try prepareText(text) { $0.documents = DocumentOptions(maxDocumentBytes: 55_000) }
+        #expect(data.valFromTail && data.trainDocuments == 3)
+        let share = Double(data.valTokens - 1) / Double(data.trainTokens + data.valTokens - 1)
+        #expect(abs(share - 0.1) < 0.001, "val share \(share)")
+    }
+
     @Test func maxTokensTakesAPrefix() throws {
         let (_, data, _) = try prepareText(try shakespeare(60_000)) { $0.maxTokens = 5000 }
         #expect(data.trainTokens + data.valTokens == 5000)
@@ -84,10 +94,8 @@ func shakespeare(_ characters: Int) throws -> String {
 
     @Test func theShardsDoNotDependOnTheThreadCount() throws {
         let text = try shakespeare(40_000)
-        Parallel.setThreadCount(1)
-        let (a, _, _) = try prepareText(text) { $0.shardTokens = 3000 }
-        Parallel.setThreadCount(2)
-        let (b, _, _) = try prepareText(text) { $0.shardTokens = 3000 }
+        let (a, _, _) = try Parallel.withThreadCount(1) { try prepareText(text) { $0.shardTokens = 3000 } }
+        let (b, _, _) = try Parallel.withThreadCount(2) { try prepareText(text) { $0.shardTokens = 3000 } }
         for name in try FileManager.default.contentsOfDirectory(atPath: a) where name.hasSuffix(".bin") {
             #expect(try bytes("\(a)/\(name)") == bytes("\(b)/\(name)"), "\(name)")
         }
