@@ -86,12 +86,12 @@ final class ZstdBytes: ByteSource {
 }
 
 /// Lines of a byte source, without their "\n" (a "\r" before it is kept: it is the text's).
-final class LineReader {
+public final class LineReader {
     private let source: ByteSource
     private let path: String
     private var buffer: [UInt8] = [], position = 0, scanned = 0, ended = false
     /// 1-based number of the line last returned, and whether a "\n" ended it.
-    private(set) var lineNumber = 0
+    public private(set) var lineNumber = 0
     private(set) var lastHadNewline = false
     static let pieceBytes = 4 << 20
     /// A line longer than this is refused rather than held (no corpus document is near it).
@@ -99,10 +99,15 @@ final class LineReader {
 
     init(_ source: ByteSource, path: String) { self.source = source; self.path = path }
 
+    /// The lines of a file, decompressed as read when its name ends in `.zst`.
+    public convenience init(path: String) throws {
+        self.init(path.lowercased().hasSuffix(".zst") ? try ZstdBytes(path: path) : try FileBytes(path: path), path: path)
+    }
+
     var consumed: Int { source.consumed }
 
     /// The next line, or nil at the end. A last line without "\n" counts.
-    func next() throws -> ArraySlice<UInt8>? {
+    public func next() throws -> ArraySlice<UInt8>? {
         while true {
             if let nl = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
                 defer { position = nl + 1; scanned = position }

@@ -1,0 +1,141 @@
+// A conversation with a model, turn by turn, keeping its decode cache between turns: a new
+// turn prefills only its own tokens (the Mamba layers' state is constant-size; the
+// Transformer layers' key/value cache grows with the conversation). The reply streams token
+// by token and stops at <|assistant_end|> (or <|bos|>, or the reply limit). A calculator call
+// the model writes (<|python_start|>expr<|python_end|>) is answered as nanochat's engine
+// answers it: <|output_start|>value<|output_end|> is forced into the sequence and decoding
+// goes on.
+import Blocks
+import Foundation
+import Tensor
+
+public final class ChatSession {
+    public let model: GPT
+    public let tokenizer: Tokenizer
+    public let system: String?
+    public var maxReplyTokens: Int
+    let special: ChatTokens
+    var sampler: Sampler
+    var cache: DecodeCache
+    /// Tokens in the cache (the conversation so far), and tokens chosen but not yet fed (the
+    /// last reply's end).
+    public private(set) var history: [Int32] = []
+    public var length: Int { history.count }
+    var pending: [Int32] = []
+    var turns = 0
+
+    /// What one reply took.
+    public struct Reply: Sendable {
+        public var text: String
+        /// Tokens fed before the reply (this turn's own), and tokens the reply generated
+        /// (forced calculator answers included).
+        public var prefilled: Int, generated: Int
+        /// Tokens in the conversation after the reply.
+        public var contextLength: Int
+        /// Whether the reply ended with <|assistant_end|> (rather than at the limit).
+        public var finished: Bool
+    }
+
+    /// What the reply shows as it streams.
+    public enum Piece: Sendable {
+        case text(String)
+        case toolCall(String)
+        case toolResult(String?)
+    }
+
+    public init(model: GPT, tokenizer: Tokenizer, sampler: Sampler, system: String? = nil, maxReplyTokens: Int = 512) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.sampler = sampler
+        self.system = system
+        self.maxReplyTokens = maxReplyTokens
+        special = ChatTokens(tokenizer)
+        cache = DecodeCache(config: model.config, batch: 1, capacity: min(model.config.sequenceLen, 1024))
+    }
+
+    /// Forgets the conversation.
+    public func clear() {
+        cache = DecodeCache(config: model.config, batch: 1, capacity: min(model.config.sequenceLen, 1024))
+        history = []
+        pending = []
+        turns = 0
+    }
+
+    /// The tokens a user turn adds: <|bos|> first in a conversation (with the system text
+    /// folded into the first message, as rendering does), and the previous reply's end if the
+    /// reply stopped at the limit.
+    func turnTokens(_ text: String) -> [Int32] {
+        var out = pending
+        if turns == 0 {
+            out = [special.bos]
+        } else if pending.isEmpty || pending.last != special.assistantEnd {
+            out.append(special.assistantEnd)
+        }
+        let content = turns == 0 && system != nil ? system! + "\n\n" + text : text
+        return out + [special.userStart] + tokenizer.encode(content) + [special.userEnd, special.assistantStart]
+    }
+
+    /// Feeds `ids` and returns the last position's logits. The first feed of a conversation
+    /// is one prefill; later ones go a token at a time through Mamba layers (whose scan
+    /// continues from a state one step at a time), or at once when there are none.
+    func feed(_ ids: [Int32]) -> [Double] {
+        let chunks: [[Int32]] = cache.length == 0 || !model.config.blockPattern.contains(.mamba) ? [ids] : ids.map { [$0] }
+        var last: [Double] = []
+        for chunk in chunks {
+            let input = IndexTensor(shape: [1, chunk.count], values: chunk)
+            history += chunk
+            last = GradMode.withoutGradients {
+                let logits = model.logits(input, cache: cache)
+                return slice(logits, axis: 1, (logits.shape[1] - 1)..<logits.shape[1]).doubles
+            }
+        }
+        return last
+    }
+
+    /// The assistant's reply to `text`; `onPiece` gets the reply as it streams and may stop it
+    /// by returning false.
+    @discardableResult
+    public func reply(to text: String, onPiece: (Piece) -> Bool = { _ in true }) -> Reply {
+        let prompt = turnTokens(text)
+        turns += 1
+        pending = []
+        var logits = feed(prompt)
+        var stream = UTF8Stream()
+        var reply = "", generated = 0, finished = false
+        var call: [Int32]? = nil
+        while generated < maxReplyTokens {
+            let next = Int32(sampler.pick(logits))
+            generated += 1
+            if next == special.assistantEnd || next == special.bos {
+                pending = [special.assistantEnd]
+                finished = true
+                break
+            }
+            var forced: [Int32] = []
+            if next == special.pythonStart {
+                call = []
+            } else if next == special.pythonEnd, let expr = call {
+                let expression = (try? tokenizer.decode(expr)) ?? ""
+                call = nil
+                _ = onPiece(.toolCall(expression))
+                let answer = Calculator.evaluate(expression)
+                guard onPiece(.toolResult(answer)) else { pending = [next]; break }
+                if let answer {
+                    forced = [special.outputStart] + tokenizer.encode(answer) + [special.outputEnd]
+                }
+            } else if call != nil {
+                call?.append(next)
+            } else if Int(next) < tokenizer.tokenBytes.count {
+                let piece = stream.push(tokenizer.tokenBytes[Int(next)])
+                reply += piece
+                guard onPiece(.text(piece)) else { pending = [next]; break }
+            }
+            generated += forced.count
+            logits = feed([next] + forced)
+        }
+        let tail = stream.finish()
+        if !tail.isEmpty { reply += tail; _ = onPiece(.text(tail)) }
+        return Reply(text: reply, prefilled: prompt.count, generated: generated, contextLength: length + pending.count,
+                     finished: finished)
+    }
+}

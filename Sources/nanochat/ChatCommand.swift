@@ -1,0 +1,86 @@
+// `nanochat chat`: talk to a checkpoint in the terminal, as nanochat's chat_cli. Replies
+// stream; the conversation and its decode cache are kept between turns, so a turn prefills
+// only its own tokens. /clear starts over, /quit (or end of input) leaves. --prompt answers
+// one message and exits, for scripts.
+import ArgumentParser
+import Blocks
+import Foundation
+import Tensor
+import Train
+
+struct ChatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat",
+        abstract: "Talk to a model in the terminal (streamed replies, the conversation kept between turns).",
+        discussion: """
+        Type a message and press Enter. /clear forgets the conversation, /quit leaves (as does
+        end of input). With --prompt, answers one message and exits. A calculator call the
+        model writes is answered as nanochat's engine answers it and shown as «expr = value».
+        """
+    )
+
+    @Option(help: "Checkpoint directory (a chat fine-tuned one, from `nanochat sft`).") var checkpoint: String
+    @Option(help: "Checkpoint step (default: the latest).") var step: Int?
+    @Option(help: "Tokenizer directory (default: the checkpoint's tokenizer/).") var tokenizer: String?
+    @Option(help: "One message to answer, then exit.") var prompt: String?
+    @Option(help: "A system message, folded into the first user message.") var system: String?
+    @Option(help: "Softmax temperature; 0 picks the most likely token.") var temperature: Double = 0.6
+    @Option(help: "Sample among the k most likely tokens (0: all).") var topK: Int = 50
+    @Option(help: "Longest reply, in tokens.") var maxTokens: Int = 512
+    @Option(help: "Random seed.") var seed: UInt64 = 42
+    @Flag(help: "After each reply, print the tokens it prefilled and generated (on stderr).") var stats = false
+    @OptionGroup var runOptions: RunOptions
+
+    func validate() throws {
+        guard temperature >= 0 && temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
+        guard (1...1_000_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...1000000, got \(maxTokens)") }
+    }
+
+    func run() throws {
+        runOptions.apply()
+        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        guard let tok = try checkpointTokenizer(checkpoint, given: tokenizer) else {
+            throw UserError("\(checkpoint) has no tokenizer/ directory; give --tokenizer DIR")
+        }
+        guard tok.vocabSize == model.config.vocabSize else {
+            throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
+        }
+        try checkSameTokenizer(tok, checkpoint: checkpoint, step: loadedStep, source: tokenizer ?? "\(checkpoint)/tokenizer")
+        let session = ChatSession(model: model, tokenizer: tok, sampler: Sampler(temperature: temperature, topK: topK, seed: seed),
+                                  system: system, maxReplyTokens: maxTokens)
+        if let prompt {
+            answer(prompt, session)
+            return
+        }
+        print("nanochat chat: \(checkpoint) step \(loadedStep). /clear starts over, /quit leaves.")
+        while true {
+            print("\nUser: ", terminator: "")
+            fflush(nil)
+            guard let line = readLine(strippingNewline: true) else { print(); return }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            if text == "/quit" || text == "/exit" { return }
+            if text == "/clear" { session.clear(); print("(conversation cleared)"); continue }
+            print("\nAssistant: ", terminator: "")
+            answer(text, session)
+        }
+    }
+
+    func answer(_ text: String, _ session: ChatSession) {
+        let reply = session.reply(to: text) { piece in
+            switch piece {
+            case .text(let s): print(s, terminator: "")
+            case .toolCall(let expr): print("«\(expr)", terminator: "")
+            case .toolResult(let value): print(" = \(value ?? "no answer")»", terminator: "")
+            }
+            fflush(nil)
+            return true
+        }
+        print()
+        if stats {
+            FileHandle.standardError.write(Data(("[prefilled \(reply.prefilled) tokens, generated \(reply.generated), "
+                + "conversation \(reply.contextLength) tokens\(reply.finished ? "" : ", stopped at --max-tokens")]\n").utf8))
+        }
+    }
+}
