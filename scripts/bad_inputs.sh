@@ -248,6 +248,15 @@ expect "eval --batch 0" "--batch must be in 1...1048576, got 0" $nc eval --check
 expect "eval, shard missing" "no-such.bin" $nc eval --checkpoint "$run" --data "$W/no-such.bin"
 expect "eval, checkpoint missing" "no checkpoint" $nc eval --checkpoint "$W/none" --data "$W/data"
 expect "eval, step missing" "no checkpoint for step 7" $nc eval --checkpoint "$run" --step 7 --data "$W/data"
+# Chat: fine-tuning data, flags and checkpoints.
+printf '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n{"messages": [{"role": "assistant", "content": "first"}]}\n' > "$W/chat.jsonl"
+expect "sft, a conversation out of order" "chat.jsonl: line 2: message 0 is from the assistant but should be from the user" $nc sft --checkpoint "$run" --data "$W/chat.jsonl" --out "$W/sft"
+expect "sft, unknown task" 'unknown task "poetry"' $nc sft --checkpoint "$run" --tasks poetry --out "$W/sft"
+expect "sft, data file missing" "no-such.jsonl: no such file or directory" $nc sft --checkpoint "$run" --data "$W/no-such.jsonl" --out "$W/sft"
+expect "sft into a directory with checkpoints" "already holds checkpoints" $nc sft --checkpoint "$run" --tasks identity --task-examples 20 --out "$run"
+expect "chat, checkpoint missing" "no checkpoint" $nc chat --checkpoint "$W/none" --prompt hi
+expect "chat --temperature -1" "--temperature must be ≥ 0, got -1.0" $nc chat --checkpoint "$run" --prompt hi --temperature -1
+expect "chat-eval --questions 0" "--questions must be in 1...100000, got 0" $nc chat-eval --checkpoint "$run" --questions 0
 expect "eval, shard of another tokenizer" "another tokenizer" $nc eval --checkpoint "$run" --data "$W/data2"
 expect "sample, another tokenizer of the same size" "another tokenizer" $nc sample --checkpoint "$run" --tokenizer "$W/tok2" --prompt hi
 expect "sample --temperature -1" "--temperature must be ≥ 0" $nc sample --checkpoint "$run" --prompt hi --temperature -1

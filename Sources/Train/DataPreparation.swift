@@ -67,12 +67,14 @@ public enum DataPreparation {
         let start = Date()
         var lastReport = start
         var done = false
+        // Reading (decompressing, parsing) runs a batch ahead on a thread of its own while the
+        // workers encode; the batches are the same as read in turn, so are the shards.
+        let reader = ReadAhead(stream, batchBytes: batchBytes)
+        defer { reader.stop() }
+        var bytesRead = 0
         while !done {
-            var batch: [String] = [], size = 0
-            while size < batchBytes, let d = try stream.next() {
-                batch.append(d)
-                size += d.utf8.count
-            }
+            let (batch, readSoFar) = try reader.next()
+            bytesRead = readSoFar
             if batch.isEmpty { break }
             let ids = tokenizer.encode(documents: batch)
             for (text, docIDs) in zip(batch, ids) {
@@ -100,10 +102,11 @@ public enum DataPreparation {
             }
             if let progress, Date().timeIntervalSince(lastReport) >= 2 {
                 lastReport = Date()
-                progress(PrepareProgress(bytesRead: stream.bytesRead, totalBytes: stream.totalBytes, documents: documents,
+                progress(PrepareProgress(bytesRead: bytesRead, totalBytes: stream.totalBytes, documents: documents,
                                          tokens: total, seconds: lastReport.timeIntervalSince(start)))
             }
         }
+        reader.stop()   // the stream is this thread's again
         held.removeFirst(heldHead)
         // The estimate behind the hold-back may be off (JSON syntax, compression): with the
         // true totals known, release what is still more than val's share.
@@ -260,6 +263,74 @@ public enum DataPreparation {
             return TokenStream(shards: shards)
         }
         return (try open("train"), try open("val"))
+    }
+}
+
+/// Batches of documents (about `batchBytes` of text each, an empty one at the end) read on a
+/// thread of its own, one batch ahead of the caller. A read error is thrown by the `next()`
+/// that would have returned its batch. After `stop()` returns the thread has ended.
+final class ReadAhead: @unchecked Sendable {
+    private let stream: DocumentStream
+    private let batchBytes: Int
+    private let condition = NSCondition()
+    private var ready: Result<([String], Int), Error>?
+    private var stopping = false, ended = false
+
+    init(_ stream: DocumentStream, batchBytes: Int) {
+        self.stream = stream
+        self.batchBytes = batchBytes
+        let thread = Thread { [self] in produce() }
+        thread.name = "prepare-reader"
+        thread.start()
+    }
+
+    private func produce() {
+        while true {
+            let result = Result { () throws -> ([String], Int) in
+                var batch: [String] = [], size = 0
+                while size < batchBytes, let d = try stream.next() {
+                    batch.append(d)
+                    size += d.utf8.count
+                }
+                return (batch, stream.bytesRead)
+            }
+            condition.lock()
+            while ready != nil && !stopping { condition.wait() }
+            let last: Bool
+            if stopping {
+                last = true
+            } else {
+                ready = result
+                if case .success(let (batch, _)) = result { last = batch.isEmpty } else { last = true }
+            }
+            if last { ended = true }
+            condition.broadcast()
+            condition.unlock()
+            if last { return }
+        }
+    }
+
+    /// The next batch and the input bytes read up to its end.
+    func next() throws -> ([String], Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if let result = ready {
+                ready = nil
+                condition.broadcast()
+                return try result.get()
+            }
+            condition.wait()
+        }
+    }
+
+    /// Ends the reading thread (once the batch it is reading is done) and waits for it.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !ended { condition.wait() }
+        condition.unlock()
     }
 }
 

@@ -16,7 +16,11 @@ public enum SFTData {
             let lines = try LineReader(path: file.path)
             while let line = try lines.next() {
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0d }) { continue }
-                do { out.append(try Conversation(jsonLine: line)) } catch let e as ChatError {
+                do {
+                    let c = try Conversation(jsonLine: line)
+                    _ = try c.turns()   // the order of roles, checked here to name the line
+                    out.append(c)
+                } catch let e as ChatError {
                     throw CorpusError(path: file.path, "line \(lines.lineNumber): \(e.message)")
                 }
             }

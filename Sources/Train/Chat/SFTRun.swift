@@ -88,7 +88,7 @@ public enum SFTRun {
         var step = start
         while true {
             let done = step == total
-            if s.evalEvery > 0 && (done || step % s.evalEvery == 0) {
+            if done || (s.evalEvery > 0 && step % s.evalEvery == 0) {
                 let v = valLoss()
                 vals.append((step, v))
                 log(String(format: "step %05d | val loss %.4f (assistant tokens of %d held-out conversations)", step, v, val.count))

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Chat end to end on the main job's model (runs/shakespeare_d4, from scripts/demo.sh): a short
+# fine-tuning on the synthetic tasks, a resumed one equal to the uninterrupted one, a one-shot
+# reply, and the terminal chat driven through tmux (scripts/chat_tmux.sh).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+nc=$PWD/.build/release/nanochat
+base=${1:-runs/shakespeare_d4}
+[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+[ -d "$base" ] || { echo "no base checkpoint $base: run scripts/demo.sh first" >&2; exit 1; }
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+sft() { $nc sft --checkpoint "$base" --task-examples 300 --num-iterations 24 --max-seq-len 128 --eval-every 0 "$@"; }
+sft --out "$W/full" > "$W/full.log" 2>&1 || { tail -5 "$W/full.log"; fail "sft"; }
+grep -q "^done: 24 steps" "$W/full.log" && echo "sft: $(grep '^done:' "$W/full.log")" || fail "sft did not finish"
+# Stopped at step 12 and resumed: the same bits at step 24.
+sft --out "$W/part" --num-iterations 24 --save-every 12 > /dev/null 2>&1 || fail "sft with saves"
+rm -f "$W/part/"*_000024.*
+sft --out "$W/part" --save-every 12 --resume > /dev/null 2>&1 || fail "sft --resume"
+cmp -s "$W/full/model_000024.safetensors" "$W/part/model_000024.safetensors" \
+    && echo "sft resumed at step 12: the same bits at step 24 as the uninterrupted run" || fail "resumed sft differs"
+
+reply=$($nc chat --checkpoint "$W/full" --prompt "What is 2 plus 3?" --temperature 0 --max-tokens 40 2> /dev/null)
+[ -n "$reply" ] && echo "one-shot reply: $reply" || fail "no one-shot reply"
+
+scripts/chat_tmux.sh "$W/full" || fail "the terminal chat"
+
+[ $fails -eq 0 ] || { echo "chat_smoke: $fails failures" >&2; exit 1; }
+echo "chat_smoke: all checks passed"
