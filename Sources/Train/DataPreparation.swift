@@ -72,6 +72,17 @@ public enum DataPreparation {
         let reader = ReadAhead(stream, batchBytes: batchBytes)
         defer { reader.stop() }
         var bytesRead = 0
+        // Releases the oldest held documents to train while those after them still make up
+        // val's share (by tokens under --max-tokens, else by text bytes); one stays held.
+        func release(tokenShare: Int?, byteShare: Int) throws {
+            while held.count - heldHead > 1, tokenShare.map({ heldTokens - held[heldHead].tokens.count >= $0 })
+                    ?? (heldBytes - held[heldHead].bytes >= byteShare) {
+                try train.append(held[heldHead].tokens)
+                heldTokens -= held[heldHead].tokens.count
+                heldBytes -= held[heldHead].bytes
+                heldHead += 1
+            }
+        }
         while !done {
             let (batch, readSoFar) = try reader.next()
             bytesRead = readSoFar
@@ -89,14 +100,7 @@ public enum DataPreparation {
                 held.append((tokens, text.utf8.count))
                 heldTokens += tokens.count
                 heldBytes += text.utf8.count
-                // Release to train what is more than val's share behind the newest document.
-                while held.count - heldHead > 1, holdTokens.map({ heldTokens - held[heldHead].tokens.count >= $0 })
-                        ?? (heldBytes - held[heldHead].bytes >= holdBytes) {
-                    try train.append(held[heldHead].tokens)
-                    heldTokens -= held[heldHead].tokens.count
-                    heldBytes -= held[heldHead].bytes
-                    heldHead += 1
-                }
+                try release(tokenShare: holdTokens, byteShare: holdBytes)
                 if heldHead > 4096 { held.removeFirst(heldHead); heldHead = 0 }
                 if done { break }
             }
@@ -107,16 +111,11 @@ public enum DataPreparation {
             }
         }
         reader.stop()   // the stream is this thread's again
-        held.removeFirst(heldHead)
         // The estimate behind the hold-back may be off (JSON syntax, compression): with the
         // true totals known, release what is still more than val's share.
-                while held.count > 1, holdTokens != nil ? heldTokens - held[0].tokens.count >= Int(Double(total) * options.valFraction)
-                                                : heldBytes - held[0].bytes >= Int(Double(textBytes) * options.valFraction) {
-            try train.append(held[0].tokens)
-            heldTokens -= held[0].tokens.count
-            heldBytes -= held[0].bytes
-            held.removeFirst()
-        }
+        try release(tokenShare: holdTokens.map { _ in Int(Double(total) * options.valFraction) },
+                    byteShare: Int(Double(textBytes) * options.valFraction))
+        held.removeFirst(heldHead)
         guard documents > 0 else {
             throw TokenizerError(stream.skipped > 0 ? "every row was skipped (\(stream.skipped)); nothing to prepare"
                                                      : "the input has no documents")
@@ -171,7 +170,7 @@ public enum DataPreparation {
 
     /// About how many bytes of text `file` holds: its size, or for a parquet file the
     /// uncompressed size of its text column, or for zstd four times the compressed size.
-    static func textBytesEstimate(_ file: CorpusFile, field: String) throws -> Int {
+    public static func textBytesEstimate(_ file: CorpusFile, field: String) throws -> Int {
         switch file.format {
         case .parquet: return try ParquetFile(path: file.path, column: field).uncompressedBytes
         case .jsonl, .text: return file.zstd ? 4 * file.size : file.size

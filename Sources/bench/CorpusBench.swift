@@ -30,19 +30,7 @@ struct CorpusBenchCommand: ParsableCommand {
     func measured(_ program: String, _ arguments: [String]) throws -> Measured {
         let report = NSTemporaryDirectory() + "nanochat-bench-time-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: report) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/time")
-        process.arguments = ["-f", "%e %M", "-o", report, program] + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let log = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else {
-            throw ValidationError("\(program) \(arguments.joined(separator: " ")) failed:\n\(log.suffix(2000))")
-        }
+        let log = try runChild("/usr/bin/time", ["-f", "%e %M", "-o", report, program] + arguments)
         let fields = (try? String(contentsOfFile: report, encoding: .utf8))?.split(whereSeparator: \.isWhitespace) ?? []
         guard fields.count >= 2, let seconds = Double(fields[fields.count - 2]), let kb = Double(fields[fields.count - 1]) else {
             throw ValidationError("/usr/bin/time gave no figures for \(program)")
@@ -83,7 +71,7 @@ struct CorpusBenchCommand: ParsableCommand {
                                     "--val-fraction", "0.01", "--threads", "\(threads)"])
         let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(data)/data.json"))) as? [String: Any]
         let tokens = ((index?["train_tokens"] as? Int) ?? 0) + ((index?["val_tokens"] as? Int) ?? 0)
-        let textBytes = try files.reduce(0) { $0 + (try textBytesEstimate($1)) }
+        let textBytes = try files.reduce(0) { $0 + (try DataPreparation.textBytesEstimate($1, field: "text")) }
 
         // Encoding per thread, ours and tiktoken's, on the same first documents.
         let tokenizer = try Tokenizer.load(from: tok)
@@ -112,10 +100,5 @@ struct CorpusBenchCommand: ParsableCommand {
                   let s = (t["seconds"] as? Double) ?? .nan, tt = (t["tokens"] as? Int) ?? -1
                   return String(format: ", tiktoken %.2f MB/s (%d tokens): ours ÷ tiktoken %.2fx", mb / s, tt, s / encode.median)
               } ?? ""))
-    }
-
-    /// Text bytes of a file: a parquet column's uncompressed size, or the file's size.
-    func textBytesEstimate(_ file: CorpusFile) throws -> Int {
-        file.format == .parquet ? try ParquetFile(path: file.path).uncompressedBytes : file.size
     }
 }

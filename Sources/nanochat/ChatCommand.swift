@@ -40,13 +40,7 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
-        guard let tok = try checkpointTokenizer(checkpoint, given: tokenizer) else {
-            throw UserError("\(checkpoint) has no tokenizer/ directory; give --tokenizer DIR")
-        }
-        guard tok.vocabSize == model.config.vocabSize else {
-            throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
-        }
-        try checkSameTokenizer(tok, checkpoint: checkpoint, step: loadedStep, source: tokenizer ?? "\(checkpoint)/tokenizer")
+        let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let session = ChatSession(model: model, tokenizer: tok, sampler: Sampler(temperature: temperature, topK: topK, seed: seed),
                                   system: system, maxReplyTokens: maxTokens)
         if let prompt {
@@ -69,11 +63,7 @@ struct ChatCommand: ParsableCommand {
 
     func answer(_ text: String, _ session: ChatSession) {
         let reply = session.reply(to: text) { piece in
-            switch piece {
-            case .text(let s): print(s, terminator: "")
-            case .toolCall(let expr): print("«\(expr)", terminator: "")
-            case .toolResult(let value): print(" = \(value ?? "no answer")»", terminator: "")
-            }
+            print(piece.shown, terminator: "")
             fflush(nil)
             return true
         }

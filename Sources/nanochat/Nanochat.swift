@@ -188,6 +188,20 @@ func checkpointTokenizerHash(_ dir: String, step: Int) -> String? {
     return (try? Checkpoint.meta(Recorded.self, in: dir, step: step))?.tokenizerHash
 }
 
+/// The tokenizer a text command uses with a loaded checkpoint: the one given, else the one
+/// beside it, checked to have the model's vocabulary and to be the one it was trained with.
+/// `offersFlag`: the command has --tokenizer, which the error then suggests.
+func textTokenizer(for model: GPT, checkpoint: String, step: Int, given: String?, offersFlag: Bool = true) throws -> Tokenizer {
+    guard let tok = try checkpointTokenizer(checkpoint, given: given) else {
+        throw UserError("\(checkpoint) has no tokenizer/ directory" + (offersFlag ? "; give --tokenizer DIR" : ""))
+    }
+    guard tok.vocabSize == model.config.vocabSize else {
+        throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
+    }
+    try checkSameTokenizer(tok, checkpoint: checkpoint, step: step, source: given ?? "\(checkpoint)/tokenizer")
+    return tok
+}
+
 /// Checks that `tokenizer` is the one the checkpoint of `step` in `dir` was trained with,
 /// when its meta file records one.
 func checkSameTokenizer(_ tokenizer: Tokenizer, checkpoint dir: String, step: Int, source: String) throws {
@@ -301,13 +315,7 @@ struct SampleCommand: ParsableCommand {
             print()
             return
         }
-        guard let tok = try checkpointTokenizer(checkpoint, given: tokenizer) else {
-            throw UserError("\(checkpoint) has no tokenizer/ directory; give --tokenizer DIR")
-        }
-        guard tok.vocabSize == model.config.vocabSize else {
-            throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
-        }
-        try checkSameTokenizer(tok, checkpoint: checkpoint, step: loadedStep, source: tokenizer ?? "\(checkpoint)/tokenizer")
+        let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let text = prompt ?? ""
         print(text, terminator: "")
         fflush(nil)

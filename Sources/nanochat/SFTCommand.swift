@@ -62,10 +62,7 @@ struct SFTCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (base, baseStep) = try loadCheckpoint(checkpoint, step: step)
-        guard let tok = try checkpointTokenizer(checkpoint, given: nil) else {
-            throw UserError("\(checkpoint) has no tokenizer/ directory")
-        }
-        try checkSameTokenizer(tok, checkpoint: checkpoint, step: baseStep, source: "\(checkpoint)/tokenizer")
+        let tok = try textTokenizer(for: base, checkpoint: checkpoint, step: baseStep, given: nil, offersFlag: false)
         var conversations: [Conversation]
         do { conversations = try SFTData.conversations(files: data) } catch let e as CorpusError { throw UserError(e.description) }
         conversations += SFTData.synthetic(try parseTasks(tasks), perTask: taskExamples)
@@ -122,8 +119,7 @@ struct ChatEvalCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
-        guard let tok = try checkpointTokenizer(checkpoint, given: nil) else { throw UserError("\(checkpoint) has no tokenizer/ directory") }
-        try checkSameTokenizer(tok, checkpoint: checkpoint, step: loadedStep, source: "\(checkpoint)/tokenizer")
+        let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: nil, offersFlag: false)
         print("| task | correct | of | accuracy |\n|---|---:|---:|---:|")
         var results: [ChatAccuracy] = []
         for task in try parseTasks(tasks) {

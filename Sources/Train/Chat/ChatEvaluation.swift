@@ -38,14 +38,7 @@ public enum ChatEvaluation {
             let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
                                       maxReplyTokens: maxTokens)
             var shown = ""
-            session.reply(to: question) { piece in
-                switch piece {
-                case .text(let t): shown += t
-                case .toolCall(let e): shown += "«\(e)"
-                case .toolResult(let v): shown += " = \(v ?? "no answer")»"
-                }
-                return true
-            }
+            session.reply(to: question) { piece in shown += piece.shown; return true }
             // The answer must be in the assistant's own words, not only in the tool's output.
             let text = shown.replacingOccurrences(of: #"«[^»]*»"#, with: " ", options: .regularExpression)
             if contains(text, expected) && mentions.allSatisfy({ contains(text, $0) }) { correct += 1 }

@@ -41,6 +41,15 @@ public final class ChatSession {
         case text(String)
         case toolCall(String)
         case toolResult(String?)
+
+        /// As the terminal shows it: a call and its answer as «expr = value».
+        public var shown: String {
+            switch self {
+            case .text(let t): return t
+            case .toolCall(let e): return "«\(e)"
+            case .toolResult(let v): return " = \(v ?? "no answer")»"
+            }
+        }
     }
 
     public init(model: GPT, tokenizer: Tokenizer, sampler: Sampler, system: String? = nil, maxReplyTokens: Int = 512) {
