@@ -16,7 +16,10 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 1.0) }' || { echo "FAIL: 
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-before=$(ls -l $run | md5sum)
+# What the demo left: every file's name and content (the lock file, rewritten by each
+# attempt to take the run, aside).
+listing() { (cd $run && find . -name .lock -prune -o -type f -print0 | sort -z | xargs -0 md5sum); }
+before=$(listing)
 fails=0
 # expect_error "substring of the message" args...: the command must fail and say so.
 expect_error() {
@@ -55,6 +58,7 @@ echo "ok: sweep of 6 runs reported, and kept when run again"
 expect_error "different settings (the budget of depth 2" $nanochat sweep "${sweep[@]:0:7}" --target-flops 3e11 --eval-points 2 --out $scratch/sweep
 expect_error "one budget per depth" $nanochat sweep configs/sweep_shakespeare.py --depths 2,4 --target-flops 2e11 --out $scratch/s2
 expect_error "set by the sweep for each run" $nanochat sweep configs/sweep_shakespeare.py --depths 2 --target-flops 2e11 --out $scratch/s2 --seed=3
-[ "$(ls -l $run | md5sum)" == "$before" ] || { echo "FAIL: the demo's checkpoints changed" >&2; fails=$((fails + 1)); }
+after=$(listing)
+[ "$after" == "$before" ] || { echo "FAIL: the demo's checkpoints changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; fails=$((fails + 1)); }
 [ $fails -eq 0 ] || { echo "$fails failures" >&2; exit 1; }
 echo "smoke: all checks passed"
