@@ -20,6 +20,11 @@ let hostCPU: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", "nat
 let kernelSettings: [SwiftSetting] = hostCPU + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 let hostC: [CSetting] = portable ? [] : [.unsafeFlags(["-march=native"])]
 
+// NANOCHAT_LIBRARIES_ONLY=1 (set by scripts/test.sh): the unit tests need the libraries
+// alone, so that build leaves out the two executables and the packages only they use (the
+// HTTP server's); the scripts run the executables of the ordinary release build.
+let librariesOnly = ProcessInfo.processInfo.environment["NANOCHAT_LIBRARIES_ONLY"] == "1"
+
 let package = Package(
     name: "nanochat",
     products: [
@@ -27,12 +32,8 @@ let package = Package(
         .library(name: "SelectiveScan", targets: ["SelectiveScan"]),
         .library(name: "Blocks", targets: ["Blocks"]),
         .library(name: "Train", targets: ["Train"]),
-        .executable(name: "nanochat", targets: ["nanochat"]),
-        .executable(name: "bench", targets: ["bench"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-    ],
+    dependencies: [],
     targets: [
         // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
         .systemLibrary(
@@ -94,22 +95,6 @@ let package = Package(
             dependencies: ["Blocks", "Tensor", "CMPI", "Corpus"],
             swiftSettings: hostCPU
         ),
-        .executableTarget(
-            name: "nanochat",
-            dependencies: [
-                "Train", "Blocks", "Tensor", "Corpus",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: hostCPU
-        ),
-        .executableTarget(
-            name: "bench",
-            dependencies: [
-                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS", "Corpus",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: hostCPU
-        ),
         .testTarget(
             name: "TensorTests",
             dependencies: ["Tensor"],
@@ -140,6 +125,39 @@ let package = Package(
         ),
     ]
 )
+
+if !librariesOnly {
+    package.dependencies += [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The HTTP server behind `nanochat serve`.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+    ]
+    package.targets += [
+        .executableTarget(
+            name: "nanochat",
+            dependencies: [
+                "Train", "Blocks", "Tensor", "Corpus",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            // The chat page `nanochat serve` serves, compiled into the binary.
+            resources: [.embedInCode("chat.html")],
+            swiftSettings: hostCPU
+        ),
+        .executableTarget(
+            name: "bench",
+            dependencies: [
+                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS", "Corpus",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: hostCPU
+        ),
+    ]
+    package.products += [
+        .executable(name: "nanochat", targets: ["nanochat"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ]
+}
 
 // The fuzz targets (Fuzz/Fuzz.swift), only when NANOCHAT_FUZZ=1: they are built with
 // libFuzzer's instrumentation and entry point, which an ordinary build must not have.

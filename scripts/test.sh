@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Tests run side by side: those comparing thread counts set theirs with Parallel.withThreadCount,
 # which no other test sees.
-swift test -c release "$@"
+NANOCHAT_LIBRARIES_ONLY=1 swift test -c release "$@"

@@ -66,6 +66,33 @@ final class MambaCache {
         ssm = Tensor(zeros: [batch, config.mambaInner, config.mambaDState], dtype: dtype)
     }
 
+    private init(conv: Tensor, ssm: Tensor) {
+        self.conv = conv
+        self.ssm = ssm
+        primed = true
+    }
+
+    /// The primed caches' states stacked into one cache of all their rows (a copy; the cache
+    /// itself when there is one), so a decode step runs once over every row.
+    static func stacked(_ caches: [MambaCache]) -> MambaCache {
+        precondition(caches.allSatisfy(\.primed), "only primed caches step together")
+        if caches.count == 1 { return caches[0] }
+        return MambaCache(conv: concat(caches.map(\.conv), axis: 0), ssm: concat(caches.map(\.ssm), axis: 0))
+    }
+
+    /// Copies the rows of a `stacked` cache back into the caches it was made from.
+    func unstack(into caches: [MambaCache]) {
+        guard caches.count > 1 || caches.first !== self else { return }
+        for (source, parts) in [(conv, caches.map(\.conv)), (ssm, caches.map(\.ssm))] {
+            var at = 0
+            for part in parts {
+                let bytes = part.count * part.dtype.byteSize
+                part.storageBytes.copyMemory(from: source.storageBytes + at, byteCount: bytes)
+                at += bytes
+            }
+        }
+    }
+
     /// After a prefill over x (B, T, Di) (the conv's input): keep its last K-1 steps and the
     /// scan's final state.
     func prime(convInput x: Tensor, scanState: Tensor) {

@@ -57,29 +57,50 @@ public final class GPT {
     /// rmsnorm of the last layer's output, (B, T, C). With a cache, idx holds the next T
     /// tokens after the cache's `length` (a prefill when empty, else typically T = 1).
     public func hidden(_ idx: IndexTensor, cache: DecodeCache? = nil) -> Tensor {
-        precondition(idx.shape.count == 2, "token ids must be (B, T), got \(idx.shape)")
-        let offset = cache?.length ?? 0
         if let cache {
             precondition(cache.batch == idx.shape[0], "cache is for batch \(cache.batch), ids have \(idx.shape[0])")
         }
-        let rope = rotary(upTo: offset + idx.shape[1])
+        return hidden(idx, caches: cache.map { [$0] } ?? [])
+    }
+
+    /// The same over several caches at once: cache j holds the past of the next
+    /// `caches[j].batch` rows of idx, each at its own length, so sequences of different
+    /// lengths decode together in one batch (the weights' products see every row; attention
+    /// and the Mamba states stay per cache). With more than one cache every Mamba layer's
+    /// state must be primed and T = 1.
+    func hidden(_ idx: IndexTensor, caches: [DecodeCache]) -> Tensor {
+        precondition(idx.shape.count == 2, "token ids must be (B, T), got \(idx.shape)")
+        precondition(caches.isEmpty || caches.reduce(0, { $0 + $1.batch }) == idx.shape[0],
+                     "caches hold \(caches.map(\.batch)) rows, ids have \(idx.shape[0])")
+        let offsets = caches.map(\.length)
+        let rope = rotary(upTo: (offsets.max() ?? 0) + idx.shape[1])
         var x = rmsNorm(embedding(weights.embedding, idx))
         for (i, layer) in weights.layers.enumerated() {
             switch layer {
             case .transformer(let attention, let mlp):
-                x = transformerBlock(x, attention, mlp, config: config, rope: rope, cache: cache?.keysAndValues(layer: i),
-                                     offset: offset)
+                let past = zip(caches, offsets).compactMap { c, o in c.keysAndValues(layer: i).map { (cache: $0, offset: o) } }
+                x = transformerBlock(x, attention, mlp, config: config, rope: rope, past: past)
             case .mamba(let mixer, let mlp):
-                let state = cache?.mambaState(layer: i)
-                if let state {
-                    precondition(state.primed == (offset > 0) && (offset == 0 || idx.shape[1] == 1),
+                let states = caches.compactMap { $0.mambaState(layer: i) }
+                for (state, offset) in zip(states, offsets) {
+                    precondition(state.primed == (offset > 0) && (offset == 0 || idx.shape[1] == 1)
+                                 && (states.count == 1 || offset > 0),
                                  "Mamba layers decode one token at a time after a prefill from an empty cache")
                 }
-                x = mambaBlock(x, mixer, mlp, config: config, cache: state)
+                x = mambaBlock(x, mixer, mlp, config: config, states: states)
             }
         }
-        cache?.length += idx.shape[1]
+        for cache in caches { cache.length += idx.shape[1] }
         return rmsNorm(x)
+    }
+
+    /// Softcapped logits (B, V) of one next token per cache, each cache (of batch 1) at its
+    /// own length: the batched decode step of a server's requests.
+    public func stepLogits(_ tokens: [Int32], caches: [DecodeCache]) -> Tensor {
+        precondition(tokens.count == caches.count && caches.allSatisfy { $0.batch == 1 },
+                     "one token per single-sequence cache")
+        let h = hidden(IndexTensor(shape: [tokens.count, 1], values: tokens), caches: caches)
+        return softcap(linear(h, weights.head), logitSoftcap).reshaped([tokens.count, config.vocabSize])
     }
 
     /// The head's logits before the softcap, (B, T, V): what the loss and the logits share.

@@ -1,13 +1,15 @@
-// Picking the next token from logits: greedy, or softmax with temperature over the top k.
+// Picking the next token from logits: greedy, or softmax with temperature over the top k
+// tokens and then the smallest set whose probability reaches top_p (nucleus sampling).
 import Foundation
 import Tensor
 
-public struct Sampler {
-    public let temperature: Double, topK: Int
+public struct Sampler: Sendable {
+    public let temperature: Double, topK: Int, topP: Double
     var rng: SeededGenerator
 
-    public init(temperature: Double, topK: Int, seed: UInt64) {
-        self.temperature = temperature; self.topK = topK
+    /// topK 0 keeps every token; topP 1 keeps every token the top-k leaves.
+    public init(temperature: Double, topK: Int, topP: Double = 1, seed: UInt64) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP
         rng = SeededGenerator(seed: seed)
     }
 
@@ -15,12 +17,20 @@ public struct Sampler {
     public mutating func pick(_ logits: [Double]) -> Int {
         var order = Array(logits.indices)
         if temperature == 0 { return order.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }! }
-        if topK > 0 && topK < logits.count {
+        let nucleus = topP > 0 && topP < 1
+        if (topK > 0 && topK < logits.count) || nucleus {
             order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-            order = Array(order.prefix(topK))
+            if topK > 0 { order = Array(order.prefix(topK)) }
         }
         let m = order.map { logits[$0] }.max()!
-        let weights = order.map { exp((logits[$0] - m) / temperature) }
+        var weights = order.map { exp((logits[$0] - m) / temperature) }
+        if nucleus {
+            // Highest first: keep tokens until their share reaches top_p (at least one).
+            let total = weights.reduce(0, +)
+            var kept = 0, sum = 0.0
+            while kept < weights.count && (kept == 0 || sum < topP * total) { sum += weights[kept]; kept += 1 }
+            order = Array(order.prefix(kept)); weights = Array(weights.prefix(kept))
+        }
         var u = rng.nextUnit() * weights.reduce(0, +)
         for (i, w) in zip(order, weights) {
             u -= w

@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
         subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, ClaimsCommand.self, TokenizerBenchCommand.self, CorpusBenchCommand.self,
-                      ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self, DistributedCommand.self],
+                      ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self, DistributedCommand.self, ServeBenchCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
 }

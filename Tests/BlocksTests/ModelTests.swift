@@ -184,6 +184,36 @@ extension BlocksTests {
             }
         }
 
+        // Three sequences prefilled to different lengths (3, 5, 8), then stepped together
+        // through stepLogits, each on its own cache: every row's logits equal the full
+        // forward's at that sequence's position to 1e-4.
+        @Test(arguments: ["T", "M", "TMMT", "T+gqa", "M+mlp"])
+        func batchedStepsOfDifferentLengthsMatchFullForward(_ which: String) throws {
+            let pattern = String(which.prefix(while: { $0 != "+" }))
+            let config = tinyConfig(pattern, kvHeads: which.hasSuffix("gqa") ? 1 : 2, mlp: which.hasSuffix("mlp"))
+            let model = try GPT(config: config, parameters: perturbedParameters(config, seed: 8))
+            let prompts = [3, 5, 8], steps = 4, total = 12, v = config.vocabSize
+            let ids = tokens([prompts.count, total], below: 23, seed: 10)
+            GradMode.withoutGradients {
+                let full = model.logits(ids).doubles
+                let caches = prompts.enumerated().map { i, n in
+                    let cache = DecodeCache(config: config, batch: 1, capacity: 2)
+                    _ = model.logits(IndexTensor(shape: [1, n], values: Array(ids.values[(i * total)..<(i * total + n)])), cache: cache)
+                    return cache
+                }
+                for s in 0..<steps {
+                    let next = prompts.enumerated().map { i, n in ids.values[i * total + n + s] }
+                    let got = model.stepLogits(next, caches: caches).doubles
+                    var worst = 0.0
+                    for (i, n) in prompts.enumerated() { for j in 0..<v {
+                        worst = max(worst, abs(got[i * v + j] - full[(i * total + n + s) * v + j]))
+                    } }
+                    #expect(worst < 1e-4, "\(which): step \(s) differs by \(worst)")
+                }
+                #expect(caches.map(\.length) == prompts.map { $0 + steps })
+            }
+        }
+
         @Test func cacheBytesPerSequence() {
             let c = ModelConfig.fromDepth(12, vocabSize: 8192, sequenceLen: 2048, blockPattern: [.transformer, .mamba] + Array(repeating: .mamba, count: 10))
             // T layer: 2 · 4096 · 6 · 128 · 4 bytes; M layer: 1536 · (3 + 16) · 4 bytes.

@@ -1,0 +1,292 @@
+// Many generations at once on one model (continuous batching). Each request has its own
+// decode cache; one engine thread prefills a newly arrived request on its own, then every
+// running request advances by one token in a single batched step (the weights' products see
+// all rows; attention and Mamba states stay per request). A request joins at the next step
+// and leaves when it finishes or its client goes away, freeing its slot.
+import Blocks
+import Foundation
+import Tensor
+
+/// What to generate: prompt ids and how to continue them.
+public struct GenerationRequest: Sendable {
+    public enum Mode: Sendable {
+        /// A chat reply: stops at <|assistant_end|>, calculator calls are answered.
+        case chat
+        /// Plain text continuation: stops at <|bos|> (a new document).
+        case completion
+    }
+    public var prompt: [Int32]
+    public var mode: Mode
+    public var maxTokens: Int
+    public var sampler: Sampler
+    /// Texts that end the generation where they first appear (not included).
+    public var stop: [String]
+
+    public init(prompt: [Int32], mode: Mode, maxTokens: Int, sampler: Sampler, stop: [String] = []) {
+        self.prompt = prompt; self.mode = mode; self.maxTokens = maxTokens; self.sampler = sampler; self.stop = stop
+    }
+}
+
+public enum FinishReason: String, Sendable {
+    /// An end token or a stop text.
+    case stop
+    /// max_tokens reached.
+    case length
+    /// The client went away (or the server is stopping).
+    case cancelled
+}
+
+public enum GenerationEvent: Sendable {
+    /// The next piece of text (never empty).
+    case text(String)
+    case finished(FinishReason, promptTokens: Int, completionTokens: Int)
+}
+
+/// The caller's side of a submitted request.
+public final class GenerationHandle: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+    weak var engine: ChatEngine?
+
+    /// Ends the generation at the next step (its slot is freed); safe from any thread.
+    public func cancel() {
+        lock.withLock { cancelled = true }
+        engine?.wake()
+    }
+
+    var isCancelled: Bool { lock.withLock { cancelled } }
+}
+
+public final class ChatEngine: @unchecked Sendable {
+    public let model: GPT
+    public let tokenizer: Tokenizer
+    /// Most requests decoded together; more wait for a slot.
+    public let slots: Int
+
+    public struct Status: Sendable {
+        public var running: Int, waiting: Int, slots: Int
+        /// Batched steps taken and tokens generated since the start.
+        public var steps: Int, generated: Int
+    }
+
+    private let special: ChatTokens
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var stopping = false
+    private var counters = Status(running: 0, waiting: 0, slots: 0, steps: 0, generated: 0)
+    private var thread: Thread?
+
+    public init(model: GPT, tokenizer: Tokenizer, slots: Int) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.slots = max(1, slots)
+        special = ChatTokens(tokenizer)
+        counters.slots = self.slots
+    }
+
+    /// Starts the engine thread.
+    public func start() {
+        condition.withLock {
+            guard thread == nil else { return }
+            let t = Thread { [self] in loop() }
+            t.name = "nanochat-engine"
+            t.stackSize = 16 << 20
+            thread = t
+            t.start()
+        }
+    }
+
+    /// Ends every generation (cancelled) and the engine thread.
+    public func stop() {
+        condition.withLock { stopping = true; condition.broadcast() }
+    }
+
+    public var status: Status { condition.withLock { counters } }
+
+    /// Queues a request; `onEvent` gets its text and then one `.finished`, on the engine thread.
+    public func submit(_ request: GenerationRequest, onEvent: @escaping @Sendable (GenerationEvent) -> Void) -> GenerationHandle {
+        let handle = GenerationHandle()
+        handle.engine = self
+        let job = Job(request: request, handle: handle, onEvent: onEvent, special: special, tokenizer: tokenizer)
+        condition.withLock {
+            if stopping {
+                job.finish(.cancelled)
+            } else {
+                queue.append(job)
+                counters.waiting = queue.count
+                condition.broadcast()
+            }
+        }
+        return handle
+    }
+
+    func wake() { condition.withLock { condition.broadcast() } }
+
+    private func loop() {
+        var running: [Job] = []
+        while true {
+            condition.lock()
+            while !stopping && queue.isEmpty && running.isEmpty { condition.wait() }
+            if stopping {
+                let all = running + queue
+                queue = []
+                condition.unlock()
+                for job in all { job.finish(.cancelled) }
+                return
+            }
+            let admitted = Array(queue.prefix(slots - running.count))
+            queue.removeFirst(admitted.count)
+            counters.waiting = queue.count
+            condition.unlock()
+
+            var chosen = 0
+            for job in admitted {
+                guard !job.handle.isCancelled else { job.finish(.cancelled); continue }
+                job.cache = DecodeCache(config: model.config, batch: 1,
+                                        capacity: job.request.prompt.count + min(job.request.maxTokens, 256),
+                                        dtype: model.weights.embedding.dtype)
+                let logits = GradMode.withoutGradients { () -> [Double] in
+                    let out = model.logits(IndexTensor(shape: [1, job.request.prompt.count], values: job.request.prompt),
+                                           cache: job.cache)
+                    return slice(out, axis: 1, (out.shape[1] - 1)..<out.shape[1]).doubles
+                }
+                job.choose(logits)
+                chosen += 1
+                if !job.done { running.append(job) }
+            }
+            for job in running where job.handle.isCancelled { job.finish(.cancelled) }
+            running.removeAll { $0.done }
+            let stepped = !running.isEmpty
+            if stepped {
+                let tokens = running.map { $0.feed.removeFirst() }
+                let logits = GradMode.withoutGradients {
+                    model.stepLogits(tokens, caches: running.map { $0.cache! }).doubles
+                }
+                let v = model.config.vocabSize
+                for (i, job) in running.enumerated() where job.feed.isEmpty {
+                    job.choose(Array(logits[(i * v)..<((i + 1) * v)]))
+                    chosen += 1
+                }
+                running.removeAll { $0.done }
+            }
+            condition.withLock {
+                counters.running = running.count
+                counters.steps += stepped ? 1 : 0
+                counters.generated += chosen
+            }
+        }
+    }
+}
+
+/// One request's decoding state, touched only by the engine thread (after submit).
+private final class Job {
+    let request: GenerationRequest
+    let handle: GenerationHandle
+    let onEvent: @Sendable (GenerationEvent) -> Void
+    let special: ChatTokens
+    let tokenizer: Tokenizer
+    var cache: DecodeCache?
+    var sampler: Sampler
+    /// Tokens chosen (or forced) but not yet fed to the model, in order.
+    var feed: [Int32] = []
+    var generated = 0
+    var done = false
+    var utf8 = UTF8Stream()
+    /// The text produced so far as bytes, and how many of them were sent (the rest may be
+    /// the start of a stop text).
+    var text: [UInt8] = []
+    var sent = 0
+    /// The calculator expression being written, between <|python_start|> and <|python_end|>.
+    var call: [Int32]? = nil
+    let stops: [[UInt8]]
+
+    init(request: GenerationRequest, handle: GenerationHandle, onEvent: @escaping @Sendable (GenerationEvent) -> Void,
+         special: ChatTokens, tokenizer: Tokenizer) {
+        self.request = request; self.handle = handle; self.onEvent = onEvent
+        self.special = special; self.tokenizer = tokenizer
+        sampler = request.sampler
+        stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
+    }
+
+    /// Picks the next token from `logits` and acts on it.
+    func choose(_ logits: [Double]) {
+        let next = Int32(sampler.pick(logits))
+        generated += 1
+        if next == special.bos || (request.mode == .chat && next == special.assistantEnd) {
+            finish(.stop)
+            return
+        }
+        var forced: [Int32] = []
+        if request.mode == .chat && next == special.pythonStart {
+            call = []
+        } else if request.mode == .chat && next == special.pythonEnd, let expr = call {
+            call = nil
+            let expression = (try? tokenizer.decode(expr)) ?? ""
+            let answer = Calculator.evaluate(expression)
+            add(ChatSession.Piece.toolCall(expression).shown + ChatSession.Piece.toolResult(answer).shown)
+            if let answer { forced = [special.outputStart] + tokenizer.encode(answer) + [special.outputEnd] }
+        } else if call != nil {
+            call?.append(next)
+        } else if Int(next) < tokenizer.tokenBytes.count {
+            add(utf8.push(tokenizer.tokenBytes[Int(next)]))
+        }
+        guard !done else { return }
+        if generated >= request.maxTokens {
+            finish(.length)
+            return
+        }
+        feed = [next] + forced
+    }
+
+    /// Appends text, sends what cannot be the start of a stop text, and stops at one.
+    func add(_ piece: String) {
+        guard !piece.isEmpty, !done else { return }
+        text += piece.utf8
+        var cut = text.count, hit = false
+        for stop in stops {
+            let from = max(0, sent - stop.count + 1)
+            if let at = firstIndex(of: stop, from: from), at < cut { cut = at; hit = true }
+        }
+        if !hit {
+            for stop in stops {
+                // The longest tail of the text that begins the stop text is held back.
+                for k in stride(from: min(stop.count - 1, text.count - sent), to: 0, by: -1)
+                    where text[(text.count - k)...].elementsEqual(stop[..<k]) {
+                    cut = min(cut, text.count - k)
+                    break
+                }
+            }
+        }
+        send(upTo: cut)
+        if hit { finish(.stop, flush: false) }
+    }
+
+    func firstIndex(of needle: [UInt8], from: Int) -> Int? {
+        guard text.count - from >= needle.count else { return nil }
+        for i in from...(text.count - needle.count) where text[i] == needle[0] && text[i..<(i + needle.count)].elementsEqual(needle) {
+            return i
+        }
+        return nil
+    }
+
+    func send(upTo end: Int) {
+        guard end > sent else { return }
+        onEvent(.text(String(decoding: text[sent..<end], as: UTF8.self)))
+        sent = end
+    }
+
+    /// Ends the generation: what is held back is sent (unless a stop text ended it), then
+    /// the finish event.
+    func finish(_ reason: FinishReason, flush: Bool = true) {
+        guard !done else { return }
+        if flush && reason != .cancelled {
+            let tail = utf8.finish()
+            if !tail.isEmpty { add(tail) }
+            if !done { send(upTo: text.count) }
+        }
+        guard !done else { return }
+        done = true
+        cache = nil
+        onEvent(.finished(reason, promptTokens: request.prompt.count, completionTokens: generated))
+    }
+}

@@ -1,0 +1,326 @@
+// The OpenAI-compatible HTTP API's bodies: requests for /v1/chat/completions and
+// /v1/completions read and checked into generation requests, and the replies (whole, or as
+// server-sent event chunks) and errors in OpenAI's shapes. No HTTP here: `nanochat serve`
+// moves these bytes.
+import Foundation
+
+/// An error answered to the client: HTTP status and OpenAI's error object.
+public struct APIError: Error, CustomStringConvertible, Sendable {
+    public var status: Int
+    public var message: String
+    public var type: String
+    public var param: String?
+    public var code: String?
+
+    public init(status: Int = 400, _ message: String, type: String = "invalid_request_error", param: String? = nil, code: String? = nil) {
+        self.status = status; self.message = message; self.type = type; self.param = param; self.code = code
+    }
+
+    public var description: String { message }
+
+    /// {"error": {"message", "type", "param", "code"}}.
+    public var body: Data {
+        OpenAIAPI.jsonData(["error": ["message": message, "type": type, "param": param.map { $0 as Any } ?? NSNull(),
+                                     "code": code.map { $0 as Any } ?? NSNull()] as [String: Any]])
+    }
+}
+
+/// What the server allows one request.
+public struct APILimits: Sendable {
+    /// The model's context: prompt and reply together.
+    public var context: Int
+    /// Largest max_tokens a request may ask for, and what it gets when it names none.
+    public var maxTokens: Int
+    public var maxMessages: Int
+    public var maxStops = 4
+    public var maxBodyBytes: Int
+
+    public init(context: Int, maxTokens: Int, maxMessages: Int = 256, maxBodyBytes: Int = 1 << 20) {
+        self.context = context; self.maxTokens = maxTokens; self.maxMessages = maxMessages; self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// A checked request: what to generate and how to answer.
+public struct APIRequest: Sendable {
+    public var generation: GenerationRequest
+    public var stream: Bool
+    /// stream_options.include_usage: a last chunk carries the token counts.
+    public var includeUsage: Bool
+    public var chat: Bool
+}
+
+public enum OpenAIAPI {
+    /// Reads a /v1/chat/completions (`chat`) or /v1/completions body. Unknown fields are
+    /// ignored; known ones of the wrong type or out of range are errors naming the field.
+    public static func parse(_ body: Data, chat: Bool, tokenizer: Tokenizer, limits: APILimits, seed: UInt64) throws -> APIRequest {
+        guard body.count <= limits.maxBodyBytes else {
+            throw APIError(status: 413, "the request body has \(body.count) bytes, more than the \(limits.maxBodyBytes) allowed")
+        }
+        let fields: Fields
+        do {
+            fields = try JSONDecoder().decode(Fields.self, from: body)
+        } catch let error as DecodingError {
+            throw describe(error)
+        } catch {
+            throw APIError("the body is not valid JSON")
+        }
+        if let n = fields.n?.value, n != 1 { throw APIError("only n = 1 is supported, got \(n)", param: "n") }
+        let maxTokens = (fields.maxCompletionTokens ?? fields.maxTokens)?.value
+        if let m = maxTokens, m < 1 || m > limits.maxTokens {
+            throw APIError("max_tokens must be in 1...\(limits.maxTokens), got \(m)", param: "max_tokens")
+        }
+        let temperature = fields.temperature ?? 1
+        guard temperature >= 0 && temperature <= 2 else {
+            throw APIError("temperature must be in 0...2, got \(temperature)", param: "temperature")
+        }
+        let topP = fields.topP ?? 1
+        guard topP > 0 && topP <= 1 else { throw APIError("top_p must be in (0, 1], got \(topP)", param: "top_p") }
+        let topK = fields.topK?.value ?? 0
+        guard topK >= 0 else { throw APIError("top_k must be 0 (all) or more, got \(topK)", param: "top_k") }
+        let stop = fields.stop?.texts ?? []
+        guard stop.count <= limits.maxStops else {
+            throw APIError("stop takes at most \(limits.maxStops) texts, got \(stop.count)", param: "stop")
+        }
+
+        let prompt: [Int32]
+        if chat {
+            guard let messages = fields.messages else { throw APIError("messages is required", param: "messages") }
+            guard !messages.isEmpty, messages.count <= limits.maxMessages else {
+                throw APIError("messages must hold 1 to \(limits.maxMessages) messages, got \(messages.count)", param: "messages")
+            }
+            let conversation = try Conversation(messages.enumerated().map { i, m in
+                let role: Conversation.Role
+                switch m.role {
+                case "system", "developer": role = .system
+                case "user": role = .user
+                case "assistant": role = .assistant
+                default:
+                    throw APIError("messages[\(i)].role must be system, user or assistant, got \"\(m.role)\"", param: "messages[\(i)].role")
+                }
+                return Conversation.Message(role, m.content?.text ?? "")
+            })
+            do {
+                prompt = try tokenizer.renderForReply(conversation)
+            } catch let error as ChatError {
+                throw APIError("messages: \(error.message)", param: "messages")
+            }
+        } else {
+            guard let text = fields.prompt else { throw APIError("prompt is required", param: "prompt") }
+            guard let one = text.single else { throw APIError("prompt must be one text (a list of several is not supported)", param: "prompt") }
+            prompt = [tokenizer.bosID] + tokenizer.encode(one)
+        }
+        let room = limits.context - prompt.count
+        guard room >= 1 else {
+            throw APIError("the prompt has \(prompt.count) tokens; this model's context is \(limits.context) tokens",
+                           param: chat ? "messages" : "prompt", code: "context_length_exceeded")
+        }
+        if let m = maxTokens, m > room {
+            throw APIError("the prompt has \(prompt.count) tokens and max_tokens asks for \(m) more; this model's context is \(limits.context) tokens",
+                           param: "max_tokens", code: "context_length_exceeded")
+        }
+        let sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: fields.seed.map { UInt64(bitPattern: Int64($0.value)) } ?? seed)
+        let generation = GenerationRequest(prompt: prompt, mode: chat ? .chat : .completion,
+                                           maxTokens: maxTokens ?? min(limits.maxTokens, room), sampler: sampler, stop: stop)
+        return APIRequest(generation: generation, stream: fields.stream ?? false,
+                          includeUsage: fields.streamOptions?.includeUsage ?? false, chat: chat)
+    }
+
+    /// A decoding error as the field it is about and what was expected.
+    static func describe(_ error: DecodingError) -> APIError {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.reduce("") { p, k in k.intValue.map { "\(p)[\($0)]" } ?? (p.isEmpty ? k.stringValue : "\(p).\(k.stringValue)") }
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            let p = path(context.codingPath)
+            if p.isEmpty { return APIError("the body must be a JSON object") }
+            return APIError("\(p) has the wrong type: expected \(fieldTypes[context.codingPath.last?.stringValue ?? ""] ?? typeName(type))", param: p)
+        case .valueNotFound(let type, let context):
+            let p = path(context.codingPath)
+            return APIError("\(p) is null: expected \(typeName(type))", param: p)
+        case .keyNotFound(let key, let context):
+            let p = path(context.codingPath + [key])
+            return APIError("\(p) is required", param: p)
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return APIError("the body is not valid JSON") }
+            let p = path(context.codingPath)
+            return APIError("\(p): \(context.debugDescription)", param: p)
+        @unknown default:
+            return APIError("the body could not be read")
+        }
+    }
+
+    /// What the fields of several shapes hold, for the error.
+    static let fieldTypes = ["content": "a string or a list of parts", "stop": "a string or a list of strings",
+                             "prompt": "a string or a list of one string"]
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type: return "an integer"
+        case is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default: return "\(type)".contains("Array") ? "a list" : "an object"
+        }
+    }
+
+    // MARK: Replies
+
+    public struct Usage: Sendable {
+        public var prompt: Int, completion: Int
+        public init(prompt: Int, completion: Int) { self.prompt = prompt; self.completion = completion }
+        var object: [String: Any] { ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion] }
+    }
+
+    /// Ids, creation time and model name shared by a reply's chunks.
+    public struct ReplyHead: Sendable {
+        public var id: String, created: Int, model: String, chat: Bool
+        public init(id: String, created: Int, model: String, chat: Bool) {
+            self.id = id; self.created = created; self.model = model; self.chat = chat
+        }
+    }
+
+    static func finishValue(_ reason: FinishReason?) -> Any {
+        switch reason {
+        case nil: return NSNull()
+        case .stop?: return "stop"
+        case .length?, .cancelled?: return "length"
+        }
+    }
+
+    /// The whole reply (chat.completion or text_completion).
+    public static func reply(_ head: ReplyHead, text: String, finish: FinishReason, usage: Usage) -> Data {
+        let choice: [String: Any] = head.chat
+            ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finishValue(finish), "logprobs": NSNull()]
+            : ["index": 0, "text": text, "finish_reason": finishValue(finish), "logprobs": NSNull()]
+        return jsonData(["id": head.id, "object": head.chat ? "chat.completion" : "text_completion", "created": head.created,
+                     "model": head.model, "choices": [choice], "usage": usage.object])
+    }
+
+    /// One server-sent event of a streamed reply: a piece of text, the first chunk's role
+    /// (`first`), the finish, or (with `usage`) the last chunk with no choices.
+    public static func chunk(_ head: ReplyHead, text: String?, first: Bool = false, finish: FinishReason? = nil, usage: Usage? = nil) -> Data {
+        var choices: [[String: Any]] = []
+        if usage == nil {
+            if head.chat {
+                var delta: [String: Any] = [:]
+                if first { delta["role"] = "assistant" }
+                if let text { delta["content"] = text }
+                choices = [["index": 0, "delta": delta, "finish_reason": finishValue(finish), "logprobs": NSNull()]]
+            } else {
+                choices = [["index": 0, "text": text ?? "", "finish_reason": finishValue(finish), "logprobs": NSNull()]]
+            }
+        }
+        var object: [String: Any] = ["id": head.id, "object": head.chat ? "chat.completion.chunk" : "text_completion",
+                                     "created": head.created, "model": head.model, "choices": choices]
+        if let usage { object["usage"] = usage.object }
+        return event(jsonData(object))
+    }
+
+    /// `data: <json>` and a blank line.
+    public static func event(_ payload: Data) -> Data { Data("data: ".utf8) + payload + Data("\n\n".utf8) }
+
+    public static let done = Data("data: [DONE]\n\n".utf8)
+
+    /// An object as JSON bytes (keys sorted).
+    public static func jsonData(_ object: Any) -> Data {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    }
+}
+
+/// The request fields read (others are ignored).
+private struct Fields: Decodable {
+    var messages: [Message]?
+    var prompt: Prompt?
+    var maxTokens, maxCompletionTokens, topK, seed, n: Whole?
+    var temperature, topP: Double?
+    var stop: Stop?
+    var stream: Bool?
+    var streamOptions: StreamOptions?
+    var model: String?
+
+    enum CodingKeys: String, CodingKey {
+        case messages, prompt, temperature, stop, stream, seed, n, model
+        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topK = "top_k", topP = "top_p"
+        case streamOptions = "stream_options"
+    }
+
+    /// An integer field; a number with a fraction is the field's type error (JSONDecoder
+    /// would report it without the field's name).
+    struct Whole: Decodable {
+        var value: Int
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            guard let v = try? c.decode(Int.self) else {
+                throw DecodingError.typeMismatch(Int.self, .init(codingPath: decoder.codingPath, debugDescription: "not a whole number"))
+            }
+            value = v
+        }
+    }
+
+    struct StreamOptions: Decodable {
+        var includeUsage: Bool?
+        enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
+    }
+
+    struct Message: Decodable {
+        var role: String
+        var content: Content?
+    }
+
+    /// A message's content: a string, or a list of parts of which the text ones count.
+    enum Content: Decodable {
+        case text(String)
+        case parts([Part])
+
+        struct Part: Decodable {
+            var type: String
+            var text: String?
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .text(s); return }
+            self = .parts(try c.decode([Part].self))
+        }
+
+        var text: String {
+            switch self {
+            case .text(let s): return s
+            case .parts(let parts): return parts.filter { $0.type == "text" }.compactMap(\.text).joined()
+            }
+        }
+    }
+
+    /// A string or a list of strings.
+    enum Stop: Decodable {
+        case one(String), many([String])
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .one(s); return }
+            self = .many(try c.decode([String].self))
+        }
+        var texts: [String] {
+            switch self {
+            case .one(let s): return [s]
+            case .many(let list): return list
+            }
+        }
+    }
+
+    /// A string, or a list of one string.
+    enum Prompt: Decodable {
+        case one(String), many([String])
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .one(s); return }
+            self = .many(try c.decode([String].self))
+        }
+        var single: String? {
+            switch self {
+            case .one(let s): return s
+            case .many(let list): return list.count == 1 ? list[0] : nil
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# `nanochat serve` from outside, with curl: the page, /health, a chat completion and a
+# completion (whole and streamed), 16 streams at once decoded together, bad requests answered
+# with OpenAI-shaped 4xx errors, and a client that leaves mid-stream freeing its slot; the
+# server keeps serving through all of it. Runs on the main job's model (scripts/demo.sh).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+nc=$PWD/.build/release/nanochat
+model=${1:-runs/shakespeare_d4}
+port=${PORT:-8517}
+[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+[ -d "$model" ] || { echo "no checkpoint $model: run scripts/demo.sh first" >&2; exit 1; }
+W=$(mktemp -d)
+url=http://127.0.0.1:$port
+$nc serve --checkpoint "$model" --port $port --max-tokens 256 --max-body-bytes 65536 > "$W/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2> /dev/null; wait $server 2> /dev/null; rm -rf "$W"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+for _ in $(seq 100); do curl -sf $url/health > /dev/null && break; sleep 0.1; done
+curl -sf $url/health > /dev/null || { cat "$W/server.log"; echo "FAIL: the server did not start"; exit 1; }
+
+# field FILE EXPR: a value from a JSON reply (python3's json, from the standard library).
+field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1" 2> /dev/null; }
+# post PATH BODY OUT: the HTTP status; the body goes to OUT.
+post() { curl -s -o "$3" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$2" $url$1; }
+serving() { curl -sf $url/health > /dev/null || fail "the server stopped serving after $1"; }
+
+curl -s $url/ | grep -q '<title>nanochat</title>' && echo "ok: the chat page" || fail "GET / is not the chat page"
+
+code=$(post /v1/chat/completions '{"messages":[{"role":"user","content":"Who art thou?"}],"max_tokens":20,"temperature":0}' $W/chat.json)
+[ "$code" = 200 ] && [ "$(field $W/chat.json 'd["object"], d["usage"]["completion_tokens"] > 0')" = "chat.completion True" ] \
+    && echo "ok: chat completion: $(field $W/chat.json 'repr(d["choices"][0]["message"]["content"])')" || fail "chat completion: $code $(cat $W/chat.json)"
+
+code=$(post /v1/completions '{"prompt":"ROMEO:","max_tokens":20,"temperature":0}' $W/text.json)
+[ "$code" = 200 ] && echo "ok: completion: $(field $W/text.json 'repr(d["choices"][0]["text"])')" || fail "completion: $code"
+curl -sN -H 'Content-Type: application/json' --data '{"prompt":"ROMEO:","max_tokens":20,"temperature":0,"stream":true}' \
+    $url/v1/completions > $W/stream.txt
+streamed=$(python3 -c "
+import json, sys
+events = [l[6:] for l in open(sys.argv[1]).read().split('\n') if l.startswith('data: ')]
+assert events[-1] == '[DONE]', events[-1]
+print(''.join(json.loads(e)['choices'][0]['text'] for e in events[:-1]))" $W/stream.txt 2>&1)
+[ "$streamed" = "$(field $W/text.json 'd["choices"][0]["text"]')" ] \
+    && echo "ok: the stream ($(grep -c '^data: ' $W/stream.txt) events) equals the whole completion" || fail "stream: $streamed"
+
+# 16 streams at once: all end with [DONE], and the engine took fewer steps than tokens.
+before=$(curl -s $url/health)
+for i in $(seq 16); do
+    curl -sN -H 'Content-Type: application/json' --data "{\"prompt\":\"ROMEO $i:\",\"max_tokens\":48,\"stream\":true,\"seed\":$i}" \
+        $url/v1/completions > $W/many$i.txt &
+done
+wait $(jobs -p | grep -v "^$server$") 2> /dev/null
+done16=$(grep -l '^data: \[DONE\]' $W/many*.txt | wc -l)
+after=$(curl -s $url/health)
+batching=$(python3 -c "
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+steps, made = b['steps'] - a['steps'], b['generated_tokens'] - a['generated_tokens']
+print(f'{made} tokens in {steps} batched steps' if 0 < steps < made else f'FAIL {made} tokens in {steps} steps')" "$before" "$after")
+[ "$done16" = 16 ] && [[ "$batching" != FAIL* ]] && echo "ok: 16 concurrent streams finished: $batching" || fail "16 streams: $done16 finished, $batching"
+
+# Bad requests: OpenAI's error shape, a 4xx status, and the server goes on.
+expect_error() {   # expect_error STATUS WORDS PATH BODY
+    local code
+    code=$(post "$3" "$4" $W/error.json)
+    local message=$(field $W/error.json 'd["error"]["message"]')
+    if [ "$code" = "$1" ] && [[ "$message" == *"$2"* ]]; then echo "ok: $code: $message"; else fail "wanted $1 '$2', got $code: $(head -c 300 $W/error.json)"; fi
+    serving "$4"
+}
+expect_error 400 "not valid JSON" /v1/chat/completions '{"messages": [{"role": "user", "content": "hi"}'
+expect_error 400 "messages[0].content has the wrong type" /v1/chat/completions '{"messages": [{"role": "user", "content": 5}]}'
+expect_error 400 "max_tokens has the wrong type: expected an integer" /v1/chat/completions '{"messages": [{"role": "user", "content": "hi"}], "max_tokens": "many"}'
+expect_error 400 "max_tokens must be in 1...256" /v1/completions '{"prompt": "hi", "max_tokens": 100000}'
+expect_error 400 "this model's context is" /v1/completions "{\"prompt\": \"$(printf 'word %.0s' $(seq 2000))\"}"
+expect_error 400 "the last message must be the user's" /v1/chat/completions '{"messages": [{"role": "assistant", "content": "hi"}]}'
+head -c 100000 /dev/zero | tr '\0' 'a' | sed 's/^/{"prompt": "/; s/$/"}/' > $W/big.json
+code=$(curl -s -o $W/error.json -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @$W/big.json $url/v1/completions)
+[ "$code" = 413 ] && echo "ok: 413: $(field $W/error.json 'd["error"]["message"]')" || fail "an oversize body: $code"
+serving "an oversize body"
+
+# A client that leaves mid-stream: its generation stops (far fewer tokens than it asked for)
+# and its slot is free again.
+before=$(curl -s $url/health)
+curl -sN --max-time 0.3 -H 'Content-Type: application/json' \
+    --data '{"prompt":"ROMEO:","max_tokens":250,"stream":true}' $url/v1/completions > $W/left.txt 2> /dev/null
+sleep 1
+after=$(curl -s $url/health)
+left=$(python3 -c "
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+made = b['generated_tokens'] - a['generated_tokens']
+print(f'{made} of 250 tokens made, {b[\"running\"]} running' if made < 250 and b['running'] == 0 else f'FAIL {made} tokens, {b[\"running\"]} running')" "$before" "$after")
+[[ "$left" != FAIL* ]] && echo "ok: a client left after $(grep -c '^data: ' $W/left.txt) events: $left" || fail "disconnect: $left"
+serving "a disconnect"
+
+kill -0 $server 2> /dev/null || fail "the server exited"
+[ $fails -eq 0 ] || { echo "serve_smoke: $fails failures" >&2; tail -20 "$W/server.log" >&2; exit 1; }
+echo "serve_smoke: all checks passed"

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Drives the chat page of a running `nanochat serve` in headless Chromium (Debian's
+`chromium`, through PyPI's `playwright` with the system browser): types a message, presses
+Enter, waits for the streamed reply to finish, and saves a screenshot. Also presses Stop on a
+long reply and starts a new chat. Exits non-zero when a step fails.
+
+    .build/release/nanochat serve --checkpoint DIR --port 8000 &
+    python3 tools/serve_page_shot.py --url http://127.0.0.1:8000/ --out chat.png
+"""
+import argparse
+import sys
+
+from playwright.sync_api import sync_playwright
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default="http://127.0.0.1:8000/")
+    ap.add_argument("--message", default="What is 12 plus 30?")
+    ap.add_argument("--out", default="chat.png")
+    ap.add_argument("--browser", default="/usr/bin/chromium")
+    args = ap.parse_args()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=args.browser, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 900, "height": 640})
+        page.goto(args.url)
+        page.wait_for_function("document.getElementById('model').textContent.length > 0")
+
+        # One message, its reply streamed into the conversation.
+        page.fill("#input", args.message)
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".msg:not(.user):not(.streaming)", timeout=120_000)
+        reply = page.inner_text(".msg:not(.user) .text")
+        if page.eval_on_selector_all(".msg.error", "els => els.length"):
+            print(f"the page shows an error: {reply}")
+            sys.exit(1)
+        print(f"reply on the page: {reply!r}")
+        page.screenshot(path=args.out)
+        print(f"screenshot: {args.out}")
+
+        # Stop: a long reply is cut short and the page is ready again.
+        page.fill("#maxtokens", "200")
+        page.fill("#input", "Tell me a long story.")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".msg.assistant.streaming")
+        page.click("#stop")
+        page.wait_for_selector(".msg.assistant.streaming", state="detached", timeout=30_000)
+        long_reply = page.eval_on_selector_all(".msg.assistant .text", "els => els[els.length - 1].textContent")
+        stopped = page.is_enabled("#send")
+        print(f"stopped reply: {len(long_reply)} characters")
+        # New chat empties the conversation.
+        page.click("#new")
+        empty = page.eval_on_selector_all(".msg", "els => els.length") == 0
+        browser.close()
+    ok = bool(reply.strip()) and stopped and empty
+    print(f"stop re-enabled Send: {stopped}; new chat emptied the page: {empty}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
