@@ -30,6 +30,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest max_tokens a request may ask for, and the default.") var maxTokens = 512
     @Option(help: "Most messages in one chat request.") var maxMessages = 256
     @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 1 << 20
+    @Option(help: "Most requests waiting for a slot; more are refused (429) until some finish.") var maxWaiting = 256
     @Option(help: "Seed of the sampling of requests that give none.") var seed: UInt64 = 42
     @OptionGroup var runOptions: RunOptions
 
@@ -38,6 +39,7 @@ struct ServeCommand: ParsableCommand {
         guard (1...1024).contains(slots) else { throw ValidationError("--slots must be in 1...1024, got \(slots)") }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be ≥ 1, got \(maxTokens)") }
         guard maxMessages >= 1 else { throw ValidationError("--max-messages must be ≥ 1, got \(maxMessages)") }
+        guard maxWaiting >= 0 else { throw ValidationError("--max-waiting must be ≥ 0, got \(maxWaiting)") }
         guard maxBodyBytes >= 1024 else { throw ValidationError("--max-body-bytes must be ≥ 1024, got \(maxBodyBytes)") }
     }
 
@@ -47,7 +49,7 @@ struct ServeCommand: ParsableCommand {
         let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let engine = ChatEngine(model: model, tokenizer: tok, slots: slots)
         let name = URL(fileURLWithPath: checkpoint).standardizedFileURL.lastPathComponent + "-\(loadedStep)"
-        let server = APIServer(engine: engine, model: name, seed: seed,
+        let server = APIServer(engine: engine, model: name, seed: seed, maxWaiting: maxWaiting,
                                limits: APILimits(context: model.config.sequenceLen, maxTokens: maxTokens,
                                                  maxMessages: maxMessages, maxBodyBytes: maxBodyBytes))
         engine.start()
@@ -81,11 +83,12 @@ struct APIServer: Sendable {
     let engine: ChatEngine
     let model: String
     let seed: UInt64
+    let maxWaiting: Int
     let limits: APILimits
     private let counter = RequestCounter()
 
-    init(engine: ChatEngine, model: String, seed: UInt64, limits: APILimits) {
-        self.engine = engine; self.model = model; self.seed = seed; self.limits = limits
+    init(engine: ChatEngine, model: String, seed: UInt64, maxWaiting: Int, limits: APILimits) {
+        self.engine = engine; self.model = model; self.seed = seed; self.maxWaiting = maxWaiting; self.limits = limits
     }
 
     func router() -> Router<BasicRequestContext> {
@@ -124,6 +127,11 @@ struct APIServer: Sendable {
             return errorResponse(error)
         } catch {
             return errorResponse(APIError("the request could not be read: \(error)"))
+        }
+        let status = engine.status
+        if status.running >= status.slots && status.waiting >= maxWaiting {
+            return errorResponse(APIError(status: 429, "the server is busy: \(status.running) requests running and \(status.waiting) waiting; try again shortly",
+                                          type: "rate_limit_error"))
         }
         let head = OpenAIAPI.ReplyHead(id: (chat ? "chatcmpl-" : "cmpl-") + String(counter.next(), radix: 16),
                                        created: Int(Date().timeIntervalSince1970), model: model, chat: chat)

@@ -174,6 +174,10 @@ import Testing
             let object = try JSONSerialization.jsonObject(with: e.body) as? [String: [String: Any]]
             #expect(object?["error"]?["message"] as? String == e.message)
         }
+        // More messages than allowed.
+        let many = refusal(#"{"messages": [{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}"#,
+                           limits: APILimits(context: 64, maxTokens: 32, maxMessages: 2))
+        #expect(many?.param == "messages" && many?.message.contains("1 to 2 messages, got 3") == true)
         // The context: prompt plus max_tokens; an oversize body; a long prompt's code.
         let long = refusal(#"{"prompt": "\#(String(repeating: "word ", count: 30))", "max_tokens": 32}"#, chat: false)
         #expect(long?.code == "context_length_exceeded" && long?.param == "max_tokens")

@@ -103,20 +103,22 @@ public final class ChatEngine: @unchecked Sendable {
 
     public var status: Status { condition.withLock { counters } }
 
-    /// Queues a request; `onEvent` gets its text and then one `.finished`, on the engine thread.
+    /// Queues a request; `onEvent` gets its text and then one `.finished`, on the engine thread
+    /// (or at once on this one, when the request is refused).
     public func submit(_ request: GenerationRequest, onEvent: @escaping @Sendable (GenerationEvent) -> Void) -> GenerationHandle {
         let handle = GenerationHandle()
         handle.engine = self
         let job = Job(request: request, handle: handle, onEvent: onEvent, special: special, tokenizer: tokenizer)
-        condition.withLock {
-            if stopping {
-                job.finish(.cancelled)
-            } else {
-                queue.append(job)
-                counters.waiting = queue.count
-                condition.broadcast()
-            }
+        // Finished outside the lock: the caller's handler may cancel, which takes it.
+        let refused: FinishReason? = condition.withLock {
+            if request.prompt.isEmpty || request.maxTokens < 1 { return .length }   // nothing to continue or asked for
+            if stopping { return .cancelled }
+            queue.append(job)
+            counters.waiting = queue.count
+            condition.broadcast()
+            return nil
         }
+        if let refused { job.finish(refused) }
         return handle
     }
 
