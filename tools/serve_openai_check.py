@@ -29,7 +29,7 @@ def main():
     model = models.data[0].id
     check(bool(model), f"models.list names the served model: {model}")
 
-    messages = [{"role": "user", "content": "What is 2 plus 3?"}]
+    messages = [{"role": "user", "content": "What is 123 plus 456?"}]
     reply = client.chat.completions.create(model=model, messages=messages, max_tokens=24, temperature=0)
     text = reply.choices[0].message.content
     check(reply.object == "chat.completion" and reply.choices[0].finish_reason in ("stop", "length")

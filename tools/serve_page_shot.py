@@ -38,16 +38,26 @@ def main():
         page.screenshot(path=args.out)
         print(f"screenshot: {args.out}")
 
-        # Stop: a long reply is cut short and the page is ready again.
+        # Stop: a long reply (hot sampling over every token rarely ends early) is cut short
+        # and the page is ready again.
+        page.click("#new")
         page.fill("#maxtokens", "200")
-        page.fill("#input", "Tell me a long story.")
-        page.keyboard.press("Enter")
-        page.wait_for_selector(".msg.assistant.streaming")
-        page.click("#stop")
-        page.wait_for_selector(".msg.assistant.streaming", state="detached", timeout=30_000)
-        long_reply = page.eval_on_selector_all(".msg.assistant .text", "els => els[els.length - 1].textContent")
-        stopped = page.is_enabled("#send")
-        print(f"stopped reply: {len(long_reply)} characters")
+        page.fill("#temperature", "2")
+        page.fill("#topk", "0")
+        stopped = False
+        for attempt in range(3):
+            page.click("#new")
+            page.fill("#input", "Tell me a long story.")
+            page.keyboard.press("Enter")
+            try:
+                page.click("#stop", timeout=3_000)
+            except Exception:
+                continue   # the reply ended before Stop could be pressed: try again
+            page.wait_for_selector(".msg.assistant.streaming", state="detached", timeout=30_000)
+            long_reply = page.eval_on_selector_all(".msg.assistant .text", "els => els[els.length - 1].textContent")
+            stopped = page.is_enabled("#send") and not page.is_enabled("#stop")
+            print(f"stopped a reply after {len(long_reply)} characters")
+            break
         # New chat empties the conversation.
         page.click("#new")
         empty = page.eval_on_selector_all(".msg", "els => els.length") == 0

@@ -1,8 +1,9 @@
 // `bench serve`: `nanochat serve` under load, from outside. Starts the server beside this
 // executable on a checkpoint, then streams completions over plain sockets: one client alone,
-// then N clients at once (all connected together). Reports tokens/s of each, their ratio
-// (what continuous batching buys), time to first token (p50/p99) and the mean batch the
-// engine stepped (from /health).
+// then N clients at once (all connected together), each asking for exactly --max-tokens
+// (`ignore_eos`, as vLLM's benchmarks do, so early ends do not shrink the batch). Reports
+// tokens/s of each, their ratio (what continuous batching buys), time to first token
+// (p50/p99) and the mean batch the engine stepped (from /health).
 import ArgumentParser
 import Foundation
 
@@ -49,7 +50,7 @@ struct ServeBenchCommand: ParsableCommand {
         }
         print("bench serve: \(checkpoint), \(clients) clients × \(maxTokens) tokens, server threads \(threads), \(rounds) round(s)")
         print(hostLine())
-        let body = "{\"prompt\": \"ROMEO:\", \"max_tokens\": \(maxTokens), \"temperature\": 0.8, \"stream\": true, "
+        let body = "{\"prompt\": \"ROMEO:\", \"max_tokens\": \(maxTokens), \"temperature\": 0.8, \"ignore_eos\": true, \"stream\": true, "
             + "\"stream_options\": {\"include_usage\": true}}"
         _ = try HTTPProbe.stream(port: port, body: body)   // warm-up
 

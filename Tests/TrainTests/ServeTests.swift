@@ -208,6 +208,30 @@ import Testing
         #expect(t?["object"] as? String == "text_completion" && ((t?["choices"] as? [[String: Any]])?.first?["text"]) as? String == "b")
     }
 
+    /// Chunks are written by hand: every kind of text comes back from a JSON parser as it
+    /// went in, and the chunk holds what JSONSerialization would write.
+    @Test func chunksAreValidJSONForAnyText() throws {
+        let texts = ["plain", "quote \" and \\ backslash", "new\nline\ttab\r", "\u{1}\u{1f}\u{7f}", "é 漢字 🙂", ""]
+        for chat in [true, false] {
+            let head = OpenAIAPI.ReplyHead(id: "id-\"1", created: 7, model: "m\\x", chat: chat)
+            for text in texts {
+                for (first, finish) in [(true, nil), (false, nil), (false, FinishReason.stop), (false, .length)] as [(Bool, FinishReason?)] {
+                    let event = OpenAIAPI.chunk(head, text: text, first: first, finish: finish)
+                    let object = try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6))) as? [String: Any])
+                    let choice = try #require((object["choices"] as? [[String: Any]])?.first)
+                    let got = chat ? (choice["delta"] as? [String: Any])?["content"] as? String : choice["text"] as? String
+                    #expect(got == text, "\(text.debugDescription)")
+                    #expect(object["id"] as? String == "id-\"1" && object["model"] as? String == "m\\x" && object["created"] as? Int == 7)
+                    #expect((choice["finish_reason"] as? String) == finish.map { $0 == .stop ? "stop" : "length" })
+                    #expect(!chat || ((choice["delta"] as? [String: Any])?["role"] as? String == "assistant") == first)
+                }
+            }
+            let last = OpenAIAPI.chunk(head, text: nil, usage: .init(prompt: 2, completion: 3))
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(last.dropFirst(6))) as? [String: Any])
+            #expect((object["choices"] as? [Any])?.isEmpty == true && (object["usage"] as? [String: Any])?["total_tokens"] as? Int == 5)
+        }
+    }
+
     @Test func topPKeepsTheSmallestSetReachingIt() {
         // Probabilities ∝ e^logit: 0.6, 0.3, 0.1 (temperature 1). top_p 0.5 keeps only the
         // first; 0.8 keeps two; the third never appears.

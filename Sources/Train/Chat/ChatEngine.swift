@@ -21,9 +21,12 @@ public struct GenerationRequest: Sendable {
     public var sampler: Sampler
     /// Texts that end the generation where they first appear (not included).
     public var stop: [String]
+    /// Go on past the end tokens to max_tokens (for load tests: every request the same length).
+    public var ignoreEnd: Bool
 
-    public init(prompt: [Int32], mode: Mode, maxTokens: Int, sampler: Sampler, stop: [String] = []) {
+    public init(prompt: [Int32], mode: Mode, maxTokens: Int, sampler: Sampler, stop: [String] = [], ignoreEnd: Bool = false) {
         self.prompt = prompt; self.mode = mode; self.maxTokens = maxTokens; self.sampler = sampler; self.stop = stop
+        self.ignoreEnd = ignoreEnd
     }
 }
 
@@ -214,7 +217,7 @@ private final class Job {
     func choose(_ logits: [Double]) {
         let next = Int32(sampler.pick(logits))
         generated += 1
-        if next == special.bos || (request.mode == .chat && next == special.assistantEnd) {
+        if !request.ignoreEnd && (next == special.bos || (request.mode == .chat && next == special.assistantEnd)) {
             finish(.stop)
             return
         }

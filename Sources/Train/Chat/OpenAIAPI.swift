@@ -120,7 +120,8 @@ public enum OpenAIAPI {
         }
         let sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: fields.seed.map { UInt64(bitPattern: Int64($0.value)) } ?? seed)
         let generation = GenerationRequest(prompt: prompt, mode: chat ? .chat : .completion,
-                                           maxTokens: maxTokens ?? min(limits.maxTokens, room), sampler: sampler, stop: stop)
+                                           maxTokens: maxTokens ?? min(limits.maxTokens, room), sampler: sampler, stop: stop,
+                                           ignoreEnd: fields.ignoreEOS ?? false)
         return APIRequest(generation: generation, stream: fields.stream ?? false,
                           includeUsage: fields.streamOptions?.includeUsage ?? false, chat: chat)
     }
@@ -198,23 +199,51 @@ public enum OpenAIAPI {
     }
 
     /// One server-sent event of a streamed reply: a piece of text, the first chunk's role
-    /// (`first`), the finish, or (with `usage`) the last chunk with no choices.
+    /// (`first`), the finish, or (with `usage`) the last chunk with no choices. Written
+    /// directly (keys in sorted order, as `jsonData` writes them): a server sends one per
+    /// token per client, and a JSONSerialization round costs as much as a small model's step.
     public static func chunk(_ head: ReplyHead, text: String?, first: Bool = false, finish: FinishReason? = nil, usage: Usage? = nil) -> Data {
-        var choices: [[String: Any]] = []
+        var out = "{\"choices\":["
         if usage == nil {
+            let reason = finish.map { "\"\((finishValue($0) as? String) ?? "stop")\"" } ?? "null"
             if head.chat {
-                var delta: [String: Any] = [:]
-                if first { delta["role"] = "assistant" }
-                if let text { delta["content"] = text }
-                choices = [["index": 0, "delta": delta, "finish_reason": finishValue(finish), "logprobs": NSNull()]]
+                var delta: [String] = []
+                if let text { delta.append("\"content\":" + quoted(text)) }
+                if first { delta.append("\"role\":\"assistant\"") }
+                out += "{\"delta\":{" + delta.joined(separator: ",") + "},"
             } else {
-                choices = [["index": 0, "text": text ?? "", "finish_reason": finishValue(finish), "logprobs": NSNull()]]
+                out += "{"
+            }
+            out += "\"finish_reason\":\(reason),\"index\":0,\"logprobs\":null"
+            if !head.chat { out += ",\"text\":" + quoted(text ?? "") }
+            out += "}"
+        }
+        out += "],\"created\":\(head.created),\"id\":\(quoted(head.id)),\"model\":\(quoted(head.model)),"
+        out += "\"object\":\"\(head.chat ? "chat.completion.chunk" : "text_completion")\""
+        if let u = usage {
+            out += ",\"usage\":{\"completion_tokens\":\(u.completion),\"prompt_tokens\":\(u.prompt),\"total_tokens\":\(u.prompt + u.completion)}"
+        }
+        out += "}"
+        return event(Data(out.utf8))
+    }
+
+    /// A JSON string literal of `s`: quotes, backslashes and control characters escaped.
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
             }
         }
-        var object: [String: Any] = ["id": head.id, "object": head.chat ? "chat.completion.chunk" : "text_completion",
-                                     "created": head.created, "model": head.model, "choices": choices]
-        if let usage { object["usage"] = usage.object }
-        return event(jsonData(object))
+        return out + "\""
     }
 
     /// `data: <json>` and a blank line.
@@ -236,13 +265,14 @@ private struct Fields: Decodable {
     var temperature, topP: Double?
     var stop: Stop?
     var stream: Bool?
+    var ignoreEOS: Bool?
     var streamOptions: StreamOptions?
     var model: String?
 
     enum CodingKeys: String, CodingKey {
         case messages, prompt, temperature, stop, stream, seed, n, model
         case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topK = "top_k", topP = "top_p"
-        case streamOptions = "stream_options"
+        case streamOptions = "stream_options", ignoreEOS = "ignore_eos"
     }
 
     /// An integer field; a number with a fraction is the field's type error (JSONDecoder
