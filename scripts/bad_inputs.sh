@@ -151,7 +151,7 @@ mkdir -p "$W/badinfo" && cp "$W/data/"*.bin "$W/badinfo/" && echo '[1, 2]' > "$W
 t "data.json not an object" "data.json: not a JSON object" --data_dir="$W/badinfo"
 mkdir -p "$W/tokbad" && cp "$W/tok/"* "$W/tokbad/" && echo '!!!! 0' > "$W/tokbad/tokenizer.tiktoken"
 t "tokenizer ranks not base64" "tokenizer.tiktoken:1: expected" --tokenizer_dir="$W/tokbad"
-mkdir -p "$W/tokbig" && cp "$W/tok/tokenizer.json" "$W/tokbig/" && py "
+mkdir -p "$W/tokbig" && cp "$W/tok/tokenizer_info.json" "$W/tokbig/" && py "
 import base64
 with open(sys.argv[1], 'w') as f:
     for r in range(70000): f.write(base64.b64encode(r.to_bytes(3, 'big')).decode() + ' ' + str(r) + '\n')" "$W/tokbig/tokenizer.tiktoken"

@@ -78,7 +78,9 @@ def encode(args):
         for line in f:
             token, rank = line.split()
             ranks[base64.b64decode(token)] = int(rank)
-    info = json.load(open(os.path.join(args.tokenizer, "tokenizer.json")))
+    # tokenizer_info.json; directories from earlier versions have it as tokenizer.json
+    name = "tokenizer_info.json" if os.path.exists(os.path.join(args.tokenizer, "tokenizer_info.json")) else "tokenizer.json"
+    info = json.load(open(os.path.join(args.tokenizer, name)))
     enc = tiktoken.Encoding(name="ours", pat_str=info["pattern"], mergeable_ranks=ranks, special_tokens={})
     docs, size = [], 0
     for d in documents(args.input):
@@ -103,7 +105,7 @@ def main():
     t.add_argument("--vocab-size", type=int, default=65536)
     t.add_argument("--max-chars", type=float, default=2e9)
     t.add_argument("--doc-cap", type=int, default=10_000)
-    t.add_argument("--tokenizer-json", help="take the split pattern from this tokenizer.json")
+    t.add_argument("--tokenizer-json", help="take the split pattern from this tokenizer_info.json")
     e = sub.add_parser("encode")
     e.add_argument("--input", nargs="+", required=True)
     e.add_argument("--tokenizer", required=True)

@@ -66,7 +66,7 @@ struct CorpusBenchCommand: ParsableCommand {
                                  "--max-chars", String(format: "%.0f", maxChars), "--out", tok, "--threads", "\(threads)"])
         let reference = skipReference ? nil : try measured("/usr/bin/env", ["python3", "tools/tokenizer_reference.py", "train",
             "--input"] + input + ["--vocab-size", "\(vocabSize)", "--max-chars", String(format: "%.0f", maxChars),
-            "--tokenizer-json", "\(tok)/tokenizer.json"])
+            "--tokenizer-json", "\(tok)/\(Tokenizer.infoFile)"])
         let prepare = try measured(nanochat, ["prepare", "--input"] + input + ["--tokenizer", tok, "--out", data,
                                     "--val-fraction", "0.01", "--threads", "\(threads)"])
         let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(data)/data.json"))) as? [String: Any]

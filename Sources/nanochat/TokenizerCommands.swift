@@ -29,7 +29,7 @@ func loadTokenizer(_ dir: String) throws -> Tokenizer {
 struct TokenizerTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train BPE merges on a corpus; writes tokenizer.tiktoken and tokenizer.json.",
+        abstract: "Train BPE merges on a corpus; writes tokenizer.tiktoken and tokenizer_info.json.",
         discussion: """
         Streams the documents as `prepare` reads them, each cut to --doc-cap characters, until
         --max-chars characters (nanochat's defaults: the first 2 billion, 10,000 per document),

@@ -71,6 +71,26 @@ extension BlocksTests {
             #expect(try Safetensors.parse(ok, path: "f").tensors.map(\.0) == ["a", "b"])
         }
 
+        /// BF16 and F16 tensors (GPU checkpoints) read into Float32 exactly: bf16 is the top
+        /// half of a float's bits, f16 widens without rounding.
+        @Test func halfPrecisionTensorsReadAsFloat32() throws {
+            let values: [Float] = [1, -2.5, 0.15625, 65504, -0.0009765625, 3.140625]
+            let bf16 = values.map { UInt16($0.bitPattern >> 16) }   // each value is exact in bf16
+            let f16 = values.map { Float16($0).bitPattern }
+            var file = Self.file(header: #"{"b":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,12]},"h":{"dtype":"F16","shape":[6],"data_offsets":[12,24]}}"#,
+                                 dataBytes: 0)
+            for u in bf16 + f16 { withUnsafeBytes(of: u.littleEndian) { file.append(contentsOf: $0) } }
+            let tensors = Dictionary(uniqueKeysWithValues: try Safetensors.parse(file, path: "f").tensors.map { ($0.0, $0.1) })
+            let b = try #require(tensors["b"]), h = try #require(tensors["h"])
+            #expect(b.dtype == .float32 && b.shape == [2, 3] && h.shape == [6])
+            #expect(b.doubles == values.map { Double(Float(bitPattern: UInt32($0.bitPattern >> 16) << 16)) })
+            #expect(h.doubles == values.map { Double(Float(Float16($0))) })
+            #expect(b.doubles.prefix(3) == [1, -2.5, 0.15625])
+            // A wrong byte count for a 2-byte type is refused like any other.
+            let short = Self.file(header: #"{"b":{"dtype":"BF16","shape":[3],"data_offsets":[0,4]}}"#, dataBytes: 4)
+            #expect(throws: TensorFileError.self) { try Safetensors.parse(short, path: "f") }
+        }
+
         @Test func nonFiniteWeightsAreRefusedOnLoad() throws {
             let dir = temporaryDirectory("nan")
             let config = ModelConfig.fromDepth(1, vocabSize: 16, sequenceLen: 8)

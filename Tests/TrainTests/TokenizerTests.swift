@@ -60,6 +60,28 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
     let fixture: Tokenizer
     init() throws { fixture = try Tokenizer.load(from: trainFixtures + "/tokenizer") }
 
+    /// The facts file is tokenizer_info.json (tokenizer.json is Hugging Face's name); a
+    /// directory from an earlier version, holding them as tokenizer.json, still loads, and
+    /// saving into it replaces that file.
+    @Test func infoFileNameAndEarlierDirectories() throws {
+        let fm = FileManager.default
+        let dir = scratchPath("tok")
+        try fixture.save(to: dir)
+        #expect(fm.fileExists(atPath: dir + "/tokenizer_info.json") && !fm.fileExists(atPath: dir + "/tokenizer.json"))
+        try fm.moveItem(atPath: dir + "/tokenizer_info.json", toPath: dir + "/tokenizer.json")
+        let legacy = try Tokenizer.load(from: dir)
+        #expect(legacy.identity == fixture.identity)
+        try legacy.save(to: dir)
+        #expect(fm.fileExists(atPath: dir + "/tokenizer_info.json") && !fm.fileExists(atPath: dir + "/tokenizer.json"))
+        // A Hugging Face tokenizer.json beside the ranks is not taken for ours, nor removed.
+        try fm.removeItem(atPath: dir + "/tokenizer_info.json")
+        try Data(#"{"version": "1.0", "model": {"type": "BPE"}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+        #expect(throws: TokenizerError.self) { try Tokenizer.load(from: dir) }
+        try fixture.save(to: dir)
+        let reloaded = try Tokenizer.load(from: dir)
+        #expect(fm.fileExists(atPath: dir + "/tokenizer.json") && reloaded.identity == fixture.identity)
+    }
+
     @Test func idsEqualTiktokens() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: trainFixtures + "/tokenizer_cases.json"))
         let cases = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
@@ -178,7 +200,7 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         try fixture.save(to: dir)
         let back = try Tokenizer.load(from: dir)
         #expect(back.tokenBytes == fixture.tokenBytes)
-        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tokenizer.json"))) as? [String: Any]
+        let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tokenizer_info.json"))) as? [String: Any]
         #expect((info?["special_tokens"] as? [String: Int])?["<|bos|>"] == 1015)
 
         #expect(throws: TokenizerError("\(dir)/nope: no such tokenizer directory (make one with `nanochat tokenizer train`)")) {
@@ -192,7 +214,7 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         lines.removeLast()
         lines[300] = "\(Data(fixture.tokenBytes[300]).base64EncodedString()) 300"
         try lines.joined(separator: "\n").write(toFile: ranks, atomically: true, encoding: .utf8)
-        #expect(throws: TokenizerError("\(dir)/tokenizer.json: vocab_size 1024 but tokenizer.tiktoken has 1014 ranks + 9 special tokens = 1023")) {
+        #expect(throws: TokenizerError("\(dir)/tokenizer_info.json: vocab_size 1024 but tokenizer.tiktoken has 1014 ranks + 9 special tokens = 1023")) {
             try Tokenizer.load(from: dir)
         }
         try FileManager.default.removeItem(atPath: ranks)

@@ -60,9 +60,18 @@ public enum Safetensors {
         return try parse(data, path: path)
     }
 
+    /// How a tensor's values are stored in the file. BF16 and F16 (what GPU-trained
+    /// checkpoints hold) are read into Float32 tensors, exactly: both widen without rounding.
+    enum Stored {
+        case f32, f64, bf16, f16
+        var byteSize: Int { self == .f64 ? 8 : self == .f32 ? 4 : 2 }
+        var dtype: DType { self == .f64 ? .float64 : .float32 }
+    }
+
     /// One tensor's place in the file: a header entry, checked.
     struct Entry {
-        let name: String, begin: Int, end: Int, shape: [Int], dtype: DType
+        let name: String, begin: Int, end: Int, shape: [Int], stored: Stored
+        var dtype: DType { stored.dtype }
     }
 
     /// Parses the bytes of a safetensors file (`path` names it in errors).
@@ -98,8 +107,21 @@ public enum Safetensors {
         let tensors = data.withUnsafeBytes { raw -> [(String, Tensor)] in
             entries.map { e in
                 let t = Tensor(uninitializedShape: e.shape, dtype: e.dtype)
-                if e.end > e.begin, let base = raw.baseAddress {
-                    t.storageBytes.copyMemory(from: base + dataStart + e.begin, byteCount: e.end - e.begin)
+                guard e.end > e.begin, let base = raw.baseAddress else { return (e.name, t) }
+                let source = UnsafeRawPointer(base + dataStart + e.begin)
+                switch e.stored {
+                case .f32, .f64:
+                    t.storageBytes.copyMemory(from: source, byteCount: e.end - e.begin)
+                case .bf16:
+                    let out = t.data(Float.self)
+                    for i in 0..<t.count {
+                        out[i] = Float(bitPattern: UInt32(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
+                    }
+                case .f16:
+                    let out = t.data(Float.self)
+                    for i in 0..<t.count {
+                        out[i] = Float(Float16(bitPattern: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))
+                    }
                 }
                 return (e.name, t)
             }
@@ -114,11 +136,13 @@ public enum Safetensors {
               let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
             throw TensorFileError(path: path, tensor: name, "header entry lacks dtype, shape or data_offsets")
         }
-        let dtype: DType
+        let stored: Stored
         switch dt {
-        case "F32": dtype = .float32
-        case "F64": dtype = .float64
-        default: throw TensorFileError(path: path, tensor: name, "dtype \(dt) is not supported (F32 or F64)")
+        case "F32": stored = .f32
+        case "F64": stored = .f64
+        case "BF16": stored = .bf16
+        case "F16": stored = .f16
+        default: throw TensorFileError(path: path, tensor: name, "dtype \(dt) is not supported (F32, F64, BF16 or F16)")
         }
         let (begin, end) = (offsets[0], offsets[1])
         guard begin >= 0, end >= begin else {
@@ -131,13 +155,13 @@ public enum Safetensors {
         guard shape.count <= 8, shape.allSatisfy({ $0 >= 0 }) else {
             throw TensorFileError(path: path, tensor: name, "shape \(shape) is not a tensor shape (at most 8 sizes, none negative)")
         }
-        var bytes = dtype.byteSize, overflow = false
+        var bytes = stored.byteSize, overflow = false
         for d in shape where !overflow { (bytes, overflow) = bytes.multipliedReportingOverflow(by: d) }
         guard !overflow, bytes == end - begin else {
             throw TensorFileError(path: path, tensor: name,
                                   "shape \(shape) of \(dt) needs \(overflow ? "more than 2^63" : String(bytes)) bytes, offsets give \(end - begin)")
         }
-        return Entry(name: name, begin: begin, end: end, shape: shape, dtype: dtype)
+        return Entry(name: name, begin: begin, end: end, shape: shape, stored: stored)
     }
 
     /// The index of the first NaN or infinite element of a float tensor, if any.

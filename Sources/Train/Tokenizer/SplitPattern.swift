@@ -49,7 +49,7 @@ enum ScalarClass: UInt8 {
 
 /// Splits text into the pieces BPE works on, as UTF-8 byte ranges.
 public enum SplitPattern {
-    /// The pattern's text, as saved in tokenizer.json.
+    /// The pattern's text, as saved in tokenizer_info.json.
     public static let pattern =
         #"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"#
 

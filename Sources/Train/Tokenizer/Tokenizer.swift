@@ -3,8 +3,9 @@
 // that is itself a token is that token; otherwise start from its bytes and repeatedly join
 // the adjacent pair whose joined bytes have the lowest rank (the leftmost on ties) until no
 // adjacent pair joins into a token. Files: tokenizer.tiktoken (`base64(bytes) rank` per
-// line, what tiktoken's load_tiktoken_bpe reads) and tokenizer.json (pattern, special tokens
-// with ids, vocab size).
+// line, what tiktoken's load_tiktoken_bpe reads) and tokenizer_info.json (pattern, special
+// tokens with ids, vocab size). Directories written before that file had its name read it
+// from tokenizer.json, a name Hugging Face tools take for their own format.
 import Blocks
 import Foundation
 import Tensor
@@ -29,7 +30,7 @@ public final class Tokenizer: @unchecked Sendable {
     public var bosID: Int32 { Int32(tokenBytes.count) }
     public var vocabSize: Int { tokenBytes.count + specialTokens.count }
 
-    private let rankOf: [[UInt8]: Int32]
+    let rankOf: [[UInt8]: Int32]
     /// (left, right) → the token whose bytes are left's then right's, for every such pair
     /// of tokens: the join table of the merge loop, built once from the ranks.
     private let joins: [UInt64: Int32]
@@ -186,9 +187,12 @@ public final class Tokenizer: @unchecked Sendable {
     public static let maxVocabSize = 65536
 
     public static let ranksFile = "tokenizer.tiktoken"
-    public static let infoFile = "tokenizer.json"
+    public static let infoFile = "tokenizer_info.json"
+    /// Where directories written by earlier versions keep the same facts.
+    public static let legacyInfoFile = "tokenizer.json"
 
-    /// Writes tokenizer.tiktoken and tokenizer.json into `dir` (created if needed), atomically.
+    /// Writes tokenizer.tiktoken and tokenizer_info.json into `dir` (created if needed),
+    /// atomically; an earlier version's tokenizer.json there is removed.
     public func save(to dir: String) throws {
         try AtomicFile.makeDirectories(dir)
         AtomicFile.removeStale(in: dir)
@@ -202,6 +206,16 @@ public final class Tokenizer: @unchecked Sendable {
         ]
         let json = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
         try AtomicFile.write(json, to: "\(dir)/\(Self.infoFile)")
+        let legacy = "\(dir)/\(Self.legacyInfoFile)"
+        if let data = FileManager.default.contents(atPath: legacy), Self.isLegacyInfo(data) {
+            try FileManager.default.removeItem(atPath: legacy)
+        }
+    }
+
+    /// Whether `data` is this tool's own info (not a Hugging Face tokenizer.json).
+    static func isLegacyInfo(_ data: Data) -> Bool {
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return false }
+        return object["pattern"] != nil && object["model"] == nil
     }
 
     /// Reads a tokenizer directory; errors name the file and line.
@@ -215,10 +229,12 @@ public final class Tokenizer: @unchecked Sendable {
             throw TokenizerError("\(path): missing (make it with `nanochat tokenizer train --out \(dir)`)")
         }
         let tokenizer = try parseRanks(data, path: path)
-        let infoPath = "\(dir)/\(infoFile)"
-        guard let infoData = FileManager.default.contents(atPath: infoPath) else {
-            throw TokenizerError("\(infoPath): missing")
+        var infoPath = "\(dir)/\(infoFile)"
+        var found = FileManager.default.contents(atPath: infoPath)
+        if found == nil, let legacy = FileManager.default.contents(atPath: "\(dir)/\(legacyInfoFile)"), isLegacyInfo(legacy) {
+            (infoPath, found) = ("\(dir)/\(legacyInfoFile)", legacy)
         }
+        guard let infoData = found else { throw TokenizerError("\(infoPath): missing") }
         try tokenizer.checkInfo(infoData, path: infoPath)
         return tokenizer
     }
@@ -241,7 +257,7 @@ public final class Tokenizer: @unchecked Sendable {
         do { return try Tokenizer(tokenBytes: bytes) } catch let e as TokenizerError { throw TokenizerError("\(path): \(e.message)") }
     }
 
-    /// Checks the bytes of tokenizer.json against this tokenizer: nanochat's split pattern
+    /// Checks the bytes of tokenizer_info.json against this tokenizer: nanochat's split pattern
     /// and the same vocabulary size.
     public func checkInfo(_ data: Data, path: String) throws {
         guard let info = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {

@@ -1,0 +1,127 @@
+// The tokenizer in Hugging Face's formats: tokenizer.json as the `tokenizers` library reads
+// it (byte-level BPE: the split pattern, then bytes as GPT-2's printable characters, then
+// merges) and tokenizer_config.json with a chat template that renders a conversation as
+// SPEC §3.8 does. AutoTokenizer on the two gives this tokenizer's ids.
+import Foundation
+
+extension Tokenizer {
+    /// GPT-2's byte-to-character table of byte-level BPE: the printable bytes stand for
+    /// themselves, the other 68 for U+0100 onwards, in byte order.
+    static let byteCharacters: [Character] = {
+        var table = [Character](repeating: " ", count: 256)
+        var next: UInt32 = 256
+        for b in 0..<256 {
+            let printable = (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b)
+            var scalar = UInt32(b)
+            if !printable {
+                scalar = next
+                next += 1
+            }
+            table[b] = Character(Unicode.Scalar(scalar) ?? " ")   // 0...323: all valid scalars
+        }
+        return table
+    }()
+
+    /// A token's bytes as byte-level BPE writes them.
+    static func byteLevelText(_ bytes: [UInt8]) -> String { String(bytes.map { byteCharacters[Int($0)] }) }
+
+    /// The merge that makes rank `rank` (≥ 256): its bytes merged as encoding would merge
+    /// them with only the lower ranks, which leaves two parts.
+    func mergeParts(of rank: Int) -> (Int32, Int32)? {
+        var parts = tokenBytes[rank].map { [$0] }
+        while parts.count > 2 {
+            var best: (rank: Int32, at: Int)? = nil
+            for i in 0..<(parts.count - 1) {
+                if let r = rankOf[parts[i] + parts[i + 1]], r < rank, best == nil || r < best!.rank { best = (r, i) }
+            }
+            guard let (_, at) = best else { return nil }
+            parts[at] += parts[at + 1]
+            parts.remove(at: at + 1)
+        }
+        guard parts.count == 2, let l = rankOf[parts[0]], let r = rankOf[parts[1]] else { return nil }
+        return (l, r)
+    }
+
+    /// tokenizer.json for the `tokenizers` library. Throws if a rank has no merge of two
+    /// lower ranks (a tokenizer this tool trained always has one).
+    public func huggingFaceTokenizerJSON() throws -> Data {
+        var vocab: [String: Int] = [:]
+        for (r, b) in tokenBytes.enumerated() { vocab[Self.byteLevelText(b)] = r }
+        var merges: [[String]] = []
+        for r in 256..<tokenBytes.count {
+            guard let (l, rr) = mergeParts(of: r) else {
+                throw TokenizerError("token \(r) (\(tokenBytes[r].count) bytes) is not the merge of two lower-ranked tokens; byte-level BPE cannot express it")
+            }
+            merges.append([Self.byteLevelText(tokenBytes[Int(l)]), Self.byteLevelText(tokenBytes[Int(rr)])])
+        }
+        let added: [[String: Any]] = zip(specialTokens, specialIDs).map { name, id in
+            ["id": Int(id), "content": name, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true]
+        }
+        let object: [String: Any] = [
+            "version": "1.0",
+            "truncation": NSNull(),
+            "padding": NSNull(),
+            "added_tokens": added,
+            "normalizer": NSNull(),
+            "pre_tokenizer": [
+                "type": "Sequence",
+                "pretokenizers": [
+                    ["type": "Split", "pattern": ["Regex": SplitPattern.pattern], "behavior": "Isolated", "invert": false],
+                    ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false],
+                ] as [[String: Any]],
+            ] as [String: Any],
+            "post_processor": NSNull(),
+            "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false],
+            "model": [
+                "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false,
+                // A piece that is a token is that token (tiktoken's rule), before any merge.
+                "ignore_merges": true,
+                "vocab": vocab, "merges": merges,
+            ] as [String: Any],
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// The chat template (Jinja, as transformers renders it): SPEC §3.8's rendering of a
+    /// conversation of plain-text messages, a leading system message folded into the first
+    /// user message, and `<|assistant_start|>` for a generation prompt.
+    public static let chatTemplate = """
+        {%- set ns = namespace(system='') -%}
+        {{- '<|bos|>' -}}
+        {%- for message in messages -%}
+        {%- if message['role'] == 'system' -%}
+        {%- set ns.system = message['content'] + '\\n\\n' -%}
+        {%- elif message['role'] == 'user' -%}
+        {{- '<|user_start|>' + ns.system + message['content'] + '<|user_end|>' -}}
+        {%- set ns.system = '' -%}
+        {%- elif message['role'] == 'assistant' -%}
+        {{- '<|assistant_start|>' + message['content'] + '<|assistant_end|>' -}}
+        {%- endif -%}
+        {%- endfor -%}
+        {%- if add_generation_prompt -%}
+        {{- '<|assistant_start|>' -}}
+        {%- endif -%}
+        """
+
+    /// tokenizer_config.json: the fast tokenizer class, the special tokens and the chat
+    /// template; `contextLength` is the model's.
+    public func huggingFaceConfigJSON(contextLength: Int) throws -> Data {
+        var decoder: [String: Any] = [:]
+        for (name, id) in zip(specialTokens, specialIDs) {
+            decoder["\(id)"] = ["content": name, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true]
+        }
+        let object: [String: Any] = [
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": "<|bos|>",
+            "eos_token": "<|assistant_end|>",
+            "pad_token": "<|bos|>",
+            "added_tokens_decoder": decoder,
+            "additional_special_tokens": Array(specialTokens.dropFirst()),
+            "chat_template": Self.chatTemplate,
+            "model_max_length": contextLength,
+            "clean_up_tokenization_spaces": false,
+        ]
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+}

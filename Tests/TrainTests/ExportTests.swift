@@ -1,0 +1,104 @@
+// The Hugging Face export: tokenizer.json's merges give our ids when applied as the
+// `tokenizers` library applies them, the model folder holds transformers' names and config,
+// and what the nanochat architecture cannot hold is refused by name.
+import Foundation
+import Blocks
+import Tensor
+import Testing
+@testable import Train
+
+@Suite struct ExportTests {
+    let tokenizer: Tokenizer
+
+    init() throws {
+        tokenizer = try Tokenizer.load(from: trainFixtures + "/tokenizer")
+    }
+
+    /// Byte-level BPE as `tokenizers` runs it on one piece: a piece in the vocabulary is that
+    /// token (ignore_merges); otherwise its characters are merged pair by pair, the pair of
+    /// the earliest merge first (the leftmost on ties).
+    func huggingFaceBPE(_ piece: [UInt8], vocab: [String: Int], merges: [String: Int]) -> [Int] {
+        if let id = vocab[Tokenizer.byteLevelText(piece)] { return [id] }
+        return mergedParts(piece, merges: merges).map { vocab[$0] ?? -1 }
+    }
+
+    /// The merge loop alone: the parts a piece's characters end in.
+    func mergedParts(_ piece: [UInt8], merges: [String: Int]) -> [String] {
+        var parts = piece.map { Tokenizer.byteLevelText([$0]) }
+        while parts.count > 1 {
+            var best: (rank: Int, at: Int)? = nil
+            for i in 0..<(parts.count - 1) {
+                if let r = merges[parts[i] + " " + parts[i + 1]], best == nil || r < best!.rank { best = (r, i) }
+            }
+            guard let (_, at) = best else { break }
+            parts[at] += parts[at + 1]
+            parts.remove(at: at + 1)
+        }
+        return parts
+    }
+
+    @Test func tokenizerJSONMergesGiveOurIDs() throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: tokenizer.huggingFaceTokenizerJSON()) as? [String: Any])
+        let model = try #require(object["model"] as? [String: Any])
+        let vocab = try #require(model["vocab"] as? [String: Int])
+        let mergeList = try #require(model["merges"] as? [[String]])
+        #expect(vocab.count == tokenizer.tokenBytes.count && mergeList.count == tokenizer.tokenBytes.count - 256)
+        var merges: [String: Int] = [:]
+        for (i, m) in mergeList.enumerated() { merges[m[0] + " " + m[1]] = merges[m[0] + " " + m[1]] ?? i }
+        // Every token's own bytes come back as that token through the merges alone.
+        for r in 256..<tokenBytes.count {
+            #expect(mergedParts(tokenBytes[r], merges: merges) == [Tokenizer.byteLevelText(tokenBytes[r])], "rank \(r)")
+        }
+        // Words (single pieces of the split pattern) encode as ours does.
+        let text = "The quick brown fox jumps over the lazy dog while thirteen zebras whistle unexpectedly"
+        for word in text.split(separator: " ").map({ " " + $0 }) {
+            #expect(huggingFaceBPE(Array(word.utf8), vocab: vocab, merges: merges) == tokenizer.encode(word).map(Int.init), "\(word)")
+        }
+        let added = try #require(object["added_tokens"] as? [[String: Any]])
+        #expect(added.map { $0["content"] as? String } == specialTokens && added.map { $0["id"] as? Int } == tokenizer.specialIDs.map(Int.init))
+    }
+    var tokenBytes: [[UInt8]] { tokenizer.tokenBytes }
+
+    @Test func byteCharactersAreGPT2s() {
+        #expect(Tokenizer.byteLevelText(Array(" Hello\n".utf8)) == "ĠHelloĊ")
+        #expect(Set(Tokenizer.byteCharacters).count == 256)
+    }
+
+    @Test func modelFolderHasTransformersNamesAndRefusesHybrids() throws {
+        let config = ModelConfig(sequenceLen: 32, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 1, nEmbd: 32,
+                                 blockPattern: [.transformer, .transformer])
+        let dir = scratchPath("hf")
+        let files = try HuggingFaceExport.write(model: try GPT(config: config, seed: 1), tokenizer: tokenizer, to: dir)
+        for name in ["config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json"] {
+            #expect(files.contains(name) && FileManager.default.fileExists(atPath: "\(dir)/\(name)"), "\(name)")
+        }
+        let (tensors, _) = try Safetensors.read("\(dir)/model.safetensors")
+        let names = Set(tensors.map(\.0))
+        #expect(names.contains("model.embed_tokens.weight") && names.contains("lm_head.weight")
+                && names.contains("model.layers.1.self_attn.k_proj.weight") && names.contains("model.layers.0.mlp.fc2.weight"))
+        #expect(tensors.first { $0.0 == "model.layers.0.self_attn.k_proj.weight" }?.1.shape == [16, 32])
+        let text = try String(contentsOfFile: "\(dir)/config.json", encoding: .utf8)
+        #expect(text.contains("\"final_logit_softcapping\" : 15.0") && text.contains("\"rope_theta\" : 10000.0"))
+        let hf = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(hf["model_type"] as? String == "nanochat" && hf["num_key_value_heads"] as? Int == 1 && hf["head_dim"] as? Int == 16)
+
+        func model(_ pattern: [BlockKind], mlp: Bool = false) throws -> GPT {
+            try GPT(config: ModelConfig(sequenceLen: 32, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 2,
+                                        nEmbd: 32, blockPattern: pattern, mambaUseMLP: mlp), seed: 1)
+        }
+        #expect(throws: ExportError.self) { try HuggingFaceExport.write(model: try model([.transformer, .mamba]), tokenizer: tokenizer, to: scratchPath("hf2")) }
+        #expect(throws: ExportError.self) { try HuggingFaceExport.write(model: try model([.mamba, .mamba], mlp: true), tokenizer: tokenizer, to: scratchPath("hf3")) }
+
+        // All-Mamba: transformers' mamba names, unit norms, the embedding rows normed.
+        let m = try model([.mamba, .mamba])
+        let mdir = scratchPath("hf4")
+        try HuggingFaceExport.write(model: m, tokenizer: tokenizer, to: mdir)
+        let (mt, _) = try Safetensors.read("\(mdir)/model.safetensors")
+        let byName = Dictionary(uniqueKeysWithValues: mt.map { ($0.0, $0.1) })
+        #expect(byName["backbone.layers.1.mixer.A_log"]?.shape == [64, 16] && byName["backbone.norm_f.weight"]?.doubles.allSatisfy { $0 == 1 } == true)
+        let row = try #require(byName["backbone.embeddings.weight"]).doubles.prefix(32)
+        #expect(abs(row.map { $0 * $0 }.reduce(0, +) / 32 - 1) < 1e-4)
+        let mconfig = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(mdir)/config.json"))) as? [String: Any])
+        #expect(mconfig["model_type"] as? String == "mamba" && mconfig["time_step_rank"] as? Int == 2 && mconfig["state_size"] as? Int == 16)
+    }
+}

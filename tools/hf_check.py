@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Checks a folder written by `nanochat export --format hf` in transformers (PyPI
+`transformers`, `torch`), against the reference the export wrote from our model:
+
+- AutoTokenizer encodes the reference text (mixed scripts, digits, code) to our ids, and its
+  chat template renders the reference conversation to our ids;
+- AutoModelForCausalLM's logits on the reference rows equal ours to 1e-4 relative;
+- greedy `generate` from the reference prompt gives our greedy tokens.
+
+    nanochat export --checkpoint runs/d4_t --format hf --out /tmp/hf
+    python3 tools/hf_check.py /tmp/hf
+"""
+import json
+import os
+import sys
+
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def main():
+    folder = sys.argv[1]
+    ref = json.load(open(os.path.join(folder, "reference.json")))
+    failures = []
+
+    def check(ok, what):
+        print(("ok: " if ok else "FAIL: ") + what)
+        if not ok:
+            failures.append(what)
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    ids = tok.encode(ref["text"], add_special_tokens=False)
+    check(ids == ref["text_ids"], f"AutoTokenizer encodes the {len(ref['text'])}-character mixed-script text to our {len(ids)} ids")
+    check(tok.decode(ids) == ref["text"], "and decodes them back to the text")
+    chat = tok.apply_chat_template(ref["conversation"], add_generation_prompt=True, tokenize=True)
+    chat = chat["input_ids"] if isinstance(chat, dict) or hasattr(chat, "keys") else chat
+    check(list(chat) == ref["chat_ids"], f"the chat template renders the conversation to our {len(ref['chat_ids'])} ids")
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model.eval()
+    ours = load_file(os.path.join(folder, "reference.safetensors"))["logits"].double()
+    with torch.no_grad():
+        theirs = model(torch.tensor(ref["rows"])).logits.double()
+    if not ref.get("logits_softcapped", True):
+        print("note: the mamba architecture has no logit softcap; the reference holds our logits before it")
+    diff = (theirs - ours).abs().max().item()
+    scale = ours.abs().max().item()
+    check(diff / scale <= 1e-4, f"logits equal ours: largest difference {diff:.3g} on logits up to {scale:.3g} "
+          f"({diff / scale:.2e} relative; shape {tuple(theirs.shape)})")
+
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ref["prompt"]]), max_new_tokens=len(ref["greedy"]), do_sample=False)
+    greedy = out[0, len(ref["prompt"]):].tolist()
+    n = len(greedy)  # generate stops at an end token; ours ran on
+    check(n > 0 and greedy == ref["greedy"][:n], f"greedy generate gives our tokens ({n} of {len(ref['greedy'])}: {greedy})")
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
