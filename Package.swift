@@ -140,8 +140,9 @@ if !librariesOnly {
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
-            // The chat page `nanochat serve` serves, compiled into the binary.
-            resources: [.embedInCode("chat.html")],
+            // The chat page `nanochat serve` serves, and the modeling file `nanochat export`
+            // ships for hybrids, compiled into the binary.
+            resources: [.embedInCode("chat.html"), .embedInCode("modeling_nanochat_hybrid.py")],
             swiftSettings: hostCPU
         ),
         .executableTarget(

@@ -4,7 +4,8 @@
 
 - AutoTokenizer encodes the reference text (mixed scripts, digits, code) to our ids, and its
   chat template renders the reference conversation to our ids;
-- AutoModelForCausalLM's logits on the reference rows equal ours to 1e-4 relative;
+- AutoModelForCausalLM's logits on the reference rows equal ours to 1e-4 relative (with
+  trust_remote_code=True when the folder ships modeling_nanochat_hybrid.py);
 - greedy `generate` from the reference prompt gives our greedy tokens.
 
     nanochat export --checkpoint runs/d4_t --format hf --out /tmp/hf
@@ -29,7 +30,8 @@ def main():
         if not ok:
             failures.append(what)
 
-    tok = AutoTokenizer.from_pretrained(folder)
+    remote = "auto_map" in json.load(open(os.path.join(folder, "config.json")))
+    tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=remote)
     ids = tok.encode(ref["text"], add_special_tokens=False)
     check(ids == ref["text_ids"], f"AutoTokenizer encodes the {len(ref['text'])}-character mixed-script text to our {len(ids)} ids")
     check(tok.decode(ids) == ref["text"], "and decodes them back to the text")
@@ -37,7 +39,9 @@ def main():
     chat = chat["input_ids"] if isinstance(chat, dict) or hasattr(chat, "keys") else chat
     check(list(chat) == ref["chat_ids"], f"the chat template renders the conversation to our {len(ref['chat_ids'])} ids")
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    if remote:
+        print("note: the folder ships modeling_nanochat_hybrid.py; loading it with trust_remote_code=True")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=remote)
     model.eval()
     ours = load_file(os.path.join(folder, "reference.safetensors"))["logits"].double()
     with torch.no_grad():

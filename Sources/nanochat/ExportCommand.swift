@@ -10,8 +10,10 @@ struct ExportCommand: ParsableCommand {
         abstract: "Write a checkpoint as a Hugging Face model folder (config.json, model.safetensors, tokenizer.json, ...).",
         discussion: """
         --format hf: an all-Transformer model becomes transformers' `nanochat` architecture
-        (NanoChatForCausalLM), loadable with AutoModelForCausalLM.from_pretrained(OUT) and
-        AutoTokenizer.from_pretrained(OUT). The folder also holds reference.json and
+        (NanoChatForCausalLM) and an all-Mamba one `mamba` (MambaForCausalLM), loadable with
+        AutoModelForCausalLM.from_pretrained(OUT) and AutoTokenizer.from_pretrained(OUT);
+        any other pattern ships modeling_nanochat_hybrid.py and loads with
+        trust_remote_code=True. The folder also holds reference.json and
         reference.safetensors (ids, this model's logits and greedy tokens) for
         tools/hf_check.py to compare with transformers.
         """
@@ -29,7 +31,8 @@ struct ExportCommand: ParsableCommand {
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
         let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         do {
-            let files = try HuggingFaceExport.write(model: model, tokenizer: tok, to: out)
+            let files = try HuggingFaceExport.write(model: model, tokenizer: tok, modelingCode: Data(PackageResources.modeling_nanochat_hybrid_py),
+                                                    to: out)
             print("wrote \(out): \(files.joined(separator: ", ")) (\(checkpoint) step \(loadedStep))")
         } catch let e as ExportError {
             throw UserError("\(checkpoint): \(e.message)")

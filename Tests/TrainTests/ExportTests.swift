@@ -1,6 +1,6 @@
 // The Hugging Face export: tokenizer.json's merges give our ids when applied as the
-// `tokenizers` library applies them, the model folder holds transformers' names and config,
-// and what the nanochat architecture cannot hold is refused by name.
+// `tokenizers` library applies them; the model folder holds transformers' names and config
+// for all-T and all-M models, and our own names, keys and the modeling file for the rest.
 import Foundation
 import Blocks
 import Tensor
@@ -64,11 +64,14 @@ import Testing
         #expect(Set(Tokenizer.byteCharacters).count == 256)
     }
 
-    @Test func modelFolderHasTransformersNamesAndRefusesHybrids() throws {
+    /// Stands in for the modeling file the CLI passes.
+    let code = Data("# modeling file\n".utf8)
+
+    @Test func modelFolderHasTheArchitecturesNames() throws {
         let config = ModelConfig(sequenceLen: 32, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 1, nEmbd: 32,
                                  blockPattern: [.transformer, .transformer])
         let dir = scratchPath("hf")
-        let files = try HuggingFaceExport.write(model: try GPT(config: config, seed: 1), tokenizer: tokenizer, to: dir)
+        let files = try HuggingFaceExport.write(model: try GPT(config: config, seed: 1), tokenizer: tokenizer, modelingCode: code, to: dir)
         for name in ["config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "tokenizer_config.json"] {
             #expect(files.contains(name) && FileManager.default.fileExists(atPath: "\(dir)/\(name)"), "\(name)")
         }
@@ -86,13 +89,26 @@ import Testing
             try GPT(config: ModelConfig(sequenceLen: 32, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 2,
                                         nEmbd: 32, blockPattern: pattern, mambaUseMLP: mlp), seed: 1)
         }
-        #expect(throws: ExportError.self) { try HuggingFaceExport.write(model: try model([.transformer, .mamba]), tokenizer: tokenizer, to: scratchPath("hf2")) }
-        #expect(throws: ExportError.self) { try HuggingFaceExport.write(model: try model([.mamba, .mamba], mlp: true), tokenizer: tokenizer, to: scratchPath("hf3")) }
+        // A hybrid, or Mamba layers with an MLP: our names, our config keys, the modeling file.
+        for (pattern, mlp) in [([BlockKind.transformer, .mamba], false), ([.mamba, .mamba], true)] {
+            let hdir = scratchPath("hf-remote")
+            let hm = try model(pattern, mlp: mlp)
+            let hfiles = try HuggingFaceExport.write(model: hm, tokenizer: tokenizer, modelingCode: code, to: hdir)
+            let shipped = try Data(contentsOf: URL(fileURLWithPath: "\(hdir)/modeling_nanochat_hybrid.py"))
+            #expect(hfiles.contains("modeling_nanochat_hybrid.py") && shipped == code)
+            let (ht, _) = try Safetensors.read("\(hdir)/model.safetensors")
+            #expect(ht.map(\.0) == hm.parameters.parameters.map(\.name))
+            #expect(zip(ht, hm.parameters.parameters).allSatisfy { $0.1.doubles == $1.tensor.doubles })
+            let hc = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(hdir)/config.json"))) as? [String: Any])
+            #expect((hc["auto_map"] as? [String: String])?["AutoModelForCausalLM"] == "modeling_nanochat_hybrid.NanochatHybridForCausalLM")
+            #expect(hc["block_pattern"] as? [String] == pattern.map(\.rawValue) && hc["mamba_use_mlp"] as? Bool == mlp)
+        }
 
         // All-Mamba: transformers' mamba names, unit norms, the embedding rows normed.
         let m = try model([.mamba, .mamba])
         let mdir = scratchPath("hf4")
-        try HuggingFaceExport.write(model: m, tokenizer: tokenizer, to: mdir)
+        let mfiles = try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: code, to: mdir)
+        #expect(!mfiles.contains("modeling_nanochat_hybrid.py"))
         let (mt, _) = try Safetensors.read("\(mdir)/model.safetensors")
         let byName = Dictionary(uniqueKeysWithValues: mt.map { ($0.0, $0.1) })
         #expect(byName["backbone.layers.1.mixer.A_log"]?.shape == [64, 16] && byName["backbone.norm_f.weight"]?.doubles.allSatisfy { $0 == 1 } == true)

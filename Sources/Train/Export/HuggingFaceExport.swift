@@ -31,25 +31,17 @@ public enum HuggingFaceExport {
 
     /// Writes the folder; returns the files written.
     @discardableResult
-    public static func write(model: GPT, tokenizer: Tokenizer, to dir: String) throws -> [String] {
+    public static func write(model: GPT, tokenizer: Tokenizer, modelingCode: Data, to dir: String) throws -> [String] {
         let c = model.config
-        let pattern = c.blockPattern.map(\.rawValue).joined()
-        let allMamba = c.blockPattern.allSatisfy { $0 == .mamba }
-        guard !c.hasMamba || allMamba else {
-            throw ExportError("block_pattern \(pattern) mixes Transformer and Mamba layers; the Hugging Face export covers "
-                              + "all-Transformer models (transformers' nanochat architecture) and all-Mamba ones (mamba) so far")
-        }
-        guard !(allMamba && c.mambaUseMLP) else {
-            throw ExportError("mamba_use_mlp: transformers' mamba architecture has no MLP after the mixer, so a model with one "
-                              + "cannot be exported as it")
-        }
+        let allMamba = c.blockPattern.allSatisfy { $0 == .mamba } && !c.mambaUseMLP
+        let remote = c.hasMamba && !allMamba   // hybrids, and Mamba layers with an MLP
         guard tokenizer.vocabSize == c.vocabSize else {
             throw ExportError("the tokenizer has \(tokenizer.vocabSize) ids but the model's vocab_size is \(c.vocabSize)")
         }
         try AtomicFile.makeDirectories(dir)
         let special = ChatTokens(tokenizer)
         let ids: [String: Any] = ["bos_token_id": Int(special.bos), "eos_token_id": Int(special.assistantEnd), "pad_token_id": Int(special.bos)]
-        let config: [String: Any] = allMamba ? mambaConfig(c).merging(ids) { $1 } : [
+        let config: [String: Any] = remote ? remoteConfig(c).merging(ids) { $1 } : allMamba ? mambaConfig(c).merging(ids) { $1 } : [
             "architectures": ["NanoChatForCausalLM"],
             "model_type": "nanochat",
             "vocab_size": c.vocabSize,
@@ -85,11 +77,13 @@ public enum HuggingFaceExport {
             try AtomicFile.write(data, to: "\(dir)/\(name)")
             written.append(name)
         }
-        let tensors = allMamba ? mambaTensors(model) : model.parameters.parameters.map { (nanochatName($0.name), float32($0.tensor)) }
+        let tensors = remote ? model.parameters.parameters.map { ($0.name, float32($0.tensor)) }
+            : allMamba ? mambaTensors(model) : model.parameters.parameters.map { (nanochatName($0.name), float32($0.tensor)) }
         try Safetensors.write(tensors, metadata: ["format": "pt"], to: "\(dir)/model.safetensors")
         written.append("model.safetensors")
-        try put(floatsKeptFloat(try json(config), keys: ["final_logit_softcapping", "rope_theta", "attention_dropout"]), "config.json")
+        try put(floatsKeptFloat(try json(config), keys: ["final_logit_softcapping", "rope_theta", "attention_dropout", "logit_softcap"]), "config.json")
         try put(try json(generation), "generation_config.json")
+        if remote { try put(modelingCode, remoteModule + ".py") }
         try put(try tokenizer.huggingFaceTokenizerJSON(), "tokenizer.json")
         try put(try tokenizer.huggingFaceConfigJSON(contextLength: c.sequenceLen), "tokenizer_config.json")
         try put(try json(["bos_token": "<|bos|>", "eos_token": "<|assistant_end|>", "pad_token": "<|bos|>"]), "special_tokens_map.json")
@@ -110,6 +104,25 @@ public enum HuggingFaceExport {
             }
         }
         return Data(text.utf8)
+    }
+
+    /// The modeling file shipped for trust_remote_code=True, and its classes.
+    public static let remoteModule = "modeling_nanochat_hybrid"
+
+    /// config.json for the shipped modeling file: our own keys (SPEC §1) and the auto_map
+    /// that points transformers' Auto classes at it.
+    static func remoteConfig(_ c: ModelConfig) -> [String: Any] {
+        [
+            "architectures": ["NanochatHybridForCausalLM"],
+            "model_type": "nanochat_hybrid",
+            "auto_map": ["AutoConfig": "\(remoteModule).NanochatHybridConfig",
+                         "AutoModelForCausalLM": "\(remoteModule).NanochatHybridForCausalLM"],
+            "vocab_size": c.vocabSize, "sequence_len": c.sequenceLen, "n_layer": c.nLayer, "n_head": c.nHead,
+            "n_kv_head": c.nKVHead, "n_embd": c.nEmbd, "block_pattern": c.blockPattern.map(\.rawValue),
+            "mamba_d_state": c.mambaDState, "mamba_d_conv": c.mambaDConv, "mamba_expand": c.mambaExpand,
+            "mamba_use_mlp": c.mambaUseMLP, "logit_softcap": logitSoftcap, "rms_norm_eps": rmsNormEpsilon,
+            "rope_theta": 10000.0, "tie_word_embeddings": false, "dtype": "float32",
+        ]
     }
 
     /// transformers' MambaConfig for an all-Mamba model (no MLP).
