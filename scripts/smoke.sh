@@ -58,6 +58,14 @@ echo "ok: sweep of 6 runs reported, and kept when run again"
 expect_error "different settings (the budget of depth 2" $nanochat sweep "${sweep[@]:0:7}" --target-flops 3e11 --eval-points 2 --out $scratch/sweep
 expect_error "one budget per depth" $nanochat sweep configs/sweep_shakespeare.py --depths 2,4 --target-flops 2e11 --out $scratch/s2
 expect_error "set by the sweep for each run" $nanochat sweep configs/sweep_shakespeare.py --depths 2 --target-flops 2e11 --out $scratch/s2 --seed=3
+# The run exported as a Hugging Face folder (a hybrid: our names and the modeling file).
+if $nanochat export --checkpoint $run --format hf --out $scratch/hf > /dev/null \
+    && [ -s $scratch/hf/model.safetensors ] && [ -s $scratch/hf/tokenizer.json ] && [ -s $scratch/hf/modeling_nanochat_hybrid.py ] \
+    && python3 -c "import json, sys; c = json.load(open(sys.argv[1])); assert c['block_pattern'] == ['T', 'T', 'M', 'M'] and 'AutoModelForCausalLM' in c['auto_map']" $scratch/hf/config.json; then
+    echo "ok: export --format hf wrote $(ls $scratch/hf | wc -l) files"
+else
+    echo "FAIL: export --format hf" >&2; fails=$((fails + 1))
+fi
 after=$(listing)
 [ "$after" == "$before" ] || { echo "FAIL: the demo's checkpoints changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; fails=$((fails + 1)); }
 [ $fails -eq 0 ] || { echo "$fails failures" >&2; exit 1; }
