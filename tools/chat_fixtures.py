@@ -39,6 +39,13 @@ CONVERSATIONS = [
 ]
 
 
+
+def info_path(directory):
+    """The tokenizer's facts file: tokenizer_info.json, or tokenizer.json in directories
+    written by earlier versions."""
+    path = os.path.join(directory, "tokenizer_info.json")
+    return path if os.path.exists(path) else os.path.join(directory, "tokenizer.json")
+
 def main():
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
@@ -54,7 +61,7 @@ def main():
         for line in f:
             token, rank = line.split()
             ranks[base64.b64decode(token)] = int(rank)
-    info = json.load(open(os.path.join(FIXTURES, "tokenizer", "tokenizer.json")))
+    info = json.load(open(info_path(os.path.join(FIXTURES, "tokenizer"))))
     specials = {name: len(ranks) + i for i, name in enumerate(SPECIAL_TOKENS)}
     enc = tiktoken.Encoding(name="fixture", pat_str=info["pattern"], mergeable_ranks=ranks, special_tokens=specials)
     tok = RustBPETokenizer(enc, "<|bos|>")

@@ -30,6 +30,13 @@ PARTS = ["Hello world", "don't", "DON'T", "we'LL", "ſ'ſ", "'Ve", "x'RE'", "\r\
          "x=1+2;", "\u00ab\u00bb", "\u2014", "\u01c5ungla", "\u02b0", "\u0300", "\ufeff", "\u3000\u3000x"]
 
 
+
+def info_path(directory):
+    """The tokenizer's facts file: tokenizer_info.json, or tokenizer.json in directories
+    written by earlier versions."""
+    path = os.path.join(directory, "tokenizer_info.json")
+    return path if os.path.exists(path) else os.path.join(directory, "tokenizer.json")
+
 def random_text(rng, n):
     out = []
     for _ in range(n):
@@ -46,7 +53,7 @@ def random_text(rng, n):
 def main():
     subprocess.run([os.path.join(ROOT, ".build", "release", "nanochat"), "tokenizer", "train", "--input", CORPUS,
                     "--vocab-size", "1024", "--out", TOK], check=True)
-    info = json.load(open(os.path.join(TOK, "tokenizer.json")))
+    info = json.load(open(info_path(TOK)))
     enc = tiktoken.Encoding(name="fixture", pat_str=info["pattern"],
                             mergeable_ranks=load_tiktoken_bpe(os.path.join(TOK, "tokenizer.tiktoken")),
                             special_tokens=info["special_tokens"])
