@@ -250,7 +250,7 @@ private final class Job {
         var cut = text.count, hit = false
         for stop in stops {
             let from = max(0, sent - stop.count + 1)
-            if let at = firstIndex(of: stop, from: from), at < cut { cut = at; hit = true }
+            if let at = text[from...].firstRange(of: stop)?.lowerBound, at < cut { cut = at; hit = true }
         }
         if !hit {
             for stop in stops {
@@ -264,14 +264,6 @@ private final class Job {
         }
         send(upTo: cut)
         if hit { finish(.stop, flush: false) }
-    }
-
-    func firstIndex(of needle: [UInt8], from: Int) -> Int? {
-        guard text.count - from >= needle.count else { return nil }
-        for i in from...(text.count - needle.count) where text[i] == needle[0] && text[i..<(i + needle.count)].elementsEqual(needle) {
-            return i
-        }
-        return nil
     }
 
     func send(upTo end: Int) {

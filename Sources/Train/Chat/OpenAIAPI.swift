@@ -260,10 +260,10 @@ public enum OpenAIAPI {
 /// The request fields read (others are ignored).
 private struct Fields: Decodable {
     var messages: [Message]?
-    var prompt: Prompt?
+    var prompt: Texts?
     var maxTokens, maxCompletionTokens, topK, seed, n: Whole?
     var temperature, topP: Double?
-    var stop: Stop?
+    var stop: Texts?
     var stream: Bool?
     var ignoreEOS: Bool?
     var streamOptions: StreamOptions?
@@ -322,8 +322,8 @@ private struct Fields: Decodable {
         }
     }
 
-    /// A string or a list of strings.
-    enum Stop: Decodable {
+    /// A string or a list of strings (`stop`, `prompt`).
+    enum Texts: Decodable {
         case one(String), many([String])
         init(from decoder: any Decoder) throws {
             let c = try decoder.singleValueContainer()
@@ -336,21 +336,7 @@ private struct Fields: Decodable {
             case .many(let list): return list
             }
         }
-    }
-
-    /// A string, or a list of one string.
-    enum Prompt: Decodable {
-        case one(String), many([String])
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if let s = try? c.decode(String.self) { self = .one(s); return }
-            self = .many(try c.decode([String].self))
-        }
-        var single: String? {
-            switch self {
-            case .one(let s): return s
-            case .many(let list): return list.count == 1 ? list[0] : nil
-            }
-        }
+        /// The one text, if there is exactly one.
+        var single: String? { texts.count == 1 ? texts[0] : nil }
     }
 }
