@@ -66,6 +66,17 @@ if $nanochat export --checkpoint $run --format hf --out $scratch/hf > /dev/null 
 else
     echo "FAIL: export --format hf" >&2; fails=$((fails + 1))
 fi
+# ... and in nanochat's layout, imported back: the same model file, byte for byte.
+step=$(ls $run | sed -n 's/^meta_\([0-9]*\)\.json$/\1/p' | tail -1)
+if $nanochat export --checkpoint $run --format nanochat --out $scratch/nc > /dev/null \
+    && $nanochat import --checkpoint $scratch/nc/base_checkpoints/d4 --out $scratch/nc-back > /dev/null \
+    && cmp $run/model_$step.safetensors $scratch/nc-back/model_$step.safetensors \
+    && $nanochat sample --checkpoint $scratch/nc-back --prompt "KING" --max-new-tokens 4 > /dev/null 2>&1; then
+    echo "ok: export --format nanochat then import gives model_$step.safetensors back byte for byte"
+else
+    echo "FAIL: export --format nanochat / import" >&2; fails=$((fails + 1))
+fi
+expect_error "already holds a checkpoint" $nanochat import --checkpoint $scratch/nc/base_checkpoints/d4 --out $scratch/nc-back
 after=$(listing)
 [ "$after" == "$before" ] || { echo "FAIL: the demo's checkpoints changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; fails=$((fails + 1)); }
 [ $fails -eq 0 ] || { echo "$fails failures" >&2; exit 1; }

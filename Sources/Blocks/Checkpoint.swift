@@ -136,6 +136,12 @@ public enum Checkpoint {
         let config = try modelConfig(fromMeta: metaData, path: metaFile)
         let file = modelPath(dir, step: s)
         let (tensors, _) = try Safetensors.read(file)
+        return (try model(config: config, tensors: tensors, file: file, metaFile: metaFile), s)
+    }
+
+    /// The model of `config` from named tensors (read from `file`, configured by `metaFile`:
+    /// both named in errors): every parameter present with its shape and finite, none extra.
+    public static func model(config: ModelConfig, tensors: [(String, Tensor)], file: String, metaFile: String) throws -> GPT {
         let byName = Dictionary(tensors, uniquingKeysWith: { a, _ in a })
         let specs = config.parameterSpecs
         let names = Set(specs.map(\.name))
@@ -158,6 +164,6 @@ public enum Checkpoint {
         if let extra = tensors.first(where: { name, _ in !names.contains(name) }) {
             throw TensorFileError(path: file, tensor: extra.0, "not a parameter of the model in \(metaFile)")
         }
-        return (try GPT(config: config, parameters: ParameterSet(params)), s)
+        return try GPT(config: config, parameters: ParameterSet(params))
     }
 }

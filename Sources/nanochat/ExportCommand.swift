@@ -1,13 +1,16 @@
 // `nanochat export`: a checkpoint as a Hugging Face model folder that transformers loads
-// with no code of ours (AutoModelForCausalLM, AutoTokenizer with a chat template).
+// with no code of ours (AutoModelForCausalLM, AutoTokenizer with a chat template), or in
+// nanochat's own layout; `nanochat import`: a nanochat checkpoint as ours.
 import ArgumentParser
 import Foundation
+import Blocks
+import Tensor
 import Train
 
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Write a checkpoint as a Hugging Face model folder (config.json, model.safetensors, tokenizer.json, ...).",
+        abstract: "Write a checkpoint as a Hugging Face model folder, or in nanochat's checkpoint layout.",
         discussion: """
         --format hf: an all-Transformer model becomes transformers' `nanochat` architecture
         (NanoChatForCausalLM) and an all-Mamba one `mamba` (MambaForCausalLM), loadable with
@@ -16,21 +19,41 @@ struct ExportCommand: ParsableCommand {
         trust_remote_code=True. The folder also holds reference.json and
         reference.safetensors (ids, this model's logits and greedy tokens) for
         tools/hf_check.py to compare with transformers.
+
+        --format nanochat: OUT becomes a nanochat base directory, OUT/tokenizer/ and
+        OUT/<phase>_checkpoints/<tag>/model_S.safetensors + meta_S.json with nanochat's
+        names and padded vocabulary; `python3 tools/nanochat_files.py pack OUT` then writes
+        the model_S.pt, tokenizer.pkl and token_bytes.pt that nanochat's scripts read
+        (NANOCHAT_BASE_DIR=OUT).
         """
     )
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case hf }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case hf, nanochat }
 
     @Option(help: "Checkpoint directory.") var checkpoint: String
     @Option(help: "Checkpoint step (default: the latest).") var step: Int?
     @Option(help: "Tokenizer directory (default: the checkpoint's tokenizer/).") var tokenizer: String?
-    @Option(help: "What to write: hf (a Hugging Face model folder).") var format: Format = .hf
+    @Option(help: "What to write: hf (a Hugging Face model folder) or nanochat (its checkpoint layout).") var format: Format = .hf
     @Option(help: "Output directory.") var out: String
+    @Option(help: "nanochat format: the training phase whose directory holds it (base, mid, sft, rl).") var phase: NanochatFormat.Phase = .base
+    @Option(help: "nanochat format: the model tag (default: d<n_layer>).") var tag: String?
 
     func run() throws {
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
         let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         do {
+            if format == .nanochat {
+                struct Recorded: Decodable {
+                    let valBPB: Double?
+                    enum CodingKeys: String, CodingKey { case valBPB = "val_bpb" }
+                }
+                let bpb = (try? Checkpoint.meta(Recorded.self, in: checkpoint, step: loadedStep))?.valBPB
+                let dir = try NanochatFormat.write(model: model, step: loadedStep, tokenizer: tok, phase: phase,
+                                                   tag: tag ?? "d\(model.config.nLayer)", valBPB: bpb, to: out)
+                print("wrote \(dir) and \(out)/tokenizer (\(checkpoint) step \(loadedStep)); "
+                      + "python3 tools/nanochat_files.py pack \(out) adds nanochat's .pt and .pkl files")
+                return
+            }
             let files = try HuggingFaceExport.write(model: model, tokenizer: tok, modelingCode: Data(PackageResources.modeling_nanochat_hybrid_py),
                                                     to: out)
             print("wrote \(out): \(files.joined(separator: ", ")) (\(checkpoint) step \(loadedStep))")
@@ -39,5 +62,57 @@ struct ExportCommand: ParsableCommand {
         } catch let e as TokenizerError {
             throw UserError(e.message)
         }
+    }
+}
+
+extension NanochatFormat.Phase: ExpressibleByArgument {}
+
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Make a checkpoint of ours from a nanochat checkpoint and its tokenizer.",
+        discussion: """
+        CHECKPOINT is a nanochat checkpoint directory (BASE/base_checkpoints/d20, ...) after
+        `python3 tools/nanochat_files.py unpack CHECKPOINT`, which writes model_S.safetensors
+        beside model_S.pt (BF16 or Float32 as stored) and BASE/tokenizer/tokenizer.tiktoken
+        and tokenizer_info.json from tokenizer.pkl. OUT receives model_S.safetensors,
+        meta_S.json and tokenizer/, which every command here reads.
+        """
+    )
+
+    @Option(help: "nanochat checkpoint directory (holding meta_S.json and model_S.safetensors).") var checkpoint: String
+    @Option(help: "Checkpoint step (default: the latest).") var step: Int?
+    @Option(help: "nanochat tokenizer directory (default: the base directory's tokenizer/, two levels up).") var tokenizer: String?
+    @Option(help: "Output checkpoint directory (must hold no checkpoint yet).") var out: String
+
+    func run() throws {
+        let imported: (model: GPT, step: Int, valBPB: Double?)
+        do { imported = try NanochatFormat.read(from: checkpoint, step: step) } catch let e as TensorFileError { throw UserError(e.description) }
+        let tokenizerDir = tokenizer ?? (((checkpoint as NSString).appendingPathComponent("../../tokenizer")) as NSString).standardizingPath
+        let tok: Tokenizer
+        do { tok = try Tokenizer.load(from: tokenizerDir) } catch let e as TokenizerError {
+            throw UserError(e.message + " (nanochat's tokenizer.pkl is converted by `python3 tools/nanochat_files.py unpack`)")
+        }
+        guard tok.vocabSize == imported.model.config.vocabSize else {
+            throw UserError("\(tokenizerDir) has \(tok.vocabSize) ids but the checkpoint's vocab_size is \(imported.model.config.vocabSize)")
+        }
+        if let existing = Checkpoint.steps(in: out).first {
+            throw UserError("\(out) already holds a checkpoint (step \(existing)); import into an empty directory")
+        }
+        struct Meta: Encodable {
+            let tokenizerDir = "tokenizer"
+            let tokenizerHash: String
+            let valBPB: Double?
+            let importedFrom: String
+            enum CodingKeys: String, CodingKey {
+                case tokenizerDir = "tokenizer_dir", tokenizerHash = "tokenizer_hash", valBPB = "val_bpb", importedFrom = "imported_from"
+            }
+        }
+        try tok.save(to: "\(out)/tokenizer")
+        try Checkpoint.save(imported.model, step: imported.step, to: out,
+                            extra: Meta(tokenizerHash: tok.identity, valBPB: imported.valBPB, importedFrom: checkpoint))
+        let c = imported.model.config
+        print("wrote \(Checkpoint.modelPath(out, step: imported.step)) (\(c.nLayer) layers \(c.blockPattern.map(\.rawValue).joined()), "
+              + "n_embd \(c.nEmbd), vocab \(c.vocabSize)) and \(out)/tokenizer from \(checkpoint)")
     }
 }

@@ -19,7 +19,7 @@ struct Nanochat: ParsableCommand {
         commandName: "nanochat",
         abstract: "Train and study small hybrid Transformer/Mamba language models on the CPU.",
         subcommands: [TokenizerCommand.self, PrepareCommand.self, TrainCommand.self, InitCommand.self, EvalCommand.self, SampleCommand.self,
-                      SweepCommand.self, SFTCommand.self, ChatCommand.self, ChatEvalCommand.self, ServeCommand.self, ExportCommand.self]
+                      SweepCommand.self, SFTCommand.self, ChatCommand.self, ChatEvalCommand.self, ServeCommand.self, ExportCommand.self, ImportCommand.self]
     )
 
     /// Parses and runs the command. A file larger than the process may write (`ulimit -f`)

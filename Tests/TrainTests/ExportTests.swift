@@ -118,3 +118,112 @@ import Testing
         #expect(mconfig["model_type"] as? String == "mamba" && mconfig["time_step_rank"] as? Int == 2 && mconfig["state_size"] as? Int == 16)
     }
 }
+
+/// nanochat's layout: export then import gives our model file back byte for byte, for every
+/// kind of pattern and with a vocabulary nanochat pads; what nanochat adds (padded rows,
+/// torch.compile's prefix, BF16) is undone on import; another architecture is refused.
+@Suite struct NanochatFormatTests {
+    /// A tokenizer whose 300 ids nanochat pads to 320.
+    let tokenizer: Tokenizer
+
+    init() throws {
+        tokenizer = try Tokenizer.train(["the cat sat on the mat; the dog sat on the log. " + (0..<400).map { "word\($0) " }.joined()],
+                                        vocabSize: 300)
+    }
+
+    func model(_ pattern: [BlockKind], seed: UInt64 = 1) throws -> GPT {
+        try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 1,
+                                    nEmbd: 16, blockPattern: pattern), seed: seed)
+    }
+
+    @Test(arguments: [[BlockKind.transformer, .transformer], [.transformer, .mamba], [.mamba, .mamba]])
+    func exportThenImportIsByteIdentical(pattern: [BlockKind]) throws {
+        #expect(tokenizer.vocabSize == 300)
+        let ours = scratchPath("nc-ours"), base = scratchPath("nc-base"), back = scratchPath("nc-back")
+        let m = try model(pattern)
+        try Checkpoint.save(m, step: 12, to: ours)
+        let dir = try NanochatFormat.write(model: m, step: 12, tokenizer: tokenizer, phase: .sft, tag: "d2", valBPB: 1.5, to: base)
+        #expect(dir == "\(base)/chatsft_checkpoints/d2")
+        let (written, _) = try Safetensors.read(Checkpoint.modelPath(dir, step: 12))
+        let wte = try #require(written.first { $0.0 == "transformer.wte.weight" }?.1)
+        #expect(wte.shape == [320, 16] && wte.floats.suffix(20 * 16).allSatisfy { $0 == 0 })
+        let meta = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Checkpoint.metaPath(dir, step: 12)))) as? [String: Any])
+        let config = try #require(meta["model_config"] as? [String: Any])
+        // nanochat's GPTConfig takes exactly these keys; the hybrid fork's adds the pattern.
+        #expect((config["block_pattern"] == nil) == pattern.allSatisfy { $0 == .transformer })
+        #expect(config["vocab_size"] as? Int == 300 && meta["val_bpb"] as? Double == 1.5)
+
+        let imported = try NanochatFormat.read(from: dir, step: nil)
+        #expect(imported.step == 12 && imported.valBPB == 1.5 && imported.model.config == m.config)
+        try Checkpoint.save(imported.model, step: 12, to: back)
+        let a = try Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(ours, step: 12)))
+        let b = try Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(back, step: 12)))
+        #expect(a == b)
+        #expect(try Tokenizer.load(from: "\(base)/tokenizer").identity == tokenizer.identity)
+    }
+
+    /// A file as nanochat's tools leave it: torch.compile's prefix on every name, random
+    /// padded rows (nanochat initialises them), BF16 weights.
+    @Test func importUndoesPrefixPaddingAndBF16() throws {
+        let m = try model([.transformer, .transformer])
+        let base = scratchPath("nc-bf16")
+        let dir = try NanochatFormat.write(model: m, step: 3, tokenizer: tokenizer, phase: .base, tag: "d2", valBPB: nil, to: base)
+        let path = Checkpoint.modelPath(dir, step: 3)
+        let (tensors, _) = try Safetensors.read(path)
+        // BF16 is Float32's top half: round each value to it, as torch's .bfloat16() does.
+        func bf16(_ x: Float) -> Float {
+            let bits = x.bitPattern
+            return Float(bitPattern: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000)
+        }
+        var header: [String: Any] = [:]
+        var body = Data()
+        for (name, t) in tensors {
+            var values = t.floats.map(bf16)
+            if t.shape[0] == 320 { for i in (300 * 16)..<(320 * 16) { values[i] = bf16(Float(i % 7) - 3) } }
+            let start = body.count
+            for v in values { withUnsafeBytes(of: UInt16(v.bitPattern >> 16).littleEndian) { body.append(contentsOf: $0) } }
+            header["_orig_mod." + name] = ["dtype": "BF16", "shape": t.shape, "data_offsets": [start, body.count]] as [String: Any]
+        }
+        let json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var file = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        try (file + json + body).write(to: URL(fileURLWithPath: path))
+
+        let imported = try NanochatFormat.read(from: dir, step: 3).model
+        for (p, q) in zip(imported.parameters.parameters, m.parameters.parameters) {
+            #expect(p.name == q.name && p.tensor.shape == q.tensor.shape)
+            #expect(p.tensor.floats == q.tensor.floats.map(bf16), "\(p.name)")
+        }
+    }
+
+    @Test func importRefusesAnotherArchitectureAndSaysWhy() throws {
+        let m = try model([.transformer, .transformer])
+        let base = scratchPath("nc-later")
+        let dir = try NanochatFormat.write(model: m, step: 1, tokenizer: tokenizer, phase: .base, tag: "d2", valBPB: nil, to: base)
+        let path = Checkpoint.modelPath(dir, step: 1)
+        let (tensors, _) = try Safetensors.read(path)
+        try Safetensors.write(tensors + [("resid_lambdas", Tensor(repeating: 1, shape: [2]))], to: path)
+        #expect { try NanochatFormat.read(from: dir, step: 1) } throws: { error in
+            "\(error)".contains("tensor resid_lambdas") && "\(error)".contains("later GPT")
+        }
+        // A nanochat directory still in torch's format points at the converter.
+        try FileManager.default.moveItem(atPath: path, toPath: (path as NSString).deletingPathExtension + ".pt")
+        #expect { try NanochatFormat.read(from: dir, step: 1) } throws: { error in
+            "\(error)".contains("model_000001.pt") && "\(error)".contains("tools/nanochat_files.py unpack")
+        }
+    }
+
+    @Test func tokenizerInfoWithOtherSpecialIDsIsRefused() throws {
+        let dir = scratchPath("nc-tok")
+        try tokenizer.save(to: dir)
+        let infoPath = "\(dir)/\(Tokenizer.infoFile)"
+        var info = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: infoPath))) as? [String: Any])
+        var special = try #require(info["special_tokens"] as? [String: Int])
+        (special["<|bos|>"], special["<|user_start|>"]) = (special["<|user_start|>"], special["<|bos|>"])
+        info["special_tokens"] = special
+        try JSONSerialization.data(withJSONObject: info).write(to: URL(fileURLWithPath: infoPath))
+        #expect { try Tokenizer.load(from: dir) } throws: { error in
+            "\(error)".contains("special_tokens differ") && "\(error)".contains("<|bos|>, <|user_start|>")
+        }
+    }
+}

@@ -257,8 +257,8 @@ public final class Tokenizer: @unchecked Sendable {
         do { return try Tokenizer(tokenBytes: bytes) } catch let e as TokenizerError { throw TokenizerError("\(path): \(e.message)") }
     }
 
-    /// Checks the bytes of tokenizer_info.json against this tokenizer: nanochat's split pattern
-    /// and the same vocabulary size.
+    /// Checks the bytes of tokenizer_info.json against this tokenizer: nanochat's split pattern,
+    /// the same vocabulary size, and (when listed) the special tokens at this tokenizer's ids.
     public func checkInfo(_ data: Data, path: String) throws {
         guard let info = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw TokenizerError("\(path): not a JSON object")
@@ -268,6 +268,14 @@ public final class Tokenizer: @unchecked Sendable {
         }
         guard info["vocab_size"] as? Int == vocabSize else {
             throw TokenizerError("\(path): vocab_size \(info["vocab_size"] ?? "missing") but \(Self.ranksFile) has \(tokenBytes.count) ranks + \(specialTokens.count) special tokens = \(vocabSize)")
+        }
+        if let special = info["special_tokens"] as? [String: Int] {
+            let ours = Dictionary(uniqueKeysWithValues: zip(specialTokens, specialIDs.map(Int.init)))
+            guard special == ours else {
+                let wrong = Set(special.keys).union(ours.keys).filter { special[$0] != ours[$0] }.sorted()
+                throw TokenizerError("\(path): special_tokens differ from this tool's (\(wrong.joined(separator: ", "))): "
+                                     + "expected \(specialTokens.joined(separator: " ")) as ids \(specialIDs.first ?? 0)...\(specialIDs.last ?? 0) in that order")
+            }
         }
     }
 }
