@@ -260,6 +260,7 @@ expect "chat-eval --questions 0" "--questions must be in 1...100000, got 0" $nc 
 expect "eval, shard of another tokenizer" "another tokenizer" $nc eval --checkpoint "$run" --data "$W/data2"
 expect "sample, another tokenizer of the same size" "another tokenizer" $nc sample --checkpoint "$run" --tokenizer "$W/tok2" --prompt hi
 expect "sample --temperature -1" "--temperature must be ≥ 0" $nc sample --checkpoint "$run" --prompt hi --temperature -1
+expect "sample --temperature inf" "--temperature must be finite, got inf" $nc sample --checkpoint "$run" --prompt hi --temperature inf
 expect "sample --top-k -5" "--top-k must be ≥ 0, got -5" $nc sample --checkpoint "$run" --prompt hi --top-k -5
 expect "sample --max-new-tokens 1e8" "1e8" $nc sample --checkpoint "$run" --prompt hi --max-new-tokens 1e8
 expect "sample --tokens outside the vocabulary" "99999" $nc sample --checkpoint "$run" --tokens 99999

@@ -24,16 +24,12 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Tokenizer directory (default: the checkpoint's tokenizer/).") var tokenizer: String?
     @Option(help: "One message to answer, then exit.") var prompt: String?
     @Option(help: "A system message, folded into the first user message.") var system: String?
-    @Option(help: "Softmax temperature; 0 picks the most likely token.") var temperature: Double = 0.6
-    @Option(help: "Sample among the k most likely tokens (0: all).") var topK: Int = 50
+    @OptionGroup var sampling: SamplingOptions
     @Option(help: "Longest reply, in tokens.") var maxTokens: Int = 512
-    @Option(help: "Random seed.") var seed: UInt64 = 42
     @Flag(help: "After each reply, print the tokens it prefilled and generated (on stderr).") var stats = false
     @OptionGroup var runOptions: RunOptions
 
     func validate() throws {
-        guard temperature >= 0 && temperature.isFinite else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
         guard (1...1_000_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...1000000, got \(maxTokens)") }
     }
 
@@ -41,7 +37,7 @@ struct ChatCommand: ParsableCommand {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
         let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
-        let session = ChatSession(model: model, tokenizer: tok, sampler: Sampler(temperature: temperature, topK: topK, seed: seed),
+        let session = ChatSession(model: model, tokenizer: tok, sampler: sampling.sampler(defaultTemperature: 0.6),
                                   system: system, maxReplyTokens: maxTokens)
         if let prompt {
             answer(prompt, session)

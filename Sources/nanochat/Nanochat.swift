@@ -85,6 +85,26 @@ func plainDescription(of e: NSError) -> String {
 }
 
 /// Options shared by the commands that run a model.
+/// How `sample` and `chat` pick tokens; each command gives its own default temperature.
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Softmax temperature; 0 picks the most likely token (default: 0.8 for sample, 0.6 for chat).")
+    var temperature: Double?
+    @Option(help: "Sample among the k most likely tokens (0: all).") var topK: Int = 50
+    @Option(help: "Random seed.") var seed: UInt64 = 42
+
+    func validate() throws {
+        if let temperature {
+            guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
+            guard temperature.isFinite else { throw ValidationError("--temperature must be finite, got \(temperature)") }
+        }
+        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
+    }
+
+    func sampler(defaultTemperature: Double) -> Sampler {
+        Sampler(temperature: temperature ?? defaultTemperature, topK: topK, seed: seed)
+    }
+}
+
 struct RunOptions: ParsableArguments {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -286,14 +306,10 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Prompt token ids instead of text, comma-separated (prints ids).") var tokens: String?
     @Option(help: "Tokenizer directory (default: the checkpoint's tokenizer/).") var tokenizer: String?
     @Option(help: "Tokens to generate.") var maxNewTokens: Int = 200
-    @Option(help: "Softmax temperature; 0 picks the most likely token.") var temperature: Double = 0.8
-    @Option(help: "Sample among the k most likely tokens (0: all).") var topK: Int = 50
-    @Option(help: "Random seed.") var seed: UInt64 = 42
+    @OptionGroup var sampling: SamplingOptions
     @OptionGroup var runOptions: RunOptions
 
     func validate() throws {
-        guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0, got \(temperature)") }
-        guard topK >= 0 else { throw ValidationError("--top-k must be ≥ 0, got \(topK)") }
         guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
         guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give either --prompt TEXT or --tokens IDS") }
     }
@@ -301,7 +317,7 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
-        var sampler = Sampler(temperature: temperature, topK: topK, seed: seed)
+        var sampler = sampling.sampler(defaultTemperature: 0.8)
         let bytes = DecodeCache.bytesPerSequence(model.config, contextLength: model.config.sequenceLen)
         FileHandle.standardError.write(Data("decode cache: \(bytes) bytes per sequence at \(model.config.sequenceLen) positions\n".utf8))
         if let tokens {

@@ -17,6 +17,34 @@ import Testing
         cases = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
+    /// A reply's tokens, read as nanochat's engine reads them, for the terminal chat and the
+    /// server alike.
+    @Test func theReplyDecoderEndsCallsTheCalculatorAndHoldsSplitCharacters() throws {
+        let special = ChatTokens(tokenizer)
+        var chat = ReplyDecoder(tokenizer: tokenizer, special: special)
+        let said = tokenizer.encode("Sum:").map { chat.step($0) }
+        #expect(said.map { step -> String in if case .text(let t) = step { return t } else { return "?" } }.joined() == "Sum:")
+        #expect(chat.step(special.pythonStart) == .text(""))
+        for id in tokenizer.encode("2+3*4") { #expect(chat.step(id) == .text("")) }
+        let answer = [special.outputStart] + tokenizer.encode("14") + [special.outputEnd]
+        #expect(chat.step(special.pythonEnd) == .tool(expression: "2+3*4", answer: "14", forced: answer))
+        // A call the calculator refuses is shown with no answer and forces nothing.
+        _ = chat.step(special.pythonStart)
+        for id in tokenizer.encode("open('x')") { _ = chat.step(id) }
+        #expect(chat.step(special.pythonEnd) == .tool(expression: "open('x')", answer: nil, forced: []))
+        // é is two bytes: the first token shows nothing, the second the character.
+        #expect(chat.step(0xC3) == .text("") && chat.step(0xA9) == .text("é"))
+        #expect(chat.step(special.assistantEnd) == .end)
+        #expect(chat.step(0xC3) == .text("") && chat.finish() == "\u{FFFD}")
+
+        // A completion: only <|bos|> ends it, and chat markers are not calls.
+        var completion = ReplyDecoder(tokenizer: tokenizer, special: special, chat: false)
+        #expect(completion.step(special.assistantEnd) == .text("") && completion.step(special.pythonStart) == .text(""))
+        #expect(completion.step(tokenizer.encode("a")[0]) == .text("a") && completion.step(special.bos) == .end)
+        var endless = ReplyDecoder(tokenizer: tokenizer, special: special, chat: false, ignoreEnd: true)
+        #expect(endless.step(special.bos) == .text(""))
+    }
+
     @Test func renderingEqualsNanochats() throws {
         let render = try #require(cases["render"] as? [[String: Any]])
         #expect(render.count == 8)

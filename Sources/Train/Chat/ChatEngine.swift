@@ -196,13 +196,11 @@ private final class Job {
     var feed: [Int32] = []
     var generated = 0
     var done = false
-    var utf8 = UTF8Stream()
+    var decoder: ReplyDecoder
     /// The text produced so far as bytes, and how many of them were sent (the rest may be
     /// the start of a stop text).
     var text: [UInt8] = []
     var sent = 0
-    /// The calculator expression being written, between <|python_start|> and <|python_end|>.
-    var call: [Int32]? = nil
     let stops: [[UInt8]]
 
     init(request: GenerationRequest, handle: GenerationHandle, onEvent: @escaping @Sendable (GenerationEvent) -> Void,
@@ -210,6 +208,7 @@ private final class Job {
         self.request = request; self.handle = handle; self.onEvent = onEvent
         self.special = special; self.tokenizer = tokenizer
         sampler = request.sampler
+        decoder = ReplyDecoder(tokenizer: tokenizer, special: special, chat: request.mode == .chat, ignoreEnd: request.ignoreEnd)
         stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
     }
 
@@ -217,23 +216,16 @@ private final class Job {
     func choose(_ logits: [Double]) {
         let next = Int32(sampler.pick(logits))
         generated += 1
-        if !request.ignoreEnd && (next == special.bos || (request.mode == .chat && next == special.assistantEnd)) {
+        var forced: [Int32] = []
+        switch decoder.step(next) {
+        case .end:
             finish(.stop)
             return
-        }
-        var forced: [Int32] = []
-        if request.mode == .chat && next == special.pythonStart {
-            call = []
-        } else if request.mode == .chat && next == special.pythonEnd, let expr = call {
-            call = nil
-            let expression = (try? tokenizer.decode(expr)) ?? ""
-            let answer = Calculator.evaluate(expression)
+        case .text(let piece):
+            add(piece)
+        case .tool(let expression, let answer, let answerTokens):
             add(ChatSession.Piece.toolCall(expression).shown + ChatSession.Piece.toolResult(answer).shown)
-            if let answer { forced = [special.outputStart] + tokenizer.encode(answer) + [special.outputEnd] }
-        } else if call != nil {
-            call?.append(next)
-        } else if Int(next) < tokenizer.tokenBytes.count {
-            add(utf8.push(tokenizer.tokenBytes[Int(next)]))
+            forced = answerTokens
         }
         guard !done else { return }
         if generated >= request.maxTokens {
@@ -277,7 +269,7 @@ private final class Job {
     func finish(_ reason: FinishReason, flush: Bool = true) {
         guard !done else { return }
         if flush && reason != .cancelled {
-            let tail = utf8.finish()
+            let tail = decoder.finish()
             if !tail.isEmpty { add(tail) }
             if !done { send(upTo: text.count) }
         }

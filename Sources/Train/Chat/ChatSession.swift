@@ -80,7 +80,7 @@ public final class ChatSession {
         } else if pending.isEmpty || pending.last != special.assistantEnd {
             out.append(special.assistantEnd)
         }
-        let content = turns == 0 && system != nil ? system! + "\n\n" + text : text
+        let content = turns == 0 ? system.map { $0 + "\n\n" + text } ?? text : text
         return out + [special.userStart] + tokenizer.encode(content) + [special.userEnd, special.assistantStart]
     }
 
@@ -109,40 +109,29 @@ public final class ChatSession {
         turns += 1
         pending = []
         var logits = feed(prompt)
-        var stream = UTF8Stream()
+        var decoder = ReplyDecoder(tokenizer: tokenizer, special: special)
         var reply = "", generated = 0, finished = false
-        var call: [Int32]? = nil
-        while generated < maxReplyTokens {
+        decoding: while generated < maxReplyTokens {
             let next = Int32(sampler.pick(logits))
             generated += 1
-            if next == special.assistantEnd || next == special.bos {
+            var forced: [Int32] = []
+            switch decoder.step(next) {
+            case .end:
                 pending = [special.assistantEnd]
                 finished = true
-                break
-            }
-            var forced: [Int32] = []
-            if next == special.pythonStart {
-                call = []
-            } else if next == special.pythonEnd, let expr = call {
-                let expression = (try? tokenizer.decode(expr)) ?? ""
-                call = nil
-                _ = onPiece(.toolCall(expression))
-                let answer = Calculator.evaluate(expression)
-                guard onPiece(.toolResult(answer)) else { pending = [next]; break }
-                if let answer {
-                    forced = [special.outputStart] + tokenizer.encode(answer) + [special.outputEnd]
-                }
-            } else if call != nil {
-                call?.append(next)
-            } else if Int(next) < tokenizer.tokenBytes.count {
-                let piece = stream.push(tokenizer.tokenBytes[Int(next)])
+                break decoding
+            case .text(let piece):
                 reply += piece
-                guard onPiece(.text(piece)) else { pending = [next]; break }
+                if !piece.isEmpty && !onPiece(.text(piece)) { pending = [next]; break decoding }
+            case .tool(let expression, let answer, let answerTokens):
+                _ = onPiece(.toolCall(expression))
+                guard onPiece(.toolResult(answer)) else { pending = [next]; break decoding }
+                forced = answerTokens
             }
             generated += forced.count
             logits = feed([next] + forced)
         }
-        let tail = stream.finish()
+        let tail = decoder.finish()
         if !tail.isEmpty { reply += tail; _ = onPiece(.text(tail)) }
         return Reply(text: reply, prefilled: prompt.count, generated: generated, contextLength: length + pending.count,
                      finished: finished)
