@@ -66,8 +66,14 @@ if $nanochat export --checkpoint $run --format hf --out $scratch/hf > /dev/null 
 else
     echo "FAIL: export --format hf" >&2; fails=$((fails + 1))
 fi
-# ... and in nanochat's layout, imported back: the same model file, byte for byte.
 step=$(ls $run | sed -n 's/^meta_\([0-9]*\)\.json$/\1/p' | tail -1)
+if $nanochat import --format hf --checkpoint $scratch/hf --out $scratch/hf-back > /dev/null \
+    && cmp $run/model_$step.safetensors $scratch/hf-back/model_000000.safetensors; then
+    echo "ok: import --format hf of the export gives model_$step.safetensors back byte for byte"
+else
+    echo "FAIL: import --format hf" >&2; fails=$((fails + 1))
+fi
+# ... and in nanochat's layout, imported back: the same model file, byte for byte.
 if $nanochat export --checkpoint $run --format nanochat --out $scratch/nc > /dev/null \
     && $nanochat import --checkpoint $scratch/nc/base_checkpoints/d4 --out $scratch/nc-back > /dev/null \
     && cmp $run/model_$step.safetensors $scratch/nc-back/model_$step.safetensors \

@@ -119,6 +119,55 @@ import Testing
     }
 }
 
+/// A Hugging Face folder imports back to the same model file and tokenizer; what our blocks
+/// do not compute is refused naming the config key.
+@Suite struct HuggingFaceImportTests {
+    let tokenizer: Tokenizer
+    init() throws { tokenizer = try Tokenizer.load(from: trainFixtures + "/tokenizer") }
+
+    @Test(arguments: [[BlockKind.transformer, .transformer], [.transformer, .mamba]])
+    func exportThenImportIsByteIdentical(pattern: [BlockKind]) throws {
+        let m = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 1,
+                                            nEmbd: 16, blockPattern: pattern), seed: 3)
+        let (ours, folder, back) = (scratchPath("hfi-ours"), scratchPath("hfi-folder"), scratchPath("hfi-back"))
+        try Checkpoint.save(m, step: 5, to: ours)
+        try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: Data("# code\n".utf8), to: folder)
+        let (model, tok) = try HuggingFaceImport.read(from: folder)
+        #expect(model.config == m.config && tok.identity == tokenizer.identity)
+        try Checkpoint.save(model, step: 5, to: back)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(ours, step: 5)))
+                == Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(back, step: 5))))
+    }
+
+    @Test func whatOurBlocksDoNotComputeIsRefused() throws {
+        let m = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 1, nHead: 2, nKVHead: 2,
+                                            nEmbd: 16, blockPattern: [.transformer]), seed: 3)
+        let folder = scratchPath("hfi-refuse")
+        try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: Data(), to: folder)
+        let path = "\(folder)/config.json"
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        for (key, value, said) in [("rope_parameters", ["rope_type": "default", "rope_theta": 100000.0] as Any, "rope_theta is 100000"),
+                                   ("final_logit_softcapping", 30.0, "final_logit_softcapping is 30"),
+                                   ("intermediate_size", 48, "intermediate_size is 48"),
+                                   ("tie_word_embeddings", true, "tie_word_embeddings is")] {
+            var config = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+            config[key] = value
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+            #expect { try HuggingFaceImport.read(from: folder) } throws: { "\($0)".contains(said) }
+        }
+        var mamba = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        mamba["model_type"] = "mamba"
+        try JSONSerialization.data(withJSONObject: mamba).write(to: URL(fileURLWithPath: path))
+        #expect { try HuggingFaceImport.read(from: folder) } throws: { "\($0)".contains("cannot be imported") }
+        // Another split pattern in tokenizer.json.
+        try original.write(to: URL(fileURLWithPath: path))
+        let tokPath = "\(folder)/tokenizer.json"
+        let text = try String(contentsOfFile: tokPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "\\p{N}{1,2}", with: "\\p{N}{1,3}").write(toFile: tokPath, atomically: true, encoding: .utf8)
+        #expect { try HuggingFaceImport.read(from: folder) } throws: { "\($0)".contains("split pattern") }
+    }
+}
+
 /// nanochat's layout: export then import gives our model file back byte for byte, for every
 /// kind of pattern and with a vocabulary nanochat pads; what nanochat adds (padded rows,
 /// torch.compile's prefix, BF16) is undone on import; another architecture is refused.

@@ -125,3 +125,58 @@ extension Tokenizer {
         return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 }
+
+extension Tokenizer {
+    /// The tokenizer in a Hugging Face tokenizer.json (`path` names it in errors): a
+    /// byte-level BPE whose ids 0..<n are its vocabulary (the 256 bytes first, in order),
+    /// split by this project's pattern, with the special tokens after, at this tokenizer's
+    /// ids. Anything else (another pattern, a vocabulary with gaps, other special tokens) is
+    /// refused, naming what differs.
+    public static func fromHuggingFace(_ data: Data, path: String) throws -> Tokenizer {
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw TokenizerError("\(path): not a JSON object")
+        }
+        guard let model = object["model"] as? [String: Any], model["type"] as? String == "BPE",
+              let vocab = model["vocab"] as? [String: Int] else {
+            throw TokenizerError("\(path): model is not a BPE model with a vocab")
+        }
+        func patterns(_ value: Any?) -> [String] {
+            if let d = value as? [String: Any] {
+                return (d["Regex"] as? String).map { [$0] } ?? d.values.flatMap(patterns)
+            }
+            return (value as? [Any])?.flatMap(patterns) ?? []
+        }
+        let split = patterns(object["pre_tokenizer"])
+        guard split == [SplitPattern.pattern] else {
+            throw TokenizerError("\(path): the pre-tokenizer's split pattern is \(split.first.map { "\"\($0)\"" } ?? "missing"), not nanochat's")
+        }
+        var byteOf: [Character: UInt8] = [:]
+        for (b, c) in byteCharacters.enumerated() { byteOf[c] = UInt8(b) }
+        var tokenBytes = [[UInt8]?](repeating: nil, count: vocab.count)
+        for (text, id) in vocab {
+            guard (0..<vocab.count).contains(id), tokenBytes[id] == nil else {
+                throw TokenizerError("\(path): vocab id \(id) (\"\(text)\") is out of 0..<\(vocab.count) or given twice")
+            }
+            var bytes: [UInt8] = []
+            for c in text {
+                guard let b = byteOf[c] else { throw TokenizerError("\(path): vocab entry \"\(text)\" is not byte-level text") }
+                bytes.append(b)
+            }
+            tokenBytes[id] = bytes
+        }
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer(tokenBytes: tokenBytes.compactMap { $0 }) } catch let e as TokenizerError {
+            throw TokenizerError("\(path): \(e.message)")
+        }
+        let added = (object["added_tokens"] as? [[String: Any]]) ?? []
+        let given = Dictionary(added.compactMap { t in (t["content"] as? String).flatMap { c in (t["id"] as? Int).map { (c, $0) } } },
+                               uniquingKeysWith: { a, _ in a })
+        let ours = Dictionary(uniqueKeysWithValues: zip(specialTokens, tokenizer.specialIDs.map(Int.init)))
+        guard given == ours else {
+            let wrong = Set(given.keys).union(ours.keys).filter { given[$0] != ours[$0] }.sorted()
+            throw TokenizerError("\(path): added_tokens differ from this tool's special tokens (\(wrong.joined(separator: ", "))): "
+                                 + "expected \(specialTokens.joined(separator: " ")) as ids \(vocab.count)...\(vocab.count + specialTokens.count - 1)")
+        }
+        return tokenizer
+    }
+}
