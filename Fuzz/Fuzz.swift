@@ -1,5 +1,6 @@
 // libFuzzer targets for the readers of untrusted files: the safetensors reader, the checkpoint
-// meta reader, the config parser (with the settings it resolves), the tokenizer loader and
+// meta reader, the config parser (with the settings it resolves), the tokenizer loaders (ours
+// and Hugging Face's tokenizer.json) and
 // the token shard reader, the parquet reader and the JSONL (plain and zstd) reader. One binary; NANOCHAT_FUZZ_TARGET picks the reader. Every input
 // must give a value or a thrown error: a trap, an out-of-bounds access (AddressSanitizer)
 // or a hang is a finding. scripts/fuzz.sh builds and runs it.
@@ -13,7 +14,7 @@ import Tensor
 import Train
 
 enum FuzzTarget: String, CaseIterable {
-    case safetensors, meta, config, tokenizer, shard, parquet, jsonl
+    case safetensors, meta, config, tokenizer, hftokenizer, shard, parquet, jsonl
 }
 
 let target: FuzzTarget = {
@@ -71,6 +72,12 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
         }
     case .tokenizer:
         if let tok = try? Tokenizer.parseRanks(data, path: "input") {
+            let ids = tok.encodeSerially("Hello, wörld! 123 \n\n  tokens ✓")
+            _ = try? tok.decode(ids)
+            _ = tok.identity
+        }
+    case .hftokenizer:
+        if let tok = try? Tokenizer.fromHuggingFace(data, path: "input") {
             let ids = tok.encodeSerially("Hello, wörld! 123 \n\n  tokens ✓")
             _ = try? tok.decode(ids)
             _ = tok.identity

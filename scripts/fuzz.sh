@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the readers of untrusted files with libFuzzer and AddressSanitizer: safetensors,
-# checkpoint meta, config, tokenizer, token shard, parquet, JSONL (Fuzz/Fuzz.swift). Each target starts from
+# checkpoint meta, config, tokenizer (ours and tokenizer.json), token shard, parquet, JSONL (Fuzz/Fuzz.swift). Each target starts from
 # its committed seeds in Fuzz/corpus/<target>; what it finds grows a working corpus under
 # .build-fuzz/corpus, and a crash is saved as .build-fuzz/crash-<target>-* and fails the run.
 #
@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
         *) targets+=("$1"); shift ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors meta config tokenizer shard parquet jsonl)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors meta config tokenizer hftokenizer shard parquet jsonl)
 
 NANOCHAT_FUZZ=1 swift build -c release --scratch-path .build-fuzz --product nanochat-fuzz \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -E "error|warning: unre|Compiling|Build" || true
