@@ -126,17 +126,24 @@ public enum Checkpoint {
 
     /// Loads the model of step `step` (the latest when nil), and which step that was.
     public static func load(from dir: String, step: Int? = nil) throws -> (model: GPT, step: Int) {
+        let found = try locate(in: dir, step: step)
+        let file = modelPath(dir, step: found.step)
+        let (tensors, _) = try Safetensors.read(file)
+        return (try model(config: found.config, tensors: tensors, file: file, metaFile: found.metaFile), found.step)
+    }
+
+    /// The checkpoint of `step` in `dir` (the latest when nil): its step, meta file (path and
+    /// bytes) and validated model_config. `kind` names what is missing in the error.
+    public static func locate(in dir: String, step: Int?, kind: String = "checkpoint")
+        throws -> (step: Int, metaFile: String, meta: Data, config: ModelConfig) {
         guard let s = step ?? steps(in: dir).last else {
-            throw TensorFileError(path: dir, "no checkpoint (no meta_*.json) in this directory")
+            throw TensorFileError(path: dir, "no \(kind) (no meta_*.json) in this directory")
         }
         let metaFile = metaPath(dir, step: s)
-        guard let metaData = FileManager.default.contents(atPath: metaFile) else {
+        guard let meta = FileManager.default.contents(atPath: metaFile) else {
             throw TensorFileError(path: metaFile, "missing: no checkpoint for step \(s)")
         }
-        let config = try modelConfig(fromMeta: metaData, path: metaFile)
-        let file = modelPath(dir, step: s)
-        let (tensors, _) = try Safetensors.read(file)
-        return (try model(config: config, tensors: tensors, file: file, metaFile: metaFile), s)
+        return (s, metaFile, meta, try modelConfig(fromMeta: meta, path: metaFile))
     }
 
     /// The model of `config` from named tensors (read from `file`, configured by `metaFile`:

@@ -84,7 +84,6 @@ func plainDescription(of e: NSError) -> String {
     return path.map { "\($0): \(reason)" } ?? reason
 }
 
-/// Options shared by the commands that run a model.
 /// How `sample` and `chat` pick tokens; each command gives its own default temperature.
 struct SamplingOptions: ParsableArguments {
     @Option(help: "Softmax temperature; 0 picks the most likely token (default: 0.8 for sample, 0.6 for chat).")
@@ -105,6 +104,7 @@ struct SamplingOptions: ParsableArguments {
     }
 }
 
+/// Options shared by the commands that run a model.
 struct RunOptions: ParsableArguments {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount

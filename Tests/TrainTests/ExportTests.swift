@@ -185,6 +185,16 @@ import Testing
                                     nEmbd: 16, blockPattern: pattern), seed: seed)
     }
 
+    /// A TT model written in nanochat's layout at `step`: the model, the checkpoint directory,
+    /// its model file and the tensors in it.
+    func exportedTT(step: Int) throws -> (GPT, String, String, [(String, Tensor)]) {
+        let m = try model([.transformer, .transformer])
+        let dir = try NanochatFormat.write(model: m, step: step, tokenizer: tokenizer, phase: .base, tag: "d2", valBPB: nil,
+                                           to: scratchPath("nc-base"))
+        let path = Checkpoint.modelPath(dir, step: step)
+        return (m, dir, path, try Safetensors.read(path).tensors)
+    }
+
     @Test(arguments: [[BlockKind.transformer, .transformer], [.transformer, .mamba], [.mamba, .mamba]])
     func exportThenImportIsByteIdentical(pattern: [BlockKind]) throws {
         #expect(tokenizer.vocabSize == 300)
@@ -214,11 +224,7 @@ import Testing
     /// A file as nanochat's tools leave it: torch.compile's prefix on every name, random
     /// padded rows (nanochat initialises them), BF16 weights.
     @Test func importUndoesPrefixPaddingAndBF16() throws {
-        let m = try model([.transformer, .transformer])
-        let base = scratchPath("nc-bf16")
-        let dir = try NanochatFormat.write(model: m, step: 3, tokenizer: tokenizer, phase: .base, tag: "d2", valBPB: nil, to: base)
-        let path = Checkpoint.modelPath(dir, step: 3)
-        let (tensors, _) = try Safetensors.read(path)
+        let (m, dir, path, tensors) = try exportedTT(step: 3)
         // BF16 is Float32's top half: round each value to it, as torch's .bfloat16() does.
         func bf16(_ x: Float) -> Float {
             let bits = x.bitPattern
@@ -246,11 +252,7 @@ import Testing
     }
 
     @Test func importRefusesAnotherArchitectureAndSaysWhy() throws {
-        let m = try model([.transformer, .transformer])
-        let base = scratchPath("nc-later")
-        let dir = try NanochatFormat.write(model: m, step: 1, tokenizer: tokenizer, phase: .base, tag: "d2", valBPB: nil, to: base)
-        let path = Checkpoint.modelPath(dir, step: 1)
-        let (tensors, _) = try Safetensors.read(path)
+        let (_, dir, path, tensors) = try exportedTT(step: 1)
         try Safetensors.write(tensors + [("resid_lambdas", Tensor(repeating: 1, shape: [2]))], to: path)
         #expect { try NanochatFormat.read(from: dir, step: 1) } throws: { error in
             "\(error)".contains("tensor resid_lambdas") && "\(error)".contains("later GPT")

@@ -38,11 +38,11 @@ public enum HuggingFaceImport {
         do { try config.validate() } catch { throw ExportError("\(configPath): \(error)") }
 
         let stored = try readWeights(dir)
-        let byName = Dictionary(stored.map { ($0.name, ($0.tensor, $0.file)) }, uniquingKeysWith: { a, _ in a })
+        let byName = Dictionary(stored.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
         var tensors: [(String, Tensor)] = []
         for spec in config.parameterSpecs {
             let name = ourName(spec.name)
-            guard let (t, _) = byName[name] else {
+            guard let t = byName[name] else {
                 throw ExportError("\(dir): tensor \(name) is missing (the config needs shape \(spec.shape))")
             }
             tensors.append((spec.name, t))

@@ -79,14 +79,7 @@ public enum NanochatFormat {
     /// model_S.safetensors (tools/nanochat_files.py unpack writes it from model_S.pt), BF16 or
     /// Float32, `_orig_mod.` prefixes (torch.compile's) dropped, padded rows cut.
     public static func read(from dir: String, step: Int?) throws -> (model: GPT, step: Int, valBPB: Double?) {
-        guard let s = step ?? Checkpoint.steps(in: dir).last else {
-            throw TensorFileError(path: dir, "no nanochat checkpoint (no meta_*.json) in this directory")
-        }
-        let metaFile = Checkpoint.metaPath(dir, step: s)
-        guard let metaData = FileManager.default.contents(atPath: metaFile) else {
-            throw TensorFileError(path: metaFile, "missing: no checkpoint for step \(s)")
-        }
-        let config = try Checkpoint.modelConfig(fromMeta: metaData, path: metaFile)
+        let (s, metaFile, metaData, config) = try Checkpoint.locate(in: dir, step: step, kind: "nanochat checkpoint")
         let file = Checkpoint.modelPath(dir, step: s)
         guard FileManager.default.fileExists(atPath: file) else {
             let torchFile = (file as NSString).deletingPathExtension + ".pt"

@@ -171,12 +171,7 @@ extension Tokenizer {
         let added = (object["added_tokens"] as? [[String: Any]]) ?? []
         let given = Dictionary(added.compactMap { t in (t["content"] as? String).flatMap { c in (t["id"] as? Int).map { (c, $0) } } },
                                uniquingKeysWith: { a, _ in a })
-        let ours = Dictionary(uniqueKeysWithValues: zip(specialTokens, tokenizer.specialIDs.map(Int.init)))
-        guard given == ours else {
-            let wrong = Set(given.keys).union(ours.keys).filter { given[$0] != ours[$0] }.sorted()
-            throw TokenizerError("\(path): added_tokens differ from this tool's special tokens (\(wrong.joined(separator: ", "))): "
-                                 + "expected \(specialTokens.joined(separator: " ")) as ids \(vocab.count)...\(vocab.count + specialTokens.count - 1)")
-        }
+        try tokenizer.checkSpecialIDs(given, path: path, field: "added_tokens")
         return tokenizer
     }
 }

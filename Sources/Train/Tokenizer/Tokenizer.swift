@@ -270,12 +270,18 @@ public final class Tokenizer: @unchecked Sendable {
             throw TokenizerError("\(path): vocab_size \(info["vocab_size"] ?? "missing") but \(Self.ranksFile) has \(tokenBytes.count) ranks + \(specialTokens.count) special tokens = \(vocabSize)")
         }
         if let special = info["special_tokens"] as? [String: Int] {
-            let ours = Dictionary(uniqueKeysWithValues: zip(specialTokens, specialIDs.map(Int.init)))
-            guard special == ours else {
-                let wrong = Set(special.keys).union(ours.keys).filter { special[$0] != ours[$0] }.sorted()
-                throw TokenizerError("\(path): special_tokens differ from this tool's (\(wrong.joined(separator: ", "))): "
-                                     + "expected \(specialTokens.joined(separator: " ")) as ids \(specialIDs.first ?? 0)...\(specialIDs.last ?? 0) in that order")
-            }
+            try checkSpecialIDs(special, path: path, field: "special_tokens")
+        }
+    }
+
+    /// Checks that a file's special tokens (name → id, from its `field`) are this tokenizer's,
+    /// naming the ones that differ.
+    func checkSpecialIDs(_ given: [String: Int], path: String, field: String) throws {
+        let ours = Dictionary(uniqueKeysWithValues: zip(specialTokens, specialIDs.map(Int.init)))
+        guard given == ours else {
+            let wrong = Set(given.keys).union(ours.keys).filter { given[$0] != ours[$0] }.sorted()
+            throw TokenizerError("\(path): \(field) differ from this tool's special tokens (\(wrong.joined(separator: ", "))): "
+                                 + "expected \(specialTokens.joined(separator: " ")) as ids \(specialIDs.first ?? 0)...\(specialIDs.last ?? 0) in that order")
         }
     }
 }
