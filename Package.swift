@@ -3,7 +3,7 @@
 // nanochat-swift: train and study small hybrid Transformer/Mamba language models on the CPU.
 //
 // Layers (each imports only those to its left):
-//   CBLAS (system library), CVectorMath (C header), CHost (C) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
+//   CBLAS (system library), CVectorMath (C header), CHost (C), CBF16 (C) <- Tensor <- SelectiveScan <- Blocks <- Train <- nanochat (CLI)
 //                                                                 ^------- bench (executable)
 //   MPISystem (system library, Open MPI) <- CMPI (C) <- Train
 //   CCompression (C: zlib, Snappy, zstd) <- Corpus (parquet, JSONL, text) <- Train
@@ -75,9 +75,13 @@ let package = Package(
             cSettings: hostC,
             linkerSettings: [.linkedLibrary("openblas")]
         ),
+        // bf16 matrix products: packing and the AMX, AVX512_BF16 and portable kernels, each
+        // compiled for its instructions by function attributes and chosen at run time
+        // (see its header), so no host flag is needed.
+        .target(name: "CBF16", dependencies: ["CHost"], path: "Sources/CBF16"),
         .target(
             name: "Tensor",
-            dependencies: ["CBLAS", "CVectorMath", "CHost"],
+            dependencies: ["CBLAS", "CVectorMath", "CHost", "CBF16"],
             swiftSettings: kernelSettings
         ),
         .target(

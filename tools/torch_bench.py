@@ -144,6 +144,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--serve", action="store_true", help="time one train step per 'step' line on stdin")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="bfloat16: forward under torch.autocast('cpu', dtype=torch.bfloat16), as a PyTorch user would")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -155,13 +157,17 @@ def main():
     idx = torch.randint(0, args.vocab, (args.batch, args.seq))
     targets = torch.randint(0, args.vocab, (args.batch, args.seq))
 
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
+
     def train_step():
         opt.zero_grad(set_to_none=True)
-        model(idx, targets).backward()
+        with autocast():
+            loss = model(idx, targets)
+        loss.backward()
         opt.step()
 
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(idx, targets)
 
     if args.serve:

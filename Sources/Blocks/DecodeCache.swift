@@ -48,7 +48,8 @@ final class KVCache {
             defer { lse.deallocate() }
             attentionForward(out: y.data(S.self), lse: lse, q: q.data(S.self), k: k.data(S.self), v: v.data(S.self),
                              shape: AttentionShape(batch: b, queries: t, keys: offset + t, heads: h, kvHeads: kv,
-                                                   headDim: hd, kvBatchStride: capacity * row))
+                                                   headDim: hd, kvBatchStride: capacity * row),
+                             bf16: attentionBF16Kernel(S.self, queries: t))
         }
         if q.dtype == .float32 { run(Float.self) } else { run(Double.self) }
         return y

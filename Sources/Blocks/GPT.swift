@@ -54,6 +54,22 @@ public final class GPT {
         return rotaryTable
     }
 
+    /// For inference in bf16: every matrix the forward multiplies (all 2-D parameters but the
+    /// embedding, which is looked up) gets a bf16 copy packed once, so decoding reads half the
+    /// bytes per token and no product packs a weight again. Products use it only in bf16
+    /// precision and without gradients; the fp32 weights stay as they are. Do not train the
+    /// model while the copies are attached: `dropPackedWeights()` removes them.
+    public func packWeightsBF16() {
+        for p in parameters.parameters where p.tensor.rank == 2 && p.name != "transformer.wte.weight" {
+            p.tensor.packBF16()
+        }
+    }
+
+    /// Removes the bf16 copies `packWeightsBF16` attached.
+    public func dropPackedWeights() {
+        for p in parameters.parameters { p.tensor.unpackBF16() }
+    }
+
     /// rmsnorm of the last layer's output, (B, T, C). With a cache, idx holds the next T
     /// tokens after the cache's `length` (a prefill when empty, else typically T = 1).
     public func hidden(_ idx: IndexTensor, cache: DecodeCache? = nil) -> Tensor {

@@ -48,6 +48,7 @@ nanochat_cpu_facts nanochat_cpu_facts_read(void) {
         __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
         f.os_ymm = (lo & 0x6) == 0x6;       // XMM and YMM state
         f.os_zmm = (lo & 0xe6) == 0xe6;     // and opmask, ZMM0-15 upper halves, ZMM16-31
+        f.os_amx = (lo & 0x60000) == 0x60000;  // XTILECFG and XTILEDATA
     }
     if (max_leaf >= 7) {
         __cpuid_count(7, 0, a, b, c, d);
@@ -58,6 +59,8 @@ nanochat_cpu_facts nanochat_cpu_facts_read(void) {
         f.avx512cd = (b >> 28) & 1;
         f.avx512bw = (b >> 30) & 1;
         f.avx512vl = (b >> 31) & 1;
+        f.amx_bf16 = (d >> 22) & 1;
+        f.amx_tile = (d >> 24) & 1;
         if (subleaves >= 1) {
             __cpuid_count(7, 1, a, b, c, d);
             f.avx512bf16 = (a >> 5) & 1;

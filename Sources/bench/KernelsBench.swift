@@ -14,14 +14,46 @@ struct KernelsCommand: ParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @Option(help: "Comma-separated bf16 kernels to check and time: amx, avx512bf16, rounded, portable (default: those that multiply bf16 natively here, else rounded).")
+    var bf16Kernels: String?
+
+    @Option(help: "Comma-separated blockings for the packed bf16 kernels, each ROWPANELSxCOLUMNPAIRSxKCHUNK (default: the standard one).")
+    var bf16Blocking: String?
+
+    func parsedBF16() throws -> (kernels: [BF16Kernel], blockings: [BF16Blocking]) {
+        let kernels = try bf16Kernels.map { list in
+            try list.split(separator: ",").map { name in
+                guard let k = BF16Kernel(rawValue: String(name)) else {
+                    throw ValidationError("--bf16-kernels: unknown kernel \(name); known: \(BF16Kernel.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                guard k.available else { throw ValidationError("--bf16-kernels: \(name) cannot run here: \(k.refusal ?? "")") }
+                return k
+            }
+        } ?? (BF16Kernel.native ? [BF16Kernel.amx, .avx512bf16].filter(\.available) : [.rounded])
+        let blockings = try bf16Blocking.map { list in
+            try list.split(separator: ",").map { item in
+                let parts = item.split(separator: "x").compactMap { Int($0) }
+                guard parts.count == 3, parts[0] >= 1, parts[1] >= 1, parts[2] >= 32, parts[2] % 32 == 0 else {
+                    throw ValidationError("--bf16-blocking: \"\(item)\" is not ROWPANELSxCOLUMNPAIRSxKCHUNK (K chunk a multiple of 32)")
+                }
+                return BF16Blocking(rowPanels: parts[0], columnPairs: parts[1], kChunk: parts[2])
+            }
+        } ?? [BF16Blocking.current]
+        return (kernels, blockings)
+    }
+
+    func validate() throws { _ = try parsedBF16() }
+
     func run() throws {
         Parallel.setThreadCount(common.threads)
         print("# bench kernels\n")
         print(machineSummary(threads: common.threads))
+        let (bf16Kernels, blockings) = try parsedBF16()
         let matmuls = matmulRows()
+        let bf16 = bf16Rows(kernels: bf16Kernels, blockings: blockings)
         let kernels = kernelRows()
         if let path = common.json {
-            let report = KernelsReport(threads: common.threads, matmul: matmuls, kernels: kernels)
+            let report = KernelsReport(threads: common.threads, matmul: matmuls, bf16: bf16, kernels: kernels)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: path))
@@ -179,6 +211,7 @@ struct KernelRow: Codable {
 struct KernelsReport: Codable {
     var threads: Int
     var matmul: [MatmulRow]
+    var bf16: [BF16MatmulRow]
     var kernels: [KernelRow]
 }
 
@@ -191,6 +224,7 @@ func machineSummary(threads: Int) -> String {
     let simd = ["avx512f", "avx2", "fma"].filter { flags.contains(" \($0)") }.joined(separator: " ")
     var summary = "Machine: \(model), \(ProcessInfo.processInfo.activeProcessorCount) cores (\(simd)); threads: \(threads)\n"
         + HostCPU.summary
+        + "\nbf16 products: \(BF16Kernel.chosen)" + (BF16Kernel.native ? "" : " (no bf16 instructions here: fp32 is the default)")
     for warning in HostCPU.warnings { summary += "\nwarning: \(warning)" }
     return summary
 }

@@ -30,9 +30,12 @@ struct ModelReport: Codable {
         var profile: StepProfile?
         /// `--busy`: the step's speed with a busy process on one core, against quiet.
         var busy: BusyRow?
+        /// The precision of the products (nil in reports from before there was a choice: fp32).
+        var dtype: String?
     }
     struct DecodeRow: Codable {
         var pattern: String, depth: Int, context: Int, prefillTokS: Double, decodeTokS: Double, decodeSpread: Double, cacheBytes: Int
+        var dtype: String?
     }
     var machine: String, threads: Int, optimizer: String, sgemmPeakGFLOPS: Double, vocab: Int, runs: Int
     var train: [TrainRow] = [], decode: [DecodeRow] = []
@@ -58,6 +61,8 @@ struct ModelCommand: ParsableCommand {
     @Option(help: "Tokens decoded after each context.") var newTokens = 16
     @Option(help: "Vocabulary size.") var vocab = 8192
     @Option(help: "Matrix optimiser of the train step: muon (nanochat) or adamw (as the PyTorch side).") var optimizer = "muon"
+    @Option(help: "Comma-separated precisions of the products, each case run in each: float32, bfloat16 (PyTorch's side then runs under bf16 autocast). Default: the fastest here.")
+    var dtypes = Precision.fastest.rawValue
     @Option(help: "Timed runs per measurement (after one warm-up); the median is reported.") var runs = 3
     @Option(help: "Worker threads.") var threads = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Write the results as JSON here.") var json: String?
@@ -66,6 +71,13 @@ struct ModelCommand: ParsableCommand {
     @Flag(help: "A two-minute preset: d4, T=256,512, contexts 128,1024.") var quick = false
     @Flag(help: "Also run --runs train steps per case with each op timed, and print where the step's time goes.") var profile = false
     @Flag(help: "Also time each train step (ours, and PyTorch's with --torch) with a busy process spinning on one core.") var busy = false
+
+    static func precisions(_ s: String) throws -> [MatmulPrecision] {
+        try s.split(separator: ",").map {
+            guard let p = MatmulPrecision(rawValue: String($0)) else { throw ValidationError("--dtypes: \"\($0)\" is not float32 or bfloat16") }
+            return p
+        }
+    }
 
     static func list(_ s: String, _ flag: String) throws -> [Int] {
         try s.split(separator: ",").map {
@@ -76,6 +88,7 @@ struct ModelCommand: ParsableCommand {
 
     func validate() throws {
         guard ["muon", "adamw"].contains(optimizer) else { throw ValidationError("--optimizer must be muon or adamw, got \(optimizer)") }
+        _ = try Self.precisions(dtypes)
         guard runs >= 1, threads >= 1, tokens >= 1 else { throw ValidationError("--runs, --threads and --tokens must be at least 1") }
         for d in try Self.list(depths, "--depths") {
             for p in patterns.split(separator: ",") { _ = try NamedPattern.parse(String(p), depth: d) }
@@ -87,6 +100,7 @@ struct ModelCommand: ParsableCommand {
         var contextList = try Self.list(contexts, "--contexts").filter { $0 > 0 }
         if quick { (depthList, seqList, contextList) = ([4], [256, 512], [128, 1024]) }
         let patternList = patterns.split(separator: ",").map(String.init)
+        let dtypeList = try Self.precisions(dtypes)
         Parallel.setThreadCount(threads)
         let peak = measureGemmPeak()
         let torchStatus = torch ? TorchSide.status() : nil
@@ -108,14 +122,16 @@ struct ModelCommand: ParsableCommand {
         }
 
         print("\n## Train step and forward\n")
-        print("| pattern | layers | B×T | params | train tok/s | spread | MFU | model GFLOPS ÷ raw sgemm at its shapes | our gemm ÷ raw there | forward tok/s | peak RSS | activations |"
+        print("| pattern | layers | dtype | B×T | params | train tok/s | spread | MFU | model GFLOPS ÷ raw sgemm at its shapes | our gemm ÷ raw there | forward tok/s | peak RSS | activations |"
               + (report.torch != nil ? " torch train tok/s | ours ÷ torch |" : ""))
-        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (report.torch != nil ? "---:|---:|" : ""))
+        print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (report.torch != nil ? "---:|---:|" : ""))
         for depth in depthList {
             for seq in seqList {
                 for p in patternList {
+                  for dtype in dtypeList {
                     let b = batch ?? max(1, tokens / seq)
                     var c = ModelCase(pattern: p, depth: depth, batch: b, seq: seq, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
+                    c.dtype = dtype.rawValue
                     c.torch = report.torch != nil
                     c.profile = profile
                     c.busy = busy
@@ -130,6 +146,7 @@ struct ModelCommand: ParsableCommand {
                         peakRSS: r.peakRSS, activationBytes: r.activationBytes,
                         modelGFLOPS: r.flopsPerToken * n / train.median / 1e9, rawLinearGFLOPS: r.rawLinearGFLOPS,
                         oursLinearGFLOPS: r.oursLinearGFLOPS, modelOverRaw: r.modelOverRaw(tokens: n), oursOverRaw: r.oursOverRaw)
+                    row.dtype = dtype.rawValue
                     var torchColumns = ""
                     if report.torch != nil {
                         if let t = r.torchSeconds {
@@ -147,13 +164,14 @@ struct ModelCommand: ParsableCommand {
                         row.profile = StepProfile(entries, steps: steps, seconds: seconds)
                     }
                     report.train.append(row)
-                    print("| \(p) | \(layers) | \(b)×\(seq) | \(fmt(Double(r.parameters) / 1e6))M | \(fmt(row.trainTokS, 0)) | "
-                          + "\(fmt(train.spread * 100, 0))% | \(fmt(row.mfu * 100, 1))% | "
+                    let head = "| \(p) | \(layers) | \(dtype) | \(b)×\(seq) | \(fmt(Double(r.parameters) / 1e6))M | \(fmt(row.trainTokS, 0)) | "
+                    print(head + "\(fmt(train.spread * 100, 0))% | \(fmt(row.mfu * 100, 1))% | "
                           + "\(fmt(row.modelOverRaw * 100, 0))% (\(fmt(row.modelGFLOPS, 0)) ÷ \(fmt(row.rawLinearGFLOPS, 0))) | "
                           + "\(fmt(row.oursOverRaw * 100, 0))% | "
                           + "\(fmt(row.forwardTokS, 0)) | "
                           + "\(mib(r.peakRSS)) | \(mib(r.activationBytes)) |" + torchColumns)
                     fflush(nil)
+                  }
                 }
             }
         }
@@ -163,21 +181,25 @@ struct ModelCommand: ParsableCommand {
 
         if !contextList.isEmpty {
             print("\n## Prefill and decode (batch 1; decode = \(newTokens) greedy tokens after the context)\n")
-            print("| pattern | depth | context | prefill tok/s | decode tok/s | spread | cache bytes / sequence |")
-            print("|---|---:|---:|---:|---:|---:|---:|")
+            print("| pattern | depth | dtype | context | prefill tok/s | decode tok/s | spread | cache bytes / sequence |")
+            print("|---|---:|---|---:|---:|---:|---:|---:|")
             for depth in depthList {
                 for context in contextList {
                     for p in patternList {
+                      for dtype in dtypeList {
                         var c = ModelCase(pattern: p, depth: depth, batch: 1, seq: 0, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
                         (c.context, c.newTokens) = (context, newTokens)
+                        c.dtype = dtype.rawValue
                         let r = try runChild("decode-case", c, as: DecodeResult.self)
                         let d = Samples(seconds: r.decodeSeconds)
                         let row = ModelReport.DecodeRow(pattern: p, depth: depth, context: context, prefillTokS: Double(context) / r.prefillSeconds,
-                                                        decodeTokS: 1 / d.median, decodeSpread: d.spread, cacheBytes: r.cacheBytes)
+                                                        decodeTokS: 1 / d.median, decodeSpread: d.spread, cacheBytes: r.cacheBytes,
+                                                        dtype: dtype.rawValue)
                         report.decode.append(row)
-                        print("| \(p) | \(depth) | \(context) | \(fmt(row.prefillTokS, 0)) | \(fmt(row.decodeTokS, 1)) | "
+                        print("| \(p) | \(depth) | \(dtype) | \(context) | \(fmt(row.prefillTokS, 0)) | \(fmt(row.decodeTokS, 1)) | "
                               + "\(fmt(d.spread * 100, 0))% | \(row.cacheBytes) |")
                         fflush(nil)
+                      }
                     }
                 }
             }
@@ -307,11 +329,11 @@ enum ModelCharts {
         }
         let charts: [(String, LineChart)] = [
             ("train_tok_s.svg", LineChart(title: "Train step tokens/s (\(r.optimizer))", xLabel: "sequence length", yLabel: "tokens/s",
-                                          series: series(r.train, key: { "\($0.pattern) d\($0.depth)" }, x: \.seq, y: \.trainTokS), logX: true)),
+                                          series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: \.trainTokS), logX: true)),
             ("decode_tok_s.svg", LineChart(title: "Decode tokens/s, batch 1", xLabel: "context length", yLabel: "tokens/s",
-                                           series: series(r.decode, key: { "\($0.pattern) d\($0.depth)" }, x: \.context, y: \.decodeTokS), logX: true)),
+                                           series: series(r.decode, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.context, y: \.decodeTokS), logX: true)),
             ("memory.svg", LineChart(title: "Peak resident memory of a train step", xLabel: "sequence length", yLabel: "MiB",
-                                     series: series(r.train, key: { "\($0.pattern) d\($0.depth)" }, x: \.seq, y: { Double($0.peakRSS) / 1_048_576 }), logX: true)),
+                                     series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: { Double($0.peakRSS) / 1_048_576 }), logX: true)),
         ]
         for (name, chart) in charts { try chart.svg().write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8) }
     }
@@ -351,11 +373,11 @@ final class TorchServer {
     private var buffer = Data()
 
     /// Starts the server and waits until its model is built; nil if it does not come up.
-    init?(layers: String, batch: Int, seq: Int, vocab: Int, threads: Int) {
+    init?(layers: String, batch: Int, seq: Int, vocab: Int, threads: Int, dtype: MatmulPrecision = .float32) {
         signal(SIGPIPE, SIG_IGN)   // a server that died must fail a write, not kill the case
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", TorchSide.script, "--serve", "--pattern", layers, "--batch", "\(batch)",
-                             "--seq", "\(seq)", "--vocab", "\(vocab)", "--threads", "\(threads)"]
+                             "--seq", "\(seq)", "--vocab", "\(vocab)", "--threads", "\(threads)", "--dtype", dtype.rawValue]
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

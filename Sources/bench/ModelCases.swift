@@ -22,15 +22,20 @@ struct ModelCase: Codable {
     /// Train cases: each round also times the step (ours, and PyTorch's when asked for)
     /// while a busy process spins on the last core.
     var busy: Bool?
+    /// The precision of the products (float32 or bfloat16; nil: float32).
+    var dtype: String?
 
     /// The case a parent passed as JSON, with this process's threads set to it, and its
     /// model (seed 1).
     static func load(_ json: String) throws -> (ModelCase, ModelConfig, GPT) {
         let c = try JSONDecoder().decode(ModelCase.self, from: Data(json.utf8))
         Parallel.setThreadCount(c.threads)
+        Precision.set(c.precision)
         let config = try c.config()
         return (c, config, try GPT(config: config, seed: 1))
     }
+
+    var precision: MatmulPrecision { dtype.flatMap(MatmulPrecision.init(rawValue:)) ?? .float32 }
 
     func config() throws -> ModelConfig {
         let kinds = try NamedPattern.parse(pattern, depth: depth)
@@ -118,7 +123,7 @@ struct ModelCaseCommand: ParsableCommand {
         let products = LinearProducts(config, tokens: c.batch * c.seq)
         let layers = config.blockPattern.map(\.rawValue).joined()
         let server = c.torch == true
-            ? TorchServer(layers: layers, batch: c.batch, seq: c.seq, vocab: c.vocab, threads: c.threads) : nil
+            ? TorchServer(layers: layers, batch: c.batch, seq: c.seq, vocab: c.vocab, threads: c.threads, dtype: c.precision) : nil
         var torchFailed = c.torch == true && server == nil
         var bodies: [() -> Void] = [
             { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) },
@@ -255,6 +260,7 @@ struct DecodeCaseCommand: ParsableCommand {
 
     func run() throws {
         let (c, config, model) = try ModelCase.load(json)
+        if c.precision == .bfloat16 { model.packWeightsBF16() }
         var g = SeededGenerator(seed: 3)
         let prompt = (0..<c.context).map { _ in Int32(g.next() % UInt64(c.vocab)) }
         // Greedy decoding: the first callback comes after the prefill, each next one after one

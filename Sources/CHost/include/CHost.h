@@ -20,6 +20,8 @@ typedef struct {
     bool avx512f, avx512bw, avx512vl, avx512dq, avx512cd, avx512bf16;
     bool os_ymm;  // the OS saves the 256-bit registers (XCR0 bits 1-2)
     bool os_zmm;  // the OS saves the 512-bit registers and mask registers (XCR0 bits 5-7)
+    bool amx_tile, amx_bf16;  // AMX tiles and their bf16 products (tdpbf16ps)
+    bool os_amx;  // the OS saves the tile configuration and data (XCR0 bits 17-18)
 } nanochat_cpu_facts;
 
 enum { NANOCHAT_VENDOR_OTHER = 0, NANOCHAT_VENDOR_INTEL = 1, NANOCHAT_VENDOR_AMD = 2 };

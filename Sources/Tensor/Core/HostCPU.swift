@@ -11,6 +11,8 @@ public struct CPUFacts: Sendable, Equatable {
     public var avx = false, avx2 = false, fma = false
     public var avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512cd = false
     public var avx512bf16 = false
+    /// AMX tiles with bf16 products, and the OS saving their state.
+    public var amxTile = false, amxBF16 = false, osAMX = false
     /// The OS saves the 256-bit (YMM) and the 512-bit (ZMM and mask) registers.
     public var osYMM = false, osZMM = false
 
@@ -25,13 +27,15 @@ public struct CPUFacts: Sendable, Equatable {
         avx512f = f.avx512f; avx512bw = f.avx512bw; avx512vl = f.avx512vl
         avx512dq = f.avx512dq; avx512cd = f.avx512cd; avx512bf16 = f.avx512bf16
         osYMM = f.os_ymm; osZMM = f.os_zmm
+        amxTile = f.amx_tile; amxBF16 = f.amx_bf16; osAMX = f.os_amx
     }
 
     var c: nanochat_cpu_facts {
         nanochat_cpu_facts(
             vendor: Int32(vendor == .intel ? NANOCHAT_VENDOR_INTEL : vendor == .amd ? NANOCHAT_VENDOR_AMD : NANOCHAT_VENDOR_OTHER),
             avx: avx, avx2: avx2, fma: fma, avx512f: avx512f, avx512bw: avx512bw, avx512vl: avx512vl,
-            avx512dq: avx512dq, avx512cd: avx512cd, avx512bf16: avx512bf16, os_ymm: osYMM, os_zmm: osZMM)
+            avx512dq: avx512dq, avx512cd: avx512cd, avx512bf16: avx512bf16, os_ymm: osYMM, os_zmm: osZMM,
+            amx_tile: amxTile, amx_bf16: amxBF16, os_amx: osAMX)
     }
 
     /// The best kernel tier this CPU runs.

@@ -30,6 +30,8 @@ public final class Tensor: @unchecked Sendable {
     var node: Node?
     /// A label used in error reports (parameter name, op name).
     public var name: String?
+    /// This weight rounded to bf16 and packed for inference products (`packBF16()`).
+    var packedBF16: PackedBF16Weight?
 
     init(shape: [Int], dtype: DType, storage: Buffer, requiresGrad: Bool = false) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in shape \(shape)")

@@ -63,12 +63,41 @@ func maskedSoftmaxRow<S: TensorScalar>(_ row: UnsafeMutablePointer<S>, visible: 
     return m + S.log(sum)
 }
 
+/// The bf16 kernel for attention's products (QKᵀ, PV and their backward) under the current
+/// `Precision`, or nil for fp32: Float tensors in bf16 precision, with at least
+/// `bf16FewRows` queries (training and prefill). A decoding step keeps fp32 products over
+/// its fp32 cache: packing every cached key for each new token would cost more than the
+/// product it feeds.
+public func attentionBF16Kernel<S: TensorScalar>(_: S.Type, queries: Int) -> BF16Kernel? {
+    S.dtype == .float32 && Precision.matmul == .bfloat16 && queries >= bf16FewRows ? Precision.kernel : nil
+}
+
+/// One product inside attention, on the calling worker: sgemm, or with `bf16` the bf16
+/// product of the operands rounded as they are packed.
+@inlinable @inline(__always)
+func attentionGemm<S: TensorScalar>(
+    _ bf16: BF16Kernel?, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: S,
+    a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int, beta: S, c: UnsafeMutablePointer<S>, ldc: Int
+) {
+    if let bf16, S.dtype == .float32 {
+        bf16Gemm(kernel: bf16, transposeA: transposeA, m: m, n: n, k: k,
+                 a: UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), lda: lda,
+                 b: .floats(UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ld: ldb, transposed: transposeB),
+                 c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: ldc,
+                 alpha: Float(alpha), beta: Float(beta), serial: true)
+    } else {
+        S.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+               b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+}
+
 /// y (B, Tq, H, hd) = causal attention of q (B, Tq, H, hd) over k, v (B, Tk, KV, hd);
 /// lse (B, H, Tq) receives each row's log-sum-exp of the scaled scores, for backward.
+/// `bf16`: the kernel for its products (`attentionBF16Kernel`), nil for fp32.
 @inlinable
 public func attentionForward<S: TensorScalar>(
     out y: UnsafeMutablePointer<S>, lse: UnsafeMutablePointer<S>,
-    q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, shape: AttentionShape
+    q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, shape: AttentionShape, bf16: BF16Kernel? = nil
 ) {
     let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
     let block = Swift.min(attentionRowBlock, sh.queries)
@@ -80,13 +109,13 @@ public func attentionForward<S: TensorScalar>(
         defer { scores.deallocate() }
         for r0 in stride(from: 0, to: sh.queries, by: block) {
             let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
-            S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
+            attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
                    a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: scores, ldc: cols)
             for i in 0..<rows {
                 lse[item * sh.queries + r0 + i] =
                     maskedSoftmaxRow(scores + i * cols, visible: sh.shift + r0 + i + 1, total: cols)
             }
-            S.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+            attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
                    a: scores, lda: cols, b: vb, ldb: sh.kvRow, beta: 0, c: yb + r0 * sh.qRow, ldc: sh.qRow)
         }
     }
@@ -100,7 +129,7 @@ public func attentionForward<S: TensorScalar>(
 public func attentionBackward<S: TensorScalar>(
     dq: UnsafeMutablePointer<S>, dk: UnsafeMutablePointer<S>, dv: UnsafeMutablePointer<S>,
     dout dy: UnsafePointer<S>, q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>,
-    out y: UnsafePointer<S>, lse: UnsafePointer<S>, shape: AttentionShape
+    out y: UnsafePointer<S>, lse: UnsafePointer<S>, shape: AttentionShape, bf16: BF16Kernel? = nil
 ) {
     let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
     let block = Swift.min(attentionRowBlock, sh.queries)
@@ -119,10 +148,10 @@ public func attentionBackward<S: TensorScalar>(
             for r0 in stride(from: 0, to: sh.queries, by: block) {
                 let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
                 // P = exp(scale · Q Kᵀ - lse), masked.
-                S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: scale,
+                attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: scale,
                        a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: p, ldc: cols)
                 // dP = dY Vᵀ.
-                S.gemm(transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: 1,
+                attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: 1,
                        a: dyb + r0 * sh.qRow, lda: sh.qRow, b: vb, ldb: sh.kvRow, beta: 0, c: dp, ldc: cols)
                 for i in 0..<rows {
                     let visible = sh.shift + r0 + i + 1
@@ -136,11 +165,11 @@ public func attentionBackward<S: TensorScalar>(
                     (dpr + visible).update(repeating: 0, count: cols - visible)
                 }
                 // dV += Pᵀ dY;  dQ += dS K;  dK += dSᵀ Q.
-                S.gemm(transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
                        a: p, lda: cols, b: dyb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dvb, ldc: sh.kvRow)
-                S.gemm(transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+                attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
                        a: dp, lda: cols, b: kb, ldb: sh.kvRow, beta: 1, c: dqb + r0 * sh.qRow, ldc: sh.qRow)
-                S.gemm(transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
                        a: dp, lda: cols, b: qb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dkb, ldc: sh.kvRow)
             }
         }
@@ -202,13 +231,14 @@ public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
 func attentionOp<S: TensorScalar>(_ q: Tensor, _ k: Tensor, _ v: Tensor, _ shape: AttentionShape, _: S.Type) -> Tensor {
     let y = Tensor(uninitializedShape: q.shape, dtype: q.dtype)
     let lse = Tensor(uninitializedShape: [shape.batch, shape.heads, shape.queries], dtype: q.dtype)
+    let bf16 = attentionBF16Kernel(S.self, queries: shape.queries)
     attentionForward(out: y.data(S.self), lse: lse.data(S.self), q: q.data(S.self), k: k.data(S.self),
-                     v: v.data(S.self), shape: shape)
+                     v: v.data(S.self), shape: shape, bf16: bf16)
     y.record("attention", [q, k, v]) { y in
         // The kernel adds into all three; gradients nobody wants land in scratch.
         attentionBackward(dq: q.gradData(S.self), dk: k.gradData(S.self), dv: v.gradData(S.self),
                           dout: y.gradData(S.self), q: q.data(S.self), k: k.data(S.self), v: v.data(S.self),
-                          out: y.data(S.self), lse: lse.data(S.self), shape: shape)
+                          out: y.data(S.self), lse: lse.data(S.self), shape: shape, bf16: bf16)
     }
     return y
 }

@@ -245,6 +245,26 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     }
 }
 
+/// C = op(A) · op(B) + beta · C for contiguous operands: `gemm` in fp32, or with `bf16` the
+/// bf16 product on that kernel (B packed already when `packedB` is given).
+@inline(__always)
+func product<S: TensorScalar>(
+    _ bf16: BF16Kernel?, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    a: UnsafePointer<S>, b: UnsafePointer<S>, c: UnsafeMutablePointer<S>, beta: S = 0,
+    packedB: PackedBF16Weight? = nil
+) {
+    guard let bf16, S.dtype == .float32 else {
+        gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, b: b, c: c, beta: beta)
+        return
+    }
+    let fa = UnsafeRawPointer(a).assumingMemoryBound(to: Float.self)
+    let fb = UnsafeRawPointer(b).assumingMemoryBound(to: Float.self)
+    let fc = UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self)
+    bf16Gemm(kernel: bf16, transposeA: transposeA, m: m, n: n, k: k, a: fa, lda: transposeA ? m : k,
+             b: packedB.map { .packed($0) } ?? .floats(fb, ld: transposeB ? k : n, transposed: transposeB),
+             c: fc, ldc: n, beta: Float(beta))
+}
+
 /// x (..., in) · weightᵀ, weight (out, in) as PyTorch's nn.Linear without bias.
 public func linear(_ x: Tensor, _ weight: Tensor) -> Tensor {
     matmul(x, weight, transposeB: true)
@@ -268,8 +288,13 @@ func matmulOp<S: TensorScalar>(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool,
     let y = Tensor(uninitializedShape: lead + [ta ? a.shape[a.rank - 1] : a.shape[a.rank - 2], n], dtype: a.dtype)
     let sa = m * k, sb = bBatched ? k * n : 0, sy = m * n
     let pa = a.data(S.self), pb = b.data(S.self), py = y.data(S.self)
+    // The precision is read once, here: backward multiplies as the forward did.
+    let bf16 = S.dtype == .float32 && Precision.matmul == .bfloat16 ? Precision.kernel : nil
+    // A weight packed for inference serves a forward that records no gradient for it.
+    let packed = bf16 != nil && tb && !bBatched && !(GradMode.isEnabled && b.requiresGrad) ? b.packedBF16 : nil
     for i in 0..<batches {
-        gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, a: pa + i * sa, b: pb + i * sb, c: py + i * sy)
+        product(bf16, transposeA: ta, transposeB: tb, m: m, n: n, k: k, a: pa + i * sa, b: pb + i * sb, c: py + i * sy,
+                packedB: packed)
     }
     y.record("matmul", [a, b]) { y in
         let dy = y.gradData(S.self)
@@ -286,17 +311,17 @@ func matmulOp<S: TensorScalar>(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool,
             let g = dy + i * sy
             if let da {
                 if ta {   // A (K, M): dA += op(B) · dYᵀ
-                    gemm(transposeA: tb, transposeB: true, m: k, n: m, k: n, a: pb + i * sb, b: g, c: da + i * sa, beta: betaA)
+                    product(bf16, transposeA: tb, transposeB: true, m: k, n: m, k: n, a: pb + i * sb, b: g, c: da + i * sa, beta: betaA)
                 } else {  // A (M, K): dA += dY · op(B)ᵀ
-                    gemm(transposeA: false, transposeB: !tb, m: m, n: k, k: n, a: g, b: pb + i * sb, c: da + i * sa, beta: betaA)
+                    product(bf16, transposeA: false, transposeB: !tb, m: m, n: k, k: n, a: g, b: pb + i * sb, c: da + i * sa, beta: betaA)
                 }
             }
             if let db {
                 let betaB: S = accumulateB || (!bBatched && i > 0) ? 1 : 0
                 if tb {   // B (N, K): dB += dYᵀ · op(A)
-                    gemm(transposeA: true, transposeB: ta, m: n, n: k, k: m, a: g, b: pa + i * sa, c: db + i * sb, beta: betaB)
+                    product(bf16, transposeA: true, transposeB: ta, m: n, n: k, k: m, a: g, b: pa + i * sa, c: db + i * sb, beta: betaB)
                 } else {  // B (K, N): dB += op(A)ᵀ · dY
-                    gemm(transposeA: !ta, transposeB: false, m: k, n: n, k: m, a: pa + i * sa, b: g, c: db + i * sb, beta: betaB)
+                    product(bf16, transposeA: !ta, transposeB: false, m: k, n: n, k: m, a: pa + i * sa, b: g, c: db + i * sb, beta: betaB)
                 }
             }
         }

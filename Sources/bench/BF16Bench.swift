@@ -1,0 +1,137 @@
+// `bench kernels`' bf16 part: every bf16 kernel this CPU runs checked against a Double
+// reference on the same rounded operands (so a figure is never timed on a wrong kernel),
+// then timed at the d12 shapes next to our fp32 products and raw sgemm.
+import CBLAS
+import Foundation
+import Tensor
+
+enum BF16Bench {
+    /// Checks products of awkward shapes (a few rows, tails off every multiple of 16 and 32,
+    /// K over two chunks), transposes, and packed weights on `kernel`; returns what failed.
+    /// An output passes when it is within (K+2)·2⁻²⁴·Σ|a·b| of the reference: fp32
+    /// accumulation error of the exact bf16 products.
+    static func check(_ kernel: BF16Kernel) -> [String] {
+        var failures: [String] = []
+        var g = SeededGenerator(seed: 42)
+        func random(_ shape: [Int]) -> Tensor { Tensor.randomNormal(shape, generator: &g) }
+        func worst(_ got: Tensor, _ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int) -> Double {
+            let pa = a.data(Float.self), pb = b.data(Float.self), out = got.data(Float.self)
+            var ratio = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0, abs = 0.0
+                    for p in 0..<k {
+                        let x = Double(roundedToBF16(ta ? pa[p * m + i] : pa[i * k + p]))
+                        let y = Double(roundedToBF16(tb ? pb[j * k + p] : pb[p * n + j]))
+                        s += x * y; abs += Swift.abs(x * y)
+                    }
+                    let r = Swift.abs(Double(out[i * n + j]) - s) / (Double(k + 2) * 0x1p-24 * abs + 1e-30)
+                    if !(r <= ratio) { ratio = r }
+                }
+            }
+            return ratio
+        }
+        for (m, n, k) in [(5, 37, 61), (1, 300, 96), (15, 17, 33), (70, 45, 77), (130, 300, 600), (256, 96, 1100)] {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let a = random(ta ? [k, m] : [m, k]), b = random(tb ? [n, k] : [k, n])
+                let y = Precision.with(.bfloat16, kernel: kernel) { matmul(a, b, transposeA: ta, transposeB: tb) }
+                let r = worst(y, a, b, ta, tb, m: m, n: n, k: k)
+                if !(r <= 1) { failures.append("\(m)×\(n)×\(k) ta \(ta) tb \(tb): error \(fmt(r, 3))× the bound") }
+            }
+        }
+        for (m, n, k) in [(3, 70, 90), (200, 130, 600)] {
+            let x = random([m, k]), w = random([n, k])
+            let one = Precision.with(.bfloat16, kernel: kernel) { Parallel.withThreadCount(1) { linear(x, w) } }
+            let many = Precision.with(.bfloat16, kernel: kernel) { Parallel.withThreadCount(5) { linear(x, w) } }
+            if one.floats != many.floats { failures.append("\(m)×\(n)×\(k): 1 and 5 threads differ") }
+            let packed = w.detached()
+            packed.packBF16()
+            let viaPacked = Precision.with(.bfloat16, kernel: kernel) { GradMode.withoutGradients { linear(x, packed) } }
+            let r = worst(viaPacked, x, w, false, true, m: m, n: n, k: k)
+            if !(r <= 1) { failures.append("\(m)×\(n)×\(k) packed weight: error \(fmt(r, 3))× the bound") }
+        }
+        return failures
+    }
+
+    /// The sampled error of a large product: 64 outputs against the Double reference, as a
+    /// multiple of the bound (≤ 1 is right).
+    static func sampledError(_ c: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                             m: Int, n: Int, k: Int, transposeB: Bool) -> Double {
+        var g = SeededGenerator(seed: 7), ratio = 0.0
+        for _ in 0..<64 {
+            let i = Int(g.next() % UInt64(m)), j = Int(g.next() % UInt64(n))
+            var s = 0.0, abs = 0.0
+            for p in 0..<k {
+                let x = Double(roundedToBF16(a[i * k + p]))
+                let y = Double(roundedToBF16(transposeB ? b[j * k + p] : b[p * n + j]))
+                s += x * y; abs += Swift.abs(x * y)
+            }
+            ratio = Swift.max(ratio, Swift.abs(Double(c[i * n + j]) - s) / (Double(k + 2) * 0x1p-24 * abs + 1e-30))
+        }
+        return ratio
+    }
+}
+
+struct BF16MatmulRow: Codable {
+    var product: String, kernel: String, blocking: String
+    var bf16GFLOPS: Double, fp32GFLOPS: Double, rawGFLOPS: Double, errorOverBound: Double
+    var bf16: Samples, fp32: Samples, raw: Samples
+}
+
+extension KernelsCommand {
+    /// bf16 products at the d12 shapes (4096 tokens) on each kernel and blocking asked for,
+    /// each round timing raw sgemm (OpenBLAS's threads), our fp32 product and our bf16 one.
+    func bf16Rows(kernels: [BF16Kernel], blockings: [BF16Blocking]) -> [BF16MatmulRow] {
+        print("\n## bf16 products: bf16 operands, fp32 sums (\(common.threads) threads, median of \(common.runs))\n")
+        for kernel in kernels {
+            let failures = BF16Bench.check(kernel)
+            print("check \(kernel): " + (failures.isEmpty ? "every product within fp32 accumulation error of the reference"
+                                                          : "FAILED\n  " + failures.joined(separator: "\n  ")))
+        }
+        print("\nerror: the largest of 64 sampled outputs' |ours − Double reference on the rounded operands|, as a multiple "
+              + "of (K+2)·2⁻²⁴·Σ|a·b| (≤ 1 is within fp32 accumulation error). Blocking: row panels × column pairs × K chunk.\n")
+        print("| product | kernel | blocking | bf16 GFLOPS | our fp32 GFLOPS | raw sgemm GFLOPS | bf16 ÷ fp32 | bf16 ÷ raw | error |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+        var rows: [BF16MatmulRow] = []
+        let saved = BF16Blocking.current
+        defer { BF16Blocking.current = saved }
+        for (m, k, n, linearWeight) in [(4096, 768, 3072, true), (4096, 3072, 768, true), (4096, 768, 3072, false),
+                                        (4096, 768, 768, true)] {
+            var g = SeededGenerator(seed: 3)
+            let a = Tensor.randomNormal([m, k], generator: &g)
+            let b = Tensor.randomNormal(linearWeight ? [n, k] : [k, n], generator: &g)
+            let c = Tensor(zeros: [m, n])
+            let name = linearWeight ? "\(m)x\(k) · (\(n)x\(k))ᵀ linear" : "\(m)x\(k) · \(k)x\(n)"
+            for kernel in kernels {
+                for blocking in (kernel == .rounded ? [saved] : blockings) {
+                    BF16Blocking.current = blocking
+                    let samples = timeInterleaved(runs: common.runs, pauses: [0.25, 0, 0], [
+                        {
+                            openblas_set_num_threads(Int32(common.threads))
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, linearWeight ? CblasTrans : CblasNoTrans,
+                                        Int32(m), Int32(n), Int32(k), 1, a.data(Float.self), Int32(k),
+                                        b.data(Float.self), Int32(linearWeight ? k : n), 0, c.data(Float.self), Int32(n))
+                            openblas_set_num_threads(1)
+                        },
+                        { _ = linearWeight ? linear(a, b) : matmul(a, b) },
+                        { _ = Precision.with(.bfloat16, kernel: kernel) { linearWeight ? linear(a, b) : matmul(a, b) } },
+                    ])
+                    let y = Precision.with(.bfloat16, kernel: kernel) { linearWeight ? linear(a, b) : matmul(a, b) }
+                    let error = BF16Bench.sampledError(y.data(Float.self), a: a.data(Float.self), b: b.data(Float.self),
+                                                       m: m, n: n, k: k, transposeB: linearWeight)
+                    let flops = 2.0 * Double(m * n * k)
+                    let (raw, fp32, bf16) = (flops / samples[0].median * 1e-9, flops / samples[1].median * 1e-9,
+                                             flops / samples[2].median * 1e-9)
+                    let blockingName = kernel == .rounded ? "-"
+                        : "\(blocking.rowPanels)×\(blocking.columnPairs)×\(blocking.kChunk)"
+                    print("| \(name) | \(kernel) | \(blockingName) | \(fmt(bf16)) | \(fmt(fp32)) | \(fmt(raw)) | "
+                          + "\(fmt(bf16 / fp32, 2)) | \(fmt(bf16 / raw, 2)) | \(fmt(error, 2)) |")
+                    rows.append(BF16MatmulRow(product: name, kernel: "\(kernel)", blocking: blockingName, bf16GFLOPS: bf16,
+                                              fp32GFLOPS: fp32, rawGFLOPS: raw, errorOverBound: error,
+                                              bf16: samples[2], fp32: samples[1], raw: samples[0]))
+                }
+            }
+        }
+        return rows
+    }
+}
