@@ -16,9 +16,12 @@ import PackageDescription
 import Foundation
 
 let portable = ProcessInfo.processInfo.environment["NANOCHAT_PORTABLE"].map { $0 != "0" && !$0.isEmpty } ?? false
-let hostCPU: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", "native"])]
+// NANOCHAT_TARGET_CPU=NAME builds for another CPU than this one (an LLVM CPU name such as
+// sapphirerapids or znver4), to carry the executables to a machine without a toolchain.
+let targetCPU = ProcessInfo.processInfo.environment["NANOCHAT_TARGET_CPU"].flatMap { $0.isEmpty ? nil : $0 } ?? "native"
+let hostCPU: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
 let kernelSettings: [SwiftSetting] = hostCPU + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
-let hostC: [CSetting] = portable ? [] : [.unsafeFlags(["-march=native"])]
+let hostC: [CSetting] = portable ? [] : [.unsafeFlags(["-march=\(targetCPU)"])]
 
 // NANOCHAT_LIBRARIES_ONLY=1 (set by scripts/test.sh): the unit tests need the libraries
 // alone, so that build leaves out the two executables and the packages only they use (the

@@ -116,6 +116,8 @@ t "unknown name in a value" "unknown name" --matrix_lr=nan
 t "warmup_ratio 2" "warmup_ratio must be in [0, 1], got 2" --warmup_ratio=2
 t "threads -2 (key)" "threads must be in 1...1024, got -2" --threads=-2
 t "threads 10^6 (key)" "threads must be in 1...1024" --threads=1000000
+t "dtype float16 (key)" 'dtype must be bfloat16 or float32, got "float16"' --dtype=float16
+t "dtype as a number (key)" "dtype" --dtype=16
 t "n_embd not divisible by n_head" "n_embd 100 must be divisible by n_head" --n_embd=100 --n_head=3
 expect "init, vocab_size above 65536" "vocab_size is 70000; the most this accepts is 65536" $nc init "$cfg" --out "$W/o4" --vocab_size=70000
 printf 'depth = (\n' > "$W/syntax.py"
@@ -268,6 +270,7 @@ expect "sample --tokens not numbers" "abc" $nc sample --checkpoint "$run" --toke
 expect "sample, both --prompt and --tokens" "either --prompt" $nc sample --checkpoint "$run" --prompt a --tokens 1
 expect "--threads -2 (flag)" "--threads must be in 1...1024, got -2" $nc eval --checkpoint "$run" --data "$W/data" --threads -2
 expect "--threads 0 (flag)" "--threads must be in 1...1024, got 0" $nc sample --checkpoint "$run" --prompt hi --threads 0
+expect "--dtype half (flag)" "--dtype" $nc sample --checkpoint "$run" --prompt hi --dtype half
 expect "init --depth=-1" "depth must be in 1...4096" $nc init "$cfg" --out "$W/o4" --depth=-1 --vocab_size=300
 expect "sweep --depths 1e17" "1e17" $nc sweep "$cfg" --depths 1e17 --target-flops 1e9 --out "$W/o5"
 expect "sweep --depths -1" "--depths" $nc sweep "$cfg" --depths -1 --target-flops 1e9 --out "$W/o5"

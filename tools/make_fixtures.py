@@ -43,7 +43,10 @@ def rotary(x, offset=0):
     half = hd // 2
     inv = 10000.0 ** (-torch.arange(half, dtype=torch.float64) * 2 / hd)
     f = (torch.arange(x.shape[1], dtype=torch.float64) + offset)[:, None] * inv[None, :]
-    cos, sin = f.cos()[None, :, None, :], f.sin()[None, :, None, :]
+    # The tables in float64 for the float64 model; in float32 otherwise (a float32 model,
+    # or bf16 activations under autocast, which the float32 tables promote back).
+    table = torch.float64 if x.dtype == torch.float64 else torch.float32
+    cos, sin = f.cos().to(table)[None, :, None, :], f.sin().to(table)[None, :, None, :]
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos], dim=-1)
 

@@ -19,6 +19,8 @@ public struct TrainSettings {
     public var evalEvery: Int, evalTokens: Int, sampleEvery: Int, saveEvery: Int
     public var dataDir: String, tokenizerDir: String, outputDir: String, modelTag: String
     public var seed: UInt64, threads: Int
+    /// The precision of the matrix products (the `dtype` key).
+    public var precision: MatmulPrecision
     /// Every key of `TrainingKeys` with the value this run uses (those that follow from
     /// other keys or from the machine filled in): meta_S.json's user_config.
     public var userConfig: [String: ConfigValue]
@@ -90,6 +92,15 @@ public struct TrainSettings {
         guard (1...Parallel.maxThreads).contains(threads) else {
             throw c.error(at: "threads", "threads must be in 1...\(Parallel.maxThreads), got \(threads)")
         }
+        let precision: MatmulPrecision
+        if let name = c.string("dtype") {
+            guard let p = MatmulPrecision(rawValue: name) else {
+                throw c.error(at: "dtype", "dtype must be bfloat16 or float32, got \"\(name)\"")
+            }
+            precision = p
+        } else {
+            precision = Precision.fastest
+        }
         let tokenizerDir = TrainingKeys.tokenizerDir(c)
         let outputDir = c.string("output_dir") ?? "runs/\(tag)"
 
@@ -100,6 +111,7 @@ public struct TrainSettings {
         used["block_pattern"] = .list(model.blockPattern.map(\.rawValue))
         used["model_tag"] = .string(tag); used["tokenizer_dir"] = .string(tokenizerDir)
         used["output_dir"] = .string(outputDir); used["threads"] = .int(threads)
+        used["dtype"] = .string(precision.rawValue)
 
         var settings = TrainSettings(
             model: model, deviceBatchSize: b, sequenceLen: t, totalBatchSize: total,
@@ -107,7 +119,8 @@ public struct TrainSettings {
             evalEvery: try c.requiredInt("eval_every"), evalTokens: try c.requiredInt("eval_tokens"),
             sampleEvery: try c.requiredInt("sample_every"), saveEvery: try c.requiredInt("save_every"),
             dataDir: dataDir, tokenizerDir: tokenizerDir, outputDir: outputDir, modelTag: tag,
-            seed: UInt64(bitPattern: Int64(try c.requiredInt("seed"))), threads: threads, userConfig: used)
+            seed: UInt64(bitPattern: Int64(try c.requiredInt("seed"))), threads: threads, precision: precision,
+            userConfig: used)
         settings.worldSize = worldSize
         return settings
     }

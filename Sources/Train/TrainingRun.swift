@@ -68,6 +68,7 @@ public final class TrainingRun {
         try settings.model.checkFitsInMemory(Double(settings.model.weightBytes) * 4 + logits,
                                              for: "its weights, gradients, optimiser state and a micro-batch's logits")
         Parallel.setThreadCount(settings.threads)
+        Precision.set(settings.precision)
         (train, val) = try DataPreparation.openShards(settings.dataDir, vocabSize: tokenizer.vocabSize,
                                                       tokenizerIdentity: tokenizer.identity)
         let micro = settings.deviceBatchSize * settings.sequenceLen + 1
@@ -98,6 +99,10 @@ public final class TrainingRun {
             try Self.checkSameModel(loaded.config, settings.model, meta: Checkpoint.metaPath(dir, step: step))
             let meta = try Checkpoint.meta(TrainingMeta.self, in: dir, step: step)
             let metaPath = Checkpoint.metaPath(dir, step: step)
+            if case .string(let then)? = meta.userConfig["dtype"], then != settings.precision.rawValue {
+                log("warning: \(metaPath): the run so far multiplied in \(then), this continuation in \(settings.precision.rawValue): "
+                    + "it goes on, but not bit for bit as the uninterrupted run would (--dtype=\(then) keeps the run's precision)")
+            }
             guard let state = meta.resume else {
                 throw TrainingError("\(metaPath): no resume state; this checkpoint was not written by `nanochat train`")
             }
@@ -175,6 +180,7 @@ public final class TrainingRun {
                        s.threads, peakGFLOPS, Double(trainer.stateBytes) / 1_048_576))
         }
         log(HostCPU.summary)
+        log(Precision.summary + (s.precision == .bfloat16 ? " (bf16 operands, fp32 sums; weights, gradients and optimiser state fp32)" : ""))
         for warning in HostCPU.warnings + [HostCPU.peakWarning(measured: peakGFLOPS, threads: s.threads)].compactMap({ $0 }) {
             log("warning: \(warning)")
         }

@@ -79,9 +79,9 @@ struct BF16MatmulRow: Codable {
 }
 
 extension KernelsCommand {
-    /// bf16 products at the d12 shapes (4096 tokens) on each kernel and blocking asked for,
+    /// bf16 products at the given shapes (d12's at 4096 tokens by default) on each kernel and blocking asked for,
     /// each round timing raw sgemm (OpenBLAS's threads), our fp32 product and our bf16 one.
-    func bf16Rows(kernels: [BF16Kernel], blockings: [BF16Blocking]) -> [BF16MatmulRow] {
+    func bf16Rows(kernels: [BF16Kernel], blockings: [BF16Blocking], shapes: [(m: Int, k: Int, n: Int, linear: Bool)]) -> [BF16MatmulRow] {
         print("\n## bf16 products: bf16 operands, fp32 sums (\(common.threads) threads, median of \(common.runs))\n")
         for kernel in kernels {
             let failures = BF16Bench.check(kernel)
@@ -95,8 +95,7 @@ extension KernelsCommand {
         var rows: [BF16MatmulRow] = []
         let saved = BF16Blocking.current
         defer { BF16Blocking.current = saved }
-        for (m, k, n, linearWeight) in [(4096, 768, 3072, true), (4096, 3072, 768, true), (4096, 768, 3072, false),
-                                        (4096, 768, 768, true)] {
+        for (m, k, n, linearWeight) in shapes {
             var g = SeededGenerator(seed: 3)
             let a = Tensor.randomNormal([m, k], generator: &g)
             let b = Tensor.randomNormal(linearWeight ? [n, k] : [k, n], generator: &g)

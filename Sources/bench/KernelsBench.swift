@@ -20,6 +20,21 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Comma-separated blockings for the packed bf16 kernels, each ROWPANELSxCOLUMNPAIRSxKCHUNK (default: the standard one).")
     var bf16Blocking: String?
 
+    @Option(help: "Comma-separated shapes for the bf16 table, each MxKxN (x · W, W K×N) or MxKxNt (x · Wᵀ, W N×K as a linear layer's) (default: d12's at 4096 tokens).")
+    var bf16Shapes: String?
+
+    func parsedShapes() throws -> [(m: Int, k: Int, n: Int, linear: Bool)] {
+        guard let bf16Shapes else { return [(4096, 768, 3072, true), (4096, 3072, 768, true), (4096, 768, 3072, false), (4096, 768, 768, true)] }
+        return try bf16Shapes.split(separator: ",").map { item in
+            let linear = item.hasSuffix("t")
+            let parts = item.dropLast(linear ? 1 : 0).split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 3, parts.allSatisfy({ (1...65536).contains($0) }) else {
+                throw ValidationError("--bf16-shapes: \"\(item)\" is not MxKxN or MxKxNt with sizes in 1...65536")
+            }
+            return (parts[0], parts[1], parts[2], linear)
+        }
+    }
+
     func parsedBF16() throws -> (kernels: [BF16Kernel], blockings: [BF16Blocking]) {
         let kernels = try bf16Kernels.map { list in
             try list.split(separator: ",").map { name in
@@ -42,7 +57,7 @@ struct KernelsCommand: ParsableCommand {
         return (kernels, blockings)
     }
 
-    func validate() throws { _ = try parsedBF16() }
+    func validate() throws { _ = try parsedBF16(); _ = try parsedShapes() }
 
     func run() throws {
         Parallel.setThreadCount(common.threads)
@@ -50,7 +65,7 @@ struct KernelsCommand: ParsableCommand {
         print(machineSummary(threads: common.threads))
         let (bf16Kernels, blockings) = try parsedBF16()
         let matmuls = matmulRows()
-        let bf16 = bf16Rows(kernels: bf16Kernels, blockings: blockings)
+        let bf16 = bf16Rows(kernels: bf16Kernels, blockings: blockings, shapes: try parsedShapes())
         let kernels = kernelRows()
         if let path = common.json {
             let report = KernelsReport(threads: common.threads, matmul: matmuls, bf16: bf16, kernels: kernels)

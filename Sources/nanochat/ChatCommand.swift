@@ -28,6 +28,7 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "Longest reply, in tokens.") var maxTokens: Int = 512
     @Flag(help: "After each reply, print the tokens it prefilled and generated (on stderr).") var stats = false
     @OptionGroup var runOptions: RunOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func validate() throws {
         guard (1...1_000_000).contains(maxTokens) else { throw ValidationError("--max-tokens must be in 1...1000000, got \(maxTokens)") }
@@ -36,6 +37,7 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        precision.apply(to: model, inference: true)
         let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let session = ChatSession(model: model, tokenizer: tok, sampler: sampling.sampler(defaultTemperature: 0.6),
                                   system: system, maxReplyTokens: maxTokens)

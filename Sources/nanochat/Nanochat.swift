@@ -123,6 +123,25 @@ struct RunOptions: ParsableArguments {
     }
 }
 
+extension MatmulPrecision: ExpressibleByArgument {}
+
+/// The precision of matrix products, for the commands that run a model.
+struct PrecisionOptions: ParsableArguments {
+    @Option(help: "Matrix products: bfloat16 (bf16 operands, fp32 sums) or float32 (default: bfloat16 where the CPU multiplies bf16 natively, AMX or AMD's AVX512_BF16; else float32).")
+    var dtype: MatmulPrecision?
+
+    var precision: MatmulPrecision { dtype ?? Precision.fastest }
+
+    /// Sets the precision for the process and says which kernel runs (on stderr). With
+    /// `inference`, in bf16 the model's matrices are also packed in bf16 once (decoding then
+    /// reads half the bytes); a model that will be trained is not given that copy.
+    func apply(to model: GPT, inference: Bool) {
+        Precision.set(precision)
+        if inference && precision == .bfloat16 { model.packWeightsBF16() }
+        FileHandle.standardError.write(Data("\(Precision.summary)\n".utf8))
+    }
+}
+
 /// An error the user can act on, printed as is.
 struct UserError: Error, CustomStringConvertible {
     let description: String
@@ -246,6 +265,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Batches to evaluate (default: all that fit).") var steps: Int?
     @Flag(help: "Print one JSON object with loss and bpb.") var json = false
     @OptionGroup var runOptions: RunOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func validate() throws {
         guard (1...(1 << 20)).contains(batch) else { throw ValidationError("--batch must be in 1...\(1 << 20), got \(batch)") }
@@ -256,6 +276,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        precision.apply(to: model, inference: true)
         let tok = try checkpointTokenizer(checkpoint, given: tokenizer)
         if let tok, tok.vocabSize != model.config.vocabSize {
             throw UserError("the tokenizer has \(tok.vocabSize) ids but the model's vocab_size is \(model.config.vocabSize)")
@@ -308,6 +329,7 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Tokens to generate.") var maxNewTokens: Int = 200
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var runOptions: RunOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func validate() throws {
         guard maxNewTokens >= 0 else { throw ValidationError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
@@ -317,6 +339,7 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        precision.apply(to: model, inference: true)
         var sampler = sampling.sampler(defaultTemperature: 0.8)
         let bytes = DecodeCache.bytesPerSequence(model.config, contextLength: model.config.sequenceLen)
         FileHandle.standardError.write(Data("decode cache: \(bytes) bytes per sequence at \(model.config.sequenceLen) positions\n".utf8))

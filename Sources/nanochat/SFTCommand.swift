@@ -48,6 +48,7 @@ struct SFTCommand: ParsableCommand {
     @Option(help: "Shuffling seed.") var seed: UInt64 = 42
     @Flag(help: "Continue from the latest checkpoint in --out.") var resume = false
     @OptionGroup var runOptions: RunOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func validate() throws {
         _ = try parseTasks(tasks)
@@ -62,6 +63,7 @@ struct SFTCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (base, baseStep) = try loadCheckpoint(checkpoint, step: step)
+        precision.apply(to: base, inference: false)
         let tok = try textTokenizer(for: base, checkpoint: checkpoint, step: baseStep, given: nil, offersFlag: false)
         var conversations: [Conversation]
         do { conversations = try SFTData.conversations(files: data) } catch let e as CorpusError { throw UserError(e.description) }
@@ -109,6 +111,7 @@ struct ChatEvalCommand: ParsableCommand {
     @Option(help: "Questions per task.") var questions = 100
     @Option(help: "Longest reply, in tokens.") var maxTokens = 64
     @OptionGroup var runOptions: RunOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func validate() throws {
         _ = try parseTasks(tasks)
@@ -119,6 +122,7 @@ struct ChatEvalCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        precision.apply(to: model, inference: true)
         let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: nil, offersFlag: false)
         print("| task | correct | of | accuracy |\n|---|---:|---:|---:|")
         var results: [ChatAccuracy] = []

@@ -33,6 +33,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Most requests waiting for a slot; more are refused (429) until some finish.") var maxWaiting = 256
     @Option(help: "Seed of the sampling of requests that give none.") var seed: UInt64 = 42
     @OptionGroup var runOptions: RunOptions
+    @OptionGroup var precision: PrecisionOptions
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be in 1...65535, got \(port)") }
@@ -46,6 +47,7 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        precision.apply(to: model, inference: true)
         let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let engine = ChatEngine(model: model, tokenizer: tok, slots: slots)
         let name = URL(fileURLWithPath: checkpoint).standardizedFileURL.lastPathComponent + "-\(loadedStep)"

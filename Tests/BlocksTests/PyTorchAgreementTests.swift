@@ -58,5 +58,34 @@ extension BlocksTests {
                 #expect(d <= 1e-3 * scale + 1e-7, "\(label)")
             }
         }
+
+        /// bf16 products against PyTorch's autocast (tools/make_autocast_fixture.py): a depth-4
+        /// hybrid's logits, on every bf16 kernel this CPU runs. Autocast rounds the products'
+        /// outputs to bf16 too, where ours stay fp32, so ours must be at least as close to the
+        /// float64 logits as autocast's, and the two within twice autocast's own distance.
+        @Test(arguments: BF16Kernel.allCases.filter(\.available))
+        func bf16MatchesAutocast(_ kernel: BF16Kernel) throws {
+            let (tensors, metadata) = try Safetensors.read("\(fixturesDirectory)/autocast_d4.safetensors")
+            let byName = Dictionary(tensors, uniquingKeysWith: { a, _ in a })
+            let config = try JSONDecoder().decode(ModelConfig.self, from: Data(try #require(metadata["model_config"]).utf8))
+            let params = try config.parameterSpecs.map { spec -> Parameter in
+                Parameter(name: spec.name, group: spec.group, tensor: try #require(byName["param.\(spec.name)"]))
+            }
+            let model = try GPT(config: config, parameters: ParameterSet(params))
+            let ids = try #require(byName["idx"])
+            let idx = IndexTensor(shape: ids.shape, values: ids.doubles.map { Int32($0) })
+            let float64 = try #require(byName["logits_float64"]).doubles, autocast = try #require(byName["logits_autocast"]).doubles
+            let ours = GradMode.withoutGradients { Precision.with(.bfloat16, kernel: kernel) { model.logits(idx) } }.doubles
+            let fp32 = GradMode.withoutGradients { model.logits(idx) }.doubles
+            let (autocastError, _) = largestDifference(autocast, float64)
+            let (oursError, worst) = largestDifference(ours, float64)
+            let (apart, apartAt) = largestDifference(ours, autocast)
+            let (fp32Error, _) = largestDifference(fp32, float64)
+            #expect(fp32Error <= 2e-4, "fp32 logits differ from float64 by \(fp32Error)")
+            #expect(oursError > 10 * fp32Error, "\(kernel): bf16 logits as close to float64 as fp32's (\(oursError)): not multiplied in bf16?")
+            #expect(oursError <= autocastError,
+                    "\(kernel): bf16 logits \(oursError) from float64 at \(worst), autocast's \(autocastError)")
+            #expect(apart <= 2 * autocastError, "\(kernel): bf16 logits \(apart) from autocast's at \(apartAt) (autocast's own error \(autocastError))")
+        }
     }
 }

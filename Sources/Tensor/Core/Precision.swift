@@ -78,8 +78,16 @@ public enum BF16Kernel: String, Sendable, CaseIterable, CustomStringConvertible 
         }
     }
 
-    /// The fastest kernel this machine runs.
-    public static let best: BF16Kernel = [.amx, .avx512bf16].first { $0.available } ?? .rounded
+    /// The fastest kernel this machine runs. AMX first. vdpbf16ps does twice the work of an
+    /// fp32 multiply-add per instruction, but Intel cores issue it on one port where they
+    /// issue fp32 multiply-adds on two: on a Xeon it measured 0.7-0.9x of fp32 sgemm (`bench
+    /// kernels`, docs/tensor.md), so there the rounded operands through sgemm are faster. AMD's
+    /// Zen 4 and 5 run it at the fp32 multiply-add rate, twice the work.
+    public static let best: BF16Kernel = {
+        if BF16Kernel.amx.available { return .amx }
+        if BF16Kernel.avx512bf16.available && CPUFacts.host.vendor == .amd { return .avx512bf16 }
+        return .rounded
+    }()
 
     /// The kernel products use unless told otherwise: `NANOCHAT_BF16_KERNEL` (amx,
     /// avx512bf16, rounded or portable) where set to one this machine runs, to compare

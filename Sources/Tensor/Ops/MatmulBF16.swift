@@ -26,9 +26,11 @@ public struct BF16Blocking: Sendable, Equatable {
         self.rowPanels = rowPanels; self.columnPairs = columnPairs; self.kChunk = kChunk
     }
 
-    /// 128 rows by 256 columns: an A chunk of 32 rows × 512 stays in L1 while 256 columns of
-    /// B (256 KiB at K = 512) stay in L2; the 128 KiB accumulator block is in L2 too.
-    public static let standard = BF16Blocking(rowPanels: 4, columnPairs: 8, kChunk: 512)
+    /// 128 rows by 256 columns, K in chunks of 1024: the accumulator block (128 KiB) and an
+    /// A panel's chunk (64 KiB) stay in L2 beside 256 columns of B's chunk (512 KiB). The
+    /// fastest of six blockings at d12's products with AMX on a 16-core Xeon (`bench
+    /// kernels --bf16-blocking`, docs/tensor.md).
+    public static let standard = BF16Blocking(rowPanels: 4, columnPairs: 8, kChunk: 1024)
 
     nonisolated(unsafe) private static var chosen = standard
     private static let lock = NSLock()
@@ -111,9 +113,10 @@ func bf16Gemm(
         // Round both operands (compact copies), then fp32 sgemm: the same exact products.
         let aRows = transposeA ? k : m, aCols = transposeA ? m : k
         let bRows = tb ? n : k, bCols = tb ? k : n
-        let ra = UnsafeMutablePointer<Float>.allocate(capacity: aRows * aCols)
-        let rb = UnsafeMutablePointer<Float>.allocate(capacity: bRows * bCols)
-        defer { ra.deallocate(); rb.deallocate() }
+        // From the pool: a train step repeats its shapes, so no product maps fresh pages.
+        let bufferA = Buffer(byteCount: aRows * aCols * 4), bufferB = Buffer(byteCount: bRows * bCols * 4)
+        defer { withExtendedLifetime((bufferA, bufferB)) {} }
+        let ra = bufferA.pointer(Float.self), rb = bufferB.pointer(Float.self)
         each(aRows) { r in for i in r { nc_bf16_round_f32(a + i * lda, ra + i * aCols, aCols) } }
         each(bRows) { r in for i in r { nc_bf16_round_f32(pb + i * ldb, rb + i * bCols, bCols) } }
         fp32Product(transposeA: transposeA, transposeB: tb, m: m, n: n, k: k, a: ra, b: rb, c: c, ldc: ldc,
@@ -144,9 +147,9 @@ func bf16Gemm(
         if m >= bf16FewRows {
             // A packed weight on a CPU without bf16 products: back to fp32 (its rounded values,
             // exactly) and sgemm, faster here than the portable loops for many rows.
-            let wb = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
-            let ra = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
-            defer { wb.deallocate(); ra.deallocate() }
+            let bufferW = Buffer(byteCount: k * n * 4), bufferA = Buffer(byteCount: m * k * 4)
+            defer { withExtendedLifetime((bufferW, bufferA)) {} }
+            let wb = bufferW.pointer(Float.self), ra = bufferA.pointer(Float.self)
             let src = packedB
             each(panels) { r in nc_bf16_unpack_b(src, Int32(k), Int32(n), Int32(r.lowerBound), Int32(r.upperBound), wb) }
             let aRows = transposeA ? k : m, aCols = transposeA ? m : k
@@ -238,11 +241,7 @@ public func matmulBF16Reference(
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
     a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>
 ) {
-    func r(_ x: Float) -> Double {
-        var x = x, y: Float = 0
-        nc_bf16_round_f32(&x, &y, 1)
-        return Double(y)
-    }
+    func r(_ x: Float) -> Double { Double(roundedToBF16(x)) }
     for i in 0..<m {
         for j in 0..<n {
             var s = 0.0
