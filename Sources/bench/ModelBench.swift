@@ -26,6 +26,9 @@ struct ModelReport: Codable {
         /// PyTorch's train step, timed in turn with ours (one of each per round), and the
         /// median over rounds of each round's ours ÷ PyTorch.
         var torchTrainTokS: Double?, oursOverTorch: Double?
+        /// bf16 rows with float32 also asked for: the median over rounds of each round's
+        /// fp32 step ÷ bf16 step (both timed in the bf16 case's process, in turn).
+        var overFP32: Double?
         /// `--profile`: where the profiled steps' time went.
         var profile: StepProfile?
         /// `--busy`: the step's speed with a busy process on one core, against quiet.
@@ -101,6 +104,7 @@ struct ModelCommand: ParsableCommand {
         if quick { (depthList, seqList, contextList) = ([4], [256, 512], [128, 1024]) }
         let patternList = patterns.split(separator: ",").map(String.init)
         let dtypeList = try Self.precisions(dtypes)
+        let bothPrecisions = dtypeList.contains(.float32) && dtypeList.contains(.bfloat16)
         Parallel.setThreadCount(threads)
         let peak = measureGemmPeak()
         let torchStatus = torch ? TorchSide.status() : nil
@@ -123,8 +127,9 @@ struct ModelCommand: ParsableCommand {
 
         print("\n## Train step and forward\n")
         print("| pattern | layers | dtype | B×T | params | train tok/s | spread | MFU | model GFLOPS ÷ raw sgemm at its shapes | our gemm ÷ raw there | forward tok/s | peak RSS | activations |"
-              + (report.torch != nil ? " torch train tok/s | ours ÷ torch |" : ""))
-        print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (report.torch != nil ? "---:|---:|" : ""))
+              + (report.torch != nil ? " torch train tok/s | ours ÷ torch |" : "") + (bothPrecisions ? " bf16 ÷ fp32, same rounds |" : ""))
+        print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (report.torch != nil ? "---:|---:|" : "")
+              + (bothPrecisions ? "---:|" : ""))
         for depth in depthList {
             for seq in seqList {
                 for p in patternList {
@@ -132,6 +137,7 @@ struct ModelCommand: ParsableCommand {
                     let b = batch ?? max(1, tokens / seq)
                     var c = ModelCase(pattern: p, depth: depth, batch: b, seq: seq, vocab: vocab, optimizer: optimizer, runs: runs, threads: threads)
                     c.dtype = dtype.rawValue
+                    c.compareFP32 = dtype == .bfloat16 && dtypeList.contains(.float32)
                     c.torch = report.torch != nil
                     c.profile = profile
                     c.busy = busy
@@ -157,6 +163,9 @@ struct ModelCommand: ParsableCommand {
                             torchColumns = " failed | |"
                         }
                     }
+                    if let f = r.fp32Seconds {
+                        row.overFP32 = Samples(seconds: zip(f, r.trainSeconds).map { $0 / $1 }).median
+                    }
                     if let b = r.busySeconds {
                         row.busy = BusyRow(quiet: r.trainSeconds, busy: b, torchQuiet: r.torchSeconds, torchBusy: r.torchBusySeconds)
                     }
@@ -169,7 +178,8 @@ struct ModelCommand: ParsableCommand {
                           + "\(fmt(row.modelOverRaw * 100, 0))% (\(fmt(row.modelGFLOPS, 0)) ÷ \(fmt(row.rawLinearGFLOPS, 0))) | "
                           + "\(fmt(row.oursOverRaw * 100, 0))% | "
                           + "\(fmt(row.forwardTokS, 0)) | "
-                          + "\(mib(r.peakRSS)) | \(mib(r.activationBytes)) |" + torchColumns)
+                          + "\(mib(r.peakRSS)) | \(mib(r.activationBytes)) |" + torchColumns
+                          + (bothPrecisions ? " \(row.overFP32.map { fmt($0, 2) + "x" } ?? "-") |" : ""))
                     fflush(nil)
                   }
                 }

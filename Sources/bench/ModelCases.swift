@@ -24,6 +24,9 @@ struct ModelCase: Codable {
     var busy: Bool?
     /// The precision of the products (float32 or bfloat16; nil: float32).
     var dtype: String?
+    /// Train cases in bf16: each round also times the step in fp32 (the same model, the
+    /// products switched for that step), for a ratio taken round by round.
+    var compareFP32: Bool?
 
     /// The case a parent passed as JSON, with this process's threads set to it, and its
     /// model (seed 1).
@@ -58,6 +61,8 @@ struct TrainResult: Codable {
     var linearFLOPs: Double, rawSeconds: [Double], oursSeconds: [Double]
     /// PyTorch's train step, round by round after ours (nil: not asked for, or it failed).
     var torchSeconds: [Double]?
+    /// The same step in fp32, round by round (nil: not asked for).
+    var fp32Seconds: [Double]?
     /// The same steps with a busy process on one core, round by round (nil: not asked for).
     var busySeconds: [Double]?, torchBusySeconds: [Double]?
     /// The profiled steps (nil: not asked for): how many, their total wall time, and the
@@ -131,6 +136,11 @@ struct ModelCaseCommand: ParsableCommand {
             { products.pass(raw: false) },
         ]
         var pauses = [0, 0.25, 0]
+        let fp32Index = bodies.count
+        if c.compareFP32 == true {
+            bodies.append { Precision.with(.float32) { _ = try? trainer.step([(ids, targets)], totalSteps: 1_000_000) } }
+            pauses.append(0)
+        }
         if let server {
             bodies.append { if !torchFailed && !server.step() { torchFailed = true } }
             pauses.append(0.3)
@@ -162,7 +172,8 @@ struct ModelCaseCommand: ParsableCommand {
                                   trainSeconds: timed[0].seconds, forwardSeconds: forward.seconds,
                                   rssBefore: before, peakRSS: peak, gradientBytes: config.parameterCount * 4,
                                   linearFLOPs: products.flops, rawSeconds: timed[1].seconds, oursSeconds: timed[2].seconds,
-                                  torchSeconds: server != nil && !torchFailed ? timed[3].seconds : nil,
+                                  torchSeconds: server != nil && !torchFailed ? timed[fp32Index + (c.compareFP32 == true ? 1 : 0)].seconds : nil,
+                                  fp32Seconds: c.compareFP32 == true ? timed[fp32Index].seconds : nil,
                                   busySeconds: competitor != nil ? timed[busyIndex].seconds : nil,
                                   torchBusySeconds: competitor != nil && server != nil && !torchFailed ? timed[busyIndex + 1].seconds : nil,
                                   profileSteps: profiled.map { _ in c.runs }, profileSeconds: profiled?.seconds,

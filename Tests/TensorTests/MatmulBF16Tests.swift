@@ -167,7 +167,9 @@ extension TensorTests {
             let (m, n, k) = (40, 24, 50)
             let x = randn([m, k], seed: 10), w = randn([n, k], seed: 11), dy = randn([m, n], seed: 12)
             x.requiresGrad = true; w.requiresGrad = true
-            Precision.with(.bfloat16, kernel: kernel) { sum(linear(x, w) * dy.detached()).backward() }
+            let y = Precision.with(.bfloat16, kernel: kernel) { linear(x, w) }
+            expectWithin(y.doubles, reference(x, w, false, true, m: m, n: n, k: k), "\(kernel) y, gradients recorded")
+            Precision.with(.bfloat16, kernel: kernel) { sum(y * dy.detached()).backward() }
             // dX (m×k) = dY (m×n) · W (n×k); dW (n×k) = dYᵀ (n×m) · X (m×k).
             expectWithin(x.grad!.doubles, reference(dy, w, false, false, m: m, n: k, k: n), "\(kernel) dX")
             expectWithin(w.grad!.doubles, reference(dy, x, true, false, m: n, n: k, k: m), "\(kernel) dW")

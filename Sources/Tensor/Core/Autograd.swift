@@ -67,7 +67,12 @@ extension Tensor {
     @inline(__always)
     public func gradData<S: TensorScalar>(_: S.Type) -> UnsafeMutablePointer<S> {
         precondition(S.dtype == dtype)
-        if gradStorage == nil { gradStorage = Buffer(zeroedByteCount: count * dtype.byteSize) } else { clearStaleGrad() }
+        if gradStorage == nil {
+            gradStorage = Buffer(byteCount: count * dtype.byteSize)
+            zeroFill(gradStorage!)
+        } else {
+            clearStaleGrad()
+        }
         return gradStorage!.pointer(S.self)
     }
 
@@ -103,7 +108,7 @@ extension Tensor {
 
     private func clearStaleGrad() {
         guard gradIsStale, let g = gradStorage else { return }
-        g.raw.initializeMemory(as: UInt8.self, repeating: 0, count: g.byteCount)
+        zeroFill(g)
         gradIsStale = false
     }
 
@@ -154,6 +159,15 @@ extension Tensor {
             t.gradStorage = nil
             t.gradIsStale = false
         }
+    }
+}
+
+/// Zeroes a buffer, a large one over the workers (whole 4 KiB pages each).
+func zeroFill(_ buffer: Buffer) {
+    let pages = (buffer.byteCount + 4095) / 4096, raw = buffer.raw, bytes = buffer.byteCount
+    Parallel.forRanges(pages, grain: 256, alignment: 1) { range in
+        let lo = range.lowerBound * 4096, hi = Swift.min(bytes, range.upperBound * 4096)
+        (raw + lo).initializeMemory(as: UInt8.self, repeating: 0, count: hi - lo)
     }
 }
 

@@ -94,6 +94,9 @@ func attentionGemm<S: TensorScalar>(
 /// y (B, Tq, H, hd) = causal attention of q (B, Tq, H, hd) over k, v (B, Tk, KV, hd);
 /// lse (B, H, Tq) receives each row's log-sum-exp of the scaled scores, for backward.
 /// `bf16`: the kernel for its products (`attentionBF16Kernel`), nil for fp32.
+///
+/// Work items are (batch, head, block of queries): a block's rows are computed whole by one
+/// worker, so the cut changes no bit. Later blocks see more keys; they are taken first.
 @inlinable
 public func attentionForward<S: TensorScalar>(
     out y: UnsafeMutablePointer<S>, lse: UnsafeMutablePointer<S>,
@@ -101,30 +104,34 @@ public func attentionForward<S: TensorScalar>(
 ) {
     let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
     let block = Swift.min(attentionRowBlock, sh.queries)
-    Parallel.forEach(sh.batch * sh.heads) { item in
+    let blocks = (sh.queries + block - 1) / block, pairs = sh.batch * sh.heads
+    Parallel.forEach(pairs * blocks) { index in
+        let item = index % pairs, r0 = (blocks - 1 - index / pairs) * block
         let b = item / sh.heads, h = item % sh.heads, g = h / group
         let qb = q + b * sh.queries * sh.qRow + h * hd, yb = y + b * sh.queries * sh.qRow + h * hd
         let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
-        let scores = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
+        let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
+        let scores = UnsafeMutablePointer<S>.allocate(capacity: rows * cols)
         defer { scores.deallocate() }
-        for r0 in stride(from: 0, to: sh.queries, by: block) {
-            let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
-            attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
-                   a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: scores, ldc: cols)
-            for i in 0..<rows {
-                lse[item * sh.queries + r0 + i] =
-                    maskedSoftmaxRow(scores + i * cols, visible: sh.shift + r0 + i + 1, total: cols)
-            }
-            attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
-                   a: scores, lda: cols, b: vb, ldb: sh.kvRow, beta: 0, c: yb + r0 * sh.qRow, ldc: sh.qRow)
+        attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
+                      a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: scores, ldc: cols)
+        for i in 0..<rows {
+            lse[item * sh.queries + r0 + i] = maskedSoftmaxRow(scores + i * cols, visible: sh.shift + r0 + i + 1, total: cols)
         }
+        attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+                      a: scores, lda: cols, b: vb, ldb: sh.kvRow, beta: 0, c: yb + r0 * sh.qRow, ldc: sh.qRow)
     }
 }
 
 /// Adds into dq, dk, dv the gradients of `attentionForward` given dy. y and lse are the
-/// forward's outputs. Work is split by (batch, kv head): each worker owns the dk, dv rows of
-/// its kv head and the dq rows of the query heads that read it, so no two workers write the
-/// same gradient and the result does not depend on the thread count.
+/// forward's outputs.
+///
+/// Work items are (batch, kv head, block of queries), heaviest (latest) blocks first. An item
+/// owns the dq rows of its block for the query heads that read its kv head; its shares of dk
+/// and dv (the keys its block sees, summed over those heads) go to a buffer of its own, and
+/// a second pass adds each key's shares into dk and dv block by block in order. No two workers
+/// write the same value and every sum has a fixed order: the bits do not depend on the
+/// thread count.
 @inlinable
 public func attentionBackward<S: TensorScalar>(
     dq: UnsafeMutablePointer<S>, dk: UnsafeMutablePointer<S>, dv: UnsafeMutablePointer<S>,
@@ -134,25 +141,36 @@ public func attentionBackward<S: TensorScalar>(
     let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
     let block = Swift.min(attentionRowBlock, sh.queries)
     let scale = S(sh.scale)
-    Parallel.forEach(sh.batch * sh.kvHeads) { item in
-        let b = item / sh.kvHeads, g = item % sh.kvHeads
-        let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
-        let dkb = dk + b * sh.kvBatchStride + g * hd, dvb = dv + b * sh.kvBatchStride + g * hd
-        let p = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
-        let dp = UnsafeMutablePointer<S>.allocate(capacity: block * sh.keys)
-        defer { p.deallocate(); dp.deallocate() }
-        for h in (g * group)..<((g + 1) * group) {
-            let off = b * sh.queries * sh.qRow + h * hd
-            let qb = q + off, yb = y + off, dyb = dy + off, dqb = dq + off
-            let lseb = lse + (b * sh.heads + h) * sh.queries
-            for r0 in stride(from: 0, to: sh.queries, by: block) {
-                let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
+    let blocks = (sh.queries + block - 1) / block, pairs = sh.batch * sh.kvHeads
+    // Block r's shares cover keys 0 ..< cols(r); they sit at offset(r) within a (batch, kv
+    // head)'s part of the buffers, each row hd wide.
+    @inline(__always) func cols(_ r: Int) -> Int { sh.shift + Swift.min(sh.queries, (r + 1) * block) }
+    var offsets = [Int](repeating: 0, count: blocks + 1)
+    for r in 0..<blocks { offsets[r + 1] = offsets[r] + cols(r) * hd }
+    let perPair = offsets[blocks]
+    let shareK = UnsafeMutablePointer<S>.allocate(capacity: pairs * perPair)
+    let shareV = UnsafeMutablePointer<S>.allocate(capacity: pairs * perPair)
+    defer { shareK.deallocate(); shareV.deallocate() }
+    offsets.withUnsafeBufferPointer { offsets in
+        Parallel.forEach(pairs * blocks) { index in
+            let item = index % pairs, r = blocks - 1 - index / pairs, r0 = r * block
+            let b = item / sh.kvHeads, g = item % sh.kvHeads
+            let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
+            let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
+            let myK = shareK + item * perPair + offsets[r], myV = shareV + item * perPair + offsets[r]
+            let p = UnsafeMutablePointer<S>.allocate(capacity: rows * cols)
+            let dp = UnsafeMutablePointer<S>.allocate(capacity: rows * cols)
+            defer { p.deallocate(); dp.deallocate() }
+            for h in (g * group)..<((g + 1) * group) {
+                let off = b * sh.queries * sh.qRow + h * hd
+                let qb = q + off, yb = y + off, dyb = dy + off, dqb = dq + off
+                let lseb = lse + (b * sh.heads + h) * sh.queries
                 // P = exp(scale · Q Kᵀ - lse), masked.
                 attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: scale,
-                       a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: p, ldc: cols)
+                              a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: p, ldc: cols)
                 // dP = dY Vᵀ.
                 attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: 1,
-                       a: dyb + r0 * sh.qRow, lda: sh.qRow, b: vb, ldb: sh.kvRow, beta: 0, c: dp, ldc: cols)
+                              a: dyb + r0 * sh.qRow, lda: sh.qRow, b: vb, ldb: sh.kvRow, beta: 0, c: dp, ldc: cols)
                 for i in 0..<rows {
                     let visible = sh.shift + r0 + i + 1
                     let pr = p + i * cols, dpr = dp + i * cols
@@ -164,16 +182,40 @@ public func attentionBackward<S: TensorScalar>(
                     mapRange2(0..<visible, pr, dpr, into: dpr) { pv, dpv in pv * (dpv - d) * scale }
                     (dpr + visible).update(repeating: 0, count: cols - visible)
                 }
-                // dV += Pᵀ dY;  dQ += dS K;  dK += dSᵀ Q.
-                attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
-                       a: p, lda: cols, b: dyb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dvb, ldc: sh.kvRow)
+                // dQ += dS K; this block's shares: dV = Σ_h Pᵀ dY, dK = Σ_h dSᵀ Q.
+                let first: S = h == g * group ? 0 : 1
                 attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
-                       a: dp, lda: cols, b: kb, ldb: sh.kvRow, beta: 1, c: dqb + r0 * sh.qRow, ldc: sh.qRow)
+                              a: dp, lda: cols, b: kb, ldb: sh.kvRow, beta: 1, c: dqb + r0 * sh.qRow, ldc: sh.qRow)
                 attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
-                       a: dp, lda: cols, b: qb + r0 * sh.qRow, ldb: sh.qRow, beta: 1, c: dkb, ldc: sh.kvRow)
+                              a: p, lda: cols, b: dyb + r0 * sh.qRow, ldb: sh.qRow, beta: first, c: myV, ldc: hd)
+                attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                              a: dp, lda: cols, b: qb + r0 * sh.qRow, ldb: sh.qRow, beta: first, c: myK, ldc: hd)
+            }
+        }
+        // dk, dv += each block's shares, blocks in order, over (batch, kv head, keys in 64s).
+        let keyChunks = (sh.keys + 63) / 64
+        Parallel.forEach(pairs * keyChunks) { index in
+            let item = index / keyChunks, j0 = (index % keyChunks) * 64, j1 = Swift.min(sh.keys, j0 + 64)
+            let b = item / sh.kvHeads, g = item % sh.kvHeads
+            let dkb = dk + b * sh.kvBatchStride + g * hd, dvb = dv + b * sh.kvBatchStride + g * hd
+            for r in 0..<blocks where cols(r) > j0 {
+                let upper = Swift.min(j1, cols(r))
+                let sk = shareK + item * perPair + offsets[r], sv = shareV + item * perPair + offsets[r]
+                for j in j0..<upper {
+                    addRange(dkb + j * sh.kvRow, sk + j * hd, hd)
+                    addRange(dvb + j * sh.kvRow, sv + j * hd, hd)
+                }
             }
         }
     }
+}
+
+/// dst[0..<n] += src[0..<n].
+@inlinable @inline(__always)
+func addRange<S: TensorScalar>(_ dst: UnsafeMutablePointer<S>, _ src: UnsafePointer<S>, _ n: Int) {
+    var j = 0
+    while j + 16 <= n { store(load(dst + j) + load(src + j), dst + j); j += 16 }
+    while j < n { dst[j] += src[j]; j += 1 }
 }
 
 /// The reference: attention by plain loops in Double, one query at a time, with a full

@@ -159,9 +159,31 @@ func binaryOp<S: TensorScalar>(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _: S.Ty
     let y = Tensor(uninitializedShape: a.shape, dtype: a.dtype)
     binaryForward(op, out: y.data(S.self), a: a.data(S.self), b: b.data(S.self), rows: rows, n: n)
     y.record(op.rawValue, [a, b]) { y in
+        let dy = y.gradData(S.self)
+        if op != .mul && rows == 1 && a !== b {
+            // Same shapes, + or -: b's gradient is ±dy, written where b has none yet rather
+            // than zero-filled and added to; a takes dy's own memory when it has no gradient
+            // (y's is dropped right after this rule), else adds it. The residual stream's
+            // adds are most of a step's adds.
+            if b.requiresGrad {
+                let (db, accumulate) = b.gradForWriting(S.self)
+                let sign: S = op == .sub ? -1 : 1
+                Parallel.forRanges(n) { range in
+                    if accumulate {
+                        accumulateRange3(range, dy, dy, dy, into: db) { g, _, _ in g * sign }
+                    } else {
+                        mapRange(range, dy, db) { $0 * sign }
+                    }
+                }
+            }
+            if a.requiresGrad && !a.adoptGrad(of: y) {
+                binaryBackward(op, da: a.gradData(S.self), db: nil, dout: dy, a: a.data(S.self), b: b.data(S.self), rows: rows, n: n)
+            }
+            return
+        }
         binaryBackward(op, da: a.requiresGrad ? a.gradData(S.self) : nil,
                        db: b.requiresGrad ? b.gradData(S.self) : nil,
-                       dout: y.gradData(S.self), a: a.data(S.self), b: b.data(S.self), rows: rows, n: n)
+                       dout: dy, a: a.data(S.self), b: b.data(S.self), rows: rows, n: n)
     }
     return y
 }

@@ -285,7 +285,12 @@ func matmulOp<S: TensorScalar>(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool,
         m *= batches   // fold (..., M, K) into (batches·M, K)
         batches = 1
     }
-    let y = Tensor(uninitializedShape: lead + [ta ? a.shape[a.rank - 1] : a.shape[a.rank - 2], n], dtype: a.dtype)
+    let shape = lead + [ta ? a.shape[a.rank - 1] : a.shape[a.rank - 2], n]
+    if S.dtype == .float32, batches == 1, a !== b, GradMode.isEnabled, a.requiresGrad || b.requiresGrad,
+       Precision.matmul == .bfloat16, Precision.kernel == .rounded {
+        return roundedMatmulOp(a, b, ta, tb, m: m, n: n, k: k, shape: shape)
+    }
+    let y = Tensor(uninitializedShape: shape, dtype: a.dtype)
     let sa = m * k, sb = bBatched ? k * n : 0, sy = m * n
     let pa = a.data(S.self), pb = b.data(S.self), py = y.data(S.self)
     // The precision is read once, here: backward multiplies as the forward did.

@@ -163,9 +163,12 @@ func bf16Gemm(
         let out = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
         defer { rows.deallocate(); out.deallocate() }
         nc_bf16_pack_rows(a, lda, transposeA, Int32(m), Int32(k), 0, Int32(m), rows)
-        // Blocks of 16-column panels of about 2^18 multiply-adds or more.
+        // Blocks of 16-column panels, about four per worker and at least 2^15 multiply-adds
+        // each: decoding is bound by reading the weights, so every core should stream a part
+        // (a column's value does not depend on the cut).
         let usedPanels = (n + 15) / 16
-        let perBlock = Swift.max(1, (1 << 18) / Swift.max(1, m * k * 16))
+        let fewest = Swift.max(1, (1 << 15) / Swift.max(1, m * k * 16))
+        let perBlock = Swift.max(fewest, (usedPanels + 4 * (serial ? 1 : Parallel.threadCount) - 1) / (4 * (serial ? 1 : Parallel.threadCount)))
         let blocks = (usedPanels + perBlock - 1) / perBlock
         let src = packedB
         each(blocks) { r in
@@ -234,6 +237,52 @@ private func fp32Product(
         return
     }
     gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, b: b, c: c, alpha: alpha, beta: beta)
+}
+
+/// The matmul op on the `rounded` kernel, for one product of Float tensors (a 2-D b, or
+/// a's leading axes folded) with gradients recorded. The same products as `bf16Gemm`'s
+/// rounded path with fewer passes over memory, where there is no bf16 instruction to pay for
+/// them: b is rounded once for the forward and kept for dA; the output's gradient is
+/// rounded in place, once for both products (nothing else reads it: it is dropped as soon as
+/// this rule has run); a is rounded again for dB rather than kept.
+func roundedMatmulOp(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int, shape: [Int]) -> Tensor {
+    let y = Tensor(uninitializedShape: shape)
+    let ra = roundedCopy(a), rb = roundedCopy(b)
+    let (pa, pb) = (ra.pointer(Float.self), rb.pointer(Float.self))
+    gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, a: pa, b: pb, c: y.data(Float.self))
+    withExtendedLifetime(ra) {}
+    y.record("matmul", [a, b]) { y in
+        let dy = y.gradData(Float.self)
+        Parallel.forRanges(m * n, grain: 1 << 14) { r in nc_bf16_round_f32(dy + r.lowerBound, dy + r.lowerBound, r.count) }
+        if a.requiresGrad {
+            let (da, accumulate) = a.gradForWriting(Float.self)
+            let pb = rb.pointer(Float.self), beta: Float = accumulate ? 1 : 0
+            if ta {   // A (K, M): dA = op(B) · dYᵀ
+                gemm(transposeA: tb, transposeB: true, m: k, n: m, k: n, a: pb, b: dy, c: da, beta: beta)
+            } else {  // A (M, K): dA = dY · op(B)ᵀ
+                gemm(transposeA: false, transposeB: !tb, m: m, n: k, k: n, a: dy, b: pb, c: da, beta: beta)
+            }
+        }
+        if b.requiresGrad {
+            let rx = roundedCopy(a)
+            let (db, accumulate) = b.gradForWriting(Float.self)
+            let px = rx.pointer(Float.self), beta: Float = accumulate ? 1 : 0
+            if tb {   // B (N, K): dB = dYᵀ · op(A)
+                gemm(transposeA: true, transposeB: ta, m: n, n: k, k: m, a: dy, b: px, c: db, beta: beta)
+            } else {  // B (K, N): dB = op(A)ᵀ · dY
+                gemm(transposeA: !ta, transposeB: false, m: k, n: n, k: m, a: px, b: dy, c: db, beta: beta)
+            }
+            withExtendedLifetime(rx) {}
+        }
+    }
+    return y
+}
+
+/// A Float tensor's values rounded to bf16, in pooled memory of the same layout.
+private func roundedCopy(_ t: Tensor) -> Buffer {
+    let out = Buffer(byteCount: t.count * 4), src = t.data(Float.self), dst = out.pointer(Float.self)
+    Parallel.forRanges(t.count, grain: 1 << 14) { r in nc_bf16_round_f32(src + r.lowerBound, dst + r.lowerBound, r.count) }
+    return out
 }
 
 /// The reference: C = op(A) · op(B) with both rounded to bf16, products and sums in Double.

@@ -23,19 +23,24 @@ public func rmsNormForward<S: TensorScalar>(
     }
 }
 
-/// dx += rstd · (dy - y · mean(dy · y)) per row, the derivative of y = x · rstd(x).
-/// Shapes as `rmsNormForward`; y is the forward output.
+/// dx += rstd · (dy - y · mean(dy · y)) per row, the derivative of y = x · rstd(x)
+/// (dx = ... when `accumulate` is false: dx may then hold anything). Shapes as
+/// `rmsNormForward`; y is the forward output.
 @inlinable
 public func rmsNormBackward<S: TensorScalar>(
     dinp dx: UnsafeMutablePointer<S>, dout dy: UnsafePointer<S>, out y: UnsafePointer<S>,
-    rstd: UnsafePointer<S>, rows: Int, n: Int
+    rstd: UnsafePointer<S>, rows: Int, n: Int, accumulate: Bool = true
 ) {
     Parallel.forRanges(rows, grain: Swift.max(1, 4096 / Swift.max(n, 1)), alignment: 1) { range in
         for r in range {
             let pdy = dy + r * n, py = y + r * n, pdx = dx + r * n
             let m = vectorDot(pdy, py, n) / S(n)
             let s = rstd[r]
-            accumulateRange3(0..<n, pdy, py, py, into: pdx) { g, yv, _ in s * (g - yv * m) }
+            if accumulate {
+                accumulateRange3(0..<n, pdy, py, py, into: pdx) { g, yv, _ in s * (g - yv * m) }
+            } else {
+                mapRange2(0..<n, pdy, py, into: pdx) { g, yv in s * (g - yv * m) }
+            }
         }
     }
 }
@@ -81,8 +86,9 @@ func rmsNormOp<S: TensorScalar>(_ x: Tensor, _: S.Type) -> Tensor {
     let rstd = Tensor(uninitializedShape: [rows], dtype: x.dtype)
     rmsNormForward(out: y.data(S.self), rstd: rstd.data(S.self), inp: x.data(S.self), rows: rows, n: n)
     y.record("rmsnorm", [x]) { y in
-        rmsNormBackward(dinp: x.gradData(S.self), dout: y.gradData(S.self), out: y.data(S.self),
-                        rstd: rstd.data(S.self), rows: rows, n: n)
+        let (dx, accumulate) = x.gradForWriting(S.self)
+        rmsNormBackward(dinp: dx, dout: y.gradData(S.self), out: y.data(S.self),
+                        rstd: rstd.data(S.self), rows: rows, n: n, accumulate: accumulate)
     }
     return y
 }

@@ -46,11 +46,12 @@ public final class RotaryTable: @unchecked Sendable {
 }
 
 /// Rotates x (B, T, heads, hd) at positions offset..<offset+T into out (same shape).
-/// With `inverse`, applies the transposed rotation (the backward pass) and adds into out.
+/// With `inverse`, applies the transposed rotation (the backward pass) and adds into out
+/// (writes it when `accumulate` is false).
 @inlinable
 public func rotaryApply<S: TensorScalar>(
     out: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>, table: RotaryTable,
-    batch b: Int, time t: Int, heads h: Int, offset: Int, inverse: Bool
+    batch b: Int, time t: Int, heads h: Int, offset: Int, inverse: Bool, accumulate: Bool = true
 ) {
     let hd = table.headDim, half = hd / 2
     precondition(offset + t <= table.maxPositions,
@@ -68,10 +69,13 @@ public func rotaryApply<S: TensorScalar>(
                     let n = Swift.min(16, half - j)
                     let a = loadPartial(x1 + j, n), bb = loadPartial(x2 + j, n)
                     let cv = loadPartial(c + j, n), sv = loadPartial(s + j, n)
-                    if inverse {
+                    if inverse && accumulate {
                         // dx1 = dy1 cos - dy2 sin, dx2 = dy1 sin + dy2 cos (accumulated)
                         storePartial(loadPartial(y1 + j, n) + (a * cv - bb * sv), y1 + j, n)
                         storePartial(loadPartial(y2 + j, n) + (a * sv + bb * cv), y2 + j, n)
+                    } else if inverse {
+                        storePartial(a * cv - bb * sv, y1 + j, n)
+                        storePartial(a * sv + bb * cv, y2 + j, n)
                     } else {
                         storePartial(a * cv + bb * sv, y1 + j, n)
                         storePartial(bb * cv - a * sv, y2 + j, n)
@@ -99,8 +103,9 @@ func rotaryOp<S: TensorScalar>(_ x: Tensor, _ table: RotaryTable, _ offset: Int,
     rotaryApply(out: y.data(S.self), inp: x.data(S.self), table: table, batch: b, time: t, heads: h,
                 offset: offset, inverse: false)
     y.record("rotary", [x]) { y in
-        rotaryApply(out: x.gradData(S.self), inp: y.gradData(S.self), table: table, batch: b, time: t,
-                    heads: h, offset: offset, inverse: true)
+        let (dx, accumulate) = x.gradForWriting(S.self)
+        rotaryApply(out: dx, inp: y.gradData(S.self), table: table, batch: b, time: t,
+                    heads: h, offset: offset, inverse: true, accumulate: accumulate)
     }
     return y
 }
