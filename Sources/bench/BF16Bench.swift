@@ -15,14 +15,14 @@ enum BF16Bench {
         var g = SeededGenerator(seed: 42)
         func random(_ shape: [Int]) -> Tensor { Tensor.randomNormal(shape, generator: &g) }
         func worst(_ got: Tensor, _ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int) -> Double {
-            let pa = a.data(Float.self), pb = b.data(Float.self), out = got.data(Float.self)
+            let pa = a.floats.map { Double(roundedToBF16($0)) }, pb = b.floats.map { Double(roundedToBF16($0)) }
+            let out = got.data(Float.self)
             var ratio = 0.0
             for i in 0..<m {
                 for j in 0..<n {
                     var s = 0.0, abs = 0.0
                     for p in 0..<k {
-                        let x = Double(roundedToBF16(ta ? pa[p * m + i] : pa[i * k + p]))
-                        let y = Double(roundedToBF16(tb ? pb[j * k + p] : pb[p * n + j]))
+                        let x = ta ? pa[p * m + i] : pa[i * k + p], y = tb ? pb[j * k + p] : pb[p * n + j]
                         s += x * y; abs += Swift.abs(x * y)
                     }
                     let r = Swift.abs(Double(out[i * n + j]) - s) / (Double(k + 2) * 0x1p-24 * abs + 1e-30)

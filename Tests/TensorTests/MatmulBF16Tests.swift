@@ -13,14 +13,13 @@ extension TensorTests {
         /// The reference on bf16-rounded operands in Double, and Σ|a·b| per output: fp32
         /// accumulation of k exact products errs by at most about k·2⁻²⁴ of that sum.
         func reference(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int) -> (value: [Double], bound: [Double]) {
-            let pa = a.data(Float.self), pb = b.data(Float.self)
+            let pa = a.floats.map { Double(roundedToBF16($0)) }, pb = b.floats.map { Double(roundedToBF16($0)) }
             var value = [Double](repeating: 0, count: m * n), bound = value
             for i in 0..<m {
                 for j in 0..<n {
                     var s = 0.0, abs = 0.0
                     for p in 0..<k {
-                        let x = Double(roundedToBF16(ta ? pa[p * m + i] : pa[i * k + p]))
-                        let y = Double(roundedToBF16(tb ? pb[j * k + p] : pb[p * n + j]))
+                        let x = ta ? pa[p * m + i] : pa[i * k + p], y = tb ? pb[j * k + p] : pb[p * n + j]
                         s += x * y; abs += Swift.abs(x * y)
                     }
                     value[i * n + j] = s
