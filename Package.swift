@@ -34,7 +34,11 @@ let package = Package(
         .library(name: "Tensor", targets: ["Tensor"]),
         .library(name: "SelectiveScan", targets: ["SelectiveScan"]),
         .library(name: "Blocks", targets: ["Blocks"]),
+        .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "Inference", targets: ["Inference"]),
         .library(name: "Train", targets: ["Train"]),
+        .library(name: "Interop", targets: ["Interop"]),
+        .library(name: "Serve", targets: ["Serve"]),
     ],
     dependencies: [],
     targets: [
@@ -97,14 +101,23 @@ let package = Package(
             dependencies: ["Tensor", "SelectiveScan"],
             swiftSettings: hostCPU
         ),
+        // The BPE tokenizer: training, encoding, its files; and the digest of its identity.
+        .target(name: "Tokenizer", dependencies: ["Tensor"], swiftSettings: hostCPU),
+        // Decoding: one sequence's cache and sampler, the generator, the terminal chat, the
+        // engine that steps many requests together, conversations and the calculator.
+        .target(name: "Inference", dependencies: ["Blocks", "Tensor", "Tokenizer"], swiftSettings: hostCPU),
         .target(
             name: "Train",
-            dependencies: ["Blocks", "Tensor", "CMPI", "Corpus"],
+            dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference", "CMPI", "Corpus"],
             swiftSettings: hostCPU
         ),
+        // Models and tokenizers in other tools' formats: Hugging Face folders, nanochat's layout.
+        .target(name: "Interop", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference"], swiftSettings: hostCPU),
+        // The OpenAI-compatible protocol over the engine.
+        .target(name: "Serve", dependencies: ["Inference", "Tokenizer", "Blocks", "Tensor"], swiftSettings: hostCPU),
         .testTarget(
             name: "TensorTests",
-            dependencies: ["Tensor"],
+            dependencies: ["Tensor", "CLAPACKE"],
             swiftSettings: hostCPU
         ),
         .testTarget(
@@ -113,12 +126,16 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: hostCPU
         ),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(
-            name: "TrainTests",
-            dependencies: ["Train", "Blocks", "Tensor", "CLAPACKE"],
+            name: "InferenceTests",
+            dependencies: ["Inference", "Tokenizer", "Blocks", "Tensor"],
             exclude: ["Fixtures"],
             swiftSettings: hostCPU
         ),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenizer", "Blocks", "Tensor", "Corpus"], swiftSettings: hostCPU),
+        .testTarget(name: "InteropTests", dependencies: ["Interop", "Tokenizer", "Blocks", "Tensor"], swiftSettings: hostCPU),
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "Inference", "Tokenizer", "Blocks", "Tensor"], swiftSettings: hostCPU),
         .testTarget(
             name: "CorpusTests",
             dependencies: ["Corpus"],
@@ -143,7 +160,7 @@ if !librariesOnly {
         .executableTarget(
             name: "nanochat",
             dependencies: [
-                "Train", "Blocks", "Tensor", "Corpus",
+                "Train", "Blocks", "Tensor", "Corpus", "Tokenizer", "Inference", "Interop", "Serve",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
@@ -155,7 +172,7 @@ if !librariesOnly {
         .executableTarget(
             name: "bench",
             dependencies: [
-                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS", "Corpus",
+                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS", "Corpus", "Tokenizer", "Inference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU
@@ -171,6 +188,6 @@ if !librariesOnly {
 // libFuzzer's instrumentation and entry point, which an ordinary build must not have.
 // scripts/fuzz.sh builds and runs them.
 if ProcessInfo.processInfo.environment["NANOCHAT_FUZZ"] == "1" {
-    package.targets.append(.executableTarget(name: "nanochat-fuzz", dependencies: ["Tensor", "Blocks", "Train", "Corpus"], path: "Fuzz"))
+    package.targets.append(.executableTarget(name: "nanochat-fuzz", dependencies: ["Tensor", "Blocks", "Train", "Corpus", "Tokenizer", "Interop"], path: "Fuzz"))
     package.products.append(.executable(name: "nanochat-fuzz", targets: ["nanochat-fuzz"]))
 }

@@ -12,6 +12,8 @@ import Corpus
 import Foundation
 import Tensor
 import Train
+import Tokenizer
+import Interop
 
 enum FuzzTarget: String, CaseIterable {
     case safetensors, meta, config, tokenizer, hftokenizer, shard, parquet, jsonl

@@ -14,6 +14,7 @@
 import Corpus
 import Foundation
 import Tensor
+import Tokenizer
 
 public struct PreparedData: Sendable {
     public let trainTokens: Int, valTokens: Int, trainDocuments: Int, valDocuments: Int

@@ -1,4 +1,4 @@
-// Validation loss and bits per byte (SPEC §3.2), and text generation with the decode cache.
+// Validation loss and bits per byte (SPEC §3.2).
 import Blocks
 import Foundation
 import Tensor
@@ -51,58 +51,5 @@ public enum Evaluator {
         }
         let bpb = byteLengths == nil || bytes == 0 ? nil : nats / (log(2) * Double(bytes))
         return Evaluation(loss: lossSum / Double(count), bpb: bpb, batches: batches, tokens: count)
-    }
-}
-
-/// Turns a stream of token bytes into text, holding back an incomplete UTF-8 sequence until
-/// its last byte arrives (a token can end inside a character).
-public struct UTF8Stream {
-    private var pending: [UInt8] = []
-    public init() {}
-
-    /// The text completed by `bytes`.
-    public mutating func push(_ bytes: [UInt8]) -> String {
-        pending += bytes
-        var cut = pending.count
-        // Back up over a trailing incomplete sequence: at most 3 continuation bytes after a lead.
-        var k = pending.count - 1, back = 0
-        while k >= 0 && back < 4 && pending[k] & 0xC0 == 0x80 { k -= 1; back += 1 }
-        if k >= 0 {
-            let lead = pending[k]
-            let need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1
-            if pending.count - k < need { cut = k }
-        }
-        let text = String(decoding: pending[..<cut], as: UTF8.self)
-        pending.removeFirst(cut)
-        return text
-    }
-
-    /// What is left, with U+FFFD for an incomplete sequence.
-    public mutating func finish() -> String {
-        defer { pending = [] }
-        return String(decoding: pending, as: UTF8.self)
-    }
-}
-
-public enum Generator {
-    /// Generates up to `maxNewTokens` after `prompt` with the decode cache: one prefill, then
-    /// one token at a time. `onToken` gets each new id; returning false stops early.
-    public static func generate(_ model: GPT, prompt: [Int32], maxNewTokens: Int, sampler: inout Sampler,
-                                onToken: (Int32) -> Bool) {
-        guard maxNewTokens > 0 else { return }
-        // Room for the prompt and up to a context's worth of new tokens; the cache grows beyond.
-        let cache = DecodeCache(config: model.config, batch: 1,
-                                capacity: prompt.count + Swift.min(maxNewTokens, model.config.sequenceLen))
-        var input = IndexTensor(shape: [1, prompt.count], values: prompt)
-        for _ in 0..<maxNewTokens {
-            // Only the last position's logits (a prefill returns one row per prompt token).
-            let last = GradMode.withoutGradients {
-                let logits = model.logits(input, cache: cache)
-                return slice(logits, axis: 1, (logits.shape[1] - 1)..<logits.shape[1]).doubles
-            }
-            let next = Int32(sampler.pick(last))
-            guard onToken(next) else { return }
-            input = IndexTensor(shape: [1, 1], values: [next])
-        }
     }
 }

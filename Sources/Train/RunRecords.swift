@@ -4,6 +4,7 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
 
 /// One line of metrics.jsonl: a training step's figures or an evaluation's (the fields of the
 /// other kind are absent).

@@ -8,6 +8,8 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
+import Inference
 
 public struct TrainingError: Error, CustomStringConvertible, Equatable {
     public let description: String

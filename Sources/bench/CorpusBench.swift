@@ -8,6 +8,7 @@ import Corpus
 import Foundation
 import Tensor
 import Train
+import Tokenizer
 
 struct CorpusBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,6 +8,7 @@ import CBLAS
 import Foundation
 import Tensor
 import Train
+import Inference
 
 /// What a child measures.
 struct ModelCase: Codable {

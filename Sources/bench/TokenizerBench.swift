@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Tensor
 import Train
+import Tokenizer
 
 struct TokenizerBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

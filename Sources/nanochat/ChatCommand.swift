@@ -7,6 +7,8 @@ import Blocks
 import Foundation
 import Tensor
 import Train
+import Tokenizer
+import Inference
 
 struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

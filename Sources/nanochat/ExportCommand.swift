@@ -6,6 +6,8 @@ import Foundation
 import Blocks
 import Tensor
 import Train
+import Tokenizer
+import Interop
 
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -12,6 +12,8 @@ import Blocks
 import Foundation
 import Tensor
 import Train
+import Tokenizer
+import Inference
 
 @main
 struct Nanochat: ParsableCommand {

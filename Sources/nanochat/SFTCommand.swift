@@ -6,6 +6,7 @@ import Corpus
 import Foundation
 import Tensor
 import Train
+import Inference
 
 extension ChatTask: ExpressibleByArgument {}
 

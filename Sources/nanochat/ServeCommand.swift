@@ -8,6 +8,9 @@ import Foundation
 import Hummingbird
 import Tensor
 import Train
+import Tokenizer
+import Inference
+import Serve
 
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import Blocks
 import Foundation
 import Tensor
 import Train
+import Tokenizer
 
 struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

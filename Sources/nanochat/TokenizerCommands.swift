@@ -4,6 +4,7 @@ import Foundation
 import Tensor
 import Train
 import Corpus
+import Tokenizer
 
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import Foundation
 import Tensor
 import Train
 import Corpus
+import Tokenizer
 
 extension DocumentSplit: ExpressibleByArgument {}
 

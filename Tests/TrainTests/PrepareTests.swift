@@ -5,9 +5,10 @@ import Foundation
 import Tensor
 import Testing
 import Train
+import Tokenizer
 
 func prepareText(_ text: String, _ configure: (inout PrepareOptions) -> Void = { _ in }) throws -> (dir: String, data: PreparedData, tokenizer: Tokenizer) {
-    let tok = try Tokenizer.load(from: trainFixtures + "/tokenizer")
+    let tok = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer")
     let input = scratchPath("input.txt"), dir = scratchPath("prepared")
     try text.write(toFile: input, atomically: false, encoding: .utf8)
     var options = PrepareOptions()

@@ -66,3 +66,11 @@ func scratchPath(_ name: String) -> String {
         #expect(losses.count == 30 && abs(mean - log(Double(v))) < 0.01, "loss \(mean) vs ln V = \(log(Double(v)))")
     }
 }
+
+/// Tests/TokenizerTests/Fixtures: the small test tokenizer (`/tokenizer`).
+let tokenizerFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("TokenizerTests/Fixtures").path
+
+/// The repository's corpus, data/tinyshakespeare.txt.
+let corpusPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("data/tinyshakespeare.txt").path

@@ -7,16 +7,17 @@ import Tensor
 import Blocks
 import Train
 import Corpus
+import Tokenizer
 
 /// A data directory made by `prepare` from the first 80 kB of the corpus with the fixture
 /// tokenizer (vocab 1024), in shards of `shardTokens`.
 func preparedData(shardTokens: Int = 100_000_000, characters: Int = 80_000) throws -> (dir: String, tokenizer: Tokenizer) {
-    let tok = try Tokenizer.load(from: trainFixtures + "/tokenizer")
+    let tok = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer")
     let dir = scratchPath("data")
     let text = String(try String(contentsOfFile: corpusPath, encoding: .utf8).prefix(characters))
     let input = scratchPath("corpus.txt")
     try text.write(toFile: input, atomically: false, encoding: .utf8)
-    _ = try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: trainFixtures + "/tokenizer",
+    _ = try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: tokenizerFixtures + "/tokenizer",
                                     options: { var o = PrepareOptions(); o.shardTokens = shardTokens; return o }(), to: dir)
     return (dir, tok)
 }

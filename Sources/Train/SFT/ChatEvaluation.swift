@@ -4,6 +4,8 @@
 // spelling, names the word asked about).
 import Blocks
 import Foundation
+import Tokenizer
+import Inference
 
 public struct ChatAccuracy: Sendable {
     public let task: ChatTask

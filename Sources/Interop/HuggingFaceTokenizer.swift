@@ -3,6 +3,7 @@
 // merges) and tokenizer_config.json with a chat template that renders a conversation as
 // SPEC §3.8 does. AutoTokenizer on the two gives this tokenizer's ids.
 import Foundation
+import Tokenizer
 
 extension Tokenizer {
     /// GPT-2's byte-to-character table of byte-level BPE: the printable bytes stand for

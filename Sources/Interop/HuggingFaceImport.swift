@@ -7,6 +7,7 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
 
 public enum HuggingFaceImport {
     public static func read(from dir: String) throws -> (model: GPT, tokenizer: Tokenizer) {

@@ -5,13 +5,15 @@ import Foundation
 import Blocks
 import Tensor
 import Testing
-@testable import Train
+@testable import Serve
+import Tokenizer
+import Inference
 
 @Suite struct ServeTests {
     let tokenizer: Tokenizer
 
     init() throws {
-        tokenizer = try Tokenizer.load(from: trainFixtures + "/tokenizer")
+        tokenizer = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer")
     }
 
     /// A small hybrid model in Float64, so rows decoded in different batches agree far below

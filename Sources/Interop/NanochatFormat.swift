@@ -7,6 +7,7 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
 
 public enum NanochatFormat {
     /// nanochat's checkpoint directories, by training phase (as its load_model names them).

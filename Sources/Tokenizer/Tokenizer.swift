@@ -6,7 +6,6 @@
 // line, what tiktoken's load_tiktoken_bpe reads) and tokenizer_info.json (pattern, special
 // tokens with ids, vocab size). Directories written before that file had its name read it
 // from tokenizer.json, a name Hugging Face tools take for their own format.
-import Blocks
 import Foundation
 import Tensor
 
@@ -30,7 +29,7 @@ public final class Tokenizer: @unchecked Sendable {
     public var bosID: Int32 { Int32(tokenBytes.count) }
     public var vocabSize: Int { tokenBytes.count + specialTokens.count }
 
-    let rankOf: [[UInt8]: Int32]
+    public let rankOf: [[UInt8]: Int32]
     /// (left, right) → the token whose bytes are left's then right's, for every such pair
     /// of tokens: the join table of the merge loop, built once from the ranks.
     private let joins: [UInt64: Int32]
@@ -276,7 +275,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Checks that a file's special tokens (name → id, from its `field`) are this tokenizer's,
     /// naming the ones that differ.
-    func checkSpecialIDs(_ given: [String: Int], path: String, field: String) throws {
+    public func checkSpecialIDs(_ given: [String: Int], path: String, field: String) throws {
         let ours = Dictionary(uniqueKeysWithValues: zip(specialTokens, specialIDs.map(Int.init)))
         guard given == ours else {
             let wrong = Set(given.keys).union(ours.keys).filter { given[$0] != ours[$0] }.sorted()

@@ -9,6 +9,7 @@
 // chat data uses: {"messages": [{"role": ..., "content": ...}]}, where an assistant's content
 // is a string or a list of parts {"type": "text" | "python" | "python_output", "text": ...}.
 import Foundation
+import Tokenizer
 
 public struct ChatError: Error, CustomStringConvertible, Equatable {
     public let message: String
@@ -31,7 +32,7 @@ public struct Conversation: Equatable, Sendable {
         public init(_ role: Role, parts: [Part]) { self.role = role; self.parts = parts }
 
         /// The text of a message that is plain text (user and system messages are).
-        var plainText: String? {
+        public var plainText: String? {
             if parts.count == 1, case .text(let t) = parts[0] { return t }
             return nil
         }
@@ -85,7 +86,7 @@ public struct Conversation: Equatable, Sendable {
 
     /// The messages to render: a leading system message folded into the user message after
     /// it; then user and assistant must alternate, starting with the user.
-    func turns() throws -> [Message] {
+    public func turns() throws -> [Message] {
         var list = messages
         if let first = list.first, first.role == .system {
             guard list.count >= 2, list[1].role == .user, let system = first.plainText, let user = list[1].plainText else {

@@ -6,6 +6,8 @@
 import Corpus
 import Foundation
 import Tensor
+import Tokenizer
+import Inference
 
 public enum SFTData {
     /// The conversations of JSONL files (one {"messages": [...]} object per line); an error

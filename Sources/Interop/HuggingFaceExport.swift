@@ -9,6 +9,8 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
+import Inference
 
 public struct ExportError: Error, CustomStringConvertible {
     public let message: String

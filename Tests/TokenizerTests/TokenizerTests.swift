@@ -5,9 +5,9 @@
 import Foundation
 import Testing
 import Tensor
-import Train
+import Tokenizer
 
-let trainFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+let tokenizerFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
 let corpusPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("../../data/tinyshakespeare.txt").standardized.path
 
@@ -58,7 +58,7 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
 
 @Suite struct TokenizerTests {
     let fixture: Tokenizer
-    init() throws { fixture = try Tokenizer.load(from: trainFixtures + "/tokenizer") }
+    init() throws { fixture = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer") }
 
     /// The facts file is tokenizer_info.json (tokenizer.json is Hugging Face's name); a
     /// directory from an earlier version, holding them as tokenizer.json, still loads, and
@@ -83,7 +83,7 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
     }
 
     @Test func idsEqualTiktokens() throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: trainFixtures + "/tokenizer_cases.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: tokenizerFixtures + "/tokenizer_cases.json"))
         let cases = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
         #expect(cases.count > 50)
         for (i, c) in cases.enumerated() {

@@ -5,6 +5,7 @@
 // reply is graded by the number (or phrase) it must contain.
 import Foundation
 import Tensor
+import Inference
 
 public enum ChatTask: String, CaseIterable, Sendable {
     /// "How many times does the letter r appear in strawberry?" answered with

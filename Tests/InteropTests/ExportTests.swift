@@ -5,13 +5,14 @@ import Foundation
 import Blocks
 import Tensor
 import Testing
-@testable import Train
+@testable import Interop
+import Tokenizer
 
 @Suite struct ExportTests {
     let tokenizer: Tokenizer
 
     init() throws {
-        tokenizer = try Tokenizer.load(from: trainFixtures + "/tokenizer")
+        tokenizer = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer")
     }
 
     /// Byte-level BPE as `tokenizers` runs it on one piece: a piece in the vocabulary is that
@@ -123,7 +124,7 @@ import Testing
 /// do not compute is refused naming the config key.
 @Suite struct HuggingFaceImportTests {
     let tokenizer: Tokenizer
-    init() throws { tokenizer = try Tokenizer.load(from: trainFixtures + "/tokenizer") }
+    init() throws { tokenizer = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer") }
 
     @Test(arguments: [[BlockKind.transformer, .transformer], [.transformer, .mamba]])
     func exportThenImportIsByteIdentical(pattern: [BlockKind]) throws {

@@ -4,6 +4,7 @@
 // is forced into the sequence; any other token is text, through a UTF-8 stream that holds
 // back a character split across tokens. The terminal chat and the server share it.
 import Foundation
+import Tokenizer
 
 public struct ReplyDecoder {
     let tokenizer: Tokenizer
@@ -52,4 +53,20 @@ public struct ReplyDecoder {
 
     /// The bytes held back at the end (an incomplete character, shown as U+FFFD).
     public mutating func finish() -> String { utf8.finish() }
+}
+
+/// What a reply shows as it streams: text, and a calculator call with its answer.
+public enum ReplyPiece: Sendable {
+    case text(String)
+    case toolCall(String)
+    case toolResult(String?)
+
+    /// As a reader sees it: a call and its answer as «expr = value».
+    public var shown: String {
+        switch self {
+        case .text(let t): return t
+        case .toolCall(let e): return "«\(e)"
+        case .toolResult(let v): return " = \(v ?? "no answer")»"
+        }
+    }
 }

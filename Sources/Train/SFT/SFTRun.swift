@@ -7,6 +7,8 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
+import Inference
 
 public struct SFTSettings: Sendable {
     public var base: String

@@ -6,6 +6,7 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
 
 /// What to generate: prompt ids and how to continue them.
 public struct GenerationRequest: Sendable {
@@ -147,15 +148,10 @@ public final class ChatEngine: @unchecked Sendable {
             var chosen = 0
             for job in admitted {
                 guard !job.handle.isCancelled else { job.finish(.cancelled); continue }
-                job.cache = DecodeCache(config: model.config, batch: 1,
-                                        capacity: job.request.prompt.count + min(job.request.maxTokens, 256),
-                                        dtype: model.weights.embedding.dtype)
-                let logits = GradMode.withoutGradients { () -> [Double] in
-                    let out = model.logits(IndexTensor(shape: [1, job.request.prompt.count], values: job.request.prompt),
-                                           cache: job.cache)
-                    return slice(out, axis: 1, (out.shape[1] - 1)..<out.shape[1]).doubles
-                }
-                job.choose(logits)
+                let sequence = DecodingSequence(model: model, sampler: job.request.sampler,
+                                                expectedTokens: job.request.prompt.count + job.request.maxTokens)
+                job.sequence = sequence
+                job.choose(sequence.feed(job.request.prompt))
                 chosen += 1
                 if !job.done { running.append(job) }
             }
@@ -164,12 +160,9 @@ public final class ChatEngine: @unchecked Sendable {
             let stepped = !running.isEmpty
             if stepped {
                 let tokens = running.map { $0.feed.removeFirst() }
-                let logits = GradMode.withoutGradients {
-                    model.stepLogits(tokens, caches: running.map { $0.cache! }).doubles
-                }
-                let v = model.config.vocabSize
-                for (i, job) in running.enumerated() where job.feed.isEmpty {
-                    job.choose(Array(logits[(i * v)..<((i + 1) * v)]))
+                let logits = DecodingSequence.step(running.map { $0.sequence! }, tokens: tokens)
+                for (job, rowLogits) in zip(running, logits) where job.feed.isEmpty {
+                    job.choose(rowLogits)
                     chosen += 1
                 }
                 running.removeAll { $0.done }
@@ -190,8 +183,8 @@ private final class Job {
     let onEvent: @Sendable (GenerationEvent) -> Void
     let special: ChatTokens
     let tokenizer: Tokenizer
-    var cache: DecodeCache?
-    var sampler: Sampler
+    /// The request's cache and sampler, from its admission to its end.
+    var sequence: DecodingSequence?
     /// Tokens chosen (or forced) but not yet fed to the model, in order.
     var feed: [Int32] = []
     var generated = 0
@@ -207,14 +200,14 @@ private final class Job {
          special: ChatTokens, tokenizer: Tokenizer) {
         self.request = request; self.handle = handle; self.onEvent = onEvent
         self.special = special; self.tokenizer = tokenizer
-        sampler = request.sampler
         decoder = ReplyDecoder(tokenizer: tokenizer, special: special, chat: request.mode == .chat, ignoreEnd: request.ignoreEnd)
         stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
     }
 
     /// Picks the next token from `logits` and acts on it.
     func choose(_ logits: [Double]) {
-        let next = Int32(sampler.pick(logits))
+        guard let sequence else { return }
+        let next = sequence.pick(logits)
         generated += 1
         var forced: [Int32] = []
         switch decoder.step(next) {
@@ -224,7 +217,7 @@ private final class Job {
         case .text(let piece):
             add(piece)
         case .tool(let expression, let answer, let answerTokens):
-            add(ChatSession.Piece.toolCall(expression).shown + ChatSession.Piece.toolResult(answer).shown)
+            add(ReplyPiece.toolCall(expression).shown + ReplyPiece.toolResult(answer).shown)
             forced = answerTokens
         }
         guard !done else { return }
@@ -275,7 +268,7 @@ private final class Job {
         }
         guard !done else { return }
         done = true
-        cache = nil
+        sequence = nil
         onEvent(.finished(reason, promptTokens: request.prompt.count, completionTokens: generated))
     }
 }

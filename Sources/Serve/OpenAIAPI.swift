@@ -3,6 +3,8 @@
 // server-sent event chunks) and errors in OpenAI's shapes. No HTTP here: `nanochat serve`
 // moves these bytes.
 import Foundation
+import Tokenizer
+import Inference
 
 /// An error answered to the client: HTTP status and OpenAI's error object.
 public struct APIError: Error, CustomStringConvertible, Sendable {

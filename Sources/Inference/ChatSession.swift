@@ -8,6 +8,7 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
 
 public final class ChatSession {
     public let model: GPT
@@ -15,14 +16,15 @@ public final class ChatSession {
     public let system: String?
     public var maxReplyTokens: Int
     let special: ChatTokens
-    var sampler: Sampler
-    var cache: DecodeCache
-    /// Tokens in the cache (the conversation so far), and tokens chosen but not yet fed (the
-    /// last reply's end).
-    public private(set) var history: [Int32] = []
-    public var length: Int { history.count }
+    /// The conversation so far, in its decode cache.
+    var sequence: DecodingSequence
+    /// Tokens chosen but not yet fed (the last reply's end).
     var pending: [Int32] = []
     var turns = 0
+
+    /// Tokens in the cache: the conversation so far.
+    public var history: [Int32] { sequence.tokens }
+    public var length: Int { history.count }
 
     /// What one reply took.
     public struct Reply: Sendable {
@@ -36,36 +38,21 @@ public final class ChatSession {
         public var finished: Bool
     }
 
-    /// What the reply shows as it streams.
-    public enum Piece: Sendable {
-        case text(String)
-        case toolCall(String)
-        case toolResult(String?)
-
-        /// As the terminal shows it: a call and its answer as «expr = value».
-        public var shown: String {
-            switch self {
-            case .text(let t): return t
-            case .toolCall(let e): return "«\(e)"
-            case .toolResult(let v): return " = \(v ?? "no answer")»"
-            }
-        }
-    }
-
     public init(model: GPT, tokenizer: Tokenizer, sampler: Sampler, system: String? = nil, maxReplyTokens: Int = 512) {
         self.model = model
         self.tokenizer = tokenizer
-        self.sampler = sampler
         self.system = system
         self.maxReplyTokens = maxReplyTokens
         special = ChatTokens(tokenizer)
-        cache = DecodeCache(config: model.config, batch: 1, capacity: min(model.config.sequenceLen, 1024))
+        sequence = DecodingSequence(model: model, sampler: sampler, expectedTokens: Self.expectedTokens)
     }
 
-    /// Forgets the conversation.
+    /// Room a conversation starts with; its cache grows as it goes on.
+    static let expectedTokens = 1024
+
+    /// Forgets the conversation (the sampler goes on where it was).
     public func clear() {
-        cache = DecodeCache(config: model.config, batch: 1, capacity: min(model.config.sequenceLen, 1024))
-        history = []
+        sequence = DecodingSequence(model: model, sampler: sequence.sampler, expectedTokens: Self.expectedTokens)
         pending = []
         turns = 0
     }
@@ -84,35 +71,18 @@ public final class ChatSession {
         return out + [special.userStart] + tokenizer.encode(content) + [special.userEnd, special.assistantStart]
     }
 
-    /// Feeds `ids` and returns the last position's logits. The first feed of a conversation
-    /// is one prefill; later ones go a token at a time through Mamba layers (whose scan
-    /// continues from a state one step at a time), or at once when there are none.
-    func feed(_ ids: [Int32]) -> [Double] {
-        let chunks: [[Int32]] = cache.length == 0 || !model.config.blockPattern.contains(.mamba) ? [ids] : ids.map { [$0] }
-        var last: [Double] = []
-        for chunk in chunks {
-            let input = IndexTensor(shape: [1, chunk.count], values: chunk)
-            history += chunk
-            last = GradMode.withoutGradients {
-                let logits = model.logits(input, cache: cache)
-                return slice(logits, axis: 1, (logits.shape[1] - 1)..<logits.shape[1]).doubles
-            }
-        }
-        return last
-    }
-
     /// The assistant's reply to `text`; `onPiece` gets the reply as it streams and may stop it
     /// by returning false.
     @discardableResult
-    public func reply(to text: String, onPiece: (Piece) -> Bool = { _ in true }) -> Reply {
+    public func reply(to text: String, onPiece: (ReplyPiece) -> Bool = { _ in true }) -> Reply {
         let prompt = turnTokens(text)
         turns += 1
         pending = []
-        var logits = feed(prompt)
+        var logits = sequence.feed(prompt)
         var decoder = ReplyDecoder(tokenizer: tokenizer, special: special)
         var reply = "", generated = 0, finished = false
         decoding: while generated < maxReplyTokens {
-            let next = Int32(sampler.pick(logits))
+            let next = sequence.pick(logits)
             generated += 1
             var forced: [Int32] = []
             switch decoder.step(next) {
@@ -129,7 +99,7 @@ public final class ChatSession {
                 forced = answerTokens
             }
             generated += forced.count
-            logits = feed([next] + forced)
+            logits = sequence.feed([next] + forced)
         }
         let tail = decoder.finish()
         if !tail.isEmpty { reply += tail; _ = onPiece(.text(tail)) }
