@@ -5,8 +5,9 @@
 // must give a value or a thrown error: a trap, an out-of-bounds access (AddressSanitizer)
 // or a hang is a finding. scripts/fuzz.sh builds and runs it.
 //
-// SwiftPM links an executable's entry point as `<module>_main`; here that is libFuzzer's
-// driver, given the test function.
+// SwiftPM links an executable's entry point as `<module>_main`; with the Fuzzing trait that
+// is libFuzzer's driver, given the test function (scripts/fuzz.sh builds it with
+// -sanitize=fuzzer,address); without it, a main that says how to build the targets.
 import Blocks
 import Corpus
 import Foundation
@@ -108,6 +109,7 @@ public func fuzzOne(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     return 0
 }
 
+#if Fuzzing
 @_silgen_name("LLVMFuzzerRunDriver")
 func runFuzzerDriver(
     _ argc: UnsafeMutablePointer<CInt>,
@@ -122,3 +124,12 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
     var vector = argv
     return runFuzzerDriver(&count, &vector, fuzzOne)
 }
+#else
+@main
+enum FuzzUnavailable {
+    static func main() {
+        FileHandle.standardError.write(Data("nanochat-fuzz was built without libFuzzer: run scripts/fuzz.sh\n".utf8))
+        exit(2)
+    }
+}
+#endif

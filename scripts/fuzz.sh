@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#targets[@]} -gt 0 ] || targets=(safetensors meta config tokenizer hftokenizer shard parquet jsonl)
 
-NANOCHAT_FUZZ=1 swift build -c release --scratch-path .build-fuzz --product nanochat-fuzz \
+swift build -c release --scratch-path .build-fuzz --product nanochat-fuzz --traits NativeCPU,Fuzzing \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library 2>&1 | grep -E "error|warning: unre|Compiling|Build" || true
 bin=.build-fuzz/release/nanochat-fuzz
 [ -x "$bin" ] || { echo "fuzz: the build failed" >&2; exit 1; }

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The tests use the public API alone (no @testable imports), so they build with the same flags
+# as `swift build -c release` and the scripts after them reuse that build.
 # Tests run side by side: those comparing thread counts set theirs with Parallel.withThreadCount,
 # which no other test sees.
-NANOCHAT_LIBRARIES_ONLY=1 swift test -c release "$@"
+swift test -c release --disable-testable-imports "$@"

@@ -17,7 +17,7 @@ public final class ChatSession {
     public var maxReplyTokens: Int
     let special: ChatTokens
     /// The conversation so far, in its decode cache.
-    var sequence: DecodingSequence
+    public private(set) var sequence: DecodingSequence
     /// Tokens chosen but not yet fed (the last reply's end).
     var pending: [Int32] = []
     var turns = 0

@@ -24,7 +24,7 @@ extension Tokenizer {
     }()
 
     /// A token's bytes as byte-level BPE writes them.
-    static func byteLevelText(_ bytes: [UInt8]) -> String { String(bytes.map { byteCharacters[Int($0)] }) }
+    public static func byteLevelText(_ bytes: [UInt8]) -> String { String(bytes.map { byteCharacters[Int($0)] }) }
 
     /// The merge that makes rank `rank` (≥ 256): its bytes merged as encoding would merge
     /// them with only the lower ranks, which leaves two parts.

@@ -5,7 +5,7 @@ import Foundation
 import Blocks
 import Tensor
 import Testing
-@testable import Inference
+import Inference
 import Tokenizer
 
 

@@ -1,11 +1,13 @@
-// The serving engine and the OpenAI API bodies: requests decoded together give what each
-// gives alone; stop texts, max_tokens, cancellation and slots behave; bad request bodies are
-// refused with OpenAI's error naming the field.
+// The OpenAI API over HTTP: request bodies refused with OpenAI's error naming the field,
+// replies and chunks in OpenAI's shape, and the routes answered through Hummingbird's test
+// client (the page, health, models, completions whole and streamed, errors, sizes).
 import Foundation
 import Blocks
 import Tensor
 import Testing
-@testable import Serve
+import Hummingbird
+import HummingbirdTesting
+import Serve
 import Tokenizer
 import Inference
 
@@ -53,61 +55,6 @@ import Inference
         let collectors = requests.map { _ in Collector() }
         for (r, c) in zip(requests, collectors) { _ = engine.submit(r) { c.take($0) } }
         return collectors.map { $0.wait() }
-    }
-
-    @Test(arguments: [[BlockKind.transformer, .mamba], [.mamba, .mamba], [.transformer, .transformer]])
-    func requestsDecodedTogetherGiveWhatEachGivesAlone(_ pattern: [BlockKind]) throws {
-        let m = try model(pattern)
-        let prompts = ["The cat", "A much longer prompt than the others, to be sure", "x", "Once upon a time"]
-        let requests = prompts.enumerated().map { i, p in request(p, maxTokens: 12 + 3 * i, seed: UInt64(i), temperature: i % 2 == 0 ? 0 : 0.9) }
-        let alone = ChatEngine(model: m, tokenizer: tokenizer, slots: 1)
-        alone.start()
-        defer { alone.stop() }
-        let one = requests.map { run(alone, [$0])[0] }
-        let together = ChatEngine(model: m, tokenizer: tokenizer, slots: 8)
-        together.start()
-        defer { together.stop() }
-        let all = run(together, requests)
-        for i in requests.indices {
-            #expect(all[i].0 == one[i].0, "\(pattern) request \(i): together \(all[i].0.debugDescription), alone \(one[i].0.debugDescription)")
-            #expect(all[i].1 == one[i].1 && all[i].2 == one[i].2)
-        }
-        // They were stepped together: fewer steps than tokens.
-        var status = together.status
-        #expect(status.steps < status.generated, "steps \(status.steps), tokens \(status.generated)")
-        // The engine counts a request out after its last event: wait for it.
-        for _ in 0..<100 where status.running > 0 { usleep(10_000); status = together.status }
-        #expect(status.running == 0 && status.waiting == 0)
-    }
-
-    @Test func maxTokensStopTextsAndCancellation() throws {
-        let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 2)
-        engine.start()
-        defer { engine.stop() }
-        let free = run(engine, [request("Hello", maxTokens: 40, seed: 1)])[0]
-        #expect(free.1 == .length || free.1 == .stop)
-        if free.1 == .length { #expect(free.2 == 40) }
-        // A stop text from the middle of that reply ends it just before, with reason stop.
-        let chars = Array(free.0)
-        try #require(chars.count >= 6, "the reply \(free.0.debugDescription) is too short to cut")
-        let cut = chars.count / 2
-        let stop = String(chars[cut..<(cut + 3)])
-        let stopped = run(engine, [request("Hello", maxTokens: 40, seed: 1, stop: ["\u{1}never", stop])])[0]
-        let expected = free.0.components(separatedBy: stop)[0]
-        #expect(stopped.0 == expected && stopped.1 == .stop, "stop \(stop.debugDescription): \(stopped.0.debugDescription)")
-
-        // Cancelled mid-way: it finishes as cancelled and frees its slot; five requests on
-        // two slots all finish.
-        let c = Collector()
-        let handle = engine.submit(request("Hello", maxTokens: 100_000, seed: 2)) { c.take($0) }
-        usleep(50_000)
-        handle.cancel()
-        #expect(c.wait().1 == .cancelled)
-        let five = run(engine, (0..<5).map { request("Hi \($0)", maxTokens: 8, seed: UInt64($0)) })
-        #expect(five.allSatisfy { $0.1 == .length || $0.1 == .stop })
-        var running = engine.status.running
-        for _ in 0..<100 where running > 0 { usleep(10_000); running = engine.status.running }
-        #expect(running == 0)
     }
 
     /// A chat request's prompt is the conversation rendered and primed for the reply (the
@@ -234,14 +181,64 @@ import Inference
         }
     }
 
-    @Test func topPKeepsTheSmallestSetReachingIt() {
-        // Probabilities ∝ e^logit: 0.6, 0.3, 0.1 (temperature 1). top_p 0.5 keeps only the
-        // first; 0.8 keeps two; the third never appears.
-        let logits = [log(0.6), log(0.3), log(0.1)]
-        var one = Sampler(temperature: 1, topK: 0, topP: 0.5, seed: 1)
-        #expect((0..<200).allSatisfy { _ in one.pick(logits) == 0 })
-        var two = Sampler(temperature: 1, topK: 0, topP: 0.8, seed: 1)
-        let picks = (0..<400).map { _ in two.pick(logits) }
-        #expect(!picks.contains(2) && picks.contains(1) && picks.contains(0))
+    /// The routes through Hummingbird's test client: the page, health, the model list, a
+    /// completion whole and a chat reply streamed, a body that is not JSON, a body over the
+    /// limit, a route that does not exist.
+    @Test func routesAnswerAsOpenAIsAPI() async throws {
+        let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
+                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: 2048))
+        let app = Application(router: server.router())
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/", method: .get) { r in
+                #expect(r.status == .ok && String(buffer: r.body).contains("<html"))
+            }
+            try await client.execute(uri: "/health", method: .get) { r in
+                let body = try json(r.body)
+                #expect(r.status == .ok && body["status"] as? String == "ok" && body["model"] as? String == "test-1")
+                #expect(body["slots"] as? Int == 2 && body["context"] as? Int == 128)
+            }
+            try await client.execute(uri: "/v1/models", method: .get) { r in
+                let data = try json(r.body)["data"] as? [[String: Any]]
+                #expect(data?.first?["id"] as? String == "test-1")
+            }
+            let completion = #"{"prompt":"Hello","max_tokens":5,"temperature":0}"#
+            try await client.execute(uri: "/v1/completions", method: .post, headers: [.contentType: "application/json"],
+                                     body: ByteBuffer(string: completion)) { r in
+                let body = try json(r.body)
+                let choice = (body["choices"] as? [[String: Any]])?.first
+                let usage = body["usage"] as? [String: Any]
+                #expect(r.status == .ok && body["object"] as? String == "text_completion" && choice?["text"] is String)
+                #expect((usage?["completion_tokens"] as? Int).map { (1...5).contains($0) } == true)
+            }
+            let chat = #"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stream":true}"#
+            try await client.execute(uri: "/v1/chat/completions", method: .post, headers: [.contentType: "application/json"],
+                                     body: ByteBuffer(string: chat)) { r in
+                #expect(r.status == .ok && r.headers[.contentType] == "text/event-stream")
+                let events = String(buffer: r.body).split(separator: "\n\n").map(String.init)
+                #expect(events.last == "data: [DONE]", "\(events.suffix(2))")
+                for event in events.dropLast() {
+                    #expect(event.hasPrefix("data: "))
+                    let object = try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
+                    #expect(object["object"] as? String == "chat.completion.chunk")
+                }
+            }
+            try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: "{")) { r in
+                let error = try json(r.body)["error"] as? [String: Any]
+                #expect(r.status == .badRequest && error?["message"] is String && error?["type"] as? String == "invalid_request_error")
+            }
+            try await client.execute(uri: "/v1/completions", method: .post,
+                                     body: ByteBuffer(string: #"{"prompt":""# + String(repeating: "x", count: 3000) + #""}"#)) { r in
+                #expect(r.status == .contentTooLarge)
+            }
+            try await client.execute(uri: "/v1/nothing", method: .get) { r in #expect(r.status == .notFound) }
+        }
     }
+}
+
+/// A response body read as a JSON object.
+private func json(_ buffer: ByteBuffer) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])
 }

@@ -3,7 +3,7 @@
 // (the user's own OPENBLAS_CORETYPE, a library built for one CPU, an OS without AVX-512
 // state). The facts are those cpuid reports on each CPU.
 import Testing
-@testable import Tensor
+import Tensor
 
 @Suite struct HostCPUTests {
     /// Emerald/Sapphire Rapids, Cooper Lake: AVX-512 with BF16.

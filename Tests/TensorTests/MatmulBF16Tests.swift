@@ -2,7 +2,7 @@
 // reference on the same rounded operands; the rounding itself; the cut and the thread count
 // changing no bit; packed weights; gradients through the tape.
 import Testing
-@testable import Tensor
+import Tensor
 
 extension TensorTests {
     @Suite struct MatmulBF16Tests {

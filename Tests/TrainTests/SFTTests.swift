@@ -5,7 +5,7 @@ import Testing
 import Inference
 import Tensor
 import Tokenizer
-@testable import Train
+import Train
 
 @Suite struct SFTTests {
     let tokenizer: Tokenizer

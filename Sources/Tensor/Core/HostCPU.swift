@@ -184,8 +184,8 @@ public enum HostCPU {
         }
         let built = buildTier
         if built != .unknown, built < cpu {
-            out.append("the kernels were built for \(kernelISA) (a NANOCHAT_PORTABLE build?) on a CPU that runs \(cpu): "
-                       + "rebuild without NANOCHAT_PORTABLE for full speed.")
+            out.append("the kernels were built for \(kernelISA) (a build without the NativeCPU trait, or for another CPU?) "
+                       + "on a CPU that runs \(cpu): rebuild here with the default traits for full speed.")
         }
         return out
     }

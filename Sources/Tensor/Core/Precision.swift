@@ -52,7 +52,7 @@ public enum BF16Kernel: String, Sendable, CaseIterable, CustomStringConvertible 
     }
 
     /// Whether products go through the packed layouts (rather than rounded fp32 + sgemm).
-    var packs: Bool { self != .rounded }
+    public var packs: Bool { self != .rounded }
 
     /// Whether this CPU (and OS) can run the kernel. For AMX this asks Linux for the tile
     /// state on first use; `refusal` says why not when it was refused.

@@ -44,8 +44,7 @@ public struct BF16Blocking: Sendable, Equatable {
 
 /// The B operand of a bf16 product: fp32 values (rounded as they are packed), or a weight
 /// already packed (`PackedBF16Weight`).
-@usableFromInline
-enum BF16Operand {
+public enum BF16Operand {
     case floats(UnsafePointer<Float>, ld: Int, transposed: Bool)
     case packed(PackedBF16Weight)
 }
@@ -93,8 +92,7 @@ extension Tensor {
 /// C (m×n, leading dimension ldc) = alpha · op(A) · op(B) + beta · C with op(A) and op(B)
 /// rounded to bf16 and the sums in fp32. A is stored m×k (k×m when transposed) with leading
 /// dimension lda; B as `b` says. `serial`: on this thread alone (inside another op's worker).
-@usableFromInline
-func bf16Gemm(
+public func bf16Gemm(
     kernel: BF16Kernel, transposeA: Bool, m: Int, n: Int, k: Int,
     a: UnsafePointer<Float>, lda: Int, b: BF16Operand, c: UnsafeMutablePointer<Float>, ldc: Int,
     alpha: Float = 1, beta: Float = 0, serial: Bool = false
