@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,56 +147,21 @@ nanochat_blas_choice nanochat_blas_choose(nanochat_cpu_facts facts, const char *
 
 static nanochat_blas_state state;
 
-const nanochat_blas_state *nanochat_blas_startup(void) {
-    return &state;
-}
-
 static void copy_name(char *to, size_t size, const char *from) {
     snprintf(to, size, "%s", from ? from : "");
 }
 
-// Replaces this process with itself, the environment changed by the caller. Returns only
-// when exec failed (the process then goes on with the core it has).
-static void reexecute(char **argv) {
-#if defined(__linux__) && defined(__GLIBC__)
-    // glibc passes (argc, argv, envp) to ELF constructors; other C libraries do not.
-    fflush(NULL);
-    execv("/proc/self/exe", argv);
-    state.reexec_errno = errno;
-#else
-    (void)argv;
-    state.reexec_errno = ENOSYS;
-#endif
-}
+static pthread_once_t state_once = PTHREAD_ONCE_INIT;
 
-// Runs before main (glibc passes the program's arguments to ELF constructors), after
-// OpenBLAS's own constructor has chosen its core: shared libraries a program links
-// initialise before the program's code.
-__attribute__((constructor))
-static void nanochat_blas_start(int argc, char **argv, char **envp) {
-    (void)argc; (void)envp;
-    // OpenBLAS runs on one thread in every process, from the start: `gemm` cuts products
-    // over our own workers, and a product OpenBLAS split over its threads could give other
-    // bits than the same product cut at row multiples (see GemmRowSplit). Set here, before
-    // any Swift code, it holds whichever code path calls OpenBLAS first.
-    openblas_set_num_threads(1);
+// What the library loaded with, as this process found it (no correction).
+static void read_state(void) {
     state.facts = nanochat_cpu_facts_read();
     state.corename = openblas_get_corename();
     state.config = openblas_get_config();
     const char *marker = getenv(marker_variable);
     const char *coretype = getenv("OPENBLAS_CORETYPE");
-    const char *simulate = getenv(simulate_variable);
-
-    if (marker == NULL && simulate != NULL && simulate[0] != 0 && strcmp(simulate, "0") != 0) {
-        // Make the library really choose its generic core, as it does for a CPU it does not
-        // know; the next start-up must then see the fallback and correct it.
-        setenv("OPENBLAS_CORETYPE", "Prescott", 1);
-        setenv(marker_variable, "simulate", 1);
-        reexecute(argv);
-        return;
-    }
     if (marker != NULL && strncmp(marker, "corrected:", 10) == 0) {
-        // This process is the re-execution: record what was replaced and stop here.
+        // This process is a re-execution: record what was replaced.
         const char *from = marker + 10;
         const char *end = strchr(from, ':');
         size_t length = end ? (size_t)(end - from) : strlen(from);
@@ -212,16 +178,63 @@ static void nanochat_blas_start(int argc, char **argv, char **envp) {
     if (state.user_set) copy_name(state.user_coretype, sizeof state.user_coretype, coretype);
     state.choice = nanochat_blas_choose(state.facts, state.corename, state.user_set,
                                         nanochat_blas_available_cores());
-    if (state.choice.action != NANOCHAT_BLAS_SWITCH) return;
+}
+
+const nanochat_blas_state *nanochat_blas_startup(void) {
+    pthread_once(&state_once, read_state);
+    return &state;
+}
+
+// Replaces this process with itself, the environment changed by the caller. Returns only
+// when exec failed (the process then goes on with the core it has).
+static void reexecute(char **argv) {
+#if defined(__linux__)
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    state.reexec_errno = errno;
+#else
+    (void)argv;
+    state.reexec_errno = ENOSYS;
+#endif
+}
+
+void nanochat_blas_correct(char **argv) {
+    const nanochat_blas_state *found = nanochat_blas_startup();
+    const char *marker = getenv(marker_variable);
+    const char *simulate = getenv(simulate_variable);
+    const char *coretype = getenv("OPENBLAS_CORETYPE");
+    if (marker == NULL && simulate != NULL && simulate[0] != 0 && strcmp(simulate, "0") != 0) {
+        // Make the library really choose its generic core, as it does for a CPU it does not
+        // know; the next start-up must then see the fallback and correct it.
+        setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+        setenv(marker_variable, "simulate", 1);
+        reexecute(argv);
+        if (coretype) setenv("OPENBLAS_CORETYPE", coretype, 1); else unsetenv("OPENBLAS_CORETYPE");
+        unsetenv(marker_variable);
+        return;
+    }
+    if (found->choice.action != NANOCHAT_BLAS_SWITCH) return;
+    bool simulating = marker != NULL && strcmp(marker, "simulate") == 0;
     char value[64];
-    snprintf(value, sizeof value, "corrected:%s%s", state.corename ? state.corename : "?",
+    snprintf(value, sizeof value, "corrected:%s%s", found->corename ? found->corename : "?",
              simulating ? ":simulated" : "");
-    setenv("OPENBLAS_CORETYPE", state.choice.core, 1);
+    setenv("OPENBLAS_CORETYPE", found->choice.core, 1);
     setenv(marker_variable, value, 1);
     reexecute(argv);
     // exec failed: leave the environment as the user gave it.
     if (coretype) setenv("OPENBLAS_CORETYPE", coretype, 1); else unsetenv("OPENBLAS_CORETYPE");
     unsetenv(marker_variable);
+}
+
+// OpenBLAS runs on one thread in every process that links these libraries, from the start:
+// `gemm` cuts products over our own workers, and a product OpenBLAS split over its threads
+// could give other bits than the same product cut at row multiples (see GemmRowSplit). Set
+// as the library loads (after OpenBLAS's own initialisation: a library initialises after
+// those it links), before any Swift code, it holds whichever code path calls OpenBLAS first.
+// This is all that happens before `main`.
+__attribute__((constructor))
+static void nanochat_blas_single_thread(void) {
+    openblas_set_num_threads(1);
 }
 
 int nanochat_build_vector_bits(void) {

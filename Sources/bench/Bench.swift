@@ -21,6 +21,18 @@ struct Bench: ParsableCommand {
                       ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self, DistributedCommand.self, ServeBenchCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
+
+    /// Parses and runs the mode, once OpenBLAS runs the core this CPU deserves
+    /// (`HostCPU.correctBLASCore`).
+    static func main() {
+        HostCPU.correctBLASCore()
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every mode shares.

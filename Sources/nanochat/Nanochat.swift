@@ -24,11 +24,13 @@ struct Nanochat: ParsableCommand {
                       SweepCommand.self, SFTCommand.self, ChatCommand.self, ChatEvalCommand.self, ServeCommand.self, ExportCommand.self, ImportCommand.self]
     )
 
-    /// Parses and runs the command. A file larger than the process may write (`ulimit -f`)
+    /// Parses and runs the command, once OpenBLAS runs the core this CPU deserves
+    /// (`HostCPU.correctBLASCore`). A file larger than the process may write (`ulimit -f`)
     /// fails the write with an error instead of killing the process; negative values after a
     /// space (`--threads -2`) are read as values; file-system errors from Foundation are
     /// reported as the path and the system's reason.
     static func main() {
+        HostCPU.correctBLASCore()
         signal(SIGXFSZ, SIG_IGN)
         let arguments = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
         do {

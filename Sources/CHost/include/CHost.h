@@ -2,12 +2,14 @@
 //
 // OpenBLAS picks its kernels ("core") when the library loads, by recognising the CPU. A CPU
 // newer than the library is not recognised and gets the generic `Prescott` (SSE3) kernels:
-// 4-5x slower products on an AVX-512 Xeon, with nothing said. At start-up, before `main`,
-// every executable linked with this target compares the core OpenBLAS chose with what cpuid
-// says the CPU can run; when the library fell back below that and the user has not set
-// OPENBLAS_CORETYPE, the process re-executes itself with OPENBLAS_CORETYPE naming the best
-// core this OpenBLAS has (the library reads the variable only as it loads). Swift reads the
-// outcome through `nanochat_blas_startup()` and prints it.
+// 4-5x slower products on an AVX-512 Xeon, with nothing said. The executables call
+// `nanochat_blas_correct` first thing in `main`: it compares the core OpenBLAS chose with what
+// cpuid says the CPU can run and, when the library fell back below that and the user has not
+// set OPENBLAS_CORETYPE, re-executes the process with OPENBLAS_CORETYPE naming the best core
+// this OpenBLAS has (the library reads the variable only as it loads). A program that links
+// the libraries without calling it keeps the core it got, and is warned. Swift reads the
+// outcome through `nanochat_blas_startup()` and prints it. Before `main`, loading this library
+// only sets OpenBLAS to one thread.
 #ifndef NANOCHAT_CHOST_H
 #define NANOCHAT_CHOST_H
 
@@ -87,7 +89,14 @@ typedef struct {
     nanochat_cpu_facts facts;
 } nanochat_blas_state;
 
+/// What this process found (read once, on the first call).
 const nanochat_blas_state *nanochat_blas_startup(void);
+
+/// Corrects a fallback core by re-executing the process (argv: main's arguments, ending in
+/// NULL). Returns when nothing needs correcting, or when the exec failed (recorded in the
+/// state's reexec_errno; the environment is left as it was). Call it first thing in `main`,
+/// before any thread starts.
+void nanochat_blas_correct(char **argv);
 
 /// The vector width, in bits, the kernels were compiled for: 512 (AVX-512), 256 (AVX2+FMA
 /// or AVX), 128 (SSE, NEON).

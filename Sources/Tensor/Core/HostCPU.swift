@@ -1,6 +1,7 @@
 // What the CPU runs, which OpenBLAS core serves the products, and what start-up did about a
-// core below the CPU. The detection and the switch happen in C before `main` (CHost.h): by
-// the time Swift code runs, OpenBLAS has loaded and its core is fixed for the process.
+// core below the CPU. The detection and the switch are C (CHost.h), called first thing in the
+// executables' `main` (`correctBLASCore`): OpenBLAS has loaded by then, so a switch re-executes
+// the process.
 import CHost
 import Foundation
 
@@ -135,6 +136,16 @@ public enum HostCPU {
     public static var kernelVectorBits: Int { Int(nanochat_build_vector_bits()) }
     public static var kernelISA: String { String(cString: nanochat_build_isa()) }
 
+    /// Switches OpenBLAS to the best core this CPU runs when the library fell back below it
+    /// (a CPU newer than the library) and the user has not chosen one, by re-executing the
+    /// process with OPENBLAS_CORETYPE set: the library reads it only as it loads. Call it first
+    /// thing in `main`, before any thread starts; it returns when nothing needs switching (or
+    /// when the exec failed, which `warnings` then says). The executables call it; a program
+    /// that links the libraries may.
+    public static func correctBLASCore() {
+        nanochat_blas_correct(CommandLine.unsafeArgv)
+    }
+
     /// The core OpenBLAS chose before start-up switched it, when it did.
     public static var correctedFrom: String? {
         let from = string(state.corrected_from)
@@ -178,9 +189,16 @@ public enum HostCPU {
                        + "OpenBLAS build has no better core to switch to: products may be several times slower. "
                        + "Install an OpenBLAS built with DYNAMIC_ARCH (Debian's libopenblas0-pthread is) or a newer one.")
         }
-        if state.reexec_errno != 0, case .switchTo(let core) = choice.action {
-            out.append("could not re-execute to switch OpenBLAS from \(blasCore) to \(core) "
-                       + "(\(String(cString: strerror(state.reexec_errno)))): set OPENBLAS_CORETYPE=\(core) yourself.")
+        if case .switchTo(let core) = choice.action {
+            if state.reexec_errno != 0 {
+                out.append("could not re-execute to switch OpenBLAS from \(blasCore) to \(core) "
+                           + "(\(String(cString: strerror(state.reexec_errno)))): set OPENBLAS_CORETYPE=\(core) yourself.")
+            } else {
+                // A program that links the libraries and did not call correctBLASCore().
+                out.append("OpenBLAS runs core \(blasCore) (\(choice.coreTier) kernels) on a CPU that runs \(cpu): "
+                           + "products may be several times slower. Set OPENBLAS_CORETYPE=\(core), or call "
+                           + "HostCPU.correctBLASCore() first thing in main.")
+            }
         }
         let built = buildTier
         if built != .unknown, built < cpu {

@@ -10,7 +10,7 @@ import Synchronization
 public enum Parallel {
     private static let threads = Atomic<Int>(defaultThreadCount())
 
-    // OpenBLAS stays on one thread, set before main by CHost: `gemm` splits products over
+    // OpenBLAS stays on one thread, set as CHost loads: `gemm` splits products over
     // our workers itself. Its own idle threads spin (sched_yield) for a long while after each
     // call, taking the cores from our elementwise kernels: measured as 10-18% of a train step.
     private static func defaultThreadCount() -> Int {
