@@ -119,6 +119,8 @@ let package = Package(
             path: "Fuzz",
             exclude: ["corpus"]
         ),
+        // docs/ARCHITECTURE.md's import list against the sources (reads files, links nothing).
+        .testTarget(name: "ArchitectureTests"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CLAPACKE"], swiftSettings: hostCPU),
         .testTarget(name: "SelectiveScanTests", dependencies: ["SelectiveScan", "Tensor"], swiftSettings: hostCPU),
         .testTarget(name: "BlocksTests", dependencies: ["Blocks", "SelectiveScan", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
