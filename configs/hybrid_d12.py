@@ -1,10 +1,8 @@
 # Laptop-sized: depth 12, block_pattern ["T"] * 7 + ["M"] * 5 (None: all Transformer).
-# 81.0 M parameters with an 8192-token tokenizer. On this machine kind (AMD EPYC,
-# 2 cores, B=4, T=512, one micro-batch a step): train step 127 tok/s (forward, backward,
-# Muon + AdamW), forward+backward 256, forward 718;
-# issue 4's build. Measure yours with `bench model --patterns early-T --depths 12 --seqs 512 --batch 4`.
-# Muon's Newton-Schulz costs about one forward+backward of 2048 tokens, so larger
-# total_batch_size (here 4 micro-batches) brings the step rate closer to 256 tok/s.
+# 81.0 M parameters with an 8192-token tokenizer. Its speed on your machine: `bench model --patterns early-T --depths 12 --seqs 512 --batch 4`
+# (docs/benchmarks.md has measured figures). Muon's Newton-Schulz costs about one
+# forward+backward of 2048 tokens a step, so a larger total_batch_size (here 4 micro-batches)
+# spreads it over more tokens.
 
 depth = 12
 block_pattern = ["T"] * 7 + ["M"] * 5

@@ -1,10 +1,8 @@
 # Laptop-sized: depth 16, block_pattern ["T"] * 10 + ["M"] * 6 (None: all Transformer).
-# 182.6 M parameters with an 8192-token tokenizer. On this machine kind (AMD EPYC,
-# 2 cores, B=4, T=512, one micro-batch a step): train step 42 tok/s (forward, backward,
-# Muon + AdamW), forward+backward 137, forward 374;
-# issue 4's build. Measure yours with `bench model --patterns early-T --depths 16 --seqs 512 --batch 4`.
-# Muon's Newton-Schulz costs about one forward+backward of 2048 tokens, so larger
-# total_batch_size (here 4 micro-batches) brings the step rate closer to 137 tok/s.
+# 182.6 M parameters with an 8192-token tokenizer. Its speed on your machine: `bench model --patterns early-T --depths 16 --seqs 512 --batch 4`
+# (docs/benchmarks.md has measured figures). Muon's Newton-Schulz costs about one
+# forward+backward of 2048 tokens a step, so a larger total_batch_size (here 4 micro-batches)
+# spreads it over more tokens.
 
 depth = 16
 block_pattern = ["T"] * 10 + ["M"] * 6

@@ -1,10 +1,8 @@
 # Laptop-sized: depth 12, block_pattern ["M"] * 12 (None: all Transformer).
-# 57.8 M parameters with an 8192-token tokenizer. On this machine kind (AMD EPYC,
-# 2 cores, B=4, T=512, one micro-batch a step): train step 167 tok/s (forward, backward,
-# Muon + AdamW), forward+backward 354, forward 1011;
-# issue 4's build. Measure yours with `bench model --patterns all-M --depths 12 --seqs 512 --batch 4`.
-# Muon's Newton-Schulz costs about one forward+backward of 2048 tokens, so larger
-# total_batch_size (here 4 micro-batches) brings the step rate closer to 354 tok/s.
+# 57.8 M parameters with an 8192-token tokenizer. Its speed on your machine: `bench model --patterns all-M --depths 12 --seqs 512 --batch 4`
+# (docs/benchmarks.md has measured figures). Muon's Newton-Schulz costs about one
+# forward+backward of 2048 tokens a step, so a larger total_batch_size (here 4 micro-batches)
+# spreads it over more tokens.
 
 depth = 12
 block_pattern = ["M"] * 12

@@ -241,8 +241,8 @@ public struct SweepReport {
     public func write(to dir: String) throws -> String {
         var md = "# Which pattern? Equal-compute sweep\n\n"
         md += "Made by `\(manifest.command)`, runs trained at commit \(commits.joined(separator: ", ")), on \(manifest.machine).\n"
-        md += "Every number below is read from the runs' `metrics.jsonl` under `runs/` (kept beside this report); "
-        md += "`nanochat sweep --report-only --out DIR` rewrites this file from them.\n\n"
+        md += "Every number below is read from the runs' `metrics.jsonl` under `runs/`; report.json keeps each pattern's "
+        md += "per-seed results and mean curve, and `nanochat sweep --report-only --out DIR` rewrites this file from the runs.\n\n"
         md += "Base config `\(manifest.config)`: "
         md += manifest.settings.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: ", ") + ".\n\n"
         md += "Each pattern trains for the same training FLOPs at a depth (nanochat's `estimate_flops` per token × tokens: "
