@@ -4,18 +4,14 @@
 # checkpoints of a finished run byte for byte as they were. Writes the table to
 # $BAD_INPUTS_TABLE when set. Needs a release build (.build/release/nanochat) and python3.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-nc=$PWD/.build/release/nanochat
-[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+need_nanochat
 command -v python3 > /dev/null || scripts/install-deps.sh python3
-W=$(mktemp -d)
-trap 'chmod -R u+w "$W" 2>/dev/null; rm -rf "$W"' EXIT
+workdir
 table=${BAD_INPUTS_TABLE:-$W/table.md}
 
 # A small finished run to protect: tokenizer, shards, 4 steps saved at 2 and 4.
-head -c 120000 data/tinyshakespeare.txt > "$W/corpus.txt"
-$nc tokenizer train --input "$W/corpus.txt" --vocab-size 300 --out "$W/tok" > /dev/null
-$nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/data" > /dev/null
+tiny_data "$W"
 cat > "$W/tiny.py" <<EOF
 depth = 2
 block_pattern = ["T", "M"]
@@ -53,28 +49,19 @@ edit_meta() { py "p = sys.argv[1]; m = json.load(open(p)); $2; open(p, 'w').writ
 write_st() { py "h = sys.argv[2].encode(); h += b' ' * (-len(h) % 8)
 open(sys.argv[1], 'wb').write(struct.pack('<Q', len(h)) + h + bytes(int(sys.argv[3])))" "$1" "$2" "$3"; }
 
-n=0 fails=0
+n=0
 printf '| # | case | exit | message |\n|---:|---|---:|---|\n' > "$table"
 # expect NAME WORDS CMD...: the command must fail cleanly with WORDS in its Error: line.
 expect() {
-    local name=$1 want=$2; shift 2
+    local name=$1; shift
     n=$((n + 1))
-    "$@" > "$W/out" 2> "$W/err" < /dev/null
-    local rc=$? why=""
-    local errs; errs=$(grep -c '^Error: ' "$W/err")
-    local line; line=$(grep -m1 '^Error: ' "$W/err")
-    if [ $rc -eq 0 ]; then why="exit 0"
-    elif [ $rc -ge 128 ]; then why="killed by signal $((rc - 128))"
-    elif grep -qiE 'fatal error|backtrace|stack dump|crash|illegal instruction|segmentation' "$W/err"; then why="backtrace"
-    elif [ "$errs" -ne 1 ]; then why="$errs Error: lines"
-    elif [[ "$line" != *"$want"* ]]; then why="message lacks \"$want\""
-    fi
-    local shown=${line#Error: }
+    check_failure "$@"
+    local shown=${error_line#Error: }
     shown=${shown//|/\\|}
-    printf '| %d | %s | %d | %s |\n' "$n" "$name" "$rc" "${shown:0:220}" >> "$table"
+    printf '| %d | %s | %d | %s |\n' "$n" "$name" "$failure_status" "${shown:0:220}" >> "$table"
     if [ -n "$why" ]; then
         fails=$((fails + 1))
-        echo "FAIL $n ($name): $why"; sed 's/^/    /' "$W/err" | head -8
+        echo "FAIL $n ($name): $why"; sed 's/^/    /' <<< "$error_text"
     else
         echo "ok $n ($name): ${shown:0:150}"
     fi

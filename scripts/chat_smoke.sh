@@ -3,15 +3,11 @@
 # fine-tuning on the synthetic tasks, a resumed one equal to the uninterrupted one, a one-shot
 # reply, and the terminal chat driven through tmux (scripts/chat_tmux.sh).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-nc=$PWD/.build/release/nanochat
+. "$(dirname "$0")/lib.sh"
 base=${1:-runs/shakespeare_d4}
-[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+need_nanochat
 [ -d "$base" ] || { echo "no base checkpoint $base: run scripts/demo.sh first" >&2; exit 1; }
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+workdir
 
 sft() { $nc sft --checkpoint "$base" --task-examples 300 --num-iterations 24 --max-seq-len 128 --eval-every 0 "$@"; }
 sft --out "$W/full" > "$W/full.log" 2>&1 || { tail -5 "$W/full.log"; fail "sft"; }
@@ -28,5 +24,4 @@ reply=$($nc chat --checkpoint "$W/full" --prompt "What is 2 plus 3?" --temperatu
 
 scripts/chat_tmux.sh "$W/full" || fail "the terminal chat"
 
-[ $fails -eq 0 ] || { echo "chat_smoke: $fails failures" >&2; exit 1; }
-echo "chat_smoke: all checks passed"
+finish chat_smoke

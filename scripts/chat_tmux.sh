@@ -6,10 +6,9 @@
 #
 #   scripts/chat_tmux.sh [CHECKPOINT]      default runs/chat (from `nanochat sft`)
 set -uo pipefail
-cd "$(dirname "$0")/.."
-nc=$PWD/.build/release/nanochat
+. "$(dirname "$0")/lib.sh"
 ckpt=${1:-runs/chat}
-[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+need_nanochat
 command -v tmux > /dev/null || scripts/install-deps.sh tmux
 session=nanochat-chat-$$
 trap 'tmux kill-session -t "$session" 2>/dev/null' EXIT

@@ -6,17 +6,12 @@
 #
 #   scripts/kill_resume.sh [KILLS] [SEED]
 set -uo pipefail
-cd "$(dirname "$0")/.."
+. "$(dirname "$0")/lib.sh"
 kills=${1:-20}
 RANDOM=${2:-$$}
-nc=$PWD/.build/release/nanochat
-[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-
-head -c 120000 data/tinyshakespeare.txt > "$W/corpus.txt"
-$nc tokenizer train --input "$W/corpus.txt" --vocab-size 300 --out "$W/tok" > /dev/null
-$nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/data" > /dev/null
+need_nanochat
+workdir
+tiny_data "$W"
 cat > "$W/run.py" <<EOF
 depth = 2
 block_pattern = ["T", "M"]

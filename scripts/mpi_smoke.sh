@@ -5,19 +5,12 @@
 # started with different settings. Needs Open MPI (scripts/install-deps.sh) and a release
 # build. As root, Open MPI needs OMPI_ALLOW_RUN_AS_ROOT; this script sets it.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-nc=$PWD/.build/release/nanochat
-[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+need_nanochat
 command -v python3 > /dev/null || scripts/install-deps.sh python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-
-head -c 120000 data/tinyshakespeare.txt > "$W/corpus.txt"
-$nc tokenizer train --input "$W/corpus.txt" --vocab-size 300 --out "$W/tok" > /dev/null
-$nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/data" > /dev/null
+workdir
+tiny_data "$W"
 cat > "$W/run.py" <<EOF
 depth = 2
 block_pattern = ["T", "M"]
@@ -147,5 +140,4 @@ else
 fi
 [ ! -f "$W/mix/model_000010.safetensors" ] || fail "the refused job trained"
 
-[ $fails -eq 0 ] || { echo "mpi_smoke: $fails failures" >&2; exit 1; }
-echo "mpi_smoke: all checks passed"
+finish mpi_smoke

@@ -4,19 +4,16 @@
 # with OpenAI-shaped 4xx errors, and a client that leaves mid-stream freeing its slot; the
 # server keeps serving through all of it. Runs on the main job's model (scripts/demo.sh).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-nc=$PWD/.build/release/nanochat
+. "$(dirname "$0")/lib.sh"
 model=${1:-runs/shakespeare_d4}
 port=${PORT:-8517}
-[ -x "$nc" ] || { echo "build first: swift build -c release" >&2; exit 1; }
+need_nanochat
 [ -d "$model" ] || { echo "no checkpoint $model: run scripts/demo.sh first" >&2; exit 1; }
 W=$(mktemp -d)
 url=http://127.0.0.1:$port
 $nc serve --checkpoint "$model" --port $port --max-tokens 256 --max-body-bytes 65536 > "$W/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2> /dev/null; wait $server 2> /dev/null; rm -rf "$W"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 for _ in $(seq 100); do curl -sf $url/health > /dev/null && break; sleep 0.1; done
 curl -sf $url/health > /dev/null || { cat "$W/server.log"; echo "FAIL: the server did not start"; exit 1; }
 

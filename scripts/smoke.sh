@@ -3,8 +3,9 @@
 # the fresh model's) and that bad inputs each stop `nanochat train` with a non-zero exit and
 # a message naming the problem, without touching the demo's checkpoints.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-nanochat=.build/release/nanochat
+. "$(dirname "$0")/lib.sh"
+need_nanochat
+nanochat=$nc
 run=runs/shakespeare_d4
 data=data/shakespeare
 corpus=data/tinyshakespeare.txt
@@ -20,18 +21,6 @@ trap 'rm -rf "$scratch"' EXIT
 # attempt to take the run, aside).
 listing() { (cd $run && find . -name .lock -prune -o -type f -print0 | sort -z | xargs -0 md5sum); }
 before=$(listing)
-fails=0
-# expect_error "substring of the message" args...: the command must fail and say so.
-expect_error() {
-    local want="$1"; shift
-    if out=$("$@" 2>&1); then
-        echo "FAIL (exit 0): $*"; fails=$((fails + 1)); return
-    fi
-    if [[ "$out" != *"$want"* ]]; then
-        echo "FAIL (message): $*"; echo "  wanted: $want"; echo "  got: $out"; fails=$((fails + 1)); return
-    fi
-    echo "ok: $(echo "$out" | head -1)"
-}
 cfg=configs/shakespeare_d4.py
 expect_error "already holds checkpoints" $nanochat train $cfg
 expect_error "no such tokenizer directory" $nanochat train $cfg --data_dir=$scratch/none --output_dir=$scratch/o
@@ -85,5 +74,4 @@ fi
 expect_error "already holds a checkpoint" $nanochat import --checkpoint $scratch/nc/base_checkpoints/d4 --out $scratch/nc-back
 after=$(listing)
 [ "$after" == "$before" ] || { echo "FAIL: the demo's checkpoints changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; fails=$((fails + 1)); }
-[ $fails -eq 0 ] || { echo "$fails failures" >&2; exit 1; }
-echo "smoke: all checks passed"
+finish smoke

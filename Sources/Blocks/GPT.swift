@@ -5,7 +5,7 @@ import Tensor
 /// Logits are softcapped to ±15 (nanochat): logits = 15 · tanh(z / 15).
 public let logitSoftcap = 15.0
 
-public struct ModelLoadError: Error, CustomStringConvertible {
+public struct ModelLoadError: UserFacingError {
     public let message: String
     public var description: String { message }
 }

@@ -4,6 +4,7 @@
 // V vocab, Di = expand·C (Mamba inner width), N = d_state, R = ⌈C/16⌉ (dt rank),
 // K = d_conv.
 import Foundation
+import Tensor
 
 /// What a layer is.
 public enum BlockKind: String, Codable, Sendable, Equatable {
@@ -25,7 +26,7 @@ public enum BlockKind: String, Codable, Sendable, Equatable {
 
 /// A configuration error: the `model_config` key at fault, and a message naming it (and the
 /// entry, for block_pattern).
-public struct ModelConfigError: Error, CustomStringConvertible, Equatable {
+public struct ModelConfigError: UserFacingError, Equatable {
     public let key: String
     public let message: String
     public init(key: String, _ message: String) { self.key = key; self.message = message }

@@ -9,9 +9,10 @@
 // chat data uses: {"messages": [{"role": ..., "content": ...}]}, where an assistant's content
 // is a string or a list of parts {"type": "text" | "python" | "python_output", "text": ...}.
 import Foundation
+import Tensor
 import Tokenizer
 
-public struct ChatError: Error, CustomStringConvertible, Equatable {
+public struct ChatError: UserFacingError, Equatable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }

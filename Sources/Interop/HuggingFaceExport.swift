@@ -12,7 +12,7 @@ import Tensor
 import Tokenizer
 import Inference
 
-public struct ExportError: Error, CustomStringConvertible {
+public struct ExportError: UserFacingError {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }

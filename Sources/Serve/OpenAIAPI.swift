@@ -5,9 +5,10 @@
 import Foundation
 import Tokenizer
 import Inference
+import Tensor
 
 /// An error answered to the client: HTTP status and OpenAI's error object.
-public struct APIError: Error, CustomStringConvertible, Sendable {
+public struct APIError: UserFacingError, Sendable {
     public var status: Int
     public var message: String
     public var type: String

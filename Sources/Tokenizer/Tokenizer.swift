@@ -15,7 +15,7 @@ public let specialTokens = [
     "<|python_start|>", "<|python_end|>", "<|output_start|>", "<|output_end|>",
 ]
 
-public struct TokenizerError: Error, CustomStringConvertible, Equatable {
+public struct TokenizerError: UserFacingError, Equatable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }

@@ -3,6 +3,7 @@
 // strings built with [...], list * int and list + list (SPEC §3.5). Numbers may use + - *
 // and parentheses. `--name=value` overrides use the same grammar (a bare word is a string).
 import Foundation
+import Tensor
 
 /// A value from a config file.
 public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
@@ -86,7 +87,7 @@ public enum ConfigType: Sendable {
 }
 
 /// A config problem, located: "file:line:column: message".
-public struct ConfigError: Error, CustomStringConvertible, Equatable {
+public struct ConfigError: UserFacingError, Equatable {
     public let file: String, line: Int, column: Int, message: String
 
     public init(file: String, line: Int, column: Int, _ message: String) {

@@ -385,3 +385,6 @@ extension Tokenizer {
         return out
     }
 }
+
+/// The corpus reader's errors name the file, row and field at fault: shown as they are.
+extension CorpusError: UserFacingError {}

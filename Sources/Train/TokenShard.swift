@@ -5,7 +5,7 @@ import Blocks
 import Foundation
 import Tensor
 
-public struct ShardError: Error, CustomStringConvertible, Equatable {
+public struct ShardError: UserFacingError, Equatable {
     public let path: String, message: String
     public init(path: String, _ message: String) { self.path = path; self.message = message }
     public var description: String { "\(path): \(message)" }

@@ -6,7 +6,7 @@ import Foundation
 import Tensor
 
 /// NaN or Inf where training cannot go on; names the step and the tensor.
-public struct NonFiniteError: Error, CustomStringConvertible {
+public struct NonFiniteError: UserFacingError {
     public let step: Int, tensor: String
     public var description: String { "step \(step): \(tensor) is NaN or Inf; stopping (the last checkpoint is kept)" }
 }

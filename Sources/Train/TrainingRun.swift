@@ -11,7 +11,7 @@ import Tensor
 import Tokenizer
 import Inference
 
-public struct TrainingError: Error, CustomStringConvertible, Equatable {
+public struct TrainingError: UserFacingError, Equatable {
     public let description: String
     public init(_ d: String) { description = d }
 }

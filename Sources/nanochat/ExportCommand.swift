@@ -61,8 +61,6 @@ struct ExportCommand: ParsableCommand {
             print("wrote \(out): \(files.joined(separator: ", ")) (\(checkpoint) step \(loadedStep))")
         } catch let e as ExportError {
             throw UserError("\(checkpoint): \(e.message)")
-        } catch let e as TokenizerError {
-            throw UserError(e.message)
         }
     }
 }
@@ -107,13 +105,10 @@ struct ImportCommand: ParsableCommand {
         let tok: Tokenizer
         switch format {
         case .hf:
-            do {
-                let (model, t) = try HuggingFaceImport.read(from: checkpoint)
-                (imported, tok) = ((model, step ?? 0, nil), t)
-            } catch let e as ExportError { throw UserError(e.message) } catch let e as TensorFileError { throw UserError(e.description) }
-              catch let e as TokenizerError { throw UserError(e.message) }
+            let (model, t) = try HuggingFaceImport.read(from: checkpoint)
+            (imported, tok) = ((model, step ?? 0, nil), t)
         case .nanochat:
-            do { imported = try NanochatFormat.read(from: checkpoint, step: step) } catch let e as TensorFileError { throw UserError(e.description) }
+            imported = try NanochatFormat.read(from: checkpoint, step: step)
             let tokenizerDir = tokenizer ?? (((checkpoint as NSString).appendingPathComponent("../../tokenizer")) as NSString).standardizingPath
             do { tok = try Tokenizer.load(from: tokenizerDir) } catch let e as TokenizerError {
                 throw UserError(e.message + " (nanochat's tokenizer.pkl is converted by `python3 tools/nanochat_files.py unpack`)")

@@ -28,7 +28,8 @@ struct Nanochat: ParsableCommand {
     /// (`HostCPU.correctBLASCore`). A file larger than the process may write (`ulimit -f`)
     /// fails the write with an error instead of killing the process; negative values after a
     /// space (`--threads -2`) are read as values; file-system errors from Foundation are
-    /// reported as the path and the system's reason.
+    /// reported as the path and the system's reason; the libraries' errors (`UserFacingError`)
+    /// are printed as they describe themselves.
     static func main() {
         HostCPU.correctBLASCore()
         signal(SIGXFSZ, SIG_IGN)
@@ -36,6 +37,8 @@ struct Nanochat: ParsableCommand {
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
+        } catch let e as UserFacingError {
+            exit(withError: UserError(e.description))
         } catch let e as NSError where e.domain == NSCocoaErrorDomain || e.domain == NSPOSIXErrorDomain {
             exit(withError: UserError(plainDescription(of: e)))
         } catch {
@@ -146,8 +149,8 @@ struct PrecisionOptions: ParsableArguments {
     }
 }
 
-/// An error the user can act on, printed as is.
-struct UserError: Error, CustomStringConvertible {
+/// An error of the command line's own (a flag's value, a missing file), printed as is.
+struct UserError: UserFacingError {
     let description: String
     init(_ d: String) { description = d }
 }
@@ -177,34 +180,12 @@ struct InitCommand: ParsableCommand {
     }
 }
 
-/// Runs `body`, turning the errors a training run reports (config, run, shard, checkpoint
-/// file) into user errors printed as they are.
-func reportingTrainingErrors<R>(_ body: () throws -> R) throws -> R {
-    do {
-        return try body()
-    } catch let e as ConfigError {
-        throw UserError("\(e)")
-    } catch let e as TrainingError {
-        throw UserError(e.description)
-    } catch let e as ShardError {
-        throw UserError(e.description)
-    } catch let e as TensorFileError {
-        throw UserError(e.description)
-    } catch let e as ModelConfigError {
-        throw UserError(e.description)
-    } catch let e as TokenizerError {
-        throw UserError(e.message)
-    }
-}
-
-/// Reads a config file and applies the overrides, turning config errors into user errors.
+/// Reads a config file and applies the overrides; a model error names the file.
 func loadConfig(_ path: String, overrides: [String]) throws -> ConfigFile {
     do {
         var file = try ConfigFile.load(path, schema: TrainingKeys.byName)
         for o in overrides { try file.override(o) }
         return file
-    } catch let e as ConfigError {
-        throw UserError("\(e)")
     } catch let e as ModelConfigError {
         throw UserError("\(path): \(e)")
     }
@@ -217,9 +198,9 @@ func checkpointTokenizer(_ checkpoint: String, given: String?) throws -> Tokeniz
     return FileManager.default.fileExists(atPath: "\(beside)/\(Tokenizer.ranksFile)") ? try loadTokenizer(beside) : nil
 }
 
-/// Loads a checkpoint, turning file errors into user errors.
+/// Loads a checkpoint (the latest step when `step` is nil).
 func loadCheckpoint(_ dir: String, step: Int?) throws -> (model: GPT, step: Int) {
-    do { return try Checkpoint.load(from: dir, step: step) } catch let e as TensorFileError { throw UserError(e.description) }
+    try Checkpoint.load(from: dir, step: step)
 }
 
 /// The tokenizer identity a checkpoint's meta file records, if any.
@@ -287,29 +268,25 @@ struct EvalCommand: ParsableCommand {
         }
         if let tok { try checkSameTokenizer(tok, checkpoint: checkpoint, step: loadedStep, source: tokenizer ?? "\(checkpoint)/tokenizer") }
         let seqLen = seq ?? model.config.sequenceLen
-        try reportingTrainingErrors {
-            try model.config.checkFitsInMemory(Double(batch) * Double(seqLen) * Double(model.config.vocabSize) * 8,
-                                               for: "the logits of --batch \(batch) × --seq \(seqLen)")
-        }
+        try model.config.checkFitsInMemory(Double(batch) * Double(seqLen) * Double(model.config.vocabSize) * 8,
+                                           for: "the logits of --batch \(batch) × --seq \(seqLen)")
         let e: Evaluation
-        do {
-            let identity = tok?.identity ?? checkpointTokenizerHash(checkpoint, step: loadedStep)
-            let stream: TokenStream
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue {
-                stream = try DataPreparation.openShards(data, vocabSize: model.config.vocabSize, tokenizerIdentity: identity).val
-            } else {
-                // The shard's data.json, when it has one, names the tokenizer that made it.
-                let shardDir = (data as NSString).deletingLastPathComponent
-                try DataPreparation.checkTokenizer(ofShardsIn: shardDir.isEmpty ? "." : shardDir, vocabSize: model.config.vocabSize,
-                                                   identity: identity)
-                let shard = try TokenShard(path: data)
-                try shard.validate(vocabSize: model.config.vocabSize)
-                stream = TokenStream(shard)
-            }
-            e = try Evaluator.evaluate(model, stream: stream, batch: batch, sequence: seqLen,
-                                       maxBatches: steps, byteLengths: tok?.byteLengths)
-        } catch let error as ShardError { throw UserError(error.description) }
+        let identity = tok?.identity ?? checkpointTokenizerHash(checkpoint, step: loadedStep)
+        let stream: TokenStream
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue {
+            stream = try DataPreparation.openShards(data, vocabSize: model.config.vocabSize, tokenizerIdentity: identity).val
+        } else {
+            // The shard's data.json, when it has one, names the tokenizer that made it.
+            let shardDir = (data as NSString).deletingLastPathComponent
+            try DataPreparation.checkTokenizer(ofShardsIn: shardDir.isEmpty ? "." : shardDir, vocabSize: model.config.vocabSize,
+                                               identity: identity)
+            let shard = try TokenShard(path: data)
+            try shard.validate(vocabSize: model.config.vocabSize)
+            stream = TokenStream(shard)
+        }
+        e = try Evaluator.evaluate(model, stream: stream, batch: batch, sequence: seqLen,
+                                   maxBatches: steps, byteLengths: tok?.byteLengths)
         let bpb = e.bpb.map { String(format: "%.6f", $0) }
         if json {
             print("{\"loss\": \(e.loss), \"bpb\": \(bpb ?? "null"), \"batches\": \(e.batches), \"tokens\": \(e.tokens)}")

@@ -66,8 +66,7 @@ struct SFTCommand: ParsableCommand {
         let (base, baseStep) = try loadCheckpoint(checkpoint, step: step)
         precision.apply(to: base, inference: false)
         let tok = try textTokenizer(for: base, checkpoint: checkpoint, step: baseStep, given: nil, offersFlag: false)
-        var conversations: [Conversation]
-        do { conversations = try SFTData.conversations(files: data) } catch let e as CorpusError { throw UserError(e.description) }
+        var conversations = try SFTData.conversations(files: data)
         conversations += SFTData.synthetic(try parseTasks(tasks), perTask: taskExamples)
         guard conversations.count >= 2 else { throw UserError("no conversations: give --data FILES or --tasks") }
         var settings = SFTSettings(base: checkpoint, output: out)
@@ -90,11 +89,8 @@ struct SFTCommand: ParsableCommand {
         let lock = try RunLock(dir: out, purpose: "nanochat sft")
         defer { _ = lock }
         let meta = try? Checkpoint.meta(TrainingMeta.self, in: checkpoint, step: baseStep)
-        let summary: SFTSummary
-        do {
-            summary = try SFTRun.run(model: model, baseMeta: meta, tokenizer: tok, conversations: conversations, settings: settings,
+        let summary = try SFTRun.run(model: model, baseMeta: meta, tokenizer: tok, conversations: conversations, settings: settings,
                                      resumeStep: resumeStep) { print($0); fflush(nil) }
-        } catch let e as ChatError { throw UserError(e.message) }
         print(String(format: "done: %d steps, train loss %.3f → %.3f; checkpoints in %@", summary.steps, summary.firstLoss,
                      summary.lastLoss, out))
     }

@@ -68,7 +68,7 @@ struct SweepCommand: ParsableCommand {
         }
         let base = try loadConfig(config, overrides: overrides)
         let tokenizer = try loadTokenizer(TrainingKeys.tokenizerDir(base))
-        let seq = try reportingTrainingErrors { try base.requiredInt("max_seq_len") }
+        let seq = try base.requiredInt("max_seq_len")
         let plan: [SweepRun]
         do {
             plan = try SweepPlan.runs(depths: depthList, patterns: patterns.split(separator: ",").map(String.init),
@@ -83,8 +83,8 @@ struct SweepCommand: ParsableCommand {
             config: config, settings: base.values.filter { !Self.perRunKeys.contains($0.key) }.mapValues(\.description),
             targetFLOPs: Dictionary(uniqueKeysWithValues: zip(depthList.map(String.init), budgets)),
             evalPoints: evalPoints, runs: plan, commit: commit, machine: machineDescription())
-        try reportingTrainingErrors { try AtomicFile.makeDirectories(out) }
-        let lock = try reportingTrainingErrors { try RunLock(dir: out, purpose: "nanochat sweep") }
+        try AtomicFile.makeDirectories(out)
+        let lock = try RunLock(dir: out, purpose: "nanochat sweep")
         defer { withExtendedLifetime(lock) {} }
         if let started = try checkContinuation(manifest) { manifest.commit = started }   // the sweep's first commit
         try AtomicFile.writeJSON(manifest, to: "\(out)/sweep.json")
@@ -106,41 +106,39 @@ struct SweepCommand: ParsableCommand {
     func train(_ run: SweepRun, base: ConfigFile, budget: Double, tokenizer: Tokenizer, commit: String, label: String) throws {
         let dir = "\(out)/\(run.dir)"
         if FileManager.default.fileExists(atPath: dir) { try FileManager.default.removeItem(atPath: dir) }   // unfinished: start over
-        try reportingTrainingErrors { try AtomicFile.makeDirectories(dir) }
+        try AtomicFile.makeDirectories(dir)
         var file = base
         let blocks = "[" + run.blocks.map { "\"\($0)\"" }.joined(separator: ",") + "]"
         var sets = ["--depth=\(run.blocks.count)", "--block_pattern=\(blocks)", "--seed=\(run.seed)", "--target_flops=\(budget)",
                     "--num_iterations=0", "--output_dir=\(dir)", "--model_tag=d\(run.depth)-\(run.pattern)-seed\(run.seed)",
                     "--sample_every=0", "--save_every=0", "--threads=\(runOptions.threads)"]
         if run.equalParameters { sets.append("--n_embd=\(64 * run.depth)") }
-        try reportingTrainingErrors {
-            for s in sets { try file.override(s) }
-            var settings = try TrainSettings.resolve(file, path: config ?? "sweep", vocabSize: tokenizer.vocabSize)
-            if settings.numIterations < evalPoints {
-                throw UserError("d\(run.depth) \(run.pattern): the budget buys only \(settings.numIterations) steps of "
-                                + "\(settings.totalBatchSize) tokens, fewer than --eval-points \(evalPoints); raise --target-flops")
-            }
-            settings.evalEvery = settings.numIterations / evalPoints
-            let logHandle = try FileHandle(forWritingTo: createFile("\(dir)/train.log"))
-            defer { try? logHandle.close() }
-            print("\(label) d\(run.depth) \(run.pattern) (\(run.blocks)) seed \(run.seed): \(settings.model.parameterCount) parameters, "
-                  + "\(settings.numIterations) steps of \(settings.totalBatchSize) tokens")
-            fflush(nil)
-            let training = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: nil) { line in
-                logHandle.write(Data((line + "\n").utf8))
-                if line.contains("val bpb") { print("    " + line); fflush(nil) }
-            }
-            let summary = try training.run()
-            try Checkpoint.remove(in: dir)
-            try? FileManager.default.removeItem(atPath: "\(dir)/tokenizer")
-            let record = SweepRunRecord(run: run, parameters: settings.model.parameterCount,
-                                        nonEmbeddingParameters: settings.model.nonEmbeddingParameterCount,
-                                        flopsPerToken: settings.model.flopsPerToken, tokensPerStep: settings.totalBatchSize,
-                                        steps: settings.numIterations, commit: commit)
-            try AtomicFile.writeJSON(record, to: "\(dir)/run.json")
-            print(String(format: "    done: val bpb %.4f, median %@ tok/s", summary.evaluations.last?.bpb ?? .nan,
-                         TrainingRun.grouped(Int(summary.medianTokensPerSecond))))
+        for s in sets { try file.override(s) }
+        var settings = try TrainSettings.resolve(file, path: config ?? "sweep", vocabSize: tokenizer.vocabSize)
+        if settings.numIterations < evalPoints {
+            throw UserError("d\(run.depth) \(run.pattern): the budget buys only \(settings.numIterations) steps of "
+                            + "\(settings.totalBatchSize) tokens, fewer than --eval-points \(evalPoints); raise --target-flops")
         }
+        settings.evalEvery = settings.numIterations / evalPoints
+        let logHandle = try FileHandle(forWritingTo: createFile("\(dir)/train.log"))
+        defer { try? logHandle.close() }
+        print("\(label) d\(run.depth) \(run.pattern) (\(run.blocks)) seed \(run.seed): \(settings.model.parameterCount) parameters, "
+              + "\(settings.numIterations) steps of \(settings.totalBatchSize) tokens")
+        fflush(nil)
+        let training = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: nil) { line in
+            logHandle.write(Data((line + "\n").utf8))
+            if line.contains("val bpb") { print("    " + line); fflush(nil) }
+        }
+        let summary = try training.run()
+        try Checkpoint.remove(in: dir)
+        try? FileManager.default.removeItem(atPath: "\(dir)/tokenizer")
+        let record = SweepRunRecord(run: run, parameters: settings.model.parameterCount,
+                                    nonEmbeddingParameters: settings.model.nonEmbeddingParameterCount,
+                                    flopsPerToken: settings.model.flopsPerToken, tokensPerStep: settings.totalBatchSize,
+                                    steps: settings.numIterations, commit: commit)
+        try AtomicFile.writeJSON(record, to: "\(dir)/run.json")
+        print(String(format: "    done: val bpb %.4f, median %@ tok/s", summary.evaluations.last?.bpb ?? .nan,
+                     TrainingRun.grouped(Int(summary.medianTokensPerSecond))))
     }
 
     /// A sweep directory holding finished runs of other settings is not mixed into: the
@@ -166,7 +164,7 @@ struct SweepCommand: ParsableCommand {
     }
 
     func report() throws {
-        let report = try reportingTrainingErrors { try SweepReport.load(out) }
+        let report = try SweepReport.load(out)
         let md = try report.write(to: out)
         print(md)
         print("wrote \(out)/report.md, report.json and charts")

@@ -19,12 +19,12 @@ func readText(_ path: String) throws -> String {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw UserError("\(path): cannot read (missing or not a file)")
     }
-    do { return try Tokenizer.validatedString([UInt8](data), source: path) } catch let e as TokenizerError { throw UserError(e.message) }
+    return try Tokenizer.validatedString([UInt8](data), source: path)
 }
 
-/// Loads a tokenizer directory, turning its errors into user errors.
+/// Loads a tokenizer directory.
 func loadTokenizer(_ dir: String) throws -> Tokenizer {
-    do { return try Tokenizer.load(from: dir) } catch let e as TokenizerError { throw UserError(e.message) }
+    try Tokenizer.load(from: dir)
 }
 
 struct TokenizerTrain: ParsableCommand {
@@ -62,36 +62,31 @@ struct TokenizerTrain: ParsableCommand {
         let start = Date()
         var lastReport = start
         var done = false
-        do {
-            while !done {
-                var batch: [String] = [], characters = counter.characters
-                while characters < limit && batch.count < 65_536, let d = try stream.next() {
-                    var text = d
-                    let scalars = text.unicodeScalars
-                    if scalars.count > docCap {
-                        text = String(String.UnicodeScalarView(scalars.prefix(docCap)))
-                    }
-                    batch.append(text)
-                    characters += min(scalars.count, docCap)
+        while !done {
+            var batch: [String] = [], characters = counter.characters
+            while characters < limit && batch.count < 65_536, let d = try stream.next() {
+                var text = d
+                let scalars = text.unicodeScalars
+                if scalars.count > docCap {
+                    text = String(String.UnicodeScalarView(scalars.prefix(docCap)))
                 }
-                done = batch.isEmpty || characters >= limit
-                counter.add(batch)
-                if Date().timeIntervalSince(lastReport) >= 2 || done {
-                    lastReport = Date()
-                    let seconds = lastReport.timeIntervalSince(start)
-                    FileHandle.standardError.write(Data(String(
-                        format: "tokenizer: %@ of %@ read, %d documents, %.1fM characters, %d distinct pieces, %.1f s\n",
-                        byteCount(stream.bytesRead), byteCount(stream.totalBytes), stream.documents,
-                        Double(counter.characters) / 1e6, counter.pieces.count, seconds).utf8))
-                }
+                batch.append(text)
+                characters += min(scalars.count, docCap)
             }
-        } catch let e as CorpusError { throw UserError(e.description) }
+            done = batch.isEmpty || characters >= limit
+            counter.add(batch)
+            if Date().timeIntervalSince(lastReport) >= 2 || done {
+                lastReport = Date()
+                let seconds = lastReport.timeIntervalSince(start)
+                FileHandle.standardError.write(Data(String(
+                    format: "tokenizer: %@ of %@ read, %d documents, %.1fM characters, %d distinct pieces, %.1f s\n",
+                    byteCount(stream.bytesRead), byteCount(stream.totalBytes), stream.documents,
+                    Double(counter.characters) / 1e6, counter.pieces.count, seconds).utf8))
+            }
+        }
         guard counter.characters > 0 else { throw UserError("the input has no text to train on") }
         let countSeconds = Date().timeIntervalSince(start)
-        let tokenizer: Tokenizer
-        do {
-            tokenizer = try Tokenizer.train(pieces: counter.pieceBytes, counts: counter.counts, vocabSize: vocabSize)
-        } catch let e as TokenizerError { throw UserError(e.message) }
+        let tokenizer = try Tokenizer.train(pieces: counter.pieceBytes, counts: counter.counts, vocabSize: vocabSize)
         let seconds = Date().timeIntervalSince(start)
         try tokenizer.save(to: out)
         print(String(format: "trained %d merges on %.2fM characters (%d documents) in %.2f s (%.2f s counting); wrote %@/%@ and %@",
@@ -119,7 +114,7 @@ struct TokenizerEncode: ParsableCommand {
         let input: String
         if let text { input = text } else if let file { input = try readText(file) } else {
             let data = FileHandle.standardInput.readDataToEndOfFile()
-            do { input = try Tokenizer.validatedString([UInt8](data), source: "standard input") } catch let e as TokenizerError { throw UserError(e.message) }
+            input = try Tokenizer.validatedString([UInt8](data), source: "standard input")
         }
         let ids = (bos ? [tok.bosID] : []) + tok.encode(input)
         print(ids.map(String.init).joined(separator: " "))

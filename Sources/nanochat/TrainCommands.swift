@@ -37,7 +37,7 @@ struct CorpusOptions: ParsableArguments {
 
     /// The input files, expanded; errors name the input.
     func files() throws -> [CorpusFile] {
-        do { return try CorpusFile.expand(input) } catch let e as CorpusError { throw UserError(e.description) }
+        try CorpusFile.expand(input)
     }
 }
 
@@ -84,18 +84,14 @@ struct PrepareCommand: ParsableCommand {
         options.shardTokens = shardTokens
         options.maxTokens = maxTokens
         options.documents = corpus.options
-        let data: PreparedData
-        do {
-            data = try DataPreparation.prepare(files: files, tokenizer: tok, tokenizerDir: tokenizer, options: options, to: out) { p in
-                let rate = Double(p.bytesRead) / max(p.seconds, 1e-9)
-                let eta = rate > 0 ? Double(max(0, p.totalBytes - p.bytesRead)) / rate : 0
-                let line = String(format: "prepare: %@ of %@ (%.1f%%), %d documents, %d tokens, %.1f MB/s, ETA %.0f s",
-                                  byteCount(p.bytesRead), byteCount(p.totalBytes),
-                                  100 * Double(p.bytesRead) / Double(max(p.totalBytes, 1)), p.documents, p.tokens, rate / 1e6, eta)
-                FileHandle.standardError.write(Data((line + "\n").utf8))
-            }
-        } catch let e as TokenizerError { throw UserError(e.message) }
-          catch let e as CorpusError { throw UserError(e.description) }
+        let data = try DataPreparation.prepare(files: files, tokenizer: tok, tokenizerDir: tokenizer, options: options, to: out) { p in
+            let rate = Double(p.bytesRead) / max(p.seconds, 1e-9)
+            let eta = rate > 0 ? Double(max(0, p.totalBytes - p.bytesRead)) / rate : 0
+            let line = String(format: "prepare: %@ of %@ (%.1f%%), %d documents, %d tokens, %.1f MB/s, ETA %.0f s",
+                              byteCount(p.bytesRead), byteCount(p.totalBytes),
+                              100 * Double(p.bytesRead) / Double(max(p.totalBytes, 1)), p.documents, p.tokens, rate / 1e6, eta)
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
         for reason in data.skipReasons { FileHandle.standardError.write(Data("skipped: \(reason)\n".utf8)) }
         print("wrote \(out): train \(data.trainTokens) tokens (\(data.trainDocuments) documents, \(data.trainShards) shard(s)), "
               + "val \(data.valTokens) tokens (\(data.valFromTail ? "the last tokens of the stream" : "\(data.valDocuments) documents"), "
@@ -140,30 +136,28 @@ struct TrainCommand: ParsableCommand {
     func train(world: World?) throws {
         let file = try loadConfig(config, overrides: overrides)
         let tokenizer = try loadTokenizer(TrainingKeys.tokenizerDir(file))
-        try reportingTrainingErrors {
-            let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize, worldSize: world?.size ?? 1)
-            if let world { try checkRanksAgree(world, settings, tokenizer) }
-            let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
-            let lock = try (world?.isRoot ?? true) ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
-            defer { withExtendedLifetime(lock) {} }
-            let existing = Checkpoint.steps(in: settings.outputDir)
-            if point == nil && !existing.isEmpty && !overwrite {
-                throw UserError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
-                                + "--resume continues the latest, --overwrite replaces them with a fresh run's (at its first save), or set --output_dir=DIR")
-            }
-            let printing = world?.isRoot ?? true
-            let run = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: point,
-                                      replacing: point == nil ? existing : [], world: world) { line in
-                guard printing else { return }
-                print(line)
-                fflush(nil)
-            }
-            let summary = try run.run()
-            if world?.isRoot ?? true, let first = summary.evaluations.first, let last = summary.evaluations.last, summary.evaluations.count > 1 {
-                print(String(format: "done: val bpb %.4f at step %d → %.4f at step %d; median %@ tok/s; checkpoints in %@",
-                             first.bpb, first.step, last.bpb, last.step, TrainingRun.grouped(Int(summary.medianTokensPerSecond)),
-                             settings.outputDir))
-            }
+        let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize, worldSize: world?.size ?? 1)
+        if let world { try checkRanksAgree(world, settings, tokenizer) }
+        let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
+        let lock = try (world?.isRoot ?? true) ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
+        defer { withExtendedLifetime(lock) {} }
+        let existing = Checkpoint.steps(in: settings.outputDir)
+        if point == nil && !existing.isEmpty && !overwrite {
+            throw UserError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
+                            + "--resume continues the latest, --overwrite replaces them with a fresh run's (at its first save), or set --output_dir=DIR")
+        }
+        let printing = world?.isRoot ?? true
+        let run = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: point,
+                                  replacing: point == nil ? existing : [], world: world) { line in
+            guard printing else { return }
+            print(line)
+            fflush(nil)
+        }
+        let summary = try run.run()
+        if world?.isRoot ?? true, let first = summary.evaluations.first, let last = summary.evaluations.last, summary.evaluations.count > 1 {
+            print(String(format: "done: val bpb %.4f at step %d → %.4f at step %d; median %@ tok/s; checkpoints in %@",
+                         first.bpb, first.step, last.bpb, last.step, TrainingRun.grouped(Int(summary.medianTokensPerSecond)),
+                         settings.outputDir))
         }
     }
 }

@@ -4,7 +4,7 @@
 import Foundation
 
 /// An error reading or writing a tensor file, naming the file and, where it applies, the tensor.
-public struct TensorFileError: Error, CustomStringConvertible, Equatable {
+public struct TensorFileError: UserFacingError, Equatable {
     public let path: String
     public let tensor: String?
     public let message: String
