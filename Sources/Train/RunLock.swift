@@ -1,4 +1,4 @@
-// One writer per output directory: `train` and `sweep` hold an exclusive flock on DIR/.lock
+// One writer per output directory: a training run, an SFT run and a sweep hold an exclusive flock on DIR/.lock
 // for as long as they run, and write their pid, host and start time into it so a second run
 // can say who holds it. The kernel drops the lock when its process ends, however it ends,
 // so the lock of a killed run is simply taken by the next one.

@@ -51,19 +51,28 @@ public final class TrainingRun {
     var replacing: [Int]
     /// The ranks of a data-parallel run; only rank 0 writes files.
     let world: World?
+    /// The output directory's lock, held (by the rank that writes) while the run lives.
+    let lock: RunLock?
     var writes: Bool { world?.isRoot ?? true }
 
-    /// Sets up the run: shards, tokenizer copy, model (fresh or from a checkpoint), optimisers.
-    /// Everything that can fail on the input is checked before anything is written; a fresh
-    /// run into a directory holding checkpoints (`replacing` their steps) removes them only
-    /// once its own first checkpoint is saved.
-    public init(settings: TrainSettings, tokenizer: Tokenizer, resume: ResumePoint?, replacing: [Int] = [],
+    /// Sets up the run: the output directory's lock, shards, tokenizer copy, model (fresh or
+    /// from a checkpoint), optimisers. Everything that can fail on the input is checked before
+    /// anything is written. A fresh run into a directory holding checkpoints is refused unless
+    /// `overwrite`, and then removes them only once its own first checkpoint is saved.
+    public init(settings: TrainSettings, tokenizer: Tokenizer, resume: ResumePoint?, overwrite: Bool = false,
                 world: World? = nil, log: @escaping (String) -> Void) throws {
         self.settings = settings
         self.tokenizer = tokenizer
         self.log = log
         self.world = world
-        self.replacing = resume == nil ? replacing : []
+        // One run per directory (rank 0 writes for all), taken before anything is looked at.
+        lock = try (world?.isRoot ?? true) ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
+        let existing = Checkpoint.steps(in: settings.outputDir)
+        if resume == nil && !existing.isEmpty && !overwrite {
+            throw TrainingError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
+                                + "--resume continues the latest, --overwrite replaces them with a fresh run's (at its first save), or set --output_dir=DIR")
+        }
+        replacing = resume == nil ? existing : []
         // Weights, gradients and optimiser state, and the largest activations: a micro-batch's
         // logits with their softmax and gradient.
         let logits = Double(settings.deviceBatchSize) * Double(settings.sequenceLen) * Double(settings.model.vocabSize) * 12

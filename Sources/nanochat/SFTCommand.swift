@@ -78,19 +78,9 @@ struct SFTCommand: ParsableCommand {
         settings.evalEvery = evalEvery
         settings.saveEvery = saveEvery
         settings.seed = seed
-        var model = base, resumeStep: Int? = nil
-        if resume {
-            guard let last = Checkpoint.steps(in: out).last else { throw UserError("\(out) has no checkpoint to resume") }
-            model = try loadCheckpoint(out, step: last).model
-            resumeStep = last
-        } else if !Checkpoint.steps(in: out).isEmpty {
-            throw UserError("\(out) already holds checkpoints; --resume continues them, or choose another --out")
-        }
-        let lock = try RunLock(dir: out, purpose: "nanochat sft")
-        defer { _ = lock }
         let meta = try? Checkpoint.meta(TrainingMeta.self, in: checkpoint, step: baseStep)
-        let summary = try SFTRun.run(model: model, baseMeta: meta, tokenizer: tok, conversations: conversations, settings: settings,
-                                     resumeStep: resumeStep) { print($0); fflush(nil) }
+        let summary = try SFTRun.run(base: base, baseMeta: meta, tokenizer: tok, conversations: conversations, settings: settings,
+                                     resume: resume) { print($0); fflush(nil) }
         print(String(format: "done: %d steps, train loss %.3f → %.3f; checkpoints in %@", summary.steps, summary.firstLoss,
                      summary.lastLoss, out))
     }

@@ -139,16 +139,8 @@ struct TrainCommand: ParsableCommand {
         let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize, worldSize: world?.size ?? 1)
         if let world { try checkRanksAgree(world, settings, tokenizer) }
         let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
-        let lock = try (world?.isRoot ?? true) ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
-        defer { withExtendedLifetime(lock) {} }
-        let existing = Checkpoint.steps(in: settings.outputDir)
-        if point == nil && !existing.isEmpty && !overwrite {
-            throw UserError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
-                            + "--resume continues the latest, --overwrite replaces them with a fresh run's (at its first save), or set --output_dir=DIR")
-        }
         let printing = world?.isRoot ?? true
-        let run = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: point,
-                                  replacing: point == nil ? existing : [], world: world) { line in
+        let run = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: point, overwrite: overwrite, world: world) { line in
             guard printing else { return }
             print(line)
             fflush(nil)

@@ -228,8 +228,10 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         var settings = try TrainSettings.resolve(try runConfig(data: data, output: out), path: "test.py", vocabSize: tok.vocabSize)
         settings.numIterations = 3
         _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }.run()
+        // The run's files (the lock file, rewritten by each attempt to take the run, aside).
         func regularFiles() throws -> [String] {
             try FileManager.default.contentsOfDirectory(atPath: out).filter { name in
+                guard name != RunLock.fileName else { return false }
                 var isDir: ObjCBool = false
                 return FileManager.default.fileExists(atPath: "\(out)/\(name)", isDirectory: &isDir) && !isDir.boolValue
             }.sorted()
@@ -238,11 +240,13 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(files.contains("model_000003.safetensors") && files.contains("metrics.jsonl"))
         let saved = try files.map { try bytes("\(out)/\($0)") }
 
+        // Without overwrite a fresh run is refused before it reads anything.
+        #expect(throws: TrainingError.self) { try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in } }
         var typo = settings
         typo.dataDir = data + "/typo"
-        #expect(throws: ShardError.self) { try TrainingRun(settings: typo, tokenizer: tok, resume: nil, replacing: [3]) { _ in } }
+        #expect(throws: ShardError.self) { try TrainingRun(settings: typo, tokenizer: tok, resume: nil, overwrite: true) { _ in } }
         let other = try Tokenizer(tokenBytes: Array(tok.tokenBytes.prefix(256)) + tok.tokenBytes.dropFirst(256).reversed())   // same size, other ids
-        #expect(throws: ShardError.self) { try TrainingRun(settings: settings, tokenizer: other, resume: nil, replacing: [3]) { _ in } }
+        #expect(throws: ShardError.self) { try TrainingRun(settings: settings, tokenizer: other, resume: nil, overwrite: true) { _ in } }
         #expect(try regularFiles() == files)
         #expect(try files.map { try bytes("\(out)/\($0)") } == saved)
 
@@ -251,7 +255,7 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         fresh.numIterations = 4
         fresh.saveEvery = 2
         var stepsAtFirstSave: [Int]? = nil
-        _ = try TrainingRun(settings: fresh, tokenizer: tok, resume: nil, replacing: [3]) { line in
+        _ = try TrainingRun(settings: fresh, tokenizer: tok, resume: nil, overwrite: true) { line in
             if line.hasPrefix("step 00002/"), stepsAtFirstSave == nil { stepsAtFirstSave = Checkpoint.steps(in: out) }
         }.run()
         #expect(stepsAtFirstSave == [3], "before the first save the old checkpoint is still there")

@@ -32,11 +32,23 @@ public struct SFTSummary: Sendable {
 }
 
 public enum SFTRun {
-    /// Fine-tunes `model` on `conversations`; writes checkpoints and the tokenizer into
-    /// settings.output. With `resumeStep`, `model` is that step's checkpoint in
-    /// settings.output, and the run continues from it.
-    public static func run(model: GPT, baseMeta: TrainingMeta?, tokenizer: Tokenizer, conversations: [Conversation],
-                           settings s: SFTSettings, resumeStep: Int?, log: (String) -> Void) throws -> SFTSummary {
+    /// Fine-tunes `base` on `conversations`; writes checkpoints and the tokenizer into
+    /// settings.output, whose lock it holds while it runs. With `resume`, it continues from the
+    /// latest checkpoint in settings.output instead; without, an output holding checkpoints is
+    /// refused.
+    public static func run(base: GPT, baseMeta: TrainingMeta?, tokenizer: Tokenizer, conversations: [Conversation],
+                           settings s: SFTSettings, resume: Bool, log: (String) -> Void) throws -> SFTSummary {
+        let lock = try RunLock(dir: s.output, purpose: "nanochat sft")
+        defer { withExtendedLifetime(lock) {} }
+        let existing = Checkpoint.steps(in: s.output)
+        var model = base, resumeStep: Int? = nil
+        if resume {
+            guard let last = existing.last else { throw TrainingError("\(s.output) has no checkpoint to resume") }
+            model = try Checkpoint.load(from: s.output, step: last).model
+            resumeStep = last
+        } else if !existing.isEmpty {
+            throw TrainingError("\(s.output) already holds checkpoints; --resume continues them, or choose another --out")
+        }
         let all = SFTData.shuffled(conversations, seed: s.seed)
         let held = min(s.valConversations, all.count / 10)
         guard all.count - held >= 1 else { throw ChatError("no conversations to train on") }
