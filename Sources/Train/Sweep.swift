@@ -11,6 +11,7 @@
 import Blocks
 import Foundation
 import Tensor
+import Tokenizer
 
 /// One training run of a sweep.
 public struct SweepRun: Codable, Sendable {
@@ -122,6 +123,115 @@ extension ModelConfig {
 
 /// The report: per-run curves read back from metrics.jsonl, their means and spreads over
 /// seeds, the tables, and the charts.
+/// Runs a sweep into its directory: takes the directory's lock, refuses to mix into a sweep
+/// of other settings, writes sweep.json, trains every run not finished before (an
+/// unfinished one starts over) and leaves the report to `SweepReport`.
+public struct SweepRunner {
+    public let manifest: SweepManifest
+    /// The base config after the command's overrides; each run sets its own keys on it.
+    public let base: ConfigFile
+    public let tokenizer: Tokenizer
+    public let out: String
+    public let threads: Int
+
+    /// Keys the sweep sets for each run (a value in the base config is replaced; one on the
+    /// command line is refused). They are left out of the manifest's settings.
+    public static let perRunKeys: Set<String> = ["depth", "block_pattern", "seed", "target_flops", "num_iterations", "output_dir",
+                                                 "n_embd", "model_tag", "eval_every", "sample_every", "save_every", "threads"]
+
+    public init(manifest: SweepManifest, base: ConfigFile, tokenizer: Tokenizer, out: String, threads: Int) {
+        self.manifest = manifest; self.base = base; self.tokenizer = tokenizer; self.out = out; self.threads = threads
+    }
+
+    /// Trains every run of the plan not finished before; `log` gets one line per run and its
+    /// evaluations.
+    public func run(log: @escaping (String) -> Void) throws {
+        try AtomicFile.makeDirectories(out)
+        let lock = try RunLock(dir: out, purpose: "nanochat sweep")
+        defer { withExtendedLifetime(lock) {} }
+        var manifest = manifest
+        let commit = manifest.commit   // what trains the runs now; the manifest keeps the sweep's first
+        if let started = try Self.continuation(of: manifest, in: out) { manifest.commit = started }   // the sweep's first commit
+        try AtomicFile.writeJSON(manifest, to: "\(out)/sweep.json")
+        let plan = manifest.runs
+        for (i, run) in plan.enumerated() {
+            let label = "[\(i + 1)/\(plan.count)]"
+            if FileManager.default.fileExists(atPath: "\(out)/\(run.dir)/run.json") {
+                log("\(label) d\(run.depth) \(run.pattern) seed \(run.seed): finished earlier, kept")
+                continue
+            }
+            guard let budget = manifest.targetFLOPs[String(run.depth)] else {
+                throw TrainingError("\(out)/sweep.json: no budget for depth \(run.depth)")
+            }
+            try train(run, budget: budget, commit: commit, label: label, log: log)
+        }
+    }
+
+    /// One run: the base config with this run's model, seed and budget, evaluations spaced
+    /// evenly, no samples, checkpoints deleted afterwards; run.json marks it finished.
+    func train(_ run: SweepRun, budget: Double, commit: String, label: String, log: @escaping (String) -> Void) throws {
+        let dir = "\(out)/\(run.dir)"
+        if FileManager.default.fileExists(atPath: dir) { try FileManager.default.removeItem(atPath: dir) }   // unfinished: start over
+        try AtomicFile.makeDirectories(dir)
+        var file = base
+        let blocks = "[" + run.blocks.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+        var sets = ["--depth=\(run.blocks.count)", "--block_pattern=\(blocks)", "--seed=\(run.seed)", "--target_flops=\(budget)",
+                    "--num_iterations=0", "--output_dir=\(dir)", "--model_tag=d\(run.depth)-\(run.pattern)-seed\(run.seed)",
+                    "--sample_every=0", "--save_every=0", "--threads=\(threads)"]
+        if run.equalParameters { sets.append("--n_embd=\(64 * run.depth)") }
+        for s in sets { try file.override(s) }
+        var settings = try TrainSettings.resolve(file, path: manifest.config, vocabSize: tokenizer.vocabSize)
+        if settings.numIterations < manifest.evalPoints {
+            throw TrainingError("d\(run.depth) \(run.pattern): the budget buys only \(settings.numIterations) steps of "
+                                + "\(settings.totalBatchSize) tokens, fewer than --eval-points \(manifest.evalPoints); raise --target-flops")
+        }
+        settings.evalEvery = settings.numIterations / manifest.evalPoints
+        let logPath = "\(dir)/train.log"
+        guard FileManager.default.createFile(atPath: logPath, contents: nil), let logHandle = FileHandle(forWritingAtPath: logPath) else {
+            throw TrainingError("\(logPath): cannot create the run's log")
+        }
+        defer { try? logHandle.close() }
+        log("\(label) d\(run.depth) \(run.pattern) (\(run.blocks)) seed \(run.seed): \(settings.model.parameterCount) parameters, "
+            + "\(settings.numIterations) steps of \(settings.totalBatchSize) tokens")
+        let training = try TrainingRun(settings: settings, tokenizer: tokenizer, resume: nil) { line in
+            logHandle.write(Data((line + "\n").utf8))
+            if line.contains("val bpb") { log("    " + line) }
+        }
+        let summary = try training.run()
+        try Checkpoint.remove(in: dir)
+        try? FileManager.default.removeItem(atPath: "\(dir)/tokenizer")
+        let record = SweepRunRecord(run: run, parameters: settings.model.parameterCount,
+                                    nonEmbeddingParameters: settings.model.nonEmbeddingParameterCount,
+                                    flopsPerToken: settings.model.flopsPerToken, tokensPerStep: settings.totalBatchSize,
+                                    steps: settings.numIterations, commit: commit)
+        try AtomicFile.writeJSON(record, to: "\(dir)/run.json")
+        log(String(format: "    done: val bpb %.4f, median %@ tok/s", summary.evaluations.last?.bpb ?? .nan,
+                   TrainingRun.grouped(Int(summary.medianTokensPerSecond))))
+    }
+
+    /// A sweep directory holding a manifest of other settings is not mixed into: the runs must
+    /// agree on everything but the list (more seeds or patterns may be added). Returns the
+    /// commit the existing sweep started at, if there is one.
+    public static func continuation(of manifest: SweepManifest, in out: String) throws -> String? {
+        let path = "\(out)/sweep.json"
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)) else { return nil }
+        guard let old = try? JSONDecoder().decode(SweepManifest.self, from: data) else {
+            throw TrainingError("\(path) is not a sweep manifest; choose another --out")
+        }
+        var differences: [String] = []
+        if old.settings != manifest.settings { differences.append("the base config or its overrides") }
+        for (d, f) in manifest.targetFLOPs.sorted(by: { $0.key < $1.key }) {
+            if let before = old.targetFLOPs[d], before != f { differences.append("the budget of depth \(d) (\(before) before, \(f) now)") }
+        }
+        if old.evalPoints != manifest.evalPoints { differences.append("--eval-points (\(old.evalPoints) before)") }
+        guard differences.isEmpty else {
+            throw TrainingError("\(out) holds a sweep with different settings (\(differences.joined(separator: "; "))); "
+                                + "its finished runs would not be comparable: choose another --out or delete it")
+        }
+        return old.commit
+    }
+}
+
 public struct SweepReport {
     /// One evaluation of one run: after `step` steps, `flops` training FLOPs and `seconds`
     /// of training (evaluation excluded).

@@ -1,12 +1,50 @@
 // The sweep's plan (which runs, the equal-parameter depth) and its report, read back from a
 // sweep directory written here by hand: means, ranges, verdicts, curves, and the errors for
-// unfinished or malformed runs. The training loop itself runs in scripts/smoke.sh.
+// unfinished or malformed runs; when a sweep directory may be continued. The training loop
+// itself runs in scripts/smoke.sh.
 import Foundation
 import Testing
 import Blocks
+import Tensor
 import Train
 
 @Suite struct SweepTests {
+    /// A sweep directory is continued only with the same settings: the first sweep's commit
+    /// comes back; another budget, base config or --eval-points is refused naming what
+    /// differs; a file that is not a manifest is refused; an empty directory starts fresh.
+    @Test func aSweepContinuesOnlyWithTheSameSettings() throws {
+        let dir = scratchPath("continuation")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let runs = try SweepPlan.runs(depths: [2], patterns: ["all-T"], seeds: [1], equalParameters: false, vocabSize: 300, sequenceLen: 32)
+        let first = SweepManifest(command: "nanochat sweep", config: "base.py", settings: ["max_seq_len": "32"],
+                                  targetFLOPs: ["2": 1e9], evalPoints: 2, runs: runs, commit: "abc1234", machine: "test")
+        #expect(try SweepRunner.continuation(of: first, in: dir) == nil)
+        try AtomicFile.writeJSON(first, to: "\(dir)/sweep.json")
+        var later = first
+        later.commit = "def5678"
+        later.runs += try SweepPlan.runs(depths: [2], patterns: ["all-M"], seeds: [1], equalParameters: false, vocabSize: 300, sequenceLen: 32)
+        #expect(try SweepRunner.continuation(of: later, in: dir) == "abc1234", "more runs, same settings: continued")
+        var budget = first
+        budget.targetFLOPs = ["2": 2e9]
+        #expect(throws: TrainingError.self) { try SweepRunner.continuation(of: budget, in: dir) }
+        do { _ = try SweepRunner.continuation(of: budget, in: dir) } catch {
+            #expect("\(error)".contains("the budget of depth 2 (1000000000.0 before, 2000000000.0 now)"), "\(error)")
+        }
+        var settings = first
+        settings.settings["max_seq_len"] = "64"
+        #expect(throws: TrainingError("\(dir) holds a sweep with different settings (the base config or its overrides); "
+                                      + "its finished runs would not be comparable: choose another --out or delete it")) {
+            try SweepRunner.continuation(of: settings, in: dir)
+        }
+        var points = first
+        points.evalPoints = 3
+        #expect(throws: TrainingError.self) { try SweepRunner.continuation(of: points, in: dir) }
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: "\(dir)/sweep.json"))
+        #expect(throws: TrainingError("\(dir)/sweep.json is not a sweep manifest; choose another --out")) {
+            try SweepRunner.continuation(of: first, in: dir)
+        }
+    }
+
     @Test func planCoversEveryPatternDepthAndSeed() throws {
         let runs = try SweepPlan.runs(depths: [4, 6], patterns: ["all-T", "all-M", "early-T", "alternating", "mostly-M"],
                                       seeds: [1, 2, 3], equalParameters: true, vocabSize: 4096, sequenceLen: 512)
