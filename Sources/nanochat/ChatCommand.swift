@@ -40,7 +40,7 @@ struct ChatCommand: ParsableCommand {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
         precision.apply(to: model, inference: true)
-        let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
+        let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let session = ChatSession(model: model, tokenizer: tok, sampler: sampling.sampler(defaultTemperature: 0.6),
                                   system: system, maxReplyTokens: maxTokens)
         if let prompt {

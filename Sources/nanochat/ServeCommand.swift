@@ -50,7 +50,7 @@ struct ServeCommand: ParsableCommand {
         runOptions.apply()
         let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
         precision.apply(to: model, inference: true)
-        let tok = try textTokenizer(for: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
+        let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let engine = ChatEngine(model: model, tokenizer: tok, slots: slots)
         let name = URL(fileURLWithPath: checkpoint).standardizedFileURL.lastPathComponent + "-\(loadedStep)"
         let server = APIServer(engine: engine, model: name, seed: seed, maxWaiting: maxWaiting,
