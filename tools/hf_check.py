@@ -7,6 +7,8 @@
 - AutoModelForCausalLM's logits on the reference rows equal ours to 1e-4 relative (with
   trust_remote_code=True when the folder ships modeling_nanochat_hybrid.py);
 - greedy `generate` from the reference prompt gives our greedy tokens.
+`python3 tools/reference_model.py FOLDER` holds the same reference to the tools' own PyTorch
+model (the one the fixtures and the bench use), for hybrid folders.
 
     nanochat export --checkpoint runs/d4_t --format hf --out /tmp/hf
     python3 tools/hf_check.py /tmp/hf

@@ -3,24 +3,23 @@
 
 For each tiny model: `nanochat init` writes a checkpoint of ours; this script loads it,
 moves every weight off its initial value with seeded noise (zero projections would hide
-whole gradient paths), builds the same model in PyTorch (float64, written here from
-SPEC.md, independent of the Swift code), and saves one safetensors file holding the
+whole gradient paths), runs the same model in PyTorch (float64, tools/reference_model.py:
+written from SPEC.md, independent of the Swift code), and saves one safetensors file holding the
 weights, token ids, targets, logits, loss and the gradient of the loss for every
 parameter. The model_config rides in the file's metadata.
 
 Needs torch and safetensors (pip); CI does not run this. Regenerate with:
     swift build -c release --product nanochat && python3 tools/make_fixtures.py
 """
-import json, math, os, subprocess, sys, tempfile
+import json, os, subprocess, sys, tempfile
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_model import forward   # noqa: E402  the tools' one PyTorch model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "BlocksTests", "Fixtures")
-EPS = 1.1920929e-07   # float32 machine epsilon, torch's rms_norm default
-SOFTCAP = 15.0
-
 # name: (block_pattern, n_head, n_kv_head, mamba_use_mlp)
 MODELS = {
     "transformer": (["T", "T"], 4, 4, False),
@@ -31,84 +30,6 @@ MODELS = {
 }
 C, V, SEQ, B, T_LEN = 32, 64, 16, 2, 12
 D_STATE, D_CONV, EXPAND = 8, 4, 2
-
-
-def rms_norm(x):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS)
-
-
-def rotary(x, offset=0):
-    # x: (B, T, heads, hd); pairs (j, j + hd/2) rotated by t · 10000^(-2j/hd)
-    hd = x.shape[-1]
-    half = hd // 2
-    inv = 10000.0 ** (-torch.arange(half, dtype=torch.float64) * 2 / hd)
-    f = (torch.arange(x.shape[1], dtype=torch.float64) + offset)[:, None] * inv[None, :]
-    # The tables in float64 for the float64 model; in float32 otherwise (a float32 model,
-    # or bf16 activations under autocast, which the float32 tables promote back).
-    table = torch.float64 if x.dtype == torch.float64 else torch.float32
-    cos, sin = f.cos().to(table)[None, :, None, :], f.sin().to(table)[None, :, None, :]
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos], dim=-1)
-
-
-def attention(x, p, pre, cfg):
-    b, t, _ = x.shape
-    h, kv = cfg["n_head"], cfg["n_kv_head"]
-    hd = C // h
-    q = (x @ p[pre + "attn.c_q.weight"].T).view(b, t, h, hd)
-    k = (x @ p[pre + "attn.c_k.weight"].T).view(b, t, kv, hd)
-    v = (x @ p[pre + "attn.c_v.weight"].T).view(b, t, kv, hd)
-    q, k = rms_norm(rotary(q)), rms_norm(rotary(k))
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    k = k.repeat_interleave(h // kv, dim=1)   # query head i reads kv head i // (H/KV)
-    v = v.repeat_interleave(h // kv, dim=1)
-    scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-    mask = torch.ones(t, t, dtype=torch.bool).tril()
-    y = scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v
-    return y.transpose(1, 2).reshape(b, t, C) @ p[pre + "attn.c_proj.weight"].T
-
-
-def mlp(x, p, pre):
-    return F.relu(x @ p[pre + "mlp.c_fc.weight"].T).square() @ p[pre + "mlp.c_proj.weight"].T
-
-
-def mamba_mixer(u, p, pre):
-    m = pre + "mixer."
-    b, t, _ = u.shape
-    di, n, k = EXPAND * C, D_STATE, D_CONV
-    r = math.ceil(C / 16)
-    xz = u @ p[m + "in_proj.weight"].T
-    x, z = xz[..., :di], xz[..., di:]
-    w, cb = p[m + "conv1d.weight"], p[m + "conv1d.bias"]            # (Di, 1, K), (Di)
-    xc = F.conv1d(x.transpose(1, 2), w, cb, padding=k - 1, groups=di)[..., :t].transpose(1, 2)
-    xc = F.silu(xc)
-    dbc = xc @ p[m + "x_proj.weight"].T
-    dt, bm, cm = dbc[..., :r], dbc[..., r:r + n], dbc[..., r + n:]
-    delta = F.softplus(dt @ p[m + "dt_proj.weight"].T + p[m + "dt_proj.bias"])
-    a = -torch.exp(p[m + "A_log"])                                   # (Di, N)
-    h = torch.zeros(b, di, n, dtype=u.dtype)
-    ys = []
-    for ti in range(t):   # the sequential scan, as selective_scan_ref
-        h = torch.exp(delta[:, ti, :, None] * a) * h + delta[:, ti, :, None] * bm[:, ti, None, :] * xc[:, ti, :, None]
-        ys.append((h * cm[:, ti, None, :]).sum(-1) + p[m + "D"] * xc[:, ti])
-    y = torch.stack(ys, dim=1) * F.silu(z)
-    return y @ p[m + "out_proj.weight"].T
-
-
-def forward(p, cfg, idx, targets):
-    x = rms_norm(p["transformer.wte.weight"][idx])
-    for i, kind in enumerate(cfg["block_pattern"]):
-        pre = f"transformer.h.{i}."
-        if kind == "T":
-            x = x + attention(rms_norm(x), p, pre, cfg)
-            x = x + mlp(rms_norm(x), p, pre)
-        else:
-            x = x + mamba_mixer(rms_norm(x), p, pre)
-            if cfg["mamba_use_mlp"]:
-                x = x + mlp(rms_norm(x), p, pre)
-    logits = SOFTCAP * torch.tanh((rms_norm(x) @ p["lm_head.weight"].T) / SOFTCAP)
-    loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1)
-    return logits, loss
 
 
 def main():
