@@ -386,5 +386,22 @@ extension Tokenizer {
     }
 }
 
+extension DataPreparation {
+    /// What `eval` reads: the val shards of a data directory, or one token shard file (whose
+    /// directory's data.json, when it has one, must name the same tokenizer), checked against
+    /// the vocabulary.
+    public static func evaluationStream(_ data: String, vocabSize: Int, tokenizerIdentity: String?) throws -> TokenStream {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue {
+            return try openShards(data, vocabSize: vocabSize, tokenizerIdentity: tokenizerIdentity).val
+        }
+        let shardDir = (data as NSString).deletingLastPathComponent
+        try checkTokenizer(ofShardsIn: shardDir.isEmpty ? "." : shardDir, vocabSize: vocabSize, identity: tokenizerIdentity)
+        let shard = try TokenShard(path: data)
+        try shard.validate(vocabSize: vocabSize)
+        return TokenStream(shard)
+    }
+}
+
 /// The corpus reader's errors name the file, row and field at fault: shown as they are.
 extension CorpusError: UserFacingError {}

@@ -42,23 +42,10 @@ struct EvalCommand: ParsableCommand {
         let seqLen = seq ?? model.config.sequenceLen
         try model.config.checkFitsInMemory(Double(batch) * Double(seqLen) * Double(model.config.vocabSize) * 8,
                                            for: "the logits of --batch \(batch) × --seq \(seqLen)")
-        let e: Evaluation
         let identity = tok?.identity ?? CheckpointTokenizer.recordedIdentity(checkpoint, step: loadedStep)
-        let stream: TokenStream
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue {
-            stream = try DataPreparation.openShards(data, vocabSize: model.config.vocabSize, tokenizerIdentity: identity).val
-        } else {
-            // The shard's data.json, when it has one, names the tokenizer that made it.
-            let shardDir = (data as NSString).deletingLastPathComponent
-            try DataPreparation.checkTokenizer(ofShardsIn: shardDir.isEmpty ? "." : shardDir, vocabSize: model.config.vocabSize,
-                                               identity: identity)
-            let shard = try TokenShard(path: data)
-            try shard.validate(vocabSize: model.config.vocabSize)
-            stream = TokenStream(shard)
-        }
-        e = try Evaluator.evaluate(model, stream: stream, batch: batch, sequence: seqLen,
-                                   maxBatches: steps, byteLengths: tok?.byteLengths)
+        let stream = try DataPreparation.evaluationStream(data, vocabSize: model.config.vocabSize, tokenizerIdentity: identity)
+        let e = try Evaluator.evaluate(model, stream: stream, batch: batch, sequence: seqLen,
+                                       maxBatches: steps, byteLengths: tok?.byteLengths)
         let bpb = e.bpb.map { String(format: "%.6f", $0) }
         if json {
             print("{\"loss\": \(e.loss), \"bpb\": \(bpb ?? "null"), \"batches\": \(e.batches), \"tokens\": \(e.tokens)}")

@@ -57,32 +57,15 @@ struct TokenizerTrain: ParsableCommand {
     func run() throws {
         runOptions.apply()
         let stream = DocumentStream(files: try corpus.files(), options: corpus.options)
-        let limit = Int(maxChars)
-        var counter = BPETraining.PieceCounter()
         let start = Date()
-        var lastReport = start
-        var done = false
-        while !done {
-            var batch: [String] = [], characters = counter.characters
-            while characters < limit && batch.count < 65_536, let d = try stream.next() {
-                var text = d
-                let scalars = text.unicodeScalars
-                if scalars.count > docCap {
-                    text = String(String.UnicodeScalarView(scalars.prefix(docCap)))
-                }
-                batch.append(text)
-                characters += min(scalars.count, docCap)
-            }
-            done = batch.isEmpty || characters >= limit
-            counter.add(batch)
-            if Date().timeIntervalSince(lastReport) >= 2 || done {
-                lastReport = Date()
-                let seconds = lastReport.timeIntervalSince(start)
-                FileHandle.standardError.write(Data(String(
-                    format: "tokenizer: %@ of %@ read, %d documents, %.1fM characters, %d distinct pieces, %.1f s\n",
-                    byteCount(stream.bytesRead), byteCount(stream.totalBytes), stream.documents,
-                    Double(counter.characters) / 1e6, counter.pieces.count, seconds).utf8))
-            }
+        var lastReport = Date.distantPast
+        let counter = try TokenizerCorpus.count(stream, maxCharacters: Int(maxChars), docCap: docCap) { counter in
+            guard Date().timeIntervalSince(lastReport) >= 2 else { return }
+            lastReport = Date()
+            FileHandle.standardError.write(Data(String(
+                format: "tokenizer: %@ of %@ read, %d documents, %.1fM characters, %d distinct pieces, %.1f s\n",
+                byteCount(stream.bytesRead), byteCount(stream.totalBytes), stream.documents,
+                Double(counter.characters) / 1e6, counter.pieces.count, lastReport.timeIntervalSince(start)).utf8))
         }
         guard counter.characters > 0 else { throw UserError("the input has no text to train on") }
         let countSeconds = Date().timeIntervalSince(start)

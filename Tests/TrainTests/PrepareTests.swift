@@ -23,6 +23,26 @@ func shakespeare(_ characters: Int) throws -> String {
 }
 
 @Suite struct PrepareTests {
+    /// What `tokenizer train` counts: each document cut to --doc-cap characters (scalars, not
+    /// bytes), batches until the budget, the batch that crosses it counted whole; the pieces
+    /// those of the cut documents.
+    @Test func tokenizerTrainingCountsCutDocumentsUpToTheBudget() throws {
+        let input = scratchPath("docs.jsonl")
+        let docs = ["abcdéfgh", "xyz", "hello world"]
+        try docs.map { #"{"text": "\#($0)"}"# }.joined(separator: "\n").write(toFile: input, atomically: false, encoding: .utf8)
+        func count(budget: Int, cap: Int) throws -> BPETraining.PieceCounter {
+            try TokenizerCorpus.count(DocumentStream(files: [try CorpusFile(path: input)]), maxCharacters: budget, docCap: cap)
+        }
+        let all = try count(budget: 1000, cap: 4)
+        #expect(all.characters == 4 + 3 + 4)
+        #expect(Dictionary(uniqueKeysWithValues: zip(all.pieces, all.counts)) == ["abcd": 1, "xyz": 1, "hell": 1])
+        // A budget of 5: the first document (4) is under it, the second crosses it; the third is not read.
+        let some = try count(budget: 5, cap: 4)
+        #expect(some.characters == 7 && Set(some.pieces) == ["abcd", "xyz"])
+        let uncut = try count(budget: 1000, cap: 100)
+        #expect(uncut.characters == 8 + 3 + 11 && Set(uncut.pieces) == ["abcdéfgh", "xyz", "hello", " world"])
+    }
+
     @Test func shardsAndTheirIndexHoldTheWholeStream() throws {
         let text = try shakespeare(60_000)
         let (dir, data, tok) = try prepareText(text) { $0.shardTokens = 1000 }
