@@ -20,9 +20,7 @@ import PackageDescription
 
 let native: BuildSettingCondition = .when(traits: ["NativeCPU"])
 let hostCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"], native)]
-// The kernels' pointer loops skip the runtime exclusivity checks in the native build; without
-// the trait the package has no unsafe flags at all, so another package can depend on it.
-let kernelSettings: [SwiftSetting] = hostCPU + [.unsafeFlags(["-enforce-exclusivity=unchecked"], native)]
+let kernelSettings: [SwiftSetting] = hostCPU + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 let hostC: [CSetting] = [.unsafeFlags(["-march=native"], native)]
 
 let package = Package(
