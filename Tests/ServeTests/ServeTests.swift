@@ -46,11 +46,6 @@ import Inference
         }
     }
 
-    func request(_ prompt: String, maxTokens: Int, seed: UInt64, temperature: Double = 0, stop: [String] = []) -> GenerationRequest {
-        GenerationRequest(prompt: [tokenizer.bosID] + tokenizer.encode(prompt), mode: .completion, maxTokens: maxTokens,
-                          sampler: Sampler(temperature: temperature, topK: 0, seed: seed), stop: stop)
-    }
-
     func run(_ engine: ChatEngine, _ requests: [GenerationRequest]) -> [(String, FinishReason?, Int)] {
         let collectors = requests.map { _ in Collector() }
         for (r, c) in zip(requests, collectors) { _ = engine.submit(r) { c.take($0) } }
