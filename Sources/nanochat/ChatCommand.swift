@@ -38,7 +38,7 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         precision.apply(to: model, inference: true)
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let session = ChatSession(model: model, tokenizer: tok, sampler: sampling.sampler(defaultTemperature: 0.6),

@@ -29,7 +29,7 @@ struct ChatEvalCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         precision.apply(to: model, inference: true)
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: nil, offersFlag: false)
         print("| task | correct | of | accuracy |\n|---|---:|---:|---:|")

@@ -32,7 +32,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         precision.apply(to: model, inference: true)
         let tok = try CheckpointTokenizer.find(checkpoint, given: tokenizer)
         if let tok {

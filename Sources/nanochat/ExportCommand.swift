@@ -42,7 +42,7 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "nanochat format: the model tag (default: d<n_layer>).") var tag: String?
 
     func run() throws {
-        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         do {
             if format == .nanochat {

@@ -166,8 +166,3 @@ func loadConfig(_ path: String, overrides: [String]) throws -> ConfigFile {
     }
 }
 
-/// Loads a checkpoint (the latest step when `step` is nil).
-func loadCheckpoint(_ dir: String, step: Int?) throws -> (model: GPT, step: Int) {
-    try Checkpoint.load(from: dir, step: step)
-}
-

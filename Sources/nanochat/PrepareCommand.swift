@@ -78,7 +78,7 @@ struct PrepareCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let tok = try loadTokenizer(tokenizer)
+        let tok = try Tokenizer.load(from: tokenizer)
         let files = try corpus.files()
         var options = PrepareOptions()
         options.valFraction = valFraction

@@ -63,7 +63,7 @@ struct SFTCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let (base, baseStep) = try loadCheckpoint(checkpoint, step: step)
+        let (base, baseStep) = try Checkpoint.load(from: checkpoint, step: step)
         precision.apply(to: base, inference: false)
         let tok = try CheckpointTokenizer.forText(model: base, checkpoint: checkpoint, step: baseStep, given: nil, offersFlag: false)
         var conversations = try SFTData.conversations(files: data)

@@ -30,7 +30,7 @@ struct SampleCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         precision.apply(to: model, inference: true)
         var sampler = sampling.sampler(defaultTemperature: 0.8)
         let bytes = DecodeCache.bytesPerSequence(model.config, contextLength: model.config.sequenceLen)

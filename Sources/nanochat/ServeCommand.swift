@@ -48,7 +48,7 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let (model, loadedStep) = try loadCheckpoint(checkpoint, step: step)
+        let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         precision.apply(to: model, inference: true)
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let engine = ChatEngine(model: model, tokenizer: tok, slots: slots)

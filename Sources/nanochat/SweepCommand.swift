@@ -62,7 +62,7 @@ struct SweepCommand: ParsableCommand {
             throw UserError("--\(key) is set by the sweep for each run; remove it")
         }
         let base = try loadConfig(config, overrides: overrides)
-        let tokenizer = try loadTokenizer(TrainingKeys.tokenizerDir(base))
+        let tokenizer = try Tokenizer.load(from: TrainingKeys.tokenizerDir(base))
         let seq = try base.requiredInt("max_seq_len")
         let plan: [SweepRun]
         do {

@@ -22,11 +22,6 @@ func readText(_ path: String) throws -> String {
     return try Tokenizer.validatedString([UInt8](data), source: path)
 }
 
-/// Loads a tokenizer directory.
-func loadTokenizer(_ dir: String) throws -> Tokenizer {
-    try Tokenizer.load(from: dir)
-}
-
 struct TokenizerTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
@@ -93,7 +88,7 @@ struct TokenizerEncode: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
-        let tok = try loadTokenizer(tokenizer)
+        let tok = try Tokenizer.load(from: tokenizer)
         let input: String
         if let text { input = text } else if let file { input = try readText(file) } else {
             let data = FileHandle.standardInput.readDataToEndOfFile()
@@ -114,7 +109,7 @@ struct TokenizerDecode: ParsableCommand {
     @Option(help: "Token ids, e.g. \"72 101 108\".") var ids: String?
 
     func run() throws {
-        let tok = try loadTokenizer(tokenizer)
+        let tok = try Tokenizer.load(from: tokenizer)
         let raw = ids ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
         let values = try parseIDs(raw, vocabSize: tok.vocabSize, flag: ids == nil ? "standard input" : "--ids")
         let bytes = try tok.decodeBytes(values)

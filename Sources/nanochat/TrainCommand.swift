@@ -43,7 +43,7 @@ struct TrainCommand: ParsableCommand {
 
     func train(world: World?) throws {
         let file = try loadConfig(config, overrides: overrides)
-        let tokenizer = try loadTokenizer(TrainingKeys.tokenizerDir(file))
+        let tokenizer = try Tokenizer.load(from: TrainingKeys.tokenizerDir(file))
         let settings = try TrainSettings.resolve(file, path: config, vocabSize: tokenizer.vocabSize, worldSize: world?.size ?? 1)
         if let world { try checkRanksAgree(world, settings, tokenizer) }
         let point: ResumePoint? = resumeStep.map { .step($0) } ?? (resume ? .latest : nil)
