@@ -58,6 +58,25 @@ int nanochat_mpi_bcast(void *buffer, size_t bytes, int root) {
     IN_PIECES(bytes, 1, MPI_Bcast((char *)buffer + done, (int)n, MPI_BYTE, root, MPI_COMM_WORLD))
 }
 
+int nanochat_mpi_reduce_scatter_float(const float *send, float *receive, const int *counts) {
+    return MPI_Reduce_scatter(send, receive, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+}
+
+int nanochat_mpi_allgather_float(float *buffer, const int *counts) {
+    int size = 0;
+    int rc = MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (rc != MPI_SUCCESS) return rc;
+    int *displacements = malloc(sizeof(int) * (size_t)size);
+    if (displacements == NULL) return MPI_ERR_NO_MEM;
+    for (int r = 0, at = 0; r < size; r++) {
+        displacements[r] = at;
+        at += counts[r];
+    }
+    rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buffer, counts, displacements, MPI_FLOAT, MPI_COMM_WORLD);
+    free(displacements);
+    return rc;
+}
+
 int nanochat_mpi_allgather(const void *send, size_t bytes, void *receive) {
     if (bytes > INT_MAX) return MPI_ERR_COUNT;
     return MPI_Allgather(send, (int)bytes, MPI_BYTE, receive, (int)bytes, MPI_BYTE, MPI_COMM_WORLD);

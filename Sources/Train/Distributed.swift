@@ -52,9 +52,11 @@ public final class World: @unchecked Sendable {
         if rc != 0 { abort("\(what) failed: \(World.text(rc))") }
     }
 
-    /// Sums `count` floats at `buffer` over the ranks into rank `root`'s buffer.
-    public func sum(_ buffer: UnsafeMutablePointer<Float>, count: Int, into root: Int) {
-        check(nanochat_mpi_reduce_sum_float(buffer, count, Int32(root)), "summing gradients (MPI_Reduce)")
+    /// Sums the ranks' `send` buffers (rank r's part: `counts[r]` floats, the parts laid end
+    /// to end) and leaves this rank's part of the sum in `receive` (MPI_Reduce_scatter).
+    public func sumScattered(_ send: UnsafePointer<Float>, into receive: UnsafeMutablePointer<Float>, counts: [Int32]) {
+        precondition(counts.count == size)
+        check(nanochat_mpi_reduce_scatter_float(send, receive, counts), "summing gradients onto their owners (MPI_Reduce_scatter)")
     }
 
     /// Sums doubles over the ranks.
@@ -76,9 +78,11 @@ public final class World: @unchecked Sendable {
         return (0..<size).map { (receive[2 * $0], receive[2 * $0 + 1]) }
     }
 
-    /// Copies `count` floats at `buffer` from rank `root` to every rank.
-    public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {
-        check(nanochat_mpi_bcast(buffer, count * 4, Int32(root)), "sharing updated weights (MPI_Bcast)")
+    /// Copies every rank's part of `buffer` (rank r's: `counts[r]` floats, the parts laid end
+    /// to end, this rank's already in place) to every rank (MPI_Allgatherv).
+    public func gather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int32]) {
+        precondition(counts.count == size)
+        check(nanochat_mpi_allgather_float(buffer, counts), "sharing updated weights (MPI_Allgatherv)")
     }
 
     /// Sends floats to one rank; it must `receive` them.

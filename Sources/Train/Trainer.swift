@@ -75,39 +75,80 @@ public final class Trainer {
                      weightDecay: settings.weightDecay, owned: adamOwners.map { $0 == rank })
     }
 
-    /// Floats per collective call: tensors are packed into buckets of this size (one call per
-    /// bucket instead of one per tensor), a tensor larger than it goes alone and in place.
+    /// Floats per collective call: each round of an exchange moves up to this many floats,
+    /// an equal share from each owner.
     public static let bucketFloats = 1 << 22
-    private var bucket: [Float] = []
+    private var bucket: [Float] = [], received: [Float] = []
 
-    /// Runs `collective` over the tensors' contents, packing small tensors together; each
-    /// tensor gets back what the collective left in its part of the bucket.
-    func inBuckets(_ tensors: [Tensor], _ collective: (UnsafeMutablePointer<Float>, Int) -> Void) {
-        if bucket.isEmpty { bucket = [Float](repeating: 0, count: Trainer.bucketFloats) }
-        var pending: [Tensor] = [], filled = 0
-        func flush() {
-            guard !pending.isEmpty else { return }
-            bucket.withUnsafeMutableBufferPointer { b in
-                guard let base = b.baseAddress else { return }
-                var at = 0
-                for t in pending { (base + at).update(from: t.data(Float.self), count: t.count); at += t.count }
-                collective(base, filled)
-                at = 0
-                for t in pending { t.data(Float.self).update(from: base + at, count: t.count); at += t.count }
+    /// One exchange over the owners' runs of floats (owner r's tensors' contents laid end to
+    /// end): in rounds, each taking the next `bucketFloats / ranks` floats (or fewer, at the
+    /// end) of every owner's run; `body` gets the ranges of each run in the round, the bucket
+    /// and a buffer of one share. The rounds depend only on the sizes and the rank count.
+    func rounds(_ runs: [[Tensor]], _ body: ([Range<Int>], UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        let share = Swift.max(1, Trainer.bucketFloats / Swift.max(1, runs.count))
+        if bucket.count < share * runs.count { bucket = [Float](repeating: 0, count: share * runs.count) }
+        if received.count < share { received = [Float](repeating: 0, count: share) }
+        let totals = runs.map { $0.reduce(0) { $0 + $1.count } }
+        var offsets = [Int](repeating: 0, count: runs.count)
+        bucket.withUnsafeMutableBufferPointer { b in received.withUnsafeMutableBufferPointer { r in
+            guard let bucket = b.baseAddress, let received = r.baseAddress else { return }
+            while zip(offsets, totals).contains(where: { $0 < $1 }) {
+                let ranges = runs.indices.map { offsets[$0]..<Swift.min(totals[$0], offsets[$0] + share) }
+                body(ranges, bucket, received)
+                offsets = ranges.map(\.upperBound)
             }
-            pending = []
-            filled = 0
-        }
+        } }
+    }
+
+    /// Copies between floats `range` of the tensors' contents laid end to end and `buffer`
+    /// (into the tensors when `toTensors`), over the workers.
+    static func copy(_ tensors: [Tensor], _ range: Range<Int>, _ buffer: UnsafeMutablePointer<Float>, toTensors: Bool) {
+        var at = 0
         for t in tensors {
-            if t.count > Trainer.bucketFloats {
-                collective(t.data(Float.self), t.count)
-                continue
+            defer { at += t.count }
+            let lo = Swift.max(range.lowerBound, at), hi = Swift.min(range.upperBound, at + t.count)
+            guard lo < hi else { if at >= range.upperBound { break } else { continue } }
+            let data = t.data(Float.self) + (lo - at), place = buffer + (lo - range.lowerBound)
+            Parallel.forRanges(hi - lo, grain: 1 << 16) { part in
+                if toTensors {
+                    (data + part.lowerBound).update(from: place + part.lowerBound, count: part.count)
+                } else {
+                    (place + part.lowerBound).update(from: data + part.lowerBound, count: part.count)
+                }
             }
-            if filled + t.count > Trainer.bucketFloats { flush() }
-            pending.append(t)
-            filled += t.count
         }
-        flush()
+    }
+
+    /// Sums each parameter's gradient over the ranks onto its owner (reduce-scatter: each
+    /// rank sends and receives about (N-1)/N of the gradients, and sums its share).
+    func sumGradientsOntoOwners(_ world: World) {
+        let params = model.parameters.parameters
+        let runs = (0..<world.size).map { owner in
+            params.indices.filter { parameterOwners[$0] == owner }.compactMap { params[$0].tensor.grad }
+        }
+        rounds(runs) { ranges, bucket, received in
+            var at = 0
+            for (run, range) in zip(runs, ranges) {
+                Trainer.copy(run, range, bucket + at, toTensors: false)
+                at += range.count
+            }
+            world.sumScattered(bucket, into: received, counts: ranges.map { Int32($0.count) })
+            Trainer.copy(runs[world.rank], ranges[world.rank], received, toTensors: true)
+        }
+    }
+
+    /// Gives every rank the parameters their owners have just updated (all-gather).
+    func shareUpdatedWeights(_ world: World) {
+        let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
+        let runs = (0..<world.size).map { owner in all.filter { $0.1 == owner }.map(\.0) }
+        rounds(runs) { ranges, bucket, _ in
+            let starts = ranges.indices.map { r in ranges[..<r].reduce(0) { $0 + $1.count } }
+            Trainer.copy(runs[world.rank], ranges[world.rank], bucket + starts[world.rank], toTensors: false)
+            world.gather(bucket, counts: ranges.map { Int32($0.count) })
+            for r in runs.indices where r != world.rank {
+                Trainer.copy(runs[r], ranges[r], bucket + starts[r], toTensors: true)
+            }
+        }
     }
 
     /// Bytes of optimiser state this process holds.
@@ -134,14 +175,9 @@ public final class Trainer {
         let rank = world?.rank ?? 0
         if let world {
             // Each parameter's gradient is summed onto the rank that owns it (the only one
-            // that reads it), bucket by bucket, owner by owner.
+            // that reads it).
             let t0 = DispatchTime.now().uptimeNanoseconds
-            OpProfile.measure("distributed", "gradient reduce") {
-                for owner in 0..<world.size {
-                    let grads = params.indices.filter { parameterOwners[$0] == owner }.compactMap { params[$0].tensor.grad }
-                    inBuckets(grads) { bucket, count in world.sum(bucket, count: count, into: owner) }
-                }
-            }
+            OpProfile.measure("distributed", "gradient reduce-scatter") { sumGradientsOntoOwners(world) }
             lossSum = world.sum([lossSum])[0]
             lastReduceSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
         }
@@ -174,12 +210,7 @@ public final class Trainer {
         if let world {
             let t0 = DispatchTime.now().uptimeNanoseconds
             defer { lastBroadcastSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
-            OpProfile.measure("distributed", "weight broadcast") {
-                let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
-                for owner in 0..<world.size {
-                    inBuckets(all.filter { $0.1 == owner }.map(\.0)) { bucket, count in world.broadcast(bucket, count: count, root: owner) }
-                }
-            }
+            OpProfile.measure("distributed", "weight all-gather") { shareUpdatedWeights(world) }
         }
         step += 1
         return lossSum

@@ -238,7 +238,7 @@ public final class TrainingRun {
             rates.append(rate)
             let mfu = s.model.flopsPerToken * rate / (peakGFLOPS * 1e9 * Double(s.worldSize)) * 100
             let eta = sessionTime / Double(sessionSteps) * Double(total - step - 1)
-            let comm = world == nil ? "" : String(format: " | reduce: %.1fms | bcast: %.1fms",
+            let comm = world == nil ? "" : String(format: " | reduce-scatter: %.1fms | all-gather: %.1fms",
                                                   trainer.lastReduceSeconds * 1000, trainer.lastBroadcastSeconds * 1000)
             log(String(format: "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %@ | mfu: %.2f | total time: %.2fm | eta: %.1fm",
                        step + 1, total, Double(step + 1) / Double(total) * 100, debiased, trainer.lastLRMultiplier, dt * 1000,

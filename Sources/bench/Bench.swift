@@ -8,6 +8,7 @@
 //   bench claims             the seed's claims about Mamba, confirmed or refuted by measured ratios
 //   bench tokenizer          BPE training time, encoding MB/s 1 vs N threads
 //   bench distributed        train steps on 1 process × all threads vs N MPI ranks
+//   bench cores              one process × N threads vs N single-thread processes, side by side
 import ArgumentParser
 import Foundation
 import Tensor
@@ -18,7 +19,8 @@ struct Bench: ParsableCommand {
         commandName: "bench",
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
         subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, ClaimsCommand.self, TokenizerBenchCommand.self, CorpusBenchCommand.self,
-                      ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self, DistributedCommand.self, ServeBenchCommand.self],
+                      ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self, DistributedCommand.self, ServeBenchCommand.self,
+                      CoresCommand.self, CoresCaseCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
 

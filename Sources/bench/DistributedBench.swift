@@ -1,10 +1,12 @@
 // `bench distributed`: data-parallel training on this machine, 1 process × T threads against
-// N MPI ranks × T/N threads on the same steps (the same tokens per step), run by the
-// nanochat executable beside this one on a tokenizer and shards made from the repository's
-// corpus. Reports the median step tok/s of each, their ratio, the time per step summing
-// gradients onto their owners and broadcasting the updated weights (and the gradient
-// reduction's bandwidth at the model's size), the optimiser state per rank, and the peak RSS of a process
-// (rank 0's under MPI).
+// N MPI ranks × T/N threads for each N of a sweep, on the same steps (the same tokens per
+// step, each rank one micro-batch of its share), run by the nanochat executable beside this
+// one on a tokenizer and shards made from the repository's corpus. Reports per layout the
+// median step tok/s and its ratio to the one process; the step split into compute (forward,
+// backward, optimiser) and the exchange (the gradients' reduce-scatter onto their owners, the
+// updated weights' all-gather), the share of the step the exchange takes and how much of it
+// was hidden behind compute; the reduce-scatter's bandwidth at the model's size; the
+// optimiser state per rank and the peak RSS of a process (rank 0's under MPI).
 import ArgumentParser
 import Blocks
 import Foundation
@@ -13,12 +15,12 @@ import Tensor
 struct DistributedCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "distributed",
-        abstract: "Train steps on 1 process × all threads against N MPI ranks (needs mpirun and the nanochat executable)."
+        abstract: "Train steps on 1 process × all threads against N MPI ranks × threads/N (needs mpirun and the nanochat executable)."
     )
 
     @Option(help: "Depths, comma-separated.") var depths = "6,12"
     @Option(help: "Block pattern name (all-T, all-M, early-T, alternating, mostly-M).") var pattern = "all-T"
-    @Option(help: "MPI ranks.") var ranks = 2
+    @Option(help: "MPI rank counts, comma-separated (each divides --threads; 1 is the one process).") var ranks = "2"
     @Option(help: "Tokens per sequence.") var seq = 512
     @Option(help: "Timed steps per run (after one warm-up step).") var steps = 6
     @Option(help: "Threads of the one process; each rank gets threads / ranks.")
@@ -26,23 +28,30 @@ struct DistributedCommand: ParsableCommand {
     @Option(help: "Text to make the tokenizer and shards from.") var corpus = "data/tinyshakespeare.txt"
     @Option(help: "Also write the results as JSON to this file.") var json: String?
 
+    var rankCounts: [Int] { ranks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 1 } }
+
     func validate() throws {
-        guard ranks >= 2 else { throw ValidationError("--ranks must be at least 2, got \(ranks)") }
-        guard threads >= ranks, threads % ranks == 0 else {
-            throw ValidationError("--threads \(threads) must be a multiple of --ranks \(ranks)")
+        let counts = ranks.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw ValidationError("--ranks: a comma-separated list of rank counts ≥ 1, got \(ranks)")
+        }
+        for r in counts.compactMap({ $0 }) where threads < r || threads % r != 0 {
+            throw ValidationError("--threads \(threads) must be a multiple of every rank count (\(r))")
         }
         guard steps >= 1, seq >= 8 else { throw ValidationError("--steps must be ≥ 1 and --seq ≥ 8") }
     }
 
     struct Side: Codable {
-        var label: String, tokPerSec: Double, reduceMs: Double?, broadcastMs: Double?
+        var label: String, ranks: Int, tokPerSec: Double, stepMs: Double
+        var reduceMs: Double?, gatherMs: Double?
         var optimizerMiB: Double, peakRSSMiB: Double
+        /// The exchange's time in the step, and the step less it: compute.
+        var exchangeMs: Double { (reduceMs ?? 0) + (gatherMs ?? 0) }
+        var computeMs: Double { stepMs - exchangeMs }
     }
 
     struct Row: Codable {
-        var depth: Int, parameters: Int, one: Side, many: Side
-        var ratio: Double { many.tokPerSec / one.tokPerSec }
-        var reduceGBps: Double?
+        var depth: Int, parameters: Int, one: Side, many: [Side]
     }
 
     func run() throws {
@@ -57,6 +66,8 @@ struct DistributedCommand: ParsableCommand {
         _ = try command(nanochat, ["tokenizer", "train", "--input", corpus, "--vocab-size", "4096", "--out", "\(work)/tok"])
         _ = try command(nanochat, ["prepare", "--input", corpus, "--tokenizer", "\(work)/tok", "--out", "\(work)/data"])
 
+        // Every layout trains the same sequences per step: as many as the most ranks asked for.
+        let sequences = rankCounts.max() ?? 1
         var rows: [Row] = []
         for depth in depths.split(separator: ",").compactMap({ Int($0) }) {
             let config = "\(work)/d\(depth).py"
@@ -65,8 +76,7 @@ struct DistributedCommand: ParsableCommand {
                 depth = \(depth)
                 block_pattern = [\(pattern.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))]
                 max_seq_len = \(seq)
-                device_batch_size = 1
-                total_batch_size = \(seq * ranks)
+                total_batch_size = \(seq * sequences)
                 num_iterations = \(steps + 1)
                 eval_every = -1
                 eval_tokens = \(seq)
@@ -76,32 +86,44 @@ struct DistributedCommand: ParsableCommand {
                 tokenizer_dir = "\(work)/tok"
                 """
             try Data(text.utf8).write(to: URL(fileURLWithPath: config))
-            let one = try side("1 process × \(threads) threads", try command(nanochat, [
-                "train", config, "--threads=\(threads)", "--output_dir=\(work)/one-d\(depth)", "--overwrite"]))
-            let many = try side("\(ranks) ranks × \(threads / ranks) threads", try command("mpirun", [
-                "-np", String(ranks), "--oversubscribe", "--bind-to", "none", nanochat,
-                "train", config, "--threads=\(threads / ranks)", "--output_dir=\(work)/many-d\(depth)", "--overwrite"]))
+            let one = try side("1 process × \(threads) threads", ranks: 1, sequences: sequences, try command(nanochat, [
+                "train", config, "--threads=\(threads)", "--device_batch_size=\(sequences)",
+                "--output_dir=\(work)/one-d\(depth)", "--overwrite"]))
+            var many: [Side] = []
+            for r in rankCounts {
+                let s = try side("\(r) ranks × \(threads / r) threads", ranks: r, sequences: sequences, try command("mpirun", [
+                    "-np", String(r), "--oversubscribe", "--bind-to", "none", nanochat,
+                    "train", config, "--threads=\(threads / r)", "--device_batch_size=\(sequences / r)",
+                    "--output_dir=\(work)/many-d\(depth)", "--overwrite"])).side
+                many.append(s)
+                print(String(format: "d%d: %@ %.0f tok/s, %@ %.0f tok/s: %.2fx", depth, one.side.label, one.side.tokPerSec,
+                             s.label, s.tokPerSec, s.tokPerSec / one.side.tokPerSec))
+                fflush(nil)
+            }
             let params = Int(one.log.firstMatch(of: /model: (\d+) parameters/)?.1 ?? "0") ?? 0
-            // Summing onto the owners moves (N-1)/N of the gradients out of each rank.
-            let bytes = Double(params) * 4 * Double(ranks - 1) / Double(ranks)
-            let gbps = many.side.reduceMs.map { bytes / ($0 / 1000) / 1e9 }
-            let row = Row(depth: depth, parameters: params, one: one.side, many: many.side, reduceGBps: gbps)
-            rows.append(row)
-            print(String(format: "d%d (%d parameters): %@ %.0f tok/s, %@ %.0f tok/s: %.2fx", depth, params,
-                         one.side.label, one.side.tokPerSec, many.side.label, many.side.tokPerSec, row.ratio))
-            fflush(nil)
+            rows.append(Row(depth: depth, parameters: params, one: one.side, many: many))
         }
-        print("\n| d | ranks × threads | tok/s | ÷ 1 process | gradient reduce ms/step | weight bcast ms/step | reduce GB/s | optimiser state per rank | peak RSS (rank 0) |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("""
+
+            Same sequences per step in every layout (\(sequences) × \(seq) tokens; each rank one micro-batch of its share). \
+            Compute: the step less the exchange. The exchange runs after the backward pass (docs/DISTRIBUTED.md says why), \
+            so none of it is hidden: its share of the step is what overlapping it could win.
+
+            | d | ranks × threads | tok/s | ÷ 1 process | step ms | compute ms | reduce-scatter ms | all-gather ms | exchange share of step | hidden | reduce-scatter GB/s | optimiser state per rank | peak RSS (rank 0) |
+            |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+            """)
         for r in rows {
-            for (s, ratio) in [(r.one, 1.0), (r.many, r.ratio)] {
-                print(String(format: "| %d | %@ | %.0f | %.2fx | %@ | %@ | %@ | %.1f MiB | %.0f MiB |", r.depth, s.label, s.tokPerSec, ratio,
-                             s.reduceMs.map { String(format: "%.1f", $0) } ?? "-", s.broadcastMs.map { String(format: "%.1f", $0) } ?? "-",
-                             s.reduceMs == nil ? "-" : r.reduceGBps.map { String(format: "%.2f", $0) } ?? "-",
-                             s.optimizerMiB, s.peakRSSMiB))
+            for s in [r.one] + r.many {
+                // A reduce-scatter moves (N-1)/N of the gradients out of each rank.
+                let bytes = Double(r.parameters) * 4 * Double(s.ranks - 1) / Double(s.ranks)
+                let gbps = s.reduceMs.map { bytes / ($0 / 1000) / 1e9 }
+                func ms(_ v: Double?) -> String { v.map { String(format: "%.0f", $0) } ?? "-" }
+                print(String(format: "| %d | %@ | %.0f | %.2fx | %.0f | %.0f | %@ | %@ | %@ | %@ | %@ | %.1f MiB | %.0f MiB |", r.depth, s.label,
+                             s.tokPerSec, s.tokPerSec / r.one.tokPerSec, s.stepMs, s.computeMs, ms(s.reduceMs), ms(s.gatherMs),
+                             s.ranks > 1 ? String(format: "%.0f%%", s.exchangeMs / s.stepMs * 100) : "-", s.ranks > 1 ? "0%" : "-",
+                             gbps.map { String(format: "%.2f", $0) } ?? "-", s.optimizerMiB, s.peakRSSMiB))
             }
         }
-        print("\nHidden behind the backward: none; the gradient reduction runs after the backward pass (docs/DISTRIBUTED.md says why).")
         if let json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -117,7 +139,7 @@ struct DistributedCommand: ParsableCommand {
 
     /// The median tok/s of the step lines after the first, the median collective times, and
     /// the optimiser state from a training log.
-    func side(_ label: String, _ log: String) throws -> (side: Side, log: String) {
+    func side(_ label: String, ranks: Int, sequences: Int, _ log: String) throws -> (side: Side, log: String) {
         let lines = log.split(separator: "\n").filter { $0.hasPrefix("step ") && $0.contains("tok/sec") }.dropFirst()
         func median(_ values: [Double]) -> Double? { values.isEmpty ? nil : values.sorted()[values.count / 2] }
         func values(_ pattern: Regex<(Substring, Substring)>) -> [Double] {
@@ -128,7 +150,8 @@ struct DistributedCommand: ParsableCommand {
         }
         let state = log.firstMatch(of: /optimiser state ([\d.]+) MiB/).flatMap { Double($0.1) } ?? 0
         let rss = log.firstMatch(of: /peak RSS (\d+) MiB/).flatMap { Double($0.1) } ?? 0
-        return (Side(label: label, tokPerSec: rate, reduceMs: median(values(/reduce: ([\d.]+)ms/)),
-                     broadcastMs: median(values(/bcast: ([\d.]+)ms/)), optimizerMiB: state, peakRSSMiB: rss), log)
+        return (Side(label: label, ranks: ranks, tokPerSec: rate, stepMs: Double(sequences * seq) / rate * 1000,
+                     reduceMs: median(values(/reduce-scatter: ([\d.]+)ms/)), gatherMs: median(values(/all-gather: ([\d.]+)ms/)),
+                     optimizerMiB: state, peakRSSMiB: rss), log)
     }
 }

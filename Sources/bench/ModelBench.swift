@@ -380,7 +380,7 @@ enum TorchSide {
 /// case can time it round by round between its own steps.
 final class TorchServer {
     private let process = Process(), input = Pipe(), output = Pipe()
-    private var buffer = Data()
+    private let lines: LineReader
 
     /// Starts the server and waits until its model is built; nil if it does not come up.
     init?(layers: String, batch: Int, seq: Int, vocab: Int, threads: Int, dtype: MatmulPrecision = .float32) {
@@ -391,25 +391,13 @@ final class TorchServer {
         process.standardInput = input
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil, readLine()?.contains("\"ready\"") == true else { return nil }
-    }
-
-    private func readLine() -> String? {
-        while true {
-            if let end = buffer.firstIndex(of: 10) {
-                let line = String(decoding: buffer[buffer.startIndex..<end], as: UTF8.self)
-                buffer = Data(buffer[(end + 1)...])
-                return line
-            }
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { return nil }
-            buffer.append(chunk)
-        }
+        lines = LineReader(output.fileHandleForReading)
+        guard (try? process.run()) != nil, lines.next()?.contains("\"ready\"") == true else { return nil }
     }
 
     /// Runs one train step; false if the server failed.
     func step() -> Bool {
-        guard (try? input.fileHandleForWriting.write(contentsOf: Data("step\n".utf8))) != nil, let line = readLine(),
+        guard (try? input.fileHandleForWriting.write(contentsOf: Data("step\n".utf8))) != nil, let line = lines.next(),
               let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
         return obj["seconds"] is Double
     }

@@ -21,6 +21,12 @@ int nanochat_mpi_allreduce_sum_double(double *buffer, size_t count);
 /// Sums every rank's `buffer` into `root`'s, in place there (the others' are left as they were).
 int nanochat_mpi_reduce_sum_float(float *buffer, size_t count, int root);
 int nanochat_mpi_bcast(void *buffer, size_t bytes, int root);
+/// Sums every rank's `send` (the ranks' parts laid end to end, `counts[r]` floats for rank r)
+/// and leaves in `receive` this rank's part of the sum (MPI_Reduce_scatter).
+int nanochat_mpi_reduce_scatter_float(const float *send, float *receive, const int *counts);
+/// Every rank's part of `buffer` (`counts[r]` floats for rank r, laid end to end; this rank's
+/// already in place) copied to every rank (MPI_Allgatherv).
+int nanochat_mpi_allgather_float(float *buffer, const int *counts);
 /// Each rank's `bytes` bytes from `send`, concatenated in rank order into `receive`.
 int nanochat_mpi_allgather(const void *send, size_t bytes, void *receive);
 int nanochat_mpi_barrier(void);

@@ -10,13 +10,15 @@ import Dispatch
 /// OpenBLAS always runs on one thread (see `Parallel`); a large product is cut here into
 /// serial sgemm calls on the same operands with their full leading dimensions, spread over
 /// the workers, so that the bits never depend on the thread count:
-/// - With at least `gemmRowSplitMinRows` rows, one or two blocks of rows per worker, cut at multiples
-///   of `GemmRowSplit.granularity` rows. OpenBLAS computes a row of C the same way wherever a
-///   call starts at such a multiple (checked on this machine's BLAS at first use), so any
-///   number of blocks gives the bits of one call. Each block packs all of op(B) once, and
-///   nothing else is repeated: the closest we get to OpenBLAS's own threading (`bench model
-///   --depths 12 --seqs 512 --batch 1`, "our gemm ÷ raw": 95-98% at a d12 step's products,
-///   against 89-95% for the shape-only blocks below, which repack the shared operand).
+/// - With at least `gemmRowSplitMinRows` rows or twice `gemmRowSplitMinBlockRows` columns, a
+///   grid: blocks of columns chosen from the shape only (`gemmGridColumns`: only where rows
+///   alone would leave workers idle), and in each one or two blocks of rows per worker, cut at
+///   multiples of `GemmRowSplit.granularity` rows. OpenBLAS computes a row of C the same way
+///   wherever a call starts at such a multiple (checked on this machine's BLAS at first use),
+///   so any number of row blocks gives the bits of one call. A tall product (a d12 layer's
+///   y = x·Wᵀ) is cut by rows alone, each block packing all of op(B) once and nothing else
+///   repeated: the closest we get to OpenBLAS's own threading (`bench model --depths 12
+///   --seqs 512 --batch 1`, "our gemm ÷ raw": 95-98% at a d12 step's products).
 /// - Otherwise, or where the BLAS shows no such granularity: 1, 2, 4 or 8 blocks of rows (of
 ///   columns when C is wider than tall), chosen from the shape only (about 2^22 multiply-adds
 ///   or more each, boundaries on multiples of 64), so the same calls run on any number of
@@ -44,17 +46,35 @@ public func gemm<S: TensorScalar>(
         S.gemm(transposeA: transposeA, transposeB: transposeB, m: len, n: n, k: k, alpha: alpha,
                a: transposeA ? a + lo : a + lo * k, lda: lda, b: b, ldb: ldb, beta: beta, c: c + lo * n, ldc: n)
     }
-    if m >= gemmRowSplitMinRows, let g = GemmRowSplit.granularity(S.self) {
-        // One block per worker; two when each still has `gemmRowSplitBusyBlockRows` rows, so a
-        // worker slowed by another process on its core hands its second block to the other.
+    if m >= gemmRowSplitMinRows || n >= 2 * gemmRowSplitMinBlockRows, let g = GemmRowSplit.granularity(S.self) {
+        // A grid: C column blocks chosen from the shape alone (OpenBLAS computes columns
+        // differently wherever a call starts them, so their cuts must not move with the
+        // thread count), then R blocks of rows in each, from the workers, cut at multiples of
+        // g (any row cut gives the bits of one call). Columns are cut only where rows alone
+        // cannot give 32 workers a block of `gemmRowSplitMinBlockRows` rows: a weight
+        // gradient (768 × 768 over 8192 tokens) gets 6 × 3 blocks on 16 workers where rows
+        // alone gave 6, a Mamba x_proj's (80 × 1536) 12 column blocks.
+        let columns = gemmGridColumns(m: m, n: n, k: k)
         let workers = Parallel.threadCount
+        // One row block per worker and column block; two when each still has
+        // `gemmRowSplitBusyBlockRows` rows, so a worker slowed by another process on its core
+        // hands its second block to the others.
         let perWorker = m / (2 * workers) >= gemmRowSplitBusyBlockRows ? 2 : 1
-        let blocks = Swift.max(1, Swift.min(workers * perWorker, m / gemmRowSplitMinBlockRows, (m * n * k) >> 22))
-        // Block i starts at the multiple of g nearest to i·m / blocks.
-        @inline(__always) func start(_ i: Int) -> Int { i == blocks ? m : (i * m / blocks + g / 2) / g * g }
-        Parallel.forEach(blocks) { i in
-            let lo = start(i), hi = start(i + 1)
-            if lo < hi { rows(lo, hi - lo) }
+        let pieces = Swift.max(1, Swift.min(workers * perWorker, (m * n * k) >> 22))
+        let maxRows = m >= gemmRowSplitMinRows ? Swift.max(1, m / gemmRowSplitMinBlockRows) : 1
+        let rows = Swift.min(maxRows, (pieces + columns - 1) / columns)
+        // Row block i starts at the multiple of g nearest to i·m / rows; column block j at
+        // the multiple of 64 nearest to j·n / columns.
+        @inline(__always) func start(_ i: Int, _ blocks: Int, _ extent: Int, _ g: Int) -> Int {
+            i == blocks ? extent : (i * extent / blocks + g / 2) / g * g
+        }
+        Parallel.forEach(rows * columns) { i in
+            let lo = start(i / columns, rows, m, g), hi = start(i / columns + 1, rows, m, g)
+            let clo = start(i % columns, columns, n, 64), chi = start(i % columns + 1, columns, n, 64)
+            guard lo < hi, clo < chi else { return }
+            S.gemm(transposeA: transposeA, transposeB: transposeB, m: hi - lo, n: chi - clo, k: k, alpha: alpha,
+                   a: transposeA ? a + lo : a + lo * k, lda: lda, b: transposeB ? b + clo * k : b + clo, ldb: ldb,
+                   beta: beta, c: c + lo * n + clo, ldc: n)
         }
         return
     }
@@ -73,6 +93,16 @@ public func gemm<S: TensorScalar>(
                    a: a, lda: lda, b: transposeB ? b + lo * k : b + lo, ldb: ldb, beta: beta, c: c + lo, ldc: n)
         }
     }
+}
+
+/// The column blocks of `gemm`'s grid, from the shape alone: none where rows can give 32
+/// workers a block of `gemmRowSplitMinBlockRows` rows each; else enough that rows × columns
+/// can, each at least `gemmRowSplitMinBlockRows` wide and 2^22 multiply-adds.
+@inlinable
+public func gemmGridColumns(m: Int, n: Int, k: Int) -> Int {
+    let rowBlocks = m >= gemmRowSplitMinRows ? m / gemmRowSplitMinBlockRows : 1
+    guard rowBlocks < 32 else { return 1 }
+    return Swift.max(1, Swift.min((32 + rowBlocks - 1) / rowBlocks, n / gemmRowSplitMinBlockRows, (m * n * k) >> 22))
 }
 
 /// Products with fewer rows than this take the shape-only blocks: cut into row blocks, each
