@@ -59,6 +59,18 @@ mpirun -np 2 --mca btl tcp,self --mca btl_tcp_if_include lo "$nc" train "$W/run.
 cmp -s "$W/two/model_000020.safetensors" "$W/tcp/model_000020.safetensors" \
     && echo "2 ranks over TCP only (--mca btl tcp,self): the same bits as over shared memory" || fail "TCP and shared memory differ"
 
+# On one host the ranks exchange through a shared-memory window; without one (several hosts,
+# or here Open MPI's shared-memory windows turned off) through MPI_Reduce_scatter and
+# MPI_Allgatherv. Three ranks, so that the two add in different orders: the same losses.
+mpirun -np 3 "$nc" train "$W/run.py" --total_batch_size=768 --output_dir="$W/three" > "$W/three.log" 2>&1 \
+    || { cat "$W/three.log"; fail "3 ranks"; }
+grep -q "exchange: shared memory" "$W/three.log" || fail "3 ranks on one host did not exchange through shared memory"
+mpirun -np 3 --mca osc ^sm "$nc" train "$W/run.py" --total_batch_size=768 --output_dir="$W/three-mpi" > "$W/three-mpi.log" 2>&1 \
+    || { cat "$W/three-mpi.log"; fail "3 ranks without shared windows"; }
+grep -q "exchange: MPI_Reduce_scatter" "$W/three-mpi.log" || fail "3 ranks without shared windows did not use MPI's collectives"
+echo -n "3 ranks, shared-memory exchange against MPI's collectives: "
+losses "$W/three/metrics.jsonl" "$W/three-mpi/metrics.jsonl" || fail "the two exchanges give different losses"
+
 # Two hosts as two network namespaces of this machine joined by a veth pair: each rank sees
 # only its own address, Open MPI starts the second rank through a stand-in for ssh that enters
 # the other namespace, and every byte between the ranks crosses the link: the same bits.

@@ -85,6 +85,25 @@ public final class World: @unchecked Sendable {
         check(nanochat_mpi_allgather_float(buffer, counts), "sharing updated weights (MPI_Allgatherv)")
     }
 
+    /// Every rank's part of a window of `floats` floats in memory all ranks share, when they
+    /// all run on this host (nil when they span hosts, or the MPI library offers no shared
+    /// window). Allocated on the first call, which every rank makes at the same point (it is
+    /// collective); later calls return the same window, of the size asked for first.
+    public func nodeWindow(floats: Int) -> [UnsafeMutablePointer<Float>]? {
+        if let window { return window.floats == floats ? window.peers : nil }
+        var peers = [UnsafeMutablePointer<Float>?](repeating: nil, count: size)
+        let rc = nanochat_mpi_node_window(floats, &peers)
+        let all = peers.compactMap { $0 }
+        window = (floats, rc == 0 && all.count == size ? all : nil)
+        return window?.peers
+    }
+    private var window: (floats: Int, peers: [UnsafeMutablePointer<Float>]?)?
+
+    /// Makes each rank's writes to the window visible to all, once every rank has made them.
+    public func syncWindow() {
+        check(nanochat_mpi_node_window_sync(), "waiting for the ranks' shared-memory exchange (MPI_Barrier)")
+    }
+
     /// Sends floats to one rank; it must `receive` them.
     public func send(_ buffer: UnsafeMutablePointer<Float>, count: Int, to rank: Int) {
         check(nanochat_mpi_send(buffer, count * 4, Int32(rank)), "MPI_Send")

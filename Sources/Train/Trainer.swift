@@ -75,28 +75,36 @@ public final class Trainer {
                      weightDecay: settings.weightDecay, owned: adamOwners.map { $0 == rank })
     }
 
-    /// Floats per collective call: each round of an exchange moves up to this many floats,
-    /// an equal share from each owner.
+    /// Floats per round of an exchange: each round moves up to this many floats, an equal
+    /// share from each owner.
     public static let bucketFloats = 1 << 22
     private var bucket: [Float] = [], received: [Float] = []
 
     /// One exchange over the owners' runs of floats (owner r's tensors' contents laid end to
     /// end): in rounds, each taking the next `bucketFloats / ranks` floats (or fewer, at the
-    /// end) of every owner's run; `body` gets the ranges of each run in the round, the bucket
-    /// and a buffer of one share. The rounds depend only on the sizes and the rank count.
-    func rounds(_ runs: [[Tensor]], _ body: ([Range<Int>], UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+    /// end) of every owner's run; `body` gets the ranges of each run in the round and where
+    /// each owner's range starts in a bucket that holds them end to end. The rounds depend
+    /// only on the sizes and the rank count.
+    func rounds(_ runs: [[Tensor]], _ body: (_ ranges: [Range<Int>], _ starts: [Int]) -> Void) {
         let share = Swift.max(1, Trainer.bucketFloats / Swift.max(1, runs.count))
-        if bucket.count < share * runs.count { bucket = [Float](repeating: 0, count: share * runs.count) }
-        if received.count < share { received = [Float](repeating: 0, count: share) }
         let totals = runs.map { $0.reduce(0) { $0 + $1.count } }
         var offsets = [Int](repeating: 0, count: runs.count)
+        while zip(offsets, totals).contains(where: { $0 < $1 }) {
+            let ranges = runs.indices.map { offsets[$0]..<Swift.min(totals[$0], offsets[$0] + share) }
+            var starts = [0]
+            for r in ranges.dropLast() { starts.append(starts[starts.count - 1] + r.count) }
+            body(ranges, starts)
+            offsets = ranges.map(\.upperBound)
+        }
+    }
+
+    /// Runs `body` with this process's bucket and a buffer of one owner's share of a round.
+    func withBuffers(ranks: Int, _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        let share = Swift.max(1, Trainer.bucketFloats / ranks)
+        if bucket.count < share * ranks { bucket = [Float](repeating: 0, count: share * ranks) }
+        if received.count < share { received = [Float](repeating: 0, count: share) }
         bucket.withUnsafeMutableBufferPointer { b in received.withUnsafeMutableBufferPointer { r in
-            guard let bucket = b.baseAddress, let received = r.baseAddress else { return }
-            while zip(offsets, totals).contains(where: { $0 < $1 }) {
-                let ranges = runs.indices.map { offsets[$0]..<Swift.min(totals[$0], offsets[$0] + share) }
-                body(ranges, bucket, received)
-                offsets = ranges.map(\.upperBound)
-            }
+            if let bucket = b.baseAddress, let received = r.baseAddress { body(bucket, received) }
         } }
     }
 
@@ -119,34 +127,74 @@ public final class Trainer {
         }
     }
 
-    /// Sums each parameter's gradient over the ranks onto its owner (reduce-scatter: each
-    /// rank sends and receives about (N-1)/N of the gradients, and sums its share).
+    /// How the ranks exchange gradients and weights, for the log (collective: every rank
+    /// asks at the same point).
+    public var exchangeRoute: String {
+        guard let world else { return "none (one process)" }
+        return world.nodeWindow(floats: Trainer.bucketFloats) != nil
+            ? "shared memory (every rank on this host)" : "MPI_Reduce_scatter and MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
+    }
+
+    /// Sums each parameter's gradient over the ranks onto its owner: each rank sends about
+    /// (N-1)/N of the gradients and sums its share. On one host the ranks' buckets are in
+    /// shared memory and each owner adds its share of all of them itself, in rank order, over
+    /// its workers; across hosts MPI_Reduce_scatter does it.
     func sumGradientsOntoOwners(_ world: World) {
         let params = model.parameters.parameters
         let runs = (0..<world.size).map { owner in
             params.indices.filter { parameterOwners[$0] == owner }.compactMap { params[$0].tensor.grad }
         }
-        rounds(runs) { ranges, bucket, received in
-            var at = 0
-            for (run, range) in zip(runs, ranges) {
-                Trainer.copy(run, range, bucket + at, toTensors: false)
-                at += range.count
+        let me = world.rank
+        if let peers = world.nodeWindow(floats: Trainer.bucketFloats) {
+            withBuffers(ranks: world.size) { _, received in
+                rounds(runs) { ranges, starts in
+                    for r in runs.indices { Trainer.copy(runs[r], ranges[r], peers[me] + starts[r], toTensors: false) }
+                    world.syncWindow()
+                    // This owner's part of every rank's bucket, summed in rank order.
+                    let at = starts[me]
+                    Parallel.forRanges(ranges[me].count, grain: 1 << 14) { part in
+                        let sum = received + part.lowerBound
+                        sum.update(from: peers[0] + at + part.lowerBound, count: part.count)
+                        for peer in peers.dropFirst() {
+                            let other = peer + at + part.lowerBound
+                            for i in 0..<part.count { sum[i] += other[i] }
+                        }
+                    }
+                    Trainer.copy(runs[me], ranges[me], received, toTensors: true)
+                    world.syncWindow()   // every rank has read the buckets before they are refilled
+                }
             }
-            world.sumScattered(bucket, into: received, counts: ranges.map { Int32($0.count) })
-            Trainer.copy(runs[world.rank], ranges[world.rank], received, toTensors: true)
+            return
+        }
+        withBuffers(ranks: world.size) { bucket, received in
+            rounds(runs) { ranges, starts in
+                for r in runs.indices { Trainer.copy(runs[r], ranges[r], bucket + starts[r], toTensors: false) }
+                world.sumScattered(bucket, into: received, counts: ranges.map { Int32($0.count) })
+                Trainer.copy(runs[me], ranges[me], received, toTensors: true)
+            }
         }
     }
 
-    /// Gives every rank the parameters their owners have just updated (all-gather).
+    /// Gives every rank the parameters their owners have just updated (all-gather: through
+    /// the shared window on one host, MPI_Allgatherv across hosts).
     func shareUpdatedWeights(_ world: World) {
         let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
         let runs = (0..<world.size).map { owner in all.filter { $0.1 == owner }.map(\.0) }
-        rounds(runs) { ranges, bucket, _ in
-            let starts = ranges.indices.map { r in ranges[..<r].reduce(0) { $0 + $1.count } }
-            Trainer.copy(runs[world.rank], ranges[world.rank], bucket + starts[world.rank], toTensors: false)
-            world.gather(bucket, counts: ranges.map { Int32($0.count) })
-            for r in runs.indices where r != world.rank {
-                Trainer.copy(runs[r], ranges[r], bucket + starts[r], toTensors: true)
+        let me = world.rank
+        if let peers = world.nodeWindow(floats: Trainer.bucketFloats) {
+            rounds(runs) { ranges, starts in
+                Trainer.copy(runs[me], ranges[me], peers[me] + starts[me], toTensors: false)
+                world.syncWindow()
+                for r in runs.indices where r != me { Trainer.copy(runs[r], ranges[r], peers[r] + starts[r], toTensors: true) }
+                world.syncWindow()
+            }
+            return
+        }
+        withBuffers(ranks: world.size) { bucket, _ in
+            rounds(runs) { ranges, starts in
+                Trainer.copy(runs[me], ranges[me], bucket + starts[me], toTensors: false)
+                world.gather(bucket, counts: ranges.map { Int32($0.count) })
+                for r in runs.indices where r != me { Trainer.copy(runs[r], ranges[r], bucket + starts[r], toTensors: true) }
             }
         }
     }

@@ -184,8 +184,8 @@ public final class TrainingRun {
             + "\(total) steps (\(s.horizon)); train \(train.count) tokens in \(train.shards.count) shard(s), val \(val.count)")
         if let world {
             log(String(format: "ranks: %d × %d threads; sgemm peak %.1f GFLOPS per rank (MFU is quoted against %d × it); "
-                       + "optimiser state %.1f MiB on rank 0, sharded over the ranks",
-                       world.size, s.threads, peakGFLOPS, world.size, Double(trainer.stateBytes) / 1_048_576))
+                       + "optimiser state %.1f MiB on rank 0, sharded over the ranks; exchange: %@",
+                       world.size, s.threads, peakGFLOPS, world.size, Double(trainer.stateBytes) / 1_048_576, trainer.exchangeRoute))
         } else {
             log(String(format: "threads: %d; sgemm peak %.1f GFLOPS (MFU is quoted against it); optimiser state %.1f MiB",
                        s.threads, peakGFLOPS, Double(trainer.stateBytes) / 1_048_576))
