@@ -25,6 +25,9 @@ public final class Trainer {
     /// Seconds the last step spent summing gradients onto their owners, and sharing the
     /// updated weights (0 in one process).
     public private(set) var lastReduceSeconds = 0.0, lastBroadcastSeconds = 0.0
+    /// Seconds of the last step this rank waited, before each exchange, for the slowest rank
+    /// to finish its backward pass or its optimiser update (not counted in the two above).
+    public private(set) var lastWaitSeconds = 0.0
     /// Steps taken; the schedules use it. Set when resuming.
     public var step = 0
     /// The ranks of a data-parallel run: each parameter is owned by one rank, which alone
@@ -127,6 +130,13 @@ public final class Trainer {
         }
     }
 
+    /// Waits until every rank gets here; returns the seconds waited.
+    func waitForAll(_ world: World) -> Double {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        OpProfile.measure("distributed", "waiting for the slowest rank") { world.barrier() }
+        return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+    }
+
     /// How the ranks exchange gradients and weights, for the log (collective: every rank
     /// asks at the same point).
     public var exchangeRoute: String {
@@ -224,6 +234,7 @@ public final class Trainer {
         if let world {
             // Each parameter's gradient is summed onto the rank that owns it (the only one
             // that reads it).
+            lastWaitSeconds = waitForAll(world)
             let t0 = DispatchTime.now().uptimeNanoseconds
             OpProfile.measure("distributed", "gradient reduce-scatter") { sumGradientsOntoOwners(world) }
             lossSum = world.sum([lossSum])[0]
@@ -256,6 +267,7 @@ public final class Trainer {
         }
         OpProfile.measure("optimizer", "AdamW") { adam.update(lrMultiplier: lrm, gradScale: clipFactor) }
         if let world {
+            lastWaitSeconds += waitForAll(world)
             let t0 = DispatchTime.now().uptimeNanoseconds
             defer { lastBroadcastSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
             OpProfile.measure("distributed", "weight all-gather") { shareUpdatedWeights(world) }

@@ -238,8 +238,9 @@ public final class TrainingRun {
             rates.append(rate)
             let mfu = s.model.flopsPerToken * rate / (peakGFLOPS * 1e9 * Double(s.worldSize)) * 100
             let eta = sessionTime / Double(sessionSteps) * Double(total - step - 1)
-            let comm = world == nil ? "" : String(format: " | reduce-scatter: %.1fms | all-gather: %.1fms",
-                                                  trainer.lastReduceSeconds * 1000, trainer.lastBroadcastSeconds * 1000)
+            let comm = world == nil ? "" : String(format: " | wait: %.1fms | reduce-scatter: %.1fms | all-gather: %.1fms",
+                                                  trainer.lastWaitSeconds * 1000, trainer.lastReduceSeconds * 1000,
+                                                  trainer.lastBroadcastSeconds * 1000)
             log(String(format: "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %@ | mfu: %.2f | total time: %.2fm | eta: %.1fm",
                        step + 1, total, Double(step + 1) / Double(total) * 100, debiased, trainer.lastLRMultiplier, dt * 1000,
                        Self.grouped(Int(rate)), mfu, elapsed / 60, eta / 60) + comm)

@@ -43,11 +43,12 @@ struct DistributedCommand: ParsableCommand {
 
     struct Side: Codable {
         var label: String, ranks: Int, tokPerSec: Double, stepMs: Double
-        var reduceMs: Double?, gatherMs: Double?
+        var waitMs: Double?, reduceMs: Double?, gatherMs: Double?
         var optimizerMiB: Double, peakRSSMiB: Double
-        /// The exchange's time in the step, and the step less it: compute.
+        /// The exchange's time in the step (moving and summing), and the step less it and the
+        /// wait for the slowest rank: compute.
         var exchangeMs: Double { (reduceMs ?? 0) + (gatherMs ?? 0) }
-        var computeMs: Double { stepMs - exchangeMs }
+        var computeMs: Double { stepMs - exchangeMs - (waitMs ?? 0) }
     }
 
     struct Row: Codable {
@@ -106,11 +107,13 @@ struct DistributedCommand: ParsableCommand {
         print("""
 
             Same sequences per step in every layout (\(sequences) × \(seq) tokens; each rank one micro-batch of its share). \
-            Compute: the step less the exchange. The exchange runs after the backward pass (docs/DISTRIBUTED.md says why), \
-            so none of it is hidden: its share of the step is what overlapping it could win.
+            Rank 0's medians. Wait: rank 0 waiting at a barrier before each exchange for the slowest rank's backward \
+            pass and optimiser update (uneven speed of the cores); compute: the step less the wait and the exchange. \
+            The exchange runs after the backward pass (docs/DISTRIBUTED.md says why), so none of it is hidden: its \
+            share of the step is what overlapping it could win.
 
-            | d | ranks × threads | tok/s | ÷ 1 process | step ms | compute ms | reduce-scatter ms | all-gather ms | exchange share of step | hidden | reduce-scatter GB/s | optimiser state per rank | peak RSS (rank 0) |
-            |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+            | d | ranks × threads | tok/s | ÷ 1 process | step ms | compute ms | wait ms | reduce-scatter ms | all-gather ms | exchange share of step | hidden | reduce-scatter GB/s | optimiser state per rank | peak RSS (rank 0) |
+            |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
             """)
         for r in rows {
             for s in [r.one] + r.many {
@@ -118,8 +121,8 @@ struct DistributedCommand: ParsableCommand {
                 let bytes = Double(r.parameters) * 4 * Double(s.ranks - 1) / Double(s.ranks)
                 let gbps = s.reduceMs.map { bytes / ($0 / 1000) / 1e9 }
                 func ms(_ v: Double?) -> String { v.map { String(format: "%.0f", $0) } ?? "-" }
-                print(String(format: "| %d | %@ | %.0f | %.2fx | %.0f | %.0f | %@ | %@ | %@ | %@ | %@ | %.1f MiB | %.0f MiB |", r.depth, s.label,
-                             s.tokPerSec, s.tokPerSec / r.one.tokPerSec, s.stepMs, s.computeMs, ms(s.reduceMs), ms(s.gatherMs),
+                print(String(format: "| %d | %@ | %.0f | %.2fx | %.0f | %.0f | %@ | %@ | %@ | %@ | %@ | %@ | %.1f MiB | %.0f MiB |", r.depth, s.label,
+                             s.tokPerSec, s.tokPerSec / r.one.tokPerSec, s.stepMs, s.computeMs, ms(s.waitMs), ms(s.reduceMs), ms(s.gatherMs),
                              s.ranks > 1 ? String(format: "%.0f%%", s.exchangeMs / s.stepMs * 100) : "-", s.ranks > 1 ? "0%" : "-",
                              gbps.map { String(format: "%.2f", $0) } ?? "-", s.optimizerMiB, s.peakRSSMiB))
             }
@@ -151,7 +154,7 @@ struct DistributedCommand: ParsableCommand {
         let state = log.firstMatch(of: /optimiser state ([\d.]+) MiB/).flatMap { Double($0.1) } ?? 0
         let rss = log.firstMatch(of: /peak RSS (\d+) MiB/).flatMap { Double($0.1) } ?? 0
         return (Side(label: label, ranks: ranks, tokPerSec: rate, stepMs: Double(sequences * seq) / rate * 1000,
-                     reduceMs: median(values(/reduce-scatter: ([\d.]+)ms/)), gatherMs: median(values(/all-gather: ([\d.]+)ms/)),
+                     waitMs: median(values(/wait: ([\d.]+)ms/)), reduceMs: median(values(/reduce-scatter: ([\d.]+)ms/)), gatherMs: median(values(/all-gather: ([\d.]+)ms/)),
                      optimizerMiB: state, peakRSSMiB: rss), log)
     }
 }
