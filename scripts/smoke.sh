@@ -36,6 +36,15 @@ expect_error "another model than the config" $nanochat train $cfg --resume '--bl
 expect_error "no checkpoint for step 7" $nanochat train $cfg --resume-step 7
 printf 'abc\xff' > $scratch/bad.txt
 expect_error "bad.txt: line 1: the text is not valid UTF-8 (byte 0xff at offset 3 of the line)" $nanochat tokenizer train --input $scratch/bad.txt --out $scratch/t
+# A one-character relative output directory (as typed: `--output_dir=a`) is made and used.
+root=$PWD
+if (cd $scratch && $nanochat train $root/$cfg --data_dir=$root/$data --tokenizer_dir=$root/$data/tokenizer \
+        --output_dir=a --num_iterations=1 --eval_every=-1 --sample_every=-1 > $scratch/a.log 2>&1) \
+    && ls $scratch/a/model_000001.safetensors > /dev/null 2>&1; then
+    echo "ok: --output_dir=a trained and saved into ./a"
+else
+    echo "FAIL: --output_dir=a" >&2; sed 's/^/    /' $scratch/a.log | tail -5 >&2; fails=$((fails + 1))
+fi
 # The sweep, small: two patterns at depth 2, two seeds; run again it keeps the finished runs.
 sweep=(configs/sweep_shakespeare.py --depths 2 --patterns all-T,all-M --seeds 1,2 --target-flops 2e11 --eval-points 2 --out $scratch/sweep)
 $nanochat sweep "${sweep[@]}" > $scratch/sweep.log

@@ -395,7 +395,7 @@ extension DataPreparation {
         if FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue {
             return try openShards(data, vocabSize: vocabSize, tokenizerIdentity: tokenizerIdentity).val
         }
-        let shardDir = (data as NSString).deletingLastPathComponent
+        let shardDir = AtomicFile.parentDirectory(data)
         try checkTokenizer(ofShardsIn: shardDir.isEmpty ? "." : shardDir, vocabSize: vocabSize, identity: tokenizerIdentity)
         let shard = try TokenShard(path: data)
         try shard.validate(vocabSize: vocabSize)

@@ -13,6 +13,22 @@ func temporaryDirectory(_ label: String) -> String {
 
 extension BlocksTests {
     @Suite struct CheckpointTests {
+        /// Paths as users type them, one-character names from a parsed argument among them
+        /// (a substring's copy, on which Foundation's own parent lookup traps).
+        @Test func parentDirectoriesOfTypedPaths() throws {
+            let argument = "--output_dir=a"
+            let typed = String(argument.split(separator: "=", maxSplits: 1)[1])
+            let cases = [(typed, ""), ("a/", ""), ("runs/d12", "runs"), ("runs/d12/", "runs"), ("/data", "/"), ("/", "/"),
+                         ("a//b", "a"), ("./x", "."), ("", ""), ("/a/b/c.safetensors", "/a/b")]
+            for (path, parent) in cases { #expect(AtomicFile.parentDirectory(path) == parent, "parent of \"\(path)\"") }
+            // Missing parents are made, from a path given as a parsed argument.
+            let dir = temporaryDirectory("parent")
+            let given = "--out=\(dir)/x/y/z"
+            try AtomicFile.makeDirectories(String(given.split(separator: "=", maxSplits: 1)[1]))
+            var isDirectory: ObjCBool = false
+            #expect(FileManager.default.fileExists(atPath: dir + "/x/y/z", isDirectory: &isDirectory) && isDirectory.boolValue)
+        }
+
         @Test func safetensorsRoundTripIsExact() throws {
             let dir = temporaryDirectory("st")
             var g = SeededGenerator(seed: 1)

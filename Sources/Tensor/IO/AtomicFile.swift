@@ -13,7 +13,7 @@ public enum AtomicFile {
     /// or the errno of its failure (as `writeAll` does); then fsync, rename, fsync the
     /// directory. For files too large to gather into one `Data` first.
     public static func write(to path: String, _ body: (Int32) -> Int32?) throws {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = AtomicFile.parentDirectory(path)
         let tmp = "\(path).tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw TensorFileError(path: tmp, "cannot create: \(String(cString: strerror(errno)))") }
@@ -47,6 +47,18 @@ public enum AtomicFile {
         return nil
     }
 
+    /// The directory that holds `path`: "runs/d12" → "runs", "/data" → "/", "a" and "a/" → ""
+    /// (none given: the current one). Trailing slashes are not components. (Foundation's
+    /// `deletingLastPathComponent` traps on some one-character strings.)
+    public static func parentDirectory(_ path: String) -> String {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+        guard let slash = p.lastIndex(of: "/") else { return "" }
+        var parent = p[..<slash]
+        while parent.count > 1 && parent.hasSuffix("/") { parent = parent.dropLast() }
+        return parent.isEmpty ? "/" : String(parent)
+    }
+
     /// Creates `path` and any missing parents (as `mkdir -p`); the error names the path and
     /// the system's reason (a file in the way, permission denied, a read-only file system).
     public static func makeDirectories(_ path: String) throws {
@@ -55,7 +67,7 @@ public enum AtomicFile {
             guard isDir.boolValue else { throw TensorFileError(path: path, "cannot create the directory: a file of that name is in the way") }
             return
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = parentDirectory(path)
         if !parent.isEmpty && parent != path { try makeDirectories(parent) }
         guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
             throw TensorFileError(path: path, "cannot create the directory: \(String(cString: strerror(errno)))")

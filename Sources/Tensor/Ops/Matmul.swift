@@ -52,8 +52,8 @@ public func gemm<S: TensorScalar>(
         // thread count), then R blocks of rows in each, from the workers, cut at multiples of
         // g (any row cut gives the bits of one call). Columns are cut only where rows alone
         // cannot give 32 workers a block of `gemmRowSplitMinBlockRows` rows: a weight
-        // gradient (768 × 768 over 8192 tokens) gets 6 × 3 blocks on 16 workers where rows
-        // alone gave 6, a Mamba x_proj's (80 × 1536) 12 column blocks.
+        // gradient (768 × 768 over 8192 tokens) gets 4 × 4 blocks on 16 workers where rows
+        // alone gave 6, a Mamba x_proj's (80 × 1536) 8 column blocks.
         let columns = gemmGridColumns(m: m, n: n, k: k)
         let workers = Parallel.threadCount
         // One row block per worker and column block; two when each still has
@@ -96,13 +96,17 @@ public func gemm<S: TensorScalar>(
 }
 
 /// The column blocks of `gemm`'s grid, from the shape alone: none where rows can give 32
-/// workers a block of `gemmRowSplitMinBlockRows` rows each; else enough that rows × columns
-/// can, each at least `gemmRowSplitMinBlockRows` wide and 2^22 multiply-adds.
+/// workers a block of `gemmRowSplitMinBlockRows` rows each; else a power of two (so that
+/// the common worker counts divide the grid), doubled while rows × columns fall short of 32,
+/// each block at least `gemmRowSplitMinBlockRows` wide and 2^22 multiply-adds.
 @inlinable
 public func gemmGridColumns(m: Int, n: Int, k: Int) -> Int {
     let rowBlocks = m >= gemmRowSplitMinRows ? m / gemmRowSplitMinBlockRows : 1
-    guard rowBlocks < 32 else { return 1 }
-    return Swift.max(1, Swift.min((32 + rowBlocks - 1) / rowBlocks, n / gemmRowSplitMinBlockRows, (m * n * k) >> 22))
+    var columns = 1
+    while rowBlocks * columns < 32 && 2 * columns <= n / gemmRowSplitMinBlockRows && 2 * columns <= (m * n * k) >> 22 {
+        columns *= 2
+    }
+    return columns
 }
 
 /// Products with fewer rows than this take the shape-only blocks: cut into row blocks, each
