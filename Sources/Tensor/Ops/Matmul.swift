@@ -46,12 +46,13 @@ public func gemm<S: TensorScalar>(
         S.gemm(transposeA: transposeA, transposeB: transposeB, m: len, n: n, k: k, alpha: alpha,
                a: transposeA ? a + lo : a + lo * k, lda: lda, b: b, ldb: ldb, beta: beta, c: c + lo * n, ldc: n)
     }
-    if m >= gemmRowSplitMinRows || n >= 2 * gemmRowSplitMinBlockRows, let g = GemmRowSplit.granularity(S.self) {
+    if m >= gemmRowSplitMinRows || (m <= n && n >= 2 * gemmRowSplitMinBlockRows), let g = GemmRowSplit.granularity(S.self) {
         // A grid: C column blocks chosen from the shape alone (OpenBLAS computes columns
         // differently wherever a call starts them, so their cuts must not move with the
         // thread count), then R blocks of rows in each, from the workers, cut at multiples of
         // g (any row cut gives the bits of one call). Columns are cut only where rows alone
-        // cannot give 32 workers a block of `gemmRowSplitMinBlockRows` rows: a weight
+        // cannot give 32 workers a block of `gemmRowSplitMinBlockRows` rows and C is at least
+        // as wide as tall (`gemmGridColumns`): a weight
         // gradient (768 × 768 over 8192 tokens) gets 4 × 4 blocks on 16 workers where rows
         // alone gave 6, a Mamba x_proj's (80 × 1536) 8 column blocks.
         let columns = gemmGridColumns(m: m, n: n, k: k)
@@ -96,12 +97,16 @@ public func gemm<S: TensorScalar>(
 }
 
 /// The column blocks of `gemm`'s grid, from the shape alone: none where rows can give 32
-/// workers a block of `gemmRowSplitMinBlockRows` rows each; else a power of two (so that
-/// the common worker counts divide the grid), doubled while rows × columns fall short of 32,
-/// each block at least `gemmRowSplitMinBlockRows` wide and 2^22 multiply-adds.
+/// workers a block of `gemmRowSplitMinBlockRows` rows each, or where C is taller than wide
+/// (each column block repacks its rows of op(A), m × k, and each row block its columns of
+/// op(B), k × n: with m > n rows are the cheaper cut, as for the head's dx = dy·W, whose op(A)
+/// is the logits' gradient); else a power of two (so that the common worker counts divide
+/// the grid), doubled while rows × columns fall short of 32, each block at least
+/// `gemmRowSplitMinBlockRows` wide and 2^22 multiply-adds.
 @inlinable
 public func gemmGridColumns(m: Int, n: Int, k: Int) -> Int {
     let rowBlocks = m >= gemmRowSplitMinRows ? m / gemmRowSplitMinBlockRows : 1
+    guard m <= n else { return 1 }
     var columns = 1
     while rowBlocks * columns < 32 && 2 * columns <= n / gemmRowSplitMinBlockRows && 2 * columns <= (m * n * k) >> 22 {
         columns *= 2
