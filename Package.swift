@@ -46,6 +46,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // The HTTP server behind `nanochat serve`.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        // Hummingbird's networking, for the server's connection handling.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
@@ -90,7 +92,8 @@ let package = Package(
         // compiled in.
         .target(
             name: "Serve",
-            dependencies: ["Inference", "Tokenizer", "Blocks", "Tensor", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["Inference", "Tokenizer", "Blocks", "Tensor", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdCore", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio")],
             resources: [.embedInCode("chat.html")],
             swiftSettings: hostCPU
         ),

@@ -84,7 +84,7 @@ events=$(python3 -c "
 import socket, sys
 body = b'{\"prompt\":\"ROMEO:\",\"max_tokens\":250,\"ignore_eos\":true,\"stream\":true}'
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
-s.sendall(b'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' % len(body) + body)
+s.sendall(b'POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' % len(body) + body)
 seen = b''
 while seen.count(b'data: ') < 5:
     chunk = s.recv(4096)
@@ -98,10 +98,45 @@ left=$(python3 -c "
 import json, sys
 a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 made = b['generated_tokens'] - a['generated_tokens']
-print(f'{made} of 250 tokens made, {b[\"running\"]} running' if made < 125 and b['running'] == 0 else f'FAIL {made} tokens, {b[\"running\"]} running')" "$before" "$after")
-[[ "$left" != FAIL* ]] && echo "ok: a client left after $events events: $left" || fail "disconnect: $left"
+print(f'{made} of 250 tokens made, {b[\"running\"]} running' if 0 < made < 125 and b['running'] == 0 else f'FAIL {made} tokens, {b[\"running\"]} running')" "$before" "$after")
+[ "$events" = 5 ] && [[ "$left" != FAIL* ]] && echo "ok: a client left after $events events: $left" || fail "disconnect: $left"
 serving "a disconnect"
 
+# Requests a browser on another site could send: a foreign Origin (a form's text/plain POST)
+# and a Host that is not this loopback server's (DNS rebinding) are refused before any work.
+code=$(curl -s -o $W/error.json -w '%{http_code}' -H 'Content-Type: text/plain' -H 'Origin: https://evil.example' \
+    --data '{"prompt":"ROMEO:","max_tokens":5}' $url/v1/completions)
+[ "$code" = 403 ] && echo "ok: 403 for another site's page: $(field $W/error.json 'd["error"]["message"]')" || fail "a foreign origin: $code"
+code=$(curl -s -o $W/error.json -w '%{http_code}' -H 'Host: rebound.evil.example:8000' -H 'Content-Type: application/json' \
+    --data '{"prompt":"ROMEO:","max_tokens":5}' $url/v1/completions)
+[ "$code" = 403 ] && echo "ok: 403 for a foreign Host: $(field $W/error.json 'd["error"]["message"]')" || fail "a foreign Host: $code"
+
+# Clients that try to stall the server: 1,000 idle and half-sent connections, 20 that leave
+# before their whole replies, then a normal request answered within 2 s.
+python3 scripts/serve_hostile.py $port load || fail "hostile clients"
+serving "hostile clients"
+
 kill -0 $server 2> /dev/null || fail "the server exited"
-[ $fails -eq 0 ] || { echo "serve_smoke: $fails failures" >&2; tail -20 "$W/server.log" >&2; exit 1; }
+
+# A second server with one slot, no queue and a 2 s client timeout: slow clients are cut
+# off, and a burst cannot pass the queue's limit. Then one with an API key: /v1/ needs it.
+port2=$((port + 1))
+url2=http://127.0.0.1:$port2
+start2() {
+    $nc serve --checkpoint "$model" --port $port2 --slots 1 --max-waiting 0 --client-timeout 2 "$@" >> "$W/server2.log" 2>&1 &
+    server2=$!
+    for _ in $(seq 100); do curl -sf $url2/health > /dev/null && break; sleep 0.1; done
+}
+start2
+trap 'kill $server $server2 2> /dev/null; wait $server $server2 2> /dev/null; rm -rf "$W"' EXIT
+python3 scripts/serve_hostile.py $port2 slow 2 || fail "slow clients"
+python3 scripts/serve_hostile.py $port2 burst 60 || fail "a burst"
+kill $server2; wait $server2 2> /dev/null
+NANOCHAT_API_KEY=sesame start2
+code=$(curl -s -o $W/error.json -w '%{http_code}' -H 'Content-Type: application/json' --data '{"prompt":"ROMEO:","max_tokens":5}' $url2/v1/completions)
+[ "$code" = 401 ] && echo "ok: 401 without the API key: $(field $W/error.json 'd["error"]["message"]')" || fail "no API key: $code"
+code=$(curl -s -o $W/ok.json -w '%{http_code}' -H 'Authorization: Bearer sesame' -H 'Content-Type: application/json' \
+    --data '{"prompt":"ROMEO:","max_tokens":5}' $url2/v1/completions)
+[ "$code" = 200 ] && echo "ok: 200 with the API key" || fail "with the API key: $code"
+[ $fails -eq 0 ] || { echo "serve_smoke: $fails failures" >&2; tail -n 20 "$W/server.log" "$W/server2.log" >&2; exit 1; }
 echo "serve_smoke: all checks passed"

@@ -141,6 +141,20 @@ public enum Calculator {
             return .int(i)
         }
 
+        /// Python's float `x // y` (CPython's float_floor_div): through fmod, so `1 // 0.1` is
+        /// 9.0 as there (0.1 is a little over a tenth), not floor(1 / 0.1) = 10.0.
+        static func floorDivide(_ x: Double, _ y: Double) -> Double {
+            var mod = fmod(x, y)
+            var div = (x - mod) / y
+            if mod != 0 {
+                if (y < 0) != (mod < 0) { mod += y; div -= 1 }
+            }
+            guard div != 0 else { return (0.0).withSign(of: x / y) }
+            var floored = div.rounded(.down)
+            if div - floored > 0.5 { floored += 1 }
+            return floored
+        }
+
         static func apply(_ op: String, _ a: Value, _ b: Value) -> Value? {
             if case .int(let x) = a, case .int(let y) = b {
                 switch op {
@@ -162,7 +176,7 @@ public enum Calculator {
             case "+": return .float(x + y)
             case "-": return .float(x - y)
             case "*": return .float(x * y)
-            case "//": return y == 0 ? nil : .float((x / y).rounded(.down))
+            case "//": return y == 0 ? nil : .float(floorDivide(x, y))
             default: return y == 0 ? nil : .float(x / y)
             }
         }

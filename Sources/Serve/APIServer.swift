@@ -5,7 +5,9 @@
 // error object.
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Inference
+import NIOCore
 
 /// How the server task ended, handed back to the waiting thread.
 private final class Outcome: @unchecked Sendable {
@@ -15,6 +17,66 @@ private final class Outcome: @unchecked Sendable {
     var error: (any Error)? { lock.withLock { stored } }
 }
 
+/// Who may reach the server and how long a client may take: the defences of a server other
+/// people's clients (and browsers on other sites) can reach.
+public struct AccessPolicy: Sendable {
+    /// Seconds a client has to send a whole request (header and body) and that an idle
+    /// connection stays open.
+    public var clientTimeout: Double = 30
+    /// Open connections at most; more wait in the listen queue until some close.
+    public var maxConnections = 1024
+    /// The key a client must give as `Authorization: Bearer KEY` on /v1/; none when nil.
+    public var apiKey: String?
+    /// Web origins (`https://app.example`) whose pages may call the API; `*` allows any.
+    /// Other origins are refused, so a page on another site cannot use the server.
+    public var allowedOrigins: [String] = []
+    /// The server listens on a loopback address only: a request must name a loopback host
+    /// (localhost, 127.x.x.x, [::1]) in `Host`, so a site whose name resolves to 127.0.0.1
+    /// (DNS rebinding) cannot reach it from a browser.
+    public var loopbackOnly = true
+
+    public init(clientTimeout: Double = 30, maxConnections: Int = 1024, apiKey: String? = nil,
+                allowedOrigins: [String] = [], loopbackOnly: Bool = true) {
+        self.clientTimeout = clientTimeout; self.maxConnections = maxConnections; self.apiKey = apiKey
+        self.allowedOrigins = allowedOrigins; self.loopbackOnly = loopbackOnly
+    }
+
+    /// Whether `host` (an address to listen on, or a Host header's name) is a loopback one:
+    /// localhost, ::1, or an IPv4 address 127.x.x.x (four numbers; `127.evil.example` is not).
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased()
+        if h == "localhost" || h == "::1" || h == "[::1]" { return true }
+        let parts = h.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "127" else { return false }
+        return parts.allSatisfy { p in !p.isEmpty && p.count <= 3 && p.allSatisfy(\.isASCII) && p.allSatisfy(\.isNumber) && Int(p).map { $0 <= 255 } == true }
+    }
+
+    /// The host name of a Host header's value, without the port (`[::1]:8000` → `::1`).
+    public static func hostName(_ host: String) -> String {
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            return String(host[host.index(after: host.startIndex)..<close])
+        }
+        return String(host.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+    }
+}
+
+/// The request context: Hummingbird's, and the connection, so a request whose client has
+/// gone can stop.
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Runs an action once the request's connection closes (at once if it has).
+    let whenClosed: @Sendable (@escaping @Sendable () -> Void) -> Void
+    /// Closes the request's connection.
+    let close: @Sendable () -> Void
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        let channel = source.channel
+        whenClosed = { action in channel.closeFuture.whenComplete { _ in action() } }
+        close = { channel.close(promise: nil) }
+    }
+}
+
 /// The routes and what they answer.
 public struct APIServer: Sendable {
     let engine: ChatEngine
@@ -22,17 +84,24 @@ public struct APIServer: Sendable {
     let seed: UInt64
     let maxWaiting: Int
     let limits: APILimits
+    let access: AccessPolicy
     private let counter = RequestCounter()
+    private let admission = Admission()
 
-    public init(engine: ChatEngine, model: String, seed: UInt64, maxWaiting: Int, limits: APILimits) {
+    public init(engine: ChatEngine, model: String, seed: UInt64, maxWaiting: Int, limits: APILimits,
+                access: AccessPolicy = AccessPolicy()) {
         self.engine = engine; self.model = model; self.seed = seed; self.maxWaiting = maxWaiting; self.limits = limits
+        self.access = access
     }
 
     /// Serves on host:port until the process is told to stop (SIGINT, SIGTERM); `onRunning`
     /// runs once the server listens.
     public func run(host: String, port: Int, onRunning: @escaping @Sendable () -> Void) throws {
-        let app = Application(router: router(),
-                              configuration: .init(address: .hostname(host, port: port), serverName: "nanochat"),
+                let app = Application(router: router(),
+                              server: .http1(configuration: .init(additionalChannelHandlers: [ClientLeftHandler()],
+                                                                  idleTimeout: .milliseconds(Int64(access.clientTimeout * 1000)))),
+                              configuration: .init(address: .hostname(host, port: port), serverName: "nanochat",
+                                                   availableConnectionsDelegate: MaximumAvailableConnections(access.maxConnections)),
                               onServerRunning: { _ in onRunning() })
         let outcome = Outcome()
         let finished = DispatchSemaphore(value: 0)
@@ -44,8 +113,9 @@ public struct APIServer: Sendable {
         if let error = outcome.error { throw error }
     }
 
-    public func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    public func router() -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
+        router.add(middleware: AccessMiddleware(policy: access))
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                      body: .init(byteBuffer: ByteBuffer(bytes: PackageResources.chat_html)))
@@ -58,19 +128,58 @@ public struct APIServer: Sendable {
                                                          "context": limits.context, "max_tokens": limits.maxTokens]))
         }
         router.get("/v1/models") { _, _ in
-            jsonResponse(.ok, OpenAIAPI.jsonData(["object": "list", "data": [["id": model, "object": "model", "created": 0, "owned_by": "nanochat"]]]))
+            jsonResponse(.ok, OpenAIAPI.jsonData(["object": "list", "data": [modelObject]]))
         }
-        router.post("/v1/chat/completions") { request, _ in await complete(request, chat: true) }
-        router.post("/v1/completions") { request, _ in await complete(request, chat: false) }
+        router.get("/v1/models/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard id == model else {
+                return errorResponse(APIError(status: 404, "the model \"\(id)\" does not exist; this server runs \"\(model)\"",
+                                              param: "model", code: "model_not_found"))
+            }
+            return jsonResponse(.ok, OpenAIAPI.jsonData(modelObject))
+        }
+        router.post("/v1/chat/completions") { request, context in await complete(request, context: context, chat: true) }
+        router.post("/v1/completions") { request, context in await complete(request, context: context, chat: false) }
         return router
     }
 
-    func complete(_ request: Request, chat: Bool) async -> Response {
+    private var modelObject: [String: Any] { ["id": model, "object": "model", "created": 0, "owned_by": "nanochat"] }
+
+    /// The body, refused early when its announced length is over the limit, and cut off when
+    /// the client takes longer than the policy's timeout to send it.
+    func readBody(_ request: Request, context: APIRequestContext) async throws(APIError) -> ByteBuffer {
+        let limit = limits.maxBodyBytes
+        if let announced = request.headers[.contentLength].flatMap({ Int($0) }), announced > limit {
+            throw APIError(status: 413, "the request body has \(announced) bytes, more than the \(limit) allowed")
+        }
+        let seconds = access.clientTimeout
+        let close = context.close
+        let outcome: Result<ByteBuffer, any Error>? = await withTaskGroup(of: Result<ByteBuffer, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await request.body.collect(upTo: limit)) } catch { return .failure(error) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+                return nil
+            }
+            let first: Result<ByteBuffer, any Error>? = await group.next() ?? nil
+            if case nil = first { close() }   // ends the body's stream, so its reader returns
+            group.cancelAll()
+            return first
+        }
+        switch outcome {
+        case .success(let body)?: return body
+        case .failure?: throw APIError(status: 413, "the request body is larger than the \(limit) bytes allowed")
+        case nil: throw APIError(status: 408, "the request body did not arrive within \(Int(seconds)) s")
+        }
+    }
+
+    func complete(_ request: Request, context: APIRequestContext, chat: Bool) async -> Response {
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: limits.maxBodyBytes)
+            body = try await readBody(request, context: context)
         } catch {
-            return errorResponse(APIError(status: 413, "the request body is larger than the \(limits.maxBodyBytes) bytes allowed"))
+            return errorResponse(error)
         }
         let api: APIRequest
         do {
@@ -81,19 +190,25 @@ public struct APIServer: Sendable {
         } catch {
             return errorResponse(APIError("the request could not be read: \(error)"))
         }
-        let status = engine.status
-        if status.running >= status.slots && status.waiting >= maxWaiting {
-            return errorResponse(APIError(status: 429, "the server is busy: \(status.running) requests running and \(status.waiting) waiting; try again shortly",
+        // Admitted requests are counted here, not from the engine's counters (which move once
+        // per step), so a burst cannot pass the limit.
+        let capacity = engine.status.slots + maxWaiting
+        guard admission.enter(capacity: capacity) else {
+            return errorResponse(APIError(status: 429, "the server is busy: \(capacity) requests running or waiting; try again shortly",
                                           type: "rate_limit_error"))
         }
+        let admission = self.admission
         let head = OpenAIAPI.ReplyHead(id: (chat ? "chatcmpl-" : "cmpl-") + String(counter.next(), radix: 16),
                                        created: Int(Date().timeIntervalSince1970), model: model, chat: chat)
         let (events, sink) = AsyncStream<GenerationEvent>.makeStream()
         let handle = engine.submit(api.generation) { event in
             sink.yield(event)
-            if case .finished = event { sink.finish() }
+            if case .finished = event { admission.leave(); sink.finish() }
         }
         sink.onTermination = { _ in handle.cancel() }
+        // A client that closes its connection stops its generation at the next step, whole
+        // replies as well as streams.
+        context.whenClosed { handle.cancel() }
 
         if !api.stream {
             var text = "", finish = FinishReason.stop, usage = OpenAIAPI.Usage(prompt: 0, completion: 0)
@@ -144,9 +259,100 @@ private func errorResponse(_ error: APIError) -> Response {
     jsonResponse(HTTPResponse.Status(code: error.status), error.body)
 }
 
+/// Closes a connection whose client has closed its side: a client that leaves before its
+/// reply (HTTP clients do not half-close and then wait), so its generation stops.
+private final class ClientLeftHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed? = event as? ChannelEvent {
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Requests admitted and not yet finished.
+private final class Admission: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func enter(capacity: Int) -> Bool {
+        lock.withLock {
+            guard count < capacity else { return false }
+            count += 1
+            return true
+        }
+    }
+    func leave() { lock.withLock { count -= 1 } }
+}
+
 /// Numbers for request ids and default seeds.
 private final class RequestCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value: UInt64 = 0
     func next() -> UInt64 { lock.withLock { value += 1; return value } }
+}
+
+/// The checks before any route: the Host a request names (when the server listens on
+/// loopback only), the origin of a page that sends it, and the API key; answers CORS
+/// preflights for the allowed origins and marks their replies.
+struct AccessMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let policy: AccessPolicy
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if policy.loopbackOnly, let host = request.head.authority, !AccessPolicy.isLoopback(AccessPolicy.hostName(host)) {
+            return errorResponse(APIError(status: 403, "the Host \"\(host)\" is not this server's: it listens on loopback and answers requests for localhost only",
+                                          type: "permission_error"))
+        }
+        var allowed: String?
+        if let origin = request.headers[.origin] {
+            if policy.allowedOrigins.contains("*") || policy.allowedOrigins.contains(origin) {
+                allowed = origin
+            } else if !Self.sameOrigin(origin, host: request.head.authority) {
+                return errorResponse(APIError(status: 403, "requests from the web origin \(origin) are refused; start the server with --allow-origin \(origin) to allow them",
+                                              type: "permission_error"))
+            }
+        }
+        if request.method == .options, let origin = allowed {
+            return Response(status: .noContent, headers: [
+                .accessControlAllowOrigin: origin, .vary: "Origin",
+                .accessControlAllowMethods: "GET, POST, OPTIONS",
+                .accessControlAllowHeaders: "Authorization, Content-Type",
+                .accessControlMaxAge: "600",
+            ])
+        }
+        if let key = policy.apiKey, request.uri.path.hasPrefix("/v1/") {
+            let given = request.headers[.authorization] ?? ""
+            guard given.hasPrefix("Bearer "), Self.equalInConstantTime(String(given.dropFirst(7)), key) else {
+                var response = errorResponse(APIError(status: 401, given.isEmpty ? "this server needs an API key: send it as Authorization: Bearer KEY"
+                                                                             : "the API key given is not this server's",
+                                                      type: "invalid_request_error", code: "invalid_api_key"))
+                if let origin = allowed { response.headers[.accessControlAllowOrigin] = origin }
+                return response
+            }
+        }
+        var response = try await next(request, context)
+        if let origin = allowed {
+            response.headers[.accessControlAllowOrigin] = origin
+            response.headers[.vary] = "Origin"
+        }
+        return response
+    }
+
+    /// Whether a page's origin is this server as the request names it (the chat page's own).
+    static func sameOrigin(_ origin: String, host: String?) -> Bool {
+        guard let host else { return false }
+        return origin == "http://" + host || origin == "https://" + host
+    }
+
+    /// Compares the keys without stopping at the first difference.
+    static func equalInConstantTime(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return difference == 0
+    }
 }

@@ -100,7 +100,10 @@ public enum OpenAIAPI {
                 default:
                     throw APIError("messages[\(i)].role must be system, user or assistant, got \"\(m.role)\"", param: "messages[\(i)].role")
                 }
-                return Conversation.Message(role, m.content?.text ?? "")
+                guard let content = m.content else {
+                    throw APIError("messages[\(i)].content is missing or null: every message needs its text", param: "messages[\(i)].content")
+                }
+                return Conversation.Message(role, try content.text(message: i))
             })
             do {
                 prompt = try tokenizer.renderForReply(conversation)
@@ -317,10 +320,21 @@ private struct Fields: Decodable {
             self = .parts(try c.decode([Part].self))
         }
 
-        var text: String {
+        /// The text: the string, or the text parts joined. A part of another kind (an image,
+        /// audio) is an error: the model reads text only, and answering without the part
+        /// would answer another question.
+        func text(message i: Int) throws -> String {
             switch self {
             case .text(let s): return s
-            case .parts(let parts): return parts.filter { $0.type == "text" }.compactMap(\.text).joined()
+            case .parts(let parts):
+                return try parts.enumerated().map { j, part in
+                    let field = "messages[\(i)].content[\(j)]"
+                    guard part.type == "text" else {
+                        throw APIError("\(field) is a part of type \"\(part.type)\"; this model reads text parts only", param: field)
+                    }
+                    guard let text = part.text else { throw APIError("\(field).text is required", param: "\(field).text") }
+                    return text
+                }.joined()
             }
         }
     }

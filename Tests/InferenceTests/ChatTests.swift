@@ -76,6 +76,7 @@ import Tokenizer
         ("2**10", nil), ("(1+2)*3-4/8", "8.5"), ("0.1+0.2", "0.30000000000000004"), ("10/3", "3.3333333333333335"),
         ("'strawberry'.count('r')", "3"), ("\"banana\".count(\"an\")", "2"), ("'aaaa'.count('aa')", "2"), ("1/0", nil),
         ("import os", nil), ("3 - -2", "5"), ("007+1", nil), ("1e5", nil), (".5*2", "1.0"), ("99999999999*99999999999", nil),
+        ("1//0.1", "9.0"), ("-1//0.1", "-10.0"), ("7.5//2", "3.0"), ("-7.5//2", "-4.0"), ("5.5//0.5", "11.0"), ("0//-3.0", "-0.0"),
     ] as [(String, String?)])
     func calculatorAnswersAsNanochats(expression: String, answer: String?) {
         #expect(Calculator.evaluate(expression) == answer)

@@ -101,6 +101,14 @@ import Inference
             (#"{"messages": [{"role":"robot","content":"x"}]}"#, true, "messages[0].role", "system, user or assistant"),
             (#"{"messages": [{"role":"assistant","content":"x"}]}"#, true, "messages", "last message"),
             (#"{"messages": [{"role":"user","content":"\#(String(repeating: "word ", count: 200))"}]}"#, true, "messages", "context"),
+            (#"{"messages": [{"role":"user","content":null}]}"#, true, "messages[0].content", "missing or null"),
+            (#"{"messages": [{"role":"user"}]}"#, true, "messages[0].content", "missing or null"),
+            (#"{"messages": [{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, true,
+             "messages[0].content[0]", "of type \"image_url\"; this model reads text parts only"),
+            (#"{"messages": [{"role":"user","content":[{"type":"text","text":"a"},{"type":"input_audio"}]}]}"#, true,
+             "messages[0].content[1]", "input_audio"),
+            (#"{"messages": [{"role":"user","content":[{"type":"text"}]}]}"#, true, "messages[0].content[0].text", "required"),
+            (#"{"messages": [{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#, true, nil, ""),
             (#"{"prompt": 7}"#, false, "prompt", "wrong type"),
             (#"{"prompt": ["a", "b"]}"#, false, "prompt", "one text"),
             (#"{"prompt": "hi", "max_tokens": 30, "stop": "x"}"#, false, nil, ""),
@@ -230,6 +238,67 @@ import Inference
             }
             try await client.execute(uri: "/v1/nothing", method: .get) { r in #expect(r.status == .notFound) }
         }
+    }
+
+    /// The access policy before any route: an API key on /v1/ (not on the page or /health),
+    /// pages of other origins refused and allowed ones marked for CORS (and their preflight
+    /// answered), and the Host names a loopback server answers.
+    @Test func accessPolicyGuardsTheAPI() async throws {
+        let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        let access = AccessPolicy(apiKey: "sesame", allowedOrigins: ["https://app.example"])
+        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
+                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: 2048), access: access)
+        let app = Application(router: server.router())
+        let body = ByteBuffer(string: #"{"prompt":"Hello","max_tokens":2,"temperature":0}"#)
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/completions", method: .post, body: body) { r in
+                #expect(r.status == .unauthorized && (try json(r.body)["error"] as? [String: Any])?["code"] as? String == "invalid_api_key")
+            }
+            try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer sesam"]) { r in
+                #expect(r.status == .unauthorized)
+            }
+            try await client.execute(uri: "/v1/completions", method: .post, headers: [.authorization: "Bearer sesame"], body: body) { r in
+                #expect(r.status == .ok)
+            }
+            try await client.execute(uri: "/health", method: .get) { r in #expect(r.status == .ok) }
+            try await client.execute(uri: "/", method: .get) { r in #expect(r.status == .ok) }
+            // A page of another site: refused before the key is looked at.
+            try await client.execute(uri: "/v1/completions", method: .post,
+                                     headers: [.authorization: "Bearer sesame", .origin: "https://evil.example"], body: body) { r in
+                #expect(r.status == .forbidden && String(buffer: r.body).contains("--allow-origin https://evil.example"))
+            }
+            // The page's own origin, and an allowed one (marked for the browser).
+            try await client.execute(uri: "/v1/models", method: .get,
+                                     headers: [.authorization: "Bearer sesame", .origin: "http://localhost"]) { r in
+                #expect(r.status == .ok && r.headers[.accessControlAllowOrigin] == nil)
+            }
+            try await client.execute(uri: "/v1/models", method: .get,
+                                     headers: [.authorization: "Bearer sesame", .origin: "https://app.example"]) { r in
+                #expect(r.status == .ok && r.headers[.accessControlAllowOrigin] == "https://app.example")
+            }
+            try await client.execute(uri: "/v1/chat/completions", method: .options, headers: [.origin: "https://app.example"]) { r in
+                #expect(r.status == .noContent && r.headers[.accessControlAllowOrigin] == "https://app.example")
+                #expect(r.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
+            }
+            try await client.execute(uri: "/v1/models/test-1", method: .get, headers: [.authorization: "Bearer sesame"]) { r in
+                #expect(r.status == .ok && (try json(r.body))["id"] as? String == "test-1")
+            }
+            try await client.execute(uri: "/v1/models/gpt-4", method: .get, headers: [.authorization: "Bearer sesame"]) { r in
+                #expect(r.status == .notFound && String(buffer: r.body).contains("model_not_found"))
+            }
+            // A Content-Length over the limit is refused from the header, before any body.
+            try await client.execute(uri: "/v1/completions", method: .post,
+                                     headers: [.authorization: "Bearer sesame"], body: ByteBuffer(string: String(repeating: " ", count: 4096))) { r in
+                #expect(r.status == .contentTooLarge && String(buffer: r.body).contains("4096 bytes"))
+            }
+        }
+        #expect(AccessPolicy.hostName("[::1]:8000") == "::1" && AccessPolicy.hostName("localhost:80") == "localhost")
+        #expect(AccessPolicy.hostName("127.0.0.1") == "127.0.0.1")
+        #expect(AccessPolicy.isLoopback("127.0.0.1") && AccessPolicy.isLoopback("LocalHost") && AccessPolicy.isLoopback("::1"))
+        #expect(!AccessPolicy.isLoopback("evil.example") && !AccessPolicy.isLoopback("0.0.0.0"))
+        #expect(!AccessPolicy.isLoopback("127.evil.example") && !AccessPolicy.isLoopback("127.0.0.1.evil.example") && !AccessPolicy.isLoopback("127.0.0.256"))
     }
 }
 
