@@ -52,6 +52,12 @@ open(sys.argv[1], 'wb').write(struct.pack('<Q', len(h)) + h + bytes(int(sys.argv
 n=0
 printf '| # | case | exit | message |\n|---:|---|---:|---|\n' > "$table"
 # expect NAME WORDS CMD...: the command must fail cleanly with WORDS in its Error: line.
+# works NAME STATUS DETAIL: a case that must succeed (STATUS 0), DETAIL shown if it did not.
+works() {
+    n=$((n + 1))
+    printf '| %d | %s | %d | %s |\n' "$n" "$1" "$2" "$([ "$2" = 0 ] && echo "handled" || echo "${3:0:200}")" >> "$table"
+    if [ "$2" = 0 ]; then echo "ok $n ($1)"; else fails=$((fails + 1)); echo "FAIL $n ($1): $3"; fi
+}
 expect() {
     local name=$1; shift
     n=$((n + 1))
@@ -113,6 +119,17 @@ expect "config file missing" "no-such.py" $nc train "$W/no-such.py"
 expect "config file is a directory" "$W" $nc train "$W"
 printf 'depth = 2\xff\n' > "$W/binary.py"
 expect "config file not UTF-8" "binary.py" $nc train "$W/binary.py"
+python3 -c "print('depth = ' + '(' * 200000 + '2' + ')' * 200000)" > "$W/parens.py"
+expect "200,000 nested parentheses" "nests more than 100 deep" $nc train "$W/parens.py"
+python3 -c "print('depth = ' + '-' * 500000 + '2')" > "$W/minus.py"
+expect "500,000 unary minuses" "nests more than 100 deep" $nc train "$W/minus.py"
+t "leading zeros (Python refuses 007)" "leading zeros in a decimal integer" --seed=007
+t "negative matrix_lr" "matrix_lr must be a finite number ≥ 0, got -0.02" --matrix_lr=-0.02
+t "negative weight_decay" "weight_decay must be a finite number ≥ 0" --weight_decay=-1
+printf 'depth = 2\nmodel_tag = "a\\xZZ"\n' > "$W/escape.py"
+expect "a bad \\x escape in a string" "malformed \\x escape" $nc train "$W/escape.py"
+printf 'depth = 2\n  vocab_size = 300\n' > "$W/indent.py"
+expect "an indented assignment" "indent.py:2:1: unexpected indent" $nc train "$W/indent.py"
 
 # --- data and tokenizer -------------------------------------------------------------------
 t "data_dir missing" "data.json: cannot open" --data_dir="$W/none"
@@ -254,6 +271,44 @@ expect "sample --top-k -5" "--top-k must be ≥ 0, got -5" $nc sample --checkpoi
 expect "sample --max-new-tokens 1e8" "1e8" $nc sample --checkpoint "$run" --prompt hi --max-new-tokens 1e8
 expect "sample --tokens outside the vocabulary" "99999" $nc sample --checkpoint "$run" --tokens 99999
 expect "sample --tokens not numbers" "abc" $nc sample --checkpoint "$run" --tokens 1,abc
+long=$(head -c 100000 /dev/zero | tr '\0' 'a' | sed 's/a\{10\}/word word /g')
+expect "sample, a 100 kB prompt past the context" "this model's context is 32 tokens" $nc sample --checkpoint "$run" --prompt "$long"
+expect "chat --prompt, a 100 kB message past the context" "leave no room for a reply in the model's context of 32 tokens" $nc chat --checkpoint "$run" --prompt "$long"
+# The terminal chat: a 1 MB line is refused (nothing fed) and the conversation goes on.
+{ head -c 1000000 /dev/zero | tr '\0' 'a' | sed 's/a\{10\}/word word /g'; echo; echo hi; echo /quit; } > "$W/long-chat.txt"
+timeout 60 $nc chat --checkpoint "$run" --max-tokens 4 < "$W/long-chat.txt" > "$W/long-chat.out" 2>&1
+[ $? = 0 ] && grep -q "leave no room for a reply" "$W/long-chat.out" && [ "$(grep -o 'Assistant: ' "$W/long-chat.out" | wc -l)" = 2 ]
+works "chat, a 1 MB line refused and the next line answered" $? "$(tail -c 200 "$W/long-chat.out")"
+# Hugging Face folders: sizes range-checked, integers strictly, merges as the vocabulary
+# implies, our blocks' constants, files inside the folder.
+$nc init "$cfg" --out "$W/allT" '--block_pattern=["T","T"]' --vocab_size=300 > /dev/null
+$nc export --checkpoint "$W/allT" --tokenizer "$W/tok" --out "$W/hfT" > /dev/null
+$nc export --checkpoint "$run" --out "$W/hfH" > /dev/null
+hf() {   # hf NAME FOLDER PYTHON WORDS: a copy of FOLDER edited by PYTHON (d: config.json, t: tokenizer.json), imported
+    rm -rf "$W/$1"; cp -r "$2" "$W/$1"
+    py "d = json.load(open(sys.argv[1] + '/config.json')); t = json.load(open(sys.argv[1] + '/tokenizer.json'))
+$3
+json.dump(d, open(sys.argv[1] + '/config.json', 'w')); json.dump(t, open(sys.argv[1] + '/tokenizer.json', 'w'))" "$W/$1"
+    expect "import hf: $1" "$4" $nc import --format hf --checkpoint "$W/$1" --out "$W/$1-out"
+}
+hf layers-2 "$W/hfT" "d['num_hidden_layers'] = -2" "num_hidden_layers must be in 1...4096, got -2"
+hf layers1e12 "$W/hfT" "d['num_hidden_layers'] = 10**12" "num_hidden_layers must be in 1...4096, got 1000000000000"
+hf layers-true "$W/hfT" "d['num_hidden_layers'] = True" "num_hidden_layers is missing or not an integer"
+hf heads-float "$W/hfT" "d['num_attention_heads'] = 2.0" "num_attention_heads is missing or not an integer"
+hf merges-reversed "$W/hfT" "t['model']['merges'].reverse()" "model.merges[0] is"
+hf merges-empty "$W/hfT" "t['model']['merges'] = []" "model.merges has 0 merges"
+hf merges-garbage "$W/hfT" "t['model']['merges'][3] = ['x', 'y']" 'model.merges[3] is "x" + "y"'
+hf hybrid-rope "$W/hfH" "d['rope_theta'] = 500000.0" "rope_theta is 500000"
+hf hybrid-softcap "$W/hfH" "d['logit_softcap'] = 30.0" "logit_softcap is 30"
+hf hybrid-eps "$W/hfH" "d['rms_norm_eps'] = 1e-05" "rms_norm_eps is 1e-05"
+rm -rf "$W/hf-link"; cp -r "$W/hfT" "$W/hf-link"; rm "$W/hf-link/tokenizer.json"; ln -s "$W/hfT/tokenizer.json" "$W/hf-link/tokenizer.json"
+expect "import hf: a symbolic link out of the folder" "a symbolic link to a file outside the folder" $nc import --format hf --checkpoint "$W/hf-link" --out "$W/hf-link-out"
+# Parquet: a schema nested 60,000 deep is refused (no deep recursion), a file with no rows reads as no documents.
+python3 tools/deep_parquet.py 60000 "$W/deep.parquet"
+expect "parquet schema nested 60,000 deep" "the schema nests more than 64 levels deep" $nc prepare --tokenizer "$W/tok" --out "$W/o-deep" --input "$W/deep.parquet"
+python3 tools/deep_parquet.py 0 "$W/norows.parquet"
+$nc prepare --tokenizer "$W/tok" --out "$W/o-norows" --input "$W/norows.parquet" $fx/parquet/zstd-v1-dict.parquet --skip-bad > "$W/norows.out" 2>&1
+works "parquet with no rows beside another file: prepared" $? "$(tail -c 200 "$W/norows.out")"
 expect "sample, both --prompt and --tokens" "either --prompt" $nc sample --checkpoint "$run" --prompt a --tokens 1
 expect "--threads -2 (flag)" "--threads must be in 1...1024, got -2" $nc eval --checkpoint "$run" --data "$W/data" --threads -2
 expect "--threads 0 (flag)" "--threads must be in 1...1024, got 0" $nc sample --checkpoint "$run" --prompt hi --threads 0

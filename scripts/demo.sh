@@ -28,8 +28,8 @@ nanochat=.build/release/nanochat
 data=data/shakespeare
 
 # every character of a small corpus counts (nanochat caps web documents at 10,000 for the tokenizer)
-$nanochat tokenizer train --input "$corpus" --vocab-size 4096 --doc-cap 1000000000 --out $data/tokenizer
-$nanochat prepare --input "$corpus" --tokenizer $data/tokenizer --out $data
+$nanochat tokenizer train --input "$corpus" --vocab-size 4096 --doc-cap 1000000000 --out $data/tokenizer --overwrite
+$nanochat prepare --input "$corpus" --tokenizer $data/tokenizer --out $data --overwrite
 $nanochat train configs/shakespeare_d4.py --overwrite ${overrides[@]+"${overrides[@]}"}
 echo
 echo "--- sample (temperature 0.8, top-k 50) ---"

@@ -34,6 +34,29 @@ expect_error "did you mean depth" $nanochat train $cfg --depht=4 --output_dir=$s
 expect_error "block_pattern" $nanochat train $cfg '--block_pattern=["T","X","M","M"]' --output_dir=$scratch/o
 expect_error "another model than the config" $nanochat train $cfg --resume '--block_pattern=["M","M","M","M"]'
 expect_error "no checkpoint for step 7" $nanochat train $cfg --resume-step 7
+# Commands that would replace the demo's results without --overwrite are refused.
+expect_error "holds checkpoints after step 100 (steps 200)" $nanochat train $cfg --resume-step 100 --num_iterations=300
+expect_error "already holds checkpoints" $nanochat init $cfg --out $run
+expect_error "give --overwrite to replace them" $nanochat export --checkpoint $run --out $run
+expect_error "already holds data.json" $nanochat prepare --input $corpus --tokenizer $data/tokenizer --out $data
+expect_error "already holds tokenizer.tiktoken" $nanochat tokenizer train --input $corpus --vocab-size 300 --out $data/tokenizer
+expect_error "give an empty or new directory" $nanochat import --checkpoint $run --out $data
+# A run that replaces another (--overwrite) and stops before its first save leaves the
+# earlier run's checkpoints, metrics and chart as they were.
+cp -r $run $scratch/r2
+rm -f $scratch/r2/.lock
+sums() { (cd $scratch/r2 && md5sum metrics.jsonl loss.svg model_000200.safetensors); }
+was=$(sums)
+$nanochat train $cfg --overwrite --output_dir=$scratch/r2 --num_iterations=40 --eval_every=-1 --sample_every=-1 > $scratch/r2.log 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -e $scratch/r2/metrics.jsonl.next ] && break; sleep 0.1; done
+sleep 1
+kill -TERM $pid; wait $pid || true
+if [ -e $scratch/r2/metrics.jsonl.next ] && ! ls $scratch/r2/model_000040.safetensors > /dev/null 2>&1 && [ "$(sums)" == "$was" ]; then
+    echo "ok: --overwrite stopped before its first save left the earlier run's checkpoints, metrics.jsonl and loss.svg"
+else
+    echo "FAIL: an interrupted --overwrite run changed the earlier run" >&2; tail -3 $scratch/r2.log >&2; fails=$((fails + 1))
+fi
 printf 'abc\xff' > $scratch/bad.txt
 expect_error "bad.txt: line 1: the text is not valid UTF-8 (byte 0xff at offset 3 of the line)" $nanochat tokenizer train --input $scratch/bad.txt --out $scratch/t
 # A one-character relative output directory (as typed: `--output_dir=a`) is made and used.
@@ -80,7 +103,7 @@ if $nanochat export --checkpoint $run --format nanochat --out $scratch/nc > /dev
 else
     echo "FAIL: export --format nanochat / import" >&2; fails=$((fails + 1))
 fi
-expect_error "already holds a checkpoint" $nanochat import --checkpoint $scratch/nc/base_checkpoints/d4 --out $scratch/nc-back
+expect_error "already holds meta_000200.json" $nanochat import --checkpoint $scratch/nc/base_checkpoints/d4 --out $scratch/nc-back
 after=$(listing)
 [ "$after" == "$before" ] || { echo "FAIL: the demo's checkpoints changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; fails=$((fails + 1)); }
 finish smoke

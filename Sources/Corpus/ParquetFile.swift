@@ -106,7 +106,10 @@ public final class ParquetFile {
         // Leaf columns in schema order (depth-first), each with its top-level path.
         var leaves: [(path: [String], repetition: Int32, type: Int32)] = []
         var index = 1
+        // Bounded: real schemas nest a few levels, and a crafted one must not exhaust the stack.
+        let maxNesting = 64
         func walk(_ count: Int32, _ prefix: [String], _ ancestorRepeated: Bool) throws {
+            guard prefix.count < maxNesting else { throw fail("the schema nests more than \(maxNesting) levels deep") }
             for _ in 0..<max(0, Int(count)) {
                 guard index < schema.count else { throw fail("the schema's child counts run past its \(schema.count) elements") }
                 let e = schema[index]
@@ -120,7 +123,10 @@ public final class ParquetFile {
         }
         try walk(root.children, [], false)
         guard let columnIndex = leaves.firstIndex(where: { $0.path == [column] }) else {
-            let names = leaves.map { $0.path.joined(separator: ".") }
+            let names = leaves.map { leaf -> String in
+                let name = leaf.path.joined(separator: ".")
+                return name.count > 60 ? String(name.prefix(57)) + "..." : name
+            }
             if leaves.contains(where: { $0.path.first == column }) {
                 throw fail("column \"\(column)\" is nested (a struct or list); only a top-level string column can be read")
             }
@@ -160,6 +166,9 @@ public final class ParquetFile {
         let c = chunks[group]
         let place = "row group \(group), column \(column)"
         func fail(_ m: String) -> CorpusError { CorpusError(path: path, "\(place): \(m)") }
+        // An empty row group (pyarrow writes one for an empty table) has no pages to read,
+        // whatever offsets its chunk states.
+        if c.valueCount == 0 { return [] }
         guard let codec = Codec(rawValue: c.codec) else { throw fail("unknown compression codec \(c.codec)") }
         switch codec {
         case .uncompressed, .snappy, .gzip, .zstd: break

@@ -149,7 +149,7 @@ public enum Calculator {
             if mod != 0 {
                 if (y < 0) != (mod < 0) { mod += y; div -= 1 }
             }
-            guard div != 0 else { return (0.0).withSign(of: x / y) }
+            guard div != 0 else { return Double(signOf: x / y, magnitudeOf: 0) }
             var floored = div.rounded(.down)
             if div - floored > 0.5 { floored += 1 }
             return floored

@@ -72,10 +72,16 @@ public final class ChatSession {
     }
 
     /// The assistant's reply to `text`; `onPiece` gets the reply as it streams and may stop it
-    /// by returning false.
+    /// by returning false. A message that with the conversation so far leaves no room in the
+    /// model's context is refused (nothing is fed); a reply stops where the context ends.
     @discardableResult
-    public func reply(to text: String, onPiece: (ReplyPiece) -> Bool = { _ in true }) -> Reply {
+    public func reply(to text: String, onPiece: (ReplyPiece) -> Bool = { _ in true }) throws -> Reply {
         let prompt = turnTokens(text)
+        let context = model.config.sequenceLen
+        guard length + prompt.count < context else {
+            throw ChatError("this message makes \(prompt.count) tokens, and with the \(length) of the conversation so far they leave no room "
+                            + "for a reply in the model's context of \(context) tokens; send less, or /clear to start over")
+        }
         turns += 1
         pending = []
         var logits = sequence.feed(prompt)
@@ -99,6 +105,7 @@ public final class ChatSession {
                 forced = answerTokens
             }
             generated += forced.count
+            guard length + 1 + forced.count < context else { pending = [next] + forced; break decoding }   // the context is full
             logits = sequence.feed([next] + forced)
         }
         let tail = decoder.finish()

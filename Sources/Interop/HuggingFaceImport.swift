@@ -12,6 +12,9 @@ import Tokenizer
 public enum HuggingFaceImport {
     public static func read(from dir: String) throws -> (model: GPT, tokenizer: Tokenizer) {
         let configPath = "\(dir)/config.json"
+        for name in ["config.json", "tokenizer.json", "model.safetensors", "model.safetensors.index.json"] {
+            try requireInside(dir, name)
+        }
         guard let data = FileManager.default.contents(atPath: configPath) else {
             throw ExportError("\(configPath): missing; not a Hugging Face model folder")
         }
@@ -29,6 +32,7 @@ public enum HuggingFaceImport {
             do { config = try JSONDecoder().decode(ModelConfig.self, from: data) } catch {
                 throw ExportError("\(configPath): not a model config of this project: \(error)")
             }
+            try checkHybridConstants(hf, path: configPath)
             ourName = { $0 }
         case "mamba":
             throw ExportError("\(configPath): a `mamba` folder cannot be imported: the export folds the norm after the embedding "
@@ -67,17 +71,21 @@ public enum HuggingFaceImport {
 
     /// Our config from transformers' NanoChatConfig, refusing what our blocks do not compute.
     static func nanochatConfig(_ hf: [String: Any], path: String) throws -> ModelConfig {
-        func int(_ key: String) throws -> Int {
-            guard let v = hf[key] as? Int else { throw ExportError("\(path): \(key) is missing or not an integer") }
+        // Each size range-checked before use (a layer count of -2 or 10^12 would trap or
+        // allocate a terabyte), against the bound our config has for the key it becomes.
+        func int(_ key: String, as ours: String) throws -> Int {
+            guard let v = strictInt(hf[key]) else { throw ExportError("\(path): \(key) is missing or not an integer") }
+            let most = ModelConfig.largest[ours] ?? Int(Int32.max)
+            guard (1...most).contains(v) else { throw ExportError("\(path): \(key) must be in 1...\(most), got \(v)") }
             return v
         }
         func expect(_ key: String, _ ok: (Any?) -> Bool, _ what: String) throws {
             guard ok(hf[key]) else { throw ExportError("\(path): \(key) is \(hf[key].map { "\($0)" } ?? "missing"); this model needs \(what)") }
         }
-        let width = try int("hidden_size"), heads = try int("num_attention_heads")
-        let kvHeads = (hf["num_key_value_heads"] as? Int) ?? heads
-        try expect("intermediate_size", { $0 as? Int == 4 * width }, "4 × hidden_size = \(4 * width)")
-        try expect("head_dim", { $0 == nil || $0 as? Int == width / max(heads, 1) }, "hidden_size / num_attention_heads")
+        let width = try int("hidden_size", as: "n_embd"), heads = try int("num_attention_heads", as: "n_head")
+        let kvHeads = hf["num_key_value_heads"] == nil ? heads : try int("num_key_value_heads", as: "n_kv_head")
+        try expect("intermediate_size", { strictInt($0) == 4 * width }, "4 × hidden_size = \(4 * width)")
+        try expect("head_dim", { $0 == nil || strictInt($0) == width / max(heads, 1) }, "hidden_size / num_attention_heads")
         try expect("hidden_act", { $0 == nil || $0 as? String == "relu2" }, "relu2")
         try expect("final_logit_softcapping", { ($0 as? Double) == Double(logitSoftcap) }, "\(Double(logitSoftcap))")
         try expect("tie_word_embeddings", { $0 == nil || $0 as? Bool == false }, "false (separate embedding and head)")
@@ -86,9 +94,47 @@ public enum HuggingFaceImport {
         guard (rope as? Double) == 10000 else {
             throw ExportError("\(path): rope_theta is \(rope.map { "\($0)" } ?? "missing"); this model's rotary base is 10000")
         }
-        return ModelConfig(sequenceLen: try int("max_position_embeddings"), vocabSize: try int("vocab_size"),
-                           nLayer: try int("num_hidden_layers"), nHead: heads, nKVHead: kvHeads, nEmbd: width,
-                           blockPattern: Array(repeating: .transformer, count: try int("num_hidden_layers")))
+        let layers = try int("num_hidden_layers", as: "n_layer")
+        return ModelConfig(sequenceLen: try int("max_position_embeddings", as: "sequence_len"), vocabSize: try int("vocab_size", as: "vocab_size"),
+                           nLayer: layers, nHead: heads, nKVHead: kvHeads, nEmbd: width,
+                           blockPattern: Array(repeating: .transformer, count: layers))
+    }
+
+    /// A JSON integer: not a boolean (which Foundation would read as 0 or 1), not a fraction.
+    static func strictInt(_ value: Any?) -> Int? {
+        guard let n = value as? NSNumber else { return nil }
+        let type = String(cString: n.objCType)
+        guard type != "c", type != "d", type != "f" else { return nil }
+        return n.intValue
+    }
+
+    /// The constants of our blocks a hybrid config.json may state: if it does, it must state
+    /// ours (the modeling file would compute with its value, we with ours).
+    static func checkHybridConstants(_ hf: [String: Any], path: String) throws {
+        let ours: [(String, Double)] = [("logit_softcap", Double(logitSoftcap)), ("rms_norm_eps", Double(rmsNormEpsilon)),
+                                        ("rope_theta", 10000)]
+        for (key, value) in ours {
+            guard let given = hf[key] else { continue }
+            guard let n = given as? NSNumber, String(cString: n.objCType) != "c", Float(n.doubleValue) == Float(value) else {
+                throw ExportError("\(path): \(key) is \(given); this project's blocks compute with \(Float(value)), so the folder's numbers would not be ours")
+            }
+        }
+    }
+
+    /// A file of the folder that is a symbolic link to somewhere outside it is refused: a
+    /// downloaded folder must not make the import read the user's other files.
+    static func requireInside(_ dir: String, _ name: String) throws {
+        let path = "\(dir)/\(name)"
+        var info = stat()
+        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK else { return }
+        func real(_ p: String) -> String? {
+            guard let r = realpath(p, nil) else { return nil }
+            defer { free(r) }
+            return String(cString: r)
+        }
+        guard let folder = real(dir), let target = real(path), target.hasPrefix(folder + "/") else {
+            throw ExportError("\(path): a symbolic link to a file outside the folder; copy the file in instead")
+        }
     }
 
     /// Every tensor of the folder's weight files, with the file it is in.
@@ -104,6 +150,7 @@ public enum HuggingFaceImport {
             if let bad = names.first(where: { $0.contains("/") || $0.hasPrefix(".") }) {
                 throw ExportError("\(indexPath): weight file \"\(bad)\" is not a file name in the folder")
             }
+            for name in names { try requireInside(dir, name) }
             files = names.map { "\(dir)/\($0)" }
         }
         var out: [(name: String, tensor: Tensor, file: String)] = []

@@ -43,6 +43,35 @@ extension Tokenizer {
         return (l, r)
     }
 
+    /// A tokenizer.json's merges must be the ones this vocabulary implies (rank r ≥ 256 as
+    /// the merge of the two lower ranks its bytes end in, in rank order): we encode by the
+    /// ranks, the `tokenizers` library by the merges, so other merges (garbage, reordered,
+    /// missing) would make the two encode the same text differently.
+    func checkMerges(_ value: Any?, path: String) throws {
+        guard let list = value as? [Any] else { throw TokenizerError("\(path): model.merges is missing or not a list") }
+        let count = tokenBytes.count - 256
+        guard list.count == count else {
+            throw TokenizerError("\(path): model.merges has \(list.count) merges; this vocabulary of \(tokenBytes.count) tokens needs \(count), one per token after the 256 bytes")
+        }
+        for (i, item) in list.enumerated() {
+            let r = 256 + i
+            let pair: [String]
+            if let text = item as? String {
+                pair = text.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            } else {
+                pair = (item as? [Any])?.compactMap { $0 as? String } ?? []
+            }
+            guard let (l, rr) = mergeParts(of: r) else {
+                throw TokenizerError("\(path): token \(r) is not the merge of two lower-ranked tokens; byte-level BPE cannot express it")
+            }
+            let wanted = [Self.byteLevelText(tokenBytes[Int(l)]), Self.byteLevelText(tokenBytes[Int(rr)])]
+            guard pair == wanted else {
+                throw TokenizerError("\(path): model.merges[\(i)] is \(pair.map { "\"\($0)\"" }.joined(separator: " + ")); token \(r) of the vocab "
+                                     + "is made by \"\(wanted[0])\" + \"\(wanted[1])\", and other merges would make the tokenizers library encode differently")
+            }
+        }
+    }
+
     /// tokenizer.json for the `tokenizers` library. Throws if a rank has no merge of two
     /// lower ranks (a tokenizer this tool trained always has one).
     public func huggingFaceTokenizerJSON() throws -> Data {
@@ -169,6 +198,7 @@ extension Tokenizer {
         do { tokenizer = try Tokenizer(tokenBytes: tokenBytes.compactMap { $0 }) } catch let e as TokenizerError {
             throw TokenizerError("\(path): \(e.message)")
         }
+        try tokenizer.checkMerges(model["merges"], path: path)
         let added = (object["added_tokens"] as? [[String: Any]]) ?? []
         let given = Dictionary(added.compactMap { t in (t["content"] as? String).flatMap { c in (t["id"] as? Int).map { (c, $0) } } },
                                uniquingKeysWith: { a, _ in a })

@@ -121,6 +121,9 @@ public struct ConfigFile: Sendable {
             var lexer = ConfigLexer(String(rawLine), file: file, line: i + 1)
             let tokens = try lexer.tokens()
             if tokens.isEmpty { continue }
+            if tokens[0].column > 1 {
+                throw ConfigError(file: file, line: i + 1, column: 1, "unexpected indent: an assignment starts at the line's first column (Python says IndentationError)")
+            }
             guard case .name(let key) = tokens[0].kind else {
                 throw ConfigError(file: file, line: i + 1, column: tokens[0].column, "expected `name = value`")
             }

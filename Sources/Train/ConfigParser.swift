@@ -37,7 +37,10 @@ struct ConfigLexer {
                 i += 1
                 var s = ""
                 while i < chars.count && chars[i] != c {
-                    if chars[i] == "\\" && i + 1 < chars.count { i += 1 }
+                    if chars[i] == "\\" && i + 1 < chars.count {
+                        s.append(contentsOf: try escape())
+                        continue
+                    }
                     s.append(chars[i]); i += 1
                 }
                 guard i < chars.count else { throw error("unterminated string", at: start) }
@@ -51,6 +54,36 @@ struct ConfigLexer {
             }
         }
         return out
+    }
+
+    /// The escape at `i` (a backslash and what follows) as Python reads it in a string:
+    /// `\n \t \r \0 \a \b \f \v \\ \' \"`, `\xHH`, `\uHHHH`, `\UHHHHHHHH`; any other keeps
+    /// its backslash, as Python does.
+    mutating func escape() throws -> String {
+        let start = i
+        let c = chars[i + 1]
+        i += 2
+        switch c {
+        case "n": return "\n"
+        case "t": return "\t"
+        case "r": return "\r"
+        case "0": return "\0"
+        case "a": return "\u{07}"
+        case "b": return "\u{08}"
+        case "f": return "\u{0C}"
+        case "v": return "\u{0B}"
+        case "\\", "'", "\"": return String(c)
+        case "x", "u", "U":
+            let count = c == "x" ? 2 : c == "u" ? 4 : 8
+            let digits = i + count <= chars.count ? String(chars[i..<(i + count)]) : ""
+            guard digits.count == count, digits.allSatisfy(\.isHexDigit), let code = UInt32(digits, radix: 16),
+                  let scalar = Unicode.Scalar(code) else {
+                throw error("malformed \\\(c) escape: it takes \(count) hex digits\(c == "x" ? "" : " naming a character")", at: start)
+            }
+            i += count
+            return String(Character(scalar))
+        default: return "\\" + String(c)
+        }
     }
 
     mutating func number(_ start: Int) throws -> ConfigToken {
@@ -70,6 +103,9 @@ struct ConfigLexer {
             guard v.isFinite else { throw error("number \(text) is too large for a 64-bit float", at: start) }
             return ConfigToken(kind: .float(v), column: column)
         }
+        if text.count > 1 && text.hasPrefix("0") && text.contains(where: { $0 != "0" }) {
+            throw error("leading zeros in a decimal integer are not allowed (\(text)); Python refuses them too: write \(text.drop(while: { $0 == "0" }))", at: start)
+        }
         guard let v = Int(text) else { throw error("integer \(text) out of range", at: start) }
         return ConfigToken(kind: .int(v), column: column)
     }
@@ -81,6 +117,10 @@ struct ConfigParser {
     let tokens: [ConfigToken]
     let file: String, line: Int
     var i = 0
+    /// Nesting of parentheses and unary minuses so far; bounded, so a crafted value cannot
+    /// exhaust the stack.
+    var depth = 0
+    static let maxDepth = 100
 
     init(tokens: [ConfigToken], file: String, line: Int) {
         self.tokens = tokens; self.file = file; self.line = line
@@ -122,6 +162,9 @@ struct ConfigParser {
     mutating func unary() throws -> ConfigValue {
         if let t = peek, t.kind == .symbol("-") {
             i += 1
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maxDepth else { throw error("the value nests more than \(Self.maxDepth) deep", t) }
             switch try unary() {
             case .int(let v):
                 guard v != .min else { throw error("integer overflow: -(\(v)) is outside the 64-bit range", t) }
@@ -145,6 +188,9 @@ struct ConfigParser {
         case .name("None"): return .none
         case .name(let n): throw error("unknown name `\(n)`; values are numbers, strings, True, False, None or lists", t)
         case .symbol("("):
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maxDepth else { throw error("the value nests more than \(Self.maxDepth) deep", t) }
             let v = try expression()
             guard let close = peek, close.kind == .symbol(")") else { throw error("expected `)`", peek) }
             i += 1

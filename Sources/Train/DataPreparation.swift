@@ -50,9 +50,33 @@ public enum DataPreparation {
     public static func shardName(_ split: String, _ index: Int) -> String { String(format: "%@_%06d.bin", split, index) }
 
     /// Streams `files` through `tokenizer` into shards in `dir`.
+    ///
+    /// One `prepare` at a time per directory (its lock); a directory that holds a dataset is
+    /// refused unless `overwrite`, and then keeps it until the new one is whole: the shards are
+    /// written in a staging folder and moved in at the end, data.json last.
     public static func prepare(files: [CorpusFile], tokenizer: Tokenizer, tokenizerDir: String, options: PrepareOptions,
-                               to dir: String, progress: ((PrepareProgress) -> Void)? = nil) throws -> PreparedData {
+                               to dir: String, overwrite: Bool = false, progress: ((PrepareProgress) -> Void)? = nil) throws -> PreparedData {
         precondition(options.valFraction > 0 && options.valFraction < 1 && options.shardTokens > 0)
+        let lock = try RunLock(dir: dir, purpose: "nanochat prepare")
+        defer { withExtendedLifetime(lock) {} }
+        if !overwrite {
+            try OutputDirectory.requireEmpty(dir, of: isDatasetFile, what: "a prepared dataset", flag: "--overwrite")
+        }
+        return try OutputDirectory.install(into: dir, last: infoFile) { stage in
+            let prepared = try write(files: files, tokenizer: tokenizer, tokenizerDir: tokenizerDir, options: options, to: stage, progress: progress)
+            try removeDataset(in: dir)
+            return prepared
+        }
+    }
+
+    /// Whether a file name is one of a prepared dataset's (data.json, shards, the old format's files).
+    static func isDatasetFile(_ name: String) -> Bool {
+        name == infoFile || name == trainFile || name == valFile
+            || ((name.hasPrefix("train_") || name.hasPrefix("val_")) && name.hasSuffix(".bin"))
+    }
+
+    static func write(files: [CorpusFile], tokenizer: Tokenizer, tokenizerDir: String, options: PrepareOptions,
+                      to dir: String, progress: ((PrepareProgress) -> Void)?) throws -> PreparedData {
         try AtomicFile.makeDirectories(dir)
         // Unfinished first: without data.json nothing loads the directory until this run ends.
         try removeDataset(in: dir)
@@ -189,8 +213,7 @@ public enum DataPreparation {
         }
         AtomicFile.removeStale(in: dir)
         let names = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
-        for name in names where name == trainFile || name == valFile
-            || ((name.hasPrefix("train_") || name.hasPrefix("val_")) && name.hasSuffix(".bin")) {
+        for name in names where isDatasetFile(name) && name != infoFile {
             try? fm.removeItem(atPath: "\(dir)/\(name)")
         }
     }

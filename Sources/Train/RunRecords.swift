@@ -50,11 +50,12 @@ public enum MetricsFile {
         return try encoder.encode(row) + Data("\n".utf8)
     }
 
-    /// Starts `path` afresh, or keeps only the rows up to `step` (a resumed run drops what
-    /// the interrupted one wrote after its checkpoint, including a line cut short by a kill).
-    static func truncate(_ path: String, after step: Int, fresh: Bool) throws {
+    /// Starts `path` afresh, or with the rows of `source` up to `step` (a resumed run drops
+    /// what the interrupted one wrote after its checkpoint, including a line cut short by a
+    /// kill). `source` is `path` itself, or the metrics a run replaces at its first save.
+    static func start(_ path: String, from source: String, after step: Int, fresh: Bool) throws {
         var kept = Data()
-        if !fresh, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+        if !fresh, let text = try? String(contentsOfFile: source, encoding: .utf8) {
             let decoder = JSONDecoder()
             for line in text.split(separator: "\n") {
                 guard let row = try? decoder.decode(MetricsRow.self, from: Data(line.utf8)), row.step <= step else { continue }

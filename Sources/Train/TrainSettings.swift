@@ -64,6 +64,11 @@ public struct TrainSettings {
                          ("final_lr_frac", optimizer.finalLRFraction)] where !(0...1).contains(v) {
             throw c.error(at: key, "\(key) must be in [0, 1], got \(v)")
         }
+        for (key, v) in [("embedding_lr", optimizer.embeddingLR), ("unembedding_lr", optimizer.unembeddingLR),
+                         ("matrix_lr", optimizer.matrixLR), ("mamba_lr", optimizer.mambaLR),
+                         ("weight_decay", optimizer.weightDecay), ("grad_clip", optimizer.gradClip)] where !(v.isFinite && v >= 0) {
+            throw c.error(at: key, "\(key) must be a finite number ≥ 0, got \(v)")
+        }
 
         // Horizon, as nanochat: num_iterations, else target_flops, else target_param_data_ratio.
         let iterations: Int, horizon: String

@@ -46,9 +46,15 @@ public final class TrainingRun {
     let startStep: Int
     let resumed: Bool
     let peakGFLOPS: Double
-    let metricsPath: String
-    /// Steps of an earlier run's checkpoints that this fresh run replaces at its first save.
+    /// The metrics file rows go to: metrics.jsonl, or while this run is to replace an earlier
+    /// one's results, metrics.jsonl.next, which becomes metrics.jsonl at the first save (so a
+    /// run stopped before it leaves the earlier metrics and chart as they were).
+    var metricsPath: String
+    /// Steps of an earlier run's checkpoints that this run replaces at its first save: all of
+    /// them for a fresh run with `overwrite`, those after the resumed step for a resumed one.
     var replacing: [Int]
+    /// Whether the first save is still to come and replaces an earlier run's results.
+    var replacementPending: Bool
     /// The ranks of a data-parallel run; only rank 0 writes files.
     let world: World?
     /// The output directory's lock, held (by the rank that writes) while the run lives.
@@ -72,7 +78,18 @@ public final class TrainingRun {
             throw TrainingError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
                                 + "--resume continues the latest, --overwrite replaces them with a fresh run's (at its first save), or set --output_dir=DIR")
         }
-        replacing = resume == nil ? existing : []
+        if case .step(let s)? = resume, existing.contains(s) {
+            let later = existing.filter { $0 > s }
+            if !later.isEmpty && !overwrite {
+                throw TrainingError("\(settings.outputDir) holds checkpoints after step \(s) (steps \(later.map(String.init).joined(separator: ", "))); "
+                                    + "resuming from step \(s) would replace them: --resume continues the latest, --overwrite replaces them "
+                                    + "(at this run's first save), or copy the checkpoint into another output_dir")
+            }
+            replacing = later
+        } else {
+            replacing = resume == nil ? existing : []   // (a step that is not there is refused below)
+        }
+        replacementPending = !replacing.isEmpty
         // Weights, gradients and optimiser state, and the largest activations: a micro-batch's
         // logits with their softmax and gradient.
         let logits = Double(settings.deviceBatchSize) * Double(settings.sequenceLen) * Double(settings.model.vocabSize) * 12
@@ -90,7 +107,7 @@ public final class TrainingRun {
             throw ShardError(path: val.path, "\(val.count) tokens, fewer than one evaluation batch of \(settings.deviceBatchSize)×\(settings.sequenceLen)+1")
         }
         let dir = settings.outputDir
-        metricsPath = "\(dir)/metrics.jsonl"
+        metricsPath = "\(dir)/metrics.jsonl" + (replacementPending ? ".next" : "")
         var position = 0
         if let resume {
             let available = Checkpoint.steps(in: dir)
@@ -153,7 +170,7 @@ public final class TrainingRun {
             AtomicFile.removeStale(in: dir)
             AtomicFile.removeStale(in: "\(dir)/tokenizer")
             try tokenizer.save(to: "\(dir)/tokenizer")
-            try MetricsFile.truncate(metricsPath, after: startStep, fresh: !resumed)
+            try MetricsFile.start(metricsPath, from: "\(dir)/metrics.jsonl", after: startStep, fresh: !resumed)
         }
         peakGFLOPS = gemmPeak(threads: settings.threads)
     }
@@ -313,6 +330,15 @@ public final class TrainingRun {
             try Checkpoint.remove(steps: old, in: dir)
             log("removed the earlier run's checkpoints (steps \(old.map(String.init).joined(separator: ", ")))")
         }
+        if replacementPending {
+            let final = "\(dir)/metrics.jsonl"
+            guard rename(metricsPath, final) == 0 else {
+                throw TrainingError("\(final): cannot move this run's metrics into place: \(String(cString: strerror(errno)))")
+            }
+            metricsPath = final
+            replacementPending = false
+            writeChart()
+        }
     }
 
     func logSamples() {
@@ -332,7 +358,7 @@ public final class TrainingRun {
 
     /// loss.svg: the smoothed train loss and the val loss (nats per token) against steps.
     func writeChart() {
-        guard let rows = try? MetricsFile.read(metricsPath) else { return }
+        guard !replacementPending, let rows = try? MetricsFile.read(metricsPath) else { return }
         let trainPoints = rows.compactMap { r in r.smoothLoss.map { (x: Double(r.step), y: $0) } }
         let valPoints = rows.compactMap { r in r.valLoss.map { (x: Double(r.step), y: $0) } }
         let lastBPB = rows.last { $0.valBPB != nil }?.valBPB

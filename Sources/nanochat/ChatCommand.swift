@@ -44,7 +44,7 @@ struct ChatCommand: ParsableCommand {
         let session = ChatSession(model: model, tokenizer: tok, sampler: sampling.sampler(defaultTemperature: 0.6),
                                   system: system, maxReplyTokens: maxTokens)
         if let prompt {
-            answer(prompt, session)
+            try answer(prompt, session, interactive: false)
             return
         }
         print("nanochat chat: \(checkpoint) step \(loadedStep). /clear starts over, /quit leaves.")
@@ -57,15 +57,24 @@ struct ChatCommand: ParsableCommand {
             if text == "/quit" || text == "/exit" { return }
             if text == "/clear" { session.clear(); print("(conversation cleared)"); continue }
             print("\nAssistant: ", terminator: "")
-            answer(text, session)
+            try answer(text, session, interactive: true)
         }
     }
 
-    func answer(_ text: String, _ session: ChatSession) {
-        let reply = session.reply(to: text) { piece in
-            print(piece.shown, terminator: "")
-            fflush(nil)
-            return true
+    /// Answers one message; a message that does not fit is said and the conversation goes on
+    /// (interactive) or is the command's error (--prompt).
+    func answer(_ text: String, _ session: ChatSession, interactive: Bool) throws {
+        let reply: ChatSession.Reply
+        do {
+            reply = try session.reply(to: text) { piece in
+                print(piece.shown, terminator: "")
+                fflush(nil)
+                return true
+            }
+        } catch {
+            guard interactive else { throw error }
+            print("(\(error))")
+            return
         }
         print()
         if stats {

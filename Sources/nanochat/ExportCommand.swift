@@ -38,12 +38,14 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Tokenizer directory (default: the checkpoint's tokenizer/).") var tokenizer: String?
     @Option(help: "What to write: hf (a Hugging Face model folder) or nanochat (its checkpoint layout).") var format: Format = .hf
     @Option(help: "Output directory.") var out: String
+    @Flag(help: "Replace the files of an earlier export in --out (once the new ones are whole; other files are kept).") var overwrite = false
     @Option(help: "nanochat format: the training phase whose directory holds it (base, mid, sft, rl).") var phase: NanochatFormat.Phase = .base
     @Option(help: "nanochat format: the model tag (default: d<n_layer>).") var tag: String?
 
     func run() throws {
         let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
+        if !overwrite { try OutputDirectory.requireEmpty(out, what: "an exported model", flag: "--overwrite") }
         do {
             if format == .nanochat {
                 struct Recorded: Decodable {
@@ -51,14 +53,19 @@ struct ExportCommand: ParsableCommand {
                     enum CodingKeys: String, CodingKey { case valBPB = "val_bpb" }
                 }
                 let bpb = (try? Checkpoint.meta(Recorded.self, in: checkpoint, step: loadedStep))?.valBPB
-                let dir = try NanochatFormat.write(model: model, step: loadedStep, tokenizer: tok, phase: phase,
-                                                   tag: tag ?? "d\(model.config.nLayer)", valBPB: bpb, to: out)
+                let dir = try OutputDirectory.install(into: out) { stage in
+                    try NanochatFormat.write(model: model, step: loadedStep, tokenizer: tok, phase: phase,
+                                             tag: tag ?? "d\(model.config.nLayer)", valBPB: bpb, to: stage)
+                        .replacingOccurrences(of: stage, with: out)
+                }
                 print("wrote \(dir) and \(out)/tokenizer (\(checkpoint) step \(loadedStep)); "
                       + "python3 tools/nanochat_files.py pack \(out) adds nanochat's .pt and .pkl files")
                 return
             }
-            let files = try HuggingFaceExport.write(model: model, tokenizer: tok, modelingCode: Data(PackageResources.modeling_nanochat_hybrid_py),
-                                                    to: out)
+            let files = try OutputDirectory.install(into: out) { stage in
+                try HuggingFaceExport.write(model: model, tokenizer: tok, modelingCode: Data(PackageResources.modeling_nanochat_hybrid_py),
+                                            to: stage)
+            }
             print("wrote \(out): \(files.joined(separator: ", ")) (\(checkpoint) step \(loadedStep))")
         } catch let e as ExportError {
             throw UserError("\(checkpoint): \(e.message)")

@@ -41,6 +41,7 @@ struct ImportCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputDirectory.requireEmpty(out, what: "an imported checkpoint and its tokenizer", flag: nil)
         let imported: (model: GPT, step: Int, valBPB: Double?)
         let tok: Tokenizer
         switch format {
@@ -56,9 +57,6 @@ struct ImportCommand: ParsableCommand {
             guard tok.vocabSize == imported.model.config.vocabSize else {
                 throw UserError("\(tokenizerDir) has \(tok.vocabSize) ids but the checkpoint's vocab_size is \(imported.model.config.vocabSize)")
             }
-        }
-        if let existing = Checkpoint.steps(in: out).first {
-            throw UserError("\(out) already holds a checkpoint (step \(existing)); import into an empty directory")
         }
         struct Meta: Encodable {
             let tokenizerDir = "tokenizer"

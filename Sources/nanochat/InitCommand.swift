@@ -23,6 +23,9 @@ struct InitCommand: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
+        if let existing = Checkpoint.steps(in: out).first {
+            throw UserError("\(out) already holds checkpoints (step \(existing) first); init writes a fresh run's step 0: give a new or empty directory")
+        }
         let file = try loadConfig(config, overrides: overrides)
         let model = try GPT(config: try TrainingKeys.modelConfig(file), seed: UInt64(bitPattern: Int64(try file.requiredInt("seed"))))
         try Checkpoint.save(model, step: 0, to: out, extra: TrainingMeta(

@@ -66,6 +66,7 @@ struct PrepareCommand: ParsableCommand {
     @Option(help: "Fraction of the text (the last documents) held out as val.") var valFraction: Double = 0.1
     @Option(help: "Tokens per shard file.") var shardTokens = 100_000_000
     @Option(help: "Stop after this many tokens (train and val together): a prefix of the corpus.") var maxTokens: Int?
+    @Flag(help: "Replace the dataset --out already holds (kept until the new one is whole).") var overwrite = false
     @OptionGroup var runOptions: RunOptions
 
     func validate() throws {
@@ -85,7 +86,8 @@ struct PrepareCommand: ParsableCommand {
         options.shardTokens = shardTokens
         options.maxTokens = maxTokens
         options.documents = corpus.options
-        let data = try DataPreparation.prepare(files: files, tokenizer: tok, tokenizerDir: tokenizer, options: options, to: out) { p in
+        let data = try DataPreparation.prepare(files: files, tokenizer: tok, tokenizerDir: tokenizer, options: options, to: out,
+                                                  overwrite: overwrite) { p in
             let rate = Double(p.bytesRead) / max(p.seconds, 1e-9)
             let eta = rate > 0 ? Double(max(0, p.totalBytes - p.bytesRead)) / rate : 0
             let line = String(format: "prepare: %@ of %@ (%.1f%%), %d documents, %d tokens, %.1f MB/s, ETA %.0f s",

@@ -28,6 +28,18 @@ struct SampleCommand: ParsableCommand {
         guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give either --prompt TEXT or --tokens IDS") }
     }
 
+    /// Tokens to generate after a prompt of `prompt` tokens: --max-new-tokens, cut (and said)
+    /// where the model's context ends; a prompt that fills the context is an error.
+    func room(_ prompt: Int, _ context: Int, flag: String) throws -> Int {
+        guard prompt < context else {
+            throw UserError("\(flag) makes \(prompt) tokens; this model's context is \(context) tokens (sequence_len), with room for at least one more")
+        }
+        if prompt + maxNewTokens > context {
+            FileHandle.standardError.write(Data("sample: the context of \(context) tokens ends after \(context - prompt) new tokens\n".utf8))
+        }
+        return min(maxNewTokens, context - prompt)
+    }
+
     func run() throws {
         runOptions.apply()
         let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
@@ -38,7 +50,7 @@ struct SampleCommand: ParsableCommand {
         if let tokens {
             let ids = try parseIDs(tokens, vocabSize: model.config.vocabSize, flag: "--tokens")
             guard !ids.isEmpty else { throw UserError("--tokens is empty; give at least one token id") }
-            Generator.generate(model, prompt: ids, maxNewTokens: maxNewTokens, sampler: &sampler) { id in
+            Generator.generate(model, prompt: ids, maxNewTokens: try room(ids.count, model.config.sequenceLen, flag: "--tokens"), sampler: &sampler) { id in
                 print(id, terminator: " ")
                 fflush(nil)
                 return true
@@ -48,10 +60,12 @@ struct SampleCommand: ParsableCommand {
         }
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer)
         let text = prompt ?? ""
+        let ids = [tok.bosID] + tok.encode(text)
+        let count = try room(ids.count, model.config.sequenceLen, flag: "--prompt")
         print(text, terminator: "")
         fflush(nil)
         var stream = UTF8Stream()
-        Generator.generate(model, prompt: [tok.bosID] + tok.encode(text), maxNewTokens: maxNewTokens, sampler: &sampler) { id in
+        Generator.generate(model, prompt: ids, maxNewTokens: count, sampler: &sampler) { id in
             // <|bos|> starts a new document: show it as a blank line and go on.
             let piece = id == tok.bosID ? "\n" : stream.push((try? tok.bytes(of: id)) ?? [])
             print(piece, terminator: "")

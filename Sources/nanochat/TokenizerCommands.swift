@@ -37,6 +37,7 @@ struct TokenizerTrain: ParsableCommand {
     @OptionGroup var corpus: CorpusOptions
     @Option(help: "Vocabulary size including the 256 bytes and the 9 special tokens.") var vocabSize: Int = 4096
     @Option(help: "Directory to write the tokenizer into.") var out: String
+    @Flag(help: "Replace the tokenizer --out already holds (the shards prepared with it then belong to none).") var overwrite = false
     @Option(help: "Train on the first this many characters of the corpus.") var maxChars: Double = 2e9
     @Option(help: "Use at most this many characters of each document.") var docCap: Int = 10_000
     @OptionGroup var runOptions: RunOptions
@@ -51,6 +52,10 @@ struct TokenizerTrain: ParsableCommand {
 
     func run() throws {
         runOptions.apply()
+        if !overwrite {
+            try OutputDirectory.requireEmpty(out, of: { [Tokenizer.ranksFile, Tokenizer.infoFile].contains($0) },
+                                             what: "a tokenizer", flag: "--overwrite")
+        }
         let stream = DocumentStream(files: try corpus.files(), options: corpus.options)
         let start = Date()
         var lastReport = Date.distantPast

@@ -90,14 +90,23 @@ import Tokenizer
                                                     nEmbd: 64, blockPattern: pattern), seed: 3)
             let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
                                       maxReplyTokens: 6)
-            let one = session.reply(to: "Hello there")
+            let one = try session.reply(to: "Hello there")
             #expect(one.prefilled == 2 + tokenizer.encode("Hello there").count + 2)
-            let two = session.reply(to: "And again?")
+            let two = try session.reply(to: "And again?")
             // The first reply stopped at the limit: its end marker, then the new message.
             #expect(two.prefilled == 1 + 1 + tokenizer.encode("And again?").count + 2, "\(pattern)")
             // A reply's final <|assistant_end|> is fed with the next turn (so counted twice here).
             let fed = one.prefilled + one.generated + two.prefilled + two.generated - (one.finished ? 1 : 0) - (two.finished ? 1 : 0)
             #expect(session.history.count == fed && two.contextLength == fed + (two.finished ? 1 : 0))
+            // A message that leaves no room in the 64-token context is refused, nothing fed;
+            // a long reply stops where the context ends.
+            let before = session.history
+            #expect(throws: ChatError.self) { try session.reply(to: String(repeating: "word ", count: 100)) }
+            #expect(session.history == before)
+            session.clear()
+            session.maxReplyTokens = 1000
+            let long = try session.reply(to: "Hi")
+            #expect(session.history.count <= 64 && long.generated >= 1, "\(pattern): \(session.history.count) tokens")
             let next = session.sequence.feed([tokenizer.bosID])
             let full = GradMode.withoutGradients { model.logits(IndexTensor(shape: [1, session.history.count], values: session.history)) }
             let last = slice(full, axis: 1, (full.shape[1] - 1)..<full.shape[1]).doubles

@@ -101,8 +101,9 @@ import Tensor
 
     @Test func startUpLeftNoSwitchUndone() {
         // Whatever this machine is, the core this process runs needs no further switch:
-        // start-up made it, or it was not needed, or it cannot be made here.
-        let live = BLASCoreChoice(facts: .host, corename: HostCPU.blasCore, userSet: false, available: .thisLibrary)
+        // start-up made it, or it was not needed, or it cannot be made here, or the user chose
+        // it (OPENBLAS_CORETYPE, as clusters often set), which start-up keeps.
+        let live = BLASCoreChoice(facts: .host, corename: HostCPU.blasCore, userSet: HostCPU.blasCoreSetByUser, available: .thisLibrary)
         if case .switchTo(let core) = live.action {
             Issue.record("OpenBLAS runs \(HostCPU.blasCore) on a \(live.cpuTier) CPU; start-up should have switched to \(core)")
         }

@@ -109,6 +109,30 @@ func parse(_ text: String) throws -> ConfigFile {
         }
     }
 
+    /// Python's reading: string escapes, no leading zeros, no indentation, and a bound on
+    /// nesting that a crafted value cannot pass.
+    @Test func pythonSemantics() throws {
+        #expect(try parse(#"model_tag = "x\ty\x41\u00e9\\n\q""# + "\n").string("model_tag") == "x\tyAé\\n\\q")
+        #expect(try parse("model_tag = 'it\\'s'\n").string("model_tag") == "it's")
+        #expect(try parse("seed = 0\ndepth = 00\n").int("depth") == 0)
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 8, "leading zeros in a decimal integer are not allowed (007); Python refuses them too: write 7")) {
+            try parse("seed = 007\n")
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 2, column: 1, "unexpected indent: an assignment starts at the line's first column (Python says IndentationError)")) {
+            try parse("depth = 4\n  seed = 1\n")
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 14, "malformed \\x escape: it takes 2 hex digits")) {
+            try parse(#"model_tag = "\xZ1""# + "\n")
+        }
+        #expect(try parse("depth = " + String(repeating: "(", count: 100) + "4" + String(repeating: ")", count: 100) + "\n").int("depth") == 4)
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 109, "the value nests more than 100 deep")) {
+            try parse("depth = " + String(repeating: "(", count: 200_000) + "4" + String(repeating: ")", count: 200_000) + "\n")
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 109, "the value nests more than 100 deep")) {
+            try parse("depth = " + String(repeating: "-", count: 500_000) + "4\n")
+        }
+    }
+
     @Test func badPatternEntryAndLength() throws {
         let bad = try parse("depth = 3\nvocab_size = 100\nblock_pattern = [\"T\", \"M\", \"attention\"]\n")
         #expect(throws: ConfigError(file: "test.py", line: 3, column: 17,

@@ -146,6 +146,10 @@ public enum HostCPU {
         nanochat_blas_correct(CommandLine.unsafeArgv)
     }
 
+    /// Whether the user chose the core (OPENBLAS_CORETYPE set, not by start-up): then it is
+    /// kept, and only warned about when it is below the CPU.
+    public static var blasCoreSetByUser: Bool { state.user_set }
+
     /// The core OpenBLAS chose before start-up switched it, when it did.
     public static var correctedFrom: String? {
         let from = string(state.corrected_from)
