@@ -63,6 +63,22 @@ def main():
     pq.write_table(numbers, os.path.join(OUT, "bad-type.parquet"))
 
 
+def long_run_fixtures():
+    """long-runs-v1/v2.parquet and long-runs.json (their rows); empty.parquet."""
+    # Long runs: 200 nulls, 300 equal strings, then mixed rows and 100 nulls, in one page, so
+    # the definition levels and dictionary indices are RLE runs of 64 or more (run headers
+    # of two or more varint bytes).
+    long_runs = [None] * 200 + ["the same line"] * 300 + [f"row {i}" if i % 3 else None for i in range(150)] + [None] * 100
+    long_table = pa.table({"text": pa.array(long_runs, pa.string())})
+    for version in ["1.0", "2.0"]:
+        pq.write_table(long_table, os.path.join(OUT, f"long-runs-v{version[0]}.parquet"), compression="zstd",
+                       data_page_version=version, use_dictionary=True, row_group_size=10000, data_page_size=1 << 20)
+    # An empty table (pyarrow writes one empty row group) reads as no rows.
+    pq.write_table(pa.table({"text": pa.array([], pa.string())}), os.path.join(OUT, "empty.parquet"))
+    with open(os.path.join(OUT, "long-runs.json"), "w") as f:
+        json.dump(long_runs, f, indent=0)
+
+
 def jsonl_fixtures():
     """docs.jsonl and the same lines zstd-compressed as two frames (docs.jsonl.zst); bad.jsonl
     holds one line of each kind the reader refuses."""
@@ -93,3 +109,4 @@ def jsonl_fixtures():
 if __name__ == "__main__":
     jsonl_fixtures()
     main()
+    long_run_fixtures()

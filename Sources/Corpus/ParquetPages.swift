@@ -261,3 +261,18 @@ struct ColumnChunkDecoder {
         return out
     }
 }
+
+/// Parquet's RLE / bit-packed hybrid encoding (definition levels, dictionary indices), for
+/// tests and tools that check the decoder directly.
+public enum ParquetHybrid {
+    /// `count` values of `bitWidth` bits from `bytes` (no length prefix); the error names
+    /// what is wrong with the data.
+    public static func decode(_ bytes: [UInt8], bitWidth: Int, count: Int) throws -> [UInt32] {
+        guard (0...32).contains(bitWidth), count >= 0 else { throw CorpusError(path: "RLE data", "bit width \(bitWidth) or count \(count) out of range") }
+        do {
+            return try bytes.withUnsafeBytes { try ColumnChunkDecoder.hybrid($0, bitWidth: bitWidth, count: count, place: "RLE data") }
+        } catch let e as PageError {
+            throw CorpusError(path: "RLE data", e.message)
+        }
+    }
+}

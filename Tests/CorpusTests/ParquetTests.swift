@@ -45,6 +45,42 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// Runs of 64 and more (200 nulls, 300 equal strings, 100 nulls) in one page: run headers
+    /// of two varint bytes, in the definition levels and the dictionary indices.
+    @Test(arguments: ["v1", "v2"]) func longRunsReadAsWritten(page: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixtures + "/parquet/long-runs.json"))
+        let expected = try #require(try JSONSerialization.jsonObject(with: data) as? [Any]).map { $0 as? String }
+        let file = try ParquetFile(path: "\(fixtures)/parquet/long-runs-\(page).parquet")
+        #expect(file.rowGroupRows == [750])
+        let rows = try readAll(file)
+        #expect(rows.count == 750 && expected.count == 750)
+        #expect(rows == expected)
+    }
+
+    /// The hybrid decoder itself: headers of one, two and three varint bytes, RLE and
+    /// bit-packed runs, values as wide as their bit width allows.
+    @Test func hybridRunHeadersOfSeveralBytes() throws {
+        // 300 × 5 (RLE, header 600 = 0xd8 0x04), then 8 values bit-packed at 3 bits (header 3).
+        var bytes: [UInt8] = [0xd8, 0x04, 5, 0x03]
+        let packed: [UInt32] = [0, 1, 2, 3, 4, 5, 6, 7]
+        var bits: UInt32 = 0
+        for (i, v) in packed.enumerated() { bits |= v << UInt32(3 * i) }
+        bytes += [UInt8(bits & 0xff), UInt8((bits >> 8) & 0xff), UInt8(bits >> 16)]
+        #expect(try ParquetHybrid.decode(bytes, bitWidth: 3, count: 308) == Array(repeating: 5, count: 300) + packed)
+        // 20,000 × 1 at bit width 1: header 40,000 = 0xc0 0xb8 0x02.
+        #expect(try ParquetHybrid.decode([0xc0, 0xb8, 0x02, 1], bitWidth: 1, count: 20_000) == Array(repeating: 1, count: 20_000))
+        // A run of 64 is the first to need two header bytes: 128 = 0x80 0x01.
+        #expect(try ParquetHybrid.decode([0x80, 0x01, 0x2a], bitWidth: 6, count: 64) == Array(repeating: 42, count: 64))
+        #expect(throws: CorpusError.self) { try ParquetHybrid.decode([0x80, 0x01], bitWidth: 6, count: 64) }
+    }
+
+    /// pyarrow writes an empty table as one row group of no rows: it reads as no rows.
+    @Test func anEmptyTableReadsAsNoRows() throws {
+        let file = try ParquetFile(path: "\(fixtures)/parquet/empty.parquet")
+        #expect(file.rowCount == 0)
+        #expect(try readAll(file).isEmpty)
+    }
+
     @Test func aRequiredColumnHasNoDefinitionLevels() throws {
         let file = try ParquetFile(path: "\(fixtures)/parquet/required.parquet")
         #expect(!file.optional)

@@ -15,10 +15,17 @@ import Tokenizer
     }
 
     /// A small hybrid model in Float64, so rows decoded in different batches agree far below
-    /// any difference between two logits.
+    /// any difference between two logits; its weights moved off their init (whose zero head
+    /// gives every input the same logits, which would hide a sequence given another's state).
     func model(_ pattern: [BlockKind] = [.transformer, .mamba]) throws -> GPT {
-        try GPT(config: ModelConfig(sequenceLen: 128, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 2,
-                                    nEmbd: 32, blockPattern: pattern), seed: 11, dtype: .float64)
+        let config = ModelConfig(sequenceLen: 128, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 2,
+                                 nEmbd: 32, blockPattern: pattern)
+        let initial = ParameterSet.initialized(config, seed: 11, dtype: .float64)
+        var g = SeededGenerator(seed: 12)
+        return try GPT(config: config, parameters: initial.replacingTensors(initial.tensors.map { t in
+            Tensor(shape: t.shape, scalars: zip(t.doubles, Tensor.randomNormal(t.shape, std: 0.2, dtype: .float64, generator: &g).doubles).map(+),
+                   dtype: .float64)
+        }))
     }
 
     /// Events of one request, collected.
@@ -76,6 +83,37 @@ import Tokenizer
         // The engine counts a request out after its last event: wait for it.
         for _ in 0..<100 where status.running > 0 { usleep(10_000); status = together.status }
         #expect(status.running == 0 && status.waiting == 0)
+    }
+
+    /// The engine's batched step, by value: sequences of different prompts and lengths
+    /// stepped together give, row for row, the logits each gives stepped alone (the Float64
+    /// model agrees to rounding), and the rows differ from each other by far more, so a
+    /// step that handed one sequence another's Mamba state or attention cache would fail.
+    @Test(arguments: [[BlockKind.mamba, .mamba], [.transformer, .mamba], [.mamba, .transformer]])
+    func aBatchedStepGivesEachSequenceItsOwnLogits(_ pattern: [BlockKind]) throws {
+        let m = try model(pattern)
+        let prompts = ["The cat", "A much longer prompt than the others, to be sure", "x", "Once upon a time there was"]
+        func fresh() -> [DecodingSequence] {
+            prompts.map { p in
+                let s = DecodingSequence(model: m, sampler: Sampler(temperature: 0, topK: 0, seed: 0), expectedTokens: 64)
+                _ = s.feed([tokenizer.bosID] + tokenizer.encode(p))
+                return s
+            }
+        }
+        let together = fresh(), alone = fresh()
+        for step in 0..<4 {
+            let tokens = prompts.indices.map { Int32(($0 * 37 + step * 11) % tokenizer.vocabSize) }
+            let batched = DecodingSequence.step(together, tokens: tokens)
+            let single = zip(alone, tokens).map { DecodingSequence.step([$0], tokens: [$1])[0] }
+            for i in prompts.indices {
+                let gap = zip(batched[i], single[i]).map { abs($0 - $1) }.max() ?? .infinity
+                #expect(gap < 1e-9, "\(pattern) step \(step) sequence \(i): batched and alone differ by \(gap)")
+                if i > 0 {
+                    let apart = zip(single[i], single[0]).map { abs($0 - $1) }.max() ?? 0
+                    #expect(apart > 1e-4, "\(pattern) step \(step): sequences \(i) and 0 have the same logits")
+                }
+            }
+        }
     }
 
     @Test func maxTokensStopTextsAndCancellation() throws {

@@ -60,6 +60,35 @@ import Tokenizer
     }
     var tokenBytes: [[UInt8]] { tokenizer.tokenBytes }
 
+    /// A tokenizer whose merges join equal parts (`- -`, `-- --`, `. .`): in runs those pairs
+    /// overlap and tie, and the `tokenizers` library takes the leftmost. tokenizer.json's
+    /// merges, applied that way, must give our ids for every run length.
+    @Test func mergesThatTieEncodeAsOurs() throws {
+        var lines: [String] = []
+        for n in 1...48 {
+            lines.append(String(repeating: "-", count: n) + " " + String(repeating: ".", count: n % 13 + 1) + " word\n")
+            lines.append(String(repeating: "=", count: (n * 7) % 31 + 1) + " " + String(repeating: "-", count: (n * 5) % 17 + 2) + "\n")
+        }
+        let tok = try Tokenizer.train([lines.joined(), lines.reversed().joined()], vocabSize: 256 + 9 + 40)
+        let object = try #require(try JSONSerialization.jsonObject(with: tok.huggingFaceTokenizerJSON()) as? [String: Any])
+        let model = try #require(object["model"] as? [String: Any])
+        let vocab = try #require(model["vocab"] as? [String: Int])
+        let mergeList = try #require(model["merges"] as? [[String]])
+        var merges: [String: Int] = [:]
+        for (i, m) in mergeList.enumerated() { merges[m[0] + " " + m[1]] = merges[m[0] + " " + m[1]] ?? i }
+        let ties = mergeList.filter { $0[0] == $0[1] }
+        #expect(ties.count >= 4, "merges of equal parts: \(ties)")
+        for c in ["-", ".", "="] {
+            for n in 1...70 {
+                let run = String(repeating: c, count: n)
+                #expect(huggingFaceBPE(Array(run.utf8), vocab: vocab, merges: merges) == tok.encode(run).map(Int.init), "\(c) × \(n)")
+            }
+        }
+        // And the folder's tokenizer.json imports back to the same ranks.
+        let back = try Tokenizer.fromHuggingFace(try tok.huggingFaceTokenizerJSON(), path: "tokenizer.json")
+        #expect(back.tokenBytes == tok.tokenBytes)
+    }
+
     @Test func byteCharactersAreGPT2s() {
         #expect(Tokenizer.byteLevelText(Array(" Hello\n".utf8)) == "ĠHelloĊ")
         #expect(Set((0...255).map { Tokenizer.byteLevelText([UInt8($0)]) }).count == 256)
@@ -117,6 +146,67 @@ import Tokenizer
         #expect(abs(row.map { $0 * $0 }.reduce(0, +) / 32 - 1) < 1e-4)
         let mconfig = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(mdir)/config.json"))) as? [String: Any])
         #expect(mconfig["model_type"] as? String == "mamba" && mconfig["time_step_rank"] as? Int == 2 && mconfig["state_size"] as? Int == 16)
+    }
+}
+
+/// Every exported tensor holds, value for value, the parameter SPEC §3.10 says it names: the
+/// table here is written out from the SPEC, not taken from the exporter, so a swapped pair
+/// (k and v, fc1 and fc2) fails even where the shapes agree.
+@Suite struct ExportedTensorsTests {
+    let tokenizer: Tokenizer
+    init() throws { tokenizer = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer") }
+
+    /// transformers' name for one of our parameters, per SPEC §3.10; nil for one it has no rule for.
+    static func specName(_ ours: String, mamba: Bool) -> String? {
+        if ours == "lm_head.weight" { return ours }
+        if ours == "transformer.wte.weight" { return mamba ? "backbone.embeddings.weight" : "model.embed_tokens.weight" }
+        let parts = ours.split(separator: ".", maxSplits: 3).map(String.init)   // transformer, h, i, rest
+        guard parts.count == 4, parts[0] == "transformer", parts[1] == "h", let i = Int(parts[2]) else { return nil }
+        if mamba { return parts[3].hasPrefix("mixer.") ? "backbone.layers.\(i).\(parts[3])" : nil }
+        let rest = [
+            "attn.c_q.weight": "self_attn.q_proj.weight", "attn.c_k.weight": "self_attn.k_proj.weight",
+            "attn.c_v.weight": "self_attn.v_proj.weight", "attn.c_proj.weight": "self_attn.o_proj.weight",
+            "mlp.c_fc.weight": "mlp.fc1.weight", "mlp.c_proj.weight": "mlp.fc2.weight",
+        ][parts[3]]
+        return rest.map { "model.layers.\(i).\($0)" }
+    }
+
+    @Test(arguments: [(2, 2), (2, 1), (4, 2)])
+    func everyTensorHoldsWhatItNames(heads: Int, kvHeads: Int) throws {
+        for pattern: [BlockKind] in [[.transformer, .transformer], [.mamba, .mamba]] {
+            let mamba = pattern[0] == .mamba
+            let model = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: heads,
+                                                    nKVHead: kvHeads, nEmbd: 32, blockPattern: pattern), seed: 11)
+            let dir = scratchPath("hf-values")
+            try HuggingFaceExport.write(model: model, tokenizer: tokenizer, modelingCode: Data("# code\n".utf8), to: dir)
+            let (stored, _) = try Safetensors.read("\(dir)/model.safetensors")
+            let byName = Dictionary(stored.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+            var named = Set<String>()
+            for p in model.parameters.parameters {
+                guard let hf = Self.specName(p.name, mamba: mamba) else { Issue.record("no SPEC name for \(p.name)"); continue }
+                named.insert(hf)
+                let t = try #require(byName[hf], "\(hf) (\(p.name)) missing")
+                #expect(t.shape == p.tensor.shape, "\(hf)")
+                if mamba && p.name == "transformer.wte.weight" {
+                    // Each row written normed: row / rms(row), eps as in §1.2.
+                    let c = model.config.nEmbd, ours = p.tensor.doubles, got = t.doubles
+                    for r in [0, 7, tokenizer.vocabSize - 1] {
+                        let row = ours[(r * c)..<((r + 1) * c)]
+                        let rms = (row.map { $0 * $0 }.reduce(0, +) / Double(c) + rmsNormEpsilon).squareRoot()
+                        for j in 0..<c { #expect(abs(got[r * c + j] - row[row.startIndex + j] / rms) < 1e-5, "row \(r)") }
+                    }
+                } else {
+                    #expect(t.doubles == p.tensor.doubles.map { Double(Float($0)) }, "\(hf) does not hold \(p.name)")
+                }
+            }
+            if mamba {   // and the unit norms the architecture has and ours does not
+                for extra in ["backbone.layers.0.norm.weight", "backbone.layers.1.norm.weight", "backbone.norm_f.weight"] {
+                    #expect(byName[extra]?.doubles.allSatisfy { $0 == 1 } == true, "\(extra)")
+                    named.insert(extra)
+                }
+            }
+            #expect(Set(byName.keys) == named, "\(pattern): extra \(Set(byName.keys).subtracting(named))")
+        }
     }
 }
 

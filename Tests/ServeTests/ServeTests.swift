@@ -254,7 +254,8 @@ import Inference
         let body = ByteBuffer(string: #"{"prompt":"Hello","max_tokens":2,"temperature":0}"#)
         try await app.test(.router) { client in
             try await client.execute(uri: "/v1/completions", method: .post, body: body) { r in
-                #expect(r.status == .unauthorized && (try json(r.body)["error"] as? [String: Any])?["code"] as? String == "invalid_api_key")
+                let error = try json(r.body)["error"] as? [String: Any]
+                #expect(r.status == .unauthorized && error?["code"] as? String == "invalid_api_key")
             }
             try await client.execute(uri: "/v1/models", method: .get, headers: [.authorization: "Bearer sesam"]) { r in
                 #expect(r.status == .unauthorized)
@@ -283,7 +284,8 @@ import Inference
                 #expect(r.headers[.accessControlAllowHeaders]?.contains("Authorization") == true)
             }
             try await client.execute(uri: "/v1/models/test-1", method: .get, headers: [.authorization: "Bearer sesame"]) { r in
-                #expect(r.status == .ok && (try json(r.body))["id"] as? String == "test-1")
+                let body = try json(r.body)
+                #expect(r.status == .ok && body["id"] as? String == "test-1")
             }
             try await client.execute(uri: "/v1/models/gpt-4", method: .get, headers: [.authorization: "Bearer sesame"]) { r in
                 #expect(r.status == .notFound && String(buffer: r.body).contains("model_not_found"))

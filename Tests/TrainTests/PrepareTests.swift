@@ -107,10 +107,16 @@ func shakespeare(_ characters: Int) throws -> String {
         try text.write(toFile: input, atomically: false, encoding: .utf8)
         // An earlier run killed before its index: stray shards and a temporary file.
         try Data("x".utf8).write(to: URL(fileURLWithPath: "\(dir)/train_000099.bin"))
-        _ = try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: "tok",
+        // Without overwrite the earlier dataset is kept, untouched.
+        #expect(throws: TensorFileError.self) {
+            try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: "tok",
                                         options: PrepareOptions(), to: dir)
+        }
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/train_000002.bin"))
+        _ = try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: "tok",
+                                        options: PrepareOptions(), to: dir, overwrite: true)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        #expect(files == ["data.json", "train_000000.bin", "val_000000.bin"])
+        #expect(files == [".lock", "data.json", "train_000000.bin", "val_000000.bin"])
     }
 
     @Test func theShardsDoNotDependOnTheThreadCount() throws {

@@ -2,6 +2,7 @@
 // tasks' held-out questions.
 import Foundation
 import Testing
+import Blocks
 import Inference
 import Tensor
 import Tokenizer
@@ -49,6 +50,44 @@ import Train
         #expect(packed == batcher.consumed && packed >= 3 * 2)
     }
 
+    /// The validation loss is the mean over the unmasked targets only, each loss computed
+    /// here from the logits in Double: rows that pack several conversations, padding and
+    /// the user's tokens (ignored) must not count.
+    @Test func validationLossIsTheMeanOverAssistantTokens() throws {
+        let conversations = (0..<5).map { ChatTask.arithmetic.conversation(seed: UInt64(100 + $0)) }
+        let sequence = 48, batch = 2
+        // Weights off their init: its zero head would give every token the same loss.
+        let config = ModelConfig(sequenceLen: sequence, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 2,
+                                 nEmbd: 32, blockPattern: [.transformer, .mamba])
+        let initial = ParameterSet.initialized(config, seed: 5)
+        var g = SeededGenerator(seed: 6)
+        let model = try GPT(config: config, parameters: initial.replacingTensors(initial.tensors.map { t in
+            Tensor(shape: t.shape, scalars: zip(t.doubles, Tensor.randomNormal(t.shape, std: 0.3, generator: &g).doubles).map(+))
+        }))
+        var batcher = try SFTBatcher(conversations, tokenizer: tokenizer, batch: batch, sequence: sequence)
+        var sum = 0.0, counted = 0, ignored = 0, sumAll = 0.0
+        let v = tokenizer.vocabSize
+        while batcher.consumed < conversations.count {
+            let (x, y) = batcher.next()
+            let logits = model.logits(x).doubles
+            for (p, target) in y.values.enumerated() {
+                let row = logits[(p * v)..<((p + 1) * v)]
+                let top = row.max() ?? 0
+                let logSum = top + Foundation.log(row.map { Foundation.exp($0 - top) }.reduce(0, +))
+                let loss = logSum - row[row.startIndex + Int(target == ignoreIndex ? x.values[p] : target)]
+                sumAll += loss
+                if target == ignoreIndex { ignored += 1; continue }
+                sum += loss
+                counted += 1
+            }
+        }
+        #expect(counted > 0 && ignored > 0, "\(counted) assistant targets, \(ignored) ignored")
+        let got = SFTRun.validationLoss(model, conversations, tokenizer: tokenizer, batch: batch, sequence: sequence)
+        let want = sum / Double(counted)
+        #expect(abs(got - want) < 1e-5 * want, "validation loss \(got), the mean over assistant targets \(want)")
+        #expect(abs(got - sumAll / Double(counted + ignored)) > 1e-3, "the ignored targets must make a difference to this check")
+    }
+
     @Test func heldOutSpellingAsksAboutWordsNeverTrainedOn() {
         let trained = Set((0..<2000).map { ChatTask.spelling.conversation(seed: UInt64($0)).messages[0].plainTextForTests })
         for i in 0..<50 {
@@ -62,5 +101,75 @@ import Train
 extension Conversation.Message {
     var plainTextForTests: String {
         parts.map { if case .text(let t) = $0 { return t } else { return "" } }.joined()
+    }
+}
+
+/// Every optimiser group's rate, and the schedule's multiplier at chosen steps, against the
+/// formulas of SPEC §2 with nanochat's numbers typed in here (not read from the code).
+@Suite struct LearningRateTests {
+    /// The base rate each parameter gets: Muon's for matrices, AdamW's per parameter.
+    func rates(_ trainer: Trainer) -> (muon: Double, adam: [String: Double]) {
+        (trainer.muon.lr, Dictionary(uniqueKeysWithValues: zip(trainer.adamNames, trainer.adam.lrs)))
+    }
+
+    func model() throws -> GPT {
+        try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: 300, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 64,
+                                    blockPattern: [.transformer, .mamba]), seed: 1)
+    }
+
+    func check(_ trainer: Trainer, matrix: Double, embedding: Double, head: Double, mamba: Double) {
+        let scale = (64.0 / 768).squareRoot()   // the embedding and head rates are divided by (C/768)^½, C = 64
+        let (muon, adam) = rates(trainer)
+        #expect(abs(muon - matrix) < 1e-15, "Muon \(muon), wanted \(matrix)")
+        #expect(abs((adam["transformer.wte.weight"] ?? .nan) - embedding / scale) < 1e-12)
+        #expect(abs((adam["lm_head.weight"] ?? .nan) - head / scale) < 1e-12)
+        let scalars = adam.filter { $0.key.hasPrefix("transformer.h.") }
+        #expect(Set(scalars.keys) == ["transformer.h.1.mixer.A_log", "transformer.h.1.mixer.D", "transformer.h.1.mixer.conv1d.weight",
+                                      "transformer.h.1.mixer.conv1d.bias", "transformer.h.1.mixer.dt_proj.bias"], "\(scalars.keys.sorted())")
+        for (name, lr) in scalars { #expect(abs(lr - mamba) < 1e-15, "\(name): \(lr), wanted \(mamba)") }
+    }
+
+    @Test func fineTuningRatesAreTheFractionOfEachGroups() throws {
+        var s = SFTSettings(base: "base", output: "out")
+        s.initLRFraction = 0.5
+        s.warmdownRatio = 0.5
+        let o = SFTRun.optimizer(s)
+        check(Trainer(model: try model(), settings: o), matrix: 0.02 * 0.5, embedding: 0.2 * 0.5, head: 0.004 * 0.5, mamba: 0.004 * 0.5)
+        // 10 steps: held at 1 for the first half, then linear to 0.
+        let wanted = [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2]
+        for (step, m) in wanted.enumerated() {
+            let got = Schedule.lrMultiplier(step: step, total: 10, warmupRatio: o.warmupRatio, warmdownRatio: o.warmdownRatio,
+                                            finalFraction: o.finalLRFraction)
+            #expect(abs(got - m) < 1e-12, "step \(step): \(got), wanted \(m)")
+        }
+    }
+
+    @Test func baseTrainingRatesAreTheConfigs() throws {
+        let c = try parse("""
+            depth = 2
+            block_pattern = ["T", "M"]
+            max_seq_len = 16
+            device_batch_size = 1
+            total_batch_size = 16
+            num_iterations = 20
+            matrix_lr = 0.03
+            embedding_lr = 0.3
+            unembedding_lr = 0.005
+            mamba_lr = 0.006
+            warmup_ratio = 0.1
+            warmdown_ratio = 0.3
+            final_lr_frac = 0.1
+            n_embd = 64
+            """)
+        let settings = try TrainSettings.resolve(c, path: "rates.py", vocabSize: 300)
+        let o = settings.optimizer
+        check(Trainer(model: try model(), settings: o), matrix: 0.03, embedding: 0.3, head: 0.005, mamba: 0.006)
+        // 20 steps: warm up over 2, hold to step 14, then down to 0.1 at step 20.
+        let wanted: [Int: Double] = [0: 0.5, 1: 1, 2: 1, 14: 1, 15: 5.0 / 6 + 1.0 / 60, 17: 0.55, 19: 1.0 / 6 + 0.1 * 5 / 6, 20: 0.1]
+        for (step, m) in wanted {
+            let got = Schedule.lrMultiplier(step: step, total: 20, warmupRatio: o.warmupRatio, warmdownRatio: o.warmdownRatio,
+                                            finalFraction: o.finalLRFraction)
+            #expect(abs(got - m) < 1e-12, "step \(step): \(got), wanted \(m)")
+        }
     }
 }

@@ -109,7 +109,7 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         var s4 = s3
         s4.dataDir = try preparedData(shardTokens: 200, characters: 60_000).dir
         #expect {
-            try TrainingRun(settings: s4, tokenizer: tok, resume: .step(3)) { _ in }
+            try TrainingRun(settings: s4, tokenizer: tok, resume: .step(3), overwrite: true) { _ in }
         } throws: { error in
             "\(error)".contains("the checkpoint was trained on a train stream of \(b.train.count) tokens")
         }

@@ -36,6 +36,31 @@ public enum SFTRun {
     /// settings.output, whose lock it holds while it runs. With `resume`, it continues from the
     /// latest checkpoint in settings.output instead; without, an output holding checkpoints is
     /// refused.
+    /// The optimisers of fine-tuning: every group at init_lr_frac of its base rate, no warmup,
+    /// decay to zero over the last warmdown_ratio of the steps.
+    public static func optimizer(_ s: SFTSettings) -> OptimizerSettings {
+        var optimizer = OptimizerSettings()
+        optimizer.matrixLR *= s.initLRFraction; optimizer.embeddingLR *= s.initLRFraction
+        optimizer.unembeddingLR *= s.initLRFraction; optimizer.mambaLR *= s.initLRFraction
+        optimizer.warmupRatio = 0; optimizer.warmdownRatio = s.warmdownRatio; optimizer.finalLRFraction = 0
+        return optimizer
+    }
+
+    /// The held-out loss: the mean cross-entropy over the assistant tokens (targets not
+    /// ignored) of the rows the conversations pack into, one pass; NaN when there are none.
+    public static func validationLoss(_ model: GPT, _ conversations: [Conversation], tokenizer: Tokenizer,
+                                      batch: Int, sequence: Int) -> Double {
+        guard !conversations.isEmpty,
+              var vb = try? SFTBatcher(conversations, tokenizer: tokenizer, batch: batch, sequence: sequence) else { return .nan }
+        var sum = 0.0, n = 0
+        while vb.consumed < conversations.count {
+            let (x, y) = vb.next()
+            let losses = GradMode.withoutGradients { model.tokenLosses(x, targets: y) }
+            for (l, t) in zip(losses, y.values) where t != ignoreIndex { sum += Double(l); n += 1 }
+        }
+        return n > 0 ? sum / Double(n) : .nan
+    }
+
     public static func run(base: GPT, baseMeta: TrainingMeta?, tokenizer: Tokenizer, conversations: [Conversation],
                            settings s: SFTSettings, resume: Bool, log: (String) -> Void) throws -> SFTSummary {
         let lock = try RunLock(dir: s.output, purpose: "nanochat sft")
@@ -65,11 +90,7 @@ public enum SFTRun {
             while probe.consumed < train.count { for _ in 0..<s.accumulation { _ = probe.next() }; steps += 1 }
             total = max(steps, 1)
         }
-        var optimizer = OptimizerSettings()
-        optimizer.matrixLR *= s.initLRFraction; optimizer.embeddingLR *= s.initLRFraction
-        optimizer.unembeddingLR *= s.initLRFraction; optimizer.mambaLR *= s.initLRFraction
-        optimizer.warmupRatio = 0; optimizer.warmdownRatio = s.warmdownRatio; optimizer.finalLRFraction = 0
-        let trainer = Trainer(model: model, settings: optimizer)
+        let trainer = Trainer(model: model, settings: optimizer(s))
 
         var start = 0
         if let last = resumeStep {
@@ -85,16 +106,7 @@ public enum SFTRun {
             + "rates × \(s.initLRFraction)")
 
         func valLoss() -> Double {
-            guard !val.isEmpty, var vb = try? SFTBatcher(val, tokenizer: tokenizer, batch: s.deviceBatchSize, sequence: s.sequenceLen) else {
-                return .nan
-            }
-            var sum = 0.0, n = 0
-            while vb.consumed < val.count {
-                let (x, y) = vb.next()
-                let losses = GradMode.withoutGradients { model.tokenLosses(x, targets: y) }
-                for (l, t) in zip(losses, y.values) where t != ignoreIndex { sum += Double(l); n += 1 }
-            }
-            return n > 0 ? sum / Double(n) : .nan
+            validationLoss(model, val, tokenizer: tokenizer, batch: s.deviceBatchSize, sequence: s.sequenceLen)
         }
 
         var first = Double.nan, lastLoss = Double.nan
