@@ -23,7 +23,9 @@ field() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)
 post() { curl -s -o "$3" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$2" $url$1; }
 serving() { curl -sf $url/health > /dev/null || fail "the server stopped serving after $1"; }
 
-curl -s $url/ | grep -q '<title>nanochat</title>' && echo "ok: the chat page" || fail "GET / is not the chat page"
+# (Saved first: grep -q stopping early would cut curl's pipe, which pipefail counts.)
+curl -s $url/ > $W/page.html
+grep -q '<title>nanochat</title>' $W/page.html && echo "ok: the chat page" || fail "GET / is not the chat page"
 
 code=$(post /v1/chat/completions '{"messages":[{"role":"user","content":"Who art thou?"}],"max_tokens":20,"temperature":0}' $W/chat.json)
 [ "$code" = 200 ] && [ "$(field $W/chat.json 'd["object"], d["usage"]["completion_tokens"] > 0')" = "chat.completion True" ] \
