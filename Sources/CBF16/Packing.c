@@ -15,12 +15,13 @@
 static inline __attribute__((always_inline)) uint16_t bf16_of(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
-    // NaN: keep the sign and the top of the payload, set the quiet bit (rounding could
-    // carry a NaN's payload into the exponent and make it an infinity).
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
     // Round to nearest, ties to even: add 0x7fff plus the lowest kept bit, then truncate.
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    // NaN: keep the sign and the top of the payload, set the quiet bit (rounding could
+    // carry a NaN's payload into the exponent and make it an infinity). A select, not a
+    // branch, so that the loops over rows vectorise.
+    const uint32_t quiet = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet : rounded);
 }
 
 static inline __attribute__((always_inline)) float f32_of(uint16_t h) {
@@ -54,72 +55,172 @@ static inline int k32_of(int k) { return (k + 31) & ~31; }
 
 // Packed A: each 32x32 block is 32 rows of 32 values (CBF16.h). Rows past m and columns
 // past k are zero, so the kernels never need a tail.
-static inline __attribute__((always_inline)) void pack_a_body(const float *a, size_t lda, bool trans, int m, int k,
-                                                                int p0, int p1, uint16_t *out) {
+//
+// The loops read their source in order: a row of A at a time here (its K values go to the
+// panel's blocks in turn), whole rows of the stored matrix in the transposed and B packs
+// below. Walking a column strip of a row-major matrix instead (one short piece per row, a
+// row apart) leaves every read waiting on memory.
+static inline __attribute__((always_inline)) void pack_a_body(const float *a, size_t lda, int m, int k, int p0, int p1,
+                                                                uint16_t *out) {
     const int k32 = k32_of(k);
     for (int p = p0; p < p1; p++) {
         uint16_t *panel = out + (size_t)p * 32 * k32;
         const int rows = m - p * 32 < 32 ? m - p * 32 : 32;
-        for (int kb = 0; kb < k32; kb += 32) {
-            uint16_t *block = panel + (size_t)kb * 32;
-            const int cols = k - kb < 32 ? k - kb : 32;
-            if (rows < 32 || cols < 32) memset(block, 0, 32 * 32 * sizeof(uint16_t));
-            if (!trans) {
-                for (int r = 0; r < rows; r++) {
-                    const float *src = a + (size_t)(p * 32 + r) * lda + kb;
-                    for (int e = 0; e < cols; e++) block[r * 32 + e] = bf16_of(src[e]);
-                }
-            } else {
-                // op(A)[row][kk] = a[kk][row]: source rows are contiguous in the panel's rows.
-                for (int e = 0; e < cols; e++) {
-                    const float *src = a + (size_t)(kb + e) * lda + p * 32;
-                    for (int r = 0; r < rows; r++) block[r * 32 + e] = bf16_of(src[r]);
-                }
+        if (rows < 32) memset(panel, 0, (size_t)32 * k32 * sizeof(uint16_t));
+        for (int r = 0; r < rows; r++) {
+            const float *src = a + (size_t)(p * 32 + r) * lda;
+            int kb = 0;
+            for (; kb + 32 <= k; kb += 32) {
+                uint16_t *dst = panel + (size_t)kb * 32 + r * 32;
+                for (int e = 0; e < 32; e++) dst[e] = bf16_of(src[kb + e]);
+            }
+            if (kb < k32) {
+                uint16_t *dst = panel + (size_t)kb * 32 + r * 32;
+                for (int e = 0; e < 32; e++) dst[e] = kb + e < k ? bf16_of(src[kb + e]) : 0;
             }
         }
     }
 }
-NC_MULTIVERSION(pack_a, (const float *a, size_t lda, bool trans, int m, int k, int p0, int p1, uint16_t *out),
-                (a, lda, trans, m, k, p0, p1, out))
+NC_MULTIVERSION(pack_a, (const float *a, size_t lda, int m, int k, int p0, int p1, uint16_t *out),
+                (a, lda, m, k, p0, p1, out))
+
+// op(A) = Aᵀ, A stored k x m: K-blocks kb0..<kb1 (32 columns of op(A) each, 32 rows of the
+// stored A) of every panel. Each 32x32 piece is rounded row by row into a small buffer in
+// the stored order and written out transposed from there (both in L1).
+static inline __attribute__((always_inline)) void pack_a_t_body(const float *a, size_t lda, int m, int k, int kb0,
+                                                                  int kb1, uint16_t *out) {
+    const int k32 = k32_of(k), panels = (m + 31) / 32;
+    uint16_t piece[32][32];
+    for (int kb = kb0; kb < kb1; kb++) {
+        const int cols = k - kb * 32 < 32 ? k - kb * 32 : 32;
+        for (int p = 0; p < panels; p++) {
+            const int rows = m - p * 32 < 32 ? m - p * 32 : 32;
+            for (int e = 0; e < 32; e++) {
+                const float *src = a + (size_t)(kb * 32 + e) * lda + p * 32;
+                if (e < cols && rows == 32) {
+                    for (int r = 0; r < 32; r++) piece[e][r] = bf16_of(src[r]);
+                } else {
+                    for (int r = 0; r < 32; r++) piece[e][r] = e < cols && r < rows ? bf16_of(src[r]) : 0;
+                }
+            }
+            uint16_t *block = out + (size_t)p * 32 * k32 + (size_t)kb * 1024;
+            for (int r = 0; r < 32; r++)
+                for (int e = 0; e < 32; e++) block[r * 32 + e] = piece[e][r];
+        }
+    }
+}
+NC_MULTIVERSION(pack_a_t, (const float *a, size_t lda, int m, int k, int kb0, int kb1, uint16_t *out),
+                (a, lda, m, k, kb0, kb1, out))
+
 void nc_bf16_pack_a(const float *a, size_t lda, bool trans, int m, int k, int p0, int p1, uint16_t *out) {
-    pack_a(a, lda, trans, m, k, p0, p1, out);
+    if (!trans) {
+        pack_a(a, lda, m, k, p0, p1, out);
+        return;
+    }
+    // Panel by panel (the caller's cut): every K-block of these panels.
+    const int k32 = k32_of(k);
+    for (int p = p0; p < p1; p++) {
+        const int rows = m - p * 32 < 32 ? m - p * 32 : 32;
+        // A one-panel view: the panel's columns of the stored A.
+        pack_a_t(a + p * 32, lda, rows, k, 0, k32 / 32, out + (size_t)p * 32 * k32);
+    }
+}
+
+void nc_bf16_pack_a_kblocks(const float *a, size_t lda, int m, int k, int kb0, int kb1, uint16_t *out) {
+    pack_a_t(a, lda, m, k, kb0, kb1, out);
 }
 
 // Packed B: for each panel of 16 columns, row pairs interleaved, one 32-bit word per
 // (pair, column) holding rows 2p (low half) and 2p+1 (high half). Padding is zero.
-static inline __attribute__((always_inline)) void pack_b_body(const float *b, size_t ldb, bool trans, int k, int n,
-                                                                int q0, int q1, uint16_t *out) {
-    const int k32 = k32_of(k), pairs = k32 / 2, full = k / 2;
+
+// op(B) = B stored k x n: row pairs p0..<p1 (of K32 / 2) of every panel, each pair of stored
+// rows read whole and in order.
+static inline __attribute__((always_inline)) void pack_b_n_body(const float *b, size_t ldb, int k, int n, int p0,
+                                                                  int p1, uint16_t *out) {
+    const int k32 = k32_of(k), panels = (n + 31) / 32 * 2, full = n / 16;
+    for (int p = p0; p < p1; p++) {
+        const bool has0 = 2 * p < k, has1 = 2 * p + 1 < k;
+        const float *row0 = b + (size_t)(2 * p) * ldb, *row1 = row0 + ldb;
+        for (int q = 0; q < panels; q++) {
+            uint32_t *dst = (uint32_t *)(out + (size_t)q * 16 * k32) + (size_t)p * 16;
+            if (q < full && has1) {
+                for (int j = 0; j < 16; j++) dst[j] = pair_of(row0[q * 16 + j], row1[q * 16 + j]);
+            } else {
+                for (int j = 0; j < 16; j++) {
+                    const int col = q * 16 + j;
+                    const float lo = has0 && col < n ? row0[col] : 0, hi = has1 && col < n ? row1[col] : 0;
+                    dst[j] = has0 && col < n ? pair_of(lo, hi) : 0;
+                }
+            }
+        }
+    }
+}
+NC_MULTIVERSION(pack_b_n, (const float *b, size_t ldb, int k, int n, int p0, int p1, uint16_t *out),
+                (b, ldb, k, n, p0, p1, out))
+
+// op(B) = Bᵀ, B stored n x k (a linear layer's weight): panels q0..<q1, 16 row pairs at a
+// time: the panel's 16 stored rows are read 32 values at a time, paired in a small buffer,
+// and written out as 16 whole lines.
+static inline __attribute__((always_inline)) void pack_b_t_body(const float *b, size_t ldb, int k, int n, int q0,
+                                                                  int q1, uint16_t *out) {
+    const int k32 = k32_of(k);
+    uint32_t words[16][16];
     for (int q = q0; q < q1; q++) {
         uint32_t *panel = (uint32_t *)(out + (size_t)q * 16 * k32);
         const int cols = n - q * 16 < 16 ? (n - q * 16 < 0 ? 0 : n - q * 16) : 16;
-        if (cols < 16) memset(panel, 0, (size_t)pairs * 16 * sizeof(uint32_t));
-        if (!trans) {
-            for (int p = 0; p < full; p++) {
-                const float *row0 = b + (size_t)(2 * p) * ldb + q * 16, *row1 = row0 + ldb;
-                for (int j = 0; j < cols; j++) panel[p * 16 + j] = pair_of(row0[j], row1[j]);
+        for (int kb = 0; kb < k32; kb += 32) {
+            const int span = k - kb < 32 ? (k - kb < 0 ? 0 : k - kb) : 32;
+            for (int j = 0; j < 16; j++) {
+                const float *src = b + (size_t)(q * 16 + j) * ldb + kb;
+                if (j < cols && span == 32) {
+                    for (int pp = 0; pp < 16; pp++) words[j][pp] = pair_of(src[2 * pp], src[2 * pp + 1]);
+                } else {
+                    for (int pp = 0; pp < 16; pp++) {
+                        const float lo = j < cols && 2 * pp < span ? src[2 * pp] : 0;
+                        const float hi = j < cols && 2 * pp + 1 < span ? src[2 * pp + 1] : 0;
+                        words[j][pp] = j < cols && 2 * pp < span ? pair_of(lo, hi) : 0;
+                    }
+                }
             }
-            if (k & 1) {
-                const float *row0 = b + (size_t)(k - 1) * ldb + q * 16;
-                for (int j = 0; j < cols; j++) panel[full * 16 + j] = pair_of(row0[j], 0);
-            }
-        } else {
-            // op(B)[kk][col] = b[col][kk]: each column is a contiguous source row.
-            for (int j = 0; j < cols; j++) {
-                const float *src = b + (size_t)(q * 16 + j) * ldb;
-                for (int p = 0; p < full; p++) panel[p * 16 + j] = pair_of(src[2 * p], src[2 * p + 1]);
-                if (k & 1) panel[full * 16 + j] = pair_of(src[k - 1], 0);
-            }
+            uint32_t *dst = panel + (size_t)(kb / 2) * 16;
+            for (int pp = 0; pp < 16; pp++)
+                for (int j = 0; j < 16; j++) dst[pp * 16 + j] = words[j][pp];
         }
-        // Pairs past k (up to K32) are zero.
-        const int used = (k + 1) / 2;
-        if (cols == 16 && used < pairs) memset(panel + used * 16, 0, (size_t)(pairs - used) * 16 * sizeof(uint32_t));
     }
 }
-NC_MULTIVERSION(pack_b, (const float *b, size_t ldb, bool trans, int k, int n, int q0, int q1, uint16_t *out),
-                (b, ldb, trans, k, n, q0, q1, out))
+NC_MULTIVERSION(pack_b_t, (const float *b, size_t ldb, int k, int n, int q0, int q1, uint16_t *out),
+                (b, ldb, k, n, q0, q1, out))
+
 void nc_bf16_pack_b(const float *b, size_t ldb, bool trans, int k, int n, int q0, int q1, uint16_t *out) {
-    pack_b(b, ldb, trans, k, n, q0, q1, out);
+    if (trans) {
+        pack_b_t(b, ldb, k, n, q0, q1, out);
+        return;
+    }
+    // Panel by panel (the caller's cut): each panel is a 16-column view of B.
+    const int k32 = k32_of(k);
+    for (int q = q0; q < q1; q++) {
+        const int cols = n - q * 16 < 16 ? (n - q * 16 < 0 ? 0 : n - q * 16) : 16;
+        uint32_t *panel = (uint32_t *)(out + (size_t)q * 16 * k32);
+        if (cols == 0) {
+            memset(panel, 0, (size_t)k32 / 2 * 16 * sizeof(uint32_t));
+            continue;
+        }
+        // A view of this panel alone, as a B of `cols` columns (one panel of a pair).
+        uint16_t *scratch = out + (size_t)q * 16 * k32;
+        for (int p = 0; p < k32 / 2; p++) {
+            const bool has0 = 2 * p < k, has1 = 2 * p + 1 < k;
+            const float *row0 = b + (size_t)(2 * p) * ldb + q * 16, *row1 = row0 + ldb;
+            uint32_t *dst = (uint32_t *)scratch + (size_t)p * 16;
+            for (int j = 0; j < 16; j++) {
+                const float lo = has0 && j < cols ? row0[j] : 0, hi = has1 && j < cols ? row1[j] : 0;
+                dst[j] = has0 && j < cols ? pair_of(lo, hi) : 0;
+            }
+        }
+    }
+}
+
+void nc_bf16_pack_b_pairs(const float *b, size_t ldb, int k, int n, int p0, int p1, uint16_t *out) {
+    pack_b_n(b, ldb, k, n, p0, p1, out);
 }
 
 static inline __attribute__((always_inline)) void pack_rows_body(const float *a, size_t lda, bool trans, int m, int k,

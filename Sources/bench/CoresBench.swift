@@ -92,7 +92,7 @@ struct CoresCommand: ParsableCommand {
     static func compare(_ one: CoresResult, _ separate: [CoresResult]) -> [OpRow] {
         func perStep(_ r: CoresResult) -> [String: (phase: String, op: String, ms: Double)] {
             var table: [String: (String, String, Double)] = [:]
-            for e in r.profile ?? [] { table[e.phase + " " + e.op] = (e.phase, e.op, e.seconds * 1000 / Double(max(1, r.profileSteps))) }
+            for e in r.profile ?? [] where e.phase != OpProfile.insidePhase { table[e.phase + " " + e.op] = (e.phase, e.op, e.seconds * 1000 / Double(max(1, r.profileSteps))) }
             return table
         }
         let o = perStep(one), s = separate.map(perStep)

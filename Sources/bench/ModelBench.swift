@@ -265,7 +265,9 @@ struct StepProfile: Codable {
     var rows: [Row]
     /// The share of the step spent in no op: the tape's bookkeeping, reading the loss, the
     /// step loop.
-    var outsideOps: Double { 1 - rows.reduce(0) { $0 + $1.share } }
+    var outsideOps: Double { 1 - ops.reduce(0) { $0 + $1.share } }
+    /// The rows of ops (the step's shares), without the parts timed inside them.
+    var ops: [Row] { rows.filter { $0.phase != OpProfile.insidePhase } }
 
     init(_ entries: [OpProfile.Entry], steps: Int, seconds: Double) {
         stepSeconds = seconds / Double(steps)
@@ -293,7 +295,7 @@ struct StepProfile: Codable {
             Swift.print("By phase: " + phases.joined(separator: ", ") + ", in no op \(fmt(p.outsideOps * 100, 1))%.\n")
             Swift.print("| phase | op | ms per step | share of step | calls per step |")
             Swift.print("|---|---|---:|---:|---:|")
-            let shown = p.rows.filter { $0.share >= 0.005 }, rest = p.rows.filter { $0.share < 0.005 }
+            let shown = p.ops.filter { $0.share >= 0.005 }, rest = p.ops.filter { $0.share < 0.005 }
             for r in shown {
                 Swift.print("| \(r.phase) | \(r.op) | \(fmt(r.msPerStep, 1)) | \(fmt(r.share * 100, 1))% | \(fmt(r.callsPerStep, 0)) |")
             }
@@ -302,7 +304,46 @@ struct StepProfile: Codable {
                 Swift.print("| | \(rest.count) smaller ops | \(fmt(ms, 1)) | \(fmt(share * 100, 1))% | |")
             }
             Swift.print("| | in no op | \(fmt(p.outsideOps * p.stepSeconds * 1000, 1)) | \(fmt(p.outsideOps * 100, 1))% | |")
+            printProducts(p)
         }
+    }
+
+    /// The bf16 products of many rows by shape (op(A) m×k · op(B) k×n, ᵀ where the operand is
+    /// read transposed): time per step rounding and packing the operands and multiplying the
+    /// blocks, and the TFLOPS of the blocks alone and of the whole product.
+    static func printProducts(_ p: StepProfile) {
+        struct Product { var calls = 0.0, pack = 0.0, blocks = 0.0, flops = 0.0 }
+        var byShape: [String: Product] = [:]
+        for r in p.rows where r.phase == OpProfile.insidePhase && r.op.hasPrefix("bf16 ") {
+            let words = r.op.split(separator: " ")
+            guard words.count == 3 else { continue }
+            let stage = words[1], shape = String(words[2])
+            let sizes = shape.split(whereSeparator: { "×·ᵀ".contains($0) }).compactMap { Int($0) }
+            guard sizes.count == 4 else { continue }
+            var e = byShape[shape, default: Product()]
+            if stage == "pack" {
+                e.pack += r.msPerStep
+            } else {
+                e.blocks += r.msPerStep; e.calls += r.callsPerStep
+                e.flops = 2 * Double(sizes[0]) * Double(sizes[1]) * Double(sizes[3])
+            }
+            byShape[shape] = e
+        }
+        guard !byShape.isEmpty else { return }
+        Swift.print("\nInside the bf16 products (already counted in the matmul and attention rows above), per step:\n")
+        Swift.print("| op(A) · op(B) | calls | pack ms | blocks ms | blocks TFLOPS | whole TFLOPS |")
+        Swift.print("|---|---:|---:|---:|---:|---:|")
+        let total = byShape.values.reduce(Product()) {
+            Product(calls: $0.calls + $1.calls, pack: $0.pack + $1.pack, blocks: $0.blocks + $1.blocks,
+                    flops: $0.flops + $1.flops * $1.calls)
+        }
+        func tflops(_ flops: Double, _ ms: Double) -> String { ms > 0 ? fmt(flops / ms / 1e9, 2) : "-" }
+        for (shape, e) in byShape.sorted(by: { $0.value.pack + $0.value.blocks > $1.value.pack + $1.value.blocks }) {
+            Swift.print("| \(shape) | \(fmt(e.calls, 0)) | \(fmt(e.pack, 1)) | \(fmt(e.blocks, 1)) | "
+                        + "\(tflops(e.flops * e.calls, e.blocks)) | \(tflops(e.flops * e.calls, e.pack + e.blocks)) |")
+        }
+        Swift.print("| all | \(fmt(total.calls, 0)) | \(fmt(total.pack, 1)) | \(fmt(total.blocks, 1)) | "
+                    + "\(tflops(total.flops, total.blocks)) | \(tflops(total.flops, total.pack + total.blocks)) |")
     }
 }
 

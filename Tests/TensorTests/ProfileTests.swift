@@ -51,6 +51,17 @@ extension TensorTests {
             #expect(!OpProfile.isEnabled)
         }
 
+        /// Parts timed inside an op (a bf16 product's packing and blocks of tiles) land in
+        /// their own phase, named by stage and shape, beside the op's entry.
+        @Test func bf16ProductsAreTimedByStageAndShape() throws {
+            let a = randn([40, 50], seed: 3), w = randn([24, 50], seed: 4)
+            OpProfile.start()
+            _ = Precision.with(.bfloat16, kernel: .portable) { linear(a, w) }
+            let inside = OpProfile.stop().filter { $0.phase == OpProfile.insidePhase }
+            let names = Set(inside.map(\.op))
+            #expect(names.isSuperset(of: ["bf16 pack 40×50·50×24ᵀ", "bf16 blocks 40×50·50×24ᵀ"]), "\(names)")
+        }
+
         /// The time between an op and the one before it is the later op's, from `mark()` on.
         @Test func markRestartsTheForwardClock() throws {
             let x = randn([4], seed: 2)

@@ -52,6 +52,13 @@ void nc_bf16_pack_a(const float *a, size_t lda, bool trans, int m, int k, int p0
 /// Packs panels q0..<q1 of op(B) (k x n; B stored row-major with leading dimension ldb, n x k
 /// when transposed) into `out`, the base of the packed B (panel 0).
 void nc_bf16_pack_b(const float *b, size_t ldb, bool trans, int k, int n, int q0, int q1, uint16_t *out);
+/// The same packed A as nc_bf16_pack_a with A transposed (stored k x m), cut by K instead:
+/// K-blocks kb0..<kb1 (32 values of K each, of K32 / 32) of every panel. Each call reads
+/// whole rows of the stored matrix.
+void nc_bf16_pack_a_kblocks(const float *a, size_t lda, int m, int k, int kb0, int kb1, uint16_t *out);
+/// The same packed B as nc_bf16_pack_b untransposed (B stored k x n), cut by K instead: row
+/// pairs p0..<p1 (of K32 / 2) of every panel. Each call reads whole rows of B.
+void nc_bf16_pack_b_pairs(const float *b, size_t ldb, int k, int n, int p0, int p1, uint16_t *out);
 /// Rows r0..<r1 of op(A) (m x k) as rows of K32 bf16 values.
 void nc_bf16_pack_rows(const float *a, size_t lda, bool trans, int m, int k, int r0, int r1, uint16_t *out);
 /// op(B) for rows kk (k x n) back to fp32, row-major with leading dimension n, from packed B

@@ -87,6 +87,23 @@ public enum OpProfile {
         }
     }
 
+    /// The phase of `part` entries: time inside an op, already counted in that op's own.
+    public static let insidePhase = "inside"
+
+    /// Times `body` as a named part of the op that runs it (phase `insidePhase`), when
+    /// profiling: a finer look at one op (the bf16 products' packing and blocks) that the
+    /// step's shares leave out. Call it on the op's own thread, not from its workers.
+    @inline(__always)
+    public static func part<R>(_ name: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        guard isEnabled else { return try body() }
+        let t0 = now()
+        defer {
+            let t1 = now(), key = name()
+            table.withLock { $0.add(insidePhase, key, nanoseconds: t1 &- t0) }
+        }
+        return try body()
+    }
+
     /// Times `body` as (phase, op) when profiling, and restarts the forward's clock after it.
     @discardableResult
     public static func measure<R>(_ phase: String, _ op: String, _ body: () throws -> R) rethrows -> R {

@@ -47,6 +47,14 @@ public struct BF16Blocking: Sendable, Equatable {
 public enum BF16Operand {
     case floats(UnsafePointer<Float>, ld: Int, transposed: Bool)
     case packed(PackedBF16Weight)
+
+    /// Whether op(B) is the stored matrix transposed (a packed weight is Wᵀ).
+    var isTransposed: Bool {
+        switch self {
+        case .floats(_, _, let transposed): transposed
+        case .packed: true
+        }
+    }
 }
 
 /// A weight W (out × in) rounded to bf16 once and packed as the B operand of x · Wᵀ, for
@@ -124,8 +132,16 @@ public func bf16Gemm(
 
     // Packed B: the weight's own, or packed here.
     let panels = (n + 31) / 32 * 2
+    // Under `--profile`, each stage of a product of many rows is timed by its shape.
+    let profiled = OpProfile.isEnabled && !serial && m >= bf16FewRows && kernel != .rounded
+    func stage(_ name: String, _ body: () -> Void) {
+        guard profiled else { return body() }
+        OpProfile.part("bf16 \(name) \(m)×\(k)\(transposeA ? "ᵀ" : "")·\(k)×\(n)\(b.isTransposed ? "ᵀ" : "")", body)
+    }
     var packedB: UnsafeMutablePointer<UInt16>
     var ownedB: Buffer? = nil
+    // B's packing as units of work for the workers (none for a weight packed already).
+    var packB: (units: Int, run: (Range<Int>) -> Void) = (0, { _ in })
     switch b {
     case .packed(let w):
         precondition(w.k == k && w.n == n, "packed weight is \(w.n)×\(w.k), the product needs \(n)×\(k)")
@@ -135,13 +151,20 @@ public func bf16Gemm(
         ownedB = buffer
         packedB = buffer.raw.assumingMemoryBound(to: UInt16.self)
         let dst = packedB
-        each(panels) { r in
-            nc_bf16_pack_b(pb, ldb, tb, Int32(k), Int32(n), Int32(r.lowerBound), Int32(r.upperBound), dst)
+        if tb {   // a weight's rows are op(B)'s columns: panel by panel
+            packB = (panels, { r in
+                nc_bf16_pack_b(pb, ldb, true, Int32(k), Int32(n), Int32(r.lowerBound), Int32(r.upperBound), dst)
+            })
+        } else {  // B's rows are op(B)'s: pairs of them at a time, read whole
+            packB = (k32 / 2, { r in
+                nc_bf16_pack_b_pairs(pb, ldb, Int32(k), Int32(n), Int32(r.lowerBound), Int32(r.upperBound), dst)
+            })
         }
     }
     defer { withExtendedLifetime(ownedB) {} }
 
     if m < bf16FewRows || (kernel == .rounded) {
+        if packB.units > 0 { each(packB.units, packB.run) }
         if m >= bf16FewRows {
             // A packed weight on a CPU without bf16 products: back to fp32 (its rounded values,
             // exactly) and sgemm, faster here than the portable loops for many rows.
@@ -184,8 +207,21 @@ public func bf16Gemm(
     let aPanels = (m + 31) / 32
     let bufferA = Buffer(byteCount: aPanels * 32 * k32 * 2)
     let packedA = bufferA.raw.assumingMemoryBound(to: UInt16.self)
-    each(aPanels) { r in
-        nc_bf16_pack_a(a, lda, transposeA, Int32(m), Int32(k), Int32(r.lowerBound), Int32(r.upperBound), packedA)
+    let packA: (units: Int, run: (Range<Int>) -> Void)
+    if transposeA {   // A's rows are op(A)'s columns: blocks of 32 of them at a time, read whole
+        packA = (k32 / 32, { r in
+            nc_bf16_pack_a_kblocks(a, lda, Int32(m), Int32(k), Int32(r.lowerBound), Int32(r.upperBound), packedA)
+        })
+    } else {
+        packA = (aPanels, { r in
+            nc_bf16_pack_a(a, lda, false, Int32(m), Int32(k), Int32(r.lowerBound), Int32(r.upperBound), packedA)
+        })
+    }
+    // One hand-out each: their units cost too differently (a panel of A against a row pair
+    // of B) to share one even cut.
+    stage("pack") {
+        if packB.units > 0 { each(packB.units, packB.run) }
+        each(packA.units, packA.run)
     }
     var blocking = BF16Blocking.current
     let pairs = panels / 2
@@ -204,7 +240,7 @@ public func bf16Gemm(
     let accCount = blocking.rowPanels * 32 * blocking.columnPairs * 32
     let kc = Swift.min(blocking.kChunk, k32)
     let pb = packedB, code = kernel.packedKernel
-    each(rowBlocks * colBlocks) { range in
+    stage("blocks") { each(rowBlocks * colBlocks) { range in
         let acc = UnsafeMutablePointer<Float>.allocate(capacity: accCount)
         defer { acc.deallocate() }
         for t in range {
@@ -218,7 +254,7 @@ public func bf16Gemm(
             nc_bf16_store(acc, ld, Int32(Swift.min(m, p1 * 32) - row0), Int32(Swift.min(n, q1 * 32) - col0),
                           alpha, beta, c + row0 * ldc + col0, ldc)
         }
-    }
+    } }
     withExtendedLifetime(bufferA) {}
 }
 
