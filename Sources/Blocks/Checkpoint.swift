@@ -46,7 +46,7 @@ public enum Checkpoint {
     /// ignored); an error names the file.
     public static func meta<Meta: Decodable>(_ type: Meta.Type, in dir: String, step: Int) throws -> Meta {
         let path = metaPath(dir, step: step)
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try FolderFile.contents(path) else {
             throw TensorFileError(path: path, "missing: no checkpoint for step \(step)")
         }
         do {
@@ -128,6 +128,7 @@ public enum Checkpoint {
     public static func load(from dir: String, step: Int? = nil) throws -> (model: GPT, step: Int) {
         let found = try locate(in: dir, step: step)
         let file = modelPath(dir, step: found.step)
+        try FolderFile.requireInside(file)
         let (tensors, _) = try Safetensors.read(file)
         return (try model(config: found.config, tensors: tensors, file: file, metaFile: found.metaFile), found.step)
     }
@@ -140,7 +141,7 @@ public enum Checkpoint {
             throw TensorFileError(path: dir, "no \(kind) (no meta_*.json) in this directory")
         }
         let metaFile = metaPath(dir, step: s)
-        guard let meta = FileManager.default.contents(atPath: metaFile) else {
+        guard let meta = try FolderFile.contents(metaFile) else {
             throw TensorFileError(path: metaFile, "missing: no checkpoint for step \(s)")
         }
         return (s, metaFile, meta, try modelConfig(fromMeta: meta, path: metaFile))

@@ -100,13 +100,7 @@ public enum HuggingFaceImport {
                            blockPattern: Array(repeating: .transformer, count: layers))
     }
 
-    /// A JSON integer: not a boolean (which Foundation would read as 0 or 1), not a fraction.
-    static func strictInt(_ value: Any?) -> Int? {
-        guard let n = value as? NSNumber else { return nil }
-        let type = String(cString: n.objCType)
-        guard type != "c", type != "d", type != "f" else { return nil }
-        return n.intValue
-    }
+    static func strictInt(_ value: Any?) -> Int? { JSONNumber.strictInt(value) }
 
     /// The constants of our blocks a hybrid config.json may state: if it does, it must state
     /// ours (the modeling file would compute with its value, we with ours).
@@ -124,17 +118,7 @@ public enum HuggingFaceImport {
     /// A file of the folder that is a symbolic link to somewhere outside it is refused: a
     /// downloaded folder must not make the import read the user's other files.
     static func requireInside(_ dir: String, _ name: String) throws {
-        let path = "\(dir)/\(name)"
-        var info = stat()
-        guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK else { return }
-        func real(_ p: String) -> String? {
-            guard let r = realpath(p, nil) else { return nil }
-            defer { free(r) }
-            return String(cString: r)
-        }
-        guard let folder = real(dir), let target = real(path), target.hasPrefix(folder + "/") else {
-            throw ExportError("\(path): a symbolic link to a file outside the folder; copy the file in instead")
-        }
+        if let why = FolderFile.linkOutside("\(dir)/\(name)") { throw ExportError("\(dir)/\(name): \(why)") }
     }
 
     /// Every tensor of the folder's weight files, with the file it is in.

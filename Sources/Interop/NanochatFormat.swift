@@ -89,6 +89,7 @@ public enum NanochatFormat {
             }
             throw TensorFileError(path: file, "missing: no weights for step \(s)")
         }
+        try FolderFile.requireInside(file)
         let (raw, _) = try Safetensors.read(file)
         let known = Set(config.parameterSpecs.map(\.name))
         var tensors: [(String, Tensor)] = []

@@ -224,13 +224,13 @@ public final class Tokenizer: @unchecked Sendable {
             throw TokenizerError("\(dir): no such tokenizer directory (make one with `nanochat tokenizer train`)")
         }
         let path = "\(dir)/\(ranksFile)"
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = try FolderFile.contents(path) else {
             throw TokenizerError("\(path): missing (make it with `nanochat tokenizer train --out \(dir)`)")
         }
         let tokenizer = try parseRanks(data, path: path)
         var infoPath = "\(dir)/\(infoFile)"
-        var found = FileManager.default.contents(atPath: infoPath)
-        if found == nil, let legacy = FileManager.default.contents(atPath: "\(dir)/\(legacyInfoFile)"), isLegacyInfo(legacy) {
+        var found = try FolderFile.contents(infoPath)
+        if found == nil, let legacy = try FolderFile.contents("\(dir)/\(legacyInfoFile)"), isLegacyInfo(legacy) {
             (infoPath, found) = ("\(dir)/\(legacyInfoFile)", legacy)
         }
         guard let infoData = found else { throw TokenizerError("\(infoPath): missing") }
@@ -265,10 +265,20 @@ public final class Tokenizer: @unchecked Sendable {
         guard info["pattern"] as? String == SplitPattern.pattern else {
             throw TokenizerError("\(path): the split pattern differs from nanochat's; this tokenizer was not made by this tool")
         }
-        guard info["vocab_size"] as? Int == vocabSize else {
-            throw TokenizerError("\(path): vocab_size \(info["vocab_size"] ?? "missing") but \(Self.ranksFile) has \(tokenBytes.count) ranks + \(specialTokens.count) special tokens = \(vocabSize)")
+        guard JSONNumber.strictInt(info["vocab_size"]) == vocabSize else {
+            throw TokenizerError("\(path): vocab_size \(JSONNumber.describe(info["vocab_size"])) but \(Self.ranksFile) has \(tokenBytes.count) ranks + \(specialTokens.count) special tokens = \(vocabSize)")
         }
-        if let special = info["special_tokens"] as? [String: Int] {
+        if let given = info["special_tokens"] {
+            guard let object = given as? [String: Any] else {
+                throw TokenizerError("\(path): special_tokens is not an object of token → id")
+            }
+            var special: [String: Int] = [:]
+            for (token, id) in object {
+                guard let n = JSONNumber.strictInt(id) else {
+                    throw TokenizerError("\(path): special_tokens[\"\(token)\"] is \(JSONNumber.describe(id)), not an integer id")
+                }
+                special[token] = n
+            }
             try checkSpecialIDs(special, path: path, field: "special_tokens")
         }
     }

@@ -221,7 +221,7 @@ public enum DataPreparation {
     /// data.json of `dir`, or nil when there is none.
     static func index(of dir: String) throws -> [String: Any]? {
         let info = "\(dir)/\(infoFile)"
-        guard let data = FileManager.default.contents(atPath: info) else { return nil }
+        guard let data = try FolderFile.contents(info) else { return nil }
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ShardError(path: info, "not a JSON object; run `nanochat prepare` again to rewrite it")
         }
@@ -233,8 +233,13 @@ public enum DataPreparation {
     public static func checkTokenizer(ofShardsIn dir: String, vocabSize: Int, identity: String?) throws {
         guard let object = try index(of: dir) else { return }
         let info = "\(dir)/\(infoFile)"
-        if let v = object["vocab_size"] as? Int, v != vocabSize {
-            throw ShardError(path: info, "these shards were made with a tokenizer of vocab size \(v), but the tokenizer in use has \(vocabSize); run `nanochat prepare` again with this tokenizer")
+        if let given = object["vocab_size"] {
+            guard let v = JSONNumber.strictInt(given) else {
+                throw ShardError(path: info, "vocab_size is \(JSONNumber.describe(given)), not an integer; run `nanochat prepare` again to rewrite it")
+            }
+            guard v == vocabSize else {
+                throw ShardError(path: info, "these shards were made with a tokenizer of vocab size \(v), but the tokenizer in use has \(vocabSize); run `nanochat prepare` again with this tokenizer")
+            }
         }
         if let identity, let made = object["tokenizer_hash"] as? String, made != identity {
             throw ShardError(path: info, "these shards were made with another tokenizer (hash \(made)) than the one in use (\(identity)), "
@@ -276,6 +281,7 @@ public enum DataPreparation {
         func open(_ split: String) throws -> TokenStream {
             let listed = (index?[split] as? [String: Any])?["shards"] as? [[String: Any]]
             let shards = try shardFiles(split, in: dir, index: index).enumerated().map { i, path in
+                try FolderFile.requireInside(path)
                 let shard = try TokenShard(path: path)
                 if let expected = listed?[i]["tokens"] as? Int, expected != shard.count {
                     throw ShardError(path: path, "\(shard.count) tokens, but \(infoFile) says \(expected); run `nanochat prepare` again")

@@ -39,6 +39,7 @@ public enum OptimizerState {
     /// Restores `trainer`'s optimiser state from `path`; every tensor must be there with the
     /// parameter's shape. Errors name the file and the tensor.
     public static func load(into trainer: Trainer, from path: String) throws {
+        try FolderFile.requireInside(path)
         let (tensors, metadata) = try Safetensors.read(path)
         let byName = Dictionary(tensors, uniquingKeysWith: { a, _ in a })
         // Every rank reads the whole file and keeps the parts it owns.

@@ -175,5 +175,45 @@ extension BlocksTests {
                 try Checkpoint.modelConfig(fromMeta: bad, path: "m")
             }
         }
+
+        /// A meta file's sizes are integers: `true` is not read as 1.
+        @Test func metaBooleansAreNotNumbers() throws {
+            let dir = temporaryDirectory("meta-bool")
+            try Checkpoint.save(try GPT(config: tinyConfig("T"), seed: 1), step: 1, to: dir)
+            let good = try Data(contentsOf: URL(fileURLWithPath: Checkpoint.metaPath(dir, step: 1)))
+            var meta = try #require(try JSONSerialization.jsonObject(with: good) as? [String: Any])
+            var mc = try #require(meta["model_config"] as? [String: Any])
+            mc["n_layer"] = true
+            meta["model_config"] = mc
+            let bad = try JSONSerialization.data(withJSONObject: meta)
+            let error = try #require(throws: TensorFileError.self) { try Checkpoint.modelConfig(fromMeta: bad, path: "m") }
+            #expect(error.message.contains("n_layer"), "\(error)")
+        }
+
+        /// A checkpoint's files are read from its directory: one linked from elsewhere is
+        /// refused, naming the file, and one linked within the directory is read.
+        @Test func filesLinkedFromOutsideTheDirectoryAreRefused() throws {
+            let fm = FileManager.default
+            let dir = temporaryDirectory("link"), outside = temporaryDirectory("link-out")
+            let model = try GPT(config: tinyConfig("T"), seed: 1)
+            try Checkpoint.save(model, step: 1, to: dir)
+            try fm.createDirectory(atPath: outside, withIntermediateDirectories: true)
+            let file = Checkpoint.modelPath(dir, step: 1)
+            try fm.moveItem(atPath: file, toPath: dir + "/weights")
+            try fm.createSymbolicLink(atPath: file, withDestinationPath: "weights")
+            #expect(try Checkpoint.load(from: dir).step == 1)
+            try fm.moveItem(atPath: dir + "/weights", toPath: outside + "/weights")
+            try fm.removeItem(atPath: file)
+            try fm.createSymbolicLink(atPath: file, withDestinationPath: "../" + (outside as NSString).lastPathComponent + "/weights")
+            let error = try #require(throws: TensorFileError.self) { try Checkpoint.load(from: dir) }
+            #expect(error.path == file && error.message.contains("outside its folder"), "\(error)")
+            // The directory itself may be a link (a run kept on another disk).
+            try fm.moveItem(atPath: outside + "/weights", toPath: dir + "/weights")
+            try fm.removeItem(atPath: file)
+            try fm.createSymbolicLink(atPath: file, withDestinationPath: "weights")
+            let alias = temporaryDirectory("link-alias") + "/run"
+            try fm.createSymbolicLink(atPath: alias, withDestinationPath: dir)
+            #expect(try Checkpoint.load(from: alias).step == 1)
+        }
     }
 }

@@ -82,6 +82,41 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         #expect(fm.fileExists(atPath: dir + "/tokenizer.json") && reloaded.identity == fixture.identity)
     }
 
+    /// tokenizer_info.json's numbers are integers, not booleans Foundation would read as 1,
+    /// and the message shows what the file holds; a file linked from outside the directory
+    /// is not read, one linked inside it is.
+    @Test func infoNumbersAreStrictAndLinksStayInside() throws {
+        let fm = FileManager.default
+        let dir = scratchPath("tok-strict"), info = dir + "/tokenizer_info.json"
+        try fixture.save(to: dir)
+        let good = try #require(fm.contents(atPath: info))
+        var object = try #require(try JSONSerialization.jsonObject(with: good) as? [String: Any])
+        object["vocab_size"] = true
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: info))
+        let error = try #require(throws: TokenizerError.self) { try Tokenizer.load(from: dir) }
+        #expect(error.description.contains("vocab_size true"), "\(error)")
+        object["vocab_size"] = fixture.vocabSize
+        var special = try #require(object["special_tokens"] as? [String: Any])
+        special["<|bos|>"] = false
+        object["special_tokens"] = special
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: info))
+        let second = try #require(throws: TokenizerError.self) { try Tokenizer.load(from: dir) }
+        #expect(second.description.contains("special_tokens[\"<|bos|>\"] is false"), "\(second)")
+
+        // The ranks as a link: inside the directory it is read, out of it refused.
+        try good.write(to: URL(fileURLWithPath: info))
+        let ranks = dir + "/tokenizer.tiktoken", outside = scratchPath("tok-outside")
+        try fm.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        try fm.moveItem(atPath: ranks, toPath: dir + "/ranks-copy")
+        try fm.createSymbolicLink(atPath: ranks, withDestinationPath: "ranks-copy")
+        #expect(try Tokenizer.load(from: dir).identity == fixture.identity)
+        try fm.moveItem(atPath: dir + "/ranks-copy", toPath: outside + "/ranks")
+        try fm.removeItem(atPath: ranks)
+        try fm.createSymbolicLink(atPath: ranks, withDestinationPath: outside + "/ranks")
+        let linked = try #require(throws: TensorFileError.self) { try Tokenizer.load(from: dir) }
+        #expect(linked.path == ranks && linked.message.contains("outside its folder"), "\(linked)")
+    }
+
     @Test func idsEqualTiktokens() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: tokenizerFixtures + "/tokenizer_cases.json"))
         let cases = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
