@@ -61,16 +61,13 @@ public enum Parallel {
     @usableFromInline
     static func takeInTurn(_ count: Int, workers: Int, _ body: (Int) -> Void) {
         let next = Atomic<Int>(0)
-        // concurrentPerform wants a @Sendable closure; callers give disjoint work per `i`,
-        // so sharing the body (and the buffers it captures) across its workers is safe.
-        withoutActuallyEscaping(body) { body in
-            let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
-                while true {
-                    let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                    if i >= count { break }
-                    shared.value(i)
-                }
+        // Callers give disjoint work per `i`, so sharing the body (and the buffers it
+        // captures) across the workers is safe.
+        WorkerPool.shared.run(workers: workers) { _ in
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if i >= count { break }
+                body(i)
             }
         }
     }
