@@ -7,8 +7,34 @@ import CMPI
 import Foundation
 import Tensor
 
+/// What data-parallel training needs of its ranks: the collectives the trainer calls, every
+/// rank calling each at the same point. `World` is MPI's; `InProcessWorld` runs ranks as
+/// threads of one process (tests of the exchange without a launcher).
+public protocol Collectives: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+    /// Waits for every rank.
+    func barrier()
+    /// Sums doubles over the ranks (every rank gets the sums).
+    func sum(_ values: [Double]) -> [Double]
+    /// Sums the ranks' `send` buffers (rank r's part: `counts[r]` floats, the parts laid end
+    /// to end) and leaves this rank's part of the sum in `receive`.
+    func sumScattered(_ send: UnsafePointer<Float>, into receive: UnsafeMutablePointer<Float>, counts: [Int32])
+    /// Copies every rank's part of `buffer` (rank r's: `counts[r]` floats, end to end, this
+    /// rank's already in place) to every rank.
+    func gather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int32])
+    /// Every rank's part of a window of `floats` floats all ranks can read, or nil where
+    /// there is none (collective on the first call; later calls return the same window).
+    func nodeWindow(floats: Int) -> [UnsafeMutablePointer<Float>]?
+    /// Makes each rank's writes to the window visible to all, once every rank has made them.
+    func syncWindow()
+    /// Sends floats to one rank, which must `receive` them.
+    func send(_ buffer: UnsafeMutablePointer<Float>, count: Int, to rank: Int)
+    func receive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from rank: Int)
+}
+
 /// The ranks of an MPI job, as this process sees them.
-public final class World: @unchecked Sendable {
+public final class World: Collectives, @unchecked Sendable {
     public let rank: Int, size: Int
     /// This rank's host, for messages.
     public let host: String

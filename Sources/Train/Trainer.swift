@@ -33,14 +33,14 @@ public final class Trainer {
     /// The ranks of a data-parallel run: each parameter is owned by one rank, which alone
     /// receives the sum of its gradients, keeps its optimiser state and updates it, then
     /// shares the new values (nil: one process).
-    public let world: World?
+    public let world: (any Collectives)?
     /// The owning rank of each Muon matrix and each AdamW parameter (all 0 in one process),
     /// and of each of the model's parameters in its order.
     public let muonOwners: [Int], adamOwners: [Int], parameterOwners: [Int]
 
     /// Groups the model's parameters by their optimiser group. The embedding and head rates
     /// are scaled by (C/768)^-½ as nanochat does.
-    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings(), world: World? = nil) {
+    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings(), world: (any Collectives)? = nil) {
         self.model = model
         self.settings = settings
         self.world = world
@@ -131,7 +131,7 @@ public final class Trainer {
     }
 
     /// Waits until every rank gets here; returns the seconds waited.
-    func waitForAll(_ world: World) -> Double {
+    func waitForAll(_ world: any Collectives) -> Double {
         let t0 = DispatchTime.now().uptimeNanoseconds
         OpProfile.measure("distributed", "waiting for the slowest rank") { world.barrier() }
         return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
@@ -149,7 +149,7 @@ public final class Trainer {
     /// (N-1)/N of the gradients and sums its share. On one host the ranks' buckets are in
     /// shared memory and each owner adds its share of all of them itself, in rank order, over
     /// its workers; across hosts MPI_Reduce_scatter does it.
-    func sumGradientsOntoOwners(_ world: World) {
+    func sumGradientsOntoOwners(_ world: any Collectives) {
         let params = model.parameters.parameters
         let runs = (0..<world.size).map { owner in
             params.indices.filter { parameterOwners[$0] == owner }.compactMap { params[$0].tensor.grad }
@@ -187,7 +187,7 @@ public final class Trainer {
 
     /// Gives every rank the parameters their owners have just updated (all-gather: through
     /// the shared window on one host, MPI_Allgatherv across hosts).
-    func shareUpdatedWeights(_ world: World) {
+    func shareUpdatedWeights(_ world: any Collectives) {
         let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
         let runs = (0..<world.size).map { owner in all.filter { $0.1 == owner }.map(\.0) }
         let me = world.rank

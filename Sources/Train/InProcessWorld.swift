@@ -1,0 +1,152 @@
+// Ranks as threads of one process: the collectives of `Collectives` over memory they share,
+// so that the data-parallel exchange (gradients summed onto their owners, clipping by the
+// global norm, weights shared back, the optimiser state gathered to rank 0) runs in a test
+// without an MPI launcher. Sums are taken in rank order, so the same ranks give the same bits.
+import Foundation
+
+public final class InProcessWorld: Collectives, @unchecked Sendable {
+    public let rank: Int
+    public var size: Int { hub.size }
+    private let hub: Hub
+
+    private init(rank: Int, hub: Hub) { self.rank = rank; self.hub = hub }
+
+    /// The ranks of one group, 0..<size, each to be used by its own thread. `sharedWindow`:
+    /// whether `nodeWindow` gives a window (the one-host route) or nil (the route of
+    /// `sumScattered` and `gather`, as across hosts).
+    public static func group(size: Int, sharedWindow: Bool) -> [InProcessWorld] {
+        precondition(size >= 1, "a group needs at least one rank")
+        let hub = Hub(size: size, sharedWindow: sharedWindow)
+        return (0..<size).map { InProcessWorld(rank: $0, hub: hub) }
+    }
+
+    /// Runs `body(rank)` for every rank of `worlds` on a thread of its own, and returns their
+    /// results in rank order once all have finished.
+    public static func run<R>(_ worlds: [InProcessWorld], _ body: @escaping @Sendable (InProcessWorld) throws -> R) throws -> [R] {
+        let results = Locked([Result<R, Error>?](repeating: nil, count: worlds.count))
+        let done = DispatchGroup()
+        for world in worlds {
+            done.enter()
+            let thread = Thread {
+                let result = Result { try body(world) }
+                results.update { $0[world.rank] = result }
+                done.leave()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        done.wait()
+        return try results.value.map { try $0!.get() }
+    }
+
+    public func barrier() { hub.barrier() }
+
+    public func sum(_ values: [Double]) -> [Double] {
+        hub.lock.lock(); hub.doubles[rank] = values; hub.lock.unlock()
+        hub.barrier()
+        hub.lock.lock()
+        var total = [Double](repeating: 0, count: values.count)
+        for r in 0..<size { for (i, v) in hub.doubles[r].enumerated() { total[i] += v } }
+        hub.lock.unlock()
+        hub.barrier()   // everyone has read before anyone writes again
+        return total
+    }
+
+    public func sumScattered(_ send: UnsafePointer<Float>, into receive: UnsafeMutablePointer<Float>, counts: [Int32]) {
+        precondition(counts.count == size)
+        publish(UnsafeMutableRawPointer(mutating: send))
+        let at = counts.prefix(rank).reduce(0) { $0 + Int($1) }, count = Int(counts[rank])
+        let peers = hub.pointers.map { $0!.assumingMemoryBound(to: Float.self) }
+        receive.update(from: peers[0] + at, count: count)
+        for peer in peers.dropFirst() { for i in 0..<count { receive[i] += peer[at + i] } }
+        hub.barrier()
+    }
+
+    public func gather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int32]) {
+        precondition(counts.count == size)
+        publish(UnsafeMutableRawPointer(buffer))
+        var at = 0
+        for (r, c) in counts.enumerated() {
+            if r != rank { (buffer + at).update(from: hub.pointers[r]!.assumingMemoryBound(to: Float.self) + at, count: Int(c)) }
+            at += Int(c)
+        }
+        hub.barrier()
+    }
+
+    public func nodeWindow(floats: Int) -> [UnsafeMutablePointer<Float>]? {
+        guard hub.sharedWindow else { return nil }
+        hub.lock.lock()
+        if hub.window == nil { hub.window = (floats, (0..<size).map { _ in .allocate(capacity: floats) }) }
+        let window = hub.window
+        hub.lock.unlock()
+        return window?.floats == floats ? window?.peers : nil
+    }
+
+    public func syncWindow() { hub.barrier() }
+
+    public func send(_ buffer: UnsafeMutablePointer<Float>, count: Int, to other: Int) {
+        hub.lock.lock()
+        hub.mail[Hub.Route(from: rank, to: other), default: []].append(Array(UnsafeBufferPointer(start: buffer, count: count)))
+        hub.lock.broadcast()
+        hub.lock.unlock()
+    }
+
+    public func receive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int) {
+        let route = Hub.Route(from: other, to: rank)
+        hub.lock.lock()
+        while hub.mail[route, default: []].isEmpty { hub.lock.wait() }
+        let message = hub.mail[route]!.removeFirst()
+        hub.lock.unlock()
+        precondition(message.count == count, "rank \(rank) expected \(count) floats from rank \(other), got \(message.count)")
+        buffer.update(from: message, count: count)
+    }
+
+    /// Shows this rank's buffer to the others, once every rank has shown its own.
+    private func publish(_ pointer: UnsafeMutableRawPointer) {
+        hub.lock.lock(); hub.pointers[rank] = pointer; hub.lock.unlock()
+        hub.barrier()
+    }
+
+    /// What the ranks of a group share.
+    private final class Hub: @unchecked Sendable {
+        struct Route: Hashable { let from: Int, to: Int }
+        let size: Int, sharedWindow: Bool
+        let lock = NSCondition()
+        var doubles: [[Double]]
+        var pointers: [UnsafeMutableRawPointer?]
+        var window: (floats: Int, peers: [UnsafeMutablePointer<Float>])?
+        var mail: [Route: [[Float]]] = [:]
+        private var waiting = 0, generation = 0
+        private let gate = NSCondition()
+
+        init(size: Int, sharedWindow: Bool) {
+            self.size = size; self.sharedWindow = sharedWindow
+            doubles = Array(repeating: [], count: size)
+            pointers = Array(repeating: nil, count: size)
+        }
+
+        deinit { window?.peers.forEach { $0.deallocate() } }
+
+        func barrier() {
+            gate.lock()
+            let mine = generation
+            waiting += 1
+            if waiting == size {
+                waiting = 0; generation += 1
+                gate.broadcast()
+            } else {
+                while generation == mine { gate.wait() }
+            }
+            gate.unlock()
+        }
+    }
+}
+
+/// A value behind a lock, for results the ranks' threads hand back.
+private final class Locked<Value>: @unchecked Sendable {
+    private var stored: Value
+    private let lock = NSLock()
+    init(_ value: Value) { stored = value }
+    var value: Value { lock.lock(); defer { lock.unlock() }; return stored }
+    func update(_ body: (inout Value) -> Void) { lock.lock(); body(&stored); lock.unlock() }
+}

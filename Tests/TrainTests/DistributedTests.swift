@@ -1,0 +1,118 @@
+// The data-parallel step over ranks as threads of one process (InProcessWorld): gradients
+// summed onto their owners, the global norm and its clipping, the owners' updates shared
+// back, and the optimiser state gathered to rank 0, against one process taking every
+// micro-batch itself. Both routes: a window every rank reads (one host) and the
+// reduce-scatter / all-gather collectives (several hosts).
+import Foundation
+import Testing
+import Tensor
+import Blocks
+import Train
+
+@Suite struct DistributedTests {
+    static let config = ModelConfig(sequenceLen: 8, vocabSize: 16, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 32,
+                                    blockPattern: [.transformer, .mamba])
+
+    /// Micro-batch `i` of step `s`: rank r of N takes micro-batch r.
+    static func batch(_ s: Int, _ i: Int) -> (x: IndexTensor, y: IndexTensor) {
+        func tokens(_ mul: Int, _ add: Int) -> IndexTensor {
+            IndexTensor(shape: [2, 8], values: (0..<16).map { j -> Int32 in Int32((j * mul + add) % 16) })
+        }
+        return (tokens(5 + 2 * i, s + i), tokens(3 + i, 7 * s + 2 * i))
+    }
+
+    /// What each rank (or the one process) ends with after `steps` steps.
+    struct Outcome: Sendable {
+        var losses: [Double] = [], clips: [Float] = [], weights: [String: [Float]] = [:]
+    }
+
+    static func outcome(_ trainer: Trainer) -> Outcome {
+        var o = Outcome()
+        for p in trainer.model.parameters.parameters { o.weights[p.name] = p.tensor.floats }
+        return o
+    }
+
+    /// One process, all micro-batches of each step.
+    static func single(ranks: Int, steps: Int, clip: Double) throws -> Outcome {
+        let trainer = Trainer(model: try GPT(config: config, seed: 4), settings: clipping(clip))
+        var losses: [Double] = [], clips: [Float] = []
+        for s in 0..<steps {
+            losses.append(try trainer.step((0..<ranks).map { batch(s, $0) }, totalSteps: 10))
+            clips.append(trainer.lastClipFactor)
+        }
+        var o = outcome(trainer)
+        o.losses = losses; o.clips = clips
+        return o
+    }
+
+    /// N ranks, each one micro-batch per step; every rank's outcome.
+    static func distributed(ranks: Int, steps: Int, clip: Double, window: Bool) throws -> [Outcome] {
+        try InProcessWorld.run(InProcessWorld.group(size: ranks, sharedWindow: window)) { world in
+            let trainer = Trainer(model: try GPT(config: config, seed: 4), settings: clipping(clip), world: world)
+            var losses: [Double] = [], clips: [Float] = []
+            for s in 0..<steps {
+                losses.append(try trainer.step([batch(s, world.rank)], totalSteps: 10))
+                clips.append(trainer.lastClipFactor)
+            }
+            var o = outcome(trainer)
+            o.losses = losses; o.clips = clips
+            return o
+        }
+    }
+
+    static func relativeGap(_ a: [Float], _ b: [Float]) -> Double {
+        let scale = Swift.max(1e-6, a.map { Double(Swift.abs($0)) }.max() ?? 0)
+        return zip(a, b).map { Double(Swift.abs($0 - $1)) }.max().map { $0 / scale } ?? 0
+    }
+
+    /// N ranks (2, 3, 4; both routes) end where one process taking all N micro-batches ends:
+    /// the same losses and clipping factors (clipping engaged) and weights to 1e-6 relative,
+    /// and every rank holds the same weights, bit for bit.
+    @Test(arguments: [(2, true), (2, false), (3, true), (4, false)])
+    func ranksEqualOneProcess(_ ranks: Int, _ window: Bool) throws {
+        let steps = 3, clip = 0.05
+        let one = try Self.single(ranks: ranks, steps: steps, clip: clip)
+        #expect(one.clips.allSatisfy { $0 < 0.5 }, "the test needs clipping to happen: \(one.clips)")
+        let all = try Self.distributed(ranks: ranks, steps: steps, clip: clip, window: window)
+        for (r, o) in all.enumerated() {
+            for (a, b) in zip(o.losses, one.losses) { #expect(Swift.abs(a - b) <= 1e-6 * Swift.abs(b), "rank \(r) loss \(a) vs \(b)") }
+            for (a, b) in zip(o.clips, one.clips) { #expect(Swift.abs(a - b) <= 1e-5 * b, "rank \(r) clip \(a) vs \(b)") }
+            for (name, w) in one.weights {
+                let gap = Self.relativeGap(w, o.weights[name] ?? [])
+                #expect(gap < 1e-5, "\(ranks) ranks (window \(window)), rank \(r), \(name): \(gap)")
+                #expect(o.weights[name] == all[0].weights[name], "rank \(r) and rank 0 hold different \(name)")
+            }
+        }
+    }
+
+    /// The same ranks give the same bits, run after run, on either route.
+    @Test func sameRanksSameBits() throws {
+        for window in [true, false] {
+            let a = try Self.distributed(ranks: 3, steps: 2, clip: 0.05, window: window)
+            let b = try Self.distributed(ranks: 3, steps: 2, clip: 0.05, window: window)
+            #expect(a[0].weights == b[0].weights && a[0].losses == b[0].losses, "window \(window)")
+        }
+    }
+
+    /// The optimiser state, sharded over the ranks, is gathered into the file one process
+    /// writes: the same tensors, to 1e-5 relative.
+    @Test func shardedOptimizerStateIsGatheredToRankZero() throws {
+        let dir = NSTemporaryDirectory() + "nanochat-dist-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let alone = Trainer(model: try GPT(config: Self.config, seed: 4), settings: clipping(0.05))
+        for s in 0..<2 { try alone.step((0..<3).map { Self.batch(s, $0) }, totalSteps: 10) }
+        try OptimizerState.save(alone, to: dir + "/one.safetensors")
+        _ = try InProcessWorld.run(InProcessWorld.group(size: 3, sharedWindow: true)) { world in
+            let trainer = Trainer(model: try GPT(config: Self.config, seed: 4), settings: clipping(0.05), world: world)
+            for s in 0..<2 { try trainer.step([Self.batch(s, world.rank)], totalSteps: 10) }
+            try OptimizerState.save(trainer, to: dir + "/ranks.safetensors")
+        }
+        let one = Dictionary(try Safetensors.read(dir + "/one.safetensors").tensors, uniquingKeysWith: { a, _ in a })
+        let ranks = Dictionary(try Safetensors.read(dir + "/ranks.safetensors").tensors, uniquingKeysWith: { a, _ in a })
+        #expect(Set(one.keys) == Set(ranks.keys) && one.count > 10)
+        for (name, t) in one {
+            let gap = Self.relativeGap(t.floats, ranks[name]?.floats ?? [])
+            #expect(gap < 1e-4, "\(name): \(gap)")
+        }
+    }
+}
