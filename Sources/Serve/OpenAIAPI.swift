@@ -53,8 +53,39 @@ public struct APIRequest: Sendable {
 }
 
 public enum OpenAIAPI {
-    /// Reads a /v1/chat/completions (`chat`) or /v1/completions body. Unknown fields are
-    /// ignored; known ones of the wrong type or out of range are errors naming the field.
+    /// Fields of OpenAI's API that this server does not honour, each with the test for the
+    /// value that asks for nothing (absent, null, false, zero, empty): any other value is
+    /// refused rather than silently ignored, so no reply claims what it did not do.
+    static let unimplemented: [(field: String, isOff: @Sendable (Any) -> Bool)] = {
+        @Sendable func number(_ v: Any) -> Double? { (v as? NSNumber).flatMap { String(cString: $0.objCType) == "c" ? nil : $0.doubleValue } }
+        let off: @Sendable (Any) -> Bool = { v in v is NSNull || (v as? NSNumber).map { String(cString: $0.objCType) == "c" && !$0.boolValue } == true }
+        let zero: @Sendable (Any) -> Bool = { v in v is NSNull || number(v) == 0 }
+        let empty: @Sendable (Any) -> Bool = { v in v is NSNull || (v as? [Any])?.isEmpty == true || (v as? [String: Any])?.isEmpty == true }
+        return [
+            ("logprobs", off), ("top_logprobs", zero), ("echo", off), ("logit_bias", empty),
+            ("presence_penalty", zero), ("frequency_penalty", zero), ("tools", empty), ("functions", empty),
+            ("tool_choice", { $0 is NSNull || $0 as? String == "none" }), ("function_call", { $0 is NSNull || $0 as? String == "none" }),
+            ("response_format", { $0 is NSNull || ($0 as? [String: Any])?["type"] as? String == "text" }),
+            ("suffix", { $0 is NSNull || $0 as? String == "" }), ("best_of", { $0 is NSNull || number($0) == 1 }),
+            ("modalities", { $0 is NSNull || ($0 as? [String]) == ["text"] }), ("audio", { $0 is NSNull }),
+            ("prediction", { $0 is NSNull }),
+        ]
+    }()
+
+    /// A 400 naming the first field of `unimplemented` given with a value that asks for something.
+    static func refuseUnimplemented(_ body: Data) throws {
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return }
+        for (field, isOff) in unimplemented {
+            if let value = object[field], !isOff(value) {
+                throw APIError("\(field) is not supported by this server; leave it out (or send it off: null, false, 0 or empty)", param: field)
+            }
+        }
+    }
+
+    /// Reads a /v1/chat/completions (`chat`) or /v1/completions body. Fields it does not
+    /// know are ignored, except OpenAI's that it does not implement (`unimplemented`), which
+    /// are refused unless off; known ones of the wrong type or out of range are errors
+    /// naming the field.
     public static func parse(_ body: Data, chat: Bool, tokenizer: Tokenizer, limits: APILimits, seed: UInt64) throws -> APIRequest {
         guard body.count <= limits.maxBodyBytes else {
             throw APIError(status: 413, "the request body has \(body.count) bytes, more than the \(limits.maxBodyBytes) allowed")
@@ -67,6 +98,7 @@ public enum OpenAIAPI {
         } catch {
             throw APIError("the body is not valid JSON")
         }
+        try refuseUnimplemented(body)
         if let n = fields.n?.value, n != 1 { throw APIError("only n = 1 is supported, got \(n)", param: "n") }
         let maxTokens = (fields.maxCompletionTokens ?? fields.maxTokens)?.value
         if let m = maxTokens, m < 1 || m > limits.maxTokens {

@@ -79,6 +79,32 @@ import Inference
         }
     }
 
+    /// OpenAI fields the server does not implement are refused, naming the field, unless
+    /// sent off (what clients send by default must still work).
+    @Test func unimplementedFieldsAreRefusedUnlessOff() throws {
+        let user = #"[{"role":"user","content":"Hi"}]"#
+        let refused: [(String, String)] = [
+            ("logprobs", "true"), ("top_logprobs", "3"), ("echo", "true"), ("logit_bias", #"{"50": 100}"#),
+            ("presence_penalty", "0.5"), ("frequency_penalty", "-1"), ("tools", #"[{"type":"function"}]"#),
+            ("tool_choice", #""auto""#), ("response_format", #"{"type":"json_object"}"#), ("suffix", #""end""#),
+            ("best_of", "3"), ("modalities", #"["text","audio"]"#), ("audio", "{}"), ("logprobs", "5"),
+        ]
+        for (field, value) in refused {
+            let error = refusal(#"{"messages": \#(user), "\#(field)": \#(value)}"#)
+            #expect(error?.param == field && error?.status == 400 && error?.message.contains("not supported") == true,
+                    "\(field): \(value) gave \(String(describing: error))")
+        }
+        let accepted: [(String, String)] = [
+            ("logprobs", "false"), ("logprobs", "null"), ("top_logprobs", "0"), ("echo", "false"), ("logit_bias", "{}"),
+            ("presence_penalty", "0"), ("frequency_penalty", "0.0"), ("tools", "[]"), ("tool_choice", #""none""#),
+            ("response_format", #"{"type":"text"}"#), ("best_of", "1"), ("modalities", #"["text"]"#), ("user", #""u1""#),
+        ]
+        for (field, value) in accepted {
+            let error = refusal(#"{"messages": \#(user), "\#(field)": \#(value)}"#)
+            #expect(error == nil, "\(field): \(value) refused: \(String(describing: error))")
+        }
+    }
+
     @Test func badRequestsAreRefusedNamingTheField() throws {
         let user = #"[{"role":"user","content":"Hi"}]"#
         let cases: [(String, Bool, String?, String)] = [
