@@ -9,6 +9,10 @@ import Tokenizer
 /// One line of metrics.jsonl: a training step's figures or an evaluation's (the fields of the
 /// other kind are absent).
 public struct MetricsRow: Codable, Equatable, Sendable {
+    /// Which kind of row: `train` (a step's figures) or `val` (an evaluation's). Rows
+    /// written before the field existed have none; `isEvaluation` tells them apart by their
+    /// fields.
+    public var kind: String?
     /// After a training step: the steps taken so far. At an evaluation: the step evaluated.
     public var step: Int
     /// The step's mean loss, the smoothed loss (EMA 0.9, debiased), the LR multiplier, the
@@ -18,12 +22,15 @@ public struct MetricsRow: Codable, Equatable, Sendable {
     public var valLoss, valBPB: Double?
 
     enum CodingKeys: String, CodingKey {
-        case step, loss, smoothLoss = "smooth_loss", lrm, dtMs = "dt_ms", tokPerSec = "tok_per_sec", mfu
+        case kind, step, loss, smoothLoss = "smooth_loss", lrm, dtMs = "dt_ms", tokPerSec = "tok_per_sec", mfu
         case elapsedS = "elapsed_s", valLoss = "val_loss", valBPB = "val_bpb"
     }
 
+    /// Whether this row is an evaluation's.
+    public var isEvaluation: Bool { kind.map { $0 == "val" } ?? (valLoss != nil) }
+
     public static func evaluation(step: Int, loss: Double, bpb: Double?) -> MetricsRow {
-        MetricsRow(step: step, valLoss: loss, valBPB: bpb)
+        MetricsRow(kind: "val", step: step, valLoss: loss, valBPB: bpb)
     }
 }
 

@@ -262,7 +262,7 @@ public final class TrainingRun {
                        step + 1, total, Double(step + 1) / Double(total) * 100, debiased, trainer.lastLRMultiplier, dt * 1000,
                        Self.grouped(Int(rate)), mfu, elapsed / 60, eta / 60) + comm)
             if writes {
-                try MetricsFile.append(MetricsRow(step: step + 1, loss: loss, smoothLoss: debiased, lrm: trainer.lastLRMultiplier,
+                try MetricsFile.append(MetricsRow(kind: "train", step: step + 1, loss: loss, smoothLoss: debiased, lrm: trainer.lastLRMultiplier,
                                                   dtMs: dt * 1000, tokPerSec: rate, mfu: mfu, elapsedS: elapsed), to: metricsPath)
             }
             step += 1

@@ -143,6 +143,9 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(typed.resume?.trainPosition == 3 * 2 * 65 && typed.resume?.epoch == 0 && typed.resume?.numIterations == 3)
         let rows = try MetricsFile.read("\(out)/metrics.jsonl")
         #expect(rows.map(\.step) == [0, 1, 2, 3, 3] && rows.filter { $0.valBPB != nil }.map(\.step) == [0, 3])
+        // Each row says its kind: the evaluations at steps 0 and 3, the three steps between.
+        #expect(rows.map { $0.kind ?? "none" } == ["val", "train", "train", "train", "val"])
+        #expect(rows.map(\.isEvaluation) == [true, false, false, false, true])
     }
 
     @Test func evaluationBitsPerByteFollowTheSpec() throws {
