@@ -5,16 +5,24 @@ import Foundation
 public struct LineChart {
     public struct Series {
         public let name: String, points: [(x: Double, y: Double)]
-        public init(name: String, points: [(x: Double, y: Double)]) { self.name = name; self.points = points }
+        /// A dot on every point: measurements and evaluations taken now and then, where the
+        /// line between them is no data.
+        public var markers: Bool
+        public init(name: String, points: [(x: Double, y: Double)], markers: Bool = false) {
+            self.name = name; self.points = points; self.markers = markers
+        }
     }
 
     public var title: String, xLabel: String, yLabel: String
     public var series: [Series]
     public var logX = false
+    /// The y axis starts at 0 (where sizes are compared: a gap of 6% then looks like 6%).
+    public var zeroBasedY = false
     public var width = 720.0, height = 420.0
 
-    public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false) {
+    public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false, zeroBasedY: Bool = false) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.series = series; self.logX = logX
+        self.zeroBasedY = zeroBasedY
     }
 
     /// Colours for up to eight series (Okabe–Ito, readable by colour-blind readers).
@@ -44,8 +52,10 @@ public struct LineChart {
         var (y0, y1) = (all.map(\.y).min() ?? 0, all.map(\.y).max() ?? 1)
         if x1 <= x0 { x1 = x0 + 1 }
         if y1 <= y0 { y1 = y0 + 1 }
+        if zeroBasedY { y0 = Swift.min(0, y0) }
         let pad = (y1 - y0) * 0.05
-        y0 -= pad; y1 += pad
+        if !(zeroBasedY && y0 == 0) { y0 -= pad }
+        y1 += pad
         if !logX { x0 = min(x0, 0) }
         let (left, right, top, bottom) = (70.0, 20.0, 40.0, 60.0)
         let pw = width - left - right, ph = height - top - bottom
@@ -78,14 +88,18 @@ public struct LineChart {
         for (i, one) in series.enumerated() {
             let colour = Self.palette[i % Self.palette.count]
             let pts = one.points.filter { $0.y.isFinite && (!logX || $0.x > 0) }.map { "\(f(px($0.x))),\(f(py($0.y)))" }
-            if pts.count == 1 {
-                let xy = pts[0].split(separator: ",")
-                s += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(colour)\"/>\n"
-            } else if !pts.isEmpty {
+            if pts.count > 1 {
                 s += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.8\" points=\"\(pts.joined(separator: " "))\"/>\n"
+            }
+            if pts.count == 1 || one.markers {
+                for p in pts {
+                    let xy = p.split(separator: ",")
+                    s += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(colour)\"/>\n"
+                }
             }
             let ly = top + 14 + Double(i) * 16
             s += "<line x1=\"\(f(left + pw - 150))\" x2=\"\(f(left + pw - 130))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(colour)\" stroke-width=\"2\"/>\n"
+            if one.markers { s += "<circle cx=\"\(f(left + pw - 140))\" cy=\"\(f(ly - 4))\" r=\"3\" fill=\"\(colour)\"/>\n" }
             s += "<text x=\"\(f(left + pw - 125))\" y=\"\(f(ly))\">\(esc(one.name))</text>\n"
         }
         return s + "</svg>\n"

@@ -362,9 +362,11 @@ public final class TrainingRun {
         let trainPoints = rows.compactMap { r in r.smoothLoss.map { (x: Double(r.step), y: $0) } }
         let valPoints = rows.compactMap { r in r.valLoss.map { (x: Double(r.step), y: $0) } }
         let lastBPB = rows.last { $0.valBPB != nil }?.valBPB
-        let title = "\(settings.modelTag): loss" + (lastBPB.map { String(format: " (last val bpb %.3f)", $0) } ?? "")
+        let pattern = settings.model.blockPattern.map(\.rawValue).joined()
+        let title = "\(settings.modelTag) (\(pattern)): loss" + (lastBPB.map { String(format: " (last val bpb %.3f)", $0) } ?? "")
         let chart = LineChart(title: title, xLabel: "step", yLabel: "loss (nats/token)",
-                              series: [.init(name: "train (smoothed)", points: trainPoints), .init(name: "val", points: valPoints)])
+                              series: [.init(name: "train (smoothed)", points: trainPoints),
+                                       .init(name: "val", points: valPoints, markers: true)])
         try? AtomicFile.write(Data(chart.svg().utf8), to: "\(settings.outputDir)/loss.svg")
     }
 

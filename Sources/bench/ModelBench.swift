@@ -376,15 +376,15 @@ enum ModelCharts {
                 if points[k] == nil { order.append(k) }
                 points[k, default: []].append((Double(x(row)), y(row)))
             }
-            return order.map { LineChart.Series(name: $0, points: points[$0]!.sorted { $0.x < $1.x }) }
+            return order.map { LineChart.Series(name: $0, points: points[$0]!.sorted { $0.x < $1.x }, markers: true) }
         }
         let charts: [(String, LineChart)] = [
             ("train_tok_s.svg", LineChart(title: "Train step tokens/s (\(r.optimizer))", xLabel: "sequence length", yLabel: "tokens/s",
-                                          series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: \.trainTokS), logX: true)),
+                                          series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: \.trainTokS), logX: true, zeroBasedY: true)),
             ("decode_tok_s.svg", LineChart(title: "Decode tokens/s, batch 1", xLabel: "context length", yLabel: "tokens/s",
-                                           series: series(r.decode, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.context, y: \.decodeTokS), logX: true)),
+                                           series: series(r.decode, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.context, y: \.decodeTokS), logX: true, zeroBasedY: true)),
             ("memory.svg", LineChart(title: "Peak resident memory of a train step", xLabel: "sequence length", yLabel: "MiB",
-                                     series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: { Double($0.peakRSS) / 1_048_576 }), logX: true)),
+                                     series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: { Double($0.peakRSS) / 1_048_576 }), logX: true, zeroBasedY: true)),
         ]
         for (name, chart) in charts { try chart.svg().write(toFile: "\(dir)/\(name)", atomically: true, encoding: .utf8) }
     }
