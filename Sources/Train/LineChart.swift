@@ -50,7 +50,7 @@ public struct LineChart {
         let fx: (Double) -> Double = logX ? { log10($0) } : { $0 }
         var (x0, x1) = (all.map { fx($0.x) }.min() ?? 0, all.map { fx($0.x) }.max() ?? 1)
         var (y0, y1) = (all.map(\.y).min() ?? 0, all.map(\.y).max() ?? 1)
-        if x1 <= x0 { x1 = x0 + 1 }
+        if x1 <= x0 { x0 -= 0.5; x1 += 0.5 }   // one x: in the middle
         if y1 <= y0 { y1 = y0 + 1 }
         if zeroBasedY { y0 = Swift.min(0, y0) }
         let pad = (y1 - y0) * 0.05
