@@ -163,6 +163,8 @@ mkdir -p "$W/toklink" && cp "$W/tok/"* "$W/toklink/" && rm "$W/toklink/tokenizer
 t "tokenizer ranks a link out of the folder" "outside its folder" --tokenizer_dir="$W/toklink"
 mkdir -p "$W/datalink" && cp "$W/data/"*.bin "$W/data/data.json" "$W/datalink/" && shard=$(ls "$W/datalink/"*.bin | head -1) && rm "$shard" && ln -s "$W/data/$(basename "$shard")" "$shard"
 t "a data shard linked from outside the folder" "outside its folder" --data_dir="$W/datalink"
+copydata "$W/datatrue" && py "p = sys.argv[1]; m = json.load(open(p)); m['train']['shards'][0]['tokens'] = True; open(p, 'w').write(json.dumps(m))" "$W/datatrue/data.json"
+t "data.json: a shard's tokens true" "tokens is true, not an integer" --data_dir="$W/datatrue"
 mkdir -p "$W/tokbig" && cp "$W/tok/tokenizer_info.json" "$W/tokbig/" && py "
 import base64
 with open(sys.argv[1], 'w') as f:

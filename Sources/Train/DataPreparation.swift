@@ -283,8 +283,13 @@ public enum DataPreparation {
             let shards = try shardFiles(split, in: dir, index: index).enumerated().map { i, path in
                 try FolderFile.requireInside(path)
                 let shard = try TokenShard(path: path)
-                if let expected = listed?[i]["tokens"] as? Int, expected != shard.count {
-                    throw ShardError(path: path, "\(shard.count) tokens, but \(infoFile) says \(expected); run `nanochat prepare` again")
+                if let given = listed?[i]["tokens"] {
+                    guard let expected = JSONNumber.strictInt(given) else {
+                        throw ShardError(path: "\(dir)/\(infoFile)", "\(split) shard \(i)'s tokens is \(JSONNumber.describe(given)), not an integer; run `nanochat prepare` again")
+                    }
+                    guard expected == shard.count else {
+                        throw ShardError(path: path, "\(shard.count) tokens, but \(infoFile) says \(expected); run `nanochat prepare` again")
+                    }
                 }
                 try shard.validate(vocabSize: vocabSize)
                 return shard
