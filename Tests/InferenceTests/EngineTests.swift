@@ -156,4 +156,17 @@ import Tokenizer
         let picks = (0..<400).map { _ in two.pick(logits) }
         #expect(!picks.contains(2) && picks.contains(1) && picks.contains(0))
     }
+
+    @Test func topKKeepsExactlyTheKMostLikely() {
+        // Probabilities ∝ e^logit: 0.4, 0.3, 0.2, 0.1. top_k 2 draws the first two alone, in
+        // about their renormalised shares (4:3); top_k 3 lets the third in, never the fourth.
+        let logits = [log(0.4), log(0.3), log(0.2), log(0.1)]
+        var two = Sampler(temperature: 1, topK: 2, seed: 2)
+        let picks = (0..<700).map { _ in two.pick(logits) }
+        #expect(Set(picks) == [0, 1], "top_k 2 drew \(Set(picks).sorted())")
+        let share = Double(picks.filter { $0 == 0 }.count) / Double(picks.count)
+        #expect(abs(share - 4.0 / 7) < 0.06, "the first token's share \(share), not about 4/7")
+        var three = Sampler(temperature: 1, topK: 3, seed: 2)
+        #expect(Set((0..<700).map { _ in three.pick(logits) }) == [0, 1, 2])
+    }
 }

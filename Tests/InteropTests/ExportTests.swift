@@ -114,6 +114,11 @@ import Tokenizer
         #expect(text.contains("\"final_logit_softcapping\" : 15.0") && text.contains("\"rope_theta\" : 10000.0"))
         let hf = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         #expect(hf["model_type"] as? String == "nanochat" && hf["num_key_value_heads"] as? Int == 1 && hf["head_dim"] as? Int == 16)
+        // The numbers transformers computes with, typed from SPEC §1 (not read from our own
+        // constants, which a wrong export would share): RMSNorm's eps is Float32's epsilon.
+        #expect(hf["rms_norm_eps"] as? Double == 1.1920929e-07, "rms_norm_eps \(String(describing: hf["rms_norm_eps"]))")
+        #expect(hf["hidden_size"] as? Int == 32 && hf["num_hidden_layers"] as? Int == 2 && hf["num_attention_heads"] as? Int == 2)
+        #expect(hf["intermediate_size"] as? Int == 128 && hf["max_position_embeddings"] as? Int == 32 && hf["hidden_act"] as? String == "relu2")
 
         func model(_ pattern: [BlockKind], mlp: Bool = false) throws -> GPT {
             try GPT(config: ModelConfig(sequenceLen: 32, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 2,
