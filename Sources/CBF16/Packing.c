@@ -133,15 +133,15 @@ void nc_bf16_pack_a_kblocks(const float *a, size_t lda, int m, int k, int kb0, i
 // Packed B: for each panel of 16 columns, row pairs interleaved, one 32-bit word per
 // (pair, column) holding rows 2p (low half) and 2p+1 (high half). Padding is zero.
 
-// op(B) = B stored k x n: row pairs p0..<p1 (of K32 / 2) of every panel, each pair of stored
-// rows read whole and in order.
+// op(B) = B stored k x n: row pairs p0..<p1 (of K32 / 2) of panels q0..<q1, each pair of
+// stored rows read in order across the panels.
 static inline __attribute__((always_inline)) void pack_b_n_body(const float *b, size_t ldb, int k, int n, int p0,
-                                                                  int p1, uint16_t *out) {
-    const int k32 = k32_of(k), panels = (n + 31) / 32 * 2, full = n / 16;
+                                                                  int p1, int q0, int q1, uint16_t *out) {
+    const int k32 = k32_of(k), full = n / 16;
     for (int p = p0; p < p1; p++) {
         const bool has0 = 2 * p < k, has1 = 2 * p + 1 < k;
         const float *row0 = b + (size_t)(2 * p) * ldb, *row1 = row0 + ldb;
-        for (int q = 0; q < panels; q++) {
+        for (int q = q0; q < q1; q++) {
             uint32_t *dst = (uint32_t *)(out + (size_t)q * 16 * k32) + (size_t)p * 16;
             if (q < full && has1) {
                 for (int j = 0; j < 16; j++) dst[j] = pair_of(row0[q * 16 + j], row1[q * 16 + j]);
@@ -155,8 +155,8 @@ static inline __attribute__((always_inline)) void pack_b_n_body(const float *b, 
         }
     }
 }
-NC_MULTIVERSION(pack_b_n, (const float *b, size_t ldb, int k, int n, int p0, int p1, uint16_t *out),
-                (b, ldb, k, n, p0, p1, out))
+NC_MULTIVERSION(pack_b_n, (const float *b, size_t ldb, int k, int n, int p0, int p1, int q0, int q1, uint16_t *out),
+                (b, ldb, k, n, p0, p1, q0, q1, out))
 
 // op(B) = Bᵀ, B stored n x k (a linear layer's weight): panels q0..<q1, 16 row pairs at a
 // time: the panel's 16 stored rows are read 32 values at a time, paired in a small buffer,
@@ -196,31 +196,12 @@ void nc_bf16_pack_b(const float *b, size_t ldb, bool trans, int k, int n, int q0
         pack_b_t(b, ldb, k, n, q0, q1, out);
         return;
     }
-    // Panel by panel (the caller's cut): each panel is a 16-column view of B.
-    const int k32 = k32_of(k);
-    for (int q = q0; q < q1; q++) {
-        const int cols = n - q * 16 < 16 ? (n - q * 16 < 0 ? 0 : n - q * 16) : 16;
-        uint32_t *panel = (uint32_t *)(out + (size_t)q * 16 * k32);
-        if (cols == 0) {
-            memset(panel, 0, (size_t)k32 / 2 * 16 * sizeof(uint32_t));
-            continue;
-        }
-        // A view of this panel alone, as a B of `cols` columns (one panel of a pair).
-        uint16_t *scratch = out + (size_t)q * 16 * k32;
-        for (int p = 0; p < k32 / 2; p++) {
-            const bool has0 = 2 * p < k, has1 = 2 * p + 1 < k;
-            const float *row0 = b + (size_t)(2 * p) * ldb + q * 16, *row1 = row0 + ldb;
-            uint32_t *dst = (uint32_t *)scratch + (size_t)p * 16;
-            for (int j = 0; j < 16; j++) {
-                const float lo = has0 && j < cols ? row0[j] : 0, hi = has1 && j < cols ? row1[j] : 0;
-                dst[j] = has0 && j < cols ? pair_of(lo, hi) : 0;
-            }
-        }
-    }
+    // The caller's panels, every row pair of them.
+    pack_b_n(b, ldb, k, n, 0, k32_of(k) / 2, q0, q1, out);
 }
 
 void nc_bf16_pack_b_pairs(const float *b, size_t ldb, int k, int n, int p0, int p1, uint16_t *out) {
-    pack_b_n(b, ldb, k, n, p0, p1, out);
+    pack_b_n(b, ldb, k, n, p0, p1, 0, (n + 31) / 32 * 2, out);
 }
 
 static inline __attribute__((always_inline)) void pack_rows_body(const float *a, size_t lda, bool trans, int m, int k,

@@ -74,7 +74,7 @@ public enum HuggingFaceImport {
         // Each size range-checked before use (a layer count of -2 or 10^12 would trap or
         // allocate a terabyte), against the bound our config has for the key it becomes.
         func int(_ key: String, as ours: String) throws -> Int {
-            guard let v = strictInt(hf[key]) else { throw ExportError("\(path): \(key) is missing or not an integer") }
+            guard let v = JSONNumber.strictInt(hf[key]) else { throw ExportError("\(path): \(key) is missing or not an integer") }
             let most = ModelConfig.largest[ours] ?? Int(Int32.max)
             guard (1...most).contains(v) else { throw ExportError("\(path): \(key) must be in 1...\(most), got \(v)") }
             return v
@@ -84,8 +84,8 @@ public enum HuggingFaceImport {
         }
         let width = try int("hidden_size", as: "n_embd"), heads = try int("num_attention_heads", as: "n_head")
         let kvHeads = hf["num_key_value_heads"] == nil ? heads : try int("num_key_value_heads", as: "n_kv_head")
-        try expect("intermediate_size", { strictInt($0) == 4 * width }, "4 × hidden_size = \(4 * width)")
-        try expect("head_dim", { $0 == nil || strictInt($0) == width / max(heads, 1) }, "hidden_size / num_attention_heads")
+        try expect("intermediate_size", { JSONNumber.strictInt($0) == 4 * width }, "4 × hidden_size = \(4 * width)")
+        try expect("head_dim", { $0 == nil || JSONNumber.strictInt($0) == width / max(heads, 1) }, "hidden_size / num_attention_heads")
         try expect("hidden_act", { $0 == nil || $0 as? String == "relu2" }, "relu2")
         try expect("final_logit_softcapping", { ($0 as? Double) == Double(logitSoftcap) }, "\(Double(logitSoftcap))")
         try expect("tie_word_embeddings", { $0 == nil || $0 as? Bool == false }, "false (separate embedding and head)")
@@ -99,8 +99,6 @@ public enum HuggingFaceImport {
                            nLayer: layers, nHead: heads, nKVHead: kvHeads, nEmbd: width,
                            blockPattern: Array(repeating: .transformer, count: layers))
     }
-
-    static func strictInt(_ value: Any?) -> Int? { JSONNumber.strictInt(value) }
 
     /// The constants of our blocks a hybrid config.json may state: if it does, it must state
     /// ours (the modeling file would compute with its value, we with ours).
