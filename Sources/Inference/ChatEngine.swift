@@ -24,6 +24,17 @@ public struct GenerationRequest: Sendable {
     public var stop: [String]
     /// Go on past the end tokens to max_tokens (for load tests: every request the same length).
     public var ignoreEnd: Bool
+    /// Added to a token's logit before it is drawn (OpenAI's logit_bias).
+    public var logitBias: [Int32: Double] = [:]
+    /// Taken from the logit of every token already generated (presence), and again for each
+    /// time it was (frequency), before the next is drawn: OpenAI's penalties.
+    public var presencePenalty = 0.0, frequencyPenalty = 0.0
+    /// Report each drawn token's score with this many alternatives (`.token` events); none
+    /// when nil.
+    public var logprobs: Int?
+    /// Report the prompt's scores (one `.prompt` event before anything else) with this many
+    /// alternatives; none when nil. With it, maxTokens may be 0: the prompt is only scored.
+    public var promptLogprobs: Int?
 
     public init(prompt: [Int32], mode: Mode, maxTokens: Int, sampler: Sampler, stop: [String] = [], ignoreEnd: Bool = false) {
         self.prompt = prompt; self.mode = mode; self.maxTokens = maxTokens; self.sampler = sampler; self.stop = stop
@@ -43,6 +54,12 @@ public enum FinishReason: String, Sendable {
 public enum GenerationEvent: Sendable {
     /// The next piece of text (never empty).
     case text(String)
+    /// The scores of the prompt's tokens after its first (each given those before it), when
+    /// asked for: before any text.
+    case prompt([TokenScore])
+    /// A drawn token's score, when asked for: before the text it makes (which may come later,
+    /// or never where it ends the reply or a stop text cut it).
+    case token(TokenScore)
     case finished(FinishReason, promptTokens: Int, completionTokens: Int)
 }
 
@@ -115,7 +132,8 @@ public final class ChatEngine: @unchecked Sendable {
         let job = Job(request: request, handle: handle, onEvent: onEvent, special: special, tokenizer: tokenizer)
         // Finished outside the lock: the caller's handler may cancel, which takes it.
         let refused: FinishReason? = condition.withLock {
-            if request.prompt.isEmpty || request.maxTokens < 1 { return .length }   // nothing to continue or asked for
+            // Nothing to continue, or nothing asked for.
+            if request.prompt.isEmpty || request.maxTokens < 0 || (request.maxTokens == 0 && request.promptLogprobs == nil) { return .length }
             if stopping { return .cancelled }
             queue.append(job)
             counters.waiting = queue.count
@@ -151,8 +169,7 @@ public final class ChatEngine: @unchecked Sendable {
                 let sequence = DecodingSequence(model: model, sampler: job.request.sampler,
                                                 expectedTokens: job.request.prompt.count + job.request.maxTokens)
                 job.sequence = sequence
-                job.choose(sequence.feed(job.request.prompt))
-                chosen += 1
+                if job.start() { chosen += 1 }
                 if !job.done { running.append(job) }
             }
             for job in running where job.handle.isCancelled { job.finish(.cancelled) }
@@ -188,6 +205,8 @@ private final class Job {
     /// Tokens chosen (or forced) but not yet fed to the model, in order.
     var feed: [Int32] = []
     var generated = 0
+    /// How many times each token was generated (drawn or forced), for the penalties.
+    var counts: [Int32: Int] = [:]
     var done = false
     var decoder: ReplyDecoder
     /// The text produced so far as bytes, and how many of them were sent (the rest may be
@@ -204,13 +223,36 @@ private final class Job {
         stops = request.stop.map { Array($0.utf8) }.filter { !$0.isEmpty }
     }
 
-    /// Picks the next token from `logits` and acts on it.
+    /// Feeds the prompt (its scores reported when asked for), then picks the first token;
+    /// false when none was asked for.
+    func start() -> Bool {
+        guard let sequence else { return false }
+        let (last, scores) = sequence.feed(request.prompt, scoringTop: request.promptLogprobs)
+        if request.promptLogprobs != nil { onEvent(.prompt(scores)) }
+        guard request.maxTokens > 0 else { finish(.length); return false }
+        choose(last)
+        return true
+    }
+
+    /// Picks the next token from `logits` (after the request's bias and penalties) and acts on it.
     func choose(_ logits: [Double]) {
         guard let sequence else { return }
-        let next = sequence.pick(logits)
+        var adjusted = logits
+        for (token, bias) in request.logitBias { adjusted[Int(token)] += bias }
+        if request.presencePenalty != 0 || request.frequencyPenalty != 0 {
+            for (token, count) in counts { adjusted[Int(token)] -= request.presencePenalty + request.frequencyPenalty * Double(count) }
+        }
+        let next = sequence.pick(adjusted)
         generated += 1
         var forced: [Int32] = []
-        switch decoder.step(next) {
+        let step = decoder.step(next)
+        // Every drawn token is scored but a chat reply's end (OpenAI's chat lists content
+        // tokens only); a completion's <|bos|> is listed as OpenAI lists its end of text, so a
+        // harness that drops the last token of an echo drops the drawn one.
+        if let top = request.logprobs, step != .end || request.mode == .completion {
+            onEvent(.token(TokenScore(logits: logits, token: next, top: top)))
+        }
+        switch step {
         case .end:
             finish(.stop)
             return
@@ -226,6 +268,7 @@ private final class Job {
             return
         }
         feed = [next] + forced
+        for token in feed { counts[token, default: 0] += 1 }
     }
 
     /// Appends text, sends what cannot be the start of a stop text, and stops at one.

@@ -26,18 +26,38 @@ public final class DecodingSequence {
     /// Feeds `ids` and returns the logits of the last position (V values). The first feed is
     /// one prefill; later ones go a token at a time where there are Mamba layers (the scan
     /// continues from its state one step at a time), all at once where there are none.
-    public func feed(_ ids: [Int32]) -> [Double] {
+    public func feed(_ ids: [Int32]) -> [Double] { feed(ids, scoringTop: nil).last }
+
+    /// `feed`, and with `scoringTop` the score of each of `ids[1...]` at the position before
+    /// it (its log-probability given every token before it, and the `scoringTop` most likely
+    /// tokens there): a prompt's echo with log-probabilities.
+    public func feed(_ ids: [Int32], scoringTop top: Int?) -> (last: [Double], scores: [TokenScore]) {
         precondition(!ids.isEmpty, "feed needs at least one token")
         let oneByOne = !tokens.isEmpty && model.config.blockPattern.contains(.mamba)
-        var last: [Double] = []
+        let v = model.config.vocabSize
+        var last: [Double] = [], scores: [TokenScore] = []
+        var position = 0
         for chunk in oneByOne ? ids.map({ [$0] }) : [ids] {
             tokens += chunk
-            last = GradMode.withoutGradients {
+            GradMode.withoutGradients {
                 let logits = model.logits(IndexTensor(shape: [1, chunk.count], values: chunk), cache: cache)
-                return slice(logits, axis: 1, (logits.shape[1] - 1)..<logits.shape[1]).doubles
+                func rows<S: TensorScalar & BinaryFloatingPoint>(_ all: UnsafeMutableBufferPointer<S>) {
+                    if let top {
+                        for r in 0..<chunk.count where position + r + 1 < ids.count {
+                            scores.append(TokenScore(logits: UnsafeBufferPointer(rebasing: all[(r * v)..<((r + 1) * v)]),
+                                                     token: ids[position + r + 1], top: top))
+                        }
+                    }
+                    last = all[((chunk.count - 1) * v)..<(chunk.count * v)].map { Double($0) }
+                }
+                switch logits.dtype {
+                case .float32: rows(logits.buffer(Float.self))
+                case .float64: rows(logits.buffer(Double.self))
+                }
             }
+            position += chunk.count
         }
-        return last
+        return (last, scores)
     }
 
     /// The next token, drawn from `logits` by the sequence's sampler.

@@ -7,6 +7,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import Inference
+import Tokenizer
 import NIOCore
 
 /// How the server task ended, handed back to the waiting thread.
@@ -191,63 +192,167 @@ public struct APIServer: Sendable {
             return errorResponse(APIError("the request could not be read: \(error)"))
         }
         // Admitted requests are counted here, not from the engine's counters (which move once
-        // per step), so a burst cannot pass the limit.
+        // per step), so a burst cannot pass the limit. Each prompt of a request is one.
         let capacity = engine.status.slots + maxWaiting
-        guard admission.enter(capacity: capacity) else {
+        let count = api.generations.count
+        guard admission.enter(capacity: capacity, count: count) else {
             return errorResponse(APIError(status: 429, "the server is busy: \(capacity) requests running or waiting; try again shortly",
                                           type: "rate_limit_error"))
         }
         let admission = self.admission
         let head = OpenAIAPI.ReplyHead(id: (chat ? "chatcmpl-" : "cmpl-") + String(counter.next(), radix: 16),
                                        created: Int(Date().timeIntervalSince1970), model: model, chat: chat)
-        let (events, sink) = AsyncStream<GenerationEvent>.makeStream()
-        let handle = engine.submit(api.generation) { event in
-            sink.yield(event)
-            if case .finished = event { admission.leave(); sink.finish() }
+        let (events, sink) = AsyncStream<(Int, GenerationEvent)>.makeStream()
+        let running = RequestCounter(count)
+        var submitted: [GenerationHandle] = []
+        for (index, generation) in api.generations.enumerated() {
+            submitted.append(engine.submit(generation) { event in
+                sink.yield((index, event))
+                if case .finished = event {
+                    admission.leave()
+                    if running.countDown() == 0 { sink.finish() }
+                }
+            })
         }
-        sink.onTermination = { _ in handle.cancel() }
+        let handles = submitted
+        let cancel: @Sendable () -> Void = { for handle in handles { handle.cancel() } }
+        sink.onTermination = { _ in cancel() }
         // A client that closes its connection stops its generation at the next step, whole
         // replies as well as streams.
-        context.whenClosed { handle.cancel() }
+        context.whenClosed { cancel() }
+        let replies = ChoiceReplies(api, tokenizer: engine.tokenizer)
 
         if !api.stream {
-            var text = "", finish = FinishReason.stop, usage = OpenAIAPI.Usage(prompt: 0, completion: 0)
+            var choices = api.generations.map { _ in ChoiceReplies.State() }
             await withTaskCancellationHandler {
-                for await event in events {
-                    switch event {
-                    case .text(let piece): text += piece
-                    case .finished(let reason, let p, let c): finish = reason; usage = .init(prompt: p, completion: c)
-                    }
-                }
-            } onCancel: { handle.cancel() }
-            if finish == .cancelled {
+                for await (index, event) in events { replies.collect(event, index: index, into: &choices[index]) }
+            } onCancel: { cancel() }
+            if choices.contains(where: { $0.finish == .cancelled }) {
                 return errorResponse(APIError(status: 503, "the server stopped before the reply was done", type: "server_error"))
             }
-            return jsonResponse(.ok, OpenAIAPI.reply(head, text: text, finish: finish, usage: usage))
+            return jsonResponse(.ok, OpenAIAPI.reply(head, choices: choices.indices.map { replies.choice($0, choices[$0]) },
+                                                     usage: replies.usage(choices)))
         }
         let includeUsage = api.includeUsage
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             do {
-                if chat { try await writer.write(ByteBuffer(bytes: OpenAIAPI.chunk(head, text: "", first: true))) }
-                for await event in events {
-                    switch event {
-                    case .text(let piece):
-                        try await writer.write(ByteBuffer(bytes: OpenAIAPI.chunk(head, text: piece)))
-                    case .finished(let reason, let p, let c):
-                        try await writer.write(ByteBuffer(bytes: OpenAIAPI.chunk(head, text: nil, finish: reason)))
-                        if includeUsage {
-                            try await writer.write(ByteBuffer(bytes: OpenAIAPI.chunk(head, text: nil, usage: .init(prompt: p, completion: c))))
-                        }
+                var choices = api.generations.map { _ in ChoiceReplies.State() }
+                for index in choices.indices {
+                    if chat { try await writer.write(ByteBuffer(bytes: OpenAIAPI.chunk(head, index: index, text: "", first: true))) }
+                    if let echo = replies.echoWithoutScores(index) {
+                        try await writer.write(ByteBuffer(bytes: OpenAIAPI.chunk(head, index: index, text: echo)))
                     }
+                }
+                for await (index, event) in events {
+                    if let chunk = replies.stream(event, head: head, index: index, state: &choices[index]) {
+                        try await writer.write(ByteBuffer(bytes: chunk))
+                    }
+                }
+                if includeUsage {
+                    try await writer.write(ByteBuffer(bytes: OpenAIAPI.chunk(head, text: nil, usage: replies.usage(choices))))
                 }
                 try await writer.write(ByteBuffer(bytes: OpenAIAPI.done))
                 try await writer.finish(nil)
             } catch {
-                handle.cancel()   // the client went away: its slot is freed at the next step
+                cancel()   // the client went away: its slots are freed at the next step
                 throw error
             }
         })
+    }
+}
+
+/// How one request's generation events become its choices: text, finish, token counts and
+/// log-probabilities (echoed prompt first where asked), whole or as stream chunks.
+struct ChoiceReplies: Sendable {
+    let request: APIRequest
+    let tokenizer: Tokenizer
+
+    init(_ request: APIRequest, tokenizer: Tokenizer) { self.request = request; self.tokenizer = tokenizer }
+
+    struct State {
+        var text = ""
+        var finish = FinishReason.stop
+        var usage = OpenAIAPI.Usage(prompt: 0, completion: 0)
+        /// Echoed prompt tokens with their scores, then the drawn tokens' scores not yet sent
+        /// (a stream) or all of them (a whole reply).
+        var echoed: [(token: Int32, score: TokenScore?)] = []
+        var scores: [TokenScore] = []
+        /// Characters of the choice's text already sent (completions' text_offset).
+        var offset = 0
+        }
+
+    /// The echoed prompt's tokens of choice `index` with their scores: each given all before it
+    /// (the first, with nothing before it, has none).
+    func echoItems(_ index: Int, _ promptScores: [TokenScore]) -> [(token: Int32, score: TokenScore?)] {
+        guard let given = request.echo?[index] else { return [] }
+        let skipped = request.generations[index].prompt.count - given.count   // the <|bos|> put before it
+        return given.enumerated().map { j, token in
+            let at = skipped + j
+            return (token, at >= 1 && at - 1 < promptScores.count ? promptScores[at - 1] : nil)
+        }
+    }
+
+    func echoText(_ index: Int) -> String {
+        guard let given = request.echo?[index] else { return "" }
+        return given.map { OpenAIAPI.tokenText($0, tokenizer) }.joined()
+    }
+
+    func collect(_ event: GenerationEvent, index: Int, into state: inout State) {
+        switch event {
+        case .prompt(let scores): state.echoed = echoItems(index, scores)
+        case .token(let score): state.scores.append(score)
+        case .text(let piece): state.text += piece
+        case .finished(let reason, let p, let c): state.finish = reason; state.usage = .init(prompt: p, completion: c)
+        }
+    }
+
+    func usage(_ choices: [State]) -> OpenAIAPI.Usage {
+        .init(prompt: choices.map(\.usage.prompt).reduce(0, +), completion: choices.map(\.usage.completion).reduce(0, +))
+    }
+
+    func logprobs(_ index: Int, echoed: [(token: Int32, score: TokenScore?)], scores: [TokenScore], offset: inout Int) -> Any? {
+        guard request.logprobs != nil else { return nil }
+        if request.chat { return OpenAIAPI.chatLogprobs(scores, tokenizer: tokenizer) }
+        let (object, end) = OpenAIAPI.completionLogprobs(echoed + scores.map { ($0.token, $0) }, tokenizer: tokenizer, offset: offset)
+        offset = end
+        return object
+    }
+
+    func choice(_ index: Int, _ state: State) -> OpenAIAPI.Choice {
+        var offset = 0
+        let echoed = request.logprobs != nil ? state.echoed : []
+        return OpenAIAPI.Choice(text: echoText(index) + state.text, finish: state.finish,
+                                logprobs: logprobs(index, echoed: echoed, scores: state.scores, offset: &offset))
+    }
+
+    /// The echo of a choice whose prompt comes without scores (echo without logprobs), sent
+    /// before anything else.
+    func echoWithoutScores(_ index: Int) -> String? {
+        guard request.echo != nil, request.logprobs == nil else { return nil }
+        return echoText(index)
+    }
+
+    /// The chunk an event makes, if any.
+    func stream(_ event: GenerationEvent, head: OpenAIAPI.ReplyHead, index: Int, state: inout State) -> Data? {
+        switch event {
+        case .prompt(let promptScores):
+            let items = echoItems(index, promptScores)
+            return OpenAIAPI.chunk(head, index: index, text: echoText(index),
+                                   logprobs: logprobs(index, echoed: items, scores: [], offset: &state.offset))
+        case .token(let score):
+            state.scores.append(score)
+            return nil
+        case .text(let piece):
+            defer { state.scores = [] }
+            return OpenAIAPI.chunk(head, index: index, text: piece,
+                                   logprobs: logprobs(index, echoed: [], scores: state.scores, offset: &state.offset))
+        case .finished(let reason, let p, let c):
+            state.usage = .init(prompt: p, completion: c)
+            let rest = state.scores.isEmpty ? nil : logprobs(index, echoed: [], scores: state.scores, offset: &state.offset)
+            state.scores = []
+            return OpenAIAPI.chunk(head, index: index, text: nil, finish: reason, logprobs: rest)
+        }
     }
 }
 
@@ -276,21 +381,25 @@ private final class ClientLeftHandler: ChannelInboundHandler, RemovableChannelHa
 private final class Admission: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
-    func enter(capacity: Int) -> Bool {
+    /// Admits `n` requests together, or none.
+    func enter(capacity: Int, count n: Int = 1) -> Bool {
         lock.withLock {
-            guard count < capacity else { return false }
-            count += 1
+            guard count + n <= capacity else { return false }
+            count += n
             return true
         }
     }
     func leave() { lock.withLock { count -= 1 } }
 }
 
-/// Numbers for request ids and default seeds.
+/// Numbers for request ids and default seeds; counted down, the generations of a request
+/// still running.
 private final class RequestCounter: @unchecked Sendable {
     private let lock = NSLock()
-    private var value: UInt64 = 0
+    private var value: UInt64
+    init(_ start: Int = 0) { value = UInt64(start) }
     func next() -> UInt64 { lock.withLock { value += 1; return value } }
+    func countDown() -> UInt64 { lock.withLock { value -= 1; return value } }
 }
 
 /// The checks before any route: the Host a request names (when the server listens on

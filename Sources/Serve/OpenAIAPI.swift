@@ -37,6 +37,11 @@ public struct APILimits: Sendable {
     public var maxMessages: Int
     public var maxStops = 4
     public var maxBodyBytes: Int
+    /// Prompts in one completions request (each one choice).
+    public var maxPrompts = 64
+    /// Alternatives per token in log-probabilities.
+    public var maxLogprobs = 20
+    public var maxLogitBias = 1024
 
     public init(context: Int, maxTokens: Int, maxMessages: Int = 256, maxBodyBytes: Int = 1 << 20) {
         self.context = context; self.maxTokens = maxTokens; self.maxMessages = maxMessages; self.maxBodyBytes = maxBodyBytes
@@ -45,11 +50,22 @@ public struct APILimits: Sendable {
 
 /// A checked request: what to generate and how to answer.
 public struct APIRequest: Sendable {
-    public var generation: GenerationRequest
+    /// One generation per choice: a chat request's reply, or one per prompt of a completions
+    /// request (which may send several).
+    public var generations: [GenerationRequest]
+    /// Per choice, the prompt tokens its text starts with (completions' `echo`): the prompt
+    /// as the client gave it, without the <|bos|> the server put before a text; nil without echo.
+    public var echo: [[Int32]]?
+    /// Each choice's log-probabilities with this many alternatives per token (`logprobs`, or
+    /// chat's `top_logprobs`); nil when not asked for.
+    public var logprobs: Int?
     public var stream: Bool
     /// stream_options.include_usage: a last chunk carries the token counts.
     public var includeUsage: Bool
     public var chat: Bool
+
+    /// The first generation (chat has only one).
+    public var generation: GenerationRequest { generations[0] }
 }
 
 public enum OpenAIAPI {
@@ -62,8 +78,7 @@ public enum OpenAIAPI {
         let zero: @Sendable (Any) -> Bool = { v in v is NSNull || number(v) == 0 }
         let empty: @Sendable (Any) -> Bool = { v in v is NSNull || (v as? [Any])?.isEmpty == true || (v as? [String: Any])?.isEmpty == true }
         return [
-            ("logprobs", off), ("top_logprobs", zero), ("echo", off), ("logit_bias", empty),
-            ("presence_penalty", zero), ("frequency_penalty", zero), ("tools", empty), ("functions", empty),
+            ("tools", empty), ("functions", empty),
             ("tool_choice", { $0 is NSNull || $0 as? String == "none" }), ("function_call", { $0 is NSNull || $0 as? String == "none" }),
             ("response_format", { $0 is NSNull || ($0 as? [String: Any])?["type"] as? String == "text" }),
             ("suffix", { $0 is NSNull || $0 as? String == "" }), ("best_of", { $0 is NSNull || number($0) == 1 }),
@@ -101,7 +116,7 @@ public enum OpenAIAPI {
         try refuseUnimplemented(body)
         if let n = fields.n?.value, n != 1 { throw APIError("only n = 1 is supported, got \(n)", param: "n") }
         let maxTokens = (fields.maxCompletionTokens ?? fields.maxTokens)?.value
-        if let m = maxTokens, m < 1 || m > limits.maxTokens {
+        if let m = maxTokens, m < 0 || m > limits.maxTokens {
             throw APIError("max_tokens must be in 1...\(limits.maxTokens), got \(m)", param: "max_tokens")
         }
         let temperature = fields.temperature ?? 1
@@ -117,7 +132,59 @@ public enum OpenAIAPI {
             throw APIError("stop takes at most \(limits.maxStops) texts, got \(stop.count)", param: "stop")
         }
 
-        let prompt: [Int32]
+        for (field, value) in [("presence_penalty", fields.presencePenalty), ("frequency_penalty", fields.frequencyPenalty)] {
+            if let value, !(value >= -2 && value <= 2) { throw APIError("\(field) must be in -2...2, got \(value)", param: field) }
+        }
+        let vocabulary = tokenizer.vocabSize
+        var bias: [Int32: Double] = [:]
+        if let given = fields.logitBias {
+            guard given.count <= limits.maxLogitBias else {
+                throw APIError("logit_bias takes at most \(limits.maxLogitBias) tokens, got \(given.count)", param: "logit_bias")
+            }
+            for (key, value) in given {
+                guard let id = Int32(key), id >= 0, Int(id) < vocabulary else {
+                    throw APIError("logit_bias: \"\(key)\" is not a token id of this model's vocabulary (0..<\(vocabulary))", param: "logit_bias")
+                }
+                guard value >= -100 && value <= 100 else {
+                    throw APIError("logit_bias: the bias of token \(key) must be in -100...100, got \(value)", param: "logit_bias")
+                }
+                bias[id] = value
+            }
+        }
+
+        // Log-probabilities: completions' `logprobs` is the number of alternatives (0...20);
+        // chat's is true or false, with `top_logprobs` alternatives (0...20).
+        var logprobs: Int?
+        if chat {
+            if case .count? = fields.logprobs { throw APIError("logprobs has the wrong type: expected true or false", param: "logprobs") }
+            let top = fields.topLogprobs?.value
+            if case .flag(true)? = fields.logprobs {
+                logprobs = top ?? 0
+            } else if let top, top != 0 {
+                throw APIError("top_logprobs needs logprobs: true", param: "top_logprobs")
+            }
+            if let t = logprobs, !(0...limits.maxLogprobs).contains(t) {
+                throw APIError("top_logprobs must be in 0...\(limits.maxLogprobs), got \(t)", param: "top_logprobs")
+            }
+            if fields.echo == true { throw APIError("echo is a field of /v1/completions; a chat reply does not repeat its messages", param: "echo") }
+        } else {
+            switch fields.logprobs {
+            case .flag(true)?: throw APIError("logprobs has the wrong type: expected an integer (the alternatives per token, 0...\(limits.maxLogprobs))", param: "logprobs")
+            case .count(let n)?:
+                guard (0...limits.maxLogprobs).contains(n) else {
+                    throw APIError("logprobs must be in 0...\(limits.maxLogprobs), got \(n)", param: "logprobs")
+                }
+                logprobs = n
+            case .flag(false)?, nil: break
+            }
+            if let t = fields.topLogprobs?.value, t != 0 {
+                throw APIError("top_logprobs is a field of /v1/chat/completions; here logprobs gives the number of alternatives", param: "top_logprobs")
+            }
+        }
+        let echo = !chat && fields.echo == true
+
+        // Each prompt, with <|bos|> before it (a text always; token ids unless they begin with it).
+        var prompts: [(tokens: [Int32], given: [Int32])] = []
         if chat {
             guard let messages = fields.messages else { throw APIError("messages is required", param: "messages") }
             guard !messages.isEmpty, messages.count <= limits.maxMessages else {
@@ -138,30 +205,63 @@ public enum OpenAIAPI {
                 return Conversation.Message(role, try content.text(message: i))
             })
             do {
-                prompt = try tokenizer.renderForReply(conversation)
+                let rendered = try tokenizer.renderForReply(conversation)
+                prompts = [(rendered, rendered)]
             } catch let error as ChatError {
                 throw APIError("messages: \(error.message)", param: "messages")
             }
         } else {
-            guard let text = fields.prompt else { throw APIError("prompt is required", param: "prompt") }
-            guard let one = text.single else { throw APIError("prompt must be one text (a list of several is not supported)", param: "prompt") }
-            prompt = [tokenizer.bosID] + tokenizer.encode(one)
+            guard let given = fields.prompt else { throw APIError("prompt is required", param: "prompt") }
+            let count = given.count
+            guard count >= 1, count <= limits.maxPrompts else {
+                throw APIError("prompt must hold 1 to \(limits.maxPrompts) prompts, got \(count)", param: "prompt")
+            }
+            switch given {
+            case .texts(let texts):
+                prompts = texts.map { text in let ids = tokenizer.encode(text); return ([tokenizer.bosID] + ids, ids) }
+            case .tokens(let lists):
+                for (i, ids) in lists.enumerated() {
+                    let field = count == 1 ? "prompt" : "prompt[\(i)]"
+                    guard !ids.isEmpty else { throw APIError("\(field) is an empty list of token ids", param: field) }
+                    if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= vocabulary }) {
+                        throw APIError("\(field)[\(bad)] = \(ids[bad]) is not a token id of this model's vocabulary (0..<\(vocabulary))", param: field)
+                    }
+                    let tokens = ids.map { Int32($0) }
+                    prompts.append((tokens.first == tokenizer.bosID ? tokens : [tokenizer.bosID] + tokens, tokens))
+                }
+            }
         }
-        let room = limits.context - prompt.count
-        guard room >= 1 else {
-            throw APIError("the prompt has \(prompt.count) tokens; this model's context is \(limits.context) tokens",
-                           param: chat ? "messages" : "prompt", code: "context_length_exceeded")
+        if maxTokens == 0 && !(echo && logprobs != nil) {
+            throw APIError("max_tokens must be in 1...\(limits.maxTokens), got 0 (0 only scores the prompt: with echo and logprobs)", param: "max_tokens")
         }
-        if let m = maxTokens, m > room {
-            throw APIError("the prompt has \(prompt.count) tokens and max_tokens asks for \(m) more; this model's context is \(limits.context) tokens",
-                           param: "max_tokens", code: "context_length_exceeded")
+        var generations: [GenerationRequest] = []
+        for (i, prompt) in prompts.enumerated() {
+            let field = chat ? "messages" : prompts.count == 1 ? "prompt" : "prompt[\(i)]"
+            let room = limits.context - prompt.tokens.count
+            guard room >= (maxTokens == 0 ? 0 : 1) else {
+                throw APIError("\(field) has \(prompt.tokens.count) tokens; this model's context is \(limits.context) tokens",
+                               param: field, code: "context_length_exceeded")
+            }
+            if let m = maxTokens, m > room {
+                throw APIError("\(field) has \(prompt.tokens.count) tokens and max_tokens asks for \(m) more; this model's context is \(limits.context) tokens",
+                               param: "max_tokens", code: "context_length_exceeded")
+            }
+            // Each prompt of a request draws from its own seed: the request's, then the next ones.
+            let base = fields.seed.map { UInt64(bitPattern: Int64($0.value)) } ?? seed
+            var generation = GenerationRequest(prompt: prompt.tokens, mode: chat ? .chat : .completion,
+                                               maxTokens: maxTokens ?? min(limits.maxTokens, room),
+                                               sampler: Sampler(temperature: temperature, topK: topK, topP: topP, seed: base &+ UInt64(i)),
+                                               stop: stop, ignoreEnd: fields.ignoreEOS ?? false)
+            generation.logitBias = bias
+            generation.presencePenalty = fields.presencePenalty ?? 0
+            generation.frequencyPenalty = fields.frequencyPenalty ?? 0
+            generation.logprobs = logprobs
+            if echo, let logprobs { generation.promptLogprobs = logprobs }
+            generations.append(generation)
         }
-        let sampler = Sampler(temperature: temperature, topK: topK, topP: topP, seed: fields.seed.map { UInt64(bitPattern: Int64($0.value)) } ?? seed)
-        let generation = GenerationRequest(prompt: prompt, mode: chat ? .chat : .completion,
-                                           maxTokens: maxTokens ?? min(limits.maxTokens, room), sampler: sampler, stop: stop,
-                                           ignoreEnd: fields.ignoreEOS ?? false)
-        return APIRequest(generation: generation, stream: fields.stream ?? false,
-                          includeUsage: fields.streamOptions?.includeUsage ?? false, chat: chat)
+        let stream = fields.stream ?? false
+        return APIRequest(generations: generations, echo: echo ? prompts.map(\.given) : nil, logprobs: logprobs,
+                          stream: stream, includeUsage: fields.streamOptions?.includeUsage ?? false, chat: chat)
     }
 
     /// A decoding error as the field it is about and what was expected.
@@ -191,7 +291,9 @@ public enum OpenAIAPI {
 
     /// What the fields of several shapes hold, for the error.
     static let fieldTypes = ["content": "a string or a list of parts", "stop": "a string or a list of strings",
-                             "prompt": "a string or a list of one string"]
+                             "prompt": "a string, a list of strings, a list of token ids or a list of such lists",
+                             "logprobs": "true or false (chat), an integer (completions)",
+                             "logit_bias": "an object of token ids (as strings) to numbers"]
 
     static func typeName(_ type: Any.Type) -> String {
         switch type {
@@ -227,20 +329,42 @@ public enum OpenAIAPI {
         }
     }
 
-    /// The whole reply (chat.completion or text_completion).
-    public static func reply(_ head: ReplyHead, text: String, finish: FinishReason, usage: Usage) -> Data {
-        let choice: [String: Any] = head.chat
-            ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finishValue(finish), "logprobs": NSNull()]
-            : ["index": 0, "text": text, "finish_reason": finishValue(finish), "logprobs": NSNull()]
-        return jsonData(["id": head.id, "object": head.chat ? "chat.completion" : "text_completion", "created": head.created,
-                     "model": head.model, "choices": [choice], "usage": usage.object])
+    /// One choice of a whole reply.
+    public struct Choice {
+        public var text: String
+        public var finish: FinishReason
+        /// The choice's `logprobs` object (`completionLogprobs` or `chatLogprobs`); null when nil.
+        public var logprobs: Any?
+        public init(text: String, finish: FinishReason, logprobs: Any? = nil) {
+            self.text = text; self.finish = finish; self.logprobs = logprobs
+        }
     }
 
-    /// One server-sent event of a streamed reply: a piece of text, the first chunk's role
-    /// (`first`), the finish, or (with `usage`) the last chunk with no choices. Written
-    /// directly (keys in sorted order, as `jsonData` writes them): a server sends one per
-    /// token per client, and a JSONSerialization round costs as much as a small model's step.
-    public static func chunk(_ head: ReplyHead, text: String?, first: Bool = false, finish: FinishReason? = nil, usage: Usage? = nil) -> Data {
+    /// The whole reply (chat.completion or text_completion) of one choice.
+    public static func reply(_ head: ReplyHead, text: String, finish: FinishReason, usage: Usage) -> Data {
+        reply(head, choices: [Choice(text: text, finish: finish)], usage: usage)
+    }
+
+    /// The whole reply, its choices indexed in order.
+    public static func reply(_ head: ReplyHead, choices: [Choice], usage: Usage) -> Data {
+        let list: [[String: Any]] = choices.enumerated().map { index, c in
+            let logprobs = c.logprobs ?? NSNull()
+            return head.chat
+                ? ["index": index, "message": ["role": "assistant", "content": c.text], "finish_reason": finishValue(c.finish), "logprobs": logprobs]
+                : ["index": index, "text": c.text, "finish_reason": finishValue(c.finish), "logprobs": logprobs]
+        }
+        return jsonData(["id": head.id, "object": head.chat ? "chat.completion" : "text_completion", "created": head.created,
+                     "model": head.model, "choices": list, "usage": usage.object])
+    }
+
+    /// One server-sent event of a streamed reply: a piece of text of choice `index`, the
+    /// first chunk's role (`first`), the finish, or (with `usage`) the last chunk with no
+    /// choices; `logprobs` (a `completionLogprobs` or `chatLogprobs` object) for the tokens
+    /// of the piece. Written directly (keys in sorted order, as `jsonData` writes them): a
+    /// server sends one per token per client, and a JSONSerialization round costs as much as
+    /// a small model's step.
+    public static func chunk(_ head: ReplyHead, index: Int = 0, text: String?, first: Bool = false, finish: FinishReason? = nil,
+                             usage: Usage? = nil, logprobs: Any? = nil) -> Data {
         var out = "{\"choices\":["
         if usage == nil {
             let reason = finish.map { "\"\((finishValue($0) as? String) ?? "stop")\"" } ?? "null"
@@ -252,7 +376,8 @@ public enum OpenAIAPI {
             } else {
                 out += "{"
             }
-            out += "\"finish_reason\":\(reason),\"index\":0,\"logprobs\":null"
+            let scores = logprobs.map { String(decoding: jsonData($0), as: UTF8.self) } ?? "null"
+            out += "\"finish_reason\":\(reason),\"index\":\(index),\"logprobs\":\(scores)"
             if !head.chat { out += ",\"text\":" + quoted(text ?? "") }
             out += "}"
         }
@@ -263,6 +388,55 @@ public enum OpenAIAPI {
         }
         out += "}"
         return event(Data(out.utf8))
+    }
+
+    // MARK: Log-probabilities
+
+    /// A token's text: its bytes as UTF-8 (a token that ends inside a character shows U+FFFD
+    /// there; `bytes` in chat's form gives the exact bytes).
+    static func tokenText(_ id: Int32, _ tokenizer: Tokenizer) -> String {
+        String(decoding: tokenBytes(id, tokenizer), as: UTF8.self)
+    }
+
+    static func tokenBytes(_ id: Int32, _ tokenizer: Tokenizer) -> [UInt8] { (try? tokenizer.bytes(of: id)) ?? [] }
+
+    /// Completions' `logprobs` object of tokens in order, the text starting `offset`
+    /// characters into the choice's text: `tokens`, `token_logprobs`, `top_logprobs` (the
+    /// alternatives by their text) and `text_offset`. A token without a score (the first of
+    /// an echoed prompt, which nothing precedes) has null in both lists. Returns the object
+    /// and the offset after the last token.
+    public static func completionLogprobs(_ items: [(token: Int32, score: TokenScore?)], tokenizer: Tokenizer,
+                                          offset: Int = 0) -> (object: [String: Any], end: Int) {
+        var texts: [String] = [], values: [Any] = [], tops: [Any] = [], offsets: [Int] = []
+        var at = offset
+        for (token, score) in items {
+            let text = tokenText(token, tokenizer)
+            texts.append(text); offsets.append(at)
+            at += text.unicodeScalars.count
+            guard let score else { values.append(NSNull()); tops.append(NSNull()); continue }
+            values.append(score.logprob)
+            var top: [String: Double] = [:]
+            // Alternatives with the same text keep the likelier (the first).
+            for alternative in score.top where top[tokenText(alternative.token, tokenizer)] == nil {
+                top[tokenText(alternative.token, tokenizer)] = alternative.logprob
+            }
+            tops.append(top)
+        }
+        return (["tokens": texts, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets], at)
+    }
+
+    /// Chat's `logprobs` object: `content`, one entry per drawn token with its text, bytes,
+    /// log-probability and `top_logprobs` alternatives.
+    public static func chatLogprobs(_ scores: [TokenScore], tokenizer: Tokenizer) -> [String: Any] {
+        func entry(_ token: Int32, _ logprob: Double) -> [String: Any] {
+            ["token": tokenText(token, tokenizer), "logprob": logprob, "bytes": tokenBytes(token, tokenizer).map(Int.init)]
+        }
+        let content: [[String: Any]] = scores.map { score in
+            var e = entry(score.token, score.logprob)
+            e["top_logprobs"] = score.top.map { entry($0.token, $0.logprob) }
+            return e
+        }
+        return ["content": content, "refusal": NSNull()]
     }
 
     /// A JSON string literal of `s`: quotes, backslashes and control characters escaped.
@@ -298,19 +472,54 @@ public enum OpenAIAPI {
 /// The request fields read (others are ignored).
 private struct Fields: Decodable {
     var messages: [Message]?
-    var prompt: Texts?
-    var maxTokens, maxCompletionTokens, topK, seed, n: Whole?
-    var temperature, topP: Double?
+    var prompt: Prompts?
+    var maxTokens, maxCompletionTokens, topK, seed, n, topLogprobs: Whole?
+    var temperature, topP, presencePenalty, frequencyPenalty: Double?
     var stop: Texts?
-    var stream: Bool?
+    var stream, echo: Bool?
     var ignoreEOS: Bool?
     var streamOptions: StreamOptions?
     var model: String?
+    var logprobs: Logprobs?
+    var logitBias: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
-        case messages, prompt, temperature, stop, stream, seed, n, model
+        case messages, prompt, temperature, stop, stream, seed, n, model, echo, logprobs
         case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topK = "top_k", topP = "top_p"
-        case streamOptions = "stream_options", ignoreEOS = "ignore_eos"
+        case streamOptions = "stream_options", ignoreEOS = "ignore_eos", topLogprobs = "top_logprobs"
+        case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty", logitBias = "logit_bias"
+    }
+
+    /// `logprobs`: true or false on chat, a count of alternatives on completions.
+    enum Logprobs: Decodable {
+        case flag(Bool), count(Int)
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let b = try? c.decode(Bool.self) { self = .flag(b); return }
+            guard let n = try? c.decode(Int.self) else {
+                throw DecodingError.typeMismatch(Int.self, .init(codingPath: decoder.codingPath, debugDescription: "not a whole number or a boolean"))
+            }
+            self = .count(n)
+        }
+    }
+
+    /// A completions prompt: a text, a list of texts, a list of token ids, or a list of such lists.
+    enum Prompts: Decodable {
+        case texts([String]), tokens([[Int]])
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let s = try? c.decode(String.self) { self = .texts([s]); return }
+            if let list = try? c.decode([String].self) { self = .texts(list); return }
+            if let ids = try? c.decode([Int].self) { self = .tokens([ids]); return }
+            if let lists = try? c.decode([[Int]].self) { self = .tokens(lists); return }
+            throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath, debugDescription: "not a prompt"))
+        }
+        var count: Int {
+            switch self {
+            case .texts(let t): return t.count
+            case .tokens(let t): return t.count
+            }
+        }
     }
 
     /// An integer field; a number with a fraction is the field's type error (JSONDecoder
@@ -385,7 +594,5 @@ private struct Fields: Decodable {
             case .many(let list): return list
             }
         }
-        /// The one text, if there is exactly one.
-        var single: String? { texts.count == 1 ? texts[0] : nil }
     }
 }

@@ -33,12 +33,16 @@ import Tokenizer
         let lock = NSLock()
         var text = ""
         var finish: (FinishReason, Int, Int)?
+        var promptScores: [TokenScore]?
+        var scores: [TokenScore] = []
         let done = DispatchSemaphore(value: 0)
         func take(_ e: GenerationEvent) {
             lock.withLock {
                 switch e {
                 case .text(let t): text += t
                 case .finished(let r, let p, let c): finish = (r, p, c)
+                case .prompt(let s): promptScores = s
+                case .token(let s): scores.append(s)
                 }
             }
             if case .finished = e { done.signal() }
@@ -114,6 +118,118 @@ import Tokenizer
                 }
             }
         }
+    }
+
+    /// A prompt's scores (echo with logprobs) are the model's log-probabilities of each
+    /// token given those before it: minus the per-position cross entropy evaluation uses, on
+    /// the same ids (to the Float the losses come back in); each with its most likely alternatives in order, the token's own among
+    /// them when it is the likeliest. A request for scores alone (max_tokens 0) draws nothing.
+    @Test(arguments: [[BlockKind.transformer, .mamba], [.mamba, .mamba], [.transformer, .transformer]])
+    func promptScoresAreTheModelsLogProbabilities(_ pattern: [BlockKind]) throws {
+        let m = try model(pattern)
+        let ids = [tokenizer.bosID] + tokenizer.encode("The cat sat on the mat, and then it slept.")
+        let losses = m.tokenLosses(IndexTensor(shape: [1, ids.count - 1], values: Array(ids.dropLast())),
+                                   targets: IndexTensor(shape: [1, ids.count - 1], values: Array(ids.dropFirst())))
+        let engine = ChatEngine(model: m, tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        var scoring = GenerationRequest(prompt: ids, mode: .completion, maxTokens: 0, sampler: Sampler(temperature: 0, topK: 0, seed: 1))
+        scoring.promptLogprobs = 4
+        let c = Collector()
+        _ = engine.submit(scoring) { c.take($0) }
+        _ = c.wait()
+        let scores = try #require(c.lock.withLock { c.promptScores })
+        #expect(scores.count == ids.count - 1 && c.lock.withLock { c.scores.isEmpty && c.text.isEmpty })
+        #expect(c.lock.withLock { c.finish?.0 == .length && c.finish?.2 == 0 })
+        for (i, score) in scores.enumerated() {
+            #expect(score.token == ids[i + 1])
+            // The losses come back as Float: equal to their rounding.
+            #expect(abs(score.logprob + Double(losses[i])) < 2e-7 * max(1, Double(losses[i])), "position \(i): \(score.logprob) against \(-Double(losses[i]))")
+            #expect(score.top.count == 4 && zip(score.top, score.top.dropFirst()).allSatisfy { $0.logprob >= $1.logprob })
+            #expect(score.top[0].logprob >= score.logprob && score.top.allSatisfy { $0.logprob <= 0 })
+            if let own = score.top.first(where: { $0.token == score.token }) { #expect(own.logprob == score.logprob) }
+        }
+        // Without scores asked for, max_tokens 0 is nothing to do.
+        let nothing = run(engine, [GenerationRequest(prompt: ids, mode: .completion, maxTokens: 0, sampler: Sampler(temperature: 0, topK: 0, seed: 1))])
+        #expect(nothing[0].1 == .length && nothing[0].2 == 0)
+    }
+
+    /// The drawn tokens under a logit bias and presence and frequency penalties are those of
+    /// the same rule applied by hand to the model's logits, and each drawn token's reported
+    /// score is of the model's own distribution (before the bias and penalties).
+    @Test func logitBiasAndPenaltiesSteerTheDraw() throws {
+        let m = try model([.transformer, .mamba])
+        let prompt = [tokenizer.bosID] + tokenizer.encode("Once upon a time")
+        let engine = ChatEngine(model: m, tokenizer: tokenizer, slots: 1)
+        engine.start()
+        defer { engine.stop() }
+        let favoured = Int32(tokenizer.encode(" dog").last ?? 5)
+        var sequences: Set<[Int32]> = []
+        for (bias, presence, frequency) in [([:], 0.0, 0.0), ([favoured: 6.0], 0.0, 0.0), ([:], 1.5, 0.0), ([:], 0.0, 0.3), ([favoured: 2.0, 9: -100], 0.5, 0.4)]
+            as [([Int32: Double], Double, Double)] {
+            var r = GenerationRequest(prompt: prompt, mode: .completion, maxTokens: 12, sampler: Sampler(temperature: 0, topK: 0, seed: 3),
+                                      ignoreEnd: true)
+            r.logitBias = bias; r.presencePenalty = presence; r.frequencyPenalty = frequency; r.logprobs = 2
+            let c = Collector()
+            _ = engine.submit(r) { c.take($0) }
+            _ = c.wait()
+            let drawn = c.lock.withLock { c.scores }
+            // By hand: the same model, logits adjusted, the largest taken.
+            let s = DecodingSequence(model: m, sampler: Sampler(temperature: 0, topK: 0, seed: 3), expectedTokens: 32)
+            var logits = s.feed(prompt)
+            var counts: [Int32: Int] = [:], expected: [Int32] = [], raw: [[Double]] = []
+            for _ in 0..<12 {
+                var adjusted = logits
+                for (t, b) in bias { adjusted[Int(t)] += b }
+                for (t, n) in counts { adjusted[Int(t)] -= presence + frequency * Double(n) }
+                let next = Int32(adjusted.indices.max { adjusted[$0] < adjusted[$1] || (adjusted[$0] == adjusted[$1] && $0 > $1) } ?? 0)
+                expected.append(next); raw.append(logits)
+                counts[next, default: 0] += 1
+                logits = s.feed([next])
+            }
+            #expect(drawn.map(\.token) == expected, "bias \(bias), presence \(presence), frequency \(frequency)")
+            for (score, row) in zip(drawn, raw) {
+                let z = log(row.map { exp($0) }.reduce(0, +))
+                #expect(abs(score.logprob - (row[Int(score.token)] - z)) < 1e-9 && score.top.count == 2)
+            }
+            sequences.insert(expected)
+            if bias[favoured] == 6 { #expect(expected.contains(favoured)) }
+            if presence > 0 && bias.isEmpty { #expect(Set(expected).count == expected.count, "presence 1.5 repeated a token: \(expected)") }
+        }
+        // Each setting drew another sequence: the rule was exercised, not skipped.
+        #expect(sequences.count == 5, "\(sequences)")
+    }
+
+    /// A continuation's score is the sum of its tokens' log-probabilities after <|bos|> and
+    /// the context (the per-position losses evaluation computes, negated and added); the
+    /// context's closing spaces move to the continuation; a context too long for the model
+    /// loses its first tokens, <|bos|> kept first.
+    @Test func continuationsScoreAsHarnessesDo() throws {
+        let m = try model([.transformer, .mamba])
+        let (context, continuation) = Continuations.split(context: "The cat sat on the ", continuation: "mat", tokenizer: tokenizer)
+        #expect(context == tokenizer.encode("The cat sat on the"))
+        #expect(context + continuation == tokenizer.encode("The cat sat on the mat"))
+        #expect(try tokenizer.decode(continuation) == " mat")
+        let ids = [tokenizer.bosID] + context + continuation
+        let losses = m.tokenLosses(IndexTensor(shape: [1, ids.count - 1], values: Array(ids.dropLast())),
+                                   targets: IndexTensor(shape: [1, ids.count - 1], values: Array(ids.dropFirst())))
+        let want = -losses.suffix(continuation.count).map(Double.init).reduce(0, +)
+        let s = Continuations.score(m, bos: tokenizer.bosID, context: context, continuation: continuation)
+        #expect(abs(s.loglikelihood - want) < 1e-6 && s.truncated == 0 && s.contextTokens == context.count)
+        // Greedy: the model's own choice after the context is greedy; a token it ranks lower is not.
+        let sequence = DecodingSequence(model: m, sampler: Sampler(temperature: 0, topK: 0, seed: 0), expectedTokens: 64)
+        let row = sequence.feed([tokenizer.bosID] + context)
+        let best = Int32(row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) } ?? 0)
+        let worst = Int32(row.indices.min { row[$0] < row[$1] } ?? 0)
+        #expect(Continuations.score(m, bos: tokenizer.bosID, context: context, continuation: [best]).greedy)
+        #expect(!Continuations.score(m, bos: tokenizer.bosID, context: context, continuation: [worst]).greedy)
+        // Too long: the context's start goes, the rest scores as if given alone.
+        let long = Array(repeating: context, count: 40).flatMap { $0 }
+        #expect(long.count + continuation.count > m.config.sequenceLen)
+        let cut = Continuations.score(m, bos: tokenizer.bosID, context: long, continuation: continuation)
+        let kept = Array(long.suffix(m.config.sequenceLen - continuation.count))
+        #expect(cut.truncated == long.count - kept.count && cut.contextTokens == kept.count)
+        #expect(cut.loglikelihood == Continuations.score(m, bos: tokenizer.bosID, context: kept, continuation: continuation).loglikelihood)
     }
 
     @Test func maxTokensStopTextsAndCancellation() throws {

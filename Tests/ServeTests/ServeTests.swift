@@ -36,6 +36,7 @@ import Inference
                 switch e {
                 case .text(let t): text += t
                 case .finished(let r, let p, let c): finish = (r, p, c)
+                case .prompt, .token: break
                 }
             }
             if case .finished = e { done.signal() }
@@ -84,10 +85,9 @@ import Inference
     @Test func unimplementedFieldsAreRefusedUnlessOff() throws {
         let user = #"[{"role":"user","content":"Hi"}]"#
         let refused: [(String, String)] = [
-            ("logprobs", "true"), ("top_logprobs", "3"), ("echo", "true"), ("logit_bias", #"{"50": 100}"#),
-            ("presence_penalty", "0.5"), ("frequency_penalty", "-1"), ("tools", #"[{"type":"function"}]"#),
+            ("tools", #"[{"type":"function"}]"#), ("functions", #"[{"name":"f"}]"#),
             ("tool_choice", #""auto""#), ("response_format", #"{"type":"json_object"}"#), ("suffix", #""end""#),
-            ("best_of", "3"), ("modalities", #"["text","audio"]"#), ("audio", "{}"), ("logprobs", "5"),
+            ("best_of", "3"), ("modalities", #"["text","audio"]"#), ("audio", "{}"), ("prediction", #"{"type":"content"}"#),
         ]
         for (field, value) in refused {
             let error = refusal(#"{"messages": \#(user), "\#(field)": \#(value)}"#)
@@ -98,6 +98,8 @@ import Inference
             ("logprobs", "false"), ("logprobs", "null"), ("top_logprobs", "0"), ("echo", "false"), ("logit_bias", "{}"),
             ("presence_penalty", "0"), ("frequency_penalty", "0.0"), ("tools", "[]"), ("tool_choice", #""none""#),
             ("response_format", #"{"type":"text"}"#), ("best_of", "1"), ("modalities", #"["text"]"#), ("user", #""u1""#),
+            // Implemented: log-probabilities, a logit bias, the penalties.
+            ("logprobs", "true"), ("logit_bias", #"{"50": 100, "7": -100}"#), ("presence_penalty", "0.5"), ("frequency_penalty", "-1"),
         ]
         for (field, value) in accepted {
             let error = refusal(#"{"messages": \#(user), "\#(field)": \#(value)}"#)
@@ -136,7 +138,31 @@ import Inference
             (#"{"messages": [{"role":"user","content":[{"type":"text"}]}]}"#, true, "messages[0].content[0].text", "required"),
             (#"{"messages": [{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}"#, true, nil, ""),
             (#"{"prompt": 7}"#, false, "prompt", "wrong type"),
-            (#"{"prompt": ["a", "b"]}"#, false, "prompt", "one text"),
+            (#"{"prompt": ["a", "b"]}"#, false, nil, ""),
+            (#"{"prompt": [[5, 6], [7]], "max_tokens": 2}"#, false, nil, ""),
+            (#"{"prompt": []}"#, false, "prompt", "1 to 64 prompts, got 0"),
+            (#"{"prompt": [[5], []]}"#, false, "prompt[1]", "empty list of token ids"),
+            (#"{"prompt": [5, 999999]}"#, false, "prompt", "prompt[1] = 999999 is not a token id"),
+            (#"{"prompt": [5, -1]}"#, false, "prompt", "not a token id"),
+            (#"{"prompt": [1.5]}"#, false, "prompt", "wrong type"),
+            (#"{"prompt": "a", "logprobs": 21}"#, false, "logprobs", "0...20"),
+            (#"{"prompt": "a", "logprobs": true}"#, false, "logprobs", "expected an integer"),
+            (#"{"prompt": "a", "logprobs": "x"}"#, false, "logprobs", "wrong type"),
+            (#"{"prompt": "a", "top_logprobs": 2}"#, false, "top_logprobs", "a field of /v1/chat/completions"),
+            (#"{"prompt": "a", "max_tokens": 0}"#, false, "max_tokens", "only scores the prompt"),
+            (#"{"prompt": "a", "max_tokens": 0, "echo": true, "logprobs": 1}"#, false, nil, ""),
+            (#"{"prompt": "a", "max_tokens": -1}"#, false, "max_tokens", "got -1"),
+            (#"{"messages": \#(user), "logprobs": 2}"#, true, "logprobs", "expected true or false"),
+            (#"{"messages": \#(user), "top_logprobs": 2}"#, true, "top_logprobs", "needs logprobs: true"),
+            (#"{"messages": \#(user), "logprobs": true, "top_logprobs": 21}"#, true, "top_logprobs", "0...20"),
+            (#"{"messages": \#(user), "logprobs": true, "top_logprobs": 20}"#, true, nil, ""),
+            (#"{"messages": \#(user), "echo": true}"#, true, "echo", "a field of /v1/completions"),
+            (#"{"messages": \#(user), "logit_bias": {"x": 1}}"#, true, "logit_bias", "\"x\" is not a token id"),
+            (#"{"messages": \#(user), "logit_bias": {"70000": 1}}"#, true, "logit_bias", "not a token id"),
+            (#"{"messages": \#(user), "logit_bias": {"5": 101}}"#, true, "logit_bias", "-100...100"),
+            (#"{"messages": \#(user), "logit_bias": [5]}"#, true, "logit_bias", "wrong type"),
+            (#"{"messages": \#(user), "presence_penalty": 2.5}"#, true, "presence_penalty", "-2...2"),
+            (#"{"messages": \#(user), "frequency_penalty": -3}"#, true, "frequency_penalty", "-2...2"),
             (#"{"prompt": "hi", "max_tokens": 30, "stop": "x"}"#, false, nil, ""),
         ]
         for (body, chat, param, words) in cases {
@@ -263,6 +289,88 @@ import Inference
                 #expect(r.status == .contentTooLarge)
             }
             try await client.execute(uri: "/v1/nothing", method: .get) { r in #expect(r.status == .notFound) }
+        }
+    }
+
+    /// Scoring through /v1/completions as evaluation harnesses do it: several prompts (text
+    /// and token ids) in one request, echo with logprobs and max_tokens 0 or 1. Each choice
+    /// echoes its prompt's tokens with their log-probabilities (the model's, given <|bos|>
+    /// and the tokens before), in order, with the alternatives; streamed, the same numbers
+    /// come in the chunks; chat's logprobs list the drawn tokens.
+    @Test func completionsScorePromptsForEvaluationHarnesses() async throws {
+        let m = try model()
+        let engine = ChatEngine(model: m, tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
+                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: 8192))
+        let app = Application(router: server.router())
+        let texts = ["The cat sat", "on the mat."]
+        // What the model gives each token of a prompt, <|bos|> before it.
+        func expected(_ text: String) -> [Double] {
+            let ids = [tokenizer.bosID] + tokenizer.encode(text)
+            return m.tokenLosses(IndexTensor(shape: [1, ids.count - 1], values: Array(ids.dropLast())),
+                                 targets: IndexTensor(shape: [1, ids.count - 1], values: Array(ids.dropFirst()))).map { -Double($0) }
+        }
+        let scores = texts.map(expected)
+        let asIDs = tokenizer.encode(texts[1]).map(String.init).joined(separator: ",")
+        let body = #"{"prompt":["\#(texts[0])", "\#(texts[1])"],"max_tokens":0,"echo":true,"logprobs":2,"temperature":0}"#
+        let ids = #"{"prompt":[[\#(asIDs)]],"max_tokens":1,"echo":true,"logprobs":1,"temperature":0}"#
+        try await app.test(.router) { client in
+            try await client.execute(uri: "/v1/completions", method: .post, body: ByteBuffer(string: body)) { r in
+                let object = try json(r.body)
+                let choices = try #require(object["choices"] as? [[String: Any]])
+                #expect(r.status == .ok && choices.count == 2 && choices.map { $0["index"] as? Int } == [0, 1])
+                for (choice, (text, want)) in zip(choices, zip(texts, scores)) {
+                    let logprobs = try #require(choice["logprobs"] as? [String: Any])
+                    let values = try #require(logprobs["token_logprobs"] as? [Double])
+                    #expect(choice["text"] as? String == text && (logprobs["tokens"] as? [String])?.joined() == text)
+                    #expect(values.count == want.count && zip(values, want).allSatisfy { abs($0 - $1) < 2e-7 * max(1, abs($1)) },
+                            "\(values) against \(want)")
+                    let tops = try #require(logprobs["top_logprobs"] as? [[String: Double]])
+                    #expect(tops.count == want.count && tops.allSatisfy { (1...2).contains($0.count) })
+                    #expect(zip(values, tops).allSatisfy { v, top in top.values.max().map { $0 >= v - 1e-12 } == true })
+                    let offsets = try #require(logprobs["text_offset"] as? [Int])
+                    #expect(offsets.first == 0 && offsets == offsets.sorted())
+                }
+                #expect((object["usage"] as? [String: Any])?["completion_tokens"] as? Int == 0)
+            }
+            // Token ids, without <|bos|>: the same scores, then one drawn token with its own.
+            try await client.execute(uri: "/v1/completions", method: .post, body: ByteBuffer(string: ids)) { r in
+                let choice = try #require((try json(r.body)["choices"] as? [[String: Any]])?.first)
+                let logprobs = try #require(choice["logprobs"] as? [String: Any])
+                let values = try #require(logprobs["token_logprobs"] as? [Double])
+                let want = scores[1]
+                #expect(values.count == want.count + 1 && zip(values, want).allSatisfy { abs($0 - $1) < 2e-7 * max(1, abs($1)) })
+                let text = try #require(choice["text"] as? String)
+                #expect(text.hasPrefix(texts[1]))
+            }
+            // Streamed: the echo's chunk carries its scores, each later chunk those of its tokens.
+            let streamed = #"{"prompt":"\#(texts[0])","max_tokens":3,"echo":true,"logprobs":1,"temperature":0,"stream":true,"ignore_eos":true}"#
+            try await client.execute(uri: "/v1/completions", method: .post, body: ByteBuffer(string: streamed)) { r in
+                let events = String(buffer: r.body).split(separator: "\n\n").map(String.init).dropLast()
+                var values: [Double] = [], text = ""
+                for event in events {
+                    let object = try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
+                    let choice = try #require((object["choices"] as? [[String: Any]])?.first)
+                    text += choice["text"] as? String ?? ""
+                    values += ((choice["logprobs"] as? [String: Any])?["token_logprobs"] as? [Double]) ?? []
+                }
+                let want = scores[0]
+                #expect(text.hasPrefix(texts[0]) && values.count == want.count + 3)
+                #expect(zip(values, want).allSatisfy { abs($0 - $1) < 2e-7 * max(1, abs($1)) })
+            }
+            let chat = #"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"logprobs":true,"top_logprobs":3}"#
+            try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: chat)) { r in
+                let choice = try #require((try json(r.body)["choices"] as? [[String: Any]])?.first)
+                let content = try #require((choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
+                #expect((1...4).contains(content.count))
+                for entry in content {
+                    let top = try #require(entry["top_logprobs"] as? [[String: Any]])
+                    #expect(entry["token"] is String && entry["bytes"] is [Int] && (entry["logprob"] as? Double).map { $0 <= 0 } == true)
+                    #expect(top.count == 3 && top.compactMap { $0["logprob"] as? Double } == top.compactMap { $0["logprob"] as? Double }.sorted(by: >))
+                }
+            }
         }
     }
 
