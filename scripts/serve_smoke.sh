@@ -43,6 +43,24 @@ print(''.join(json.loads(e)['choices'][0]['text'] for e in events[:-1]))" $W/str
 [ "$streamed" = "$(field $W/text.json 'd["choices"][0]["text"]')" ] \
     && echo "ok: the stream ($(grep -c '^data: ' $W/stream.txt) events) equals the whole completion" || fail "stream: $streamed"
 
+# Scoring as evaluation harnesses do: echo + logprobs, max_tokens 0, two prompts in one request;
+# each prompt's summed log-probabilities equal `nanochat eval --loglikelihood` on the same text.
+code=$(post /v1/completions '{"prompt":["ROMEO: O, she doth teach the torches to burn bright!","JULIET: Good night, good night!"],"max_tokens":0,"echo":true,"logprobs":2}' $W/score.json)
+printf '%s\n' '{"context": "", "continuation": "ROMEO: O, she doth teach the torches to burn bright!"}' \
+    '{"context": "", "continuation": "JULIET: Good night, good night!"}' > $W/pairs.jsonl
+$nc eval --checkpoint "$model" --loglikelihood $W/pairs.jsonl > $W/pairs.out 2> $W/pairs.err
+scored=$(python3 -c "
+import json, sys
+reply = json.load(open(sys.argv[1]))
+ours = [json.loads(l)['loglikelihood'] for l in open(sys.argv[2])]
+served = [sum(c['logprobs']['token_logprobs']) for c in sorted(reply['choices'], key=lambda c: c['index'])]
+texts = [c['text'] for c in reply['choices']]
+gap = max(abs(a - b) for a, b in zip(served, ours))
+ok = len(served) == len(ours) == 2 and gap < 1e-4 and texts[0].startswith('ROMEO') and reply['usage']['completion_tokens'] == 0
+print(('' if ok else 'FAIL ') + f'{served[0]:.4f}, {served[1]:.4f} nats; eval --loglikelihood differs by {gap:.1e}')" $W/score.json $W/pairs.out 2>&1)
+[ "$code" = 200 ] && [[ "$scored" != FAIL* ]] && echo "ok: echo + logprobs score two prompts: $scored" \
+    || fail "scoring: $code $scored $(cat $W/pairs.err)"
+
 # 16 streams at once: all end with [DONE], and the engine took fewer steps than tokens.
 before=$(curl -s $url/health)
 for i in $(seq 16); do

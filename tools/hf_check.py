@@ -37,9 +37,24 @@ def main():
     ids = tok.encode(ref["text"], add_special_tokens=False)
     check(ids == ref["text_ids"], f"AutoTokenizer encodes the {len(ref['text'])}-character mixed-script text to our {len(ids)} ids")
     check(tok.decode(ids) == ref["text"], "and decodes them back to the text")
-    chat = tok.apply_chat_template(ref["conversation"], add_generation_prompt=True, tokenize=True)
-    chat = chat["input_ids"] if isinstance(chat, dict) or hasattr(chat, "keys") else chat
-    check(list(chat) == ref["chat_ids"], f"the chat template renders the conversation to our {len(ref['chat_ids'])} ids")
+    bos = tok.convert_tokens_to_ids("<|bos|>")
+    check(tok(ref["text"]).input_ids == [bos] + ref["text_ids"],
+          "by default (add_special_tokens) the tokenizer puts <|bos|> first, as nanochat sample and the server do")
+
+    def render(conversation):
+        chat = tok.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True)
+        return list(chat["input_ids"] if isinstance(chat, dict) or hasattr(chat, "keys") else chat)
+
+    check(render(ref["conversation"]) == ref["chat_ids"], f"the chat template renders the conversation to our {len(ref['chat_ids'])} ids")
+    # OpenAI-style content (a list of text parts, split anywhere) renders the same ids.
+    parts = [dict(m, content=[{"type": "text", "text": m["content"][:3]}, {"type": "text", "text": m["content"][3:]}])
+             for m in ref["conversation"]]
+    check(render(parts) == ref["chat_ids"], "content given as a list of text parts renders the same ids")
+    try:
+        render([{"role": "user", "content": "say <|assistant_end|> now"}])
+        check(False, "a message holding a special token's text is refused by the template")
+    except Exception as e:
+        check("plain text" in str(e), f"a message holding a special token's text is refused: {str(e)[:80]}...")
 
     if remote:
         print("note: the folder ships modeling_nanochat_hybrid.py; loading it with trust_remote_code=True")

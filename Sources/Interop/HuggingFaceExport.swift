@@ -32,11 +32,14 @@ public enum HuggingFaceExport {
     }
 
     /// Writes the folder; returns the files written.
+    /// With `ownModeling`, every pattern ships modeling_nanochat_hybrid.py (an all-Mamba model
+    /// keeps its logit softcap, which transformers' `mamba` lacks); otherwise all-Transformer
+    /// and all-Mamba models use transformers' own classes.
     @discardableResult
-    public static func write(model: GPT, tokenizer: Tokenizer, modelingCode: Data, to dir: String) throws -> [String] {
+    public static func write(model: GPT, tokenizer: Tokenizer, modelingCode: Data, ownModeling: Bool = false, to dir: String) throws -> [String] {
         let c = model.config
-        let allMamba = c.blockPattern.allSatisfy { $0 == .mamba } && !c.mambaUseMLP
-        let remote = c.hasMamba && !allMamba   // hybrids, and Mamba layers with an MLP
+        let remote = ownModeling || c.hasMamba && !(c.blockPattern.allSatisfy { $0 == .mamba } && !c.mambaUseMLP)
+        let allMamba = !remote && c.blockPattern.allSatisfy { $0 == .mamba }   // transformers' mamba
         guard tokenizer.vocabSize == c.vocabSize else {
             throw ExportError("the tokenizer has \(tokenizer.vocabSize) ids but the model's vocab_size is \(c.vocabSize)")
         }

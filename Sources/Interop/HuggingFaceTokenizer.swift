@@ -100,7 +100,16 @@ extension Tokenizer {
                     ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false],
                 ] as [[String: Any]],
             ] as [String: Any],
-            "post_processor": NSNull(),
+            // <|bos|> before a text, as `nanochat sample` and a completion prompt begin
+            // (transformers' default add_special_tokens=True; the chat template writes its own,
+            // and apply_chat_template encodes without special tokens).
+            "post_processor": [
+                "type": "TemplateProcessing",
+                "single": [["SpecialToken": ["id": "<|bos|>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
+                "pair": [["SpecialToken": ["id": "<|bos|>", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]],
+                         ["SpecialToken": ["id": "<|bos|>", "type_id": 1]], ["Sequence": ["id": "B", "type_id": 1]]],
+                "special_tokens": ["<|bos|>": ["id": "<|bos|>", "ids": [Int(bosID)], "tokens": ["<|bos|>"]]],
+            ] as [String: Any],
             "decoder": ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false],
             "model": [
                 "type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
@@ -114,19 +123,48 @@ extension Tokenizer {
     }
 
     /// The chat template (Jinja, as transformers renders it): SPEC §3.8's rendering of a
-    /// conversation of plain-text messages, a leading system message folded into the first
-    /// user message, and `<|assistant_start|>` for a generation prompt.
+    /// conversation, a leading system message folded into the first user message, and
+    /// `<|assistant_start|>` for a generation prompt. A message's content is a string or a
+    /// list of parts, as the server reads them: `text` parts joined, and in an assistant's
+    /// message `python` and `python_output` parts (tool calls) in their special tokens. Text
+    /// holding a special token's name is refused: this project reads it as text, as nanochat
+    /// does, and the tokenizer would read the token.
     public static let chatTemplate = """
+        {%- macro checked(text) -%}
+        {%- for name in ['\(specialTokens.joined(separator: "', '"))'] -%}
+        {%- if name in text -%}
+        {{- raise_exception('a message holds the text ' + name + ', which this model reads as plain text and the tokenizer would read as its special token; take it out') -}}
+        {%- endif -%}
+        {%- endfor -%}
+        {{- text -}}
+        {%- endmacro -%}
+        {%- macro content(message) -%}
+        {%- if message['content'] is string -%}
+        {{- checked(message['content']) -}}
+        {%- else -%}
+        {%- for part in message['content'] -%}
+        {%- if part['type'] == 'text' -%}
+        {{- checked(part['text']) -}}
+        {%- elif part['type'] == 'python' and message['role'] == 'assistant' -%}
+        {{- '<|python_start|>' + checked(part['text']) + '<|python_end|>' -}}
+        {%- elif part['type'] == 'python_output' and message['role'] == 'assistant' -%}
+        {{- '<|output_start|>' + checked(part['text']) + '<|output_end|>' -}}
+        {%- else -%}
+        {{- raise_exception('a ' + message['role'] + ' message has a part of type ' + part['type'] + '; this model reads text parts (and an assistant python and python_output)') -}}
+        {%- endif -%}
+        {%- endfor -%}
+        {%- endif -%}
+        {%- endmacro -%}
         {%- set ns = namespace(system='') -%}
         {{- '<|bos|>' -}}
         {%- for message in messages -%}
         {%- if message['role'] == 'system' -%}
-        {%- set ns.system = message['content'] + '\\n\\n' -%}
+        {%- set ns.system = content(message) + '\\n\\n' -%}
         {%- elif message['role'] == 'user' -%}
-        {{- '<|user_start|>' + ns.system + message['content'] + '<|user_end|>' -}}
+        {{- '<|user_start|>' + ns.system + content(message) + '<|user_end|>' -}}
         {%- set ns.system = '' -%}
         {%- elif message['role'] == 'assistant' -%}
-        {{- '<|assistant_start|>' + message['content'] + '<|assistant_end|>' -}}
+        {{- '<|assistant_start|>' + content(message) + '<|assistant_end|>' -}}
         {%- endif -%}
         {%- endfor -%}
         {%- if add_generation_prompt -%}

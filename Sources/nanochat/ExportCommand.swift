@@ -19,7 +19,9 @@ struct ExportCommand: ParsableCommand {
         (NanoChatForCausalLM) and an all-Mamba one `mamba` (MambaForCausalLM), loadable with
         AutoModelForCausalLM.from_pretrained(OUT) and AutoTokenizer.from_pretrained(OUT);
         any other pattern ships modeling_nanochat_hybrid.py and loads with
-        trust_remote_code=True. The folder also holds reference.json and
+        trust_remote_code=True. `--modeling ours` ships that file for every pattern: an
+        all-Mamba model then keeps its logit softcap (transformers' mamba has none, so its
+        logits and loss differ from this project's), an all-Transformer one computes as here. The folder also holds reference.json and
         reference.safetensors (ids, this model's logits and greedy tokens) for
         tools/hf_check.py to compare with transformers.
 
@@ -32,12 +34,15 @@ struct ExportCommand: ParsableCommand {
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case hf, nanochat }
+    enum Modeling: String, ExpressibleByArgument, CaseIterable { case stock, ours }
 
     @Option(help: "Checkpoint directory.") var checkpoint: String
     @Option(help: "Checkpoint step (default: the latest).") var step: Int?
     @Option(help: "Tokenizer directory (default: the checkpoint's tokenizer/).") var tokenizer: String?
     @Option(help: "What to write: hf (a Hugging Face model folder) or nanochat (its checkpoint layout).") var format: Format = .hf
     @Option(help: "Output directory.") var out: String
+    @Option(help: "hf format: stock (transformers' classes where they fit: nanochat for all-T, mamba for all-M) or ours (modeling_nanochat_hybrid.py for every pattern, numbers equal to this project's).")
+    var modeling: Modeling = .stock
     @Flag(help: "Replace the files of an earlier export in --out (once the new ones are whole; other files are kept).") var overwrite = false
     @Option(help: "nanochat format: the training phase whose directory holds it (base, mid, sft, rl).") var phase: NanochatFormat.Phase = .base
     @Option(help: "nanochat format: the model tag (default: d<n_layer>).") var tag: String?
@@ -64,7 +69,7 @@ struct ExportCommand: ParsableCommand {
             }
             let files = try OutputDirectory.install(into: out) { stage in
                 try HuggingFaceExport.write(model: model, tokenizer: tok, modelingCode: Data(PackageResources.modeling_nanochat_hybrid_py),
-                                            to: stage)
+                                            ownModeling: modeling == .ours, to: stage)
             }
             print("wrote \(out): \(files.joined(separator: ", ")) (\(checkpoint) step \(loadedStep))")
         } catch let e as ExportError {

@@ -151,6 +151,34 @@ import Tokenizer
         #expect(abs(row.map { $0 * $0 }.reduce(0, +) / 32 - 1) < 1e-4)
         let mconfig = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(mdir)/config.json"))) as? [String: Any])
         #expect(mconfig["model_type"] as? String == "mamba" && mconfig["time_step_rank"] as? Int == 2 && mconfig["state_size"] as? Int == 16)
+
+        // All-Mamba with our own modeling file (--modeling ours): our names, the softcap kept.
+        let odir = scratchPath("hf-ours")
+        let ofiles = try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: code, ownModeling: true, to: odir)
+        let oconfig = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(odir)/config.json"))) as? [String: Any])
+        #expect(ofiles.contains("modeling_nanochat_hybrid.py") && oconfig["model_type"] as? String == "nanochat_hybrid")
+        #expect(oconfig["logit_softcap"] as? Double == 15 && oconfig["block_pattern"] as? [String] == ["M", "M"])
+        let (ot, _) = try Safetensors.read("\(odir)/model.safetensors")
+        #expect(ot.map(\.0) == m.parameters.parameters.map(\.name))
+    }
+
+    /// The exported tokenizer puts <|bos|> before a text (transformers' default
+    /// add_special_tokens), as sample and the server do; its chat template reads content
+    /// parts and refuses a special token's name inside a message.
+    @Test func exportedTokenizerBeginsWithBOSAndItsTemplateReadsParts() throws {
+        let object = try #require(try JSONSerialization.jsonObject(with: tokenizer.huggingFaceTokenizerJSON()) as? [String: Any])
+        let post = try #require(object["post_processor"] as? [String: Any])
+        #expect(post["type"] as? String == "TemplateProcessing")
+        let single = try #require(post["single"] as? [[String: [String: Any]]])
+        #expect(single.count == 2 && single[0]["SpecialToken"]?["id"] as? String == "<|bos|>" && single[1]["Sequence"]?["id"] as? String == "A")
+        let special = (post["special_tokens"] as? [String: [String: Any]])?["<|bos|>"]
+        #expect(special?["ids"] as? [Int] == [Int(tokenizer.bosID)])
+        let template = Tokenizer.chatTemplate
+        for piece in ["part['type'] == 'text'", "'<|python_start|>'", "'<|output_start|>'", "raise_exception", "'<|assistant_end|>'"] {
+            #expect(template.contains(piece), "\(piece)")
+        }
+        // Every special token's name is checked in message text.
+        for name in specialTokens { #expect(template.contains("'\(name)'")) }
     }
 }
 
