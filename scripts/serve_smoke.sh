@@ -91,8 +91,10 @@ expect_error 400 "max_tokens has the wrong type: expected an integer" /v1/chat/c
 expect_error 400 "max_tokens must be in 1...256" /v1/completions '{"prompt": "hi", "max_tokens": 100000}'
 expect_error 400 "this model's context is" /v1/completions "{\"prompt\": \"$(printf 'word %.0s' $(seq 2000))\"}"
 expect_error 400 "the last message must be the user's" /v1/chat/completions '{"messages": [{"role": "assistant", "content": "hi"}]}'
-expect_error 400 "echo is not supported" /v1/completions '{"prompt": "hi", "echo": true}'
-expect_error 400 "logit_bias is not supported" /v1/chat/completions '{"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"1": 100}}'
+expect_error 400 "response_format is not supported" /v1/chat/completions '{"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}}'
+expect_error 400 "tools is not supported" /v1/chat/completions '{"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}'
+expect_error 400 "echo is a field of /v1/completions" /v1/chat/completions '{"messages": [{"role": "user", "content": "hi"}], "echo": true}'
+expect_error 400 "not a token id" /v1/chat/completions '{"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"999999": 100}}'
 head -c 100000 /dev/zero | tr '\0' 'a' | sed 's/^/{"prompt": "/; s/$/"}/' > $W/big.json
 code=$(curl -s -o $W/error.json -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @$W/big.json $url/v1/completions)
 [ "$code" = 413 ] && echo "ok: 413: $(field $W/error.json 'd["error"]["message"]')" || fail "an oversize body: $code"
