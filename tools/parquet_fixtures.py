@@ -53,14 +53,38 @@ def main():
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump({"rows": texts, "required": [t or "-" for t in texts]}, f, ensure_ascii=False, indent=0)
 
+    # The delta encodings of strings, in both page versions (several pages, nulls).
+    for encoding, short in [("DELTA_LENGTH_BYTE_ARRAY", "delta-length"), ("DELTA_BYTE_ARRAY", "delta-prefix")]:
+        for version in ["1.0", "2.0"]:
+            pq.write_table(table, os.path.join(OUT, f"{short}-v{version[0]}.parquet"), use_dictionary=False,
+                           column_encoding={"text": encoding}, compression="zstd", data_page_version=version,
+                           row_group_size=16, data_page_size=512)
+    # Uncompressed, so that corrupted bytes reach the delta decoder.
+    pq.write_table(table, os.path.join(OUT, "delta-prefix-none.parquet"), use_dictionary=False,
+                   column_encoding={"text": "DELTA_BYTE_ARRAY"}, compression="none", row_group_size=16, data_page_size=512)
+    duckdb_fixture(texts)
+
     # What the reader refuses.
-    pq.write_table(table, os.path.join(OUT, "bad-delta.parquet"), use_dictionary=False,
-                   column_encoding={"text": "DELTA_BYTE_ARRAY"}, compression="none")
     pq.write_table(table, os.path.join(OUT, "bad-lz4.parquet"), compression="lz4")
     nested = pa.table({"text": pa.array([{"body": "x"}] * 3)})
     pq.write_table(nested, os.path.join(OUT, "bad-nested.parquet"))
     numbers = pa.table({"text": pa.array([1, 2, 3], pa.int32())})
     pq.write_table(numbers, os.path.join(OUT, "bad-type.parquet"))
+
+
+def duckdb_fixture(texts):
+    """duckdb-v2.parquet: the rows as DuckDB writes them with PARQUET_VERSION V2 (data pages
+    v2, delta encodings); skipped where the duckdb package is missing."""
+    try:
+        import duckdb
+    except ImportError:
+        print("duckdb not installed: duckdb-v2.parquet not rewritten")
+        return
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (id BIGINT, text VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
+    path = os.path.join(OUT, "duckdb-v2.parquet")
+    con.execute(f"COPY (SELECT * FROM t ORDER BY id) TO '{path}' (FORMAT PARQUET, PARQUET_VERSION V2, ROW_GROUP_SIZE 16)")
 
 
 def long_run_fixtures():

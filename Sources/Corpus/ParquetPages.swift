@@ -17,6 +17,7 @@ struct ColumnChunkDecoder {
     static let dataPage: Int32 = 0, indexPage: Int32 = 1, dictionaryPage: Int32 = 2, dataPageV2: Int32 = 3
     /// Encoding.
     static let plain: Int32 = 0, plainDictionary: Int32 = 2, rle: Int32 = 3, rleDictionary: Int32 = 8
+    static let deltaLengthByteArray: Int32 = 6, deltaByteArray: Int32 = 7
     static let encodingNames: [Int32: String] = [0: "PLAIN", 2: "PLAIN_DICTIONARY", 3: "RLE", 4: "BIT_PACKED", 5: "DELTA_BINARY_PACKED",
                                 6: "DELTA_LENGTH_BYTE_ARRAY", 7: "DELTA_BYTE_ARRAY", 8: "RLE_DICTIONARY", 9: "BYTE_STREAM_SPLIT"]
 
@@ -109,8 +110,14 @@ struct ColumnChunkDecoder {
                         guard Int(id) < dictionary.count else { throw PageError("\(place): dictionary index \(id) of \(dictionary.count) entries") }
                         return dictionary[Int(id)]
                     }
+                case ColumnChunkDecoder.deltaLengthByteArray:
+                    var reader = ParquetDelta.Reader(data: values, place: place)
+                    strings = try ParquetDelta.lengthPrefixed(&reader, count: present)
+                case ColumnChunkDecoder.deltaByteArray:
+                    var reader = ParquetDelta.Reader(data: values, place: place)
+                    strings = try ParquetDelta.sharedPrefixes(&reader, count: present)
                 default:
-                    throw PageError("\(place): values in encoding \(name(h.encoding)); only PLAIN and dictionary encodings are supported")
+                    throw PageError("\(place): values in encoding \(name(h.encoding)); only PLAIN, dictionary and delta (DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY) encodings are supported")
                 }
                 if let defined {
                     var next = 0

@@ -1,6 +1,6 @@
 // The parquet reader against files pyarrow wrote (tools/parquet_fixtures.py): every
-// compression, both data page versions, dictionary on and off, nulls, several row groups and
-// pages. Each must read back to exactly the strings pyarrow wrote; what the reader does not
+// compression, both data page versions, dictionary on and off, the delta encodings, DuckDB's
+// V2 files, nulls, several row groups and pages. Each must read back to exactly the strings pyarrow wrote; what the reader does not
 // handle must be an error naming it, never wrong text.
 import Corpus
 import Foundation
@@ -42,6 +42,19 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(rows.count == expected.count)
         for (i, (got, want)) in zip(rows, expected).enumerated() where got != want {
             Issue.record("row \(i): \(String(describing: got?.prefix(60))) != \(String(describing: want?.prefix(60)))")
+        }
+    }
+
+    /// The delta encodings of strings (lengths, or prefixes shared with the string before),
+    /// in both page versions, and a file DuckDB wrote with PARQUET_VERSION V2: the same rows.
+    @Test(arguments: ["delta-length-v1", "delta-length-v2", "delta-prefix-v1", "delta-prefix-v2", "delta-prefix-none", "duckdb-v2"])
+    func readsDeltaEncodedStrings(name: String) throws {
+        let file = try ParquetFile(path: "\(fixtures)/parquet/\(name).parquet")
+        let expected = try expectedRows().rows
+        let rows = try readAll(file)
+        #expect(rows.count == expected.count && file.rowCount == expected.count)
+        for (i, (got, want)) in zip(rows, expected).enumerated() where got != want {
+            Issue.record("\(name) row \(i): \(String(describing: got?.prefix(60))) != \(String(describing: want?.prefix(60)))")
         }
     }
 
@@ -104,7 +117,6 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
     }
 
     @Test(arguments: [
-        ("bad-delta", "values in encoding DELTA_BYTE_ARRAY; only PLAIN and dictionary encodings are supported"),
         ("bad-lz4", "compression lz4Raw is not supported"),
         ("bad-nested", "column \"text\" is nested"),
         ("bad-type", "column \"text\" has physical type INT32, not a string (BYTE_ARRAY)"),
@@ -129,9 +141,9 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
 
     /// Every truncation of a file, and random single-byte corruptions, give an error or rows,
     /// never a crash (a truncated footer is the common case: a copy cut short).
-    @Test func truncatedOrCorruptFilesFailCleanly() throws {
-        let original = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/snappy-v1-dict.parquet"))
-        let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid()).parquet"
+    @Test(arguments: ["snappy-v1-dict", "delta-prefix-none"]) func truncatedOrCorruptFilesFailCleanly(name: String) throws {
+        let original = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/\(name).parquet"))
+        let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-\(name).parquet"
         defer { try? FileManager.default.removeItem(atPath: path) }
         var errors = 0
         for cut in stride(from: 0, to: original.count, by: 97) {
