@@ -6,7 +6,7 @@
 // checks it against the imports):
 //   CBLAS, CVectorMath, CHost, CBF16 (C) <- Tensor <- SelectiveScan <- Blocks <- Tokenizer <- Inference <- Train
 //   Inference <- Interop (Hugging Face, nanochat formats);  Inference <- Serve (the OpenAI API over HTTP)
-//   MPISystem (Open MPI) <- CMPI (C) <- Train;  CCompression (C: zlib, Snappy, zstd) <- Corpus <- Train
+//   MPISystem (Open MPI) <- CMPI (C) <- Train;  CCompression (C: zlib, Snappy, zstd, LZ4, Brotli) <- Corpus <- Train
 //   nanochat (the CLI) and bench (the benchmark) over all of them; CLAPACKE is linked by the tests alone.
 //
 // Code generation: the default trait NativeCPU compiles for this machine's CPU
@@ -63,7 +63,8 @@ let package = Package(
         .target(
             name: "CCompression",
             path: "Sources/CCompression",
-            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("snappy"), .linkedLibrary("zstd")]
+            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("snappy"), .linkedLibrary("zstd"), .linkedLibrary("lz4"),
+                             .linkedLibrary("brotlidec")]
         ),
         // Reading text corpora: parquet, JSONL (optionally zstd-compressed) and plain text.
         .target(name: "Corpus", dependencies: ["CCompression"]),
@@ -127,7 +128,7 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CLAPACKE"], swiftSettings: hostCPU),
         .testTarget(name: "SelectiveScanTests", dependencies: ["SelectiveScan", "Tensor"], swiftSettings: hostCPU),
         .testTarget(name: "BlocksTests", dependencies: ["Blocks", "SelectiveScan", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
-        .testTarget(name: "CorpusTests", dependencies: ["Corpus"], exclude: ["Fixtures"], swiftSettings: hostCPU),
+        .testTarget(name: "CorpusTests", dependencies: ["Corpus", "CCompression"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Tokenizer", "Blocks", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenizer", "Inference", "Blocks", "Tensor", "Corpus"], swiftSettings: hostCPU),

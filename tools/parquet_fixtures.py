@@ -64,8 +64,13 @@ def main():
                    column_encoding={"text": "DELTA_BYTE_ARRAY"}, compression="none", row_group_size=16, data_page_size=512)
     duckdb_fixture(texts)
 
+    # LZ4 (pyarrow writes LZ4_RAW) and Brotli, both page versions.
+    for codec in ["lz4", "brotli"]:
+        for version in ["1.0", "2.0"]:
+            pq.write_table(table, os.path.join(OUT, f"{codec}-v{version[0]}.parquet"), compression=codec,
+                           data_page_version=version, row_group_size=16, data_page_size=512)
+
     # What the reader refuses.
-    pq.write_table(table, os.path.join(OUT, "bad-lz4.parquet"), compression="lz4")
     nested = pa.table({"text": pa.array([{"body": "x"}] * 3)})
     pq.write_table(nested, os.path.join(OUT, "bad-nested.parquet"))
     numbers = pa.table({"text": pa.array([1, 2, 3], pa.int32())})

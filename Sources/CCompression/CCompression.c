@@ -1,5 +1,8 @@
 #include "CCompression.h"
+#include <brotli/decode.h>
+#include <lz4.h>
 #include <snappy-c.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,62 @@ int nc_zstd(const void *src, size_t src_len, void *dst, size_t dst_cap, size_t *
     size_t n = ZSTD_decompress(dst, dst_cap, src, src_len);
     if (ZSTD_isError(n)) {
         snprintf(last_error, sizeof last_error, "zstd: %s", ZSTD_getErrorName(n));
+        return -1;
+    }
+    *written = n;
+    return 0;
+}
+
+int nc_lz4_raw(const void *src, size_t src_len, void *dst, size_t dst_cap, size_t *written) {
+    if (src_len > (size_t)LZ4_MAX_INPUT_SIZE || dst_cap > (size_t)0x7fffffff) {
+        snprintf(last_error, sizeof last_error, "lz4: a block of %zu bytes is larger than LZ4 allows", src_len);
+        return -1;
+    }
+    int n = LZ4_decompress_safe((const char *)src, (char *)dst, (int)src_len, (int)dst_cap);
+    if (n < 0) {
+        snprintf(last_error, sizeof last_error, "lz4: corrupt block (error at input byte %d)", -n - 1);
+        return -1;
+    }
+    *written = (size_t)n;
+    return 0;
+}
+
+static uint32_t big_endian_u32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+int nc_lz4_hadoop(const void *src, size_t src_len, void *dst, size_t dst_cap, size_t *written) {
+    // Hadoop's framing: blocks of [uncompressed size][compressed size] (big-endian u32) and
+    // an LZ4 block, until the input ends; where the input is not such a run of blocks that
+    // fills the output exactly, it is read as one raw LZ4 block (older writers' meaning of
+    // the codec), as Arrow's reader does.
+    const unsigned char *in = src;
+    size_t at = 0, out = 0;
+    int framed = src_len >= 8;
+    while (framed && at < src_len) {
+        if (src_len - at < 8) { framed = 0; break; }
+        uint32_t expected = big_endian_u32(in + at), size = big_endian_u32(in + at + 4);
+        at += 8;
+        if (size > src_len - at || expected > dst_cap - out) { framed = 0; break; }
+        int n = LZ4_decompress_safe((const char *)in + at, (char *)dst + out, (int)size, (int)expected);
+        if (n < 0 || (uint32_t)n != expected) { framed = 0; break; }
+        at += size;
+        out += (size_t)n;
+    }
+    if (framed && out == dst_cap) {
+        *written = out;
+        return 0;
+    }
+    return nc_lz4_raw(src, src_len, dst, dst_cap, written);
+}
+
+int nc_brotli(const void *src, size_t src_len, void *dst, size_t dst_cap, size_t *written) {
+    size_t n = dst_cap;
+    BrotliDecoderResult r = BrotliDecoderDecompress(src_len, (const uint8_t *)src, &n, (uint8_t *)dst);
+    if (r != BROTLI_DECODER_RESULT_SUCCESS) {
+        snprintf(last_error, sizeof last_error, "brotli: %s",
+                 r == BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT ? "the data decompresses to more bytes than the header says"
+                 : r == BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT ? "the data ends early" : "corrupt data");
         return -1;
     }
     *written = n;

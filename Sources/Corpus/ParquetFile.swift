@@ -171,8 +171,8 @@ public final class ParquetFile {
         if c.valueCount == 0 { return [] }
         guard let codec = Codec(rawValue: c.codec) else { throw fail("unknown compression codec \(c.codec)") }
         switch codec {
-        case .uncompressed, .snappy, .gzip, .zstd: break
-        default: throw fail("compression \(codec) is not supported (only none, Snappy, gzip and zstd)")
+        case .uncompressed, .snappy, .gzip, .zstd, .lz4Raw, .lz4, .brotli: break
+        case .lzo: throw fail("compression LZO is not supported (only none, Snappy, gzip, zstd, LZ4 and Brotli)")
         }
         var start = c.dataPageOffset
         if let d = c.dictionaryPageOffset, d > 0, d < start { start = d }

@@ -213,6 +213,9 @@ struct ColumnChunkDecoder {
             switch codec {
             case .snappy: return nc_snappy(body.baseAddress, body.count, p, size, &written)
             case .gzip: return nc_gunzip(body.baseAddress, body.count, p, size, &written)
+            case .lz4Raw: return nc_lz4_raw(body.baseAddress, body.count, p, size, &written)
+            case .lz4: return nc_lz4_hadoop(body.baseAddress, body.count, p, size, &written)
+            case .brotli: return nc_brotli(body.baseAddress, body.count, p, size, &written)
             default: return nc_zstd(body.baseAddress, body.count, p, size, &written)
             }
         }
