@@ -1,7 +1,8 @@
 // The parquet reader against files pyarrow wrote (tools/parquet_fixtures.py): every
-// compression (none, Snappy, gzip, zstd, LZ4, Brotli), both data page versions, dictionary on and off, the delta encodings, DuckDB's
-// V2 files, nulls, several row groups and pages. Each must read back to exactly the strings pyarrow wrote; what the reader does not
-// handle must be an error naming it, never wrong text.
+// compression (none, Snappy, gzip, zstd, LZ4, Brotli), both data page versions, dictionary on
+// and off, the delta encodings, DuckDB's V2 files, nulls, several row groups and pages. Each
+// must read back to exactly the strings pyarrow wrote; what the reader does not handle must
+// be an error naming it, never wrong text.
 import CCompression
 import Corpus
 import Foundation
