@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Talks to a running `nanochat serve` with the official OpenAI Python client (PyPI `openai`):
 a chat completion, a streamed chat completion, a text completion and a streamed one, then
-the errors a client sees for bad requests. Exits non-zero when any check fails.
+log-probabilities (echo, drawn tokens, chat), a logit bias, then the errors a client sees
+for bad requests. Exits non-zero when any check fails.
 
     .build/release/nanochat serve --checkpoint DIR --port 8000 &
     python3 tools/serve_openai_check.py --base-url http://127.0.0.1:8000/v1
@@ -59,6 +60,24 @@ def main():
     sampled = client.chat.completions.create(model=model, messages=messages, max_tokens=16, temperature=0.9, top_p=0.9, seed=7)
     again = client.chat.completions.create(model=model, messages=messages, max_tokens=16, temperature=0.9, top_p=0.9, seed=7)
     check(sampled.choices[0].message.content == again.choices[0].message.content, "the same seed samples the same reply")
+
+    # Log-probabilities, as the client's types read them.
+    scored = client.completions.create(model=model, prompt="ROMEO: O, she doth teach", max_tokens=0, echo=True, logprobs=3)
+    lp = scored.choices[0].logprobs
+    check(scored.choices[0].text == "ROMEO: O, she doth teach" and len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs)
+          and all(v <= 0 for v in lp.token_logprobs) and all(len(t) <= 3 for t in lp.top_logprobs),
+          f"echo + logprobs score the prompt: {len(lp.tokens)} tokens, {sum(lp.token_logprobs):.3f} nats")
+    drawn = client.completions.create(model=model, prompt="ROMEO:", max_tokens=5, temperature=0, logprobs=2)
+    dl = drawn.choices[0].logprobs
+    check(all(abs(v - max(top.values())) < 1e-9 for v, top in zip(dl.token_logprobs, dl.top_logprobs)),
+          f"greedy tokens are each the most likely of their alternatives: {dl.tokens}")
+    chat_lp = client.chat.completions.create(model=model, messages=messages, max_tokens=5, temperature=0, logprobs=True, top_logprobs=2)
+    content = chat_lp.choices[0].logprobs.content
+    check(len(content) >= 1 and all(len(c.top_logprobs) == 2 and c.logprob <= 0 for c in content),
+          f"chat logprobs: {[c.token for c in content]}")
+    # Token ids 0-255 are the bytes in order: 65 is "A".
+    forced = client.completions.create(model=model, prompt="ROMEO:", max_tokens=4, temperature=0, logit_bias={"65": 100})
+    check(forced.choices[0].text == "AAAA", f"logit_bias +100 on token 65 (\"A\") forces it: {forced.choices[0].text!r}")
 
     for what, call in [
         ("max_tokens out of range", lambda: client.chat.completions.create(model=model, messages=messages, max_tokens=10 ** 7)),

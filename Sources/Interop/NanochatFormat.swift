@@ -99,7 +99,7 @@ public enum NanochatFormat {
                 if laterArchitecture.contains(where: { name.contains($0) }) {
                     throw TensorFileError(path: file, tensor: stored, "belongs to nanochat's later GPT (value embeddings, residual lambdas, "
                                           + "smear, backout), another architecture; the models that import are nanochat's GPT as it was "
-                                          + "to January 2026 (rotary, QK norm, relu² MLP, softcap 15) and the Mamba hybrids built on it")
+                                          + "to commit 2c4473d of 11 January 2026 (rotary, QK norm, relu² MLP, softcap 15) and the Mamba hybrids built on it")
                 }
                 throw TensorFileError(path: file, tensor: stored, "not a parameter of the model in \(metaFile)")
             }

@@ -8,8 +8,11 @@ public struct LineChart {
         /// A dot on every point: measurements and evaluations taken now and then, where the
         /// line between them is no data.
         public var markers: Bool
-        public init(name: String, points: [(x: Double, y: Double)], markers: Bool = false) {
-            self.name = name; self.points = points; self.markers = markers
+        /// A shaded band from `low` to `high` at each x (the spread of repeated runs), under the line.
+        public var band: [(x: Double, low: Double, high: Double)]?
+        public init(name: String, points: [(x: Double, y: Double)], markers: Bool = false,
+                    band: [(x: Double, low: Double, high: Double)]? = nil) {
+            self.name = name; self.points = points; self.markers = markers; self.band = band
         }
     }
 
@@ -46,7 +49,8 @@ public struct LineChart {
     }
 
     public func svg() -> String {
-        let all = series.flatMap(\.points).filter { $0.y.isFinite && (!logX || $0.x > 0) }
+        let bandPoints = series.flatMap { ($0.band ?? []).flatMap { [(x: $0.x, y: $0.low), (x: $0.x, y: $0.high)] } }
+        let all = (series.flatMap(\.points) + bandPoints).filter { $0.y.isFinite && (!logX || $0.x > 0) }
         let fx: (Double) -> Double = logX ? { log10($0) } : { $0 }
         var (x0, x1) = (all.map { fx($0.x) }.min() ?? 0, all.map { fx($0.x) }.max() ?? 1)
         var (y0, y1) = (all.map(\.y).min() ?? 0, all.map(\.y).max() ?? 1)
@@ -87,6 +91,14 @@ public struct LineChart {
         s += "<text transform=\"translate(16,\(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(esc(yLabel))</text>\n"
         for (i, one) in series.enumerated() {
             let colour = Self.palette[i % Self.palette.count]
+            if let band = one.band?.filter({ $0.low.isFinite && $0.high.isFinite && (!logX || $0.x > 0) }), !band.isEmpty {
+                // Up along the highs, back along the lows; one x alone gets a short bar.
+                let outline = band.count == 1
+                    ? [(px(band[0].x) - 4, py(band[0].high)), (px(band[0].x) + 4, py(band[0].high)),
+                       (px(band[0].x) + 4, py(band[0].low)), (px(band[0].x) - 4, py(band[0].low))]
+                    : band.map { (px($0.x), py($0.high)) } + band.reversed().map { (px($0.x), py($0.low)) }
+                s += "<polygon fill=\"\(colour)\" fill-opacity=\"0.18\" stroke=\"none\" points=\"\(outline.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " "))\"/>\n"
+            }
             let pts = one.points.filter { $0.y.isFinite && (!logX || $0.x > 0) }.map { "\(f(px($0.x))),\(f(py($0.y)))" }
             if pts.count > 1 {
                 s += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.8\" points=\"\(pts.joined(separator: " "))\"/>\n"

@@ -21,8 +21,9 @@ struct ModelReport: Codable {
         /// Model GFLOPS (estimate_flops × tok/s) and raw sgemm GFLOPS at the model's linear
         /// products (same run): how close the whole step comes to sgemm speed.
         var modelGFLOPS: Double, rawLinearGFLOPS: Double, oursLinearGFLOPS: Double
-        /// The medians of the per-round ratios model ÷ raw and ours ÷ raw (see TrainResult).
-        var modelOverRaw: Double, oursOverRaw: Double
+        /// The medians of the per-round ratios model ÷ raw and ours ÷ raw (see TrainResult);
+        /// nil in reports from before they were measured.
+        var modelOverRaw: Double?, oursOverRaw: Double?
         /// PyTorch's train step, timed in turn with ours (one of each per round), and the
         /// median over rounds of each round's ours ÷ PyTorch.
         var torchTrainTokS: Double?, oursOverTorch: Double?
@@ -35,10 +36,14 @@ struct ModelReport: Codable {
         var busy: BusyRow?
         /// The precision of the products (nil in reports from before there was a choice: fp32).
         var dtype: String?
+        /// The slowest and fastest timed step as tok/s (nil in older reports): the charts' band.
+        var trainRange: [Double]?
     }
     struct DecodeRow: Codable {
         var pattern: String, depth: Int, context: Int, prefillTokS: Double, decodeTokS: Double, decodeSpread: Double, cacheBytes: Int
         var dtype: String?
+        /// The slowest and fastest timed token as tok/s (nil in older reports).
+        var decodeRange: [Double]?
     }
     var machine: String, threads: Int, optimizer: String, sgemmPeakGFLOPS: Double, vocab: Int, runs: Int
     var train: [TrainRow] = [], decode: [DecodeRow] = []
@@ -153,6 +158,7 @@ struct ModelCommand: ParsableCommand {
                         modelGFLOPS: r.flopsPerToken * n / train.median / 1e9, rawLinearGFLOPS: r.rawLinearGFLOPS,
                         oursLinearGFLOPS: r.oursLinearGFLOPS, modelOverRaw: r.modelOverRaw(tokens: n), oursOverRaw: r.oursOverRaw)
                     row.dtype = dtype.rawValue
+                    row.trainRange = [n / train.max, n / train.min]
                     var torchColumns = ""
                     if report.torch != nil {
                         if let t = r.torchSeconds {
@@ -175,8 +181,8 @@ struct ModelCommand: ParsableCommand {
                     report.train.append(row)
                     let head = "| \(p) | \(layers) | \(dtype) | \(b)×\(seq) | \(fmt(Double(r.parameters) / 1e6))M | \(fmt(row.trainTokS, 0)) | "
                     print(head + "\(fmt(train.spread * 100, 0))% | \(fmt(row.mfu * 100, 1))% | "
-                          + "\(fmt(row.modelOverRaw * 100, 0))% (\(fmt(row.modelGFLOPS, 0)) ÷ \(fmt(row.rawLinearGFLOPS, 0))) | "
-                          + "\(fmt(row.oursOverRaw * 100, 0))% | "
+                          + "\(fmt((row.modelOverRaw ?? 0) * 100, 0))% (\(fmt(row.modelGFLOPS, 0)) ÷ \(fmt(row.rawLinearGFLOPS, 0))) | "
+                          + "\(fmt((row.oursOverRaw ?? 0) * 100, 0))% | "
                           + "\(fmt(row.forwardTokS, 0)) | "
                           + "\(mib(r.peakRSS)) | \(mib(r.activationBytes)) |" + torchColumns
                           + (bothPrecisions ? " \(row.overFP32.map { fmt($0, 2) + "x" } ?? "-") |" : ""))
@@ -204,7 +210,7 @@ struct ModelCommand: ParsableCommand {
                         let d = Samples(seconds: r.decodeSeconds)
                         let row = ModelReport.DecodeRow(pattern: p, depth: depth, context: context, prefillTokS: Double(context) / r.prefillSeconds,
                                                         decodeTokS: 1 / d.median, decodeSpread: d.spread, cacheBytes: r.cacheBytes,
-                                                        dtype: dtype.rawValue)
+                                                        dtype: dtype.rawValue, decodeRange: [1 / d.max, 1 / d.min])
                         report.decode.append(row)
                         print("| \(p) | \(depth) | \(dtype) | \(context) | \(fmt(row.prefillTokS, 0)) | \(fmt(row.decodeTokS, 1)) | "
                               + "\(fmt(d.spread * 100, 0))% | \(row.cacheBytes) |")
@@ -369,20 +375,31 @@ struct ChartsCommand: ParsableCommand {
 enum ModelCharts {
     static func write(_ r: ModelReport, to dir: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        func series<Row>(_ rows: [Row], key: (Row) -> String, x: (Row) -> Int, y: (Row) -> Double) -> [LineChart.Series] {
+        // One line per key, a marker at each measurement, and the band from the slowest to
+        // the fastest run where every point has one (the noise, not a trend).
+        func series<Row>(_ rows: [Row], key: (Row) -> String, x: (Row) -> Int, y: (Row) -> Double,
+                         range: (Row) -> [Double]? = { _ in nil }) -> [LineChart.Series] {
             var order: [String] = [], points: [String: [(x: Double, y: Double)]] = [:]
+            var bands: [String: [(x: Double, low: Double, high: Double)]] = [:], incomplete: Set<String> = []
             for row in rows {
                 let k = key(row)
                 if points[k] == nil { order.append(k) }
                 points[k, default: []].append((Double(x(row)), y(row)))
+                if let r = range(row), r.count == 2 { bands[k, default: []].append((Double(x(row)), r[0], r[1])) } else { incomplete.insert(k) }
             }
-            return order.map { LineChart.Series(name: $0, points: points[$0]!.sorted { $0.x < $1.x }, markers: true) }
+            return order.map { k in
+                var one = LineChart.Series(name: k, points: (points[k] ?? []).sorted { $0.x < $1.x }, markers: true)
+                if !incomplete.contains(k) { one.band = bands[k]?.sorted { $0.x < $1.x } }
+                return one
+            }
         }
         let charts: [(String, LineChart)] = [
             ("train_tok_s.svg", LineChart(title: "Train step tokens/s (\(r.optimizer))", xLabel: "sequence length", yLabel: "tokens/s",
-                                          series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: \.trainTokS), logX: true, zeroBasedY: true)),
+                                          series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: \.trainTokS,
+                                                         range: \.trainRange), logX: true, zeroBasedY: true)),
             ("decode_tok_s.svg", LineChart(title: "Decode tokens/s, batch 1", xLabel: "context length", yLabel: "tokens/s",
-                                           series: series(r.decode, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.context, y: \.decodeTokS), logX: true, zeroBasedY: true)),
+                                           series: series(r.decode, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.context, y: \.decodeTokS,
+                                                          range: \.decodeRange), logX: true, zeroBasedY: true)),
             ("memory.svg", LineChart(title: "Peak resident memory of a train step", xLabel: "sequence length", yLabel: "MiB",
                                      series: series(r.train, key: { "\($0.pattern) d\($0.depth)\($0.dtype.map { " \($0)" } ?? "")" }, x: \.seq, y: { Double($0.peakRSS) / 1_048_576 }), logX: true, zeroBasedY: true)),
         ]

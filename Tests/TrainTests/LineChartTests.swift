@@ -20,4 +20,33 @@ import Train
         // 0 sits on the plot's bottom edge: the 0 tick's line is at the frame's lower y.
         #expect(marked.contains("y1=\"360.0\" y2=\"360.0\""), "the 0 gridline is not at the bottom of the plot")
     }
+
+    /// A band is one shaded polygon, up along the highs and back along the lows, and the axis
+    /// grows to hold it; one x alone gets a short bar.
+    @Test func bandsShadeTheSpread() throws {
+        let points: [(x: Double, y: Double)] = [(0, 100), (10, 100)]
+        let band: [(x: Double, low: Double, high: Double)] = [(0, 50), (10, 80)].map { ($0.0, $0.1, 200) }
+        let svg = LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: points, band: band)]).svg()
+        #expect(Self.count("<polygon", in: svg) == 1 && svg.contains("fill-opacity=\"0.18\""))
+        // The first points="..." after each element's name.
+        func pointsOf(_ element: String) -> String? {
+            let parts = svg.components(separatedBy: "<\(element)")
+            guard parts.count > 1 else { return nil }
+            let after = parts[1].components(separatedBy: "points=\"")
+            return after.count > 1 ? after[1].components(separatedBy: "\"").first : nil
+        }
+        let polygon = try #require(pointsOf("polygon"))
+        let corners = polygon.split(separator: " ").map { $0.split(separator: ",").compactMap { Double($0) } }
+        #expect(corners.count == 4)
+        // Plot y runs down: the highs (200) above the line, the lows (50, 80) below it.
+        let line = try #require(pointsOf("polyline")?.split(separator: " ").first?.split(separator: ",").compactMap { Double($0) })
+        let lineY = line[1], ys = corners.map { $0[1] }
+        #expect(ys[0] < lineY && ys[1] < lineY)
+        #expect(ys[2] > lineY && ys[3] > lineY)
+        #expect(corners[2][0] > corners[3][0], "the lows come back from the right")
+        #expect(svg.contains(">200</text>"), "the y axis reaches the band's top")
+        let single = LineChart(title: "t", xLabel: "x", yLabel: "y",
+                               series: [.init(name: "a", points: [(5, 10)], band: [(5, 8, 12)])]).svg()
+        #expect(Self.count("<polygon", in: single) == 1)
+    }
 }
