@@ -22,6 +22,8 @@ public struct LineChart {
     /// The y axis starts at 0 (where sizes are compared: a gap of 6% then looks like 6%).
     public var zeroBasedY = false
     public var width = 720.0, height = 420.0
+    /// The legend's words for the bands, where any series has one.
+    public var bandLabel = "shaded: slowest to fastest run"
 
     public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false, zeroBasedY: Bool = false) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.series = series; self.logX = logX
@@ -113,6 +115,11 @@ public struct LineChart {
             s += "<line x1=\"\(f(left + pw - 150))\" x2=\"\(f(left + pw - 130))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(colour)\" stroke-width=\"2\"/>\n"
             if one.markers { s += "<circle cx=\"\(f(left + pw - 140))\" cy=\"\(f(ly - 4))\" r=\"3\" fill=\"\(colour)\"/>\n" }
             s += "<text x=\"\(f(left + pw - 125))\" y=\"\(f(ly))\">\(esc(one.name))</text>\n"
+        }
+        if series.contains(where: { !($0.band ?? []).isEmpty }) {
+            let ly = top + 14 + Double(series.count) * 16
+            s += "<rect x=\"\(f(left + pw - 150))\" y=\"\(f(ly - 9))\" width=\"20\" height=\"10\" fill=\"#888\" fill-opacity=\"0.3\"/>\n"
+            s += "<text x=\"\(f(left + pw - 125))\" y=\"\(f(ly))\">\(esc(bandLabel))</text>\n"
         }
         return s + "</svg>\n"
     }

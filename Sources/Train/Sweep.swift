@@ -387,13 +387,15 @@ public struct SweepReport {
             }
             // The fresh model (step 0) is alike for every pattern and would stretch the y axis
             // over the whole first drop; the charts start at the first evaluation after it.
+            // A marker at each evaluation: the lines between them are no data. The seeds'
+            // spread is the table's ± (at 6 patterns, bands would hide each other).
             let trained = gs.map { g in (g.pattern, g.curve.filter { $0.step > 0 }) }
             let flopsChart = LineChart(title: "d\(d): val bpb vs training FLOPs (mean of \(gs.first?.seeds.count ?? 0) seeds)",
                                        xLabel: "training FLOPs", yLabel: "val bpb",
-                                       series: trained.map { .init(name: $0.0, points: $0.1.map { ($0.flops, $0.bpb) }) })
+                                       series: trained.map { .init(name: $0.0, points: $0.1.map { ($0.flops, $0.bpb) }, markers: true) })
             let timeChart = LineChart(title: "d\(d): val bpb vs training seconds (mean of \(gs.first?.seeds.count ?? 0) seeds)",
                                       xLabel: "training seconds (2 cores)", yLabel: "val bpb",
-                                      series: trained.map { .init(name: $0.0, points: $0.1.map { ($0.seconds, $0.bpb) }) })
+                                      series: trained.map { .init(name: $0.0, points: $0.1.map { ($0.seconds, $0.bpb) }, markers: true) })
             try flopsChart.svg().write(toFile: "\(dir)/d\(d)_bpb_flops.svg", atomically: true, encoding: .utf8)
             try timeChart.svg().write(toFile: "\(dir)/d\(d)_bpb_seconds.svg", atomically: true, encoding: .utf8)
             md += "\n![val bpb vs FLOPs, d\(d)](d\(d)_bpb_flops.svg)\n![val bpb vs seconds, d\(d)](d\(d)_bpb_seconds.svg)\n\n"
