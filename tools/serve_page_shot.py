@@ -19,12 +19,23 @@ def main():
     ap.add_argument("--message", default="What is 12 plus 30?")
     ap.add_argument("--out", default="chat.png")
     ap.add_argument("--browser", default="/usr/bin/chromium")
+    ap.add_argument("--viewport", default="900x640", help="WIDTHxHEIGHT (375x667: a phone)")
     args = ap.parse_args()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.browser, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 900, "height": 640})
+        width, height = (int(v) for v in args.viewport.split("x"))
+        page = browser.new_page(viewport={"width": width, "height": height})
         page.goto(args.url)
         page.wait_for_function("document.getElementById('model').textContent.length > 0")
+        # The input's placeholder is whole at this width (measured in the input's own font).
+        placeholder, fits = page.evaluate("""() => {
+            const i = document.getElementById('input'), s = getComputedStyle(i);
+            const c = document.createElement('canvas').getContext('2d');
+            c.font = s.font;
+            const room = i.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+            return [i.placeholder, c.measureText(i.placeholder).width <= room];
+        }""")
+        print(f"placeholder {placeholder!r} {'fits' if fits else 'is cut off'} at {width} px")
 
         # One message, its reply streamed into the conversation.
         page.fill("#input", args.message)
@@ -62,7 +73,7 @@ def main():
         page.click("#new")
         empty = page.eval_on_selector_all(".msg", "els => els.length") == 0
         browser.close()
-    ok = bool(reply.strip()) and stopped and empty
+    ok = bool(reply.strip()) and stopped and empty and fits
     print(f"stop re-enabled Send: {stopped}; new chat emptied the page: {empty}")
     sys.exit(0 if ok else 1)
 
