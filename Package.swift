@@ -132,7 +132,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Tokenizer", "Blocks", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenizer", "Inference", "Blocks", "Tensor", "Corpus"], swiftSettings: hostCPU),
-        .testTarget(name: "InteropTests", dependencies: ["Interop", "Tokenizer", "Blocks", "Tensor"], swiftSettings: hostCPU),
+        .testTarget(name: "InteropTests", dependencies: ["Interop", "Inference", "Tokenizer", "Blocks", "Tensor"], swiftSettings: hostCPU),
         .testTarget(
             name: "ServeTests",
             dependencies: [

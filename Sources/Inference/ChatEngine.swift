@@ -40,6 +40,17 @@ public struct GenerationRequest: Sendable {
         self.prompt = prompt; self.mode = mode; self.maxTokens = maxTokens; self.sampler = sampler; self.stop = stop
         self.ignoreEnd = ignoreEnd
     }
+
+    /// The logits a token is drawn from: the model's, plus the bias, minus for each token
+    /// generated `count` times presencePenalty + frequencyPenalty × count.
+    public func adjusted(_ logits: [Double], counts: [Int32: Int]) -> [Double] {
+        var out = logits
+        for (token, bias) in logitBias { out[Int(token)] += bias }
+        if presencePenalty != 0 || frequencyPenalty != 0 {
+            for (token, count) in counts where count > 0 { out[Int(token)] -= presencePenalty + frequencyPenalty * Double(count) }
+        }
+        return out
+    }
 }
 
 public enum FinishReason: String, Sendable {
@@ -237,12 +248,7 @@ private final class Job {
     /// Picks the next token from `logits` (after the request's bias and penalties) and acts on it.
     func choose(_ logits: [Double]) {
         guard let sequence else { return }
-        var adjusted = logits
-        for (token, bias) in request.logitBias { adjusted[Int(token)] += bias }
-        if request.presencePenalty != 0 || request.frequencyPenalty != 0 {
-            for (token, count) in counts { adjusted[Int(token)] -= request.presencePenalty + request.frequencyPenalty * Double(count) }
-        }
-        let next = sequence.pick(adjusted)
+        let next = sequence.pick(request.adjusted(logits, counts: counts))
         generated += 1
         var forced: [Int32] = []
         let step = decoder.step(next)

@@ -154,6 +154,37 @@ import Tokenizer
         #expect(nothing[0].1 == .length && nothing[0].2 == 0)
     }
 
+    /// Bytes arriving one at a time become text only when a character is whole: 1-, 2-, 3-
+    /// and 4-byte characters, and what is left at the end as U+FFFD.
+    @Test func utf8StreamHoldsBackIncompleteCharacters() {
+        for text in ["a", "é", "漢", "🙂", "a🙂é漢b"] {
+            var stream = UTF8Stream()
+            var out = "", emitted: [String] = []
+            for byte in Array(text.utf8) {
+                let piece = stream.push([byte])
+                out += piece
+                if !piece.isEmpty { emitted.append(piece) }
+            }
+            out += stream.finish()
+            #expect(out == text && emitted == text.map(String.init), "\(text): \(emitted)")
+        }
+        var cut = UTF8Stream()
+        #expect(cut.push(Array("🙂".utf8.prefix(3))) == "" && cut.finish() == "\u{FFFD}")
+    }
+
+    /// The bias and penalties by value: presence once for a token generated at all, frequency
+    /// once per time it was, the bias added, other tokens untouched.
+    @Test func biasAndPenaltiesByValue() {
+        var r = GenerationRequest(prompt: [1], mode: .completion, maxTokens: 1, sampler: Sampler(temperature: 0, topK: 0, seed: 0))
+        r.logitBias = [2: 5, 4: -1.5]
+        r.presencePenalty = 0.5
+        r.frequencyPenalty = 0.25
+        let out = r.adjusted([1, 1, 1, 1, 1, 1], counts: [0: 3, 2: 1, 5: 0])
+        // Token 0: three times, 1 - (0.5 + 3 × 0.25); token 2: once and biased, 1 + 5 - (0.5 + 0.25).
+        let want: [Double] = [-0.25, 1, 5.25, 1, -0.5, 1]
+        #expect(out == want)
+    }
+
     /// The drawn tokens under a logit bias and presence and frequency penalties are those of
     /// the same rule applied by hand to the model's logits, and each drawn token's reported
     /// score is of the model's own distribution (before the bias and penalties).
@@ -210,6 +241,10 @@ import Tokenizer
         #expect(context == tokenizer.encode("The cat sat on the"))
         #expect(context + continuation == tokenizer.encode("The cat sat on the mat"))
         #expect(try tokenizer.decode(continuation) == " mat")
+        // Every closing space moves, not only the last.
+        let two = Continuations.split(context: "The cat sat on the  ", continuation: "mat", tokenizer: tokenizer)
+        #expect(two.context == tokenizer.encode("The cat sat on the"))
+        #expect(try tokenizer.decode(two.continuation) == "  mat")
         let ids = [tokenizer.bosID] + context + continuation
         let losses = m.tokenLosses(IndexTensor(shape: [1, ids.count - 1], values: Array(ids.dropLast())),
                                    targets: IndexTensor(shape: [1, ids.count - 1], values: Array(ids.dropFirst())))
@@ -271,6 +306,18 @@ import Tokenizer
         var two = Sampler(temperature: 1, topK: 0, topP: 0.8, seed: 1)
         let picks = (0..<400).map { _ in two.pick(logits) }
         #expect(!picks.contains(2) && picks.contains(1) && picks.contains(0))
+    }
+
+    /// Temperature divides the logits: at 0.5 a 2:1 pair of probabilities becomes 4:1 (a share
+    /// of 0.8), at 2 it becomes √2:1 (0.586); at 1 it stays 2:1.
+    @Test func temperatureDividesTheLogits() {
+        let logits = [log(2.0), 0]
+        for (temperature, share) in [(0.5, 0.8), (1, 2.0 / 3), (2, 2.0.squareRoot() / (1 + 2.0.squareRoot()))] {
+            var s = Sampler(temperature: temperature, topK: 0, seed: 5)
+            let n = 4000
+            let first = Double((0..<n).filter { _ in s.pick(logits) == 0 }.count) / Double(n)
+            #expect(abs(first - share) < 0.03, "temperature \(temperature): share \(first), not about \(share)")
+        }
     }
 
     @Test func topKKeepsExactlyTheKMostLikely() {

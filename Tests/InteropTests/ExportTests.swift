@@ -5,6 +5,7 @@ import Foundation
 import Blocks
 import Tensor
 import Testing
+import Inference
 import Interop
 import Tokenizer
 
@@ -177,6 +178,11 @@ import Tokenizer
         for piece in ["part['type'] == 'text'", "'<|python_start|>'", "'<|output_start|>'", "raise_exception", "'<|assistant_end|>'"] {
             #expect(template.contains(piece), "\(piece)")
         }
+        // A system message is folded into the first user message with a blank line after it,
+        // as Conversation.turns() folds it (SPEC §3.8): the template's own literal, \n\n.
+        #expect(template.contains("{%- set ns.system = content(message) + '\\n\\n' -%}"))
+        let folded = try Conversation([.init(.system, "S"), .init(.user, "U")]).turns()
+        #expect(folded.first?.plainText == "S\n\nU")
         // Every special token's name is checked in message text.
         for name in specialTokens { #expect(template.contains("'\(name)'")) }
     }

@@ -374,6 +374,28 @@ import Inference
         }
     }
 
+    /// Token-id prompts get <|bos|> put before them unless they begin with it, and echo
+    /// them as given; text_offset counts characters (as Python does), not bytes.
+    @Test func tokenPromptsAndTextOffsets() throws {
+        let limits = APILimits(context: 64, maxTokens: 8)
+        let bos = tokenizer.bosID
+        let ids = tokenizer.encode("The cat")
+        for (given, fed) in [([bos] + ids, [bos] + ids), (ids, [bos] + ids)] {
+            let body = #"{"prompt": [\#(given.map(String.init).joined(separator: ","))], "echo": true, "max_tokens": 1}"#
+            let api = try OpenAIAPI.parse(Data(body.utf8), chat: false, tokenizer: tokenizer, limits: limits, seed: 0)
+            #expect(api.generation.prompt == fed && api.echo == [given])
+        }
+        let text = "Ünïcödé ✓ 日本語 ok"
+        let tokens = tokenizer.encode(text)
+        let (object, end) = OpenAIAPI.completionLogprobs(tokens.map { ($0, nil) }, tokenizer: tokenizer, offset: 3)
+        let pieces = try #require(object["tokens"] as? [String]), offsets = try #require(object["text_offset"] as? [Int])
+        // Each token's text is its bytes as UTF-8 (U+FFFD where it ends inside a character):
+        // offsets advance by characters of those texts, which bytes would overcount.
+        let want = pieces.indices.map { 3 + pieces[..<$0].map(\.unicodeScalars.count).reduce(0, +) }
+        #expect(pieces.contains { $0.unicodeScalars.count != $0.utf8.count }, "the text must hold characters of several bytes")
+        #expect(offsets == want && end == 3 + pieces.map(\.unicodeScalars.count).reduce(0, +), "\(offsets) against \(want)")
+    }
+
     /// The access policy before any route: an API key on /v1/ (not on the page or /health),
     /// pages of other origins refused and allowed ones marked for CORS (and their preflight
     /// answered), and the Host names a loopback server answers.

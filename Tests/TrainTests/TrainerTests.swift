@@ -88,6 +88,28 @@ import Train
         }
         #expect(differFromUnclipped >= 3, "clipping changed only \(differFromUnclipped) of \(params.count) tensors")
     }
+
+    /// Clipping only ever scales down: a gradient norm below grad_clip leaves the factor at
+    /// exactly 1 (Adam and Muon barely see a gradient's scale, so a factor above 1 would pass
+    /// every training check but this one), and one just above it gives clip ÷ norm.
+    @Test func aNormBelowTheClipIsNotScaledUp() throws {
+        let config = ModelConfig(sequenceLen: 8, vocabSize: 16, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 32,
+                                 blockPattern: [.transformer, .mamba])
+        let x = IndexTensor(shape: [1, 8], values: (0..<8).map { Int32($0) }), y = IndexTensor(shape: [1, 8], values: (0..<8).map { Int32(($0 + 3) % 16) })
+        // The first step's gradient norm, from a trainer that does not clip.
+        let model = try GPT(config: config, seed: 9)
+        model.loss(x, targets: y).backward()
+        let norm = model.parameters.parameters.compactMap { $0.tensor.grad }
+            .reduce(0.0) { $0 + squaredNorm($1.data(Float.self), count: $1.count) }.squareRoot()
+        for clip in [norm * 1.5, norm * 1000] {
+            let loose = Trainer(model: try GPT(config: config, seed: 9), settings: clipping(clip))
+            try loose.step([(x, y)], totalSteps: 10)
+            #expect(loose.lastClipFactor == 1, "grad_clip \(clip) above the norm \(norm) gave factor \(loose.lastClipFactor)")
+        }
+        let tight = Trainer(model: try GPT(config: config, seed: 9), settings: clipping(norm / 2))
+        try tight.step([(x, y)], totalSteps: 10)
+        #expect(abs(Double(tight.lastClipFactor) - 0.5) < 1e-5, "half the norm gave factor \(tight.lastClipFactor)")
+    }
 }
 
 /// The default settings with the gradient norm clipped to `clip` (0: not clipped).

@@ -148,22 +148,33 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(rows.map(\.isEvaluation) == [true, false, false, false, true])
     }
 
-    @Test func evaluationBitsPerByteFollowTheSpec() throws {
-        let (data, tok) = try preparedData()
+    /// Over a text corpus (long documents) and over short JSONL documents, so that <|bos|>
+    /// targets, which count neither nats nor bytes, are in the evaluated batches.
+    @Test(arguments: [false, true]) func evaluationBitsPerByteFollowTheSpec(shortDocuments: Bool) throws {
+        var (data, tok) = try preparedData()
+        if shortDocuments {
+            let input = scratchPath("docs.jsonl")
+            let lines = (0..<600).map { i in #"{"text": "document \#(i): a few words of text, then the end."}"# }
+            try (lines.joined(separator: "\n") + "\n").write(toFile: input, atomically: false, encoding: .utf8)
+            data = scratchPath("data-short")
+            _ = try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: tokenizerFixtures + "/tokenizer",
+                                            options: PrepareOptions(), to: data)
+        }
         let val = try DataPreparation.openShards(data, vocabSize: tok.vocabSize).val
         let model = try GPT(config: ModelConfig(sequenceLen: 32, vocabSize: tok.vocabSize, nLayer: 1, nHead: 1, nKVHead: 1,
                                                 nEmbd: 32, blockPattern: [.mamba]), seed: 5)
         let e = try Evaluator.evaluate(model, stream: val, batch: 2, sequence: 32, maxBatches: 3, byteLengths: tok.byteLengths)
         // By hand from the per-token losses: nats over non-special targets / (ln 2 · their bytes).
         var loader = BatchLoader(stream: val, batch: 2, sequence: 32)
-        var nats = 0.0, byteCount = 0, all = 0.0
+        var nats = 0.0, byteCount = 0, all = 0.0, bosTargets = 0
         for _ in 0..<3 {
             let (x, y) = loader.next()!
             for (l, t) in zip(model.tokenLosses(x, targets: y), y.values) {
                 all += Double(l)
-                if t != tok.bosID { nats += Double(l); byteCount += tok.tokenBytes[Int(t)].count }
+                if t != tok.bosID { nats += Double(l); byteCount += tok.tokenBytes[Int(t)].count } else { bosTargets += 1 }
             }
         }
+        #expect(!shortDocuments || bosTargets >= 3, "the short documents put only \(bosTargets) <|bos|> targets in the batches")
         #expect(e.batches == 3 && e.tokens == 192)
         #expect(abs(e.loss - all / 192) < 1e-12)
         #expect(abs(e.bpb! - nats / (log(2) * Double(byteCount))) < 1e-12)
