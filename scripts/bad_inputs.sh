@@ -184,8 +184,8 @@ p "parquet cut short" "cut.parquet: not a parquet file: it does not end with PAR
 cp $fx/parquet/zstd-v1-dict.parquet "$W/flip.parquet" && printf '\x00\x00\x00\x00\x00\x00' | dd of="$W/flip.parquet" bs=1 seek=162 conv=notrunc 2>/dev/null   # its dictionary page header
 p "parquet page corrupted" "flip.parquet: row group 0, column text" --input "$W/flip.parquet"
 p "parquet column missing" 'no column "body"; the file has id, text' --input $fx/parquet/none-v1-dict.parquet --field body
-p "parquet encoding not supported" "DELTA_BYTE_ARRAY" --input $fx/parquet/bad-delta.parquet
-p "parquet codec not supported" "compression lz4Raw is not supported" --input $fx/parquet/bad-lz4.parquet
+p "parquet nested column" 'column "text" is nested' --input $fx/parquet/bad-nested.parquet
+p "parquet column of another type" 'column "text" has physical type INT32, not a string (BYTE_ARRAY)' --input $fx/parquet/bad-type.parquet
 p "parquet null text" "row 3 (row group 0): the text value is null (--skip-bad skips such rows)" --input $fx/parquet/gzip-v2-plain.parquet
 p "JSONL line not JSON" "bad.jsonl: line 2: not JSON" --input $fx/jsonl/bad.jsonl
 grep -v 'cut short' $fx/jsonl/bad.jsonl > "$W/nofield.jsonl"
