@@ -96,7 +96,6 @@ public final class TrainingRun {
         try settings.model.checkFitsInMemory(Double(settings.model.weightBytes) * 4 + logits,
                                              for: "its weights, gradients, optimiser state and a micro-batch's logits")
         Parallel.setThreadCount(settings.threads)
-        Precision.set(settings.precision)
         (train, val) = try DataPreparation.openShards(settings.dataDir, vocabSize: tokenizer.vocabSize,
                                                       tokenizerIdentity: tokenizer.identity)
         let micro = settings.deviceBatchSize * settings.sequenceLen + 1
@@ -189,9 +188,15 @@ public final class TrainingRun {
         throw TrainingError("\(meta): the checkpoint is of another model than the config; \(diffs.joined(separator: "; "))")
     }
 
-    /// Runs to num_iterations. NaN or Inf stops it with the step and tensor named; the
-    /// checkpoints already saved stay as they are.
+    /// Runs to num_iterations, its products in the settings' precision (on this thread alone:
+    /// the process's precision, which other work in the process may use, is left as it is).
+    /// NaN or Inf stops it with the step and tensor named; the checkpoints already saved stay
+    /// as they are.
     public func run() throws -> TrainingSummary {
+        try Precision.with(settings.precision) { try runSteps() }
+    }
+
+    private func runSteps() throws -> TrainingSummary {
         let s = settings, total = s.numIterations
         let tokensPerStep = s.totalBatchSize
         log("model: \(s.model.parameterCount) parameters, pattern \(s.model.blockPattern.map(\.rawValue).joined()), "
