@@ -5,6 +5,7 @@
 // Layers (each imports only those to its left; docs/ARCHITECTURE.md has the map, and a test
 // checks it against the imports):
 //   CBLAS, CVectorMath, CHost, CBF16 (C) <- Tensor <- SelectiveScan <- Blocks <- Tokenizer <- Inference <- Train
+//   Tokenizer <- Evaluation (nanochat's CORE; Yams) <- Train
 //   Inference <- Interop (Hugging Face, nanochat formats);  Inference <- Serve (the OpenAI API over HTTP)
 //   MPISystem (Open MPI) <- CMPI (C) <- Train;  CCompression (C: zlib, Snappy, zstd, LZ4, Brotli) <- Corpus <- Train
 //   nanochat (the CLI) and bench (the benchmark) over all of them; CLAPACKE is linked by the tests alone.
@@ -48,6 +49,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         // Hummingbird's networking, for the server's connection handling.
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        // YAML, for the CORE evaluation bundle's core.yaml.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
@@ -85,8 +88,13 @@ let package = Package(
         // Decoding: one sequence's cache and sampler, the generator, the terminal chat, the
         // engine that steps many requests together, conversations and the calculator.
         .target(name: "Inference", dependencies: ["Blocks", "Tensor", "Tokenizer"], swiftSettings: hostCPU),
+        // Evaluations beyond the loss: nanochat's CORE bundle (its tasks, prompts and scoring)
+        // and the Python random numbers that choose its examples.
+        .target(name: "Evaluation", dependencies: ["Blocks", "Tensor", "Tokenizer", .product(name: "Yams", package: "Yams")],
+                swiftSettings: hostCPU),
         // Config, data, the trainer, runs and their files, ranks over MPI, the sweep, SFT.
-        .target(name: "Train", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference", "CMPI", "Corpus"], swiftSettings: hostCPU),
+        .target(name: "Train", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference", "Evaluation", "CMPI", "Corpus"],
+                swiftSettings: hostCPU),
         // Models and tokenizers in other tools' formats: Hugging Face folders, nanochat's layout.
         .target(name: "Interop", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference"], swiftSettings: hostCPU),
         // The OpenAI-compatible API and the chat page over HTTP, on the engine; the page is
@@ -101,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "nanochat",
             dependencies: [
-                "Train", "Blocks", "Tensor", "Corpus", "Tokenizer", "Inference", "Interop", "Serve",
+                "Train", "Blocks", "Tensor", "Corpus", "Tokenizer", "Inference", "Evaluation", "Interop", "Serve",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The modeling file `nanochat export` ships for hybrids, compiled in.
@@ -131,7 +139,9 @@ let package = Package(
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "CCompression"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "InferenceTests", dependencies: ["Inference", "Tokenizer", "Blocks", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenizer", "Inference", "Blocks", "Tensor", "Corpus"], swiftSettings: hostCPU),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "Tokenizer", "Inference", "Evaluation", "Blocks", "Tensor", "Corpus"], swiftSettings: hostCPU),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Tokenizer", "Blocks", "Tensor"], exclude: ["Fixtures"],
+                    swiftSettings: hostCPU),
         .testTarget(name: "InteropTests", dependencies: ["Interop", "Inference", "Tokenizer", "Blocks", "Tensor"], swiftSettings: hostCPU),
         .testTarget(
             name: "ServeTests",

@@ -2,7 +2,8 @@
 # The main job: train a small hybrid Transformer/Mamba model on tinyshakespeare and sample
 # from it. Installs missing system libraries, builds, trains a 4096-token tokenizer, writes
 # the token shards, trains configs/shakespeare_d4.py (replacing an earlier demo run in
-# runs/shakespeare_d4) and streams a sample.
+# runs/shakespeare_d4), streams a sample and, on the repository's corpus, reports the model's
+# accuracy on a small CORE-style bundle made from the corpus's held-out end (data/core_shakespeare).
 #
 #   scripts/demo.sh                      the corpus in the repository, data/tinyshakespeare.txt
 #   scripts/demo.sh --corpus FILE        any UTF-8 text file instead
@@ -34,3 +35,8 @@ $nanochat train configs/shakespeare_d4.py --overwrite ${overrides[@]+"${override
 echo
 echo "--- sample (temperature 0.8, top-k 50) ---"
 $nanochat sample --checkpoint runs/shakespeare_d4 --prompt "ROMEO:" --max-new-tokens 200
+if [ "$corpus" = data/tinyshakespeare.txt ]; then
+    echo
+    echo "--- CORE-style report on the held-out end of the corpus (data/core_shakespeare) ---"
+    $nanochat core --checkpoint runs/shakespeare_d4 --bundle data/core_shakespeare --max-per-task 100
+fi

@@ -20,10 +20,14 @@ public struct MetricsRow: Codable, Equatable, Sendable {
     public var loss, smoothLoss, lrm, dtMs, tokPerSec, mfu, elapsedS: Double?
     /// Validation loss (nats per token) and bits per byte.
     public var valLoss, valBPB: Double?
+    /// A CORE evaluation's (kind `core`): the metric and each task's centred accuracy.
+    public var coreMetric: Double? = nil
+    public var centeredResults: [String: Double]? = nil
 
     enum CodingKeys: String, CodingKey {
         case kind, step, loss, smoothLoss = "smooth_loss", lrm, dtMs = "dt_ms", tokPerSec = "tok_per_sec", mfu
-        case elapsedS = "elapsed_s", valLoss = "val_loss", valBPB = "val_bpb"
+        case elapsedS = "elapsed_s", valLoss = "val_loss", valBPB = "val_bpb", coreMetric = "core_metric"
+        case centeredResults = "centered_results"
     }
 
     /// Whether this row is an evaluation's.

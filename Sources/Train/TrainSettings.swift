@@ -21,6 +21,9 @@ public struct TrainSettings {
     public var seed: UInt64, threads: Int
     /// The precision of the matrix products (the `dtype` key).
     public var precision: MatmulPrecision
+    /// Steps between CORE evaluations (≤ 0: none), examples per task (nil: all), and the
+    /// bundle they read.
+    public var coreEvery = -1, coreMaxPerTask: Int? = 500, coreBundle: String? = nil
     /// Every key of `TrainingKeys` with the value this run uses (those that follow from
     /// other keys or from the machine filled in): meta_S.json's user_config.
     public var userConfig: [String: ConfigValue]
@@ -127,6 +130,13 @@ public struct TrainSettings {
             seed: UInt64(bitPattern: Int64(try c.requiredInt("seed"))), threads: threads, precision: precision,
             userConfig: used)
         settings.worldSize = worldSize
+        settings.coreEvery = try c.requiredInt("core_metric_every")
+        let perTask = try c.requiredInt("core_metric_max_per_task")
+        settings.coreMaxPerTask = perTask > 0 ? perTask : nil
+        settings.coreBundle = c.string("core_bundle")
+        if settings.coreEvery > 0 && settings.coreBundle == nil {
+            throw c.error(at: "core_metric_every", "core_metric_every needs core_bundle: the directory of a CORE eval bundle (core.yaml, eval_meta_data.csv, eval_data/)")
+        }
         return settings
     }
 

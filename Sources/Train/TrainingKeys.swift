@@ -57,6 +57,9 @@ public enum TrainingKeys {
         ConfigKey("eval_tokens", .int, .int(20 * 524_288), "tokens of the val stream per evaluation"),
         ConfigKey("sample_every", .int, .int(2000), "steps between greedy samples (≤ 0: never)"),
         ConfigKey("save_every", .int, .int(-1), "steps between checkpoints (≤ 0: at the end only)"),
+        ConfigKey("core_metric_every", .int, .int(-1), "steps between CORE evaluations on core_bundle, and at the end (≤ 0: never)"),
+        ConfigKey("core_metric_max_per_task", .int, .int(500), "examples per CORE task at those evaluations (≤ 0: all)"),
+        ConfigKey("core_bundle", .string, nil, "the CORE eval bundle's directory (core.yaml, eval_meta_data.csv, eval_data/)"),
         // locations and run
         ConfigKey("model_tag", .string, nil, "name of the run (default: the config file's name)"),
         ConfigKey("data_dir", .string, .string("data"), "directory of the token shards and data.json (from `prepare`)"),

@@ -1,11 +1,13 @@
-// One training run, as nanochat's base_train: evaluate val bpb every eval_every steps, sample
-// from fixed prompts every sample_every, save every save_every and at the end, and in between
+// One training run, as nanochat's base_train: evaluate val bpb every eval_every steps (and the
+// CORE metric every core_metric_every), sample from fixed prompts every sample_every, save
+// every save_every and at the end, and in between
 // take optimisation steps of total_batch_size tokens. Writes metrics.jsonl and loss.svg beside
 // the checkpoints. A resumed run restores weights, optimiser state, data position, step and
 // the smoothed loss, so it continues exactly as the run that never stopped. Nothing random
 // happens after initialisation (the data order is fixed and samples are greedy), so the seed
 // only matters for the initial weights.
 import Blocks
+import Evaluation
 import Foundation
 import Tensor
 import Tokenizer
@@ -60,6 +62,9 @@ public final class TrainingRun {
     /// The output directory's lock, held (by the rank that writes) while the run lives.
     let lock: RunLock?
     var writes: Bool { world?.isRoot ?? true }
+    /// The CORE tasks and their examples (in evaluation order, cut to
+    /// core_metric_max_per_task), read before training when core_metric_every > 0.
+    let core: [(task: CoreTask, examples: [CoreExample])]
 
     /// Sets up the run: the output directory's lock, shards, tokenizer copy, model (fresh or
     /// from a checkpoint), optimisers. Everything that can fail on the input is checked before
@@ -96,6 +101,18 @@ public final class TrainingRun {
         try settings.model.checkFitsInMemory(Double(settings.model.weightBytes) * 4 + logits,
                                              for: "its weights, gradients, optimiser state and a micro-batch's logits")
         Parallel.setThreadCount(settings.threads)
+        if settings.coreEvery > 0, let path = settings.coreBundle {
+            let bundle = try CoreBundle(directory: path)
+            core = try bundle.tasks.map { task in
+                let examples = CorePrompts.evaluationOrder(try bundle.examples(of: task), maxPerTask: settings.coreMaxPerTask)
+                guard task.fewShot < examples.count else {
+                    throw TrainingError("\(path): task \"\(task.label)\": \(task.fewShot)-shot needs more than \(task.fewShot) examples; core_metric_max_per_task leaves \(examples.count)")
+                }
+                return (task, examples)
+            }
+        } else {
+            core = []
+        }
         (train, val) = try DataPreparation.openShards(settings.dataDir, vocabSize: tokenizer.vocabSize,
                                                       tokenizerIdentity: tokenizer.identity)
         let micro = settings.deviceBatchSize * settings.sequenceLen + 1
@@ -236,6 +253,7 @@ public final class TrainingRun {
                     writeChart()
                 }
             }
+            if !core.isEmpty && !atStart && (last || (step > 0 && step % s.coreEvery == 0)) { try evaluateCore(step: step) }
             if writes && !atStart && s.sampleEvery > 0 && step > 0 && (last || step % s.sampleEvery == 0) { logSamples() }
             if step > startStep && (last || (s.saveEvery > 0 && step % s.saveEvery == 0)) {
                 try save(step: step, valBPB: lastBPB)
@@ -343,6 +361,28 @@ public final class TrainingRun {
             metricsPath = final
             replacementPending = false
             writeChart()
+        }
+    }
+
+    /// The CORE metric on the bundle's tasks (each rank scoring every N-th example), logged
+    /// and written to the metrics as a `core` row.
+    func evaluateCore(step: Int) throws {
+        let rank = world?.rank ?? 0, ranks = world?.size ?? 1
+        var results: [CoreTaskResult] = []
+        for (task, examples) in core {
+            var correct = try CoreScoring.evaluate(examples, task: task, indices: Array(stride(from: rank, to: examples.count, by: ranks)),
+                                                   model: model, tokenizer: tokenizer)
+            if let world, ranks > 1 { correct = Int(world.sum([Double(correct)])[0]) }
+            results.append(CoreTaskResult(task: task, examples: examples.count, correct: correct))
+        }
+        let metric = CoreScoring.core(results)
+        log(String(format: "step %05d | CORE metric: %.4f", step, metric) + " ("
+            + results.map { String(format: "%@ %.4f", $0.task.label, $0.centered) }.joined(separator: ", ") + ")")
+        if writes {
+            var row = MetricsRow(kind: "core", step: step)
+            row.coreMetric = metric
+            row.centeredResults = Dictionary(uniqueKeysWithValues: results.map { ($0.task.label, $0.centered) })
+            try MetricsFile.append(row, to: metricsPath)
         }
     }
 

@@ -5,6 +5,7 @@
 //   nanochat train CONFIG [--key=value ...] [--resume]   train, evaluate, sample, save
 //   nanochat init CONFIG [--key=value ...] --out DIR     a freshly initialised checkpoint
 //   nanochat eval --checkpoint DIR --data SHARD [...]    loss and bpb of a checkpoint
+//   nanochat core --checkpoint DIR --bundle DIR          the CORE metric on an eval bundle
 //   nanochat sample --checkpoint DIR --prompt TEXT       stream a completion
 //   nanochat sweep CONFIG --target-flops F,... --out DIR  patterns at equal FLOPs, over seeds
 import ArgumentParser
@@ -21,7 +22,7 @@ struct Nanochat: ParsableCommand {
         commandName: "nanochat",
         abstract: "Train and study small hybrid Transformer/Mamba language models on the CPU.",
         subcommands: [TokenizerCommand.self, PrepareCommand.self, TrainCommand.self, InitCommand.self, EvalCommand.self, SampleCommand.self,
-                      SweepCommand.self, SFTCommand.self, ChatCommand.self, ChatEvalCommand.self, ServeCommand.self, ExportCommand.self, ImportCommand.self]
+                      SweepCommand.self, SFTCommand.self, ChatCommand.self, ChatEvalCommand.self, CoreCommand.self, ServeCommand.self, ExportCommand.self, ImportCommand.self]
     )
 
     /// Parses and runs the command, once OpenBLAS runs the core this CPU deserves

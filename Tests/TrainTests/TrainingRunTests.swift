@@ -7,6 +7,7 @@ import Tensor
 import Blocks
 import Train
 import Corpus
+import Evaluation
 import Tokenizer
 
 /// A data directory made by `prepare` from the first 80 kB of the corpus with the fixture
@@ -335,5 +336,41 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
             #expect(e.description.contains("is NaN or Inf; training stopped and the last checkpoint, step \(saved.last!) in \(out), is kept"), "\(e)")
             _ = try Checkpoint.load(from: out)   // and it still loads
         }
+    }
+
+    /// core_metric_every: a `core` metrics row at each such step and at the end, whose CORE
+    /// is what `CoreScoring` gives the saved checkpoint on the same examples; a missing bundle
+    /// and a bad task file stop the run before it starts.
+    @Test func coreMetricEveryWritesTheCheckpointsCORE() throws {
+        let (data, tok) = try preparedData()
+        let bundle = URL(fileURLWithPath: corpusPath).deletingLastPathComponent().appendingPathComponent("core_shakespeare").path
+        let out = scratchPath("core")
+        let extra = "core_metric_every = 4\ncore_metric_max_per_task = 6\ncore_bundle = \"\(bundle)\"\nsave_every = 4\nnum_iterations = 6"
+        let settings = try TrainSettings.resolve(try runConfig(data: data, output: out, extra: extra), path: "test.py", vocabSize: tok.vocabSize)
+        var lines: [String] = []
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { lines.append($0) }.run()
+        let rows = try MetricsFile.read("\(out)/metrics.jsonl").filter { $0.kind == "core" }
+        #expect(rows.map(\.step) == [4, 6])
+        #expect(lines.contains { $0.hasPrefix("step 00004 | CORE metric: ") })
+        let cores = try CoreBundle(directory: bundle)
+        for row in rows {
+            let model = try Checkpoint.load(from: out, step: row.step).model
+            let results = try Precision.with(settings.precision) {
+                try cores.tasks.map { task in
+                    let examples = CorePrompts.evaluationOrder(try cores.examples(of: task), maxPerTask: 6)
+                    let correct = try CoreScoring.evaluate(examples, task: task, indices: Array(examples.indices), model: model, tokenizer: tok)
+                    return CoreTaskResult(task: task, examples: examples.count, correct: correct)
+                }
+            }
+            #expect(row.coreMetric == CoreScoring.core(results), "step \(row.step)")
+            #expect(row.centeredResults == Dictionary(uniqueKeysWithValues: results.map { ($0.task.label, $0.centered) }))
+        }
+        let noBundle = try runConfig(data: data, output: scratchPath("core2"), extra: "core_metric_every = 4")
+        #expect(throws: ConfigError.self) { try TrainSettings.resolve(noBundle, path: "test.py", vocabSize: tok.vocabSize) }
+        let out3 = scratchPath("core3")
+        let missing = try TrainSettings.resolve(try runConfig(data: data, output: out3, extra: "core_metric_every = 4\ncore_bundle = \"/nonexistent\""),
+                                                path: "test.py", vocabSize: tok.vocabSize)
+        #expect(throws: CoreBundleError.self) { try TrainingRun(settings: missing, tokenizer: tok, resume: nil) { _ in } }
+        #expect(!FileManager.default.fileExists(atPath: out3 + "/metrics.jsonl") && Checkpoint.steps(in: out3).isEmpty)
     }
 }
