@@ -119,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "bench",
             dependencies: [
-                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS", "Corpus", "Tokenizer", "Inference",
+                "Tensor", "SelectiveScan", "Blocks", "Train", "CBLAS", "Corpus", "Tokenizer", "Inference", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: hostCPU

@@ -345,6 +345,39 @@ if [ -f "$d/again/metrics.jsonl" ]; then
 fi
 
 # --- two runs in one directory ------------------------------------------------------------
+# --- the CORE evaluation's bundle ---------------------------------------------------------
+cb=$W/bundle
+mkdir -p "$cb/eval_data"
+printf 'icl_tasks:\n- label: mc\n  dataset_uri: mc.jsonl\n  num_fewshot: [0]\n  icl_task_type: multiple_choice\n- label: lm\n  dataset_uri: lm.jsonl\n  num_fewshot: [0]\n  icl_task_type: language_modeling\n' > "$cb/core.yaml"
+printf 'Eval Task,Random baseline\nmc,50\nlm,0\n' > "$cb/eval_meta_data.csv"
+printf '{"query": "To be", "choices": [" or not", " and yet"], "gold": 0}\n{"query": "Good", "choices": [" morrow", " night"], "gold": 1}\n' > "$cb/eval_data/mc.jsonl"
+printf '{"context": "ROMEO", "continuation": "and Juliet"}\n' > "$cb/eval_data/lm.jsonl"
+$nc core --checkpoint "$run" --bundle "$cb" > "$W/core.log" 2>&1 \
+    && works "core: a good bundle" 0 "" || works "core: a good bundle" 1 "$(tail -3 "$W/core.log")"
+bundle_copy() { rm -rf "$W/$1"; cp -r "$cb" "$W/$1"; echo "$W/$1"; }
+expect "core: no bundle directory" "no such directory" $nc core --checkpoint "$run" --bundle "$W/no-bundle"
+b=$(bundle_copy b1); rm "$b/eval_data/lm.jsonl"
+expect "core: a task file missing" "eval_data/lm.jsonl: cannot read" $nc core --checkpoint "$run" --bundle "$b"
+b=$(bundle_copy b2); printf '{"query": "To be", "choices": [" or not"], "gold": 0}\n{"query": "x",\n' > "$b/eval_data/mc.jsonl"
+expect "core: a malformed line" "mc.jsonl:2: not a JSON object" $nc core --checkpoint "$run" --bundle "$b"
+b=$(bundle_copy b3); printf '{"query": "To be", "choices": [" or not"], "gold": "0"}\n' > "$b/eval_data/mc.jsonl"
+expect "core: gold of the wrong type" 'mc.jsonl:1: "gold" must be a whole number in 0..<1, got "0"' $nc core --checkpoint "$run" --bundle "$b"
+b=$(bundle_copy b4); printf 'Eval Task,Random baseline\nmc,50\n' > "$b/eval_meta_data.csv"
+expect "core: a task without a baseline" 'no "Random baseline" for the task "lm"' $nc core --checkpoint "$run" --bundle "$b"
+b=$(bundle_copy b5); printf 'icl_tasks:\n- label: mc\n  dataset_uri: mc.jsonl\n  num_fewshot: 0\n  icl_task_type: generative\n' > "$b/core.yaml"
+expect "core: an unknown task type" 'icl_task_type "generative" is not one of' $nc core --checkpoint "$run" --bundle "$b"
+b=$(bundle_copy b6); printf 'icl_tasks:\n  - label: [\n' > "$b/core.yaml"
+expect "core: core.yaml not YAML" "core.yaml: not valid YAML" $nc core --checkpoint "$run" --bundle "$b"
+b=$(bundle_copy b7); printf '{"context": "The end.", "continuation": "Next"}\n' > "$b/eval_data/lm.jsonl"
+printf '  continuation_delimiter: "\\n"\n' >> "$b/core.yaml"
+expect "core: a continuation that merges into its context" 'lm.jsonl:1 (task "lm")' $nc core --checkpoint "$run" --bundle "$b"
+expect "core: an unknown task in --tasks" '"hellaswag" is not a task of' $nc core --checkpoint "$run" --bundle "$cb" --tasks hellaswag
+expect "core: --max-per-task 0" "--max-per-task must be at least 1" $nc core --checkpoint "$run" --bundle "$cb" --max-per-task 0
+t "core_metric_every without core_bundle" "core_metric_every needs core_bundle" --core_metric_every=2
+b=$(bundle_copy b8); rm "$b/eval_data/mc.jsonl"
+expect "core_bundle with a task file missing (before training)" "eval_data/mc.jsonl: cannot read" \
+    $nc train "$cfg" --output_dir="$run" --resume --core_metric_every=2 --core_bundle="$b" --num_iterations=6
+
 d=$(copy locked)
 $nc train "$cfg" --output_dir="$d" --overwrite --num_iterations=100000 --save_every=0 --eval_every=0 > "$W/holder.log" 2>&1 &
 holder=$!

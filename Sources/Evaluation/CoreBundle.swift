@@ -191,23 +191,25 @@ public struct CoreBundle: Sendable {
         guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
             throw CoreBundleError("\(at): not a JSON object")
         }
+        /// A value as JSON writes it: a string quoted, a boolean as true or false.
+        func shown(_ value: Any) -> String { (value as? String).map { "\"\($0)\"" } ?? JSONNumber.describe(value) }
         func string(_ key: String) throws -> String {
             guard let value = object[key] else { throw CoreBundleError("\(at): \"\(key)\" is missing") }
-            guard let s = value as? String else { throw CoreBundleError("\(at): \"\(key)\" must be a string, got \(JSONNumber.describe(value))") }
+            guard let s = value as? String else { throw CoreBundleError("\(at): \"\(key)\" must be a string, got \(shown(value))") }
             return s
         }
         func strings(_ key: String) throws -> [String] {
             guard let value = object[key] else { throw CoreBundleError("\(at): \"\(key)\" is missing") }
             guard let list = value as? [Any], !list.isEmpty else { throw CoreBundleError("\(at): \"\(key)\" must be a non-empty list of strings") }
             return try list.enumerated().map { j, v in
-                guard let s = v as? String else { throw CoreBundleError("\(at): \"\(key)\"[\(j)] must be a string, got \(JSONNumber.describe(v))") }
+                guard let s = v as? String else { throw CoreBundleError("\(at): \"\(key)\"[\(j)] must be a string, got \(shown(v))") }
                 return s
             }
         }
         func gold(_ count: Int) throws -> Int {
             guard let value = object["gold"] else { throw CoreBundleError("\(at): \"gold\" is missing") }
             guard let g = JSONNumber.strictInt(value), (0..<count).contains(g) else {
-                throw CoreBundleError("\(at): \"gold\" must be a whole number in 0..<\(count), got \(JSONNumber.describe(value))")
+                throw CoreBundleError("\(at): \"gold\" must be a whole number in 0..<\(count), got \(shown(value))")
             }
             return g
         }

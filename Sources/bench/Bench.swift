@@ -9,6 +9,7 @@
 //   bench tokenizer          BPE training time, encoding MB/s 1 vs N threads
 //   bench distributed        train steps on 1 process × all threads vs N MPI ranks
 //   bench cores              one process × N threads vs N single-thread processes, side by side
+//   bench core               CORE evaluation examples/s, ours against nanochat's core_eval
 import ArgumentParser
 import Foundation
 import Tensor
@@ -20,7 +21,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure nanochat-swift's kernels and models on this machine.",
         subcommands: [KernelsCommand.self, ScanCommand.self, ModelCommand.self, ClaimsCommand.self, TokenizerBenchCommand.self, CorpusBenchCommand.self,
                       ModelCaseCommand.self, DecodeCaseCommand.self, ChartsCommand.self, DistributedCommand.self, ServeBenchCommand.self,
-                      CoresCommand.self, CoresCaseCommand.self],
+                      CoresCommand.self, CoresCaseCommand.self, CoreBenchCommand.self],
         defaultSubcommand: KernelsCommand.self
     )
 
