@@ -74,7 +74,7 @@ struct CoreCommand: ParsableCommand {
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer, offersFlag: true)
         let root = rank == 0
         func say(_ line: String) { if root { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
-        if ranks > 1 { say("core: \(ranks) ranks, each scoring every \(ranks)th example") }
+        if ranks > 1 { say("core: \(ranks) ranks, each scoring one example in \(ranks)") }
         if root && !json {
             print("| task | type | shots | examples | accuracy | baseline | centred | seconds |\n|---|---|---:|---:|---:|---:|---:|---:|")
         }
