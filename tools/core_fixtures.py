@@ -81,7 +81,10 @@ def random_fixture():
             x = list(range(n))
             rng.shuffle(x)
             cases.append({"seed": seed, "op": "shuffle", "n": n, "result": x if n <= 1000 else x[:50] + x[-50:]})
-        for n, k in [(39, 3), (39, 1), (10, 9), (100, 5), (100, 6), (100, 10), (1000, 10), (30, 10), (22, 5), (1000, 100)]:
+        # Sizes on both sides of CPython's switch from a pool to a set of drawn positions
+        # (n against 21 + 4^ceil(log4(3k))), where the two methods give different picks.
+        for n, k in [(39, 3), (39, 1), (10, 9), (100, 5), (100, 6), (100, 10), (1000, 10), (30, 10), (22, 5), (1000, 100),
+                     (21, 5), (85, 6), (86, 6), (100, 17), (250, 20), (277, 17), (278, 17), (1045, 100), (1046, 100)]:
             rng = random.Random(seed)
             cases.append({"seed": seed, "op": "sample", "n": n, "k": k, "result": rng.sample(range(n), k)})
     rng = random.Random(99)

@@ -282,6 +282,14 @@ import Tokenizer
         let stopped = run(engine, [request("Hello", maxTokens: 40, seed: 1, stop: ["\u{1}never", stop])])[0]
         let expected = free.0.components(separatedBy: stop)[0]
         #expect(stopped.0 == expected && stopped.1 == .stop, "stop \(stop.debugDescription): \(stopped.0.debugDescription)")
+        // Every two-character stop text, wherever it falls against the tokens' pieces (its
+        // first character ending one piece, or inside one), ends the reply just before it:
+        // nothing of it is sent first.
+        for at in 1..<min(chars.count, 30) {
+            let pair = String(chars[(at - 1)...at])
+            let got = run(engine, [request("Hello", maxTokens: 40, seed: 1, stop: [pair])])[0]
+            #expect(got.0 == free.0.components(separatedBy: pair)[0] && got.1 == .stop, "stop \(pair.debugDescription): \(got.0.debugDescription)")
+        }
 
         // Cancelled mid-way: it finishes as cancelled and frees its slot; five requests on
         // two slots all finish.
@@ -331,5 +339,16 @@ import Tokenizer
         #expect(abs(share - 4.0 / 7) < 0.06, "the first token's share \(share), not about 4/7")
         var three = Sampler(temperature: 1, topK: 3, seed: 2)
         #expect(Set((0..<700).map { _ in three.pick(logits) }) == [0, 1, 2])
+    }
+
+    /// Greedy decoding takes the first of equal largest logits, as torch.argmax does (nanochat's
+    /// temperature 0), wherever the tie sits.
+    @Test func greedyTakesTheFirstOfEqualLogits() {
+        var greedy = Sampler(temperature: 0, topK: 0, seed: 1)
+        #expect(greedy.pick([1, 3, 3, 0]) == 1)
+        #expect(greedy.pick([5, 5, 5]) == 0)
+        #expect(greedy.pick([0, -1, 2, 2]) == 2)
+        var greedyTopK = Sampler(temperature: 0, topK: 2, seed: 1)
+        #expect(greedyTopK.pick([2, 7, 1, 7]) == 1)
     }
 }

@@ -120,6 +120,11 @@ import Tokenizer
         #expect(hf["rms_norm_eps"] as? Double == 1.1920929e-07, "rms_norm_eps \(String(describing: hf["rms_norm_eps"]))")
         #expect(hf["hidden_size"] as? Int == 32 && hf["num_hidden_layers"] as? Int == 2 && hf["num_attention_heads"] as? Int == 2)
         #expect(hf["intermediate_size"] as? Int == 128 && hf["max_position_embeddings"] as? Int == 32 && hf["hidden_act"] as? String == "relu2")
+        // The special tokens by the test tokenizer's ids (Tests/TokenizerTests/Fixtures: <|bos|>
+        // 1015, <|assistant_end|> 1019): generation stops at the end of a reply, pads with <|bos|>.
+        #expect(hf["bos_token_id"] as? Int == 1015 && hf["eos_token_id"] as? Int == 1019 && hf["pad_token_id"] as? Int == 1015)
+        let generation = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/generation_config.json"))) as? [String: Any])
+        #expect(generation["eos_token_id"] as? [Int] == [1019, 1015] && generation["bos_token_id"] as? Int == 1015)
 
         func model(_ pattern: [BlockKind], mlp: Bool = false) throws -> GPT {
             try GPT(config: ModelConfig(sequenceLen: 32, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 2,

@@ -150,4 +150,37 @@ func singularValueDecomposition(_ a: [Double], rows: Int, cols: Int) -> (u: [Dou
         for j in 0..<count { worst = max(worst, abs(p.doubles[j] - (afterFirst[j] - scale * x[j]))) }
         #expect(worst < 1e-5, "Muon's second step differs by \(worst)")
     }
+
+    /// Newton–Schulz by value: nanochat's quintic iteration written out in Double with its
+    /// coefficients as literals (a, b, c) = (3.4445, -4.7750, 2.0315), on a wide and a tall
+    /// matrix, five steps.
+    @Test func newtonSchulzIsNanochatsQuinticIteration() {
+        func reference(_ g: [Double], rows: Int, cols: Int) -> [Double] {
+            // On the wide form: X (r × n) with r ≤ n.
+            let tall = rows > cols, r = min(rows, cols), n = max(rows, cols)
+            var x = [Double](repeating: 0, count: r * n)
+            for i in 0..<rows { for j in 0..<cols { if tall { x[j * n + i] = g[i * cols + j] } else { x[i * n + j] = g[i * cols + j] } } }
+            let norm = g.reduce(0) { $0 + $1 * $1 }.squareRoot() + 1e-7
+            x = x.map { $0 / norm }
+            for _ in 0..<5 {
+                var a = [Double](repeating: 0, count: r * r)
+                for i in 0..<r { for j in 0..<r { for k in 0..<n { a[i * r + j] += x[i * n + k] * x[j * n + k] } } }
+                var b = a.map { -4.7750 * $0 }
+                for i in 0..<r { for j in 0..<r { for k in 0..<r { b[i * r + j] += 2.0315 * a[i * r + k] * a[k * r + j] } } }
+                var next = x.map { 3.4445 * $0 }
+                for i in 0..<r { for j in 0..<n { for k in 0..<r { next[i * n + j] += b[i * r + k] * x[k * n + j] } } }
+                x = next
+            }
+            var out = [Double](repeating: 0, count: rows * cols)
+            for i in 0..<rows { for j in 0..<cols { out[i * cols + j] = tall ? x[j * n + i] : x[i * n + j] } }
+            return out
+        }
+        let g: [Float] = [0.3, -1.2, 0.5, 2.0, -0.7, 1.1, 0.4, -0.9, 0.8, 0.05, -1.5, 0.6, 0.25, -0.35, 1.3]
+        for (rows, cols) in [(3, 5), (5, 3)] {
+            let ours = g.withUnsafeBufferPointer { newtonSchulz($0.baseAddress!, rows: rows, cols: cols) }
+            let want = reference(g.map(Double.init), rows: rows, cols: cols)
+            let worst = zip(ours, want).map { abs(Double($0) - $1) }.max() ?? 1
+            #expect(worst < 2e-5, "\(rows)×\(cols): largest difference \(worst)")
+        }
+    }
 }

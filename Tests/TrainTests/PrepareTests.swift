@@ -94,6 +94,19 @@ func shakespeare(_ characters: Int) throws -> String {
         #expect(abs(share - 0.1) < 0.001, "val share \(share)")
     }
 
+    /// The bound is twice the share: a last document of a quarter of the text (2.5 times the
+    /// tenth) gives way to the tail; one of 15% (1.5 times) is val whole.
+    @Test func theLastDocumentsGiveWayToTheTailAboveTwiceTheShare() throws {
+        let speeches = try shakespeare(90_000)
+        for (tail, fromTail) in [(30_000, true), (16_000, false)] {
+            let last = String(try shakespeare(200_000).suffix(tail)).replacingOccurrences(of: "\n", with: " ")
+            let (_, data, _) = try prepareText(speeches + "\n\n" + last)
+            #expect(data.valFromTail == fromTail, "a last document of \(tail) bytes")
+            let share = Double(data.valTokens) / Double(data.trainTokens + data.valTokens)
+            if fromTail { #expect(abs(share - 0.1) < 0.002, "val share \(share)") } else { #expect(data.valDocuments == 1 && share > 0.12) }
+        }
+    }
+
     @Test func maxTokensTakesAPrefix() throws {
         let (_, data, _) = try prepareText(try shakespeare(60_000)) { $0.maxTokens = 5000 }
         #expect(data.trainTokens + data.valTokens == 5000)

@@ -27,6 +27,12 @@ func scratchPath(_ name: String) -> String {
         #expect(x1.values.first == 7, "the next batch starts right after the previous B·T+1 tokens")
         _ = loader.next(); _ = loader.next()
         #expect(loader.next() == nil, "30 tokens hold four batches of 7")
+        // skip() passes over what another rank takes: exactly the B·T+1 tokens next() would read.
+        var skipping = BatchLoader(shard: shard, batch: 2, sequence: 3)
+        #expect(skipping.skip() && skipping.position == 7)
+        let after = skipping.next()
+        #expect(try #require(after).x.values == [7, 8, 9, 10, 11, 12], "the batch after a skipped one is the second")
+        #expect(skipping.skip() && skipping.skip() && !skipping.skip() && skipping.position == 28)
     }
 
     @Test func badFilesNameTheProblem() throws {
@@ -37,6 +43,12 @@ func scratchPath(_ name: String) -> String {
         }
         try Data(repeating: 0, count: 1024).write(to: URL(fileURLWithPath: path))
         #expect(throws: ShardError(path: path, "bad magic 0, expected 20240520: not a token shard")) { try TokenShard(path: path) }
+        // A shard of another version of the format (its header's second word) is refused.
+        try TokenShard.write([1, 2, 3, 4], to: path)
+        var versioned = try Data(contentsOf: URL(fileURLWithPath: path))
+        versioned[4] = 2
+        try versioned.write(to: URL(fileURLWithPath: path))
+        #expect(throws: ShardError(path: path, "unsupported version 2, expected 1")) { try TokenShard(path: path) }
         try TokenShard.write([1, 2, 3, 4], to: path)
         let full = try Data(contentsOf: URL(fileURLWithPath: path))
         try full.prefix(full.count - 2).write(to: URL(fileURLWithPath: path))
