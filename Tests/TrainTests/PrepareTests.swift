@@ -94,13 +94,14 @@ func shakespeare(_ characters: Int) throws -> String {
         #expect(abs(share - 0.1) < 0.001, "val share \(share)")
     }
 
-    /// The bound is twice the share: a last document of a quarter of the text (2.5 times the
-    /// tenth) gives way to the tail; one of 15% (1.5 times) is val whole.
-    @Test func theLastDocumentsGiveWayToTheTailAboveTwiceTheShare() throws {
+    /// The bound is twice the share, of the bytes or (with --max-tokens) of the tokens: a last
+    /// document of a quarter of the text (2.5 times the tenth) gives way to the tail; one of
+    /// 15% (1.5 times) is val whole.
+    @Test(arguments: [false, true]) func theLastDocumentsGiveWayToTheTailAboveTwiceTheShare(countingTokens: Bool) throws {
         let speeches = try shakespeare(90_000)
         for (tail, fromTail) in [(30_000, true), (16_000, false)] {
             let last = String(try shakespeare(200_000).suffix(tail)).replacingOccurrences(of: "\n", with: " ")
-            let (_, data, _) = try prepareText(speeches + "\n\n" + last)
+            let (_, data, _) = try prepareText(speeches + "\n\n" + last) { if countingTokens { $0.maxTokens = 10_000_000 } }
             #expect(data.valFromTail == fromTail, "a last document of \(tail) bytes")
             let share = Double(data.valTokens) / Double(data.trainTokens + data.valTokens)
             if fromTail { #expect(abs(share - 0.1) < 0.002, "val share \(share)") } else { #expect(data.valDocuments == 1 && share > 0.12) }
