@@ -63,20 +63,34 @@ public struct CoreBundle: Sendable {
     public let directory: String
     public let tasks: [CoreTask]
 
-    public var configPath: String { (directory as NSString).appendingPathComponent("core.yaml") }
-    public var metaPath: String { (directory as NSString).appendingPathComponent("eval_meta_data.csv") }
+    public var configPath: String { CoreBundle.configPath(directory) }
+    public var metaPath: String { CoreBundle.metaPath(directory) }
+    static func configPath(_ directory: String) -> String { (directory as NSString).appendingPathComponent("core.yaml") }
+    static func metaPath(_ directory: String) -> String { (directory as NSString).appendingPathComponent("eval_meta_data.csv") }
 
-    /// Reads core.yaml and eval_meta_data.csv (not the task files: `items(of:)`).
+    /// Reads core.yaml and eval_meta_data.csv (not the task files: `examples(of:)`).
     public init(directory: String) throws {
         self.directory = directory
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw CoreBundleError("\(directory): no such directory (an eval bundle holds core.yaml, eval_meta_data.csv and eval_data/)")
         }
-        let configPath = (directory as NSString).appendingPathComponent("core.yaml")
-        let metaPath = (directory as NSString).appendingPathComponent("eval_meta_data.csv")
-        let baselines = try CoreBundle.readBaselines(metaPath)
-        tasks = try CoreBundle.readTasks(configPath, baselines: baselines, metaPath: metaPath)
+        let metaPath = CoreBundle.metaPath(directory)
+        tasks = try CoreBundle.readTasks(CoreBundle.configPath(directory), baselines: try CoreBundle.readBaselines(metaPath), metaPath: metaPath)
+    }
+
+    /// The examples of `tasks` (all the bundle's when nil) in the order they are evaluated,
+    /// cut to `maxPerTask` (`CorePrompts.evaluationOrder`), every task file read before any is
+    /// scored. A few-shot count that the cut leaves too few examples for is an error naming
+    /// `limit`, the setting that made the cut.
+    public func evaluationSets(_ tasks: [CoreTask]? = nil, maxPerTask: Int?, limit: String) throws -> [(task: CoreTask, examples: [CoreExample])] {
+        try (tasks ?? self.tasks).map { task in
+            let examples = CorePrompts.evaluationOrder(try self.examples(of: task), maxPerTask: maxPerTask)
+            guard task.fewShot < examples.count else {
+                throw CoreBundleError("\(configPath): task \"\(task.label)\": \(task.fewShot)-shot needs more than \(task.fewShot) examples; \(limit) leaves \(examples.count)")
+            }
+            return (task, examples)
+        }
     }
 
     static func text(_ path: String) throws -> String {

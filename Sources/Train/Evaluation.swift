@@ -1,7 +1,9 @@
 // Validation loss and bits per byte (SPEC §3.2).
 import Blocks
+import Evaluation
 import Foundation
 import Tensor
+import Tokenizer
 
 public struct Evaluation: Sendable {
     /// Mean cross entropy over every target (nats per token).
@@ -13,6 +15,23 @@ public struct Evaluation: Sendable {
 }
 
 public enum Evaluator {
+    /// Each task's CORE result over its examples: alone, or under MPI each rank scoring one
+    /// example in N (r, r + N, ...) and the counts summed, so every rank gets the totals.
+    /// `each` sees every task's result with the seconds it took, as it comes.
+    public static func core(_ sets: [(task: CoreTask, examples: [CoreExample])], model: GPT, tokenizer: Tokenizer,
+                            world: (any Collectives)?, each: (CoreTaskResult, Double) -> Void = { _, _ in }) throws -> [CoreTaskResult] {
+        let rank = world?.rank ?? 0, ranks = world?.size ?? 1
+        return try sets.map { task, examples in
+            let start = DispatchTime.now().uptimeNanoseconds
+            var correct = try CoreScoring.evaluate(examples, task: task, indices: Array(stride(from: rank, to: examples.count, by: ranks)),
+                                                   model: model, tokenizer: tokenizer)
+            if let world, ranks > 1 { correct = Int(world.sum([Double(correct)])[0]) }
+            let result = CoreTaskResult(task: task, examples: examples.count, correct: correct)
+            each(result, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            return result
+        }
+    }
+
     /// Evaluates `model` on the first `maxBatches` batches of (batch × sequence) tokens of
     /// `stream`, in order from token 0. `byteLengths[id]` is each token's byte count (0 for
     /// special tokens). Fewer batches than asked when the stream is short; none is an error.

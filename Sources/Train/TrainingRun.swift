@@ -102,14 +102,7 @@ public final class TrainingRun {
                                              for: "its weights, gradients, optimiser state and a micro-batch's logits")
         Parallel.setThreadCount(settings.threads)
         if settings.coreEvery > 0, let path = settings.coreBundle {
-            let bundle = try CoreBundle(directory: path)
-            core = try bundle.tasks.map { task in
-                let examples = CorePrompts.evaluationOrder(try bundle.examples(of: task), maxPerTask: settings.coreMaxPerTask)
-                guard task.fewShot < examples.count else {
-                    throw TrainingError("\(path): task \"\(task.label)\": \(task.fewShot)-shot needs more than \(task.fewShot) examples; core_metric_max_per_task leaves \(examples.count)")
-                }
-                return (task, examples)
-            }
+            core = try CoreBundle(directory: path).evaluationSets(maxPerTask: settings.coreMaxPerTask, limit: "core_metric_max_per_task")
         } else {
             core = []
         }
@@ -367,14 +360,7 @@ public final class TrainingRun {
     /// The CORE metric on the bundle's tasks (each rank scoring every N-th example), logged
     /// and written to the metrics as a `core` row.
     func evaluateCore(step: Int) throws {
-        let rank = world?.rank ?? 0, ranks = world?.size ?? 1
-        var results: [CoreTaskResult] = []
-        for (task, examples) in core {
-            var correct = try CoreScoring.evaluate(examples, task: task, indices: Array(stride(from: rank, to: examples.count, by: ranks)),
-                                                   model: model, tokenizer: tokenizer)
-            if let world, ranks > 1 { correct = Int(world.sum([Double(correct)])[0]) }
-            results.append(CoreTaskResult(task: task, examples: examples.count, correct: correct))
-        }
+        let results = try Evaluator.core(core, model: model, tokenizer: tokenizer, world: world)
         let metric = CoreScoring.core(results)
         log(String(format: "step %05d | CORE metric: %.4f", step, metric) + " ("
             + results.map { String(format: "%@ %.4f", $0.task.label, $0.centered) }.joined(separator: ", ") + ")")

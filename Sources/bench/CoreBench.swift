@@ -37,7 +37,7 @@ struct CoreBenchCommand: ParsableCommand {
         let (model, _) = try Checkpoint.load(from: checkpoint)
         let tok = try Tokenizer.load(from: checkpoint + "/tokenizer")
         let cores = try CoreBundle(directory: bundle)
-        let tasks = try cores.tasks.map { ($0, CorePrompts.evaluationOrder(try cores.examples(of: $0), maxPerTask: maxPerTask)) }
+        let tasks = try cores.evaluationSets(maxPerTask: maxPerTask, limit: "--max-per-task")
         let total = tasks.reduce(0) { $0 + $1.1.count }
         print("bench core: \(checkpoint) (d\(model.config.nLayer), \(model.config.blockPattern.map(\.rawValue).joined()), vocab \(model.config.vocabSize)), "
               + "\(bundle), \(maxPerTask) examples per task (\(total) in all), \(threads) threads")

@@ -65,10 +65,7 @@ struct CoreCommand: ParsableCommand {
             chosen = bundle.tasks.filter { labels.contains($0.label) }
         }
         // Every task file is read before any scoring, so a bad line stops the run at once.
-        let examples = try chosen.map { try CorePrompts.evaluationOrder(bundle.examples(of: $0), maxPerTask: maxPerTask) }
-        for (task, items) in zip(chosen, examples) where task.fewShot >= items.count {
-            throw ValidationError("task \"\(task.label)\": \(task.fewShot)-shot needs more than \(task.fewShot) examples; --max-per-task leaves \(items.count)")
-        }
+        let sets = try bundle.evaluationSets(chosen, maxPerTask: maxPerTask, limit: "--max-per-task")
         let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         precision.apply(to: model, inference: true)
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer, offersFlag: true)
@@ -78,20 +75,12 @@ struct CoreCommand: ParsableCommand {
         if root && !json {
             print("| task | type | shots | examples | accuracy | baseline | centred | seconds |\n|---|---|---:|---:|---:|---:|---:|---:|")
         }
-        var results: [CoreTaskResult] = []
-        for (task, items) in zip(chosen, examples) {
-            let start = DispatchTime.now().uptimeNanoseconds
-            let mine = Array(stride(from: rank, to: items.count, by: ranks))
-            var correct = try CoreScoring.evaluate(items, task: task, indices: mine, model: model, tokenizer: tok)
-            if let world, ranks > 1 { correct = Int(world.sum([Double(correct)])[0]) }
-            let r = CoreTaskResult(task: task, examples: items.count, correct: correct)
-            results.append(r)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-            if root && !json {
-                print(String(format: "| %@ | %@ | %d | %d | %.4f | %.1f%% | %.4f | %.1f |", task.label, task.type.rawValue, task.fewShot,
-                             items.count, r.accuracy, task.randomBaseline, r.centered, seconds))
-                fflush(nil)
-            }
+        let results = try Evaluator.core(sets, model: model, tokenizer: tok, world: world) { r, seconds in
+            guard root && !json else { return }
+            let task = r.task
+            print(String(format: "| %@ | %@ | %d | %d | %.4f | %.1f%% | %.4f | %.1f |", task.label, task.type.rawValue, task.fewShot,
+                         r.examples, r.accuracy, task.randomBaseline, r.centered, seconds))
+            fflush(nil)
         }
         let core = CoreScoring.core(results)
         guard root else { return }
