@@ -5,7 +5,7 @@
 // Layers (each imports only those to its left; docs/ARCHITECTURE.md has the map, and a test
 // checks it against the imports):
 //   CBLAS, CVectorMath, CHost, CBF16 (C) <- Tensor <- SelectiveScan <- Blocks <- Tokenizer <- Inference <- Train
-//   Tokenizer <- Evaluation (nanochat's CORE; Yams) <- Train
+//   Inference <- Evaluation (nanochat's CORE; Yams) <- Train
 //   Inference <- Interop (Hugging Face, nanochat formats);  Inference <- Serve (the OpenAI API over HTTP)
 //   MPISystem (Open MPI) <- CMPI (C) <- Train;  CCompression (C: zlib, Snappy, zstd, LZ4, Brotli) <- Corpus <- Train
 //   nanochat (the CLI) and bench (the benchmark) over all of them; CLAPACKE is linked by the tests alone.
@@ -90,7 +90,7 @@ let package = Package(
         .target(name: "Inference", dependencies: ["Blocks", "Tensor", "Tokenizer"], swiftSettings: hostCPU),
         // Evaluations beyond the loss: nanochat's CORE bundle (its tasks, prompts and scoring)
         // and the Python random numbers that choose its examples.
-        .target(name: "Evaluation", dependencies: ["Blocks", "Tensor", "Tokenizer", .product(name: "Yams", package: "Yams")],
+        .target(name: "Evaluation", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference", .product(name: "Yams", package: "Yams")],
                 swiftSettings: hostCPU),
         // Config, data, the trainer, runs and their files, ranks over MPI, the sweep, SFT.
         .target(name: "Train", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference", "Evaluation", "CMPI", "Corpus"],

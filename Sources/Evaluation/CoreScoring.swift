@@ -9,6 +9,7 @@
 // vocabulary are never all held at once.
 import Blocks
 import Foundation
+import Inference
 import Tensor
 import Tokenizer
 
@@ -126,16 +127,13 @@ public enum CoreScoring {
             }
             let logits = softcap(linear(picked, model.weights.head), logitSoftcap)
             let v = model.config.vocabSize
+            // TokenScore's top token is the first of equals, as torch.argmax's.
             func rowsOf<S: TensorScalar & BinaryFloatingPoint>(_ all: UnsafeMutableBufferPointer<S>) -> [(loss: Double, argmax: Int32)] {
                 positions.enumerated().map { k, p in
                     let row = UnsafeBufferPointer(rebasing: all[(k * v)..<((k + 1) * v)])
-                    var best = 0, top = -Double.infinity
-                    for (j, x) in row.enumerated() where Double(x) > top { top = Double(x); best = j }
-                    guard p.position + 1 < length else { return (.nan, Int32(best)) }
-                    var sum = 0.0
-                    for x in row { sum += Foundation.exp(Double(x) - top) }
-                    let target = Int(ids[p.row * length + p.position + 1])
-                    return (top + Foundation.log(sum) - Double(row[target]), Int32(best))
+                    let last = p.position + 1 >= length
+                    let s = TokenScore(logits: row, token: last ? 0 : ids[p.row * length + p.position + 1], top: 1)
+                    return (last ? .nan : -s.logprob, s.top[0].token)
                 }
             }
             switch logits.dtype {
