@@ -64,30 +64,26 @@ def main():
 
     # A continuation must tokenize after its context as it does alone: nanochat's scoring
     # requires the context's ids to be a prefix of the context and continuation's.
+    def with_distractors(true_line):
+        """The true line among three other lines of the held-out text, at a random place."""
+        others = []
+        while len(others) < 3:
+            other = rng.choice(all_lines)
+            if other != true_line and other not in others:
+                others.append(other)
+        gold = rng.randrange(4)
+        return others[:gold] + [true_line] + others[gold:], gold
+
     next_line, prev_line = [], []
     for speaker, lines in all_speeches:
         if len(lines) < 3:
             continue
         i = rng.randrange(0, len(lines) - 2)
-        true_next = lines[i + 2]
-        others = []
-        while len(others) < 3:
-            other = rng.choice(all_lines)
-            if other != true_next and other not in others:
-                others.append(other)
-        gold = rng.randrange(4)
-        choices = others[:gold] + [true_next] + others[gold:]
+        choices, gold = with_distractors(lines[i + 2])
         next_line.append({"query": speaker + "\n" + lines[i] + "\n" + lines[i + 1], "choices": choices, "gold": gold})
 
         j = rng.randrange(1, len(lines))
-        true_prev = lines[j - 1]
-        others = []
-        while len(others) < 3:
-            other = rng.choice(all_lines)
-            if other != true_prev and other not in others:
-                others.append(other)
-        gold = rng.randrange(4)
-        options = others[:gold] + [true_prev] + others[gold:]
+        options, gold = with_distractors(lines[j - 1])
         prev_line.append({"context_options": [speaker + "\n" + o for o in options], "continuation": lines[j], "gold": gold})
 
     tasks = [
