@@ -5,7 +5,7 @@
 // Layers (each imports only those to its left; docs/ARCHITECTURE.md has the map, and a test
 // checks it against the imports):
 //   CBLAS, CVectorMath, CHost, CBF16 (C) <- Tensor <- SelectiveScan <- Blocks <- Tokenizer <- Inference <- Train
-//   Inference <- Evaluation (nanochat's CORE; Yams) <- Train
+//   Inference, Corpus <- Evaluation (nanochat's CORE and chat benchmarks; Yams) <- Train
 //   Inference <- Interop (Hugging Face, nanochat formats);  Inference <- Serve (the OpenAI API over HTTP)
 //   MPISystem (Open MPI) <- CMPI (C) <- Train;  CCompression (C: zlib, Snappy, zstd, LZ4, Brotli) <- Corpus <- Train
 //   nanochat (the CLI) and bench (the benchmark) over all of them; CLAPACKE is linked by the tests alone.
@@ -88,9 +88,10 @@ let package = Package(
         // Decoding: one sequence's cache and sampler, the generator, the terminal chat, the
         // engine that steps many requests together, conversations and the calculator.
         .target(name: "Inference", dependencies: ["Blocks", "Tensor", "Tokenizer"], swiftSettings: hostCPU),
-        // Evaluations beyond the loss: nanochat's CORE bundle (its tasks, prompts and scoring)
-        // and the Python random numbers that choose its examples.
-        .target(name: "Evaluation", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference", .product(name: "Yams", package: "Yams")],
+        // Evaluations beyond the loss: nanochat's CORE bundle (its tasks, prompts and scoring),
+        // the chat benchmarks' files and scoring, and the Python and NumPy random numbers that
+        // choose and order their examples.
+        .target(name: "Evaluation", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference", "Corpus", .product(name: "Yams", package: "Yams")],
                 swiftSettings: hostCPU),
         // Config, data, the trainer, runs and their files, ranks over MPI, the sweep, SFT.
         .target(name: "Train", dependencies: ["Blocks", "Tensor", "Tokenizer", "Inference", "Evaluation", "CMPI", "Corpus"],

@@ -112,20 +112,7 @@ public enum CoreScoring {
     static func positionScores(_ model: GPT, ids: [Int32], rows: Int, length: Int, positions: [(row: Int, position: Int)]) -> [(loss: Double, argmax: Int32)] {
         guard !positions.isEmpty else { return [] }
         return GradMode.withoutGradients {
-            let hidden = model.hidden(IndexTensor(shape: [rows, length], values: ids))
-            let width = hidden.shape[hidden.shape.count - 1]
-            let picked = Tensor(uninitializedShape: [positions.count, width], dtype: hidden.dtype)
-            func gather<S: TensorScalar>(_: S.Type) {
-                let src = hidden.data(S.self), dst = picked.data(S.self)
-                for (k, p) in positions.enumerated() {
-                    (dst + k * width).update(from: src + (p.row * length + p.position) * width, count: width)
-                }
-            }
-            switch hidden.dtype {
-            case .float32: gather(Float.self)
-            case .float64: gather(Double.self)
-            }
-            let logits = softcap(linear(picked, model.weights.head), logitSoftcap)
+            let logits = positionLogits(model, ids: ids, rows: rows, length: length, positions: positions)
             let v = model.config.vocabSize
             // TokenScore's top token is the first of equals, as torch.argmax's.
             func rowsOf<S: TensorScalar & BinaryFloatingPoint>(_ all: UnsafeMutableBufferPointer<S>) -> [(loss: Double, argmax: Int32)] {
@@ -140,6 +127,27 @@ public enum CoreScoring {
             case .float32: return rowsOf(logits.buffer(Float.self))
             case .float64: return rowsOf(logits.buffer(Double.self))
             }
+        }
+    }
+
+    /// The logits (positions.count, V) at chosen (row, position)s of a padded batch of ids:
+    /// the whole batch through the blocks, only those positions through the head.
+    static func positionLogits(_ model: GPT, ids: [Int32], rows: Int, length: Int, positions: [(row: Int, position: Int)]) -> Tensor {
+        GradMode.withoutGradients {
+            let hidden = model.hidden(IndexTensor(shape: [rows, length], values: ids))
+            let width = hidden.shape[hidden.shape.count - 1]
+            let picked = Tensor(uninitializedShape: [positions.count, width], dtype: hidden.dtype)
+            func gather<S: TensorScalar>(_: S.Type) {
+                let src = hidden.data(S.self), dst = picked.data(S.self)
+                for (k, p) in positions.enumerated() {
+                    (dst + k * width).update(from: src + (p.row * length + p.position) * width, count: width)
+                }
+            }
+            switch hidden.dtype {
+            case .float32: gather(Float.self)
+            case .float64: gather(Double.self)
+            }
+            return softcap(linear(picked, model.weights.head), logitSoftcap)
         }
     }
 

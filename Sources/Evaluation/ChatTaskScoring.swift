@@ -1,0 +1,261 @@
+// Scoring a chat model on the benchmarks of ChatTaskFiles.swift as nanochat's chat_eval
+// scores it:
+//
+// - The prompt is the conversation without its reference reply, rendered as in training,
+//   then <|assistant_start|> (nanochat's render_for_completion, cut to 2048 tokens first).
+// - Categorical (ARC, MMLU): batches of prompts padded with <|bos|> after their ends, one
+//   forward; at each prompt's last position only the logits of its answer letters count, and
+//   the first largest is the model's answer.
+// - Generative (GSM8K, HumanEval): a greedy reply as nanochat's engine makes it: up to
+//   `maxTokens` tokens (a calculator answer forced into the reply counts one per token),
+//   ending at <|assistant_end|> or <|bos|>; the reply's text (special tokens by their names)
+//   is checked by the task: GSM8K compares the number after "#### " with the reference's,
+//   HumanEval runs the program with the task's tests (`PythonSandbox`).
+import Blocks
+import Foundation
+import Inference
+import Tensor
+import Tokenizer
+
+/// One problem's outcome.
+public struct ChatProblemResult: Sendable {
+    /// The problem's position in the evaluated order.
+    public let index: Int
+    public let prompt: [Int32]
+    /// The letter chosen, or the reply's text.
+    public let answer: String
+    /// Generative: the reply's tokens (without the ending token).
+    public let reply: [Int32]
+    public let correct: Bool
+    /// Why a HumanEval program failed (its error's last line), or nil.
+    public let failure: String?
+    /// Categorical: the logits of the answer letters, in the problem's order.
+    public var letterLogits: [Double] = []
+}
+
+public enum ChatTaskScoring {
+    /// Longest rendering of the conversation before <|assistant_start|>, as nanochat's
+    /// render_conversation cuts it.
+    public static let renderLimit = 2048
+
+    /// The prompt the model answers: the conversation without its reference reply.
+    public static func prompt(_ problem: ChatProblem, tokenizer: Tokenizer) throws -> [Int32] {
+        var conversation = problem.conversation
+        conversation.messages.removeLast()
+        return try tokenizer.render(conversation, maxTokens: renderLimit).ids + [ChatTokens(tokenizer).assistantStart]
+    }
+
+    /// The token of each answer letter; a letter that is not one token is an error (nanochat
+    /// asserts the same).
+    static func letterTokens(_ letters: [String], tokenizer: Tokenizer, at: String) throws -> [Int32] {
+        try letters.map { letter in
+            let ids = tokenizer.encode(letter)
+            guard ids.count == 1 else {
+                throw ChatTaskError("\(at): the answer letter \"\(letter)\" is \(ids.count) tokens with this tokenizer; categorical scoring needs one")
+            }
+            return ids[0]
+        }
+    }
+
+    /// Categorical problems scored in one padded batch (`indices` are their positions in
+    /// the evaluated order, for the results).
+    public static func categorical(_ problems: [ChatProblem], indices: [Int], model: GPT, tokenizer: Tokenizer) throws -> [ChatProblemResult] {
+        guard !problems.isEmpty else { return [] }
+        let prompts = try problems.map { try prompt($0, tokenizer: tokenizer) }
+        let letterIDs = try problems.map { try letterTokens($0.letters, tokenizer: tokenizer, at: $0.source) }
+        let length = prompts.map(\.count).max() ?? 0
+        let bos = ChatTokens(tokenizer).bos
+        let ids = prompts.flatMap { $0 + Array(repeating: bos, count: length - $0.count) }
+        let positions = prompts.enumerated().map { (row: $0.offset, position: $0.element.count - 1) }
+        let logits = CoreScoring.positionLogits(model, ids: ids, rows: prompts.count, length: length, positions: positions)
+        let v = model.config.vocabSize
+        func value(_ row: Int, _ token: Int32) -> Double {
+            switch logits.dtype {
+            case .float32: Double(logits.data(Float.self)[row * v + Int(token)])
+            case .float64: logits.data(Double.self)[row * v + Int(token)]
+            }
+        }
+        return problems.enumerated().map { row, problem in
+            // The first of equal largest, as torch.argmax.
+            var best = 0
+            for j in letterIDs[row].indices where value(row, letterIDs[row][j]) > value(row, letterIDs[row][best]) { best = j }
+            let answer = problem.letters[best]
+            return ChatProblemResult(index: indices[row], prompt: prompts[row], answer: answer, reply: [],
+                                     correct: answer == problem.reference, failure: nil,
+                                     letterLogits: letterIDs[row].map { value(row, $0) })
+        }
+    }
+
+    /// The greedy reply to a prompt, as nanochat's engine generates it with temperature 0.
+    public static func greedyReply(_ prompt: [Int32], model: GPT, tokenizer: Tokenizer, maxTokens: Int) -> [Int32] {
+        let special = ChatTokens(tokenizer)
+        let sequence = DecodingSequence(model: model, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
+                                        expectedTokens: prompt.count + maxTokens)
+        var logits = sequence.feed(prompt)
+        var decoder = ReplyDecoder(tokenizer: tokenizer, special: special)
+        var reply: [Int32] = [], forced: [Int32] = []
+        var generated = 0
+        while generated < maxTokens {
+            let next: Int32
+            if forced.isEmpty {
+                next = sequence.pick(logits)
+                generated += 1
+                switch decoder.step(next) {
+                case .end: return reply
+                case .text: break
+                case .tool(_, _, let answer): forced = answer
+                }
+            } else {
+                next = forced.removeFirst()
+                generated += 1
+            }
+            reply.append(next)
+            logits = sequence.feed([next])
+        }
+        return reply
+    }
+
+    /// A generative problem: its greedy reply, checked by its task.
+    public static func generative(_ problem: ChatProblem, index: Int, benchmark: ChatBenchmark, model: GPT, tokenizer: Tokenizer,
+                                  maxTokens: Int, sandbox: PythonSandbox?) throws -> ChatProblemResult {
+        let ids = try prompt(problem, tokenizer: tokenizer)
+        let reply = greedyReply(ids, model: model, tokenizer: tokenizer, maxTokens: maxTokens)
+        let text = try tokenizer.decode(reply)
+        var correct = false, failure: String? = nil
+        switch benchmark {
+        case .gsm8k:
+            // The reference's number is in its last text part, as nanochat reads it.
+            var last = ""
+            if case .text(let s)? = problem.conversation.messages.last?.parts.last { last = s }
+            correct = finalAnswer(text) == finalAnswer(last)
+        case .humanEval:
+            guard let sandbox else { throw ChatTaskError("HumanEval needs a sandbox to run programs in") }
+            let outcome = sandbox.run(humanEvalProgram(problem, reply: text))
+            correct = outcome.passed
+            failure = outcome.failure
+        case .arcEasy, .arcChallenge, .mmlu:
+            throw ChatTaskError("\(benchmark.rawValue) is categorical")
+        }
+        return ChatProblemResult(index: index, prompt: ids, answer: text, reply: reply, correct: correct, failure: failure)
+    }
+
+    /// The number after the first "#### " (a minus sign, digits, dots and commas; commas
+    /// dropped), as GSM8K's own grader reads it; nil if there is none.
+    public static func finalAnswer(_ text: String) -> String? {
+        let scalars = text.unicodeScalars
+        var i = scalars.startIndex
+        func allowed(_ c: Unicode.Scalar) -> Bool { ("0"..."9").contains(c) || c == "." || c == "," }
+        while let start = scalars[i...].firstRange(of: "#### ".unicodeScalars) {
+            var j = start.upperBound
+            var number = String.UnicodeScalarView()
+            if j < scalars.endIndex, scalars[j] == "-" { number.append("-"); j = scalars.index(after: j) }
+            while j < scalars.endIndex, allowed(scalars[j]) { number.append(scalars[j]); j = scalars.index(after: j) }
+            // The pattern needs at least one character after the optional minus sign.
+            if number.count > (number.first == "-" ? 1 : 0) {
+                return String(number).replacingOccurrences(of: ",", with: "")
+            }
+            i = scalars.index(after: start.lowerBound)
+        }
+        return nil
+    }
+
+    /// HumanEval's program for a reply: the prompt's imports, the reply's first fenced code
+    /// block (or the whole reply), the tests, and the call of `check` on the entry point.
+    public static func humanEvalProgram(_ problem: ChatProblem, reply: String) -> String {
+        imports(problem.question) + "\n\n" + program(in: reply) + "\n\n" + problem.test + "\n" + "check(\(problem.entryPoint))"
+    }
+
+    /// The import lines at the top of a prompt (stopping at its first other line that is not
+    /// a comment), stripped.
+    static func imports(_ prompt: String) -> String {
+        var lines: [String] = []
+        for line in prompt.split(separator: "\n", omittingEmptySubsequences: false) {
+            let stripped = CorePrompts.pythonStrip(String(line))
+            if stripped.hasPrefix("import ") || stripped.hasPrefix("from ") {
+                lines.append(stripped)
+            } else if !stripped.isEmpty && !stripped.hasPrefix("#") {
+                break
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The code of a reply: the inside of its first ```python or ``` block (the fence, any
+    /// whitespace, a newline, the code, a newline, the closing fence), stripped; else the
+    /// whole reply stripped.
+    static func program(in reply: String) -> String {
+        let s = reply.unicodeScalars
+        var from = s.startIndex
+        while let open = s[from...].firstRange(of: "```".unicodeScalars) {
+            var j = open.upperBound
+            if s[j...].starts(with: "python".unicodeScalars) {
+                // "python" is optional: try with it, then without (the regex backtracks).
+                if let code = fencedCode(s, after: s.index(j, offsetBy: 6)) { return CorePrompts.pythonStrip(code) }
+            }
+            if let code = fencedCode(s, after: j) { return CorePrompts.pythonStrip(code) }
+            j = s.index(after: open.lowerBound)
+            from = j
+        }
+        return CorePrompts.pythonStrip(reply)
+    }
+
+    /// After an opening fence: `\s*\n(.*?)\n````. The whitespace run gives back characters
+    /// until a newline ends it, longest first; the code is the shortest text that "\n```"
+    /// follows.
+    private static func fencedCode(_ s: String.UnicodeScalarView, after start: String.UnicodeScalarView.Index) -> String? {
+        var starts: [String.UnicodeScalarView.Index] = []
+        var k = start
+        while k < s.endIndex, isRegexSpace(s[k]) {
+            if s[k] == "\n" { starts.append(s.index(after: k)) }
+            k = s.index(after: k)
+        }
+        for codeStart in starts.reversed() {
+            if let close = s[codeStart...].firstRange(of: "\n```".unicodeScalars) {
+                return String(s[codeStart..<close.lowerBound])
+            }
+        }
+        return nil
+    }
+
+    /// Python's `\s` in a str pattern: the Unicode whitespace `str.isspace` accepts.
+    static func isRegexSpace(_ c: Unicode.Scalar) -> Bool { CorePrompts.isPythonSpace(c) }
+}
+
+/// A benchmark's accuracy over the problems evaluated.
+public struct ChatBenchmarkResult: Sendable {
+    public let benchmark: ChatBenchmark
+    public let problems: [ChatProblemResult]
+    public var correct: Int { problems.filter(\.correct).count }
+    public var total: Int { problems.count }
+    public var accuracy: Double { total > 0 ? Double(correct) / Double(total) : 0 }
+    /// (accuracy - baseline) / (1 - baseline), as nanochat centres its ChatCORE terms.
+    public var centered: Double { (accuracy - benchmark.baseline) / (1 - benchmark.baseline) }
+}
+
+extension ChatTaskScoring {
+    /// Every problem of `problems` (already in the evaluated order): categorical ones in
+    /// batches of `batchSize`, generative ones one by one; `each` sees every result as it
+    /// comes.
+    public static func evaluate(_ benchmark: ChatBenchmark, problems: [ChatProblem], model: GPT, tokenizer: Tokenizer,
+                                batchSize: Int = 8, maxTokens: Int = 512, sandbox: PythonSandbox? = nil,
+                                each: (ChatProblemResult) -> Void = { _ in }) throws -> ChatBenchmarkResult {
+        var results: [ChatProblemResult] = []
+        if benchmark.isCategorical {
+            var start = 0
+            while start < problems.count {
+                let end = Swift.min(problems.count, start + Swift.max(1, batchSize))
+                for r in try categorical(Array(problems[start..<end]), indices: Array(start..<end), model: model, tokenizer: tokenizer) {
+                    results.append(r); each(r)
+                }
+                start = end
+            }
+        } else {
+            for (i, problem) in problems.enumerated() {
+                let r = try generative(problem, index: i, benchmark: benchmark, model: model, tokenizer: tokenizer,
+                                       maxTokens: maxTokens, sandbox: sandbox)
+                results.append(r); each(r)
+            }
+        }
+        return ChatBenchmarkResult(benchmark: benchmark, problems: results)
+    }
+}

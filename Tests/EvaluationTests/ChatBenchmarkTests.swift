@@ -1,0 +1,247 @@
+// nanochat's chat evaluation of ARC, MMLU, GSM8K and HumanEval: NumPy's shuffle order, the
+// benchmark files in their published layouts, the conversations nanochat's tasks build, and
+// the categorical and generative scoring of nanochat's chat_eval on the same model (fixtures
+// written by tools/chat_eval_fixtures.py from nanochat's own code), and bad files named by
+// file, line and field.
+import Blocks
+import Evaluation
+import Foundation
+import Inference
+import Tensor
+import Testing
+import Tokenizer
+
+let chatTaskFiles = evaluationFixtures + "/chat_tasks"
+
+@Suite struct NumpyRandomTests {
+    @Test func permutationsAndRawOutputsAreNumPys() throws {
+        let cases = try #require(try fixtureJSON("numpy_random.json")["cases"] as? [[String: Any]])
+        #expect(cases.count == 6)
+        for c in cases {
+            let seed = try #require((c["seed"] as? NSNumber)?.uint64Value)
+            var bits = NumpyPCG64(seed: seed)
+            let raw = try #require(c["raw"] as? [String]).compactMap { UInt64($0) }
+            #expect(raw.count == 4)
+            #expect((0..<4).map { _ in bits.next64() } == raw, "PCG64(\(seed)) raw outputs")
+            let perms = try #require(c["permutations"] as? [String: [Int]])
+            #expect(perms.count == 9)
+            for (key, expected) in perms {
+                let n = try #require(Int(key))
+                let got = huggingFaceShuffleOrder(count: n, seed: seed)
+                #expect(Set(got) == Set(0..<n), "a permutation of \(n)")
+                let shown = expected.count == n ? got : Array(got.prefix(40) + got.suffix(40))
+                #expect(shown == expected, "default_rng(\(seed)).permutation(\(n))")
+            }
+        }
+    }
+
+    /// 32-bit draws take a 64-bit output's low half, then its high half.
+    @Test func thirtyTwoBitDrawsSplitASixtyFourBitOutput() {
+        var a = NumpyPCG64(seed: 42), b = NumpyPCG64(seed: 42)
+        let whole = a.next64()
+        #expect(UInt64(b.next32()) == whole & 0xffff_ffff)
+        #expect(UInt64(b.next32()) == whole >> 32)
+        #expect(b.next64() == a.next64())
+    }
+}
+
+/// nanochat's messages (JSON) as our conversation.
+func nanochatConversation(_ messages: Any?) throws -> Conversation {
+    try Conversation(json: ["messages": try #require(messages as? [Any])])
+}
+
+@Suite struct ChatBenchmarkFileTests {
+    /// Every benchmark's conversations, in nanochat's order, equal the ones its tasks build.
+    @Test func conversationsAreNanochatsInItsOrder() throws {
+        let fixture = try fixtureJSON("chat_nanochat.json")
+        for (name, file, key) in [("ARC-Easy", "arc.jsonl", "ARC-Easy"), ("MMLU", "mmlu.jsonl", "MMLU")] {
+            let benchmark = try #require(ChatBenchmark.named(name))
+            let problems = ChatTaskFile.shuffled(try ChatTaskFile.problems(benchmark, path: chatTaskFiles + "/" + file))
+            let expected = try #require((fixture[key] as? [String: Any])?["problems"] as? [[String: Any]])
+            #expect(problems.count == expected.count)
+            for (p, e) in zip(problems, expected) {
+                #expect(p.conversation == (try nanochatConversation(e["messages"])), "\(name) \(p.source)")
+                #expect(p.letters == (e["letters"] as? [String]))
+            }
+        }
+        let gsm = ChatTaskFile.shuffled(try ChatTaskFile.problems(.gsm8k, path: chatTaskFiles + "/gsm8k.jsonl"))
+        let references = try #require(fixture["GSM8K_references"] as? [[String: Any]])
+        #expect(gsm.count == references.count && gsm.count == 12)
+        for (p, e) in zip(gsm, references) {
+            #expect(p.conversation == (try nanochatConversation(e["messages"])), "GSM8K \(p.source)")
+        }
+        let human = ChatTaskFile.shuffled(try ChatTaskFile.problems(.humanEval, path: chatTaskFiles + "/humaneval.jsonl"))
+        let humanMessages = try #require((fixture["HumanEval"] as? [String: Any])?["messages"] as? [Any])
+        #expect(human.count == humanMessages.count)
+        for (p, e) in zip(human, humanMessages) {
+            #expect(p.conversation == (try nanochatConversation(e)), "HumanEval \(p.source)")
+        }
+    }
+
+    /// A calculator call is "<<", characters other than ">", ">>": split at its last "=".
+    @Test func gsm8kCallsSplitAsNanochatSplitsThem() {
+        let parts = ChatTaskFile.calculatorParts("a <<1+2=3>>3, 1<<3 is <<2*4=8>>8 <<x>> end<<")
+        #expect(parts == [.text("a "), .python("1+2"), .pythonOutput("3"), .text("3, 1"), .python("3 is <<2*4"), .pythonOutput("8"),
+                          .text("8 "), .python("x"), .pythonOutput(""), .text(" end<<")])
+        #expect(ChatTaskFile.calculatorParts("") == [.text("")])
+        #expect(ChatTaskFile.calculatorParts("<<>>") == [.text("<<>>")])
+    }
+
+    /// The same rows in both layouts read the same, and the parquet GSM8K (row groups of 5)
+    /// as its JSONL.
+    @Test func layoutsAndFormatsReadTheSame() throws {
+        let hf = try ChatTaskFile.problems(.arcEasy, path: chatTaskFiles + "/arc.jsonl")
+        let ai2 = try ChatTaskFile.problems(.arcChallenge, path: chatTaskFiles + "/arc_ai2.jsonl")
+        #expect(ai2.count == 6)
+        #expect(ai2.map(\.conversation) == hf.prefix(6).map(\.conversation))
+        #expect(ai2.map(\.letters) == hf.prefix(6).map(\.letters))
+        #expect(Set(hf.map(\.letters.count)) == [3, 4, 5])
+        #expect(hf.contains { $0.letters == ["1", "2", "3", "4"] })
+        let jsonl = try ChatTaskFile.problems(.gsm8k, path: chatTaskFiles + "/gsm8k.jsonl")
+        let parquet = try ChatTaskFile.problems(.gsm8k, path: chatTaskFiles + "/gsm8k.parquet")
+        #expect(parquet.map(\.conversation) == jsonl.map(\.conversation))
+        #expect(parquet[6].source.hasSuffix("gsm8k.parquet row 7"))
+    }
+
+    /// nanochat's render_mc, written out.
+    @Test func multipleChoicePromptIsNanochats() {
+        #expect(ChatTaskFile.multipleChoicePrompt(question: "Sky?", letters: ["A", "B"], choices: ["blue", "red"])
+                == "Multiple Choice question: Sky?\n- blue=A\n- red=B\n\nRespond only with the letter of the correct answer.")
+    }
+
+    @Test func badFilesNameTheFileLineAndField() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("chat-bad-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func message(_ benchmark: ChatBenchmark, _ text: String, ext: String = "jsonl") -> String {
+            let path = dir + "/t.\(ext)"
+            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            do { _ = try ChatTaskFile.problems(benchmark, path: path); return "no error" } catch { return "\(error)" }
+        }
+        let arc = #"{"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "A"}"#
+        #expect(message(.arcEasy, arc + "\nnot json\n") == "\(dir)/t.jsonl:2: not a JSON object")
+        #expect(message(.arcEasy, arc.replacingOccurrences(of: #""answerKey": "A""#, with: #""answerKey": "C""#))
+                == "\(dir)/t.jsonl:1: \"answerKey\" \"C\" is not one of the labels A, B")
+        #expect(message(.arcEasy, arc.replacingOccurrences(of: #""label": ["A", "B"]"#, with: #""label": ["A"]"#))
+                == "\(dir)/t.jsonl:1: 2 choice texts but 1 labels")
+        #expect(message(.arcEasy, #"{"question": "q", "choices": ["a"], "answerKey": "A"}"#)
+                == "\(dir)/t.jsonl:1: \"choices\" must be an object {\"text\": [...], \"label\": [...]}")
+        #expect(message(.mmlu, #"{"question": "q", "choices": ["a", "b", "c", "d"], "answer": 4}"#)
+                == "\(dir)/t.jsonl:1: \"answer\" must be a whole number in 0..<4, got 4")
+        #expect(message(.mmlu, #"{"question": "q", "choices": ["a", "b", "c"], "answer": 1}"#)
+                == "\(dir)/t.jsonl:1: \"choices\" must hold 4 answers, got 3")
+        #expect(message(.gsm8k, "\n\n" + #"{"question": "q", "answer": 5}"#) == "\(dir)/t.jsonl:3: \"answer\" must be a string, got 5")
+        #expect(message(.humanEval, #"{"prompt": "p", "canonical_solution": "s", "test": "t"}"#)
+                == "\(dir)/t.jsonl:1: \"entry_point\" is missing")
+        #expect(message(.gsm8k, "\n") == "\(dir)/t.jsonl: no GSM8K problems")
+        #expect(message(.gsm8k, "PAR1 not really", ext: "parquet").hasPrefix("\(dir)/t.parquet: "))
+        #expect(message(.mmlu, "x", ext: "parquet").contains("nested column"))
+        #expect(throws: ChatTaskError.self) { try ChatTaskFile.problems(.gsm8k, path: dir + "/missing.jsonl") }
+    }
+}
+
+@Suite(.serialized) struct ChatBenchmarkScoringTests {
+    /// Categorical: every prompt's ids, the letters' logits and the letter chosen, and the
+    /// accuracy, as nanochat's chat_eval gives them on the same model.
+    @Test func categoricalScoringEqualsNanochats() throws {
+        let fixture = try fixtureJSON("chat_nanochat.json")
+        let (model, _) = try Checkpoint.load(from: evaluationFixtures + "/model")
+        let tok = try Tokenizer.load(from: testTokenizer)
+        try Precision.with(.float32) {
+            for (benchmark, file, batch) in [(ChatBenchmark.arcEasy, "arc.jsonl", 8), (.mmlu, "mmlu.jsonl", 5)] {
+                let expected = try #require(fixture[benchmark.rawValue] as? [String: Any])
+                let records = try #require(expected["problems"] as? [[String: Any]])
+                let problems = ChatTaskFile.shuffled(try ChatTaskFile.problems(benchmark, path: chatTaskFiles + "/" + file))
+                let result = try ChatTaskScoring.evaluate(benchmark, problems: problems, model: model, tokenizer: tok, batchSize: batch)
+                #expect(result.total == records.count)
+                #expect(result.accuracy == (expected["accuracy"] as? Double), "\(benchmark.rawValue) accuracy")
+                for (r, e) in zip(result.problems, records) {
+                    #expect(r.prompt == (e["prompt"] as? [Int]).map { $0.map(Int32.init) }, "\(benchmark.rawValue) \(r.index): prompt ids")
+                    #expect(r.answer == (e["answer"] as? String), "\(benchmark.rawValue) \(r.index): letter")
+                    #expect(r.correct == (e["correct"] as? Bool))
+                    // The letters' logits themselves, to float rounding.
+                    let logits = try #require(e["letter_logits"] as? [Double])
+                    #expect(r.letterLogits.count == logits.count)
+                    for (a, b) in zip(r.letterLogits, logits) { #expect(abs(a - b) <= 1e-4 * max(1, abs(b)), "\(benchmark.rawValue) \(r.index): \(a) against \(b)") }
+                }
+                // Alone or in a batch padded after it, a prompt's logits are the same to rounding.
+                let alone = try ChatTaskScoring.categorical([problems[1]], indices: [1], model: model, tokenizer: tok)
+                for (a, b) in zip(alone[0].letterLogits, result.problems[1].letterLogits) { #expect(abs(a - b) <= 1e-4 * max(1, abs(b))) }
+            }
+        }
+    }
+
+    /// Generative: GSM8K's greedy replies token for token, their text, and the outcome.
+    @Test func generativeScoringEqualsNanochats() throws {
+        let fixture = try fixtureJSON("chat_nanochat.json")
+        let maxTokens = try #require(fixture["generated_tokens"] as? Int)
+        let expected = try #require(fixture["GSM8K"] as? [String: Any])
+        let records = try #require(expected["problems"] as? [[String: Any]])
+        let (model, _) = try Checkpoint.load(from: evaluationFixtures + "/model")
+        let tok = try Tokenizer.load(from: testTokenizer)
+        let problems = ChatTaskFile.shuffled(try ChatTaskFile.problems(.gsm8k, path: chatTaskFiles + "/gsm8k.jsonl"))
+        try Precision.with(.float32) {
+            let result = try ChatTaskScoring.evaluate(.gsm8k, problems: Array(problems.prefix(records.count)), model: model,
+                                                      tokenizer: tok, maxTokens: maxTokens)
+            #expect(result.accuracy == (expected["accuracy"] as? Double))
+            for (r, e) in zip(result.problems, records) {
+                #expect(r.prompt == (e["prompt"] as? [Int]).map { $0.map(Int32.init) }, "GSM8K \(r.index): prompt ids")
+                #expect(r.reply == (e["reply"] as? [Int]).map { $0.map(Int32.init) }, "GSM8K \(r.index): reply")
+                #expect(r.answer == (e["text"] as? String))
+                #expect(r.correct == (e["correct"] as? Bool))
+            }
+        }
+    }
+
+    /// GSM8K's grader: the number after the first "#### " that has one.
+    @Test func gsm8kAnswersAreReadAsItsGraderReadsThem() throws {
+        let cases = try #require(try fixtureJSON("chat_nanochat.json")["GSM8K_extract"] as? [[String: Any]])
+        #expect(cases.count == 6)
+        for c in cases {
+            let text = try #require(c["text"] as? String)
+            #expect(ChatTaskScoring.finalAnswer(text) == (c["answer"] as? String), "\(text)")
+        }
+        #expect(ChatTaskScoring.finalAnswer("#### x #### 12") == "12")
+    }
+
+    /// A reply that gives the reference's number is right; the calculator's answer in the
+    /// reply counts as text, as in nanochat.
+    @Test func aGSM8KReplyWithTheRightNumberIsRight() throws {
+        let problems = ChatTaskFile.shuffled(try ChatTaskFile.problems(.gsm8k, path: chatTaskFiles + "/gsm8k.jsonl"))
+        let reference = problems[0].reference
+        let number = try #require(ChatTaskScoring.finalAnswer(reference))
+        #expect(ChatTaskScoring.finalAnswer("so\n#### \(number)") == ChatTaskScoring.finalAnswer(problems[0].reference))
+    }
+
+    /// HumanEval's program from a reply (imports, the first code block, the tests, check) as
+    /// nanochat assembles it, and each program's outcome in the sandbox as in nanochat's.
+    @Test func humanEvalProgramsAndOutcomesAreNanochats() throws {
+        let fixture = try #require(try fixtureJSON("chat_nanochat.json")["HumanEval"] as? [String: Any])
+        let programs = try #require(fixture["programs"] as? [[String: Any]])
+        let problems = ChatTaskFile.shuffled(try ChatTaskFile.problems(.humanEval, path: chatTaskFiles + "/humaneval.jsonl"))
+        #expect(programs.count == 18)
+        var sandbox = try PythonSandbox.find()
+        sandbox.timeout = 2
+        for p in programs {
+            let problem = problems[try #require(p["problem"] as? Int)]
+            let reply = try #require(p["reply"] as? String)
+            let program = ChatTaskScoring.humanEvalProgram(problem, reply: reply)
+            #expect(program == (p["program"] as? String), "\(reply)")
+            let outcome = sandbox.run(program)
+            #expect(outcome.passed == (p["passed"] as? Bool), "\(reply): \(outcome.failure ?? "")")
+        }
+    }
+
+    /// The sandbox's limits hold: a program that loops is stopped, one that fills memory
+    /// fails, and the prologue has taken away starting processes and deleting files.
+    @Test func sandboxStopsAndRefuses() throws {
+        var sandbox = try PythonSandbox.find()
+        sandbox.timeout = 1
+        let loop = sandbox.run("while True:\n    pass\n")
+        #expect(!loop.passed && loop.failure == "timed out")
+        #expect(sandbox.run("x = bytearray(2 << 30)\n").failure?.contains("MemoryError") == true)
+        #expect(sandbox.run("import os\nos.system('true')\n").failure?.contains("TypeError") == true)
+        #expect(sandbox.run("import subprocess\nsubprocess.run(['true'])\n").passed == false)
+        #expect(sandbox.run("assert 1 + 1 == 2\n").passed)
+    }
+}
