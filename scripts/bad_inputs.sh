@@ -378,6 +378,25 @@ b=$(bundle_copy b8); rm "$b/eval_data/mc.jsonl"
 expect "core_bundle with a task file missing (before training)" "eval_data/mc.jsonl: cannot read" \
     $nc train "$cfg" --output_dir="$run" --resume --core_metric_every=2 --core_bundle="$b" --num_iterations=6
 
+# Chat benchmarks from their files (nanochat chat-eval --benchmark).
+cf="$W/chat_tasks"; mkdir -p "$cf"
+printf '{"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "A"}\n' > "$cf/arc.jsonl"
+$nc chat-eval --checkpoint "$run" --benchmark ARC-Easy="$cf/arc.jsonl" > "$W/chat_eval.log" 2>&1 \
+    && works "chat-eval: a good ARC file" 0 "" || works "chat-eval: a good ARC file" 1 "$(tail -3 "$W/chat_eval.log")"
+expect "chat-eval: an unknown benchmark" 'unknown benchmark "ARC"' $nc chat-eval --checkpoint "$run" --benchmark ARC="$cf/arc.jsonl"
+expect "chat-eval: --benchmark without =" "--benchmark takes NAME=FILE" $nc chat-eval --checkpoint "$run" --benchmark "$cf/arc.jsonl"
+expect "chat-eval: a missing file" "no-such.jsonl: cannot read the GSM8K file" $nc chat-eval --checkpoint "$run" --benchmark GSM8K="$cf/no-such.jsonl"
+printf '{"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "A"}\n{"question": "q"\n' > "$cf/arc2.jsonl"
+expect "chat-eval: a malformed line" "arc2.jsonl:2: not a JSON object" $nc chat-eval --checkpoint "$run" --benchmark ARC-Challenge="$cf/arc2.jsonl"
+printf '{"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]}, "answerKey": "E"}\n' > "$cf/arc3.jsonl"
+expect "chat-eval: an answer key not among the labels" '"answerKey" "E" is not one of the labels A, B' $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy="$cf/arc3.jsonl"
+printf '{"question": "q", "subject": "s", "choices": ["a", "b", "c", "d"], "answer": "B"}\n' > "$cf/mmlu.jsonl"
+expect "chat-eval: an MMLU answer of the wrong type" '"answer" must be a whole number in 0..<4, got "B"' $nc chat-eval --checkpoint "$run" --benchmark MMLU="$cf/mmlu.jsonl"
+printf 'PAR1 not a parquet file' > "$cf/gsm.parquet"
+expect "chat-eval: a broken parquet file" "gsm.parquet: " $nc chat-eval --checkpoint "$run" --benchmark GSM8K="$cf/gsm.parquet"
+expect "chat-eval: ARC as parquet (nested choices)" "nested column" $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy="$cf/gsm.parquet"
+expect "chat-eval: --max-problems 0" "--max-problems must be at least 1" $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy="$cf/arc.jsonl" --max-problems 0
+
 d=$(copy locked)
 $nc train "$cfg" --output_dir="$d" --overwrite --num_iterations=100000 --save_every=0 --eval_every=0 > "$W/holder.log" 2>&1 &
 holder=$!
