@@ -6,7 +6,8 @@
 // - Categorical (ARC, MMLU): batches of prompts padded with <|bos|> after their ends, one
 //   forward; at each prompt's last position only the logits of its answer letters count, and
 //   the first largest is the model's answer.
-// - Generative (GSM8K, HumanEval): a greedy reply as nanochat's engine makes it: up to
+// - Generative (GSM8K, HumanEval): a greedy reply as nanochat's engine makes it (several
+//   problems' replies decoded together, one batched product per token): up to
 //   `maxTokens` tokens (a calculator answer forced into the reply counts one per token),
 //   ending at <|assistant_end|> or <|bos|>; the reply's text (special tokens by their names)
 //   is checked by the task: GSM8K compares the number after "#### " with the reference's,
@@ -86,57 +87,73 @@ public enum ChatTaskScoring {
         }
     }
 
-    /// The greedy reply to a prompt, as nanochat's engine generates it with temperature 0.
-    public static func greedyReply(_ prompt: [Int32], model: GPT, tokenizer: Tokenizer, maxTokens: Int) -> [Int32] {
+    /// The greedy replies to prompts, as nanochat's engine generates each with temperature
+    /// 0: every prompt prefilled on its own, then one token per step for all unfinished
+    /// replies together (one batched product per step; a reply's tokens do not depend on the
+    /// others in its batch, beyond float rounding of the batched products).
+    public static func greedyReplies(_ prompts: [[Int32]], model: GPT, tokenizer: Tokenizer, maxTokens: Int) -> [[Int32]] {
         let special = ChatTokens(tokenizer)
-        let sequence = DecodingSequence(model: model, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
-                                        expectedTokens: prompt.count + maxTokens)
-        var logits = sequence.feed(prompt)
-        var decoder = ReplyDecoder(tokenizer: tokenizer, special: special)
-        var reply: [Int32] = [], forced: [Int32] = []
-        var generated = 0
-        while generated < maxTokens {
-            let next: Int32
-            if forced.isEmpty {
-                next = sequence.pick(logits)
-                generated += 1
-                switch decoder.step(next) {
-                case .end: return reply
-                case .text: break
-                case .tool(_, _, let answer): forced = answer
-                }
-            } else {
-                next = forced.removeFirst()
-                generated += 1
-            }
-            reply.append(next)
-            logits = sequence.feed([next])
+        struct Reply {
+            let sequence: DecodingSequence
+            var decoder: ReplyDecoder
+            var logits: [Double]
+            var tokens: [Int32] = [], forced: [Int32] = []
+            var generated = 0, finished = false
         }
-        return reply
+        var replies = prompts.map { prompt -> Reply in
+            let sequence = DecodingSequence(model: model, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
+                                            expectedTokens: prompt.count + maxTokens)
+            return Reply(sequence: sequence, decoder: ReplyDecoder(tokenizer: tokenizer, special: special), logits: sequence.feed(prompt))
+        }
+        while true {
+            var stepping: [Int] = [], next: [Int32] = []
+            for i in replies.indices where !replies[i].finished {
+                guard replies[i].generated < maxTokens else { replies[i].finished = true; continue }
+                replies[i].generated += 1
+                let token: Int32
+                if replies[i].forced.isEmpty {
+                    token = replies[i].sequence.pick(replies[i].logits)
+                    switch replies[i].decoder.step(token) {
+                    case .end: replies[i].finished = true; continue
+                    case .text: break
+                    case .tool(_, _, let answer): replies[i].forced = answer
+                    }
+                } else {
+                    token = replies[i].forced.removeFirst()
+                }
+                replies[i].tokens.append(token)
+                if replies[i].generated < maxTokens { stepping.append(i); next.append(token) } else { replies[i].finished = true }
+            }
+            guard !stepping.isEmpty else { break }
+            let logits = DecodingSequence.step(stepping.map { replies[$0].sequence }, tokens: next)
+            for (i, l) in zip(stepping, logits) { replies[i].logits = l }
+        }
+        return replies.map(\.tokens)
     }
 
-    /// A generative problem: its greedy reply, checked by its task.
-    public static func generative(_ problem: ChatProblem, index: Int, benchmark: ChatBenchmark, model: GPT, tokenizer: Tokenizer,
-                                  maxTokens: Int, sandbox: PythonSandbox?) throws -> ChatProblemResult {
-        let ids = try prompt(problem, tokenizer: tokenizer)
-        let reply = greedyReply(ids, model: model, tokenizer: tokenizer, maxTokens: maxTokens)
-        let text = try tokenizer.decode(reply)
-        var correct = false, failure: String? = nil
-        switch benchmark {
-        case .gsm8k:
-            // The reference's number is in its last text part, as nanochat reads it.
-            var last = ""
-            if case .text(let s)? = problem.conversation.messages.last?.parts.last { last = s }
-            correct = finalAnswer(text) == finalAnswer(last)
-        case .humanEval:
-            guard let sandbox else { throw ChatTaskError("HumanEval needs a sandbox to run programs in") }
-            let outcome = sandbox.run(humanEvalProgram(problem, reply: text))
-            correct = outcome.passed
-            failure = outcome.failure
-        case .arcEasy, .arcChallenge, .mmlu:
-            throw ChatTaskError("\(benchmark.rawValue) is categorical")
+    /// Generative problems, their greedy replies decoded together, each checked by its task.
+    public static func generative(_ problems: [ChatProblem], indices: [Int], benchmark: ChatBenchmark, model: GPT, tokenizer: Tokenizer,
+                                  maxTokens: Int, sandbox: PythonSandbox?) throws -> [ChatProblemResult] {
+        if benchmark == .humanEval && sandbox == nil { throw ChatTaskError("HumanEval needs a sandbox to run programs in") }
+        guard !benchmark.isCategorical else { throw ChatTaskError("\(benchmark.rawValue) is categorical") }
+        let prompts = try problems.map { try prompt($0, tokenizer: tokenizer) }
+        let replies = greedyReplies(prompts, model: model, tokenizer: tokenizer, maxTokens: maxTokens)
+        return try problems.indices.map { k in
+            let problem = problems[k], reply = replies[k]
+            let text = try tokenizer.decode(reply)
+            var correct = false, failure: String? = nil
+            if benchmark == .gsm8k {
+                // The reference's number is in its last text part, as nanochat reads it.
+                var last = ""
+                if case .text(let s)? = problem.conversation.messages.last?.parts.last { last = s }
+                correct = finalAnswer(text) == finalAnswer(last)
+            } else if let sandbox {
+                let outcome = sandbox.run(humanEvalProgram(problem, reply: text))
+                correct = outcome.passed
+                failure = outcome.failure
+            }
+            return ChatProblemResult(index: indices[k], prompt: prompts[k], answer: text, reply: reply, correct: correct, failure: failure)
         }
-        return ChatProblemResult(index: index, prompt: ids, answer: text, reply: reply, correct: correct, failure: failure)
     }
 
     /// The number after the first "#### " (a minus sign, digits, dots and commas; commas
@@ -233,28 +250,23 @@ public struct ChatBenchmarkResult: Sendable {
 }
 
 extension ChatTaskScoring {
-    /// Every problem of `problems` (already in the evaluated order): categorical ones in
-    /// batches of `batchSize`, generative ones one by one; `each` sees every result as it
-    /// comes.
+    /// Every problem of `problems` (already in the evaluated order), `batchSize` at a time
+    /// (categorical: one forward pass; generative: replies decoded together); `each` sees
+    /// every result as it comes.
     public static func evaluate(_ benchmark: ChatBenchmark, problems: [ChatProblem], model: GPT, tokenizer: Tokenizer,
                                 batchSize: Int = 8, maxTokens: Int = 512, sandbox: PythonSandbox? = nil,
                                 each: (ChatProblemResult) -> Void = { _ in }) throws -> ChatBenchmarkResult {
         var results: [ChatProblemResult] = []
-        if benchmark.isCategorical {
-            var start = 0
-            while start < problems.count {
-                let end = Swift.min(problems.count, start + Swift.max(1, batchSize))
-                for r in try categorical(Array(problems[start..<end]), indices: Array(start..<end), model: model, tokenizer: tokenizer) {
-                    results.append(r); each(r)
-                }
-                start = end
-            }
-        } else {
-            for (i, problem) in problems.enumerated() {
-                let r = try generative(problem, index: i, benchmark: benchmark, model: model, tokenizer: tokenizer,
-                                       maxTokens: maxTokens, sandbox: sandbox)
-                results.append(r); each(r)
-            }
+        var start = 0
+        while start < problems.count {
+            let end = Swift.min(problems.count, start + Swift.max(1, batchSize))
+            let batch = Array(problems[start..<end]), indices = Array(start..<end)
+            let scored = benchmark.isCategorical
+                ? try categorical(batch, indices: indices, model: model, tokenizer: tokenizer)
+                : try generative(batch, indices: indices, benchmark: benchmark, model: model, tokenizer: tokenizer,
+                                 maxTokens: maxTokens, sandbox: sandbox)
+            for r in scored { results.append(r); each(r) }
+            start = end
         }
         return ChatBenchmarkResult(benchmark: benchmark, problems: results)
     }

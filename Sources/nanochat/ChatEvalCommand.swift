@@ -34,7 +34,7 @@ struct ChatEvalCommand: ParsableCommand {
     @Option(name: .customLong("benchmark"), help: "NAME=FILE: a benchmark's test file (ARC-Easy, ARC-Challenge, MMLU, GSM8K, HumanEval); repeatable.")
     var benchmarks: [String] = []
     @Option(help: "Benchmark problems to evaluate, after nanochat's shuffle (default: all).") var maxProblems: Int?
-    @Option(help: "Categorical benchmarks: prompts per forward pass.") var batchSize = 8
+    @Option(help: "Benchmark problems evaluated together (categorical: one forward pass; generative: replies decoded in one batch).") var batchSize = 8
     @Option(help: "Tokenizer directory (default: the checkpoint's tokenizer/).") var tokenizer: String?
     @Flag(help: "Benchmarks: print one JSON object (each benchmark's accuracy and every problem's answer) instead of the table.") var json = false
     @OptionGroup var runOptions: RunOptions

@@ -183,6 +183,10 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
         try Precision.with(.float32) {
             let result = try ChatTaskScoring.evaluate(.gsm8k, problems: Array(problems.prefix(records.count)), model: model,
                                                       tokenizer: tok, maxTokens: maxTokens)
+            // Decoded one at a time, the replies are the same tokens.
+            let alone = try ChatTaskScoring.evaluate(.gsm8k, problems: Array(problems.prefix(records.count)), model: model,
+                                                     tokenizer: tok, batchSize: 1, maxTokens: maxTokens)
+            #expect(alone.problems.map(\.reply) == result.problems.map(\.reply))
             #expect(result.accuracy == (expected["accuracy"] as? Double))
             for (r, e) in zip(result.problems, records) {
                 #expect(r.prompt == (e["prompt"] as? [Int]).map { $0.map(Int32.init) }, "GSM8K \(r.index): prompt ids")
@@ -190,6 +194,50 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
                 #expect(r.answer == (e["text"] as? String))
                 #expect(r.correct == (e["correct"] as? Bool))
             }
+        }
+    }
+
+    /// nanochat's engine rules by value, on a model built so that each token's logits name
+    /// the token after it (blocks' outputs zeroed: a position sees only its own token): the
+    /// model writes a calculator call, the answer is forced in, the reply goes on after it
+    /// and ends at <|assistant_end|> (not kept); forced tokens count toward the limit, which
+    /// may cut the reply inside them; replies decoded together equal replies decoded alone.
+    @Test func greedyRepliesFollowNanochatsEngineRules() throws {
+        let tok = try Tokenizer.load(from: testTokenizer)
+        let t = ChatTokens(tok)
+        let model = try GPT(config: ModelConfig(sequenceLen: 64, vocabSize: tok.vocabSize, nLayer: 1, nHead: 1, nKVHead: 1, nEmbd: 64,
+                                                blockPattern: [.transformer]), seed: 5)
+        guard case .transformer(let attention, let mlp) = model.weights.layers[0] else { Issue.record("not a Transformer layer"); return }
+        for w in [attention.projection, mlp.down, model.weights.embedding, model.weights.head] {
+            w.data(Float.self).update(repeating: 0, count: w.count)
+        }
+        let expression = tok.encode("1+2"), tail = tok.encode(" so 3!")
+        // (token, the token after it) wherever the model picks.
+        let sampled: [Int32] = [t.assistantStart, t.pythonStart] + expression + [t.pythonEnd]
+        let after: [Int32] = [t.outputEnd] + tail + [t.assistantEnd]
+        var pairs = zip(sampled.dropLast(), sampled.dropFirst()).map { ($0, $1) }
+        pairs += zip(after.dropLast(), after.dropFirst()).map { ($0, $1) }
+        #expect(Set(pairs.map(\.0)).count == pairs.count, "each picking token leads to one next token")
+        let c = model.config.nEmbd
+        let embedding = model.weights.embedding.data(Float.self), head = model.weights.head.data(Float.self)
+        for (slot, (from, to)) in pairs.enumerated() {
+            embedding[Int(from) * c + slot] = 1
+            head[Int(to) * c + slot] = 10
+        }
+        let forced = [t.outputStart] + tok.encode("3") + [t.outputEnd]
+        let whole = [t.pythonStart] + expression + [t.pythonEnd] + forced + tail
+        let prompt = [t.bos, t.userStart] + tok.encode("What is 1+2?") + [t.userEnd, t.assistantStart]
+        try Precision.with(.float32) {
+            let full = ChatTaskScoring.greedyReplies([prompt], model: model, tokenizer: tok, maxTokens: 100)
+            #expect(full == [whole])
+            let text = try tok.decode(full[0])
+            #expect(text == "<|python_start|>1+2<|python_end|><|output_start|>3<|output_end|> so 3!")
+            // The end token is counted but not kept: a limit of exactly the reply's length plus
+            // one finishes it; the forced answer counts one per token.
+            #expect(ChatTaskScoring.greedyReplies([prompt], model: model, tokenizer: tok, maxTokens: whole.count + 1) == [whole])
+            let cut = expression.count + 3
+            #expect(ChatTaskScoring.greedyReplies([prompt, prompt], model: model, tokenizer: tok, maxTokens: cut)
+                    == [Array(whole.prefix(cut)), Array(whole.prefix(cut))])
         }
     }
 
