@@ -167,4 +167,20 @@ else
     fail "core on 2 ranks differs from 1 process"; cat "$W/core1.json" "$W/core2.json"
 fi
 
+# The chat benchmarks split over 2 ranks (each every other batch, the outcomes summed): the
+# same outcome for every problem as one process.
+tasks=Tests/EvaluationTests/Fixtures/chat_tasks
+ce_args=(chat-eval --checkpoint "$W/one" --benchmark ARC-Easy=$tasks/arc.jsonl --benchmark GSM8K=$tasks/gsm8k.jsonl
+         --max-tokens 12 --batch-size 3 --json --threads 1)
+"$nc" "${ce_args[@]}" > "$W/ce1.json" 2> /dev/null || fail "chat-eval, 1 process"
+mpirun -np 2 "$nc" "${ce_args[@]}" > "$W/ce2.json" 2> "$W/ce2.err" || { cat "$W/ce2.err"; fail "chat-eval, 2 ranks"; }
+outcomes='import json, sys
+r = json.load(open(sys.argv[1]))
+print([(b["benchmark"], b["correct"], b["total"], [p["correct"] for p in b["problems"]]) for b in r["benchmarks"]], r["mean_centered"])'
+if [ "$(python3 -c "$outcomes" "$W/ce1.json")" = "$(python3 -c "$outcomes" "$W/ce2.json")" ] && grep -q "2 ranks" "$W/ce2.err"; then
+    echo "chat-eval on 2 ranks: every problem's outcome as in 1 process ($(python3 -c 'import json,sys; print([(b["benchmark"], b["correct"], b["total"]) for b in json.load(open(sys.argv[1]))["benchmarks"]])' "$W/ce1.json"))"
+else
+    fail "chat-eval on 2 ranks differs from 1 process"; cat "$W/ce1.json" "$W/ce2.json"
+fi
+
 finish mpi_smoke

@@ -241,9 +241,15 @@ public enum ChatTaskScoring {
 /// A benchmark's accuracy over the problems evaluated.
 public struct ChatBenchmarkResult: Sendable {
     public let benchmark: ChatBenchmark
+    /// Every problem's outcome, in the evaluated order.
+    public let outcomes: [Bool]
+    /// The problems this process scored (all of them, or under MPI one batch in N).
     public let problems: [ChatProblemResult]
-    public var correct: Int { problems.filter(\.correct).count }
-    public var total: Int { problems.count }
+    public init(benchmark: ChatBenchmark, outcomes: [Bool], problems: [ChatProblemResult]) {
+        self.benchmark = benchmark; self.outcomes = outcomes; self.problems = problems
+    }
+    public var correct: Int { outcomes.filter { $0 }.count }
+    public var total: Int { outcomes.count }
     public var accuracy: Double { total > 0 ? Double(correct) / Double(total) : 0 }
     /// (accuracy - baseline) / (1 - baseline), as nanochat centres its ChatCORE terms.
     public var centered: Double { (accuracy - benchmark.baseline) / (1 - benchmark.baseline) }
@@ -253,21 +259,27 @@ extension ChatTaskScoring {
     /// Every problem of `problems` (already in the evaluated order), `batchSize` at a time
     /// (categorical: one forward pass; generative: replies decoded together); `each` sees
     /// every result as it comes.
+    /// `batches` picks which batches this process scores, in increasing order (batch b holds
+    /// problems b·batchSize ..< (b+1)·batchSize; default all); the result's outcomes are then
+    /// those of its own problems, false elsewhere, for the caller to add up over ranks.
     public static func evaluate(_ benchmark: ChatBenchmark, problems: [ChatProblem], model: GPT, tokenizer: Tokenizer,
                                 batchSize: Int = 8, maxTokens: Int = 512, sandbox: PythonSandbox? = nil,
+                                batches: StrideTo<Int>? = nil,
                                 each: (ChatProblemResult) -> Void = { _ in }) throws -> ChatBenchmarkResult {
         var results: [ChatProblemResult] = []
-        var start = 0
-        while start < problems.count {
-            let end = Swift.min(problems.count, start + Swift.max(1, batchSize))
+        let size = Swift.max(1, batchSize), count = (problems.count + size - 1) / size
+        for b in batches ?? stride(from: 0, to: count, by: 1) {
+            guard b < count else { break }
+            let start = b * size, end = Swift.min(problems.count, start + size)
             let batch = Array(problems[start..<end]), indices = Array(start..<end)
             let scored = benchmark.isCategorical
                 ? try categorical(batch, indices: indices, model: model, tokenizer: tokenizer)
                 : try generative(batch, indices: indices, benchmark: benchmark, model: model, tokenizer: tokenizer,
                                  maxTokens: maxTokens, sandbox: sandbox)
             for r in scored { results.append(r); each(r) }
-            start = end
         }
-        return ChatBenchmarkResult(benchmark: benchmark, problems: results)
+        var outcomes = [Bool](repeating: false, count: problems.count)
+        for r in results { outcomes[r.index] = r.correct }
+        return ChatBenchmarkResult(benchmark: benchmark, outcomes: outcomes, problems: results)
     }
 }

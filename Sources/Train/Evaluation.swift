@@ -32,6 +32,21 @@ public enum Evaluator {
         }
     }
 
+    /// A chat benchmark's problems scored alone, or under MPI each rank scoring one batch in
+    /// N (r, r + N, ..., as nanochat's chat_eval splits them) and every problem's outcome
+    /// added over the ranks, so every rank gets them all; `problems` holds what this rank
+    /// scored.
+    public static func chatBenchmark(_ benchmark: ChatBenchmark, problems: [ChatProblem], model: GPT, tokenizer: Tokenizer,
+                                     batchSize: Int, maxTokens: Int, sandbox: PythonSandbox?,
+                                     world: (any Collectives)?) throws -> ChatBenchmarkResult {
+        let rank = world?.rank ?? 0, ranks = world?.size ?? 1
+        let local = try ChatTaskScoring.evaluate(benchmark, problems: problems, model: model, tokenizer: tokenizer, batchSize: batchSize,
+                                                 maxTokens: maxTokens, sandbox: sandbox, batches: stride(from: rank, to: Int.max, by: ranks))
+        guard let world, ranks > 1 else { return local }
+        let summed = world.sum(local.outcomes.map { $0 ? 1 : 0 })
+        return ChatBenchmarkResult(benchmark: benchmark, outcomes: summed.map { $0 > 0.5 }, problems: local.problems)
+    }
+
     /// Evaluates `model` on the first `maxBatches` batches of (batch × sequence) tokens of
     /// `stream`, in order from token 0. `byteLengths[id]` is each token's byte count (0 for
     /// special tokens). Fewer batches than asked when the stream is short; none is an error.

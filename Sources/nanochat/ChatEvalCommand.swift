@@ -64,8 +64,22 @@ struct ChatEvalCommand: ParsableCommand {
     }
 
     func run() throws {
+        guard let world = World.current else { return try evaluate(world: nil) }
+        // Under MPI an error on any rank ends every rank, with that rank's message.
+        do {
+            try evaluate(world: world)
+        } catch {
+            world.abort("\(error)")
+        }
+        world.finalize()
+    }
+
+    func evaluate(world: World?) throws {
         runOptions.apply()
         let chosen = try parseBenchmarks()
+        if world != nil && chosen.isEmpty {
+            throw ValidationError("under mpirun chat-eval splits --benchmark files over the ranks; the synthetic tasks run in one process")
+        }
         // Every benchmark file is read, and HumanEval's sandbox found, before the model loads.
         let sets = try chosen.map { b, path in
             var problems = ChatTaskFile.shuffled(try ChatTaskFile.problems(b, path: path))
@@ -76,7 +90,7 @@ struct ChatEvalCommand: ParsableCommand {
         let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)
         precision.apply(to: model, inference: true)
         let tok = try CheckpointTokenizer.forText(model: model, checkpoint: checkpoint, step: loadedStep, given: tokenizer, offersFlag: true)
-        if !sets.isEmpty { return try evaluate(sets, model: model, tokenizer: tok, sandbox: sandbox, step: loadedStep) }
+        if !sets.isEmpty { return try evaluate(sets, model: model, tokenizer: tok, sandbox: sandbox, step: loadedStep, world: world) }
         let maxTokens = maxTokens ?? 64
         print("| task | correct | of | accuracy |\n|---|---:|---:|---:|")
         var results: [ChatAccuracy] = []
@@ -93,33 +107,42 @@ struct ChatEvalCommand: ParsableCommand {
 
     /// The benchmarks' table (or JSON) and their mean centred accuracy.
     func evaluate(_ sets: [(benchmark: ChatBenchmark, path: String, problems: [ChatProblem])], model: GPT, tokenizer tok: Tokenizer,
-                  sandbox: PythonSandbox?, step loadedStep: Int) throws {
-        if !json { print("| benchmark | correct | of | accuracy | baseline | centred | seconds |\n|---|---:|---:|---:|---:|---:|---:|") }
-        if let sandbox, !json {
+                  sandbox: PythonSandbox?, step loadedStep: Int, world: World?) throws {
+        let root = (world?.rank ?? 0) == 0, ranks = world?.size ?? 1
+        if root && ranks > 1 { FileHandle.standardError.write(Data("chat-eval: \(ranks) ranks, each scoring one batch in \(ranks)\n".utf8)) }
+        if root && !json { print("| benchmark | correct | of | accuracy | baseline | centred | seconds |\n|---|---:|---:|---:|---:|---:|---:|") }
+        if let sandbox, root && !json {
             FileHandle.standardError.write(Data("HumanEval programs run in \(sandbox.python) (\(Int(sandbox.timeout)) s each\(sandbox.unshare == nil ? "; no network namespace available, so not cut off from the network" : ", no network"))\n".utf8))
         }
         var results: [ChatBenchmarkResult] = []
         for set in sets {
             let started = Date()
-            let r = try ChatTaskScoring.evaluate(set.benchmark, problems: set.problems, model: model, tokenizer: tok, batchSize: batchSize,
-                                                 maxTokens: maxTokens ?? 512, sandbox: sandbox)
+            let r = try Evaluator.chatBenchmark(set.benchmark, problems: set.problems, model: model, tokenizer: tok, batchSize: batchSize,
+                                                maxTokens: maxTokens ?? 512, sandbox: sandbox, world: world)
             results.append(r)
-            if !json {
+            if root && !json {
                 print(String(format: "| %@ | %d | %d | %.4f | %.2f | %.4f | %.1f |", r.benchmark.rawValue, r.correct, r.total, r.accuracy,
                              r.benchmark.baseline, r.centered, Date().timeIntervalSince(started)))
                 fflush(nil)
             }
         }
         let mean = results.map(\.centered).reduce(0, +) / Double(max(1, results.count))
+        guard root else { return }
         if json {
+            // Every problem's outcome; its answer where this process scored it (all of them in
+            // one process, rank 0's batches under MPI).
             let list: [[String: Any]] = zip(sets, results).map { set, r in
-                ["benchmark": r.benchmark.rawValue, "file": set.path, "correct": r.correct, "total": r.total, "accuracy": r.accuracy,
-                 "centered": r.centered,
-                 "problems": r.problems.map { p -> [String: Any] in
-                     var o: [String: Any] = ["index": p.index, "source": set.problems[p.index].source, "answer": p.answer, "correct": p.correct]
-                     if let f = p.failure { o["failure"] = f }
-                     return o
-                 }]
+                let scored = Dictionary(uniqueKeysWithValues: r.problems.map { ($0.index, $0) })
+                return ["benchmark": r.benchmark.rawValue, "file": set.path, "correct": r.correct, "total": r.total, "accuracy": r.accuracy,
+                        "centered": r.centered,
+                        "problems": r.outcomes.enumerated().map { i, correct -> [String: Any] in
+                            var o: [String: Any] = ["index": i, "source": set.problems[i].source, "correct": correct]
+                            if let p = scored[i] {
+                                o["answer"] = p.answer
+                                if let f = p.failure { o["failure"] = f }
+                            }
+                            return o
+                        }]
             }
             let object: [String: Any] = ["checkpoint": checkpoint, "step": loadedStep, "benchmarks": list, "mean_centered": mean]
             print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))

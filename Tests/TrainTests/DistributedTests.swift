@@ -8,6 +8,8 @@ import Testing
 import Tensor
 import Blocks
 import Train
+import Evaluation
+import Tokenizer
 
 @Suite struct DistributedTests {
     static let config = ModelConfig(sequenceLen: 8, vocabSize: 16, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 32,
@@ -113,6 +115,31 @@ import Train
         for (name, t) in one {
             let gap = Self.relativeGap(t.floats, ranks[name]?.floats ?? [])
             #expect(gap < 1e-4, "\(name): \(gap)")
+        }
+    }
+
+    /// A chat benchmark over 3 ranks (each every third batch of 5, the outcomes added) gives
+    /// every rank every problem's outcome as one process scores them.
+    @Test func chatBenchmarkOverRanksGivesOneProcessesOutcomes() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+        let tok = try Tokenizer.load(from: fixtures + "/TokenizerTests/Fixtures/tokenizer")
+        let problems = ChatTaskFile.shuffled(try ChatTaskFile.problems(.arcEasy, path: fixtures + "/EvaluationTests/Fixtures/chat_tasks/arc.jsonl"))
+        let modelDir = fixtures + "/EvaluationTests/Fixtures/model"
+        let alone = try Precision.with(.float32) {
+            try Evaluator.chatBenchmark(.arcEasy, problems: problems, model: try Checkpoint.load(from: modelDir).model, tokenizer: tok,
+                                        batchSize: 5, maxTokens: 8, sandbox: nil, world: nil)
+        }
+        let ranks = try InProcessWorld.run(InProcessWorld.group(size: 3, sharedWindow: false)) { world in
+            try Precision.with(.float32) {
+                try Evaluator.chatBenchmark(.arcEasy, problems: problems, model: try Checkpoint.load(from: modelDir).model, tokenizer: tok,
+                                            batchSize: 5, maxTokens: 8, sandbox: nil, world: world)
+            }
+        }
+        #expect(alone.total == 24 && alone.correct > 0)
+        for (r, result) in ranks.enumerated() {
+            #expect(result.outcomes == alone.outcomes, "rank \(r)")
+            // Rank r scored batches r, r + 3, ...: problems 5r ..< 5r + 5 and so on.
+            #expect(result.problems.map(\.index) == (0..<24).filter { ($0 / 5) % 3 == r }, "rank \(r)")
         }
     }
 }
