@@ -394,7 +394,8 @@ printf '{"question": "q", "subject": "s", "choices": ["a", "b", "c", "d"], "answ
 expect "chat-eval: an MMLU answer of the wrong type" '"answer" must be a whole number in 0..<4, got "B"' $nc chat-eval --checkpoint "$run" --benchmark MMLU="$cf/mmlu.jsonl"
 printf 'PAR1 not a parquet file' > "$cf/gsm.parquet"
 expect "chat-eval: a broken parquet file" "gsm.parquet: " $nc chat-eval --checkpoint "$run" --benchmark GSM8K="$cf/gsm.parquet"
-expect "chat-eval: ARC as parquet (nested choices)" "nested column" $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy="$cf/gsm.parquet"
+expect "chat-eval: a GSM8K parquet file given as ARC" 'no column "choices.text"; the file has question, answer (ARC-Easy reads question, choices.text' \
+    $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy=Tests/EvaluationTests/Fixtures/chat_tasks/gsm8k.parquet
 expect "chat-eval: --max-problems 0" "--max-problems must be at least 1" $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy="$cf/arc.jsonl" --max-problems 0
 
 d=$(copy locked)

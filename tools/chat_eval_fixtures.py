@@ -5,8 +5,8 @@ evaluation (Tests/EvaluationTests/Fixtures/):
   numpy     numpy_random.json: np.random.default_rng(seed).permutation(n), the order Hugging
             Face datasets' Dataset.shuffle(seed) gives, and PCG64's raw outputs. Needs numpy.
   tasks     chat_tasks/: small made-up test files in each benchmark's published layout
-            (ARC in Hugging Face's and AI2's JSONL, MMLU JSONL, GSM8K JSONL and parquet,
-            HumanEval JSONL), with the cases the readers must get right (numeric ARC labels,
+            (ARC in Hugging Face's JSONL and parquet and AI2's JSONL, MMLU JSONL and parquet,
+            GSM8K JSONL and parquet, HumanEval JSONL), with the cases the readers must get right (numeric ARC labels,
             3 and 5 choices, GSM8K calls with commas, negatives and a "<<" that is not a call).
             Needs pyarrow.
   nanochat  chat_nanochat.json: nanochat's tasks (tasks/arc.py, mmlu.py, gsm8k.py,
@@ -95,6 +95,17 @@ def tasks_fixture():
         mmlu.append({"question": f"What is {i} + {2 * i}?", "subject": "elementary_mathematics",
                      "choices": [str(3 * i + d) for d in (0, 1, -1, 2)], "answer": (i * 5) % 4})
     write_jsonl("mmlu.jsonl", mmlu)
+    # The same rows as Hugging Face's parquet files lay them out (choices nested), in row
+    # groups of 5 and 7.
+    arc_schema = pa.schema([("id", pa.string()), ("question", pa.string()),
+                            ("choices", pa.struct([("text", pa.list_(pa.string())), ("label", pa.list_(pa.string()))])),
+                            ("answerKey", pa.string())])
+    pq.write_table(pa.Table.from_pylist(arc, schema=arc_schema), os.path.join(TASKS, "arc.parquet"), row_group_size=5)
+    mmlu_schema = pa.schema([("question", pa.string()), ("subject", pa.string()), ("choices", pa.list_(pa.string())),
+                             ("answer", pa.int64())])
+    pq.write_table(pa.Table.from_pylist(mmlu, schema=mmlu_schema), os.path.join(TASKS, "mmlu.parquet"), row_group_size=7,
+                   data_page_version="2.0")
+    print(f"wrote {os.path.join(TASKS, 'arc.parquet')} and mmlu.parquet")
     gsm = []
     for i in range(12):
         a, b = 120 + 37 * i, 15 + i

@@ -4,10 +4,12 @@ Each file holds the same rows, written by pyarrow with one combination of compre
 (none, snappy, gzip, zstd), data page version (1.0, 2.0) and dictionary encoding (on, off),
 in several row groups and several pages per column chunk, with nulls in the text column and
 an integer column before it. expected.json holds the rows as pyarrow wrote them (null for a
-null). A few more files carry what the reader must refuse with a clear error: an encoding it
+null). lists-*.parquet hold lists of strings (top-level and in a struct) and
+integer columns, lists.json their rows. A few more files carry what the reader must refuse with a clear error: an encoding it
 does not decode, a codec it does not have, a nested column, a text column of another type.
 
-    python3 tools/parquet_fixtures.py      # needs pyarrow (pip install pyarrow)
+    python3 tools/parquet_fixtures.py          # needs pyarrow (pip install pyarrow)
+    python3 tools/parquet_fixtures.py nested   # only the list and integer files
 """
 import json
 import os
@@ -108,6 +110,46 @@ def long_run_fixtures():
         json.dump(long_runs, f, indent=0)
 
 
+def nested_fixtures():
+    """lists-v1/v2-dict/plain.parquet and lists.json (their rows): lists of strings at the top
+    level (MMLU's choices) and inside a struct (ARC's choices.text and choices.label), with
+    empty lists, null lists, null structs and null elements, a list of 150 strings (repetition
+    level runs of 64 or more), over several row groups and pages; and integer columns (INT64
+    with nulls, INT32 with negatives)."""
+    tags, choices, answers, smalls = [], [], [], []
+    for i in range(60):
+        if i == 30:
+            tags.append([f"t{j}" for j in range(150)])
+        elif i % 13 == 4:
+            tags.append(None)
+        elif i % 11 == 2:
+            tags.append([])
+        else:
+            tags.append([f"tag {i}-{j}" if (i + j) % 9 else None for j in range(1 + i % 5)])
+        if i % 17 == 6:
+            choices.append(None)
+        elif i % 19 == 7:
+            choices.append({"text": None, "label": ["A"]})
+        else:
+            n = 3 + i % 3
+            choices.append({"text": [f"choice {k} of {i} ✓" for k in range(n)], "label": ["ABCDE"[k] for k in range(n)]})
+        answers.append(None if i % 10 == 9 else i * 1_000_000_007 % 4)
+        smalls.append(-i * 12345 if i % 2 else i)
+    schema = pa.schema([("tags", pa.list_(pa.string())),
+                        ("choices", pa.struct([("text", pa.list_(pa.string())), ("label", pa.list_(pa.string()))])),
+                        ("answer", pa.int64()), ("small", pa.int32())])
+    table = pa.table({"tags": tags, "choices": choices, "answer": answers, "small": smalls}, schema=schema)
+    for version in ["1.0", "2.0"]:
+        for dictionary in [True, False]:
+            pq.write_table(table, os.path.join(OUT, f"lists-v{version[0]}-{'dict' if dictionary else 'plain'}.parquet"),
+                           compression="zstd", data_page_version=version, use_dictionary=dictionary, row_group_size=25,
+                           data_page_size=256)
+    with open(os.path.join(OUT, "lists.json"), "w") as f:
+        json.dump({"tags": tags, "choices_text": [c and c["text"] for c in choices],
+                   "choices_label": [c and c["label"] for c in choices], "answer": answers, "small": smalls},
+                  f, ensure_ascii=False, indent=0)
+
+
 def jsonl_fixtures():
     """docs.jsonl and the same lines zstd-compressed as two frames (docs.jsonl.zst); bad.jsonl
     holds one line of each kind the reader refuses."""
@@ -136,6 +178,11 @@ def jsonl_fixtures():
 
 
 if __name__ == "__main__":
-    jsonl_fixtures()
-    main()
-    long_run_fixtures()
+    import sys
+    if sys.argv[1:] == ["nested"]:   # only the list and integer files
+        nested_fixtures()
+    else:
+        jsonl_fixtures()
+        main()
+        long_run_fixtures()
+        nested_fixtures()

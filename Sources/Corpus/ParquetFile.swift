@@ -1,15 +1,19 @@
-// A parquet reader for what text corpora use: one string column (`text` by default) read row
-// group by row group, so memory holds one column chunk and its strings at a time.
+// A parquet reader for what text corpora and benchmark files use: one column read row group
+// by row group (so memory holds one column chunk and its values at a time): strings (`text` by
+// default), integers (INT32, INT64), or lists of strings (at the top level, or a field of a
+// struct, as Hugging Face's datasets nest multiple-choice answers).
 //
 // Layout (parquet-format): "PAR1", column chunks, the footer (FileMetaData in Thrift's compact
 // protocol), its length as u32 LE, "PAR1". A column chunk is a run of pages, each a PageHeader
-// then its body: an optional dictionary page (PLAIN byte arrays), then data pages, v1 (levels
-// and values compressed together, each level run prefixed with its u32 length) or v2 (levels
+// then its body: an optional dictionary page (PLAIN values), then data pages, v1 (levels and
+// values compressed together, each level run prefixed with its u32 length) or v2 (levels
 // uncompressed before the values, their lengths in the header). Values are PLAIN (u32 LE
-// length + bytes) or dictionary indices (a bit-width byte, then the RLE/bit-packed hybrid).
-// An optional column has definition levels (1 = present, 0 = null). What this reader does not
-// handle (nested or repeated columns, DELTA encodings, LZ4/Brotli/LZO, encrypted files) is an
-// error naming it and the file, never wrong text.
+// length + bytes; an integer's 4 or 8 LE bytes), dictionary indices (a bit-width byte, then
+// the RLE/bit-packed hybrid) or, for strings, the DELTA encodings. Levels: an entry's
+// definition level counts the optional and repeated elements on its path that are present
+// (the highest: a value); its repetition level is 0 where a row starts and 1 for a list's next
+// element. What this reader does not handle (deeper nesting, lists of other types, LZO,
+// encrypted files) is an error naming it and the file, never wrong values.
 import CCompression
 import Foundation
 
@@ -30,6 +34,21 @@ public final class ParquetFile {
     /// The column read, and whether it may hold nulls.
     public let column: String
     public let optional: Bool
+    /// What the column holds.
+    public enum Shape: Sendable, Equatable {
+        /// A string (BYTE_ARRAY) per row.
+        case strings
+        /// A list of strings per row (a LIST of byte arrays, at the top level or in a struct).
+        case stringLists
+        /// An integer (INT32 or INT64) per row.
+        case integers
+    }
+    public let shape: Shape
+    /// Definition and repetition levels: the column's highest, and the definition level of its
+    /// repeated group (a list with that level or more is present, one below it is empty).
+    let maxDefinition: Int, maxRepetition: Int, listDefinition: Int
+    /// Physical type (parquet's Type: 1 INT32, 2 INT64, 6 BYTE_ARRAY).
+    let physicalType: Int32
 
     private let handle: FileHandle
     private let fileSize: Int
@@ -56,8 +75,12 @@ public final class ParquetFile {
     /// A page over 1 GiB is refused before allocating it.
     static let maxPageBytes = 1 << 30
 
-    /// Opens `path` and finds `column`, a top-level string (BYTE_ARRAY) column.
-    public init(path: String, column: String = "text") throws {
+    /// Opens `path` and finds `column`, of one of the `accepted` shapes: a top-level string
+    /// (BYTE_ARRAY) or integer column, or a list of strings (at the top level, or
+    /// `struct.field` one struct deep).
+    /// `missing` ends the error for a column the file does not have.
+    public init(path: String, column: String = "text", accepting accepted: Set<Shape> = [.strings],
+                missing: String = " (choose one with --field)") throws {
         self.path = path
         self.column = column
         guard let handle = FileHandle(forReadingAtPath: path) else {
@@ -103,41 +126,78 @@ public final class ParquetFile {
         }
         guard rows >= 0, let root = schema.first else { throw fail("the footer has no schema or row count") }
 
-        // Leaf columns in schema order (depth-first), each with its top-level path.
-        var leaves: [(path: [String], repetition: Int32, type: Int32)] = []
+        // Leaf columns in schema order (depth-first), each with its path and the repetition
+        // of every element on it (0 required, 1 optional, 2 repeated).
+        var leaves: [(path: [String], repetitions: [Int32], type: Int32)] = []
         var index = 1
         // Bounded: real schemas nest a few levels, and a crafted one must not exhaust the stack.
         let maxNesting = 64
-        func walk(_ count: Int32, _ prefix: [String], _ ancestorRepeated: Bool) throws {
+        func walk(_ count: Int32, _ prefix: [String], _ repetitions: [Int32]) throws {
             guard prefix.count < maxNesting else { throw fail("the schema nests more than \(maxNesting) levels deep") }
             for _ in 0..<max(0, Int(count)) {
                 guard index < schema.count else { throw fail("the schema's child counts run past its \(schema.count) elements") }
                 let e = schema[index]
                 index += 1
                 if e.children > 0 {
-                    try walk(e.children, prefix + [e.name], ancestorRepeated || e.repetition == 2)
+                    try walk(e.children, prefix + [e.name], repetitions + [e.repetition])
                 } else {
-                    leaves.append((prefix + [e.name], ancestorRepeated ? 2 : e.repetition, e.type))
+                    leaves.append((prefix + [e.name], repetitions + [e.repetition], e.type))
                 }
             }
         }
-        try walk(root.children, [], false)
-        guard let columnIndex = leaves.firstIndex(where: { $0.path == [column] }) else {
-            let names = leaves.map { leaf -> String in
-                let name = leaf.path.joined(separator: ".")
-                return name.count > 60 ? String(name.prefix(57)) + "..." : name
-            }
-            if leaves.contains(where: { $0.path.first == column }) {
-                throw fail("column \"\(column)\" is nested (a struct or list); only a top-level string column can be read")
-            }
-            throw fail("no column \"\(column)\"; the file has \(names.prefix(20).joined(separator: ", "))\(names.count > 20 ? ", ..." : "") (choose one with --field)")
+        try walk(root.children, [], [])
+        let names = leaves.map { leaf -> String in
+            let name = leaf.path.joined(separator: ".")
+            return name.count > 60 ? String(name.prefix(57)) + "..." : name
+        }
+        // The column: a top-level leaf of that name; else a list under that path (one struct
+        // deep at most): a LIST group whose repeated child holds one string leaf.
+        let wanted = leaves.contains { $0.path == [column] } ? [column] : column.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let under = leaves.indices.filter { Array(leaves[$0].path.prefix(wanted.count)) == wanted }
+        guard !under.isEmpty else {
+            throw fail("no column \"\(column)\"; the file has \(names.prefix(20).joined(separator: ", "))\(names.count > 20 ? ", ..." : "")\(missing)")
+        }
+        guard under.count == 1, let columnIndex = under.first else {
+            throw fail("column \"\(column)\" is a struct of \(under.count) fields (\(under.prefix(6).map { names[$0] }.joined(separator: ", "))); name one of them")
         }
         let leaf = leaves[columnIndex]
-        guard leaf.type == 6 else {
-            throw fail("column \"\(column)\" has physical type \(ParquetFile.typeName(leaf.type)), not a string (BYTE_ARRAY)")
+        let repeats = leaf.repetitions.filter { $0 == 2 }.count
+        if leaf.path.count == wanted.count && wanted.count == 1 {
+            guard repeats == 0 else { throw fail("column \"\(column)\" is repeated; only a plain or list column can be read") }
+            switch leaf.type {
+            case 6: shape = .strings
+            case 1 where accepted.contains(.integers), 2 where accepted.contains(.integers): shape = .integers
+            default:
+                throw fail("column \"\(column)\" has physical type \(ParquetFile.typeName(leaf.type)), not a string (BYTE_ARRAY)\(accepted.contains(.integers) ? " or integer" : "")")
+            }
+        } else {
+            guard accepted.contains(.stringLists) else {
+                throw fail("column \"\(column)\" is nested (a struct or list); only a top-level string column can be read")
+            }
+            // A list: exactly one repeated element, directly under the named group (the
+            // three-level LIST layout: group (LIST) / repeated group / element), or the
+            // repeated leaf itself (the two-level legacy one).
+            guard wanted.count <= 2, repeats == 1, leaf.path.count - wanted.count <= 2,
+                  leaf.repetitions[wanted.count] == 2 || (leaf.path.count == wanted.count + 1 && leaf.repetitions.last == 2) else {
+                throw fail("column \"\(column)\" is nested (\(names[columnIndex])) in a way this reader does not read: only strings, integers and lists of strings")
+            }
+            guard leaf.type == 6 else {
+                throw fail("column \"\(column)\" is a list of \(ParquetFile.typeName(leaf.type)), not of strings (BYTE_ARRAY)")
+            }
+            shape = .stringLists
         }
-        guard leaf.repetition != 2 else { throw fail("column \"\(column)\" is repeated (a list); only a plain string column can be read") }
-        optional = leaf.repetition == 1
+        guard accepted.contains(shape) else {
+            throw fail("column \"\(column)\" holds \(shape == .strings ? "strings" : "integers"), which this input does not take")
+        }
+        physicalType = leaf.type
+        maxDefinition = leaf.repetitions.filter { $0 != 0 }.count
+        maxRepetition = repeats
+        if let r = leaf.repetitions.firstIndex(of: 2) {
+            listDefinition = leaf.repetitions[...r].filter { $0 != 0 }.count
+        } else {
+            listDefinition = maxDefinition
+        }
+        optional = maxDefinition > 0
 
         var chunks: [ColumnChunk] = []
         for (g, group) in groups.enumerated() {
@@ -145,8 +205,11 @@ public final class ParquetFile {
                 throw fail("row group \(g) has \(group.chunks.count) column chunks for \(leaves.count) columns")
             }
             let c = group.chunks[columnIndex]
-            guard c.path == [column] else { throw fail("row group \(g)'s chunk \(columnIndex) is for \(c.path.joined(separator: ".")), not \(column)") }
-            guard c.valueCount == group.rows else {
+            guard c.path == leaf.path else {
+                throw fail("row group \(g)'s chunk \(columnIndex) is for \(c.path.joined(separator: ".")), not \(leaf.path.joined(separator: "."))")
+            }
+            // A list column has an entry per element (and per empty or null list), at least one per row.
+            guard maxRepetition > 0 ? c.valueCount >= group.rows : c.valueCount == group.rows else {
                 throw fail("row group \(g) has \(group.rows) rows but its \(column) chunk \(c.valueCount) values")
             }
             chunks.append(c)
@@ -159,16 +222,76 @@ public final class ParquetFile {
 
     deinit { try? handle.close() }
 
-    /// The column's values in row group `group`, in row order: the bytes of each string, nil
-    /// for a null.
+    /// The string column's values in row group `group`, in row order: the bytes of each
+    /// string, nil for a null.
     public func rows(ofRowGroup group: Int) throws -> [[UInt8]?] {
+        guard shape == .strings else { throw CorpusError(path: path, "column \"\(column)\" holds \(shape), not strings") }
+        return try flat(group)
+    }
+
+    /// The integer column's values in row group `group`, in row order; nil for a null.
+    public func integers(ofRowGroup group: Int) throws -> [Int64?] {
+        guard shape == .integers else { throw CorpusError(path: path, "column \"\(column)\" holds \(shape), not integers") }
+        return try flat(group).map { bytes in
+            bytes.map { b in b.reversed().reduce(Int64(0)) { $0 << 8 | Int64($1) } }.map { physicalType == 1 ? Int64(Int32(truncatingIfNeeded: $0)) : $0 }
+        }
+    }
+
+    /// The list column's values in row group `group`, in row order: each row's strings (nil
+    /// for a null string), [] for an empty list, nil for a null one.
+    public func lists(ofRowGroup group: Int) throws -> [[[UInt8]?]?] {
+        guard shape == .stringLists else { throw CorpusError(path: path, "column \"\(column)\" holds \(shape), not lists of strings") }
+        let levels = try decode(group)
+        guard let repetition = levels.repetition, let definition = levels.definition else { return [] }
+        var rows: [[[UInt8]?]?] = []
+        var next = 0
+        for (r, d) in zip(repetition, definition) {
+            let level = Int(d)
+            // A row starts at repetition level 0: a list (empty up to here) when every group
+            // above its elements is present, else null.
+            if r == 0 { rows.append(level >= listDefinition - 1 ? [] : nil) }
+            guard level >= listDefinition else {
+                if r != 0 { throw CorpusError(path: path, "row group \(group), column \(column): an empty or null list continues a row") }
+                continue
+            }
+            guard rows.last.map({ $0 != nil }) == true else {
+                throw CorpusError(path: path, "row group \(group), column \(column): a list element continues a null list")
+            }
+            if level == maxDefinition {
+                rows[rows.count - 1]?.append(levels.values[next]); next += 1
+            } else {
+                rows[rows.count - 1]?.append(nil)
+            }
+        }
+        guard rows.count == rowGroupRows[group] else {
+            throw CorpusError(path: path, "row group \(group), column \(column): \(rows.count) rows where the footer says \(rowGroupRows[group])")
+        }
+        return rows
+    }
+
+    /// A flat column's values: present where the definition level is the highest.
+    private func flat(_ group: Int) throws -> [[UInt8]?] {
+        let levels = try decode(group)
+        guard let definition = levels.definition else { return levels.values.map { Optional($0) } }
+        var rows: [[UInt8]?] = []
+        rows.reserveCapacity(definition.count)
+        var next = 0
+        let top = UInt32(maxDefinition)
+        for level in definition {
+            if level == top { rows.append(levels.values[next]); next += 1 } else { rows.append(nil) }
+        }
+        return rows
+    }
+
+    /// The chunk of row group `group` decoded to its levels and values.
+    private func decode(_ group: Int) throws -> ColumnChunkDecoder.Levels {
         precondition(group >= 0 && group < chunks.count, "row group \(group) of \(chunks.count)")
         let c = chunks[group]
         let place = "row group \(group), column \(column)"
         func fail(_ m: String) -> CorpusError { CorpusError(path: path, "\(place): \(m)") }
         // An empty row group (pyarrow writes one for an empty table) has no pages to read,
         // whatever offsets its chunk states.
-        if c.valueCount == 0 { return [] }
+        if c.valueCount == 0 { return ColumnChunkDecoder.Levels() }
         guard let codec = Codec(rawValue: c.codec) else { throw fail("unknown compression codec \(c.codec)") }
         switch codec {
         case .uncompressed, .snappy, .gzip, .zstd, .lz4Raw, .lz4, .brotli: break
@@ -182,7 +305,9 @@ public final class ParquetFile {
         let bytes = try ParquetFile.read(handle, path: path, at: Int(start), count: Int(c.compressedSize))
         do {
             return try bytes.withUnsafeBytes { raw in
-                try ColumnChunkDecoder(bytes: raw, codec: codec, optional: optional, valueCount: Int(c.valueCount)).decode()
+                try ColumnChunkDecoder(bytes: raw, codec: codec, maxDefinition: maxDefinition, maxRepetition: maxRepetition,
+                                       valueCount: Int(c.valueCount),
+                                       fixedWidth: physicalType == 1 ? 4 : physicalType == 2 ? 8 : nil).decode()
             }
         } catch let e as ThriftError {
             throw fail("a page header is malformed: \(e.message)")

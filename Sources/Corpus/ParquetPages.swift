@@ -1,5 +1,6 @@
-// The pages of one parquet column chunk of strings, decoded to each row's bytes (nil for a
-// null). See ParquetFile.swift for the layout; the numbers below are parquet-format's enums.
+// The pages of one parquet column chunk, decoded to its level entries and values: strings
+// (byte arrays) or integers' bytes, flat or in lists. See ParquetFile.swift for the layout;
+// the numbers below are parquet-format's enums.
 import CCompression
 
 struct PageError: Error {
@@ -10,8 +11,13 @@ struct PageError: Error {
 struct ColumnChunkDecoder {
     let bytes: UnsafeRawBufferPointer
     let codec: ParquetFile.Codec
-    let optional: Bool
+    /// The column's highest definition and repetition levels (0 where it has none: a
+    /// required top-level column; 1 and 0 an optional one; a list of strings repeats once).
+    let maxDefinition: Int, maxRepetition: Int
+    /// Level entries in the chunk (values, nulls and empty lists).
     let valueCount: Int
+    /// The byte width of a PLAIN value of an INT32 or INT64 column; nil for byte arrays.
+    var fixedWidth: Int? = nil
 
     /// PageType.
     static let dataPage: Int32 = 0, indexPage: Int32 = 1, dictionaryPage: Int32 = 2, dataPageV2: Int32 = 3
@@ -25,18 +31,32 @@ struct ColumnChunkDecoder {
         var type: Int32 = -1, uncompressed: Int32 = -1, compressed: Int32 = -1
         // Data page v1 and v2, dictionary page.
         var values: Int32 = -1, encoding: Int32 = -1, definitionEncoding: Int32 = ColumnChunkDecoder.rle
+        var repetitionEncoding: Int32 = ColumnChunkDecoder.rle
         var nulls: Int32 = 0, definitionBytes: Int32 = 0, repetitionBytes: Int32 = 0, compressedValues = true
     }
 
-    func decode() throws -> [[UInt8]?] {
-        var rows: [[UInt8]?] = []
-        rows.reserveCapacity(valueCount)
+    /// A chunk's level entries and the values of those that hold one (definition level =
+    /// the maximum), in order. Levels are nil where the column has none.
+    struct Levels {
+        var definition: [UInt32]? = nil, repetition: [UInt32]? = nil
+        var values: [[UInt8]] = []
+        var count = 0
+    }
+
+    /// Bits of a level up to `max` (0 for none).
+    static func bitWidth(_ max: Int) -> Int { max == 0 ? 0 : Int.bitWidth - max.leadingZeroBitCount }
+
+    func decode() throws -> Levels {
+        var out = Levels()
+        if maxDefinition > 0 { out.definition = []; out.definition?.reserveCapacity(valueCount) }
+        if maxRepetition > 0 { out.repetition = []; out.repetition?.reserveCapacity(valueCount) }
+        out.values.reserveCapacity(valueCount)
         var dictionary: [[UInt8]]?
         var position = 0
         var page = 0
-        while rows.count < valueCount {
+        while out.count < valueCount {
             guard position < bytes.count else {
-                throw PageError("the column chunk ends after \(rows.count) of its \(valueCount) values")
+                throw PageError("the column chunk ends after \(out.count) of its \(valueCount) values")
             }
             var reader = ThriftReader(bytes, at: position)
             let h = try ColumnChunkDecoder.header(&reader)
@@ -61,85 +81,105 @@ struct ColumnChunkDecoder {
                 dictionary = d
             case ColumnChunkDecoder.dataPage, ColumnChunkDecoder.dataPageV2:
                 let v2 = h.type == ColumnChunkDecoder.dataPageV2
-                guard h.values >= 0, Int(h.values) <= valueCount - rows.count else {
-                    throw PageError("\(place): \(h.values) values, more than the \(valueCount - rows.count) the chunk has left")
+                guard h.values >= 0, Int(h.values) <= valueCount - out.count else {
+                    throw PageError("\(place): \(h.values) values, more than the \(valueCount - out.count) the chunk has left")
                 }
                 let n = Int(h.values)
-                var defined: [UInt32]? = nil
+                var repeated: [UInt32]? = nil, defined: [UInt32]? = nil
                 var values: [UInt8]
+                let (rw, dw) = (ColumnChunkDecoder.bitWidth(maxRepetition), ColumnChunkDecoder.bitWidth(maxDefinition))
                 if v2 {
-                    guard h.repetitionBytes == 0 else { throw PageError("\(place): repetition levels in a plain column") }
-                    guard h.definitionBytes >= 0, Int(h.definitionBytes) <= body.count else {
-                        throw PageError("\(place): definition levels of \(h.definitionBytes) bytes in a page of \(body.count)")
+                    guard maxRepetition > 0 || h.repetitionBytes == 0 else { throw PageError("\(place): repetition levels in a plain column") }
+                    guard h.repetitionBytes >= 0, h.definitionBytes >= 0, Int(h.repetitionBytes) + Int(h.definitionBytes) <= body.count else {
+                        throw PageError("\(place): levels of \(h.repetitionBytes) + \(h.definitionBytes) bytes in a page of \(body.count)")
                     }
-                    let levels = UnsafeRawBufferPointer(rebasing: body[0..<Int(h.definitionBytes)])
-                    if optional { defined = try ColumnChunkDecoder.hybrid(levels, bitWidth: 1, count: n, place: place) }
-                    let rest = UnsafeRawBufferPointer(rebasing: body[Int(h.definitionBytes)...])
-                    let size = Int(h.uncompressed) - Int(h.definitionBytes)
+                    let r = Int(h.repetitionBytes), d = Int(h.definitionBytes)
+                    if maxRepetition > 0 {
+                        repeated = try ColumnChunkDecoder.hybrid(UnsafeRawBufferPointer(rebasing: body[0..<r]), bitWidth: rw, count: n, place: place)
+                    }
+                    if maxDefinition > 0 {
+                        defined = try ColumnChunkDecoder.hybrid(UnsafeRawBufferPointer(rebasing: body[r..<(r + d)]), bitWidth: dw, count: n, place: place)
+                    }
+                    let rest = UnsafeRawBufferPointer(rebasing: body[(r + d)...])
+                    let size = Int(h.uncompressed) - r - d
                     values = h.compressedValues ? try decompress(rest, to: size, place: place) : Array(rest)
                 } else {
                     let data = try decompress(body, to: Int(h.uncompressed), place: place)
                     var at = 0
-                    if optional {
-                        guard h.definitionEncoding == ColumnChunkDecoder.rle else {
-                            throw PageError("\(place): definition levels in encoding \(name(h.definitionEncoding)); only RLE is supported")
+                    // Repetition levels, then definition levels, each a u32 length and the hybrid runs.
+                    func levels(_ width: Int, encoding: Int32, _ what: String) throws -> [UInt32] {
+                        guard encoding == ColumnChunkDecoder.rle else {
+                            throw PageError("\(place): \(what) levels in encoding \(name(encoding)); only RLE is supported")
                         }
                         let length = try u32(data, at, place: place)
-                        guard length <= data.count - at - 4 else { throw PageError("\(place): definition levels run past the page") }
-                        defined = try data.withUnsafeBytes {
+                        guard length <= data.count - at - 4 else { throw PageError("\(place): \(what) levels run past the page") }
+                        defer { at += 4 + length }
+                        return try data.withUnsafeBytes {
                             try ColumnChunkDecoder.hybrid(UnsafeRawBufferPointer(rebasing: $0[(at + 4)..<(at + 4 + length)]),
-                                                          bitWidth: 1, count: n, place: place)
+                                                          bitWidth: width, count: n, place: place)
                         }
-                        at += 4 + length
                     }
+                    if maxRepetition > 0 { repeated = try levels(rw, encoding: h.repetitionEncoding, "repetition") }
+                    if maxDefinition > 0 { defined = try levels(dw, encoding: h.definitionEncoding, "definition") }
                     values = Array(data[at...])
                 }
-                let present = defined.map { $0.reduce(0) { $0 + Int($1) } } ?? n
-                let strings: [[UInt8]]
-                switch h.encoding {
-                case ColumnChunkDecoder.plain:
-                    var at = 0
-                    strings = try (0..<present).map { _ in try plainValue(values, &at, place: place) }
-                case ColumnChunkDecoder.plainDictionary, ColumnChunkDecoder.rleDictionary:
-                    guard let dictionary else { throw PageError("\(place): dictionary indices with no dictionary page before them") }
-                    guard let width = values.first, width <= 32 else { throw PageError("\(place): no valid bit width for the dictionary indices") }
-                    let ids = try values.withUnsafeBytes {
-                        try ColumnChunkDecoder.hybrid(UnsafeRawBufferPointer(rebasing: $0[1...]), bitWidth: Int(width), count: present, place: place)
-                    }
-                    strings = try ids.map { id in
-                        guard Int(id) < dictionary.count else { throw PageError("\(place): dictionary index \(id) of \(dictionary.count) entries") }
-                        return dictionary[Int(id)]
-                    }
-                case ColumnChunkDecoder.deltaLengthByteArray:
-                    var reader = ParquetDelta.Reader(data: values, place: place)
-                    strings = try ParquetDelta.lengthPrefixed(&reader, count: present)
-                case ColumnChunkDecoder.deltaByteArray:
-                    var reader = ParquetDelta.Reader(data: values, place: place)
-                    strings = try ParquetDelta.sharedPrefixes(&reader, count: present)
-                default:
-                    throw PageError("\(place): values in encoding \(name(h.encoding)); only PLAIN, dictionary and delta (DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY) encodings are supported")
+                if let defined, let bad = defined.first(where: { Int($0) > maxDefinition }) {
+                    throw PageError("\(place): definition level \(bad) above the column's \(maxDefinition)")
                 }
-                if let defined {
-                    var next = 0
-                    for level in defined {
-                        if level == 1 { rows.append(strings[next]); next += 1 } else { rows.append(nil) }
+                if let repeated {
+                    if let bad = repeated.first(where: { Int($0) > maxRepetition }) {
+                        throw PageError("\(place): repetition level \(bad) above the column's \(maxRepetition)")
                     }
-                } else {
-                    rows += strings.map { Optional($0) }
+                    if out.count == 0, let first = repeated.first, first != 0 {
+                        throw PageError("\(place): the column chunk starts inside a row (repetition level \(first))")
+                    }
                 }
+                let top = UInt32(maxDefinition)
+                let present = defined.map { $0.reduce(0) { $0 + ($1 == top ? 1 : 0) } } ?? n
+                out.values += try decodeValues(values, encoding: h.encoding, count: present, dictionary: dictionary, place: place)
+                if let defined { out.definition? += defined }
+                if let repeated { out.repetition? += repeated }
+                out.count += n
             case ColumnChunkDecoder.indexPage:
                 continue
             default:
                 throw PageError("\(place): unknown page type \(h.type)")
             }
         }
-        return rows
+        return out
+    }
+
+    /// `count` values of a data page in `encoding`.
+    func decodeValues(_ values: [UInt8], encoding: Int32, count present: Int, dictionary: [[UInt8]]?, place: String) throws -> [[UInt8]] {
+        switch encoding {
+        case ColumnChunkDecoder.plain:
+            var at = 0
+            return try (0..<present).map { _ in try plainValue(values, &at, place: place) }
+        case ColumnChunkDecoder.plainDictionary, ColumnChunkDecoder.rleDictionary:
+            guard let dictionary else { throw PageError("\(place): dictionary indices with no dictionary page before them") }
+            guard let width = values.first, width <= 32 else { throw PageError("\(place): no valid bit width for the dictionary indices") }
+            let ids = try values.withUnsafeBytes {
+                try ColumnChunkDecoder.hybrid(UnsafeRawBufferPointer(rebasing: $0[1...]), bitWidth: Int(width), count: present, place: place)
+            }
+            return try ids.map { id in
+                guard Int(id) < dictionary.count else { throw PageError("\(place): dictionary index \(id) of \(dictionary.count) entries") }
+                return dictionary[Int(id)]
+            }
+        case ColumnChunkDecoder.deltaLengthByteArray where fixedWidth == nil:
+            var reader = ParquetDelta.Reader(data: values, place: place)
+            return try ParquetDelta.lengthPrefixed(&reader, count: present)
+        case ColumnChunkDecoder.deltaByteArray where fixedWidth == nil:
+            var reader = ParquetDelta.Reader(data: values, place: place)
+            return try ParquetDelta.sharedPrefixes(&reader, count: present)
+        default:
+            throw PageError("\(place): values in encoding \(name(encoding)); only PLAIN, dictionary\(fixedWidth == nil ? " and delta (DELTA_LENGTH_BYTE_ARRAY, DELTA_BYTE_ARRAY)" : "") encodings are supported")
+        }
     }
 
     func name(_ encoding: Int32) -> String { ColumnChunkDecoder.encodingNames[encoding] ?? "\(encoding)" }
 
     /// PageHeader: 1 type, 2 uncompressed_page_size, 3 compressed_page_size, 5 data_page_header
-    /// (1 num_values, 2 encoding, 3 definition_level_encoding), 7 dictionary_page_header
+    /// (1 num_values, 2 encoding, 3 definition_level_encoding, 4 repetition_level_encoding), 7 dictionary_page_header
     /// (1 num_values, 2 encoding), 8 data_page_header_v2 (1 num_values, 2 num_nulls, 4 encoding,
     /// 5 definition_levels_byte_length, 6 repetition_levels_byte_length, 7 is_compressed).
     static func header(_ r: inout ThriftReader) throws -> Header {
@@ -155,6 +195,7 @@ struct ColumnChunkDecoder {
                     case (1, .i32): h.values = try r.i32()
                     case (2, .i32): h.encoding = try r.i32()
                     case (3, .i32): h.definitionEncoding = try r.i32()
+                    case (4, .i32): h.repetitionEncoding = try r.i32()
                     default: try r.skip(type)
                     }
                 }
@@ -184,8 +225,14 @@ struct ColumnChunkDecoder {
         return h
     }
 
-    /// One PLAIN byte array at `at`: u32 LE length, then the bytes.
+    /// One PLAIN value at `at`: a byte array (u32 LE length, then the bytes), or an
+    /// integer's `fixedWidth` LE bytes.
     func plainValue(_ data: [UInt8], _ at: inout Int, place: String) throws -> [UInt8] {
+        if let width = fixedWidth {
+            guard width <= data.count - at else { throw PageError("\(place): truncated") }
+            defer { at += width }
+            return Array(data[at..<(at + width)])
+        }
         let n = try u32(data, at, place: place)
         guard n <= data.count - at - 4 else { throw PageError("\(place): a string of \(n) bytes runs past the page") }
         defer { at += 4 + n }

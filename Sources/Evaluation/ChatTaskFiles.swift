@@ -1,10 +1,10 @@
 // The public chat benchmarks nanochat evaluates a chat model on, read from their files as
 // they are published, and turned into conversations exactly as nanochat's tasks/ turn them:
 //
-//   ARC-Easy, ARC-Challenge  JSONL, Hugging Face's layout ({"question", "choices": {"text",
-//                            "label"}, "answerKey"}) or AI2's ({"question": {"stem",
-//                            "choices": [{"text", "label"}]}, "answerKey"})
-//   MMLU                     JSONL, {"question", "subject", "choices": [4], "answer": 0-3}
+//   ARC-Easy, ARC-Challenge  JSONL or parquet in Hugging Face's layout ({"question",
+//                            "choices": {"text", "label"}, "answerKey"}), or JSONL in AI2's
+//                            ({"question": {"stem", "choices": [{"text", "label"}]}, "answerKey"})
+//   MMLU                     JSONL or parquet, {"question", "subject", "choices": [4], "answer": 0-3}
 //   GSM8K                    JSONL or parquet, {"question", "answer"} (calculator calls in
 //                            <<expr=value>>, the final answer after "#### ")
 //   HumanEval                JSONL or parquet, {"task_id", "prompt", "canonical_solution",
@@ -66,8 +66,7 @@ public struct ChatProblem: Sendable {
 }
 
 public enum ChatTaskFile {
-    /// The problems of `benchmark` in `path` (`.jsonl`, or `.parquet` for the tasks whose
-    /// fields are all strings), in file order.
+    /// The problems of `benchmark` in `path` (`.jsonl` or `.parquet`), in file order.
     public static func problems(_ benchmark: ChatBenchmark, path: String) throws -> [ChatProblem] {
         var rows: [(fields: [String: Any], at: String)] = []
         if path.hasSuffix(".parquet") {
@@ -96,45 +95,70 @@ public enum ChatTaskFile {
         huggingFaceShuffleOrder(count: problems.count, seed: seed).map { problems[$0] }
     }
 
-    /// String columns of a parquet file, row by row.
+    /// A parquet file's columns, row by row, as the JSON rows of the same file would hold
+    /// them ("choices.text" the field text of the object choices).
     static func parquetRows(_ benchmark: ChatBenchmark, path: String) throws -> [(fields: [String: Any], at: String)] {
-        let columns: [String]
+        let columns: [(name: String, shape: ParquetFile.Shape)]
         switch benchmark {
-        case .gsm8k: columns = ["question", "answer"]
-        case .humanEval: columns = ["task_id", "prompt", "canonical_solution", "test", "entry_point"]
-        case .arcEasy, .arcChallenge, .mmlu:
-            throw ChatTaskError("\(path): \(benchmark.rawValue)'s parquet files hold its choices in a nested column, which this "
-                                + "reader does not read; give its JSONL instead (with Hugging Face datasets: "
-                                + "load_dataset(\"parquet\", data_files=FILE)[\"train\"].to_json(\"test.jsonl\"))")
+        case .gsm8k: columns = [("question", .strings), ("answer", .strings)]
+        case .humanEval: columns = [("task_id", .strings), ("prompt", .strings), ("canonical_solution", .strings), ("test", .strings),
+                                    ("entry_point", .strings)]
+        case .arcEasy, .arcChallenge:
+            columns = [("question", .strings), ("choices.text", .stringLists), ("choices.label", .stringLists), ("answerKey", .strings)]
+        case .mmlu: columns = [("question", .strings), ("choices", .stringLists), ("answer", .integers)]
         }
-        var values: [[String]] = []
-        var count = -1
+        var rows: [[String: Any]] = []
         for column in columns {
             let file: ParquetFile
-            do { file = try ParquetFile(path: path, column: column) } catch let e as CorpusError {
+            let needed = " (\(benchmark.rawValue) reads \(columns.map(\.name).joined(separator: ", ")))"
+            do { file = try ParquetFile(path: path, column: column.name, accepting: [column.shape], missing: needed) } catch let e as CorpusError {
                 throw ChatTaskError("\(e.path): \(e.message)")
             }
-            var list: [String] = []
+            var values: [Any] = []
+            func here() -> String { "\(path) row \(values.count + 1)" }
             for group in 0..<file.rowGroupRows.count {
-                for (r, value) in try file.rows(ofRowGroup: group).enumerated() {
-                    guard let bytes = value else {
-                        throw ChatTaskError("\(path) row \(list.count + 1): \"\(column)\" is null")
+                switch column.shape {
+                case .strings:
+                    for (r, value) in try file.rows(ofRowGroup: group).enumerated() {
+                        guard let bytes = value else { throw ChatTaskError("\(here()): \"\(column.name)\" is null") }
+                        guard let s = String(validating: bytes, as: UTF8.self) else {
+                            throw ChatTaskError("\(here()): \"\(column.name)\" is not UTF-8 (row \(r + 1) of row group \(group + 1))")
+                        }
+                        values.append(s)
                     }
-                    guard let s = String(validating: bytes, as: UTF8.self) else {
-                        throw ChatTaskError("\(path) row \(list.count + 1): \"\(column)\" is not UTF-8 (row \(r + 1) of row group \(group + 1))")
+                case .stringLists:
+                    for list in try file.lists(ofRowGroup: group) {
+                        guard let list else { throw ChatTaskError("\(here()): \"\(column.name)\" is null") }
+                        values.append(try list.enumerated().map { j, item -> String in
+                            guard let bytes = item, let s = String(validating: bytes, as: UTF8.self) else {
+                                throw ChatTaskError("\(here()): \"\(column.name)\"[\(j)] is null or not UTF-8")
+                            }
+                            return s
+                        })
                     }
-                    list.append(s)
+                case .integers:
+                    for value in try file.integers(ofRowGroup: group) {
+                        guard let value else { throw ChatTaskError("\(here()): \"\(column.name)\" is null") }
+                        values.append(Int(value))
+                    }
                 }
             }
-            if count >= 0 && list.count != count {
-                throw ChatTaskError("\(path): column \"\(column)\" has \(list.count) rows, the others \(count)")
+            if rows.isEmpty { rows = values.map { _ in [:] } }
+            guard values.count == rows.count else {
+                throw ChatTaskError("\(path): column \"\(column.name)\" has \(values.count) rows, the others \(rows.count)")
             }
-            count = list.count
-            values.append(list)
+            let parts = column.name.split(separator: ".").map(String.init)
+            for (r, value) in values.enumerated() {
+                if parts.count == 2 {
+                    var object = rows[r][parts[0]] as? [String: Any] ?? [:]
+                    object[parts[1]] = value
+                    rows[r][parts[0]] = object
+                } else {
+                    rows[r][column.name] = value
+                }
+            }
         }
-        return (0..<Swift.max(0, count)).map { r in
-            (Dictionary(uniqueKeysWithValues: zip(columns, values.map { $0[r] as Any })), "\(path) row \(r + 1)")
-        }
+        return rows.enumerated().map { ($0.element, "\(path) row \($0.offset + 1)") }
     }
 
     /// One row as a problem; `at` names it in errors.

@@ -155,6 +155,44 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(lenient.skipped == expected.filter { $0 == nil }.count)
     }
 
+    /// Lists of strings (top-level, and in a struct as ARC's choices) and integer columns, in
+    /// both page versions with and without dictionaries: every row as pyarrow wrote it, empty
+    /// and null lists, null structs and null elements kept apart, a list of 150 strings whole.
+    @Test(arguments: ["lists-v1-dict", "lists-v1-plain", "lists-v2-dict", "lists-v2-plain"])
+    func readsListsAndIntegers(name: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixtures + "/parquet/lists.json"))
+        let expected = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let path = "\(fixtures)/parquet/\(name).parquet"
+        func lists(_ column: String) throws -> [[String?]?] {
+            let file = try ParquetFile(path: path, column: column, accepting: [.stringLists])
+            #expect(file.shape == .stringLists && file.rowGroupRows == [25, 25, 10])
+            return try (0..<file.rowGroupRows.count).flatMap { g in
+                try file.lists(ofRowGroup: g).map { list in try list.map { try $0.map { try $0.map { try #require(String(validating: $0, as: UTF8.self)) } } } }
+            }
+        }
+        func wanted(_ key: String) throws -> [[String?]?] {
+            try #require(expected[key] as? [Any]).map { row in (row as? [Any]).map { $0.map { $0 as? String } } }
+        }
+        for (column, key) in [("tags", "tags"), ("choices.text", "choices_text"), ("choices.label", "choices_label")] {
+            let got = try lists(column), want = try wanted(key)
+            #expect(got.count == 60)
+            for (i, (g, w)) in zip(got, want).enumerated() where g != w {
+                Issue.record("\(name) \(column) row \(i): \(String(describing: g)) != \(String(describing: w))")
+            }
+        }
+        #expect(try lists("tags")[30]?.count == 150)
+        for (column, key) in [("answer", "answer"), ("small", "small")] {
+            let file = try ParquetFile(path: path, column: column, accepting: [.integers])
+            let got = try (0..<file.rowGroupRows.count).flatMap { try file.integers(ofRowGroup: $0) }
+            let want = try #require(expected[key] as? [Any]).map { ($0 as? NSNumber)?.int64Value }
+            #expect(got == want, "\(name) \(column)")
+        }
+        // Asked for what it is not, each column says what it holds.
+        #expect(throws: CorpusError.self) { try ParquetFile(path: path, column: "tags") }
+        #expect(throws: CorpusError.self) { try ParquetFile(path: path, column: "choices", accepting: [.stringLists]) }
+        #expect(throws: CorpusError.self) { try ParquetFile(path: path, column: "answer", accepting: [.stringLists]) }
+    }
+
     @Test(arguments: [
         ("bad-nested", "column \"text\" is nested"),
         ("bad-type", "column \"text\" has physical type INT32, not a string (BYTE_ARRAY)"),

@@ -97,6 +97,11 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
         #expect(ai2.map(\.letters) == hf.prefix(6).map(\.letters))
         #expect(Set(hf.map(\.letters.count)) == [3, 4, 5])
         #expect(hf.contains { $0.letters == ["1", "2", "3", "4"] })
+        // Hugging Face's parquet layouts, choices in nested columns (MMLU's answer an integer).
+        #expect(try ChatTaskFile.problems(.arcEasy, path: chatTaskFiles + "/arc.parquet").map(\.conversation) == hf.map(\.conversation))
+        #expect(try ChatTaskFile.problems(.arcEasy, path: chatTaskFiles + "/arc.parquet").map(\.letters) == hf.map(\.letters))
+        let mmlu = try ChatTaskFile.problems(.mmlu, path: chatTaskFiles + "/mmlu.jsonl")
+        #expect(try ChatTaskFile.problems(.mmlu, path: chatTaskFiles + "/mmlu.parquet").map(\.conversation) == mmlu.map(\.conversation))
         let jsonl = try ChatTaskFile.problems(.gsm8k, path: chatTaskFiles + "/gsm8k.jsonl")
         let parquet = try ChatTaskFile.problems(.gsm8k, path: chatTaskFiles + "/gsm8k.parquet")
         #expect(parquet.map(\.conversation) == jsonl.map(\.conversation))
@@ -135,7 +140,9 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
                 == "\(dir)/t.jsonl:1: \"entry_point\" is missing")
         #expect(message(.gsm8k, "\n") == "\(dir)/t.jsonl: no GSM8K problems")
         #expect(message(.gsm8k, "PAR1 not really", ext: "parquet").hasPrefix("\(dir)/t.parquet: "))
-        #expect(message(.mmlu, "x", ext: "parquet").contains("nested column"))
+        #expect(message(.mmlu, "PAR1 x", ext: "parquet").hasPrefix("\(dir)/t.parquet: "))
+        // A GSM8K file given as ARC: the column ARC needs is not there.
+        #expect(throws: ChatTaskError.self) { try ChatTaskFile.problems(.arcEasy, path: chatTaskFiles + "/gsm8k.parquet") }
         #expect(throws: ChatTaskError.self) { try ChatTaskFile.problems(.gsm8k, path: dir + "/missing.jsonl") }
     }
 }
