@@ -60,6 +60,20 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
     let fixture: Tokenizer
     init() throws { fixture = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer") }
 
+    /// The split pattern's pieces by value, as Python's `regex` module finds them with the
+    /// same pattern: numbers in pieces of at most two digits, at the end of the text as
+    /// anywhere (the reference encoder above splits with this same code, so only values
+    /// written out here pin it).
+    @Test(arguments: [
+        ("abc 42", ["abc", " ", "42"]), ("x 1234567", ["x", " ", "12", "34", "56", "7"]), ("99", ["99"]), ("7", ["7"]),
+        ("a1", ["a", "1"]), ("year 2024.", ["year", " ", "20", "24", "."]), ("٣٤٥ 12", ["٣٤", "٥", " ", "12"]),
+        ("route 66", ["route", " ", "66"]),
+    ] as [(String, [String])])
+    func numbersSplitAsTheRegexSplitsThem(text: String, pieces: [String]) {
+        let bytes = Array(text.utf8)
+        #expect(SplitPattern.pieces(text).map { String(decoding: bytes[$0], as: UTF8.self) } == pieces)
+    }
+
     /// The facts file is tokenizer_info.json (tokenizer.json is Hugging Face's name); a
     /// directory from an earlier version, holding them as tokenizer.json, still loads, and
     /// saving into it replaces that file.
