@@ -77,6 +77,8 @@ import Tokenizer
         ("'strawberry'.count('r')", "3"), ("\"banana\".count(\"an\")", "2"), ("'aaaa'.count('aa')", "2"), ("1/0", nil),
         ("import os", nil), ("3 - -2", "5"), ("007+1", nil), ("1e5", nil), (".5*2", "1.0"), ("99999999999*99999999999", nil),
         ("1//0.1", "9.0"), ("-1//0.1", "-10.0"), ("7.5//2", "3.0"), ("-7.5//2", "-4.0"), ("5.5//0.5", "11.0"), ("0//-3.0", "-0.0"),
+        // Python raises ZeroDivisionError for float operands too: no answer.
+        ("1.5/0", nil), ("2/0.0", nil), ("7//0.0", nil), ("0.0/0", nil),
     ] as [(String, String?)])
     func calculatorAnswersAsNanochats(expression: String, answer: String?) {
         #expect(Calculator.evaluate(expression) == answer)
