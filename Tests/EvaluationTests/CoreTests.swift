@@ -215,6 +215,21 @@ func fixtureJSON(_ name: String) throws -> [String: Any] {
         #expect(try b.examples(of: b.tasks[0]).map(\.source) == [dir + "/eval_data/sub/mc.jsonl:1", dir + "/eval_data/sub/mc.jsonl:3"])
     }
 
+    /// eval_meta_data.csv as RFC 4180 quotes it: a task name with a comma, a doubled quote
+    /// and a newline inside quotes is one field, matched to core.yaml's label.
+    @Test func quotedBaselineNamesReadWhole() throws {
+        let dir = try bundle { dir in
+            let yaml = try String(contentsOfFile: dir + "/core.yaml", encoding: .utf8)
+            try yaml.replacingOccurrences(of: "- label: lm", with: "- label: \"say \\\"hi\\\", twice\\nnow\"")
+                .write(toFile: dir + "/core.yaml", atomically: true, encoding: .utf8)
+            try "Eval Task,Random baseline\n\"mc\",25\n\"say \"\"hi\"\", twice\nnow\",12.5\n"
+                .write(toFile: dir + "/eval_meta_data.csv", atomically: true, encoding: .utf8)
+        }
+        let b = try CoreBundle(directory: dir)
+        #expect(b.tasks.map(\.label) == ["mc", "say \"hi\", twice\nnow"])
+        #expect(b.tasks.map(\.randomBaseline) == [25, 12.5])
+    }
+
     @Test func badBundlesAreNamedByFileLineAndField() throws {
         func failing(_ edit: @escaping (String) throws -> Void, task: Int = 0) throws -> String {
             let dir = try bundle(edit)
