@@ -117,6 +117,30 @@ import Tokenizer
         }
     }
 
+    /// A reply the reader stops (the terminal's Ctrl-C) keeps its last chosen token unfed;
+    /// the next turn feeds it and closes the reply with <|assistant_end|> before the new
+    /// message, as a reply cut at the limit is closed.
+    @Test func aStoppedReplyIsClosedBeforeTheNextTurn() throws {
+        let model = try GPT(config: ModelConfig(sequenceLen: 64, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 2,
+                                                nEmbd: 64, blockPattern: [.transformer, .mamba]), seed: 3)
+        let t = ChatTokens(tokenizer)
+        for stopAfter in [1, 3] {
+            let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
+                                      maxReplyTokens: 20)
+            var pieces = 0
+            let one = try session.reply(to: "Hello there") { piece in
+                guard case .text(let s) = piece, !s.isEmpty else { return true }
+                pieces += 1
+                return pieces < stopAfter
+            }
+            #expect(!one.finished && pieces == stopAfter, "the reply streams text before it is stopped")
+            let before = session.history.count
+            let two = try session.reply(to: "Again")
+            #expect(two.prefilled == 1 + 1 + 1 + tokenizer.encode("Again").count + 2, "stopped after \(stopAfter)")
+            #expect(session.history[before + 1] == t.assistantEnd && session.history[before + 2] == t.userStart)
+        }
+    }
+
     @Test func badConversationsNameTheMessage() throws {
         func refused(_ json: String) -> String {
             do {
