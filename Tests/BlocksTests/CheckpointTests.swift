@@ -139,6 +139,21 @@ extension BlocksTests {
             #expect(Checkpoint.steps(in: dir1) == [0])
         }
 
+        /// Without a step, the latest by number is loaded (9 after 10 would sort first as text);
+        /// with one, that step.
+        @Test func withoutAStepTheLatestLoads() throws {
+            let dir = temporaryDirectory("latest")
+            let config = ModelConfig.fromDepth(1, vocabSize: 16, sequenceLen: 8)
+            for (step, seed) in [(10, 1), (9, 2), (120, 3)] as [(Int, UInt64)] {
+                try Checkpoint.save(try GPT(config: config, seed: seed), step: step, to: dir)
+            }
+            #expect(Checkpoint.steps(in: dir) == [9, 10, 120])
+            let (latest, step) = try Checkpoint.load(from: dir)
+            #expect(step == 120)
+            #expect(latest.parameters.parameters[0].tensor.floats == (try GPT(config: config, seed: 3)).parameters.parameters[0].tensor.floats)
+            #expect(try Checkpoint.load(from: dir, step: 9).step == 9)
+        }
+
         @Test func checkpointErrorsNameTheTensor() throws {
             let dir = temporaryDirectory("bad")
             let model = try GPT(config: tinyConfig("T"), seed: 1)
