@@ -45,18 +45,22 @@ struct ScanPartials<S: TensorScalar>: @unchecked Sendable {
     @usableFromInline let aLog: UnsafeMutablePointer<S>            // (B · timeItems, N, Di)
     @usableFromInline let d, bias: UnsafeMutablePointer<S>         // (B · timeItems, Di)
 
+    /// All five, in one block of pooled memory (the same sizes every train step).
+    @usableFromInline let storage: ScratchBlock
+
     @inlinable init(_ sh: ScanShape, timeItems: Int) {
         self.timeItems = timeItems
         let bc = sh.groups * sh.batch * sh.time * sh.state, items = sh.batch * timeItems
-        bm = .allocate(capacity: bc); cm = .allocate(capacity: bc)
-        aLog = .allocate(capacity: items * sh.state * sh.channels)
-        d = .allocate(capacity: items * sh.channels); bias = .allocate(capacity: items * sh.channels)
-        bm.initialize(repeating: 0, count: bc); cm.initialize(repeating: 0, count: bc)
-        aLog.initialize(repeating: 0, count: items * sh.state * sh.channels)
-        d.initialize(repeating: 0, count: items * sh.channels); bias.initialize(repeating: 0, count: items * sh.channels)
+        let total = 2 * bc + items * sh.state * sh.channels + 2 * items * sh.channels
+        storage = ScratchBlock(byteCount: Swift.max(total, 1) * MemoryLayout<S>.stride)
+        let base = storage.raw.assumingMemoryBound(to: S.self)
+        base.initialize(repeating: 0, count: total)
+        bm = base; cm = bm + bc
+        aLog = cm + bc
+        d = aLog + items * sh.state * sh.channels; bias = d + items * sh.channels
     }
 
-    @inlinable func free() { for p in [bm, cm, aLog, d, bias] { p.deallocate() } }
+    @inlinable func free() { withExtendedLifetime(storage) {} }
 }
 
 /// Backward of channels d0 ..< d0+w (block `bi` of its group) of batch b over chunk c.

@@ -134,3 +134,60 @@ extension KernelsCommand {
         return rows
     }
 }
+
+struct AttentionRow: Codable {
+    var pass: String, kernel: String, rowBlock: Int
+    var gflops: Double, overFP32: Double
+    var samples: Samples
+}
+
+extension KernelsCommand {
+    /// Causal attention at d12's train shape (B = 4, T = 512, H = 6, hd = 128), forward and
+    /// backward, in fp32 and on each bf16 kernel asked for, timed in turn in each round, for
+    /// each row block asked for (0: each kernel's own). GFLOPS count the products' multiply-adds over the visible
+    /// keys only (forward: QKᵀ and PV; backward: the recomputed QKᵀ, dY Vᵀ, dS K, Pᵀ dY and
+    /// dSᵀ Q), so a block that computes more masked scores shows as slower.
+    func attentionRows(kernels: [BF16Kernel], blocks: [Int]) -> [AttentionRow] {
+        let (batch, t, h, hd) = (4, 512, 6, 128)
+        print("\n## Attention: fp32 and bf16 products (B=\(batch) T=\(t) H=\(h) hd=\(hd), \(common.threads) threads, median of \(common.runs))\n")
+        print("| pass | row block | products | GFLOPS | ÷ fp32, same rounds |")
+        print("|---|---:|---|---:|---:|")
+        let shape = AttentionShape(batch: batch, queries: t, heads: h, kvHeads: h, headDim: hd)
+        var g = SeededGenerator(seed: 5)
+        func random() -> Tensor { Tensor.randomNormal([batch, t, h, hd], generator: &g) }
+        let (q, k, v, dy) = (random(), random(), random(), random())
+        let y = Tensor(zeros: [batch, t, h, hd]), lse = Tensor(zeros: [batch, h, t])
+        let dq = Tensor(zeros: [batch, t, h, hd]), dk = Tensor(zeros: [batch, t, h, hd]), dv = Tensor(zeros: [batch, t, h, hd])
+        let (pq, pk, pv, pdy) = (q.data(Float.self), k.data(Float.self), v.data(Float.self), dy.data(Float.self))
+        let (py, plse) = (y.data(Float.self), lse.data(Float.self))
+        let (pdq, pdk, pdv) = (dq.data(Float.self), dk.data(Float.self), dv.data(Float.self))
+        let visible = Double(batch * h) * Double(t * (t + 1) / 2) * Double(hd) * 2
+        let kinds: [BF16Kernel?] = [nil] + kernels.filter(\.packs).map { $0 }
+        var rows: [AttentionRow] = []
+        for (pass, flops) in [("forward", 2 * visible), ("backward", 5 * visible)] {
+            for block in blocks {
+                let bodies: [() -> Void] = kinds.map { kernel in
+                    pass == "forward"
+                        ? { attentionForward(out: py, lse: plse, q: pq, k: pk, v: pv, shape: shape, bf16: kernel,
+                                                rowBlock: block == 0 ? nil : block) }
+                        : { attentionBackward(dq: pdq, dk: pdk, dv: pdv, dout: pdy, q: pq, k: pk, v: pv, out: py, lse: plse,
+                                              shape: shape, bf16: kernel, rowBlock: block == 0 ? nil : block) }
+                }
+                attentionForward(out: py, lse: plse, q: pq, k: pk, v: pv, shape: shape,
+                                 rowBlock: block == 0 ? nil : block)
+                let samples = timeInterleaved(runs: common.runs, bodies)
+                for (i, kernel) in kinds.enumerated() {
+                    let gflops = flops / samples[i].median * 1e-9
+                    let ratios = zip(samples[0].seconds, samples[i].seconds).map { $0 / $1 }.sorted()
+                    let over = ratios.isEmpty ? 0 : ratios[ratios.count / 2]
+                    let name = kernel.map { "bf16 \($0)" } ?? "fp32"
+                    let used = block == 0 ? attentionRowBlock(for: kernel) : block
+                    print("| \(pass) | \(used) | \(name) | \(fmt(gflops)) | \(kernel == nil ? "-" : fmt(over, 2) + "x") |")
+                    rows.append(AttentionRow(pass: pass, kernel: name, rowBlock: used, gflops: gflops, overFP32: over,
+                                             samples: samples[i]))
+                }
+            }
+        }
+        return rows
+    }
+}

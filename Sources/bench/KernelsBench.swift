@@ -23,6 +23,33 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Comma-separated shapes for the bf16 table, each MxKxN (x · W, W K×N) or MxKxNt (x · Wᵀ, W N×K as a linear layer's) (default: d12's at 4096 tokens).")
     var bf16Shapes: String?
 
+    @Option(help: "Comma-separated tables to run: matmul, bf16, attention, simd (default: all).")
+    var tables: String?
+
+    @Option(help: "Comma-separated query rows per attention score block to time, every kernel at each (default: each kernel's own).")
+    var attentionBlocks: String?
+
+    func parsedAttentionBlocks() throws -> [Int] {
+        guard let attentionBlocks else { return [0] }
+        return try attentionBlocks.split(separator: ",").map { item in
+            guard let n = Int(item), (16...4096).contains(n) else {
+                throw ValidationError("--attention-blocks: \"\(item)\" is not a row count in 16...4096")
+            }
+            return n
+        }
+    }
+
+    static let tableNames = ["matmul", "bf16", "attention", "simd"]
+
+    func parsedTables() throws -> Set<String> {
+        guard let tables else { return Set(Self.tableNames) }
+        let names = tables.split(separator: ",").map(String.init)
+        for name in names where !Self.tableNames.contains(name) {
+            throw ValidationError("--tables: unknown table \(name); known: \(Self.tableNames.joined(separator: ", "))")
+        }
+        return Set(names)
+    }
+
     func parsedShapes() throws -> [(m: Int, k: Int, n: Int, linear: Bool)] {
         guard let bf16Shapes else { return [(4096, 768, 3072, true), (4096, 3072, 768, true), (4096, 768, 3072, false), (4096, 768, 768, true)] }
         return try bf16Shapes.split(separator: ",").map { item in
@@ -57,18 +84,21 @@ struct KernelsCommand: ParsableCommand {
         return (kernels, blockings)
     }
 
-    func validate() throws { _ = try parsedBF16(); _ = try parsedShapes() }
+    func validate() throws { _ = try parsedBF16(); _ = try parsedShapes(); _ = try parsedTables(); _ = try parsedAttentionBlocks() }
 
     func run() throws {
         Parallel.setThreadCount(common.threads)
         print("# bench kernels\n")
         print(machineSummary(threads: common.threads))
         let (bf16Kernels, blockings) = try parsedBF16()
-        let matmuls = matmulRows()
-        let bf16 = bf16Rows(kernels: bf16Kernels, blockings: blockings, shapes: try parsedShapes())
-        let kernels = kernelRows()
+        let tables = try parsedTables()
+        let matmuls = tables.contains("matmul") ? matmulRows() : []
+        let bf16 = tables.contains("bf16") ? bf16Rows(kernels: bf16Kernels, blockings: blockings, shapes: try parsedShapes()) : []
+        let attention = tables.contains("attention") ? attentionRows(kernels: bf16Kernels, blocks: try parsedAttentionBlocks()) : []
+        let kernels = tables.contains("simd") ? kernelRows() : []
         if let path = common.json {
-            let report = KernelsReport(threads: common.threads, matmul: matmuls, bf16: bf16, kernels: kernels)
+            let report = KernelsReport(threads: common.threads, matmul: matmuls, bf16: bf16, attention: attention,
+                                       kernels: kernels)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(report).write(to: URL(fileURLWithPath: path))
@@ -227,6 +257,7 @@ struct KernelsReport: Codable {
     var threads: Int
     var matmul: [MatmulRow]
     var bf16: [BF16MatmulRow]
+    var attention: [AttentionRow]
     var kernels: [KernelRow]
 }
 

@@ -46,6 +46,39 @@ extension TensorTests {
             expectClose(naive(qTail, k, v, keys: t), Array(full.suffix(tq * h * hd)), atol: 1e-5, rtol: 1e-5, "naive cached")
         }
 
+        /// Every row block gives the same attention to fp32 rounding, forward and backward: 16
+        /// rows, 100 (blocks that end mid-way through a 32-row panel), the kernels' own 128 and
+        /// 256, and one block over all 300 queries; in fp32 and on every packed bf16 kernel this
+        /// CPU runs; the same bits on 1 and 3 threads.
+        @Test(arguments: [16, 100, 256, 300], [BF16Kernel?.none] + BF16Kernel.allCases.filter { $0.packs && $0.available })
+        func everyRowBlockAgrees(_ block: Int, _ bf16: BF16Kernel?) {
+            let (b, t, h, kv, hd) = (1, 300, 2, 1, 16)
+            let shape = AttentionShape(batch: b, queries: t, heads: h, kvHeads: kv, headDim: hd)
+            let q = randn([b, t, h, hd], seed: 21), k = randn([b, t, kv, hd], seed: 22), v = randn([b, t, kv, hd], seed: 23)
+            let dy = randn([b, t, h, hd], seed: 24)
+            func run(_ rowBlock: Int, threads: Int) -> [[Float]] {
+                let y = Tensor(zeros: q.shape), lse = Tensor(zeros: [b, h, t])
+                let dq = Tensor(zeros: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
+                withThreads(threads) {
+                    attentionForward(out: y.data(Float.self), lse: lse.data(Float.self), q: q.data(Float.self),
+                                     k: k.data(Float.self), v: v.data(Float.self), shape: shape, bf16: bf16,
+                                     rowBlock: rowBlock)
+                    attentionBackward(dq: dq.data(Float.self), dk: dk.data(Float.self), dv: dv.data(Float.self),
+                                      dout: dy.data(Float.self), q: q.data(Float.self), k: k.data(Float.self),
+                                      v: v.data(Float.self), out: y.data(Float.self), lse: lse.data(Float.self),
+                                      shape: shape, bf16: bf16, rowBlock: rowBlock)
+                }
+                return [y.floats, lse.floats, dq.floats, dk.floats, dv.floats]
+            }
+            let got = run(block, threads: 1), standard = run(128, threads: 1)
+            #expect(run(block, threads: 3) == got, "row block \(block), \(String(describing: bf16)): 1 and 3 threads differ")
+            for (i, name) in ["y", "lse", "dq", "dk", "dv"].enumerated() {
+                expectClose(got[i].map(Double.init), standard[i].map(Double.init), atol: 1e-5, rtol: 1e-4,
+                            "row block \(block) \(name), \(String(describing: bf16))")
+            }
+            if bf16 == nil { expectClose(got[0].map(Double.init), naive(q, k, v), atol: 2e-5, rtol: 1e-4, "row block \(block) vs naive") }
+        }
+
         @Test(arguments: [(2, 5, 4, 2, 6), (1, 1, 2, 1, 4), (1, 131, 2, 2, 3)])
         func backwardPassesGradcheck(_ s: (Int, Int, Int, Int, Int)) {
             let (b, t, h, kv, hd) = s

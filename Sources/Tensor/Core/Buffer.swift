@@ -86,3 +86,21 @@ public final class BufferPool: Sendable {
         }
     }
 }
+
+/// Runs `body` with `count` values of scratch memory from the pool (contents undefined),
+/// returned to the pool afterwards. Kernels take their working memory here rather than from
+/// the system allocator: a train step asks for the same sizes every time, and fresh memory
+/// from the system is paid for in page faults on first touch, which many threads of one
+/// process take in turn.
+@inlinable
+public func withScratch<T, R>(_: T.Type, count: Int, _ body: (UnsafeMutablePointer<T>) throws -> R) rethrows -> R {
+    let scratch = ScratchBlock(byteCount: Swift.max(count, 1) * MemoryLayout<T>.stride)
+    return try withExtendedLifetime(scratch) { try body(scratch.raw.assumingMemoryBound(to: T.self)) }
+}
+
+/// A block of pooled scratch memory (`withScratch`), back in the pool when the block goes.
+public final class ScratchBlock {
+    @usableFromInline let buffer: Buffer
+    public init(byteCount: Int) { buffer = Buffer(byteCount: byteCount) }
+    @inlinable public var raw: UnsafeMutableRawPointer { buffer.raw }
+}

@@ -1,7 +1,7 @@
 // Causal self-attention with grouped KV heads, fused per (batch, head):
 //   y_i = Σ_{j ≤ i} softmax_j(scale · q_i·k_j) v_j,   query head h reads kv head h / (H/KV).
 //
-// Queries are processed in blocks of `attentionRowBlock` rows: a block's scores against the
+// Queries are processed in blocks of `attentionRowBlock(for:)` rows: a block's scores against the
 // keys it can see are one sgemm, the masked softmax is a SIMD pass, and the weighted sum is a
 // second sgemm. Only the row log-sum-exp (B, H, Tq) is kept for backward, which recomputes
 // the probabilities block by block (as FlashAttention does), so no (B, H, T, T) tensor exists.
@@ -10,9 +10,17 @@
 // query i sits at absolute position Tk - Tq + i and sees keys 0 ... Tk - Tq + i.
 import Foundation
 
-/// Rows of queries per score block: large enough for sgemm to run near peak, small enough
-/// that the wasted upper triangle of each block stays a small share at T = 512..2048.
-public let attentionRowBlock = 128
+/// Rows of queries per score block, by the kernel of the products: large enough for the
+/// products to run near their peak, small enough that the wasted upper triangle of each
+/// block stays a small share at T = 512..2048. 128 for sgemm and the vector kernels; 256 for
+/// AMX, whose products are cheap next to packing the keys and values again for every block
+/// (on a 16-core Xeon at d12's shape, `bench kernels --tables attention`: forward 1.3x and
+/// backward 1.1x faster than with 128). The block decides which keys a product sums over
+/// (the masked ones add exact zeros) and how a key's gradient is split into shares, so the
+/// bits depend on it, never on the thread count.
+public func attentionRowBlock(for bf16: BF16Kernel?) -> Int {
+    bf16 == .amx ? 256 : 128
+}
 
 /// Shapes and strides of one attention call.
 public struct AttentionShape: Sendable {
@@ -93,17 +101,20 @@ func attentionGemm<S: TensorScalar>(
 
 /// y (B, Tq, H, hd) = causal attention of q (B, Tq, H, hd) over k, v (B, Tk, KV, hd);
 /// lse (B, H, Tq) receives each row's log-sum-exp of the scaled scores, for backward.
-/// `bf16`: the kernel for its products (`attentionBF16Kernel`), nil for fp32.
+/// `bf16`: the kernel for its products (`attentionBF16Kernel`), nil for fp32; `rowBlock`:
+/// queries per block, if not the kernel's own (`attentionRowBlock(for:)`); backward must
+/// be given the same.
 ///
 /// Work items are (batch, head, block of queries): a block's rows are computed whole by one
 /// worker, so the cut changes no bit. Later blocks see more keys; they are taken first.
 @inlinable
 public func attentionForward<S: TensorScalar>(
     out y: UnsafeMutablePointer<S>, lse: UnsafeMutablePointer<S>,
-    q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, shape: AttentionShape, bf16: BF16Kernel? = nil
+    q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, shape: AttentionShape, bf16: BF16Kernel? = nil,
+    rowBlock: Int? = nil
 ) {
     let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
-    let block = Swift.min(attentionRowBlock, sh.queries)
+    let block = Swift.max(1, Swift.min(rowBlock ?? attentionRowBlock(for: bf16), sh.queries))
     let blocks = (sh.queries + block - 1) / block, pairs = sh.batch * sh.heads
     Parallel.forEach(pairs * blocks) { index in
         let item = index % pairs, r0 = (blocks - 1 - index / pairs) * block
@@ -111,15 +122,15 @@ public func attentionForward<S: TensorScalar>(
         let qb = q + b * sh.queries * sh.qRow + h * hd, yb = y + b * sh.queries * sh.qRow + h * hd
         let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
         let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
-        let scores = UnsafeMutablePointer<S>.allocate(capacity: rows * cols)
-        defer { scores.deallocate() }
-        attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
-                      a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: scores, ldc: cols)
-        for i in 0..<rows {
-            lse[item * sh.queries + r0 + i] = maskedSoftmaxRow(scores + i * cols, visible: sh.shift + r0 + i + 1, total: cols)
+        withScratch(S.self, count: rows * cols) { scores in
+            attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: S(sh.scale),
+                          a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: scores, ldc: cols)
+            for i in 0..<rows {
+                lse[item * sh.queries + r0 + i] = maskedSoftmaxRow(scores + i * cols, visible: sh.shift + r0 + i + 1, total: cols)
+            }
+            attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+                          a: scores, lda: cols, b: vb, ldb: sh.kvRow, beta: 0, c: yb + r0 * sh.qRow, ldc: sh.qRow)
         }
-        attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
-                      a: scores, lda: cols, b: vb, ldb: sh.kvRow, beta: 0, c: yb + r0 * sh.qRow, ldc: sh.qRow)
     }
 }
 
@@ -136,10 +147,11 @@ public func attentionForward<S: TensorScalar>(
 public func attentionBackward<S: TensorScalar>(
     dq: UnsafeMutablePointer<S>, dk: UnsafeMutablePointer<S>, dv: UnsafeMutablePointer<S>,
     dout dy: UnsafePointer<S>, q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>,
-    out y: UnsafePointer<S>, lse: UnsafePointer<S>, shape: AttentionShape, bf16: BF16Kernel? = nil
+    out y: UnsafePointer<S>, lse: UnsafePointer<S>, shape: AttentionShape, bf16: BF16Kernel? = nil,
+    rowBlock: Int? = nil
 ) {
     let sh = shape, hd = sh.headDim, group = sh.heads / sh.kvHeads
-    let block = Swift.min(attentionRowBlock, sh.queries)
+    let block = Swift.max(1, Swift.min(rowBlock ?? attentionRowBlock(for: bf16), sh.queries))
     let scale = S(sh.scale)
     let blocks = (sh.queries + block - 1) / block, pairs = sh.batch * sh.kvHeads
     // Block r's shares cover keys 0 ..< cols(r); they sit at offset(r) within a (batch, kv
@@ -148,62 +160,62 @@ public func attentionBackward<S: TensorScalar>(
     var offsets = [Int](repeating: 0, count: blocks + 1)
     for r in 0..<blocks { offsets[r + 1] = offsets[r] + cols(r) * hd }
     let perPair = offsets[blocks]
-    let shareK = UnsafeMutablePointer<S>.allocate(capacity: pairs * perPair)
-    let shareV = UnsafeMutablePointer<S>.allocate(capacity: pairs * perPair)
-    defer { shareK.deallocate(); shareV.deallocate() }
-    offsets.withUnsafeBufferPointer { offsets in
-        Parallel.forEach(pairs * blocks) { index in
-            let item = index % pairs, r = blocks - 1 - index / pairs, r0 = r * block
-            let b = item / sh.kvHeads, g = item % sh.kvHeads
-            let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
-            let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
-            let myK = shareK + item * perPair + offsets[r], myV = shareV + item * perPair + offsets[r]
-            let p = UnsafeMutablePointer<S>.allocate(capacity: rows * cols)
-            let dp = UnsafeMutablePointer<S>.allocate(capacity: rows * cols)
-            defer { p.deallocate(); dp.deallocate() }
-            for h in (g * group)..<((g + 1) * group) {
-                let off = b * sh.queries * sh.qRow + h * hd
-                let qb = q + off, yb = y + off, dyb = dy + off, dqb = dq + off
-                let lseb = lse + (b * sh.heads + h) * sh.queries
-                // P = exp(scale · Q Kᵀ - lse), masked.
-                attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: scale,
-                              a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: p, ldc: cols)
-                // dP = dY Vᵀ.
-                attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: 1,
-                              a: dyb + r0 * sh.qRow, lda: sh.qRow, b: vb, ldb: sh.kvRow, beta: 0, c: dp, ldc: cols)
-                for i in 0..<rows {
-                    let visible = sh.shift + r0 + i + 1
-                    let pr = p + i * cols, dpr = dp + i * cols
-                    let l = SIMD16<S>(repeating: lseb[r0 + i])
-                    mapRange(0..<visible, pr, pr) { S.vexp($0 - l) }
-                    (pr + visible).update(repeating: 0, count: cols - visible)
-                    // dS = P ⊙ (dP - D) · scale with D = dY·Y (= Σ_j P dP).
-                    let d = SIMD16<S>(repeating: vectorDot(dyb + (r0 + i) * sh.qRow, yb + (r0 + i) * sh.qRow, hd))
-                    mapRange2(0..<visible, pr, dpr, into: dpr) { pv, dpv in pv * (dpv - d) * scale }
-                    (dpr + visible).update(repeating: 0, count: cols - visible)
+    withScratch(S.self, count: 2 * pairs * perPair) { shares in
+        let shareK = shares, shareV = shares + pairs * perPair
+        offsets.withUnsafeBufferPointer { offsets in
+            Parallel.forEach(pairs * blocks) { index in
+                let item = index % pairs, r = blocks - 1 - index / pairs, r0 = r * block
+                let b = item / sh.kvHeads, g = item % sh.kvHeads
+                let kb = k + b * sh.kvBatchStride + g * hd, vb = v + b * sh.kvBatchStride + g * hd
+                let rows = Swift.min(block, sh.queries - r0), cols = sh.shift + r0 + rows
+                let myK = shareK + item * perPair + offsets[r], myV = shareV + item * perPair + offsets[r]
+                withScratch(S.self, count: 2 * rows * cols) { scratch in
+                    let p = scratch, dp = scratch + rows * cols
+                    for h in (g * group)..<((g + 1) * group) {
+                        let off = b * sh.queries * sh.qRow + h * hd
+                        let qb = q + off, yb = y + off, dyb = dy + off, dqb = dq + off
+                        let lseb = lse + (b * sh.heads + h) * sh.queries
+                        // P = exp(scale · Q Kᵀ - lse), masked.
+                        attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: scale,
+                                      a: qb + r0 * sh.qRow, lda: sh.qRow, b: kb, ldb: sh.kvRow, beta: 0, c: p, ldc: cols)
+                        // dP = dY Vᵀ.
+                        attentionGemm(bf16, transposeA: false, transposeB: true, m: rows, n: cols, k: hd, alpha: 1,
+                                      a: dyb + r0 * sh.qRow, lda: sh.qRow, b: vb, ldb: sh.kvRow, beta: 0, c: dp, ldc: cols)
+                        for i in 0..<rows {
+                            let visible = sh.shift + r0 + i + 1
+                            let pr = p + i * cols, dpr = dp + i * cols
+                            let l = SIMD16<S>(repeating: lseb[r0 + i])
+                            mapRange(0..<visible, pr, pr) { S.vexp($0 - l) }
+                            (pr + visible).update(repeating: 0, count: cols - visible)
+                            // dS = P ⊙ (dP - D) · scale with D = dY·Y (= Σ_j P dP).
+                            let d = SIMD16<S>(repeating: vectorDot(dyb + (r0 + i) * sh.qRow, yb + (r0 + i) * sh.qRow, hd))
+                            mapRange2(0..<visible, pr, dpr, into: dpr) { pv, dpv in pv * (dpv - d) * scale }
+                            (dpr + visible).update(repeating: 0, count: cols - visible)
+                        }
+                        // dQ += dS K; this block's shares: dV = Σ_h Pᵀ dY, dK = Σ_h dSᵀ Q.
+                        let first: S = h == g * group ? 0 : 1
+                        attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
+                                      a: dp, lda: cols, b: kb, ldb: sh.kvRow, beta: 1, c: dqb + r0 * sh.qRow, ldc: sh.qRow)
+                        attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                                      a: p, lda: cols, b: dyb + r0 * sh.qRow, ldb: sh.qRow, beta: first, c: myV, ldc: hd)
+                        attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
+                                      a: dp, lda: cols, b: qb + r0 * sh.qRow, ldb: sh.qRow, beta: first, c: myK, ldc: hd)
+                    }
                 }
-                // dQ += dS K; this block's shares: dV = Σ_h Pᵀ dY, dK = Σ_h dSᵀ Q.
-                let first: S = h == g * group ? 0 : 1
-                attentionGemm(bf16, transposeA: false, transposeB: false, m: rows, n: hd, k: cols, alpha: 1,
-                              a: dp, lda: cols, b: kb, ldb: sh.kvRow, beta: 1, c: dqb + r0 * sh.qRow, ldc: sh.qRow)
-                attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
-                              a: p, lda: cols, b: dyb + r0 * sh.qRow, ldb: sh.qRow, beta: first, c: myV, ldc: hd)
-                attentionGemm(bf16, transposeA: true, transposeB: false, m: cols, n: hd, k: rows, alpha: 1,
-                              a: dp, lda: cols, b: qb + r0 * sh.qRow, ldb: sh.qRow, beta: first, c: myK, ldc: hd)
             }
-        }
-        // dk, dv += each block's shares, blocks in order, over (batch, kv head, keys in 64s).
-        let keyChunks = (sh.keys + 63) / 64
-        Parallel.forEach(pairs * keyChunks) { index in
-            let item = index / keyChunks, j0 = (index % keyChunks) * 64, j1 = Swift.min(sh.keys, j0 + 64)
-            let b = item / sh.kvHeads, g = item % sh.kvHeads
-            let dkb = dk + b * sh.kvBatchStride + g * hd, dvb = dv + b * sh.kvBatchStride + g * hd
-            for r in 0..<blocks where cols(r) > j0 {
-                let upper = Swift.min(j1, cols(r))
-                let sk = shareK + item * perPair + offsets[r], sv = shareV + item * perPair + offsets[r]
-                for j in j0..<upper {
-                    addRange(dkb + j * sh.kvRow, sk + j * hd, hd)
-                    addRange(dvb + j * sh.kvRow, sv + j * hd, hd)
+            // dk, dv += each block's shares, blocks in order, over (batch, kv head, keys in 64s).
+            let keyChunks = (sh.keys + 63) / 64
+            Parallel.forEach(pairs * keyChunks) { index in
+                let item = index / keyChunks, j0 = (index % keyChunks) * 64, j1 = Swift.min(sh.keys, j0 + 64)
+                let b = item / sh.kvHeads, g = item % sh.kvHeads
+                let dkb = dk + b * sh.kvBatchStride + g * hd, dvb = dv + b * sh.kvBatchStride + g * hd
+                for r in 0..<blocks where cols(r) > j0 {
+                    let upper = Swift.min(j1, cols(r))
+                    let sk = shareK + item * perPair + offsets[r], sv = shareV + item * perPair + offsets[r]
+                    for j in j0..<upper {
+                        addRange(dkb + j * sh.kvRow, sk + j * hd, hd)
+                        addRange(dvb + j * sh.kvRow, sv + j * hd, hd)
+                    }
                 }
             }
         }

@@ -21,14 +21,14 @@ public func crossEntropyForward<S: TensorScalar>(
     targets: UnsafePointer<Int32>, rows n: Int, vocab v: Int, softcap cap: S
 ) {
     Parallel.forRanges(n, grain: Swift.max(1, 16384 / Swift.max(v, 1)), alignment: 1) { range in
-        let z = UnsafeMutablePointer<S>.allocate(capacity: v)
-        defer { z.deallocate() }
-        for r in range {
-            mapRange(0..<v, logits + r * v, z) { softcapped($0, cap) }
-            let l = maskedSoftmaxLSE(z, v)
-            lse[r] = l
-            let t = Int(targets[r])
-            losses[r] = t < 0 ? 0 : l - z[t]
+        withScratch(S.self, count: v) { z in
+            for r in range {
+                mapRange(0..<v, logits + r * v, z) { softcapped($0, cap) }
+                let l = maskedSoftmaxLSE(z, v)
+                lse[r] = l
+                let t = Int(targets[r])
+                losses[r] = t < 0 ? 0 : l - z[t]
+            }
         }
     }
 }

@@ -180,9 +180,10 @@ public func bf16Gemm(
             return
         }
         // Few rows: A as rows of K32 bf16, each output a sum over K in order.
-        let rows = UnsafeMutablePointer<UInt16>.allocate(capacity: m * k32)
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-        defer { rows.deallocate(); out.deallocate() }
+        let scratch = Buffer(byteCount: m * k32 * 2 + m * n * 4)
+        defer { withExtendedLifetime(scratch) {} }
+        let out = scratch.pointer(Float.self)
+        let rows = (scratch.raw + m * n * 4).assumingMemoryBound(to: UInt16.self)
         nc_bf16_pack_rows(a, lda, transposeA, Int32(m), Int32(k), 0, Int32(m), rows)
         // Blocks of 16-column panels, about four per worker and at least 2^15 multiply-adds
         // each: decoding is bound by reading the weights, so every core should stream a part
@@ -241,18 +242,18 @@ public func bf16Gemm(
     let kc = Swift.min(blocking.kChunk, k32)
     let pb = packedB, code = kernel.packedKernel
     stage("blocks") { each(rowBlocks * colBlocks) { range in
-        let acc = UnsafeMutablePointer<Float>.allocate(capacity: accCount)
-        defer { acc.deallocate() }
-        for t in range {
-            let rb = t / colBlocks, cb = t % colBlocks
-            let p0 = rb * blocking.rowPanels, p1 = Swift.min(aPanels, p0 + blocking.rowPanels)
-            let q0 = cb * blocking.columnPairs, q1 = Swift.min(pairs, q0 + blocking.columnPairs)
-            let ld = (q1 - q0) * 32
-            nc_bf16_block(code, packedA + p0 * 32 * k32, Int32(p1 - p0), pb + 2 * q0 * 16 * k32, Int32(q1 - q0),
-                          Int32(k32), Int32(kc), acc, ld)
-            let row0 = p0 * 32, col0 = q0 * 32
-            nc_bf16_store(acc, ld, Int32(Swift.min(m, p1 * 32) - row0), Int32(Swift.min(n, q1 * 32) - col0),
-                          alpha, beta, c + row0 * ldc + col0, ldc)
+        withScratch(Float.self, count: accCount) { acc in
+            for t in range {
+                let rb = t / colBlocks, cb = t % colBlocks
+                let p0 = rb * blocking.rowPanels, p1 = Swift.min(aPanels, p0 + blocking.rowPanels)
+                let q0 = cb * blocking.columnPairs, q1 = Swift.min(pairs, q0 + blocking.columnPairs)
+                let ld = (q1 - q0) * 32
+                nc_bf16_block(code, packedA + p0 * 32 * k32, Int32(p1 - p0), pb + 2 * q0 * 16 * k32, Int32(q1 - q0),
+                              Int32(k32), Int32(kc), acc, ld)
+                let row0 = p0 * 32, col0 = q0 * 32
+                nc_bf16_store(acc, ld, Int32(Swift.min(m, p1 * 32) - row0), Int32(Swift.min(n, q1 * 32) - col0),
+                              alpha, beta, c + row0 * ldc + col0, ldc)
+            }
         }
     } }
     withExtendedLifetime(bufferA) {}

@@ -13,45 +13,41 @@ public let newtonSchulzCoefficients: (Float, Float, Float) = (3.4445, -4.7750, 2
 /// A tall g is not transposed for this: the iteration on its transpose, transposed back, is
 /// A = XᵀX and X = a X + X B, which is what runs.
 public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps: Int = 5) -> [Float] {
+    [Float](unsafeUninitializedCapacity: rows * cols) { buffer, initialized in
+        if let out = buffer.baseAddress { newtonSchulz(g, rows: rows, cols: cols, steps: steps, into: out) }
+        initialized = rows * cols
+    }
+}
+
+/// `newtonSchulz` into `out` (rows × cols), its working memory from the pool: Muon runs it
+/// on every matrix every step, and fresh memory would be paid for in page faults each time.
+func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps: Int, into out: UnsafeMutablePointer<Float>) {
     let tall = rows > cols
     let r = Swift.min(rows, cols), count = rows * cols
     let inv = Float(1 / (squaredNorm(g, count: count).squareRoot() + 1e-7))
-    var x = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-        for i in 0..<count { buffer[i] = g[i] * inv }
-        initialized = count
-    }
-    var a = [Float](repeating: 0, count: r * r), b = a, next = x
     let (ca, cb, cc) = newtonSchulzCoefficients
-    for _ in 0..<steps {
-        // A = X Xᵀ (wide) or XᵀX (tall)
-        x.withUnsafeBufferPointer { xp in
-            a.withUnsafeMutableBufferPointer { ap in
-                gram(transpose: tall, n: r, k: Swift.max(rows, cols), a: xp.baseAddress!, c: ap.baseAddress!)
+    withScratch(Float.self, count: count + 2 * r * r) { scratch in
+        var x = out, next = scratch
+        let a = scratch + count, b = a + r * r
+        for i in 0..<count { x[i] = g[i] * inv }
+        a.update(repeating: 0, count: r * r)
+        for _ in 0..<steps {
+            // A = X Xᵀ (wide) or XᵀX (tall)
+            gram(transpose: tall, n: r, k: Swift.max(rows, cols), a: x, c: a)
+            // B = b A + c A A
+            for i in 0..<(r * r) { b[i] = cb * a[i] }
+            gram(n: r, k: r, a: a, c: b, alpha: cc, beta: 1)
+            // X = a X + B X (wide) or a X + X B (tall)
+            next.update(from: x, count: count)
+            if tall {
+                gemm(m: rows, n: cols, k: cols, a: x, b: b, c: next, alpha: 1, beta: ca)
+            } else {
+                gemm(m: rows, n: cols, k: rows, a: b, b: x, c: next, alpha: 1, beta: ca)
             }
+            swap(&x, &next)
         }
-        // B = b A + c A A
-        a.withUnsafeBufferPointer { ap in
-            b.withUnsafeMutableBufferPointer { bp in
-                for i in 0..<(r * r) { bp[i] = cb * ap[i] }
-                gram(n: r, k: r, a: ap.baseAddress!, c: bp.baseAddress!, alpha: cc, beta: 1)
-            }
-        }
-        // X = a X + B X (wide) or a X + X B (tall)
-        next = x
-        b.withUnsafeBufferPointer { bp in
-            x.withUnsafeBufferPointer { xp in
-                next.withUnsafeMutableBufferPointer { np in
-                    if tall {
-                        gemm(m: rows, n: cols, k: cols, a: xp.baseAddress!, b: bp.baseAddress!, c: np.baseAddress!, alpha: 1, beta: ca)
-                    } else {
-                        gemm(m: rows, n: cols, k: rows, a: bp.baseAddress!, b: xp.baseAddress!, c: np.baseAddress!, alpha: 1, beta: ca)
-                    }
-                }
-            }
-        }
-        swap(&x, &next)
+        if x != out { out.update(from: x, count: count) }
     }
-    return x
 }
 
 /// Muon: Nesterov momentum, then the update orthogonalised by Newton–Schulz (SPEC §2):
@@ -95,15 +91,17 @@ public final class Muon {
             guard let g = p.grad else { return }
             let rows = p.shape[0], cols = p.count / rows
             let (gp, bp, pp) = (g.data(Float.self), buffers[i].data(Float.self), p.data(Float.self))
-            var nesterov = [Float](repeating: 0, count: p.count)
-            for j in 0..<p.count {
-                let gj = gp[j] * gradScale
-                bp[j] += (1 - mu) * (gj - bp[j])              // buf = lerp(buf, g, 1-μ)
-                nesterov[j] = gj + mu * (bp[j] - gj)          // g = lerp(g, buf, μ)
+            withScratch(Float.self, count: 2 * p.count) { scratch in
+                let nesterov = scratch, x = scratch + p.count
+                for j in 0..<p.count {
+                    let gj = gp[j] * gradScale
+                    bp[j] += (1 - mu) * (gj - bp[j])              // buf = lerp(buf, g, 1-μ)
+                    nesterov[j] = gj + mu * (bp[j] - gj)          // g = lerp(g, buf, μ)
+                }
+                newtonSchulz(nesterov, rows: rows, cols: cols, steps: 5, into: x)
+                let scale = Float(lr * lrMultiplier * max(1, Double(rows) / Double(cols)).squareRoot())
+                for j in 0..<p.count { pp[j] -= scale * x[j] }
             }
-            let x = nesterov.withUnsafeBufferPointer { newtonSchulz($0.baseAddress!, rows: rows, cols: cols) }
-            let scale = Float(lr * lrMultiplier * max(1, Double(rows) / Double(cols)).squareRoot())
-            for j in 0..<p.count { pp[j] -= scale * x[j] }
         }
     }
 }
