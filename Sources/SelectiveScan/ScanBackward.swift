@@ -46,13 +46,13 @@ struct ScanPartials<S: TensorScalar>: @unchecked Sendable {
     @usableFromInline let d, bias: UnsafeMutablePointer<S>         // (B · timeItems, Di)
 
     /// All five, in one block of pooled memory (the same sizes every train step).
-    @usableFromInline let storage: ScratchBlock
+    @usableFromInline let storage: Buffer
 
     @inlinable init(_ sh: ScanShape, timeItems: Int) {
         self.timeItems = timeItems
         let bc = sh.groups * sh.batch * sh.time * sh.state, items = sh.batch * timeItems
         let total = 2 * bc + items * sh.state * sh.channels + 2 * items * sh.channels
-        storage = ScratchBlock(byteCount: Swift.max(total, 1) * MemoryLayout<S>.stride)
+        storage = Buffer(byteCount: Swift.max(total, 1) * MemoryLayout<S>.stride)
         let base = storage.raw.assumingMemoryBound(to: S.self)
         base.initialize(repeating: 0, count: total)
         bm = base; cm = bm + bc

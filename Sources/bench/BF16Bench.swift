@@ -166,22 +166,23 @@ extension KernelsCommand {
         var rows: [AttentionRow] = []
         for (pass, flops) in [("forward", 2 * visible), ("backward", 5 * visible)] {
             for block in blocks {
+                let forced = block == 0 ? nil : block
                 let bodies: [() -> Void] = kinds.map { kernel in
                     pass == "forward"
                         ? { attentionForward(out: py, lse: plse, q: pq, k: pk, v: pv, shape: shape, bf16: kernel,
-                                                rowBlock: block == 0 ? nil : block) }
+                                                rowBlock: forced) }
                         : { attentionBackward(dq: pdq, dk: pdk, dv: pdv, dout: pdy, q: pq, k: pk, v: pv, out: py, lse: plse,
-                                              shape: shape, bf16: kernel, rowBlock: block == 0 ? nil : block) }
+                                              shape: shape, bf16: kernel, rowBlock: forced) }
                 }
                 attentionForward(out: py, lse: plse, q: pq, k: pk, v: pv, shape: shape,
-                                 rowBlock: block == 0 ? nil : block)
+                                 rowBlock: forced)
                 let samples = timeInterleaved(runs: common.runs, bodies)
                 for (i, kernel) in kinds.enumerated() {
                     let gflops = flops / samples[i].median * 1e-9
                     let ratios = zip(samples[0].seconds, samples[i].seconds).map { $0 / $1 }.sorted()
                     let over = ratios.isEmpty ? 0 : ratios[ratios.count / 2]
                     let name = kernel.map { "bf16 \($0)" } ?? "fp32"
-                    let used = block == 0 ? attentionRowBlock(for: kernel) : block
+                    let used = forced ?? attentionRowBlock(for: kernel)
                     print("| \(pass) | \(used) | \(name) | \(fmt(gflops)) | \(kernel == nil ? "-" : fmt(over, 2) + "x") |")
                     rows.append(AttentionRow(pass: pass, kernel: name, rowBlock: used, gflops: gflops, overFP32: over,
                                              samples: samples[i]))

@@ -8,8 +8,9 @@ public final class Buffer: @unchecked Sendable {
     public let raw: UnsafeMutableRawPointer
     public let byteCount: Int
 
-    /// Memory from the pool; its contents are whatever the last user left.
-    init(byteCount: Int) {
+    /// Memory from the pool; its contents are whatever the last user left. Kernels outside
+    /// this module keep their working memory in one (`withScratch` for a scope).
+    public init(byteCount: Int) {
         self.byteCount = byteCount
         self.raw = BufferPool.shared.take(byteCount)
     }
@@ -94,13 +95,6 @@ public final class BufferPool: Sendable {
 /// process take in turn.
 @inlinable
 public func withScratch<T, R>(_: T.Type, count: Int, _ body: (UnsafeMutablePointer<T>) throws -> R) rethrows -> R {
-    let scratch = ScratchBlock(byteCount: Swift.max(count, 1) * MemoryLayout<T>.stride)
+    let scratch = Buffer(byteCount: Swift.max(count, 1) * MemoryLayout<T>.stride)
     return try withExtendedLifetime(scratch) { try body(scratch.raw.assumingMemoryBound(to: T.self)) }
-}
-
-/// A block of pooled scratch memory (`withScratch`), back in the pool when the block goes.
-public final class ScratchBlock {
-    @usableFromInline let buffer: Buffer
-    public init(byteCount: Int) { buffer = Buffer(byteCount: byteCount) }
-    @inlinable public var raw: UnsafeMutableRawPointer { buffer.raw }
 }

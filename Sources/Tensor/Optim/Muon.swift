@@ -21,7 +21,7 @@ public func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps:
 
 /// `newtonSchulz` into `out` (rows × cols), its working memory from the pool: Muon runs it
 /// on every matrix every step, and fresh memory would be paid for in page faults each time.
-func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps: Int, into out: UnsafeMutablePointer<Float>) {
+func newtonSchulz(_ g: UnsafePointer<Float>, rows: Int, cols: Int, steps: Int = 5, into out: UnsafeMutablePointer<Float>) {
     let tall = rows > cols
     let r = Swift.min(rows, cols), count = rows * cols
     let inv = Float(1 / (squaredNorm(g, count: count).squareRoot() + 1e-7))
@@ -98,7 +98,7 @@ public final class Muon {
                     bp[j] += (1 - mu) * (gj - bp[j])              // buf = lerp(buf, g, 1-μ)
                     nesterov[j] = gj + mu * (bp[j] - gj)          // g = lerp(g, buf, μ)
                 }
-                newtonSchulz(nesterov, rows: rows, cols: cols, steps: 5, into: x)
+                newtonSchulz(nesterov, rows: rows, cols: cols, into: x)
                 let scale = Float(lr * lrMultiplier * max(1, Double(rows) / Double(cols)).squareRoot())
                 for j in 0..<p.count { pp[j] -= scale * x[j] }
             }
