@@ -83,6 +83,8 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
         let parts = ChatTaskFile.calculatorParts("a <<1+2=3>>3, 1<<3 is <<2*4=8>>8 <<x>> end<<")
         #expect(parts == [.text("a "), .python("1+2"), .pythonOutput("3"), .text("3, 1"), .python("3 is <<2*4"), .pythonOutput("8"),
                           .text("8 "), .python("x"), .pythonOutput(""), .text(" end<<")])
+        // Two "=" in a call: the expression keeps the first (Python's rsplit('=', 1)).
+        #expect(ChatTaskFile.calculatorParts("so <<2*3==6=True>>True") == [.text("so "), .python("2*3==6"), .pythonOutput("True"), .text("True")])
         #expect(ChatTaskFile.calculatorParts("") == [.text("")])
         #expect(ChatTaskFile.calculatorParts("<<>>") == [.text("<<>>")])
     }

@@ -192,6 +192,63 @@ import Inference
         #expect(tooLong?.code == "context_length_exceeded" && tooLong?.param == "prompt")
     }
 
+    /// Every numeric bound from both sides: the last value inside is accepted and reaches the
+    /// generation as sent, the first value outside is refused naming the field. (A refusal
+    /// test alone passes a bound moved inwards, such as a maximum temperature of 2 refused.)
+    @Test func everyBoundAcceptsItsEdgeAndRefusesPastIt() throws {
+        let user = #"[{"role":"user","content":"Hi"}]"#
+        func request(_ body: String, chat: Bool) throws -> GenerationRequest? {
+            try OpenAIAPI.parse(Data(body.utf8), chat: chat, tokenizer: tokenizer, limits: APILimits(context: 64, maxTokens: 32), seed: 0)
+                .generations.first
+        }
+        // (field, value inside, value outside, chat, what the generation holds for the inside value)
+        let bounds: [(String, String, String, Bool, (GenerationRequest) -> Bool)] = [
+            ("temperature", "2", "2.0001", true, { $0.sampler.temperature == 2 }),
+            ("temperature", "0", "-0.0001", true, { $0.sampler.temperature == 0 }),
+            ("top_p", "1", "1.0001", true, { $0.sampler.topP == 1 }),
+            ("top_p", "0.0001", "0", true, { $0.sampler.topP == 0.0001 }),
+            ("top_k", "0", "-1", true, { $0.sampler.topK == 0 }),
+            ("max_tokens", "32", "33", true, { $0.maxTokens == 32 }),
+            ("max_tokens", "1", "0", true, { $0.maxTokens == 1 }),
+            ("max_completion_tokens", "32", "33", true, { $0.maxTokens == 32 }),
+            ("presence_penalty", "2", "2.0001", true, { $0.presencePenalty == 2 }),
+            ("presence_penalty", "-2", "-2.0001", true, { $0.presencePenalty == -2 }),
+            ("frequency_penalty", "2", "2.0001", true, { $0.frequencyPenalty == 2 }),
+            ("frequency_penalty", "-2", "-2.0001", true, { $0.frequencyPenalty == -2 }),
+            ("logit_bias", #"{"5": 100}"#, #"{"5": 100.0001}"#, true, { $0.logitBias == [5: 100] }),
+            ("logit_bias", #"{"5": -100}"#, #"{"5": -100.0001}"#, true, { $0.logitBias == [5: -100] }),
+            ("logprobs", "20", "21", false, { $0.logprobs == 20 }),
+            ("logprobs", "0", "-1", false, { $0.logprobs == 0 }),
+            ("stop", #"["a","b","c","d"]"#, #"["a","b","c","d","e"]"#, true, { $0.stop == ["a", "b", "c", "d"] }),
+        ]
+        for (field, inside, outside, chat, holds) in bounds {
+            let head = chat ? #"{"messages": \#(user)"# : #"{"prompt": "Hi""#
+            let body = head + #", "\#(field)": \#(inside)}"#
+            #expect(refusal(body, chat: chat) == nil, "\(field) = \(inside) refused: \(refusal(body, chat: chat)?.message ?? "")")
+            let accepted = try? request(body, chat: chat)
+            #expect(accepted.map(holds) == true, "\(field) = \(inside): \(String(describing: accepted))")
+            let refused = refusal(head + #", "\#(field)": \#(outside)}"#, chat: chat)
+            #expect(refused?.param == field || (field == "max_completion_tokens" && refused?.param == "max_tokens"),
+                    "\(field) = \(outside) was not refused naming it: \(String(describing: refused?.message))")
+        }
+        // Chat's top_logprobs (with logprobs: true): 20 kept, 21 refused.
+        let top = try request(#"{"messages": \#(user), "logprobs": true, "top_logprobs": 20}"#, chat: true)
+        #expect(top?.logprobs == 20)
+        #expect(refusal(#"{"messages": \#(user), "logprobs": true, "top_logprobs": 21}"#)?.param == "top_logprobs")
+        // Counts: 64 prompts, and as many biased tokens as allowed, are accepted; one more is refused.
+        let prompts = { (n: Int) in #"{"prompt": [\#((0..<n).map { _ in "[5]" }.joined(separator: ","))], "max_tokens": 1}"# }
+        #expect(try OpenAIAPI.parse(Data(prompts(64).utf8), chat: false, tokenizer: tokenizer,
+                                    limits: APILimits(context: 64, maxTokens: 32), seed: 0).generations.count == 64)
+        #expect(refusal(prompts(65), chat: false)?.param == "prompt")
+        var limits = APILimits(context: 64, maxTokens: 32)
+        limits.maxLogitBias = 8
+        let biases = { (n: Int) in #"{"messages": \#(user), "logit_bias": {\#((0..<n).map { "\"\($0)\": 1" }.joined(separator: ","))}}"# }
+        #expect(try OpenAIAPI.parse(Data(biases(8).utf8), chat: true, tokenizer: tokenizer, limits: limits, seed: 0)
+            .generations.first?.logitBias.count == 8)
+        let tooMany = refusal(biases(9), limits: limits)
+        #expect(tooMany?.param == "logit_bias" && tooMany?.message.contains("at most 8 tokens, got 9") == true)
+    }
+
     @Test func repliesAndChunksHaveOpenAIsShape() throws {
         let head = OpenAIAPI.ReplyHead(id: "chatcmpl-1", created: 5, model: "m", chat: true)
         let whole = try JSONSerialization.jsonObject(with: OpenAIAPI.reply(head, text: "hi", finish: .length,
