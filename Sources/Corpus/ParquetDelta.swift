@@ -30,10 +30,7 @@ enum ParquetDelta {
         }
 
         /// A zigzag varint.
-        mutating func zigzag() throws -> Int64 {
-            let u = try uleb()
-            return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
-        }
+        mutating func zigzag() throws -> Int64 { zigzagDecoded(try uleb()) }
     }
 
     /// DELTA_BINARY_PACKED: `count` integers (the header must say as many), from `reader.at`;

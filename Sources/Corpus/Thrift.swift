@@ -12,6 +12,12 @@ struct ThriftError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// A zigzag-encoded integer's value (0, -1, 1, -2, ... for 0, 1, 2, 3, ...): Thrift's compact
+/// integers and the delta encodings' first values and minimum deltas.
+func zigzagDecoded(_ v: UInt64) -> Int64 {
+    Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1)))
+}
+
 /// The compact protocol's type codes.
 enum ThriftType: UInt8 {
     case stop = 0, boolTrue = 1, boolFalse = 2, byte = 3, i16 = 4, i32 = 5, i64 = 6, double = 7
@@ -49,10 +55,7 @@ struct ThriftReader {
         }
     }
 
-    mutating func zigzag() throws -> Int64 {
-        let v = try varint()
-        return Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1)))
-    }
+    mutating func zigzag() throws -> Int64 { zigzagDecoded(try varint()) }
 
     mutating func i32() throws -> Int32 {
         let v = try zigzag()

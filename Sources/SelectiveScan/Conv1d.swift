@@ -14,22 +14,22 @@ public func causalConvForward<S: TensorScalar>(
     out y: UnsafeMutablePointer<S>, inp x: UnsafePointer<S>, weight w: UnsafePointer<S>, bias: UnsafePointer<S>,
     batch: Int, time: Int, channels di: Int, kernel kw: Int
 ) {
-    Parallel.forRanges(di, grain: convGrain) { chans in
+    let ranges = (di + convGrain - 1) / convGrain
+    Parallel.forEach(batch * ranges) { item in
+        let b = item / ranges, chans = (item % ranges) * convGrain..<Swift.min(di, (item % ranges + 1) * convGrain)
         let blocks = (chans.count + 15) / 16
         withUnsafeTemporaryAllocation(of: SIMD16<S>.self, capacity: blocks * (kw + 1)) { buffer in
             let taps = buffer.baseAddress!, biases = taps + blocks * kw
             loadTaps(w, bias: bias, chans, kernel: kw, taps: taps, biases: biases)
-            for b in 0..<batch {
-                for t in 0..<time {
-                    let first = Swift.max(0, kw - 1 - t)
-                    forEachChannelBlock(chans) { d0, wd in
-                        let blk = (d0 - chans.lowerBound) / 16, tp = taps + blk * kw
-                        var acc = biases[blk]
-                        for k in first..<kw {
-                            acc = S.vmuladd(tp[k], loadChannels(x + (b * time + t - (kw - 1) + k) * di + d0, wd), acc)
-                        }
-                        storeChannels(acc, y + (b * time + t) * di + d0, wd)
+            for t in 0..<time {
+                let first = Swift.max(0, kw - 1 - t)
+                forEachChannelBlock(chans) { d0, wd in
+                    let blk = (d0 - chans.lowerBound) / 16, tp = taps + blk * kw
+                    var acc = biases[blk]
+                    for k in first..<kw {
+                        acc = S.vmuladd(tp[k], loadChannels(x + (b * time + t - (kw - 1) + k) * di + d0, wd), acc)
                     }
+                    storeChannels(acc, y + (b * time + t) * di + d0, wd)
                 }
             }
         }
@@ -45,13 +45,19 @@ public func causalConvBackward<S: TensorScalar>(
     dout dy: UnsafePointer<S>, inp x: UnsafePointer<S>, weight w: UnsafePointer<S>,
     batch: Int, time: Int, channels di: Int, kernel kw: Int
 ) {
-    Parallel.forRanges(di, grain: convGrain) { chans in
-        let blocks = (chans.count + 15) / 16
-        withUnsafeTemporaryAllocation(of: SIMD16<S>.self, capacity: blocks * (2 * kw + 1)) { buffer in
-            let taps = buffer.baseAddress!, dtaps = taps + blocks * kw, dbiases = dtaps + blocks * kw
-            loadTaps(w, bias: nil, chans, kernel: kw, taps: taps, biases: nil)
-            for i in 0..<(blocks * (kw + 1)) { dtaps[i] = SIMD16() }
-            for b in 0..<batch {
+    // Items are (sequence, 64-channel range); each sums its weight and bias gradients over
+    // its sequence alone into `partial`, and the sequences' sums are added in order after:
+    // the cut depends on the shape only.
+    guard batch > 0 else { return }
+    let ranges = (di + convGrain - 1) / convGrain
+    withScratch(S.self, count: batch * di * (kw + 1)) { partial in
+        Parallel.forEach(batch * ranges) { item in
+            let b = item / ranges, chans = (item % ranges) * convGrain..<Swift.min(di, (item % ranges + 1) * convGrain)
+            let blocks = (chans.count + 15) / 16
+            withUnsafeTemporaryAllocation(of: SIMD16<S>.self, capacity: blocks * (2 * kw + 1)) { buffer in
+                let taps = buffer.baseAddress!, dtaps = taps + blocks * kw, dbiases = dtaps + blocks * kw
+                loadTaps(w, bias: nil, chans, kernel: kw, taps: taps, biases: nil)
+                for i in 0..<(blocks * (kw + 1)) { dtaps[i] = SIMD16() }
                 for t in 0..<time {
                     // x_{t-(K-1)+k} exists for k ≥ K-1-t; dy_{t+K-1-k} for k ≥ t+K-T.
                     let first = Swift.max(0, kw - 1 - t), lowest = Swift.max(0, t + kw - time)
@@ -70,11 +76,21 @@ public func causalConvBackward<S: TensorScalar>(
                         addChannels(acc, dx + row + d0, wd)
                     }
                 }
+                let mine = partial + b * di * (kw + 1)
+                forEachChannelBlock(chans) { d0, wd in
+                    let blk = (d0 - chans.lowerBound) / 16
+                    for l in 0..<wd { mine[di * kw + d0 + l] = dbiases[blk][l] }
+                    for k in 0..<kw { for l in 0..<wd { mine[(d0 + l) * kw + k] = dtaps[blk * kw + k][l] } }
+                }
             }
-            forEachChannelBlock(chans) { d0, wd in
-                let blk = (d0 - chans.lowerBound) / 16
-                addChannels(dbiases[blk], dbias + d0, wd)
-                for k in 0..<kw { for l in 0..<wd { dw[(d0 + l) * kw + k] += dtaps[blk * kw + k][l] } }
+        }
+        // dweight (Di, K) then dbias (Di) follow each other in `partial`'s rows: one sum over the
+        // sequences, in order, for both.
+        Parallel.forRanges(di * (kw + 1), grain: 1 << 12) { part in
+            for i in part {
+                var sum = partial[i]
+                for b in 1..<Swift.max(1, batch) { sum += partial[b * di * (kw + 1) + i] }
+                if i < di * kw { dw[i] += sum } else { dbias[i - di * kw] += sum }
             }
         }
     }

@@ -93,6 +93,18 @@ import Tokenizer
     @Test func byteCharactersAreGPT2s() {
         #expect(Tokenizer.byteLevelText(Array(" Hello\n".utf8)) == "ĠHelloĊ")
         #expect(Set((0...255).map { Tokenizer.byteLevelText([UInt8($0)]) }).count == 256)
+        // Every byte: GPT-2's bytes_to_unicode keeps 33-126, 161-172 and 174-255 as
+        // themselves and numbers the rest from U+0100 in byte order (0-32, 127-160, 173).
+        for b in 0...255 {
+            let wanted: UInt32 = switch b {
+            case 0...32: 0x100 + UInt32(b)
+            case 127...160: 0x121 + UInt32(b - 127)
+            case 173: 0x143
+            default: UInt32(b)
+            }
+            let got = Tokenizer.byteLevelText([UInt8(b)]).unicodeScalars.map(\.value)
+            #expect(got == [wanted], "byte \(b): \(got), wanted \(wanted)")
+        }
     }
 
     /// Stands in for the modeling file the CLI passes.

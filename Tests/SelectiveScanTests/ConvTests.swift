@@ -19,9 +19,10 @@ extension SelectiveScanTests {
             expectScaledClose(causalConv1d(x, weight: w, bias: bias).doubles, ref.doubles, atol: 1e-6, rtol: 1e-6, "conv \(s)")
         }
 
-        // (B, T, Di): one channel range; and 150 channels on two workers, so the workers'
-        // ranges (of at least `convGrain` channels) split the blocks, the last one partial.
-        @Test(arguments: [(2, 7, 19), (1, 6, 150)])
+        // (B, T, Di): one channel range; 150 channels, so the ranges of `convGrain` channels
+        // split the blocks, the last one partial; and several sequences of them, whose weight
+        // and bias gradients are summed per sequence and then over the sequences.
+        @Test(arguments: [(2, 7, 19), (1, 6, 150), (3, 5, 150)])
         func backwardPassesGradcheck(_ s: (Int, Int, Int)) {
             let (b, t, di) = s
             var g = SeededGenerator(seed: 2)
@@ -31,6 +32,25 @@ extension SelectiveScanTests {
                 gradcheck([x, w, bias]) { causalConv1d($0[0], weight: $0[1], bias: $0[2]) }
             }
             #expect(report.passed, "\(report)")
+        }
+
+        /// Forward and backward give the same bits on 1, 2 and 3 workers (the items are
+        /// cut by the shape, and the sequences' sums added in order).
+        @Test func bitsDoNotDependOnTheWorkers() {
+            var g = SeededGenerator(seed: 4)
+            let x = Tensor.randomNormal([5, 33, 200], generator: &g), w = Tensor.randomNormal([200, 1, 4], generator: &g)
+            let bias = Tensor.randomNormal([200], generator: &g), seed = Tensor.randomNormal([5, 33, 200], generator: &g)
+            func run(_ n: Int) -> [[UInt32]] {
+                Parallel.withThreadCount(n) {
+                    let inputs = [x, w, bias].map { $0.copy(requiresGrad: true) }
+                    let y = causalConv1d(inputs[0], weight: inputs[1], bias: inputs[2])
+                    y.backward(seed: seed)
+                    return ([y] + inputs.compactMap(\.grad)).map { $0.floats.map(\.bitPattern) }
+                }
+            }
+            let one = run(1)
+            #expect(one.count == 4)
+            for n in [2, 3] { #expect(run(n) == one, "\(n) workers") }
         }
 
         @Test func stepWithRollingStateEqualsFullConv() {

@@ -3,6 +3,7 @@
 import Foundation
 import Testing
 import Blocks
+import Tensor
 import Train
 
 /// The repository's configs/ directory, found from this source file.
@@ -166,5 +167,72 @@ func parse(_ text: String) throws -> ConfigFile {
                                     "depth is required (the number of layers, from which the sizes follow)")) {
             try TrainingKeys.modelConfig(try parse("vocab_size = 100\n"))
         }
+    }
+
+    /// A small run's config with `extra` lines after it, resolved.
+    func resolved(_ extra: String) throws -> TrainSettings {
+        try TrainSettings.resolve(try parse("""
+            depth = 2
+            block_pattern = ["T", "M"]
+            max_seq_len = 16
+            device_batch_size = 1
+            total_batch_size = 16
+            n_embd = 64
+            num_iterations = 20
+
+            """ + extra), path: "test.py", vocabSize: 300)
+    }
+
+    /// Each bounded setting from both sides: the value at the edge is accepted and used, the
+    /// first past it is refused naming the key. (A refusal alone passes a bound moved inwards,
+    /// such as a warmup_ratio of 1 refused.)
+    @Test func everySettingBoundFromBothSides() throws {
+        let bounds: [(key: String, inside: String, outside: String, holds: (TrainSettings) -> Bool)] = [
+            ("warmup_ratio", "1", "1.0001", { $0.optimizer.warmupRatio == 1 }),
+            ("warmup_ratio", "0", "-0.0001", { $0.optimizer.warmupRatio == 0 }),
+            ("warmdown_ratio", "1", "1.0001", { $0.optimizer.warmdownRatio == 1 }),
+            ("warmdown_ratio", "0", "-0.0001", { $0.optimizer.warmdownRatio == 0 }),
+            ("final_lr_frac", "1", "1.0001", { $0.optimizer.finalLRFraction == 1 }),
+            ("final_lr_frac", "0", "-0.0001", { $0.optimizer.finalLRFraction == 0 }),
+            ("matrix_lr", "0", "-1e-9", { $0.optimizer.matrixLR == 0 }),
+            ("embedding_lr", "0", "-1e-9", { $0.optimizer.embeddingLR == 0 }),
+            ("unembedding_lr", "0", "-1e-9", { $0.optimizer.unembeddingLR == 0 }),
+            ("mamba_lr", "0", "-1e-9", { $0.optimizer.mambaLR == 0 }),
+            ("weight_decay", "0", "-1e-9", { $0.optimizer.weightDecay == 0 }),
+            ("grad_clip", "0", "-1e-9", { $0.optimizer.gradClip == 0 }),
+            ("threads", "1", "0", { $0.threads == 1 }),
+            ("threads", "\(Parallel.maxThreads)", "\(Parallel.maxThreads + 1)", { $0.threads == Parallel.maxThreads }),
+            ("device_batch_size", "1", "0", { $0.deviceBatchSize == 1 }),
+            ("total_batch_size", "16", "0", { $0.totalBatchSize == 16 }),
+        ]
+        for b in bounds {
+            do {
+                let settings = try resolved("\(b.key) = \(b.inside)\n")
+                #expect(b.holds(settings), "\(b.key) = \(b.inside) was not used as given")
+            } catch {
+                Issue.record("\(b.key) = \(b.inside) refused: \(error)")
+            }
+            do {
+                _ = try resolved("\(b.key) = \(b.outside)\n")
+                Issue.record("\(b.key) = \(b.outside) accepted")
+            } catch let e as ConfigError {
+                #expect(e.message.hasPrefix(b.key) && e.line == 8, "\(b.key) = \(b.outside): \(e)")
+            }
+        }
+    }
+
+    /// The horizon's keys as nanochat turns them into steps: target_param_data_ratio's
+    /// tokens floor-divided by the batch, target_flops' steps rounded to the nearest.
+    @Test func horizonsRoundAsNanochats() throws {
+        let base = try resolved("")
+        let parameters = Double(base.model.parameterCount), total = 16.0
+        // 10.75 steps' worth of tokens: 10 steps (a rounding to the nearest would give 11).
+        let ratio = try resolved("num_iterations = -1\ntarget_param_data_ratio = \(10.75 * total / parameters)\n")
+        #expect(ratio.numIterations == 10 && ratio.horizon.hasPrefix("target_param_data_ratio"), "\(ratio.numIterations)")
+        // FLOPs for 10.75 and 10.25 steps: 11 and 10.
+        let perStep = base.model.flopsPerToken * total
+        let up = try resolved("num_iterations = -1\ntarget_flops = \(10.75 * perStep)\n")
+        let down = try resolved("num_iterations = -1\ntarget_flops = \(10.25 * perStep)\n")
+        #expect(up.numIterations == 11 && down.numIterations == 10, "\(up.numIterations), \(down.numIterations)")
     }
 }
