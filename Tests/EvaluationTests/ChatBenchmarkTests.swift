@@ -289,6 +289,20 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
         }
     }
 
+    /// The imports at a HumanEval prompt's top are read past comments and blank lines (as
+    /// nanochat's extract_imports reads them) up to the first other line.
+    @Test func humanEvalImportsReadPastComments() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("humaneval-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let prompt = "# Helpers first.\nimport math\n  # and typing\n\nfrom typing import List\nx = 1\nimport os\ndef f(xs: List[int]) -> int:\n"
+        let line = try JSONSerialization.data(withJSONObject: ["task_id": "HumanEval/9", "prompt": prompt, "canonical_solution": "    return 1\n",
+                                                              "test": "def check(f):\n    pass\n", "entry_point": "f"])
+        #expect(FileManager.default.createFile(atPath: path, contents: line + Data("\n".utf8)))
+        let problem = try #require(try ChatTaskFile.problems(.humanEval, path: path).first)
+        let program = ChatTaskScoring.humanEvalProgram(problem, reply: "```python\ndef f(xs):\n    return 1\n```")
+        #expect(program == "import math\nfrom typing import List\n\ndef f(xs):\n    return 1\n\ndef check(f):\n    pass\n\ncheck(f)", "\(program)")
+    }
+
     /// The sandbox's limits hold: a program that loops is stopped, one that fills memory
     /// fails, and the prologue has taken away starting processes and deleting files.
     @Test func sandboxStopsAndRefuses() throws {

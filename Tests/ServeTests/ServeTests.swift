@@ -249,6 +249,27 @@ import Inference
         #expect(tooMany?.param == "logit_bias" && tooMany?.message.contains("at most 8 tokens, got 9") == true)
     }
 
+    /// Each prompt of a completions request draws from its own seed: the request's seed for
+    /// the first, the next ones after it (the same prompt twice gives two different samples).
+    @Test func eachPromptDrawsFromItsOwnSeed() throws {
+        let request = try OpenAIAPI.parse(Data(#"{"prompt": ["Hi", "Hi", "Hi"], "seed": 7, "temperature": 1, "max_tokens": 1}"#.utf8),
+                                          chat: false, tokenizer: tokenizer, limits: APILimits(context: 64, maxTokens: 32), seed: 0)
+        let flat = [Double](repeating: 0, count: 1000)
+        func draws(_ sampler: Sampler) -> [Int] {
+            var s = sampler
+            return (0..<16).map { _ in s.pick(flat) }
+        }
+        #expect(request.generations.count == 3)
+        for (i, g) in request.generations.enumerated() {
+            #expect(draws(g.sampler) == draws(Sampler(temperature: 1, topK: 0, topP: 1, seed: 7 + UInt64(i))), "prompt \(i)")
+        }
+        #expect(draws(request.generations[0].sampler) != draws(request.generations[1].sampler))
+        // Without a seed in the request, the server's seed is the first.
+        let unseeded = try OpenAIAPI.parse(Data(#"{"prompt": "Hi", "temperature": 1, "max_tokens": 1}"#.utf8),
+                                           chat: false, tokenizer: tokenizer, limits: APILimits(context: 64, maxTokens: 32), seed: 42)
+        #expect(draws(unseeded.generations[0].sampler) == draws(Sampler(temperature: 1, topK: 0, topP: 1, seed: 42)))
+    }
+
     @Test func repliesAndChunksHaveOpenAIsShape() throws {
         let head = OpenAIAPI.ReplyHead(id: "chatcmpl-1", created: 5, model: "m", chat: true)
         let whole = try JSONSerialization.jsonObject(with: OpenAIAPI.reply(head, text: "hi", finish: .length,

@@ -13,6 +13,20 @@ extension TensorTests {
             expectClose(rmsNorm(x).doubles, expected.doubles, atol: 1e-6, rtol: 1e-5, "rmsnorm C=\(c)")
         }
 
+        /// The epsilon by value, where it shows: a row of zeros gives zeros (not 0/0), a row
+        /// of 1e-4 gives 1e-4 / sqrt(1e-8 + eps) ≈ 0.278 (not 1), a row of 3 gives 1.
+        @Test func rmsNormEpsilonByValue() {
+            let rows: [Float] = [0, 1e-4, 3]
+            let x = Tensor(shape: [3, 8], scalars: rows.flatMap { [Double](repeating: Double($0), count: 8) })
+            let y = rmsNorm(x).doubles
+            for (r, v) in rows.enumerated() {
+                let wanted = Double(v) / (Double(v) * Double(v) + 1.1920929e-07).squareRoot()
+                for j in 0..<8 {
+                    #expect(abs(y[r * 8 + j] - wanted) <= 1e-6 * max(1, abs(wanted)), "row \(r): \(y[r * 8 + j]), wanted \(wanted)")
+                }
+            }
+        }
+
         @Test func rmsNormBackward() {
             expectGradients([randn([4, 37], seed: 1)], "rmsnorm") { rmsNorm($0[0]) }
             expectGradients([randn([2, 1], seed: 2)], "rmsnorm C=1") { rmsNorm($0[0]) }

@@ -77,6 +77,19 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
     /// The facts file is tokenizer_info.json (tokenizer.json is Hugging Face's name); a
     /// directory from an earlier version, holding them as tokenizer.json, still loads, and
     /// saving into it replaces that file.
+    /// The identity tells apart tokenizers whose tokens' bytes, laid end to end, are the
+    /// same but cut differently ("ab", "cde" against "abc", "de"), or whose tokens are the
+    /// same in another order.
+    @Test func identityTellsApartTokensCutDifferently() throws {
+        let bytes = (0..<256).map { [UInt8($0)] }
+        let a = try Tokenizer(tokenBytes: bytes + [Array("ab".utf8), Array("cde".utf8)])
+        let b = try Tokenizer(tokenBytes: bytes + [Array("abc".utf8), Array("de".utf8)])
+        let c = try Tokenizer(tokenBytes: bytes + [Array("cde".utf8), Array("ab".utf8)])
+        #expect(a.identity != b.identity && a.identity != c.identity && b.identity != c.identity)
+        #expect(a.identity == (try Tokenizer(tokenBytes: bytes + [Array("ab".utf8), Array("cde".utf8)])).identity)
+        #expect(a.identity.count == 16 && a.identity.allSatisfy(\.isHexDigit))
+    }
+
     @Test func infoFileNameAndEarlierDirectories() throws {
         let fm = FileManager.default
         let dir = scratchPath("tok")
