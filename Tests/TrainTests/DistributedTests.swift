@@ -142,4 +142,39 @@ import Tokenizer
             #expect(result.problems.map(\.index) == (0..<24).filter { ($0 / 5) % 3 == r }, "rank \(r)")
         }
     }
+
+    /// CORE through `Evaluator.core`, alone and over 3 ranks (each every third example, the
+    /// counts added): each task's count is that of its examples scored correct one by one,
+    /// the last one included (the number of examples per task is chosen so that the model
+    /// gets some task's last example right).
+    @Test func coreOverRanksScoresEveryExample() throws {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let tok = try Tokenizer.load(from: tests.appendingPathComponent("TokenizerTests/Fixtures/tokenizer").path)
+        let modelDir = tests.appendingPathComponent("EvaluationTests/Fixtures/model").path
+        let bundle = try CoreBundle(directory: tests.deletingLastPathComponent().appendingPathComponent("data/core_shakespeare").path)
+        try Precision.with(.float32) {
+            let model = try Checkpoint.load(from: modelDir).model
+            var found: (sets: [(task: CoreTask, examples: [CoreExample])], wanted: [Int])?
+            for perTask in 6...16 where found == nil {
+                var sets: [(task: CoreTask, examples: [CoreExample])] = [], wanted: [Int] = [], lastRight = false
+                for task in bundle.tasks {
+                    let examples = CorePrompts.evaluationOrder(try bundle.examples(of: task), maxPerTask: perTask)
+                    let right = try examples.indices.map { try CoreScoring.evaluate(examples, index: $0, task: task, model: model, tokenizer: tok).correct }
+                    sets.append((task, examples))
+                    wanted.append(right.filter { $0 }.count)
+                    lastRight = lastRight || right.last == true
+                }
+                if lastRight { found = (sets, wanted) }
+            }
+            let (sets, wanted) = try #require(found, "no task's last example is scored right at 6 to 16 examples per task")
+            let alone = try Evaluator.core(sets, model: model, tokenizer: tok, world: nil)
+            #expect(alone.map(\.correct) == wanted && alone.map(\.examples) == sets.map(\.examples.count))
+            let ranks = try InProcessWorld.run(InProcessWorld.group(size: 3, sharedWindow: false)) { world in
+                try Precision.with(.float32) {
+                    try Evaluator.core(sets, model: try Checkpoint.load(from: modelDir).model, tokenizer: tok, world: world)
+                }
+            }
+            for (r, results) in ranks.enumerated() { #expect(results.map(\.correct) == wanted, "rank \(r)") }
+        }
+    }
 }
