@@ -16,7 +16,7 @@ public func causalConvForward<S: TensorScalar>(
 ) {
     let ranges = (di + convGrain - 1) / convGrain
     Parallel.forEach(batch * ranges) { item in
-        let b = item / ranges, chans = (item % ranges) * convGrain..<Swift.min(di, (item % ranges + 1) * convGrain)
+        let (b, chans) = convItem(item, ranges: ranges, channels: di)
         let blocks = (chans.count + 15) / 16
         withUnsafeTemporaryAllocation(of: SIMD16<S>.self, capacity: blocks * (kw + 1)) { buffer in
             let taps = buffer.baseAddress!, biases = taps + blocks * kw
@@ -52,7 +52,7 @@ public func causalConvBackward<S: TensorScalar>(
     let ranges = (di + convGrain - 1) / convGrain
     withScratch(S.self, count: batch * di * (kw + 1)) { partial in
         Parallel.forEach(batch * ranges) { item in
-            let b = item / ranges, chans = (item % ranges) * convGrain..<Swift.min(di, (item % ranges + 1) * convGrain)
+            let (b, chans) = convItem(item, ranges: ranges, channels: di)
             let blocks = (chans.count + 15) / 16
             withUnsafeTemporaryAllocation(of: SIMD16<S>.self, capacity: blocks * (2 * kw + 1)) { buffer in
                 let taps = buffer.baseAddress!, dtaps = taps + blocks * kw, dbiases = dtaps + blocks * kw
@@ -89,16 +89,24 @@ public func causalConvBackward<S: TensorScalar>(
         Parallel.forRanges(di * (kw + 1), grain: 1 << 12) { part in
             for i in part {
                 var sum = partial[i]
-                for b in 1..<Swift.max(1, batch) { sum += partial[b * di * (kw + 1) + i] }
+                for b in 1..<batch { sum += partial[b * di * (kw + 1) + i] }
                 if i < di * kw { dw[i] += sum } else { dbias[i - di * kw] += sum }
             }
         }
     }
 }
 
-/// Channels per range of the conv's workers: at least 64 (4 blocks of 16), so a row's share
-/// of a range is a few whole cache lines.
+/// Channels per range of the conv's work items: 64 (4 blocks of 16), so a row's share of a
+/// range is a few whole cache lines.
 public let convGrain = 64
+
+/// Work item `item` of the conv's (sequence, channel range) items, `ranges` ranges of
+/// `convGrain` channels per sequence: its sequence and its channels.
+@inlinable @inline(__always)
+func convItem(_ item: Int, ranges: Int, channels di: Int) -> (batch: Int, channels: Range<Int>) {
+    let r = item % ranges
+    return (item / ranges, r * convGrain..<Swift.min(di, (r + 1) * convGrain))
+}
 
 /// Loads the K taps (and the bias) of a channel range, one vector per 16-channel block and
 /// tap: taps (blocks, K), biases (blocks).

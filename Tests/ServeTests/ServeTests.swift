@@ -69,9 +69,15 @@ import Inference
         #expect(!out.0.contains("<|"))
     }
 
+    /// A request body read as the server reads it (the tests' limits: context 64, max_tokens 32).
+    func parsed(_ body: String, chat: Bool = true, limits: APILimits = APILimits(context: 64, maxTokens: 32),
+                seed: UInt64 = 0) throws -> APIRequest {
+        try OpenAIAPI.parse(Data(body.utf8), chat: chat, tokenizer: tokenizer, limits: limits, seed: seed)
+    }
+
     func refusal(_ body: String, chat: Bool = true, limits: APILimits = APILimits(context: 64, maxTokens: 32)) -> APIError? {
         do {
-            _ = try OpenAIAPI.parse(Data(body.utf8), chat: chat, tokenizer: tokenizer, limits: limits, seed: 0)
+            _ = try parsed(body, chat: chat, limits: limits)
             return nil
         } catch let e as APIError {
             return e
@@ -197,10 +203,6 @@ import Inference
     /// test alone passes a bound moved inwards, such as a maximum temperature of 2 refused.)
     @Test func everyBoundAcceptsItsEdgeAndRefusesPastIt() throws {
         let user = #"[{"role":"user","content":"Hi"}]"#
-        func request(_ body: String, chat: Bool) throws -> GenerationRequest? {
-            try OpenAIAPI.parse(Data(body.utf8), chat: chat, tokenizer: tokenizer, limits: APILimits(context: 64, maxTokens: 32), seed: 0)
-                .generations.first
-        }
         // (field, value inside, value outside, chat, what the generation holds for the inside value)
         let bounds: [(String, String, String, Bool, (GenerationRequest) -> Bool)] = [
             ("temperature", "2", "2.0001", true, { $0.sampler.temperature == 2 }),
@@ -223,28 +225,28 @@ import Inference
         ]
         for (field, inside, outside, chat, holds) in bounds {
             let head = chat ? #"{"messages": \#(user)"# : #"{"prompt": "Hi""#
-            let body = head + #", "\#(field)": \#(inside)}"#
-            #expect(refusal(body, chat: chat) == nil, "\(field) = \(inside) refused: \(refusal(body, chat: chat)?.message ?? "")")
-            let accepted = try? request(body, chat: chat)
-            #expect(accepted.map(holds) == true, "\(field) = \(inside): \(String(describing: accepted))")
+            do {
+                let accepted = try parsed(head + #", "\#(field)": \#(inside)}"#, chat: chat).generations.first
+                #expect(accepted.map(holds) == true, "\(field) = \(inside): \(String(describing: accepted))")
+            } catch {
+                Issue.record("\(field) = \(inside) refused: \(error)")
+            }
             let refused = refusal(head + #", "\#(field)": \#(outside)}"#, chat: chat)
             #expect(refused?.param == field || (field == "max_completion_tokens" && refused?.param == "max_tokens"),
                     "\(field) = \(outside) was not refused naming it: \(String(describing: refused?.message))")
         }
         // Chat's top_logprobs (with logprobs: true): 20 kept, 21 refused.
-        let top = try request(#"{"messages": \#(user), "logprobs": true, "top_logprobs": 20}"#, chat: true)
+        let top = try parsed(#"{"messages": \#(user), "logprobs": true, "top_logprobs": 20}"#).generations.first
         #expect(top?.logprobs == 20)
         #expect(refusal(#"{"messages": \#(user), "logprobs": true, "top_logprobs": 21}"#)?.param == "top_logprobs")
         // Counts: 64 prompts, and as many biased tokens as allowed, are accepted; one more is refused.
         let prompts = { (n: Int) in #"{"prompt": [\#((0..<n).map { _ in "[5]" }.joined(separator: ","))], "max_tokens": 1}"# }
-        #expect(try OpenAIAPI.parse(Data(prompts(64).utf8), chat: false, tokenizer: tokenizer,
-                                    limits: APILimits(context: 64, maxTokens: 32), seed: 0).generations.count == 64)
+        #expect(try parsed(prompts(64), chat: false).generations.count == 64)
         #expect(refusal(prompts(65), chat: false)?.param == "prompt")
         var limits = APILimits(context: 64, maxTokens: 32)
         limits.maxLogitBias = 8
         let biases = { (n: Int) in #"{"messages": \#(user), "logit_bias": {\#((0..<n).map { "\"\($0)\": 1" }.joined(separator: ","))}}"# }
-        #expect(try OpenAIAPI.parse(Data(biases(8).utf8), chat: true, tokenizer: tokenizer, limits: limits, seed: 0)
-            .generations.first?.logitBias.count == 8)
+        #expect(try parsed(biases(8), limits: limits).generations.first?.logitBias.count == 8)
         let tooMany = refusal(biases(9), limits: limits)
         #expect(tooMany?.param == "logit_bias" && tooMany?.message.contains("at most 8 tokens, got 9") == true)
     }
@@ -252,8 +254,7 @@ import Inference
     /// Each prompt of a completions request draws from its own seed: the request's seed for
     /// the first, the next ones after it (the same prompt twice gives two different samples).
     @Test func eachPromptDrawsFromItsOwnSeed() throws {
-        let request = try OpenAIAPI.parse(Data(#"{"prompt": ["Hi", "Hi", "Hi"], "seed": 7, "temperature": 1, "max_tokens": 1}"#.utf8),
-                                          chat: false, tokenizer: tokenizer, limits: APILimits(context: 64, maxTokens: 32), seed: 0)
+        let request = try parsed(#"{"prompt": ["Hi", "Hi", "Hi"], "seed": 7, "temperature": 1, "max_tokens": 1}"#, chat: false)
         let flat = [Double](repeating: 0, count: 1000)
         func draws(_ sampler: Sampler) -> [Int] {
             var s = sampler
@@ -265,8 +266,7 @@ import Inference
         }
         #expect(draws(request.generations[0].sampler) != draws(request.generations[1].sampler))
         // Without a seed in the request, the server's seed is the first.
-        let unseeded = try OpenAIAPI.parse(Data(#"{"prompt": "Hi", "temperature": 1, "max_tokens": 1}"#.utf8),
-                                           chat: false, tokenizer: tokenizer, limits: APILimits(context: 64, maxTokens: 32), seed: 42)
+        let unseeded = try parsed(#"{"prompt": "Hi", "temperature": 1, "max_tokens": 1}"#, chat: false, seed: 42)
         #expect(draws(unseeded.generations[0].sampler) == draws(Sampler(temperature: 1, topK: 0, topP: 1, seed: 42)))
     }
 
