@@ -398,6 +398,64 @@ expect "chat-eval: a GSM8K parquet file given as ARC" 'no column "choices.text";
     $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy=Tests/EvaluationTests/Fixtures/chat_tasks/gsm8k.parquet
 expect "chat-eval: --max-problems 0" "--max-problems must be at least 1" $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy="$cf/arc.jsonl" --max-problems 0
 
+# --- every bounded flag from both sides -------------------------------------------------
+# edges CMD FLAG ACCEPTED REFUSED WORDS ARGS...: `nanochat CMD ARGS... FLAG V` for each V of
+# ACCEPTED passes the flag checks and stops only at the input that is missing on purpose ($W/none
+# or no-such.txt, named in its Error: line); for each V of REFUSED it is refused with WORDS, in
+# which @ stands for V. So a bound moved by one, either way, fails here.
+none=$W/none
+edges() {
+    local cmd=$1 flag=$2 words=$5 v reach="no checkpoint" good bad
+    read -ra good <<< "$3"; read -ra bad <<< "$4"; shift 5
+    case $cmd in prepare | "tokenizer train") reach="no-such.txt" ;; import) reach="$none" ;; esac
+    for v in "${good[@]}"; do expect "$cmd $flag $v: accepted" "$reach" $nc $cmd "$@" "$flag" "$v"; done
+    for v in "${bad[@]}"; do expect "$cmd $flag $v: refused" "${words//@/$v}" $nc $cmd "$@" "$flag" "$v"; done
+}
+srv=(--checkpoint "$none")
+edges serve --port "1 65535" "0 65536" "--port must be in 1...65535, got @" "${srv[@]}"
+edges serve --slots "1 1024" "0 1025" "--slots must be in 1...1024, got @" "${srv[@]}"
+edges serve --max-tokens "1" "0" "--max-tokens must be ≥ 1, got @" "${srv[@]}"
+edges serve --max-messages "1" "0" "--max-messages must be ≥ 1, got @" "${srv[@]}"
+edges serve --max-waiting "0" "-1" "--max-waiting must be ≥ 0, got @" "${srv[@]}"
+edges serve --max-body-bytes "1024" "1023" "--max-body-bytes must be ≥ 1024, got @" "${srv[@]}"
+edges serve --client-timeout "0.1 3600.0" "0.09 3600.5 inf" "--client-timeout must be in 0.1...3600 seconds, got @" "${srv[@]}"
+edges serve --max-connections "1 1000000" "0 1000001" "--max-connections must be in 1...1000000, got @" "${srv[@]}"
+edges serve --api-key "k3y" "" "" "${srv[@]}"
+expect "serve --api-key 'a b': refused" "--api-key must be a non-empty word without spaces" $nc serve "${srv[@]}" --api-key "a b"
+expect "serve --api-key '': refused" "--api-key must be a non-empty word without spaces" $nc serve "${srv[@]}" --api-key ""
+edges serve --allow-origin "https://app.example http://localhost:3000 *" "app.example https://app.example/" \
+    "--allow-origin takes an origin such as https://app.example (scheme and host, no path), or *; got \"@\"" "${srv[@]}"
+edges serve --threads "1 1024" "0 1025" "--threads must be in 1...1024, got @" "${srv[@]}"
+edges chat --max-tokens "1 1000000" "0 1000001" "--max-tokens must be in 1...1000000, got @" "${srv[@]}" --prompt hi
+edges chat --temperature "0.0" "-0.5" "--temperature must be ≥ 0, got @" "${srv[@]}" --prompt hi
+edges chat --top-k "0" "-1" "--top-k must be ≥ 0, got @" "${srv[@]}" --prompt hi
+edges sample --max-new-tokens "0" "-1" "--max-new-tokens must be ≥ 0, got @" "${srv[@]}" --prompt hi
+edges chat-eval --questions "1 100000" "0 100001" "--questions must be in 1...100000, got @" "${srv[@]}"
+edges chat-eval --max-tokens "1 100000" "0 100001" "--max-tokens must be in 1...100000, got @" "${srv[@]}"
+edges chat-eval --batch-size "1 1024" "0 1025" "--batch-size must be in 1...1024, got @" "${srv[@]}"
+edges chat-eval --max-problems "1" "0" "--max-problems must be at least 1, got @" "${srv[@]}"
+edges core --max-per-task "1" "0" "--max-per-task must be at least 1, got @" "${srv[@]}" --bundle "$cb"
+edges eval --batch "1 1048576" "0 1048577" "--batch must be in 1...1048576, got @" "${srv[@]}" --data "$W/data"
+edges eval --seq "1 16777216" "0 16777217" "--seq must be in 1...16777216, got @" "${srv[@]}" --data "$W/data"
+edges eval --steps "1" "0" "--steps must be at least 1, got @" "${srv[@]}" --data "$W/data"
+edges sft --task-examples "0 1000000" "-1 1000001" "--task-examples must be in 0...1000000, got @" "${srv[@]}" --out "$o/sft"
+edges sft --device-batch-size "1 4096" "0 4097" "--device-batch-size must be in 1...4096, got @" "${srv[@]}" --out "$o/sft"
+edges sft --max-seq-len "2 65536" "1 65537" "--max-seq-len must be in 2...65536, got @" "${srv[@]}" --out "$o/sft"
+edges sft --num-iterations "1 10000000" "0 10000001" "--num-iterations must be in 1...10000000, got @" "${srv[@]}" --out "$o/sft"
+edges sft --init-lr-frac "0.001 10.0" "0.0 10.5" "--init-lr-frac must be in (0, 10], got @" "${srv[@]}" --out "$o/sft"
+edges sft --eval-every "0" "-1" "--eval-every and --save-every must be ≥ 0" "${srv[@]}" --out "$o/sft"
+edges sft --save-every "0" "-1" "--eval-every and --save-every must be ≥ 0" "${srv[@]}" --out "$o/sft"
+edges import --step "0" "-1" "--step must be ≥ 0, got @" --checkpoint "$none" --out "$o/import"
+prep=(--input "$W/no-such.txt" --tokenizer "$W/tok" --out "$o/prep")
+edges prepare --val-fraction "0.001 0.999" "0.0 1.0" "--val-fraction must be in (0, 1), got @" "${prep[@]}"
+edges prepare --shard-tokens "1 2147483647" "0 2147483648" "--shard-tokens must be in 1...2147483647 (a shard's header counts its tokens in an int32), got @" "${prep[@]}"
+edges prepare --max-tokens "2" "1" "--max-tokens must be at least 2 (one for train, one for val), got @" "${prep[@]}"
+edges prepare --max-document-bytes "16 1073741824" "15 1073741825" "--max-document-bytes must be in 16...1073741824, got @" "${prep[@]}"
+tok=(--input "$W/no-such.txt" --out "$o/tok")
+edges "tokenizer train" --vocab-size "265 65536" "264 65537" "--vocab-size must be in 265...65536 (256 bytes + 9 special tokens, uint16 shards), got @" "${tok[@]}"
+edges "tokenizer train" --max-chars "1.0 1e+15" "0.5 1e+16" "--max-chars must be in 1...1e15, got @" "${tok[@]}"
+edges "tokenizer train" --doc-cap "1" "0" "--doc-cap must be at least 1, got @" "${tok[@]}"
+
 d=$(copy locked)
 $nc train "$cfg" --output_dir="$d" --overwrite --num_iterations=100000 --save_every=0 --eval_every=0 > "$W/holder.log" 2>&1 &
 holder=$!
