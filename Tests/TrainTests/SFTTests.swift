@@ -88,6 +88,40 @@ import Train
         #expect(abs(got - sumAll / Double(counted + ignored)) > 1e-3, "the ignored targets must make a difference to this check")
     }
 
+    /// A reply holds the answer when the answer stands as its own number or word: not inside a
+    /// longer one, not negated by a minus the answer lacks; any occurrence will do.
+    @Test func aReplyHoldsTheAnswerOnlyAsAWholeNumberOrWord() {
+        let holds = [("The answer is 12.", "12"), ("12", "12"), ("(12)", "12"), ("12,5", "12"), ("x = -12", "-12"),
+                     ("a12 then 12", "12"), ("berry, the word", "berry"), ("1 2 3 12", "12")]
+        let lacks = [("123", "12"), ("112", "12"), ("x12", "12"), ("12a", "12"), ("-12", "12"), ("strawberry", "berry"),
+                     ("berryish", "berry"), ("", "12"), ("1 2", "12"), ("a12b 312", "12")]
+        for (reply, answer) in holds { #expect(ChatEvaluation.contains(reply, answer), "\"\(reply)\" holds \(answer)") }
+        for (reply, answer) in lacks { #expect(!ChatEvaluation.contains(reply, answer), "\"\(reply)\" lacks \(answer)") }
+    }
+
+    /// Grading: right when the assistant's own words hold the answer and every word asked
+    /// about; the calculator's «…» does not count; the first three replies are kept as shown.
+    @Test func aRightReplyHasTheAnswerAndTheWordInItsOwnWords() {
+        var asked: [String] = []
+        let r = ChatEvaluation.accuracy(task: .spelling, count: 8) { question in
+            let i = asked.count
+            asked.append(question)
+            let (prompt, answer, mentions) = ChatTask.spelling.question(seed: UInt64(i))
+            #expect(question == prompt, "question \(i) is the held-out question of seed \(i)")
+            let word = mentions.joined(separator: " ")
+            switch i % 4 {
+            case 0: return "In \(word) there are «\(answer)» \(answer)."   // right, the tool's result beside it
+            case 1: return "«\(answer)» is the count for \(word)"           // only the tool says it
+            case 2: return "There are \(answer)."                           // the word is not named
+            default: return "\(word): \(answer)0"                           // inside a longer number
+            }
+        }
+        #expect(asked.count == 8 && r.total == 8)
+        #expect(r.correct == 2, "\(r.correct) of 8 right; the replies of seeds 0 and 4 are")
+        #expect(r.examples.count == 3 && r.examples.map(\.question) == Array(asked.prefix(3)))
+        #expect(r.examples.first.map { $0.reply.contains("«") && $0.expected == ChatTask.spelling.question(seed: 0).answer } == true)
+    }
+
     @Test func heldOutSpellingAsksAboutWordsNeverTrainedOn() {
         let trained = Set((0..<2000).map { ChatTask.spelling.conversation(seed: UInt64($0)).messages[0].plainTextForTests })
         for i in 0..<50 {
@@ -171,5 +205,65 @@ extension Conversation.Message {
                                             finalFraction: o.finalLRFraction)
             #expect(abs(got - m) < 1e-12, "step \(step): \(got), wanted \(m)")
         }
+    }
+}
+
+/// `SFTRun.run` end to end on a tiny model: which conversations it holds out, how many steps
+/// one pass takes, when it evaluates and saves, and the weights it ends with, each against what
+/// the pieces it is made of give when driven here by hand; then a resume from a middle checkpoint
+/// ending on the same bits.
+@Suite(.serialized) struct SFTRunTests {
+    @Test func aRunHoldsOutTrainsOnePassAndResumesToTheSameBits() throws {
+        let tokenizer = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer")
+        let config = ModelConfig(sequenceLen: 64, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 32,
+                                 blockPattern: [.transformer, .mamba])
+        let conversations = (0..<30).map { ChatTask.arithmetic.conversation(seed: UInt64(500 + $0)) }
+        let out = scratchPath("sft")
+        var s = SFTSettings(base: "base", output: out)
+        s.deviceBatchSize = 2; s.sequenceLen = 64; s.accumulation = 2
+        s.evalEvery = 2; s.saveEvery = 3; s.initLRFraction = 0.5; s.seed = 9
+
+        // What the run must do, worked out from its parts: 30 conversations hold out a tenth (3),
+        // the last of the shuffled order; one pass is as many steps of 2 micro-batches as it
+        // takes the batcher to take each of the other 27 once.
+        let order = SFTData.shuffled(conversations, seed: 9)
+        let train = Array(order[..<27]), val = Array(order[27...])
+        var probe = try SFTBatcher(train, tokenizer: tokenizer, batch: 2, sequence: 64)
+        var steps = 0
+        while probe.consumed < 27 { _ = probe.next(); _ = probe.next(); steps += 1 }
+        #expect(steps >= 4, "the pass must be long enough to save and evaluate more than once (\(steps) steps)")
+        let baseVal = SFTRun.validationLoss(try GPT(config: config, seed: 3), val, tokenizer: tokenizer, batch: 2, sequence: 64)
+        // The same training by hand: its optimisers, its batches in order, its schedule's length.
+        let byHand = try GPT(config: config, seed: 3)
+        let trainer = Trainer(model: byHand, settings: SFTRun.optimizer(s))
+        var batcher = try SFTBatcher(train, tokenizer: tokenizer, batch: 2, sequence: 64)
+        for _ in 0..<steps { _ = try trainer.step([batcher.next(), batcher.next()], totalSteps: steps) }
+
+        let summary = try SFTRun.run(base: try GPT(config: config, seed: 3), baseMeta: nil, tokenizer: tokenizer,
+                                     conversations: conversations, settings: s, resume: false) { _ in }
+        #expect(summary.steps == steps)
+        let evaluated = Array(stride(from: 0, to: steps, by: 2)) + [steps]
+        #expect(summary.valLoss.map(\.step) == evaluated)
+        #expect(summary.valLoss.first?.loss == baseVal, "the first val loss is the base model's on the held-out conversations")
+        let saved = Array(stride(from: 3, to: steps, by: 3)) + [steps]
+        #expect(Checkpoint.steps(in: out) == saved)
+        let final = try Checkpoint.load(from: out, step: steps).model
+        func same(_ a: GPT, _ b: GPT, _ what: String) {
+            for (p, q) in zip(a.parameters.parameters, b.parameters.parameters) {
+                #expect(p.name == q.name && p.tensor.doubles == q.tensor.doubles, "\(what): \(p.name)")
+            }
+        }
+        same(final, byHand, "the run against the training by hand")
+
+        // Resumed from its first checkpoint (the later ones gone), it ends on the same bits.
+        for step in saved.dropFirst() {
+            for path in [Checkpoint.modelPath(out, step: step), Checkpoint.optimPath(out, step: step), Checkpoint.metaPath(out, step: step)] {
+                try FileManager.default.removeItem(atPath: path)
+            }
+        }
+        let resumed = try SFTRun.run(base: try GPT(config: config, seed: 3), baseMeta: nil, tokenizer: tokenizer,
+                                     conversations: conversations, settings: s, resume: true) { _ in }
+        #expect(resumed.steps == steps - 3)
+        same(try Checkpoint.load(from: out, step: steps).model, byHand, "the resumed run")
     }
 }

@@ -33,14 +33,23 @@ public enum ChatEvaluation {
 
     /// Accuracy on `count` held-out questions of `task`.
     public static func accuracy(model: GPT, tokenizer: Tokenizer, task: ChatTask, count: Int, maxTokens: Int = 64) -> ChatAccuracy {
-        var correct = 0
-        var examples: [(String, String, String)] = []
-        for i in 0..<count {
-            let (question, expected, mentions) = task.question(seed: UInt64(i))
+        accuracy(task: task, count: count) { question in
             let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
                                       maxReplyTokens: maxTokens)
             var shown = ""
             _ = try? session.reply(to: question) { piece in shown += piece.shown; return true }   // (a question too long is wrong)
+            return shown
+        }
+    }
+
+    /// Accuracy on `count` held-out questions of `task` (seeds 0, 1, ...), each answered by
+    /// `reply`: the text shown to the user, tool calls and their results in «».
+    public static func accuracy(task: ChatTask, count: Int, reply: (String) -> String) -> ChatAccuracy {
+        var correct = 0
+        var examples: [(String, String, String)] = []
+        for i in 0..<count {
+            let (question, expected, mentions) = task.question(seed: UInt64(i))
+            let shown = reply(question)
             // The answer must be in the assistant's own words, not only in the tool's output.
             let text = shown.replacingOccurrences(of: #"«[^»]*»"#, with: " ", options: .regularExpression)
             if contains(text, expected) && mentions.allSatisfy({ contains(text, $0) }) { correct += 1 }
