@@ -1,7 +1,7 @@
 // The sweep's plan (which runs, the equal-parameter depth) and its report, read back from a
 // sweep directory written here by hand: means, ranges, verdicts, curves, and the errors for
-// unfinished or malformed runs; when a sweep directory may be continued. The training loop
-// itself runs in scripts/smoke.sh.
+// unfinished or malformed runs; when a sweep directory may be continued; and the training
+// loop on a tiny budget (scripts/smoke.sh runs it from the command line).
 import Foundation
 import Testing
 import Blocks
@@ -145,5 +145,64 @@ import Train
         let truncated = try writeSweep(["A": [2.0]], badLast: true)
         let bad = #expect(throws: TrainingError.self) { try SweepReport.load(truncated) }
         #expect((bad?.description ?? "").contains("not at the final step 4"))
+    }
+}
+
+/// The sweep's training loop on a tiny budget: each run's horizon from its budget, its
+/// evaluations spaced by --eval-points, its model as planned (the equal-parameter all-M at
+/// depth 1's width), what it records and what it leaves; run again it keeps the finished runs
+/// and trains an unfinished one again from the start, to the same numbers.
+@Suite(.serialized) struct SweepRunnerTests {
+    @Test func runsTrainToTheirBudgetAndAreKeptOnceFinished() throws {
+        let (data, tok) = try preparedData()
+        let base = try runConfig(data: data, output: scratchPath("unused"))
+        let out = scratchPath("sweep")
+        let plan = try SweepPlan.runs(depths: [1], patterns: ["all-T", "all-M"], seeds: [1], equalParameters: true,
+                                      vocabSize: tok.vocabSize, sequenceLen: 32)
+        #expect(plan.count == 3)
+        func model(_ run: SweepRun) -> ModelConfig {
+            SweepPlan.config(depth: 1, layers: run.blocks.count, blocks: run.blocks, vocabSize: tok.vocabSize, sequenceLen: 32)
+        }
+        // 6.4 steps of all-T's 128 tokens; every run gets the steps the budget buys it, rounded.
+        let budget = model(plan[0]).flopsPerToken * 128 * 6.4
+        let manifest = SweepManifest(command: "test", config: "test.py", settings: [:], targetFLOPs: ["1": budget], evalPoints: 3,
+                                     runs: plan, commit: "abc1234", machine: "test")
+        var lines: [String] = []
+        try SweepRunner(manifest: manifest, base: base, tokenizer: tok, out: out, threads: 2).run { lines.append($0) }
+
+        let report = try SweepReport.load(out)
+        #expect(report.groups.map(\.pattern) == plan.map(\.pattern))
+        for run in plan {
+            let dir = "\(out)/\(run.dir)"
+            let record = try JSONDecoder().decode(SweepRunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: "\(dir)/run.json")))
+            let config = model(run)
+            let steps = Int((budget / (config.flopsPerToken * 128)).rounded())
+            #expect(record.steps == steps && record.tokensPerStep == 128 && record.commit == "abc1234", "\(run.pattern)")
+            #expect(record.parameters == config.parameterCount && record.flopsPerToken == config.flopsPerToken, "\(run.pattern)")
+            #expect(config.nEmbd == 64 && config.nLayer == run.blocks.count)
+            let curve = try #require(report.groups.first { $0.pattern == run.pattern }).curve
+            let every = steps / 3
+            #expect(curve.map(\.step) == Array(stride(from: 0, through: steps, by: every)) + (steps % every == 0 ? [] : [steps]),
+                    "\(run.pattern): evaluations at \(curve.map(\.step)), \(steps) steps")
+            #expect(curve.allSatisfy { $0.bpb.isFinite && $0.flops == Double($0.step) * config.flopsPerToken * 128 })
+            #expect(Checkpoint.steps(in: dir).isEmpty && !FileManager.default.fileExists(atPath: "\(dir)/tokenizer"),
+                    "\(run.pattern): a finished run keeps its metrics, not its checkpoints")
+        }
+        let equal = try #require(plan.last)
+        #expect(equal.equalParameters && equal.blocks.count == SweepPlan.equalParameterLayers(depth: 1, vocabSize: tok.vocabSize, sequenceLen: 32))
+        #expect(try String(contentsOfFile: "\(out)/sweep.json", encoding: .utf8).contains("abc1234"))
+
+        // Again, with one run unfinished: the others are kept as they are, that one trains again.
+        let metrics = try plan.map { try bytes("\(out)/\($0.dir)/metrics.jsonl") }
+        try FileManager.default.removeItem(atPath: "\(out)/\(plan[1].dir)/run.json")
+        lines = []
+        var later = manifest
+        later.commit = "def5678"
+        try SweepRunner(manifest: later, base: base, tokenizer: tok, out: out, threads: 2).run { lines.append($0) }
+        #expect(lines.filter { $0.hasSuffix("finished earlier, kept") }.count == 2, "\(lines)")
+        #expect(try bytes("\(out)/\(plan[0].dir)/metrics.jsonl") == metrics[0] && bytes("\(out)/\(plan[2].dir)/metrics.jsonl") == metrics[2])
+        let again = try SweepReport.load(out)
+        #expect(again.groups[1].finalBPB == report.groups[1].finalBPB, "trained again from its start, to the same val bpb")
+        #expect(again.commits == ["abc1234", "def5678"] && again.manifest.commit == "abc1234")
     }
 }
