@@ -50,6 +50,47 @@ import Train
         #expect(packed == batcher.consumed && packed >= 3 * 2)
     }
 
+    /// Which conversation goes where: a buffer of the next 100 (the list cycling), each row
+    /// filled by the longest that still fits (the earliest buffered of equal length), padding
+    /// when none fits; replayed here on the rendered lengths over 150 conversations, many of
+    /// equal length, for more rows than one pass of the buffer.
+    @Test func rowsTakeTheLongestConversationThatFitsFirstComeFirst() throws {
+        let tasks: [ChatTask] = [.identity, .arithmetic, .spelling]
+        let conversations = (0..<150).map { tasks[$0 % 3].conversation(seed: UInt64($0)) }
+        let sequence = 160, batch = 4
+        let rendered = try conversations.map { try tokenizer.render($0, maxTokens: sequence + 1) }
+        #expect(Set(rendered.map(\.ids.count)).count < 100, "lengths repeat, so ties are chosen between")
+        var batcher = try SFTBatcher(conversations, tokenizer: tokenizer, batch: batch, sequence: sequence)
+        var buffer: [Int] = [], cursor = 0, taken = 0
+        for b in 0..<30 {
+            let (x, y) = batcher.next()
+            for r in 0..<batch {
+                var row: [Int32] = [], content = sequence + 1
+                while row.count < sequence + 1 {
+                    while buffer.count < 100 { buffer.append(cursor); cursor = (cursor + 1) % rendered.count }
+                    let room = sequence + 1 - row.count
+                    var best: Int? = nil
+                    for (k, i) in buffer.enumerated() where rendered[i].ids.count <= room {
+                        if best.map({ rendered[i].ids.count > rendered[buffer[$0]].ids.count }) ?? true { best = k }
+                    }
+                    if let k = best {
+                        row += rendered[buffer.remove(at: k)].ids
+                        taken += 1
+                    } else {
+                        content = row.count
+                        row += Array(repeating: tokenizer.bosID, count: room)
+                    }
+                }
+                let got = Array(x.values[(r * sequence)..<((r + 1) * sequence)])
+                #expect(got == Array(row.prefix(sequence)), "batch \(b), row \(r)")
+                #expect(y.values[(r * sequence) + content - 1..<((r + 1) * sequence)].allSatisfy { $0 == ignoreIndex },
+                        "batch \(b), row \(r): no target in the padding")
+            }
+            #expect(batcher.consumed == taken)
+        }
+        #expect(taken > 150, "the conversations cycled")
+    }
+
     /// The validation loss is the mean over the unmasked targets only, each loss computed
     /// here from the logits in Double: rows that pack several conversations, padding and
     /// the user's tokens (ignored) must not count.
