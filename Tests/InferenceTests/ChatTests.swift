@@ -141,6 +141,60 @@ import Tokenizer
         }
     }
 
+    /// A calculator call the model writes is answered: the reader sees the call and its
+    /// answer (as «expr = value»), the answer is fed between output markers and decoding goes
+    /// on from it; <|assistant_end|> ends the reply and is fed with the next turn. A call the
+    /// calculator cannot answer feeds nothing more; a reader who stops at the answer leaves
+    /// the call's end unfed, closed before the next turn.
+    @Test func aCalculatorCallIsAnsweredAndDecodingGoesOnFromTheAnswer() throws {
+        let t = ChatTokens(tokenizer)
+        let done = tokenizer.encode(" Done")
+        func script(_ expression: String, after: Int32) throws -> (GPT, [Int32]) {
+            let expr = tokenizer.encode(expression)
+            let chain = [t.assistantStart, t.pythonStart] + expr + [t.pythonEnd]
+            var successors: [Int32: Int32] = [:]
+            for (a, b) in zip(chain.dropLast(), chain.dropFirst()) { successors[a] = b }
+            let tail = [after] + done + [t.assistantEnd]
+            for (a, b) in zip(tail.dropLast(), tail.dropFirst()) { successors[a] = b }
+            #expect(successors.count == chain.count - 1 + tail.count - 1, "every token of the script leads to one next token")
+            return (try scriptedModel(tokenizer, successors: successors), expr)
+        }
+        let (model, expr) = try script("12+30", after: t.outputEnd)
+        let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0), maxReplyTokens: 40)
+        var shown = "", calls: [String] = [], answers: [String?] = []
+        let one = try session.reply(to: "Add them") { piece in
+            shown += piece.shown
+            if case .toolCall(let e) = piece { calls.append(e) }
+            if case .toolResult(let a) = piece { answers.append(a) }
+            return true
+        }
+        let answer = [t.outputStart] + tokenizer.encode("42") + [t.outputEnd]
+        let prompt = [t.bos, t.userStart] + tokenizer.encode("Add them") + [t.userEnd, t.assistantStart]
+        #expect(calls == ["12+30"] && answers == ["42"])
+        #expect(shown == "«12+30 = 42» Done" && one.text == " Done" && one.finished)
+        #expect(session.history == prompt + [t.pythonStart] + expr + [t.pythonEnd] + answer + done)
+        #expect(one.generated == 1 + expr.count + 1 + answer.count + done.count + 1 && one.contextLength == session.history.count + 1)
+        let two = try session.reply(to: "Again")
+        #expect(session.history.count > one.contextLength && session.history[one.contextLength - 1] == t.assistantEnd)
+        #expect(two.prefilled == 1 + 1 + tokenizer.encode("Again").count + 2)
+
+        // "12+" has no answer: the call is shown without one and decoding goes on from its end.
+        let (unanswered, expr2) = try script("12+", after: t.pythonEnd)
+        let s2 = ChatSession(model: unanswered, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0), maxReplyTokens: 40)
+        var shown2 = ""
+        let r2 = try s2.reply(to: "Add them") { shown2 += $0.shown; return true }
+        #expect(shown2 == "«12+ = no answer» Done" && r2.finished)
+        #expect(s2.history == prompt + [t.pythonStart] + expr2 + [t.pythonEnd] + done)
+
+        // Stopped when the answer arrives: nothing after the call is fed until the next turn.
+        let s3 = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0), maxReplyTokens: 40)
+        let r3 = try s3.reply(to: "Add them") { piece in if case .toolResult = piece { return false }; return true }
+        #expect(!r3.finished && s3.history == prompt + [t.pythonStart] + expr)
+        let r4 = try s3.reply(to: "Again")
+        #expect(r4.prefilled == 1 + 1 + 1 + tokenizer.encode("Again").count + 2)
+        #expect(Array(s3.history[(prompt.count + 1 + expr.count)...].prefix(3)) == [t.pythonEnd, t.assistantEnd, t.userStart])
+    }
+
     @Test func badConversationsNameTheMessage() throws {
         func refused(_ json: String) -> String {
             do {
