@@ -64,6 +64,31 @@ import Tokenizer
         return collectors.map { $0.wait() }
     }
 
+    /// A chat request whose model calls the calculator: the reply shows the call and its
+    /// answer, decoding goes on from the answer fed between output markers, and
+    /// <|assistant_end|> finishes it as "stop", its drawn tokens counted (the end's too, the
+    /// forced answer's not). Beside it, the same request stopped by max_tokens is "length".
+    @Test func aChatRequestCallsTheCalculatorAndStopsAtItsEnd() throws {
+        let t = ChatTokens(tokenizer)
+        let expr = tokenizer.encode("12+30"), done = tokenizer.encode(" Done")
+        var successors: [Int32: Int32] = [:]
+        for chain in [[t.assistantStart, t.pythonStart] + expr + [t.pythonEnd], [t.outputEnd] + done + [t.assistantEnd]] {
+            for (a, b) in zip(chain.dropLast(), chain.dropFirst()) { successors[a] = b }
+        }
+        let m = try scriptedModel(tokenizer, successors: successors)
+        let prompt = [t.bos, t.userStart] + tokenizer.encode("Add them") + [t.userEnd, t.assistantStart]
+        let engine = ChatEngine(model: m, tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        let drawn = 1 + expr.count + 1 + done.count + 1
+        let chat = { (maxTokens: Int) in
+            GenerationRequest(prompt: prompt, mode: .chat, maxTokens: maxTokens, sampler: Sampler(temperature: 0, topK: 0, seed: 0))
+        }
+        let results = run(engine, [chat(64), chat(drawn - 1)])
+        #expect(results[0].0 == "«12+30 = 42» Done" && results[0].1 == .stop && results[0].2 == drawn, "\(results[0])")
+        #expect(results[1].0 == "«12+30 = 42» Done" && results[1].1 == .length && results[1].2 == drawn - 1, "\(results[1])")
+    }
+
     @Test(arguments: [[BlockKind.transformer, .mamba], [.mamba, .mamba], [.transformer, .transformer]])
     func requestsDecodedTogetherGiveWhatEachGivesAlone(_ pattern: [BlockKind]) throws {
         let m = try model(pattern)
