@@ -53,7 +53,7 @@ public enum Evaluator {
     /// With a `world`, rank r evaluates batches r, r+N, ... and the sums are added over the
     /// ranks, so every rank returns the whole evaluation.
     public static func evaluate(_ model: GPT, stream: TokenStream, batch: Int, sequence: Int, maxBatches: Int?,
-                                byteLengths: [Int]?, world: World? = nil) throws -> Evaluation {
+                                byteLengths: [Int]?, world: (any Collectives)? = nil) throws -> Evaluation {
         var loader = BatchLoader(stream: stream, batch: batch, sequence: sequence)
         var lossSum = 0.0, nats = 0.0, bytes = 0, batches = 0, count = 0
         let (rank, ranks) = (world?.rank ?? 0, world?.size ?? 1)

@@ -58,10 +58,10 @@ public final class TrainingRun {
     /// Whether the first save is still to come and replaces an earlier run's results.
     var replacementPending: Bool
     /// The ranks of a data-parallel run; only rank 0 writes files.
-    let world: World?
+    let world: (any Collectives)?
     /// The output directory's lock, held (by the rank that writes) while the run lives.
     let lock: RunLock?
-    var writes: Bool { world?.isRoot ?? true }
+    var writes: Bool { (world?.rank ?? 0) == 0 }
     /// The CORE tasks and their examples (in evaluation order, cut to
     /// core_metric_max_per_task), read before training when core_metric_every > 0.
     let core: [(task: CoreTask, examples: [CoreExample])]
@@ -71,13 +71,13 @@ public final class TrainingRun {
     /// anything is written. A fresh run into a directory holding checkpoints is refused unless
     /// `overwrite`, and then removes them only once its own first checkpoint is saved.
     public init(settings: TrainSettings, tokenizer: Tokenizer, resume: ResumePoint?, overwrite: Bool = false,
-                world: World? = nil, log: @escaping (String) -> Void) throws {
+                world: (any Collectives)? = nil, log: @escaping (String) -> Void) throws {
         self.settings = settings
         self.tokenizer = tokenizer
         self.log = log
         self.world = world
         // One run per directory (rank 0 writes for all), taken before anything is looked at.
-        lock = try (world?.isRoot ?? true) ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
+        lock = try (world?.rank ?? 0) == 0 ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
         let existing = Checkpoint.steps(in: settings.outputDir)
         if resume == nil && !existing.isEmpty && !overwrite {
             throw TrainingError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
@@ -174,7 +174,7 @@ public final class TrainingRun {
             resumed = false
         }
         loader = BatchLoader(stream: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen, position: position)
-        if world?.isRoot ?? true {
+        if (world?.rank ?? 0) == 0 {
             try AtomicFile.makeDirectories(dir)
             AtomicFile.removeStale(in: dir)
             AtomicFile.removeStale(in: "\(dir)/tokenizer")
@@ -364,7 +364,7 @@ public final class TrainingRun {
         let metric = CoreScoring.core(results)
         log(String(format: "step %05d | CORE metric: %.4f", step, metric) + " ("
             + results.map { String(format: "%@ %.4f", $0.task.label, $0.centered) }.joined(separator: ", ") + ")")
-        if writes {
+        if (world?.rank ?? 0) == 0 {
             var row = MetricsRow(kind: "core", step: step)
             row.coreMetric = metric
             row.centeredResults = Dictionary(uniqueKeysWithValues: results.map { ($0.task.label, $0.centered) })

@@ -180,6 +180,21 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
         }
     }
 
+    /// Letters of equal logits (a model whose zero head gives every token the same) leave
+    /// the first letter as the answer, as torch.argmax does.
+    @Test func equalLetterLogitsAnswerTheFirstLetter() throws {
+        let tok = try Tokenizer.load(from: testTokenizer)
+        let model = try GPT(config: ModelConfig(sequenceLen: 512, vocabSize: tok.vocabSize, nLayer: 1, nHead: 1, nKVHead: 1, nEmbd: 16,
+                                                blockPattern: [.transformer]), seed: 1)
+        let problems = try ChatTaskFile.problems(.arcEasy, path: chatTaskFiles + "/arc.jsonl")
+        let results = try ChatTaskScoring.categorical(problems, indices: Array(problems.indices), model: model, tokenizer: tok)
+        #expect(results.count == problems.count && problems.contains { $0.reference != $0.letters[0] })
+        for (r, p) in zip(results, problems) {
+            #expect(Set(r.letterLogits).count == 1 && r.answer == p.letters[0], "\(p.source): \(r.answer) of \(p.letters)")
+            #expect(r.correct == (p.reference == p.letters[0]))
+        }
+    }
+
     /// Generative: GSM8K's greedy replies token for token, their text, and the outcome.
     @Test func generativeScoringEqualsNanochats() throws {
         let fixture = try fixtureJSON("chat_nanochat.json")

@@ -176,6 +176,21 @@ func fixtureJSON(_ name: String) throws -> [String: Any] {
         let r = try CoreScoring.evaluate([CoreExample(item: item, source: "t.jsonl:1")], index: 0, task: task, model: model, tokenizer: tok)
         #expect(r.batch.starts == [0, 0] && r.meanLosses.allSatisfy(\.isNaN) && r.predicted == 0 && !r.correct)
     }
+
+    /// Choices that score the same (a model whose zero head gives every token the loss ln V,
+    /// and choices of equal length) leave the first as the prediction, as torch's argmin does.
+    @Test func equalLossesPickTheFirstChoice() throws {
+        let tok = try Tokenizer.load(from: testTokenizer)
+        let model = try GPT(config: ModelConfig(sequenceLen: 64, vocabSize: tok.vocabSize, nLayer: 1, nHead: 1, nKVHead: 1, nEmbd: 16,
+                                                blockPattern: [.transformer]), seed: 1)
+        let task = CoreTask(label: "t", type: .multipleChoice, datasetURI: "t.jsonl", fewShot: 0, delimiter: " ", randomBaseline: 25)
+        for gold in [1, 2] {
+            let item = CoreItem.multipleChoice(query: "Good morrow,", choices: ["my lord", "my lady", "my lord"], gold: gold)
+            let r = try CoreScoring.evaluate([CoreExample(item: item, source: "t.jsonl:1")], index: 0, task: task, model: model, tokenizer: tok)
+            #expect(r.meanLosses.count == 3 && Set(r.meanLosses).count == 1, "\(r.meanLosses)")
+            #expect(r.predicted == 0 && !r.correct)
+        }
+    }
 }
 
 @Suite struct CoreBundleErrorTests {

@@ -198,6 +198,22 @@ import Inference
         #expect(tooLong?.code == "context_length_exceeded" && tooLong?.param == "prompt")
     }
 
+    /// A request without max_tokens gets the server's largest, or what the context leaves
+    /// after its prompt when that is less; each prompt of a completions request its own.
+    @Test func maxTokensDefaultsToWhatTheContextLeaves() throws {
+        let short = try parsed(#"{"prompt": "Hi"}"#, chat: false).generations
+        #expect(short.map(\.maxTokens) == [32])
+        var words = "word"
+        while tokenizer.encode(words).count < 40 { words += " word" }
+        let prompts = [[tokenizer.bosID] + tokenizer.encode("Hi"), [tokenizer.bosID] + tokenizer.encode(words)]
+        #expect(prompts[1].count > 32 && prompts[1].count < 64)
+        let both = try parsed(#"{"prompt": ["Hi", "\#(words)"]}"#, chat: false).generations
+        #expect(both.map(\.prompt) == prompts)
+        #expect(both.map(\.maxTokens) == [32, 64 - prompts[1].count])
+        let chat = try parsed(#"{"messages": [{"role": "user", "content": "\#(words)"}]}"#).generations
+        #expect(chat.map(\.maxTokens) == [64 - (chat.first?.prompt.count ?? 0)] && (chat.first?.prompt.count ?? 0) > 32)
+    }
+
     /// Every numeric bound from both sides: the last value inside is accepted and reaches the
     /// generation as sent, the first value outside is refused naming the field. (A refusal
     /// test alone passes a bound moved inwards, such as a maximum temperature of 2 refused.)
