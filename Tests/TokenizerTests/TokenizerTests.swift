@@ -181,9 +181,9 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         let random = randomUnicode(&rng, count: 200_000)
         let (one, randomOne) = Parallel.withThreadCount(1) { (fixture.encode(corpus), fixture.encode(random)) }
         #expect(one == fixture.encodeSerially(corpus))
-        // Indented lines: a newline followed by spaces is one piece ("\n " then " word"), so
-        // no part may begin at such a place.
-        let indented = corpus.split(separator: "\n", omittingEmptySubsequences: false).map { "   " + $0 }.joined(separator: "\n")
+        // Lines parted by lines of spaces: "\n  \n" is one piece, so no part may begin after
+        // a newline that spaces follow.
+        let indented = corpus.split(separator: "\n", omittingEmptySubsequences: false).map { "   " + $0 }.joined(separator: "\n  \n")
         let indentedOne = fixture.encodeSerially(indented)
         for n in [2, 3, 7] {
             Parallel.withThreadCount(n) {
