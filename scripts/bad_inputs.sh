@@ -411,40 +411,40 @@ edges() {
     for v in "${good[@]}"; do expect "$cmd $flag $v: accepted" "$reach" $nc $cmd "$@" "$flag" "$v"; done
     for v in "${bad[@]}"; do expect "$cmd $flag $v: refused" "${words//@/$v}" $nc $cmd "$@" "$flag" "$v"; done
 }
-srv=(--checkpoint "$none")
-edges serve --port "1 65535" "0 65536" "--port must be in 1...65535, got @" "${srv[@]}"
-edges serve --slots "1 1024" "0 1025" "--slots must be in 1...1024, got @" "${srv[@]}"
-edges serve --max-tokens "1" "0" "--max-tokens must be ≥ 1, got @" "${srv[@]}"
-edges serve --max-messages "1" "0" "--max-messages must be ≥ 1, got @" "${srv[@]}"
-edges serve --max-waiting "0" "-1" "--max-waiting must be ≥ 0, got @" "${srv[@]}"
-edges serve --max-body-bytes "1024" "1023" "--max-body-bytes must be ≥ 1024, got @" "${srv[@]}"
-edges serve --client-timeout "0.1 3600.0" "0.09 3600.5 inf" "--client-timeout must be in 0.1...3600 seconds, got @" "${srv[@]}"
-edges serve --max-connections "1 1000000" "0 1000001" "--max-connections must be in 1...1000000, got @" "${srv[@]}"
-edges serve --api-key "k3y" "" "" "${srv[@]}"
-expect "serve --api-key 'a b': refused" "--api-key must be a non-empty word without spaces" $nc serve "${srv[@]}" --api-key "a b"
-expect "serve --api-key '': refused" "--api-key must be a non-empty word without spaces" $nc serve "${srv[@]}" --api-key ""
+absent=(--checkpoint "$none")
+edges serve --port "1 65535" "0 65536" "--port must be in 1...65535, got @" "${absent[@]}"
+edges serve --slots "1 1024" "0 1025" "--slots must be in 1...1024, got @" "${absent[@]}"
+edges serve --max-tokens "1" "0" "--max-tokens must be ≥ 1, got @" "${absent[@]}"
+edges serve --max-messages "1" "0" "--max-messages must be ≥ 1, got @" "${absent[@]}"
+edges serve --max-waiting "0" "-1" "--max-waiting must be ≥ 0, got @" "${absent[@]}"
+edges serve --max-body-bytes "1024" "1023" "--max-body-bytes must be ≥ 1024, got @" "${absent[@]}"
+edges serve --client-timeout "0.1 3600.0" "0.09 3600.5 inf" "--client-timeout must be in 0.1...3600 seconds, got @" "${absent[@]}"
+edges serve --max-connections "1 1000000" "0 1000001" "--max-connections must be in 1...1000000, got @" "${absent[@]}"
+edges serve --api-key "k3y" "" "" "${absent[@]}"
+expect "serve --api-key 'a b': refused" "--api-key must be a non-empty word without spaces" $nc serve "${absent[@]}" --api-key "a b"
+expect "serve --api-key '': refused" "--api-key must be a non-empty word without spaces" $nc serve "${absent[@]}" --api-key ""
 edges serve --allow-origin "https://app.example http://localhost:3000 *" "app.example https://app.example/" \
-    "--allow-origin takes an origin such as https://app.example (scheme and host, no path), or *; got \"@\"" "${srv[@]}"
-edges serve --threads "1 1024" "0 1025" "--threads must be in 1...1024, got @" "${srv[@]}"
-edges chat --max-tokens "1 1000000" "0 1000001" "--max-tokens must be in 1...1000000, got @" "${srv[@]}" --prompt hi
-edges chat --temperature "0.0" "-0.5" "--temperature must be ≥ 0, got @" "${srv[@]}" --prompt hi
-edges chat --top-k "0" "-1" "--top-k must be ≥ 0, got @" "${srv[@]}" --prompt hi
-edges sample --max-new-tokens "0" "-1" "--max-new-tokens must be ≥ 0, got @" "${srv[@]}" --prompt hi
-edges chat-eval --questions "1 100000" "0 100001" "--questions must be in 1...100000, got @" "${srv[@]}"
-edges chat-eval --max-tokens "1 100000" "0 100001" "--max-tokens must be in 1...100000, got @" "${srv[@]}"
-edges chat-eval --batch-size "1 1024" "0 1025" "--batch-size must be in 1...1024, got @" "${srv[@]}"
-edges chat-eval --max-problems "1" "0" "--max-problems must be at least 1, got @" "${srv[@]}"
-edges core --max-per-task "1" "0" "--max-per-task must be at least 1, got @" "${srv[@]}" --bundle "$cb"
-edges eval --batch "1 1048576" "0 1048577" "--batch must be in 1...1048576, got @" "${srv[@]}" --data "$W/data"
-edges eval --seq "1 16777216" "0 16777217" "--seq must be in 1...16777216, got @" "${srv[@]}" --data "$W/data"
-edges eval --steps "1" "0" "--steps must be at least 1, got @" "${srv[@]}" --data "$W/data"
-edges sft --task-examples "0 1000000" "-1 1000001" "--task-examples must be in 0...1000000, got @" "${srv[@]}" --out "$o/sft"
-edges sft --device-batch-size "1 4096" "0 4097" "--device-batch-size must be in 1...4096, got @" "${srv[@]}" --out "$o/sft"
-edges sft --max-seq-len "2 65536" "1 65537" "--max-seq-len must be in 2...65536, got @" "${srv[@]}" --out "$o/sft"
-edges sft --num-iterations "1 10000000" "0 10000001" "--num-iterations must be in 1...10000000, got @" "${srv[@]}" --out "$o/sft"
-edges sft --init-lr-frac "0.001 10.0" "0.0 10.5" "--init-lr-frac must be in (0, 10], got @" "${srv[@]}" --out "$o/sft"
-edges sft --eval-every "0" "-1" "--eval-every and --save-every must be ≥ 0" "${srv[@]}" --out "$o/sft"
-edges sft --save-every "0" "-1" "--eval-every and --save-every must be ≥ 0" "${srv[@]}" --out "$o/sft"
+    "--allow-origin takes an origin such as https://app.example (scheme and host, no path), or *; got \"@\"" "${absent[@]}"
+edges serve --threads "1 1024" "0 1025" "--threads must be in 1...1024, got @" "${absent[@]}"
+edges chat --max-tokens "1 1000000" "0 1000001" "--max-tokens must be in 1...1000000, got @" "${absent[@]}" --prompt hi
+edges chat --temperature "0.0" "-0.5" "--temperature must be ≥ 0, got @" "${absent[@]}" --prompt hi
+edges chat --top-k "0" "-1" "--top-k must be ≥ 0, got @" "${absent[@]}" --prompt hi
+edges sample --max-new-tokens "0" "-1" "--max-new-tokens must be ≥ 0, got @" "${absent[@]}" --prompt hi
+edges chat-eval --questions "1 100000" "0 100001" "--questions must be in 1...100000, got @" "${absent[@]}"
+edges chat-eval --max-tokens "1 100000" "0 100001" "--max-tokens must be in 1...100000, got @" "${absent[@]}"
+edges chat-eval --batch-size "1 1024" "0 1025" "--batch-size must be in 1...1024, got @" "${absent[@]}"
+edges chat-eval --max-problems "1" "0" "--max-problems must be at least 1, got @" "${absent[@]}"
+edges core --max-per-task "1" "0" "--max-per-task must be at least 1, got @" "${absent[@]}" --bundle "$cb"
+edges eval --batch "1 1048576" "0 1048577" "--batch must be in 1...1048576, got @" "${absent[@]}" --data "$W/data"
+edges eval --seq "1 16777216" "0 16777217" "--seq must be in 1...16777216, got @" "${absent[@]}" --data "$W/data"
+edges eval --steps "1" "0" "--steps must be at least 1, got @" "${absent[@]}" --data "$W/data"
+edges sft --task-examples "0 1000000" "-1 1000001" "--task-examples must be in 0...1000000, got @" "${absent[@]}" --out "$o/sft"
+edges sft --device-batch-size "1 4096" "0 4097" "--device-batch-size must be in 1...4096, got @" "${absent[@]}" --out "$o/sft"
+edges sft --max-seq-len "2 65536" "1 65537" "--max-seq-len must be in 2...65536, got @" "${absent[@]}" --out "$o/sft"
+edges sft --num-iterations "1 10000000" "0 10000001" "--num-iterations must be in 1...10000000, got @" "${absent[@]}" --out "$o/sft"
+edges sft --init-lr-frac "0.001 10.0" "0.0 10.5" "--init-lr-frac must be in (0, 10], got @" "${absent[@]}" --out "$o/sft"
+edges sft --eval-every "0" "-1" "--eval-every and --save-every must be ≥ 0" "${absent[@]}" --out "$o/sft"
+edges sft --save-every "0" "-1" "--eval-every and --save-every must be ≥ 0" "${absent[@]}" --out "$o/sft"
 edges import --step "0" "-1" "--step must be ≥ 0, got @" --checkpoint "$none" --out "$o/import"
 prep=(--input "$W/no-such.txt" --tokenizer "$W/tok" --out "$o/prep")
 edges prepare --val-fraction "0.001 0.999" "0.0 1.0" "--val-fraction must be in (0, 1), got @" "${prep[@]}"

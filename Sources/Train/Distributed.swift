@@ -33,6 +33,11 @@ public protocol Collectives: AnyObject {
     func receive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from rank: Int)
 }
 
+extension Collectives {
+    /// Whether this is rank 0, the one that writes files and prints.
+    public var isRoot: Bool { rank == 0 }
+}
+
 /// The ranks of an MPI job, as this process sees them.
 public final class World: Collectives, @unchecked Sendable {
     public let rank: Int, size: Int
@@ -57,8 +62,6 @@ public final class World: Collectives, @unchecked Sendable {
     init(rank: Int, size: Int, host: String) {
         self.rank = rank; self.size = size; self.host = host
     }
-
-    public var isRoot: Bool { rank == 0 }
 
     static func text(_ code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: 512)

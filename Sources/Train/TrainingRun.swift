@@ -61,7 +61,7 @@ public final class TrainingRun {
     let world: (any Collectives)?
     /// The output directory's lock, held (by the rank that writes) while the run lives.
     let lock: RunLock?
-    var writes: Bool { (world?.rank ?? 0) == 0 }
+    var writes: Bool { world?.isRoot ?? true }
     /// The CORE tasks and their examples (in evaluation order, cut to
     /// core_metric_max_per_task), read before training when core_metric_every > 0.
     let core: [(task: CoreTask, examples: [CoreExample])]
@@ -77,7 +77,7 @@ public final class TrainingRun {
         self.log = log
         self.world = world
         // One run per directory (rank 0 writes for all), taken before anything is looked at.
-        lock = try (world?.rank ?? 0) == 0 ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
+        lock = try (world?.isRoot ?? true) ? RunLock(dir: settings.outputDir, purpose: "nanochat train") : nil
         let existing = Checkpoint.steps(in: settings.outputDir)
         if resume == nil && !existing.isEmpty && !overwrite {
             throw TrainingError("\(settings.outputDir) already holds checkpoints (steps \(existing.map(String.init).joined(separator: ", "))); "
@@ -174,7 +174,7 @@ public final class TrainingRun {
             resumed = false
         }
         loader = BatchLoader(stream: train, batch: settings.deviceBatchSize, sequence: settings.sequenceLen, position: position)
-        if (world?.rank ?? 0) == 0 {
+        if world?.isRoot ?? true {
             try AtomicFile.makeDirectories(dir)
             AtomicFile.removeStale(in: dir)
             AtomicFile.removeStale(in: "\(dir)/tokenizer")
@@ -364,7 +364,7 @@ public final class TrainingRun {
         let metric = CoreScoring.core(results)
         log(String(format: "step %05d | CORE metric: %.4f", step, metric) + " ("
             + results.map { String(format: "%@ %.4f", $0.task.label, $0.centered) }.joined(separator: ", ") + ")")
-        if (world?.rank ?? 0) == 0 {
+        if writes {
             var row = MetricsRow(kind: "core", step: step)
             row.coreMetric = metric
             row.centeredResults = Dictionary(uniqueKeysWithValues: results.map { ($0.task.label, $0.centered) })

@@ -149,18 +149,17 @@ import Tokenizer
     @Test func aCalculatorCallIsAnsweredAndDecodingGoesOnFromTheAnswer() throws {
         let t = ChatTokens(tokenizer)
         let done = tokenizer.encode(" Done")
+        // The model writes the call, then from `after` on " Done" and the end.
         func script(_ expression: String, after: Int32) throws -> (GPT, [Int32]) {
             let expr = tokenizer.encode(expression)
-            let chain = [t.assistantStart, t.pythonStart] + expr + [t.pythonEnd]
-            var successors: [Int32: Int32] = [:]
-            for (a, b) in zip(chain.dropLast(), chain.dropFirst()) { successors[a] = b }
-            let tail = [after] + done + [t.assistantEnd]
-            for (a, b) in zip(tail.dropLast(), tail.dropFirst()) { successors[a] = b }
-            #expect(successors.count == chain.count - 1 + tail.count - 1, "every token of the script leads to one next token")
-            return (try scriptedModel(tokenizer, successors: successors), expr)
+            return (try scriptedModel(tokenizer, chains: [[t.assistantStart, t.pythonStart] + expr + [t.pythonEnd],
+                                                          [after] + done + [t.assistantEnd]]), expr)
+        }
+        func greedy(_ model: GPT) -> ChatSession {
+            ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0), maxReplyTokens: 40)
         }
         let (model, expr) = try script("12+30", after: t.outputEnd)
-        let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0), maxReplyTokens: 40)
+        let session = greedy(model)
         var shown = "", calls: [String] = [], answers: [String?] = []
         let one = try session.reply(to: "Add them") { piece in
             shown += piece.shown
@@ -180,14 +179,14 @@ import Tokenizer
 
         // "12+" has no answer: the call is shown without one and decoding goes on from its end.
         let (unanswered, expr2) = try script("12+", after: t.pythonEnd)
-        let s2 = ChatSession(model: unanswered, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0), maxReplyTokens: 40)
+        let s2 = greedy(unanswered)
         var shown2 = ""
         let r2 = try s2.reply(to: "Add them") { shown2 += $0.shown; return true }
         #expect(shown2 == "«12+ = no answer» Done" && r2.finished)
         #expect(s2.history == prompt + [t.pythonStart] + expr2 + [t.pythonEnd] + done)
 
         // Stopped when the answer arrives: nothing after the call is fed until the next turn.
-        let s3 = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0), maxReplyTokens: 40)
+        let s3 = greedy(model)
         let r3 = try s3.reply(to: "Add them") { piece in if case .toolResult = piece { return false }; return true }
         #expect(!r3.finished && s3.history == prompt + [t.pythonStart] + expr)
         let r4 = try s3.reply(to: "Again")

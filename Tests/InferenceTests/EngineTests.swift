@@ -71,11 +71,8 @@ import Tokenizer
     @Test func aChatRequestCallsTheCalculatorAndStopsAtItsEnd() throws {
         let t = ChatTokens(tokenizer)
         let expr = tokenizer.encode("12+30"), done = tokenizer.encode(" Done")
-        var successors: [Int32: Int32] = [:]
-        for chain in [[t.assistantStart, t.pythonStart] + expr + [t.pythonEnd], [t.outputEnd] + done + [t.assistantEnd]] {
-            for (a, b) in zip(chain.dropLast(), chain.dropFirst()) { successors[a] = b }
-        }
-        let m = try scriptedModel(tokenizer, successors: successors)
+        let m = try scriptedModel(tokenizer, chains: [[t.assistantStart, t.pythonStart] + expr + [t.pythonEnd],
+                                                      [t.outputEnd] + done + [t.assistantEnd]])
         let prompt = [t.bos, t.userStart] + tokenizer.encode("Add them") + [t.userEnd, t.assistantStart]
         let engine = ChatEngine(model: m, tokenizer: tokenizer, slots: 2)
         engine.start()

@@ -12,12 +12,19 @@ let tokenizerFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponen
 /// Tests/InferenceTests/Fixtures: the rendered conversations.
 let chatFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
 
-/// A model that, decoding greedily, follows `successors`: after token t it writes
-/// successors[t]. Its blocks are as initialized (their output projections zero), so the
-/// residual stream at a position is that position's token embedding, here one-hot in a slot of
-/// its own; the head scores successors[t] alone from t's slot. Other tokens get equal logits.
-func scriptedModel(_ tokenizer: Tokenizer, successors: [Int32: Int32], sequenceLen: Int = 64,
+/// A model that, decoding greedily, writes each of `chains` on from its first token: after
+/// token t of a chain it writes the token after it (a token may lead to one next token only).
+/// Its blocks are as initialized (their output projections zero), so the residual stream at a
+/// position is that position's token embedding, here one-hot in a slot of its own; the head
+/// scores t's successor alone from t's slot. Other tokens get equal logits.
+func scriptedModel(_ tokenizer: Tokenizer, chains: [[Int32]], sequenceLen: Int = 64,
                    pattern: [BlockKind] = [.transformer, .mamba]) throws -> GPT {
+    var successors: [Int32: Int32] = [:]
+    for chain in chains {
+        for (t, next) in zip(chain.dropLast(), chain.dropFirst()) {
+            precondition(successors.updateValue(next, forKey: t) == nil, "token \(t) leads to two next tokens in the script")
+        }
+    }
     let c = 64, v = tokenizer.vocabSize
     precondition(successors.count <= c)
     let config = ModelConfig(sequenceLen: sequenceLen, vocabSize: v, nLayer: pattern.count, nHead: 2, nKVHead: 2, nEmbd: c,
