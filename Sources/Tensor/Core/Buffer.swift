@@ -30,47 +30,92 @@ public final class Buffer: @unchecked Sendable {
 }
 
 /// Free blocks keyed by exact byte count. Training repeats the same shapes every step, so
-/// exact sizes hit; blocks beyond `capacityBytes` go back to the system allocator.
+/// exact sizes hit. The memory the pool answers for, the blocks tensors hold and the free
+/// ones together, stays within the larger of `capacityBytes` and the most the tensors have
+/// ever held at once: a step that needs more than `capacityBytes` keeps it all between steps
+/// (a d12 train step at B = 16 holds about 9 GiB of activations; given back to the system
+/// each step, that memory came back in page faults, which the threads of one process take
+/// in turn), and where a new size finds the pool at its bound, free blocks of other sizes go
+/// back to the system first, largest first.
 public final class BufferPool: Sendable {
     public static let shared = BufferPool()
+
+    public init(capacityBytes: Int = 8 << 30) {
+        state = Mutex(State(capacityBytes: capacityBytes))
+    }
 
     private struct State {
         var free: [Int: [UInt]] = [:]  // byte count -> addresses (Sendable, unlike pointers)
         var cachedBytes = 0
-        var capacityBytes = 8 << 30
+        var capacityBytes: Int
         var liveBytes = 0
         var peakLiveBytes = 0
+        var mostLiveBytes = 0          // like peakLiveBytes, never reset
+        var bound: Int { Swift.max(capacityBytes, mostLiveBytes) }
+
+        /// Takes free blocks out, largest first, until live and free bytes fit the bound;
+        /// returns them.
+        mutating func evictToBound() -> [(UInt, Int)] {
+            var out: [(UInt, Int)] = []
+            guard liveBytes + cachedBytes > bound else { return out }
+            for size in free.keys.sorted(by: >) {
+                while liveBytes + cachedBytes > bound, let p = free[size]?.popLast() {
+                    cachedBytes -= size
+                    out.append((p, size))
+                }
+                if free[size]?.isEmpty == true { free[size] = nil }
+                if liveBytes + cachedBytes <= bound { break }
+            }
+            return out
+        }
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     /// Bytes currently held by tensors (not by the pool's free lists).
     public var liveBytes: Int { state.withLock { $0.liveBytes } }
+    /// Bytes in the free lists, kept for the next tensors of their sizes.
+    public var cachedBytes: Int { state.withLock { $0.cachedBytes } }
     /// The most bytes held by tensors at once since the last `resetPeak()`.
     public var peakLiveBytes: Int { state.withLock { $0.peakLiveBytes } }
     public func resetPeak() { state.withLock { $0.peakLiveBytes = $0.liveBytes } }
 
-    /// The most bytes the free lists may keep; the rest is returned to the system.
+    /// The bound on live and free bytes together where tensors have never held more; above
+    /// it, the most they have held is the bound.
     public var capacityBytes: Int {
         get { state.withLock { $0.capacityBytes } }
-        set { state.withLock { $0.capacityBytes = newValue } }
+        set {
+            let evicted = state.withLock { s in
+                s.capacityBytes = newValue
+                return s.evictToBound()
+            }
+            for (p, _) in evicted { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
+        }
     }
 
-    func take(_ byteCount: Int) -> UnsafeMutableRawPointer {
-        let cached: UInt? = state.withLock { s in
+    /// A block of `byteCount` bytes, 64-byte aligned: a free one of that size, or a new one.
+    public func take(_ byteCount: Int) -> UnsafeMutableRawPointer {
+        let (cached, evicted): (UInt?, [(UInt, Int)]) = state.withLock { s in
             s.liveBytes += byteCount
             s.peakLiveBytes = max(s.peakLiveBytes, s.liveBytes)
-            guard let p = s.free[byteCount]?.popLast() else { return nil }
-            s.cachedBytes -= byteCount
-            return p
+            s.mostLiveBytes = max(s.mostLiveBytes, s.liveBytes)
+            if let p = s.free[byteCount]?.popLast() {
+                s.cachedBytes -= byteCount
+                return (p, [])
+            }
+            return (nil, s.evictToBound())
         }
-        if let cached { return UnsafeMutableRawPointer(bitPattern: cached)! }
+        for (p, _) in evicted { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
+        if let cached, let p = UnsafeMutableRawPointer(bitPattern: cached) { return p }
         return UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
     }
 
-    func give(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+    /// Takes back a block `take` gave for `byteCount` bytes.
+    public func give(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        // Moving a block from live to free keeps the sum; it exceeds the bound only after
+        // `capacityBytes` was lowered.
         let keep = state.withLock { s in
             s.liveBytes -= byteCount
-            guard s.cachedBytes + byteCount <= s.capacityBytes else { return false }
+            guard s.liveBytes + s.cachedBytes + byteCount <= s.bound else { return false }
             s.free[byteCount, default: []].append(UInt(bitPattern: pointer))
             s.cachedBytes += byteCount
             return true
@@ -80,11 +125,11 @@ public final class BufferPool: Sendable {
 
     /// Returns every cached block to the system allocator.
     public func trim() {
-        state.withLock { s in
-            for p in s.free.values.joined() { UnsafeMutableRawPointer(bitPattern: p)!.deallocate() }
-            s.free = [:]
-            s.cachedBytes = 0
+        let blocks: [UInt] = state.withLock { s in
+            defer { s.free = [:]; s.cachedBytes = 0 }
+            return Array(s.free.values.joined())
         }
+        for p in blocks { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
     }
 }
 
