@@ -4,7 +4,10 @@
 // exchange between them: the most N cores compute alone), and reports the one process's
 // tokens/s as a share of the N processes' sum. `--profile` adds, per op, the time a step
 // spends in it in each layout: an op whose time grows in the one process is where its cores
-// are lost (ideal: the same ms per step in both, as every core does the same work).
+// are lost (ideal: the same ms per step in both, as every core does the same work). Each
+// layout's minor page faults per step are reported beside it: memory the allocator gives
+// back and takes again every step is faulted in anew, and one process's threads take those
+// faults in turn where separate processes take them side by side.
 import ArgumentParser
 import Blocks
 import Foundation
@@ -34,6 +37,9 @@ struct CoresCommand: ParsableCommand {
         var pattern: String, threads: Int, batch: Int, seq: Int
         /// The one process's tokens/s, and the sum of the single-thread processes'.
         var oneTokS: Double, separateTokS: Double
+        /// Minor page faults per timed step: the one process's, and the single-thread ones'
+        /// summed (fresh memory touched each step, which one process's threads fault in turn).
+        var oneFaults: Double?, separateFaults: Double?
         var share: Double { oneTokS / separateTokS }
         /// `--profile`: per op, ms per step in the one process and (mean over the processes)
         /// in a single-thread one.
@@ -60,8 +66,8 @@ struct CoresCommand: ParsableCommand {
         print("d\(depth), V=\(vocab), T=\(seq), \(optimizer), \(dtype); per layout: one warm-up step, then the median of \(runs) "
               + "(the single-thread processes start their timed steps together). Share = one process ÷ the sum of the separate ones.\n")
         var rows: [Row] = []
-        print("| pattern | N | one process × N threads, B=N | N processes × 1 thread, B=1 each (sum) | share |")
-        print("|---|---:|---:|---:|---:|")
+        print("| pattern | N | one process × N threads, B=N | N processes × 1 thread, B=1 each (sum) | share | page faults per step: one, separate (sum) |")
+        print("|---|---:|---:|---:|---:|---:|")
         for n in counts {
             for p in patterns.split(separator: ",").map(String.init) {
                 var c = ModelCase(pattern: p, depth: depth, batch: n, seq: seq, vocab: vocab, optimizer: optimizer, runs: runs, threads: n)
@@ -72,10 +78,12 @@ struct CoresCommand: ParsableCommand {
                 let separate = try CaseProcess.runTogether([ModelCase](repeating: c, count: n))
                 let oneTokS = Double(n * seq) / Samples(seconds: one.seconds).median
                 let separateTokS = separate.reduce(0) { $0 + Double(seq) / Samples(seconds: $1.seconds).median }
-                var row = Row(pattern: p, threads: n, batch: n, seq: seq, oneTokS: oneTokS, separateTokS: separateTokS)
+                var row = Row(pattern: p, threads: n, batch: n, seq: seq, oneTokS: oneTokS, separateTokS: separateTokS,
+                              oneFaults: one.faultsPerStep, separateFaults: separate.reduce(0) { $0 + $1.faultsPerStep })
                 if profile { row.ops = Self.compare(one, separate) }
                 rows.append(row)
-                print("| \(p) | \(n) | \(fmt(oneTokS, 0)) tok/s | \(fmt(separateTokS, 0)) tok/s | \(fmt(row.share * 100, 0))% |")
+                print("| \(p) | \(n) | \(fmt(oneTokS, 0)) tok/s | \(fmt(separateTokS, 0)) tok/s | \(fmt(row.share * 100, 0))% | "
+                      + "\(fmt(one.faultsPerStep, 0)), \(fmt(row.separateFaults ?? 0, 0)) |")
                 fflush(nil)
             }
         }
@@ -127,6 +135,8 @@ struct CoresCommand: ParsableCommand {
 /// What a `cores-case` child measured: its timed steps, and its profiled ones.
 struct CoresResult: Codable {
     var seconds: [Double]
+    /// Minor page faults per timed step.
+    var faultsPerStep: Double = 0
     var profileSteps = 0
     var profile: [OpProfile.Entry]?
 }
@@ -154,12 +164,13 @@ struct CoresCaseCommand: ParsableCommand {
         print("ready")
         fflush(nil)
         guard readLine() != nil else { return }
+        let faultsBefore = minorFaults()
         let timed = try (0..<c.runs).map { _ in
             let start = DispatchTime.now().uptimeNanoseconds
             _ = try trainer.step([(ids, targets)], totalSteps: 1_000_000)
             return Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
         }
-        var result = CoresResult(seconds: timed)
+        var result = CoresResult(seconds: timed, faultsPerStep: Double(minorFaults() - faultsBefore) / Double(c.runs))
         if c.profile == true {
             OpProfile.start()
             for _ in 0..<c.runs { _ = try trainer.step([(ids, targets)], totalSteps: 1_000_000) }
@@ -168,6 +179,13 @@ struct CoresCaseCommand: ParsableCommand {
         }
         try printJSON(result)
     }
+}
+
+/// This process's minor page faults so far.
+func minorFaults() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_minflt
 }
 
 /// `cores-case` children of this executable, started together.

@@ -490,6 +490,20 @@ import Inference
         #expect(offsets == want && end == 3 + pieces.map(\.unicodeScalars.count).reduce(0, +), "\(offsets) against \(want)")
     }
 
+    /// Completions' top_logprobs are keyed by text: of alternatives with the same text (two
+    /// bytes that each begin a character, both shown as U+FFFD) the likelier one stays.
+    @Test func alternativesOfTheSameTextKeepTheLikelier() throws {
+        func id(_ byte: UInt8) throws -> Int32 {
+            try #require((0..<Int32(tokenizer.vocabSize)).first { (try? tokenizer.bytes(of: $0)) == [byte] })
+        }
+        let (e6, e7, a) = (try id(0xE6), try id(0xE7), try id(UInt8(ascii: "a")))
+        let score = TokenScore(token: a, logprob: -2, top: [.init(token: e6, logprob: -0.5), .init(token: e7, logprob: -1.5),
+                                                             .init(token: a, logprob: -2)])
+        let (object, _) = OpenAIAPI.completionLogprobs([(a, score)], tokenizer: tokenizer)
+        let tops = try #require(object["top_logprobs"] as? [[String: Double]])
+        #expect(tops == [["\u{FFFD}": -0.5, "a": -2]])
+    }
+
     /// The access policy before any route: an API key on /v1/ (not on the page or /health),
     /// pages of other origins refused and allowed ones marked for CORS (and their preflight
     /// answered), and the Host names a loopback server answers.
