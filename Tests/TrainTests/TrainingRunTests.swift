@@ -58,9 +58,10 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { lines.append($0) }.run()
         #expect(Checkpoint.steps(in: full) == [3, 6])
 
-        // The "interrupted" run: only the step-3 checkpoint survives; resume it to step 6.
+        // The "interrupted" run: only the step-3 checkpoint survives, beside metrics written
+        // past it (all six steps); resume it to step 6.
         try FileManager.default.createDirectory(atPath: resumed, withIntermediateDirectories: true)
-        for name in ["model_000003.safetensors", "optim_000003.safetensors", "meta_000003.json"] {
+        for name in ["model_000003.safetensors", "optim_000003.safetensors", "meta_000003.json", "metrics.jsonl"] {
             try FileManager.default.copyItem(atPath: "\(full)/\(name)", toPath: "\(resumed)/\(name)")
         }
         var s2 = settings
@@ -70,6 +71,15 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(try bytes(Checkpoint.optimPath(resumed, step: 6)) == bytes(Checkpoint.optimPath(full, step: 6)))
         // And the resumed run really trained: step 6 differs from step 3.
         #expect(try bytes(Checkpoint.modelPath(resumed, step: 6)) != bytes(Checkpoint.modelPath(full, step: 3)))
+        // The metrics: the rows up to the checkpoint kept (step 3's training row and its
+        // evaluation among them), those after it written again, as the uninterrupted run
+        // wrote them but for the times.
+        func figures(_ dir: String) throws -> [[Double?]] {
+            try MetricsFile.read("\(dir)/metrics.jsonl").map { [Double($0.step), $0.loss, $0.smoothLoss, $0.lrm, $0.valLoss, $0.valBPB] }
+        }
+        let kinds = try MetricsFile.read("\(resumed)/metrics.jsonl").map { "\($0.kind ?? "none")@\($0.step)" }
+        #expect(kinds == ["val@0", "train@1", "train@2", "train@3", "val@3", "train@4", "train@5", "train@6", "val@6"])
+        #expect(try figures(resumed) == figures(full))
         let steps = lines.filter { $0.hasPrefix("step 00006/00006") }
         #expect(steps.count == 1, "the step line: \(lines.joined(separator: "\n"))")
     }
