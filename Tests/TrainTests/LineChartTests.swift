@@ -49,4 +49,25 @@ import Train
                                series: [.init(name: "a", points: [(5, 10)], band: [(5, 8, 12)])]).svg()
         #expect(Self.count("<polygon", in: single) == 1)
     }
+
+    /// Ticks are round values inside the axes: y from 2.13 to 3.87 (5% padding each side)
+    /// gets steps of 0.5 starting at the first multiple inside, 2.5, 3 and 3.5, each drawn
+    /// within the plot; x from 0 to 100 gets steps of 20.
+    @Test func ticksAreRoundValuesInsideTheAxes() throws {
+        let points: [(x: Double, y: Double)] = [(0, 3.87), (50, 2.9), (100, 2.13)]
+        let svg = LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: points)]).svg()
+        let lines = svg.split(separator: "\n").map(String.init)
+        func attribute(_ name: String, _ line: String) -> Double? {
+            line.components(separatedBy: " \(name)=\"").dropFirst().first?.components(separatedBy: "\"").first.flatMap(Double.init)
+        }
+        func text(_ line: String) -> String? { line.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first }
+        let frame = try #require(lines.first { $0.contains("stroke=\"#333\"") })
+        let (top, height) = (try #require(attribute("y", frame)), try #require(attribute("height", frame)))
+        let yLabels = lines.filter { $0.contains("text-anchor=\"end\"") }
+        #expect(yLabels.compactMap(text) == ["2.5", "3", "3.5"])
+        let gridYs = lines.filter { $0.contains("stroke=\"#e5e5e5\"") }.compactMap { attribute("y1", $0) }
+        #expect(gridYs.count == 3 && gridYs.allSatisfy { $0 >= top && $0 <= top + height }, "\(gridYs) outside \(top)...\(top + height)")
+        let xLabels = lines.filter { $0.contains("text-anchor=\"middle\"") }.compactMap(text).filter { Double($0) != nil }
+        #expect(xLabels == ["0", "20", "40", "60", "80", "100"])
+    }
 }
