@@ -40,6 +40,11 @@ extension BlocksTests {
             #expect(c.mambaInner == 1536 && c.dtRank == 48)
             #expect(c.blockPattern == Array(repeating: .transformer, count: 12))
             #expect(ModelConfig.fromDepth(1, vocabSize: 10, sequenceLen: 8).nHead == 1)
+            // Heads round up (nanochat's (C + 127) // 128): d3 has C = 192 in two heads of 96,
+            // d7 C = 448 in four of 112, not 192 and 448 in one head and three.
+            let heads = [1, 2, 3, 4, 5, 6, 7, 16, 20].map { ModelConfig.fromDepth($0, vocabSize: 10, sequenceLen: 8).nHead }
+            #expect(heads == [1, 1, 2, 2, 3, 3, 4, 8, 10])
+            #expect(ModelConfig.fromDepth(3, vocabSize: 10, sequenceLen: 8).headDim == 96)
         }
 
         @Test func patternSpellingsAnyCase() throws {

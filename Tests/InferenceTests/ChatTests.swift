@@ -192,6 +192,20 @@ import Tokenizer
         let r4 = try s3.reply(to: "Again")
         #expect(r4.prefilled == 1 + 1 + 1 + tokenizer.encode("Again").count + 2)
         #expect(Array(s3.history[(prompt.count + 1 + expr.count)...].prefix(3)) == [t.pythonEnd, t.assistantEnd, t.userStart])
+
+        // Where the answer fills the context to its last position, the reply ends there (the
+        // call and its answer pending, nothing drawn past the context); one position more and
+        // the first token of " Done" is drawn into it.
+        let fill = prompt.count + 1 + expr.count + 1 + answer.count
+        for (context, text) in [(fill, ""), (fill + 1, try tokenizer.decode([done[0]]))] {
+            let chains = [[t.assistantStart, t.pythonStart] + expr + [t.pythonEnd], [t.outputEnd] + done + [t.assistantEnd]]
+            let s5 = greedy(try scriptedModel(tokenizer, chains: chains, sequenceLen: context))
+            var shown5 = ""
+            let r5 = try s5.reply(to: "Add them") { shown5 += $0.shown; return true }
+            #expect(r5.contextLength == context && !r5.finished && r5.text == text, "context \(context): \(r5)")
+            #expect(shown5 == "«12+30 = 42»" + text)
+            #expect(r5.generated == 1 + expr.count + 1 + answer.count + (text.isEmpty ? 0 : 1))
+        }
     }
 
     @Test func badConversationsNameTheMessage() throws {
