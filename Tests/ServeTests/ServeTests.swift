@@ -565,6 +565,8 @@ import Inference
         #expect(AccessPolicy.isLoopback("127.0.0.1") && AccessPolicy.isLoopback("LocalHost") && AccessPolicy.isLoopback("::1"))
         #expect(!AccessPolicy.isLoopback("evil.example") && !AccessPolicy.isLoopback("0.0.0.0"))
         #expect(!AccessPolicy.isLoopback("127.evil.example") && !AccessPolicy.isLoopback("127.0.0.1.evil.example") && !AccessPolicy.isLoopback("127.0.0.256"))
+        // The whole of 127.0.0.0/8 is loopback, its last address and each octet's 255 included.
+        #expect(["127.255.255.255", "127.0.0.255", "127.255.0.1", "127.1.2.3"].allSatisfy(AccessPolicy.isLoopback))
     }
 }
 
