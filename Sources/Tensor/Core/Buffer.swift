@@ -32,11 +32,10 @@ public final class Buffer: @unchecked Sendable {
 /// Free blocks keyed by exact byte count. Training repeats the same shapes every step, so
 /// exact sizes hit. The memory the pool answers for, the blocks tensors hold and the free
 /// ones together, stays within the larger of `capacityBytes` and the most the tensors have
-/// ever held at once: a step that needs more than `capacityBytes` keeps it all between steps
-/// (a d12 train step at B = 16 holds about 9 GiB of activations; given back to the system
-/// each step, that memory came back in page faults, which the threads of one process take
-/// in turn), and where a new size finds the pool at its bound, free blocks of other sizes go
-/// back to the system first, largest first.
+/// ever held at once: a step that needs more than `capacityBytes` (d16 at B = 16 in fp32)
+/// keeps it all between steps, rather than giving the excess back to the system and taking it
+/// again in page faults every step, and where a new size finds the pool at its bound, free
+/// blocks of other sizes go back to the system first, largest first.
 public final class BufferPool: Sendable {
     public static let shared = BufferPool()
 
