@@ -1,8 +1,9 @@
-// BufferPool: what it keeps between steps. Live and free bytes together stay within the larger
-// of its capacity and the most ever live at once; a step bigger than the capacity is kept
-// whole (so the next step's tensors come from the free lists, not from fresh pages), and a new
-// size at the bound makes room by giving back blocks of other sizes, largest first. Each test has a pool of
-// its own, so tests running alongside cannot move its counts.
+// BufferPool: what it keeps between steps. Live and free bytes together may reach the larger
+// of its capacity and what the steps need (per size, the most blocks live at once, summed;
+// held to twice the most bytes live at once), so a step bigger than the capacity takes nothing
+// new from the system after the first, even where it frees a block before taking one of
+// another size; a new size at the bound makes room by giving back the sizes used longest ago.
+// Each test has a pool of its own, so tests running alongside cannot move its counts.
 import Testing
 import Tensor
 
@@ -12,10 +13,11 @@ import Tensor
     #expect(pool.liveBytes == 1200 && pool.cachedBytes == 0)
     pool.give(a, byteCount: 600)
     pool.give(b, byteCount: 600)
-    // Both kept, though 1200 is over the capacity: the tensors once held that much at once.
+    // Both kept, though 1200 is over the capacity: the step held that much at once.
     #expect(pool.liveBytes == 0 && pool.cachedBytes == 1200)
     let c = pool.take(600), d = pool.take(600)
-    #expect(Set([c, d]) == Set([a, b]), "the second step reuses the first step's blocks")
+    #expect(Set([UInt(bitPattern: c), UInt(bitPattern: d)]) == Set([UInt(bitPattern: a), UInt(bitPattern: b)]),
+            "the second step reuses the first step's blocks")
     #expect(pool.cachedBytes == 0 && pool.liveBytes == 1200)
     pool.give(c, byteCount: 600)
     pool.give(d, byteCount: 600)
@@ -24,21 +26,42 @@ import Tensor
     #expect(pool.cachedBytes == 0 && pool.liveBytes == 0)
 }
 
-@Test func aNewSizeAtTheBoundGivesBackBlocksOfOtherSizes() {
-    let pool = BufferPool(capacityBytes: 1000)
-    let a = pool.take(600), b = pool.take(600)
+@Test func sizesTakenInTurnAreAllKept() {
+    // Never more than 700 bytes live, but the step uses 600 and then 700: it needs both.
+    let pool = BufferPool(capacityBytes: 500)
+    let a = pool.take(600)
     pool.give(a, byteCount: 600)
-    pool.give(b, byteCount: 600)
-    // 300 new bytes with 1200 free: 1500 > the bound of 1200, so one 600-byte block goes.
-    let c = pool.take(300)
-    #expect(pool.liveBytes == 300 && pool.cachedBytes == 600)
-    // Within the bound again: a block of the kept size is reused, none given back.
-    let d = pool.take(600)
-    #expect(d == a || d == b)
-    #expect(pool.liveBytes == 900 && pool.cachedBytes == 0)
-    pool.give(c, byteCount: 300)
-    pool.give(d, byteCount: 600)
-    #expect(pool.liveBytes == 0 && pool.cachedBytes == 900)
+    let b = pool.take(700)
+    pool.give(b, byteCount: 700)
+    #expect(pool.cachedBytes == 1300 && pool.liveBytes == 0)
+    for _ in 0..<3 {
+        let a2 = pool.take(600)
+        pool.give(a2, byteCount: 600)
+        let b2 = pool.take(700)
+        pool.give(b2, byteCount: 700)
+        #expect(a2 == a && b2 == b, "the next steps take the same blocks")
+    }
+    #expect(pool.cachedBytes == 1300)
+    pool.trim()
+}
+
+@Test func aNewSizeAtTheBoundGivesBackTheSizesUsedLongestAgo() {
+    // Sizes taken one at a time: the most live at once is 400, twice that (800) holds the
+    // bound below what the four sizes together would need (1000).
+    let pool = BufferPool(capacityBytes: 500)
+    var blocks: [Int: UnsafeMutableRawPointer] = [:]
+    for size in [100, 200, 300] {
+        let p = pool.take(size)
+        blocks[size] = p
+        pool.give(p, byteCount: size)
+    }
+    #expect(pool.cachedBytes == 600)
+    // 400 more: 1000 > 800, so 100 (used longest ago) goes, then 200.
+    let d = pool.take(400)
+    #expect(pool.liveBytes == 400 && pool.cachedBytes == 300)
+    pool.give(d, byteCount: 400)
+    #expect(pool.cachedBytes == 700)
+    #expect(pool.take(300) == blocks[300], "the size used most recently is kept")
     pool.trim()
 }
 
@@ -53,11 +76,9 @@ import Tensor
     #expect(pool.cachedBytes == 1000 && pool.liveBytes == 5000)
     pool.give(e, byteCount: 5000)
     #expect(pool.cachedBytes == 6000)
-    // Lowering the capacity gives back free blocks, largest first, until the bound holds: the
-    // most ever live (5000) is now the bound.
+    // Below the capacity the steps' own need holds: 6000, so nothing goes.
     pool.capacityBytes = 0
-    #expect(pool.cachedBytes == 1000)
-    pool.capacityBytes = 4700
-    #expect(pool.cachedBytes == 1000)
+    #expect(pool.cachedBytes == 6000)
     pool.trim()
+    #expect(pool.cachedBytes == 0)
 }
