@@ -39,7 +39,7 @@ struct CoresCommand: ParsableCommand {
         var oneTokS: Double, separateTokS: Double
         /// Minor page faults per timed step: the one process's, and the single-thread ones'
         /// summed (fresh memory touched each step, which one process's threads fault in turn).
-        var oneFaults: Double?, separateFaults: Double?
+        var oneFaults: Double, separateFaults: Double
         var share: Double { oneTokS / separateTokS }
         /// `--profile`: per op, ms per step in the one process and (mean over the processes)
         /// in a single-thread one.
@@ -83,7 +83,7 @@ struct CoresCommand: ParsableCommand {
                 if profile { row.ops = Self.compare(one, separate) }
                 rows.append(row)
                 print("| \(p) | \(n) | \(fmt(oneTokS, 0)) tok/s | \(fmt(separateTokS, 0)) tok/s | \(fmt(row.share * 100, 0))% | "
-                      + "\(fmt(one.faultsPerStep, 0)), \(fmt(row.separateFaults ?? 0, 0)) |")
+                      + "\(fmt(row.oneFaults, 0)), \(fmt(row.separateFaults, 0)) |")
                 fflush(nil)
             }
         }

@@ -36,7 +36,7 @@ public final class Buffer: @unchecked Sendable {
 /// block before it takes one of another size needs both), held to twice the most bytes live
 /// at once (so a server seeing ever new sizes does not hoard them). A step that needs more
 /// than `capacityBytes` thus takes nothing new from the system after the first: with a fixed
-/// bound, a d12 fp32 step at B = 16 gave back about 1.4 GB every step and took it again in
+/// bound, a d12 fp32 step at B = 16 gave back about 1.5 GB every step and took it again in
 /// page faults, zeroing the loss's logits gradient among them. Where a block of a new size
 /// finds the pool at its bound, free blocks of the sizes used longest ago go first.
 public final class BufferPool: Sendable {
