@@ -71,9 +71,18 @@ mpirun -np 3 "$nc" train "$W/run.py" --total_batch_size=768 --output_dir="$W/thr
 grep -q "exchange: shared memory" "$W/three.log" || fail "3 ranks on one host did not exchange through shared memory"
 mpirun -np 3 --mca osc ^sm "$nc" train "$W/run.py" --total_batch_size=768 --output_dir="$W/three-mpi" > "$W/three-mpi.log" 2>&1 \
     || { cat "$W/three-mpi.log"; fail "3 ranks without shared windows"; }
-grep -q "exchange: MPI_Reduce_scatter" "$W/three-mpi.log" || fail "3 ranks without shared windows did not use MPI's collectives"
-echo -n "3 ranks, shared-memory exchange against MPI's collectives: "
-losses "$W/three/metrics.jsonl" "$W/three-mpi/metrics.jsonl" || fail "the two exchanges give different losses"
+grep -q "exchange: each gradient sent to its owner during the backward pass" "$W/three-mpi.log" \
+    || fail "3 ranks without shared windows did not send the gradients during the backward pass"
+# Both add each gradient's copies in rank order: the same bits.
+cmp -s "$W/three/model_000020.safetensors" "$W/three-mpi/model_000020.safetensors" \
+    && echo "3 ranks, gradients sent during the backward pass: the same bits as the shared-memory exchange" \
+    || fail "3 ranks: the gradients sent during the backward pass and the shared-memory exchange give different bits"
+# Summed after the backward pass by MPI_Reduce_scatter, which adds in its own order: the same losses.
+mpirun -np 3 --mca osc ^sm "$nc" train "$W/run.py" --total_batch_size=768 --overlap_exchange=False --output_dir="$W/three-after" \
+    > "$W/three-after.log" 2>&1 || { cat "$W/three-after.log"; fail "3 ranks, exchange after the backward pass"; }
+grep -q "exchange: MPI_Reduce_scatter and" "$W/three-after.log" || fail "overlap_exchange=False still overlapped"
+echo -n "3 ranks, gradients sent during the backward pass against MPI_Reduce_scatter after it: "
+losses "$W/three-mpi/metrics.jsonl" "$W/three-after/metrics.jsonl" || fail "the exchange during and after the backward pass give different losses"
 
 # Two hosts as two network namespaces of this machine joined by a veth pair: each rank sees
 # only its own address, Open MPI starts the second rank through a stand-in for ssh that enters

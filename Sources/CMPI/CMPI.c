@@ -70,6 +70,57 @@ int nanochat_mpi_reduce_scatter_float(const float *send, float *receive, const i
     return MPI_Reduce_scatter(send, receive, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
 }
 
+// Started transfers' requests, by handle; a free slot holds MPI_REQUEST_NULL.
+#define MAX_STARTED 65536
+static MPI_Request started[MAX_STARTED];
+static int started_ready = 0, started_next = 0;
+
+// A free slot for a new request, or -1.
+static int free_slot(void) {
+    if (!started_ready) {
+        for (int i = 0; i < MAX_STARTED; i++) started[i] = MPI_REQUEST_NULL;
+        started_ready = 1;
+    }
+    for (int n = 0; n < MAX_STARTED; n++) {
+        int i = (started_next + n) % MAX_STARTED;
+        if (started[i] == MPI_REQUEST_NULL) {
+            started_next = (i + 1) % MAX_STARTED;
+            return i;
+        }
+    }
+    return -1;
+}
+
+int nanochat_mpi_start_send_float(const float *buffer, size_t count, int destination, int tag, int *handle) {
+    int i = free_slot();
+    if (i < 0) return MPI_ERR_REQUEST;
+    if (count > INT_MAX) return MPI_ERR_COUNT;
+    int rc = MPI_Isend(buffer, (int)count, MPI_FLOAT, destination, tag, MPI_COMM_WORLD, &started[i]);
+    if (rc == MPI_SUCCESS) *handle = i;
+    return rc;
+}
+
+int nanochat_mpi_start_recv_float(float *buffer, size_t count, int source, int tag, int *handle) {
+    int i = free_slot();
+    if (i < 0) return MPI_ERR_REQUEST;
+    if (count > INT_MAX) return MPI_ERR_COUNT;
+    int rc = MPI_Irecv(buffer, (int)count, MPI_FLOAT, source, tag, MPI_COMM_WORLD, &started[i]);
+    if (rc == MPI_SUCCESS) *handle = i;
+    return rc;
+}
+
+int nanochat_mpi_test(int handle, int *done) {
+    if (handle < 0 || handle >= MAX_STARTED) return MPI_ERR_REQUEST;
+    // Does not free the request (MPI_Test would, letting a later transfer take the handle
+    // before its owner waits on it); MPI_Wait does.
+    return MPI_Request_get_status(started[handle], done, MPI_STATUS_IGNORE);
+}
+
+int nanochat_mpi_wait(int handle) {
+    if (handle < 0 || handle >= MAX_STARTED) return MPI_ERR_REQUEST;
+    return MPI_Wait(&started[handle], MPI_STATUS_IGNORE);
+}
+
 int nanochat_mpi_allgather_float(float *buffer, const int *counts) {
     int size = 0;
     int rc = MPI_Comm_size(MPI_COMM_WORLD, &size);

@@ -20,6 +20,18 @@ public protocol Collectives: AnyObject {
     /// Sums the ranks' `send` buffers (rank r's part: `counts[r]` floats, the parts laid end
     /// to end) and leaves this rank's part of the sum in `receive`.
     func sumScattered(_ send: UnsafePointer<Float>, into receive: UnsafeMutablePointer<Float>, counts: [Int32])
+    /// Starts sending `count` floats to a rank under a tag (0 ... 32767), or receiving them
+    /// from one, without waiting: returns a handle for `isDone` and `finish`. The buffer
+    /// stays untouched by the caller until the transfer has finished. A receive takes the
+    /// first send from its rank under its tag.
+    func startSend(_ buffer: UnsafePointer<Float>, count: Int, to rank: Int, tag: Int) -> Int
+    func startReceive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from rank: Int, tag: Int) -> Int
+    /// Whether a started transfer has completed (it may move transfers on); false until it
+    /// has, and it may stay false until `finish`.
+    func isDone(_ handle: Int) -> Bool
+    /// Waits for a started transfer to complete, and frees its handle; every started
+    /// transfer is finished once, done or not.
+    func finish(_ handle: Int)
     /// Copies every rank's part of `buffer` (rank r's: `counts[r]` floats, end to end, this
     /// rank's already in place) to every rank.
     func gather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int32])
@@ -86,6 +98,32 @@ public final class World: Collectives, @unchecked Sendable {
     public func sumScattered(_ send: UnsafePointer<Float>, into receive: UnsafeMutablePointer<Float>, counts: [Int32]) {
         precondition(counts.count == size)
         check(nanochat_mpi_reduce_scatter_float(send, receive, counts), "summing gradients onto their owners (MPI_Reduce_scatter)")
+    }
+
+    /// MPI_Isend.
+    public func startSend(_ buffer: UnsafePointer<Float>, count: Int, to rank: Int, tag: Int) -> Int {
+        var handle: Int32 = 0
+        check(nanochat_mpi_start_send_float(buffer, count, Int32(rank), Int32(tag), &handle),
+              "sending a gradient to its owner, rank \(rank) (MPI_Isend)")
+        return Int(handle)
+    }
+
+    /// MPI_Irecv.
+    public func startReceive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from rank: Int, tag: Int) -> Int {
+        var handle: Int32 = 0
+        check(nanochat_mpi_start_recv_float(buffer, count, Int32(rank), Int32(tag), &handle),
+              "receiving a gradient from rank \(rank) (MPI_Irecv)")
+        return Int(handle)
+    }
+
+    public func isDone(_ handle: Int) -> Bool {
+        var done: Int32 = 0
+        check(nanochat_mpi_test(Int32(handle), &done), "moving the gradients on (MPI_Request_get_status)")
+        return done != 0
+    }
+
+    public func finish(_ handle: Int) {
+        check(nanochat_mpi_wait(Int32(handle)), "waiting for a gradient's transfer (MPI_Wait)")
     }
 
     /// Sums doubles over the ranks.

@@ -62,6 +62,36 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
         hub.barrier()
     }
 
+    /// A started send reads its buffer only when finished, and a receive is done only when
+    /// finished, so a caller that writes a buffer too early or never finishes is caught.
+    public func startSend(_ buffer: UnsafePointer<Float>, count: Int, to other: Int, tag: Int) -> Int {
+        started[nextHandle] = .send(buffer, count, other, tag)
+        nextHandle += 1
+        return nextHandle - 1
+    }
+
+    public func startReceive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int) -> Int {
+        started[nextHandle] = .receive(buffer, count, other, tag)
+        nextHandle += 1
+        return nextHandle - 1
+    }
+
+    private enum Transfer {
+        case send(UnsafePointer<Float>, Int, Int, Int), receive(UnsafeMutablePointer<Float>, Int, Int, Int)
+    }
+    private var started: [Int: Transfer] = [:]
+    private var nextHandle = 0
+
+    public func isDone(_ handle: Int) -> Bool { started[handle] == nil }
+
+    public func finish(_ handle: Int) {
+        switch started.removeValue(forKey: handle) {
+        case .send(let buffer, let count, let other, let tag)?: post(buffer, count: count, to: other, tag: tag)
+        case .receive(let buffer, let count, let other, let tag)?: take(buffer, count: count, from: other, tag: tag)
+        case nil: break
+        }
+    }
+
     public func gather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int32]) {
         precondition(counts.count == size)
         publish(UnsafeMutableRawPointer(buffer))
@@ -85,14 +115,22 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     public func syncWindow() { hub.barrier() }
 
     public func send(_ buffer: UnsafeMutablePointer<Float>, count: Int, to other: Int) {
+        post(buffer, count: count, to: other, tag: -1)
+    }
+
+    public func receive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int) {
+        take(buffer, count: count, from: other, tag: -1)
+    }
+
+    private func post(_ buffer: UnsafePointer<Float>, count: Int, to other: Int, tag: Int) {
         hub.lock.lock()
-        hub.mail[Hub.Route(from: rank, to: other), default: []].append(Array(UnsafeBufferPointer(start: buffer, count: count)))
+        hub.mail[Hub.Route(from: rank, to: other, tag: tag), default: []].append(Array(UnsafeBufferPointer(start: buffer, count: count)))
         hub.lock.broadcast()
         hub.lock.unlock()
     }
 
-    public func receive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int) {
-        let route = Hub.Route(from: other, to: rank)
+    private func take(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int) {
+        let route = Hub.Route(from: other, to: rank, tag: tag)
         hub.lock.lock()
         while hub.mail[route, default: []].isEmpty { hub.lock.wait() }
         let message = hub.mail[route]!.removeFirst()
@@ -109,7 +147,7 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
 
     /// What the ranks of a group share.
     private final class Hub: @unchecked Sendable {
-        struct Route: Hashable { let from: Int, to: Int }
+        struct Route: Hashable { let from: Int, to: Int, tag: Int }
         let size: Int, sharedWindow: Bool
         let lock = NSCondition()
         var doubles: [[Double]]

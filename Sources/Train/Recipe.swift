@@ -18,6 +18,10 @@ public struct OptimizerSettings: Sendable {
     /// Muon for the matrices (nanochat); false puts them in AdamW at matrix_lr instead, as a
     /// plain PyTorch setup would (the benchmark's like-for-like comparison).
     public var muonForMatrices = true
+    /// Under MPI without a shared-memory window (ranks on several hosts), start summing each
+    /// group of gradients onto its owners as soon as the backward pass has finished them,
+    /// while it goes on; false sums them all after it. The same sums either way.
+    public var overlapExchange = true
     public init() {}
 }
 

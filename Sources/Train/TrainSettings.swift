@@ -63,6 +63,7 @@ public struct TrainSettings {
         optimizer.warmdownRatio = try c.requiredDouble("warmdown_ratio")
         optimizer.finalLRFraction = try c.requiredDouble("final_lr_frac")
         optimizer.gradClip = try c.requiredDouble("grad_clip")
+        optimizer.overlapExchange = try c.requiredBool("overlap_exchange")
         for (key, v) in [("warmup_ratio", optimizer.warmupRatio), ("warmdown_ratio", optimizer.warmdownRatio),
                          ("final_lr_frac", optimizer.finalLRFraction)] where !(0...1).contains(v) {
             throw c.error(at: key, "\(key) must be in [0, 1], got \(v)")

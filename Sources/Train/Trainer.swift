@@ -22,8 +22,9 @@ public final class Trainer {
     public private(set) var lastLRMultiplier = 1.0
     /// The factor the last step's gradients were clipped by (1: not clipped).
     public private(set) var lastClipFactor: Float = 1
-    /// Seconds the last step spent summing gradients onto their owners, and sharing the
-    /// updated weights (0 in one process).
+    /// Seconds the last step spent summing gradients onto their owners (when overlapped
+    /// with the backward pass, the time the pass did not hide: copies, starts and waits),
+    /// and sharing the updated weights (0 in one process).
     public private(set) var lastReduceSeconds = 0.0, lastBroadcastSeconds = 0.0
     /// Seconds of the last step this rank waited, before each exchange, for the slowest rank
     /// to finish its backward pass or its optimiser update (not counted in the two above).
@@ -82,6 +83,9 @@ public final class Trainer {
     /// share from each owner.
     public static let bucketFloats = 1 << 22
     private var bucket: [Float] = [], received: [Float] = []
+    /// Whether the last step's exchange ran during the backward pass.
+    public private(set) var lastOverlapped = false
+    private let receiveBuffers = ReceiveBuffers()
 
     /// One exchange over the owners' runs of floats (owner r's tensors' contents laid end to
     /// end): in rounds, each taking the next `bucketFloats / ranks` floats (or fewer, at the
@@ -142,7 +146,10 @@ public final class Trainer {
     public var exchangeRoute: String {
         guard let world else { return "none (one process)" }
         return world.nodeWindow(floats: Trainer.bucketFloats) != nil
-            ? "shared memory (every rank on this host)" : "MPI_Reduce_scatter and MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
+            ? "shared memory (every rank on this host)"
+            : settings.overlapExchange
+            ? "each gradient sent to its owner during the backward pass (MPI_Isend, MPI_Irecv), weights by MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
+            : "MPI_Reduce_scatter and MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
     }
 
     /// Sums each parameter's gradient over the ranks onto its owner: each rank sends about
@@ -222,16 +229,32 @@ public final class Trainer {
         var lossSum = 0.0
         // The mean over every micro-batch of the step, on all ranks.
         let weight = 1 / Double(microBatches.count * (world?.size ?? 1))
-        for (x, y) in microBatches {
+        // Across hosts, the last micro-batch's backward pass starts the exchange as it goes.
+        var overlapped: OverlappedExchange? = nil
+        if let world, settings.overlapExchange, world.nodeWindow(floats: Trainer.bucketFloats) == nil {
+            overlapped = OverlappedExchange(world: world, parameters: params, owners: parameterOwners, buffers: receiveBuffers)
+        }
+        for (k, (x, y)) in microBatches.enumerated() {
             OpProfile.mark()
             let loss = scale(model.loss(x, targets: y), weight)
             let value = loss.item
             guard value.isFinite else { throw NonFiniteError(step: step, tensor: "loss") }
             lossSum += value
-            loss.backward()
+            if let overlapped, k == microBatches.count - 1 {
+                loss.backward(afterEachNode: { overlapped.finished($0) })
+            } else {
+                loss.backward()
+            }
         }
         let rank = world?.rank ?? 0
-        if let world {
+        lastOverlapped = overlapped != nil
+        if let world, let overlapped {
+            // No wait for the slowest rank before it: the buckets wait for it instead.
+            lastWaitSeconds = 0
+            OpProfile.measure("distributed", "gradient reduce-scatter") { overlapped.complete() }
+            lossSum = world.sum([lossSum])[0]
+            lastReduceSeconds = overlapped.exposedSeconds
+        } else if let world {
             // Each parameter's gradient is summed onto the rank that owns it (the only one
             // that reads it).
             lastWaitSeconds = waitForAll(world)

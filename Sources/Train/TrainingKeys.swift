@@ -67,6 +67,8 @@ public enum TrainingKeys {
         ConfigKey("output_dir", .string, nil, "checkpoints and metrics (default runs/<model_tag>)"),
         ConfigKey("seed", .int, .int(42), "seed of the initial weights"),
         ConfigKey("threads", .int, nil, "worker threads (default: all cores)"),
+        ConfigKey("overlap_exchange", .bool, .bool(true),
+                  "under MPI across hosts, sum gradients onto their owners during the backward pass"),
         ConfigKey("dtype", .string, nil, "products: bfloat16 or float32 (default bf16 on AMX, AMD AVX512_BF16)"),
     ]
 

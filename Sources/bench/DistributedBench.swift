@@ -6,7 +6,11 @@
 // backward, optimiser) and the exchange (the gradients' reduce-scatter onto their owners, the
 // updated weights' all-gather), the share of the step the exchange takes and how much of it
 // was hidden behind compute; the reduce-scatter's bandwidth at the model's size; the
-// optimiser state per rank and the peak RSS of a process (rank 0's under MPI).
+// optimiser state per rank and the peak RSS of a process (rank 0's under MPI). `--route`
+// picks the exchange: the shared-memory window of ranks on one host, or MPI's collectives as
+// between hosts (over shared memory, or over TCP only), where each rank count runs twice,
+// summing the gradients after the backward pass and during it, and "hidden" is the share of
+// the first's reduce-scatter and wait the second no longer spends.
 import ArgumentParser
 import Blocks
 import Foundation
@@ -27,6 +31,23 @@ struct DistributedCommand: ParsableCommand {
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Text to make the tokenizer and shards from.") var corpus = "data/tinyshakespeare.txt"
     @Option(help: "Also write the results as JSON to this file.") var json: String?
+    @Option(help: "The exchange: window (shared memory, ranks on one host), mpi (MPI's collectives, as between hosts), tcp (those over TCP only).")
+    var route = "window"
+    @Option(help: "More options for mpirun, space-separated (a --hostfile, the network to use: tools/slow_link.sh passes its own).")
+    var mpirunOptions = ""
+
+    /// mpirun's options for the route, then the ones given.
+    var routeOptions: [String] {
+        let extra = mpirunOptions.split(separator: " ").map(String.init)
+        switch route {
+        case "mpi": return ["--mca", "osc", "^sm"] + extra
+        case "tcp":
+            // Loopback, unless the options name the network.
+            let link = extra.contains("btl_tcp_if_include") ? [] : ["--mca", "btl_tcp_if_include", "lo"]
+            return ["--mca", "osc", "^sm", "--mca", "btl", "tcp,self"] + link + extra
+        default: return extra
+        }
+    }
 
     var rankCounts: [Int] { ranks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 1 } }
 
@@ -39,10 +60,16 @@ struct DistributedCommand: ParsableCommand {
             throw ValidationError("--threads \(threads) must be a multiple of every rank count (\(r))")
         }
         guard steps >= 1, seq >= 8 else { throw ValidationError("--steps must be ≥ 1 and --seq ≥ 8") }
+        guard ["window", "mpi", "tcp"].contains(route) else {
+            throw ValidationError("--route must be window, mpi or tcp, got \(route)")
+        }
     }
 
     struct Side: Codable {
         var label: String, ranks: Int, tokPerSec: Double, stepMs: Double
+        /// Whether the gradients were summed during the backward pass, and the share of the
+        /// same layout's reduce-scatter and wait, summing after it, that this no longer spent.
+        var overlapped = false, hidden: Double?
         var waitMs: Double?, reduceMs: Double?, gatherMs: Double?
         var optimizerMiB: Double, peakRSSMiB: Double
         /// The exchange's time in the step (moving and summing), and the step less it and the
@@ -92,14 +119,26 @@ struct DistributedCommand: ParsableCommand {
                 "--output_dir=\(work)/one-d\(depth)", "--overwrite"]))
             var many: [Side] = []
             for r in rankCounts {
-                let s = try side("\(r) ranks × \(threads / r) threads", ranks: r, sequences: sequences, try command("mpirun", [
-                    "-np", String(r), "--oversubscribe", "--bind-to", "none", nanochat,
-                    "train", config, "--threads=\(threads / r)", "--device_batch_size=\(sequences / r)",
-                    "--output_dir=\(work)/many-d\(depth)", "--overwrite"])).side
-                many.append(s)
-                print(String(format: "d%d: %@ %.0f tok/s, %@ %.0f tok/s: %.2fx", depth, one.side.label, one.side.tokPerSec,
-                             s.label, s.tokPerSec, s.tokPerSec / one.side.tokPerSec))
-                fflush(nil)
+                // Through MPI's collectives: summed after the backward pass, then during it.
+                var after: Side? = nil
+                for overlap in route == "window" ? [false] : [false, true] {
+                    let when = route == "window" ? "" : overlap ? ", during the backward" : ", after the backward"
+                    var s = try side("\(r) ranks × \(threads / r) threads\(when)", ranks: r, sequences: sequences, try command("mpirun", [
+                        "-np", String(r), "--oversubscribe", "--bind-to", "none"] + routeOptions + [nanochat,
+                        "train", config, "--threads=\(threads / r)", "--device_batch_size=\(sequences / r)",
+                        "--overlap_exchange=\(overlap ? "True" : "False")",
+                        "--output_dir=\(work)/many-d\(depth)", "--overwrite"])).side
+                    s.overlapped = overlap
+                    if let after, overlap {
+                        let before = (after.reduceMs ?? 0) + (after.waitMs ?? 0), now = (s.reduceMs ?? 0) + (s.waitMs ?? 0)
+                        if before > 0 { s.hidden = 1 - now / before }
+                    }
+                    if !overlap { after = s }
+                    many.append(s)
+                    print(String(format: "d%d: %@ %.0f tok/s, %@ %.0f tok/s: %.2fx", depth, one.side.label, one.side.tokPerSec,
+                                 s.label, s.tokPerSec, s.tokPerSec / one.side.tokPerSec))
+                    fflush(nil)
+                }
             }
             let params = Int(one.log.firstMatch(of: /model: (\d+) parameters/)?.1 ?? "0") ?? 0
             rows.append(Row(depth: depth, parameters: params, one: one.side, many: many))
@@ -109,8 +148,7 @@ struct DistributedCommand: ParsableCommand {
             Same sequences per step in every layout (\(sequences) × \(seq) tokens; each rank one micro-batch of its share). \
             Rank 0's medians. Wait: rank 0 waiting at a barrier before each exchange for the slowest rank's backward \
             pass and optimiser update (uneven speed of the cores); compute: the step less the wait and the exchange. \
-            The exchange runs after the backward pass (docs/DISTRIBUTED.md says why), so none of it is hidden: its \
-            share of the step is what overlapping it could win.
+            \(route == "window" ? "Through the shared-memory window the exchange runs after the backward pass (docs/DISTRIBUTED.md says why), so none of it is hidden: its share of the step is what overlapping it could win." : "Through MPI's collectives (\(routeOptions.joined(separator: " "))) each layout runs twice: the gradients summed after the backward pass, then during it (where the wait for the slowest rank's backward is inside the reduce-scatter); hidden: the share of the first's reduce-scatter and wait the second no longer spends.")
 
             | d | ranks × threads | tok/s | ÷ 1 process | step ms | compute ms | wait ms | reduce-scatter ms | all-gather ms | exchange share of step | hidden | reduce-scatter GB/s | optimiser state per rank | peak RSS (rank 0) |
             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
@@ -123,7 +161,8 @@ struct DistributedCommand: ParsableCommand {
                 func ms(_ v: Double?) -> String { v.map { String(format: "%.0f", $0) } ?? "-" }
                 print(String(format: "| %d | %@ | %.0f | %.2fx | %.0f | %.0f | %@ | %@ | %@ | %@ | %@ | %@ | %.1f MiB | %.0f MiB |", r.depth, s.label,
                              s.tokPerSec, s.tokPerSec / r.one.tokPerSec, s.stepMs, s.computeMs, ms(s.waitMs), ms(s.reduceMs), ms(s.gatherMs),
-                             s.ranks > 1 ? String(format: "%.0f%%", s.exchangeMs / s.stepMs * 100) : "-", s.ranks > 1 ? "0%" : "-",
+                             s.ranks > 1 ? String(format: "%.0f%%", s.exchangeMs / s.stepMs * 100) : "-",
+                             s.hidden.map { String(format: "%.0f%%", $0 * 100) } ?? (s.ranks > 1 && !s.overlapped ? "0%" : "-"),
                              gbps.map { String(format: "%.2f", $0) } ?? "-", s.optimizerMiB, s.peakRSSMiB))
             }
         }

@@ -48,6 +48,42 @@ extension TensorTests {
             }
         }
 
+        /// The hook of `backward(afterEachNode:)` names each leaf once, when no node left adds to
+        /// its gradient: the gradient then is the final one, though the leaves are read at
+        /// different depths (w early and late, u only at the start, x through a reshape), and
+        /// leaves the loss does not reach are not named.
+        @Test func leavesAreNamedOnceWhenTheirGradientIsFinal() {
+            let w = randn([6, 5], seed: 21).copy(requiresGrad: true), x = randn([3, 5], seed: 22).copy(requiresGrad: true)
+            let u = randn([3, 6], seed: 23).copy(requiresGrad: true), unused = randn([2], seed: 24).copy(requiresGrad: true)
+            func loss() -> Tensor {
+                let h = linear(x, w) * u                       // (3, 6): u and w at the start
+                let z = matmul(silu(h), w)                     // w again, later: (3, 5)
+                return sum(z * x.reshaped([15]).reshaped([3, 5]))
+            }
+            _ = unused
+            let names = [ObjectIdentifier(w): "w", ObjectIdentifier(x): "x", ObjectIdentifier(u): "u", ObjectIdentifier(unused): "unused"]
+            var named: [String] = [], atNaming: [String: [Double]] = [:]
+            var calls = 0
+            loss().backward(afterEachNode: { leaves in
+                calls += 1
+                for leaf in leaves {
+                    let name = names[ObjectIdentifier(leaf)] ?? "an intermediate tensor"
+                    named.append(name)
+                    atNaming[name] = leaf.grad?.doubles
+                }
+            })
+            #expect(named.sorted() == ["u", "w", "x"], "named: \(named)")
+            #expect(calls > 3, "called after each node: \(calls) calls")
+            for (name, t) in [("w", w), ("x", x), ("u", u)] {
+                expectClose(atNaming[name] ?? [], t.grad!.doubles, atol: 0, "\(name)'s gradient when named is its final one")
+            }
+            // And the same gradients as without the hook.
+            let withHook = [w, x, u].map { $0.grad!.doubles }
+            for t in [w, x, u] { t.zeroGrad() }
+            loss().backward()
+            for (i, t) in [w, x, u].enumerated() { expectClose(t.grad!.doubles, withHook[i], atol: 0, "leaf \(i) with and without the hook") }
+        }
+
         @Test func inferenceModeRecordsNothing() {
             let w = randn([4, 3], seed: 2).copy(requiresGrad: true)
             let y = GradMode.withoutGradients { linear(randn([2, 3], seed: 3), w) }

@@ -26,6 +26,8 @@ import Tokenizer
     /// What each rank (or the one process) ends with after `steps` steps.
     struct Outcome: Sendable {
         var losses: [Double] = [], clips: [Float] = [], weights: [String: [Float]] = [:]
+        /// Whether each step's exchange ran during the backward pass.
+        var overlapped: [Bool] = []
     }
 
     static func outcome(_ trainer: Trainer) -> Outcome {
@@ -48,16 +50,22 @@ import Tokenizer
     }
 
     /// N ranks, each one micro-batch per step; every rank's outcome.
-    static func distributed(ranks: Int, steps: Int, clip: Double, window: Bool) throws -> [Outcome] {
+    /// `microBatches` per rank per step (rank r takes micro-batches r·m ..< (r+1)·m); across
+    /// hosts (no window) the exchange overlaps the backward pass unless `overlap` is false.
+    static func distributed(ranks: Int, steps: Int, clip: Double, window: Bool, microBatches m: Int = 1,
+                            overlap: Bool = true) throws -> [Outcome] {
         try InProcessWorld.run(InProcessWorld.group(size: ranks, sharedWindow: window)) { world in
-            let trainer = Trainer(model: try GPT(config: config, seed: 4), settings: clipping(clip), world: world)
-            var losses: [Double] = [], clips: [Float] = []
+            var settings = clipping(clip)
+            settings.overlapExchange = overlap
+            let trainer = Trainer(model: try GPT(config: config, seed: 4), settings: settings, world: world)
+            var losses: [Double] = [], clips: [Float] = [], overlapped: [Bool] = []
             for s in 0..<steps {
-                losses.append(try trainer.step([batch(s, world.rank)], totalSteps: 10))
+                losses.append(try trainer.step((0..<m).map { batch(s, world.rank * m + $0) }, totalSteps: 10))
                 clips.append(trainer.lastClipFactor)
+                overlapped.append(trainer.lastOverlapped)
             }
             var o = outcome(trainer)
-            o.losses = losses; o.clips = clips
+            o.losses = losses; o.clips = clips; o.overlapped = overlapped
             return o
         }
     }
@@ -93,6 +101,35 @@ import Tokenizer
             let a = try Self.distributed(ranks: 3, steps: 2, clip: 0.05, window: window)
             let b = try Self.distributed(ranks: 3, steps: 2, clip: 0.05, window: window)
             #expect(a[0].weights == b[0].weights && a[0].losses == b[0].losses, "window \(window)")
+        }
+    }
+
+    /// Across hosts each gradient goes to its owner during the backward pass, and the owner
+    /// adds the copies in rank order: the same bits as the shared-memory window (which adds
+    /// in that order too) and as the reduce-scatter after the pass (which does here, in
+    /// threads). Two micro-batches per rank as well (only the last one's pass sends, the
+    /// first's gradients already in), on 3 ranks; and the same sums as one process.
+    @Test func theExchangeDuringTheBackwardPassGivesTheSumsAfterIt() throws {
+        for m in [1, 2] {
+            let after = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m, overlap: false)
+            let during = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m)
+            let window = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: true, microBatches: m)
+            #expect(after[0].overlapped == [false, false, false] && window[0].overlapped == [false, false, false])
+            #expect(during.allSatisfy { $0.overlapped == [true, true, true] })
+            for (r, (a, d)) in zip(window, during).enumerated() {
+                #expect(a.losses == d.losses && a.clips == d.clips, "\(m) micro-batches, rank \(r), the window: \(a.losses) vs \(d.losses)")
+                let differ = a.weights.keys.sorted().filter { a.weights[$0] != d.weights[$0] }
+                #expect(differ.isEmpty, "\(m) micro-batches, rank \(r): other weights than the window's in \(differ)")
+            }
+            for (r, (a, d)) in zip(after, during).enumerated() {
+                #expect(a.losses == d.losses && a.clips == d.clips, "\(m) micro-batches, rank \(r): \(a.losses) vs \(d.losses)")
+                let differ = a.weights.keys.sorted().filter { a.weights[$0] != d.weights[$0] }
+                #expect(differ.isEmpty, "\(m) micro-batches, rank \(r): other weights in \(differ)")
+            }
+            let one = try Self.single(ranks: 3 * m, steps: 3, clip: 0.05)
+            for (name, w) in one.weights {
+                #expect(Self.relativeGap(w, during[0].weights[name] ?? []) < 1e-5, "\(m) micro-batches, \(name)")
+            }
         }
     }
 

@@ -24,6 +24,17 @@ int nanochat_mpi_bcast(void *buffer, size_t bytes, int root);
 /// Sums every rank's `send` (the ranks' parts laid end to end, `counts[r]` floats for rank r)
 /// and leaves in `receive` this rank's part of the sum (MPI_Reduce_scatter).
 int nanochat_mpi_reduce_scatter_float(const float *send, float *receive, const int *counts);
+/// Point-to-point transfers started without waiting (MPI_Isend, MPI_Irecv) under a tag
+/// (0 ... 32767): return 0 and a handle in `*handle` for `nanochat_mpi_test`/`nanochat_mpi_wait`;
+/// the buffer stays untouched until the transfer completes. At most 65536 may be in flight;
+/// `count` is at most INT_MAX.
+int nanochat_mpi_start_send_float(const float *buffer, size_t count, int destination, int tag, int *handle);
+int nanochat_mpi_start_recv_float(float *buffer, size_t count, int source, int tag, int *handle);
+/// Whether a started transfer has completed (MPI_Request_get_status; it also moves the
+/// transfers on): sets `*done` to 1 when it has. The handle stays taken until waited for.
+int nanochat_mpi_test(int handle, int *done);
+/// Waits for a started transfer (MPI_Wait); its handle is free after.
+int nanochat_mpi_wait(int handle);
 /// Every rank's part of `buffer` (`counts[r]` floats for rank r, laid end to end; this rank's
 /// already in place) copied to every rank (MPI_Allgatherv).
 int nanochat_mpi_allgather_float(float *buffer, const int *counts);

@@ -127,6 +127,16 @@ extension Tensor {
     /// Afterwards the graph below is freed (saved activations return to the pool) and the
     /// gradients of intermediate tensors are dropped; leaves keep theirs, accumulated.
     public func backward(seed: Tensor? = nil) {
+        backward(seed: seed, afterEachNode: nil)
+    }
+
+    /// `backward(seed:)`, calling `afterEachNode` after each node of the tape has run (and
+    /// once before the first) with the leaves (tensors needing gradients that no op made,
+    /// such as parameters) whose gradient no node left to run adds to: each leaf the graph
+    /// reaches is passed exactly once, in the order the nodes run (the same order every time
+    /// for the same graph). Data-parallel training starts sending a parameter's gradient
+    /// there, while the rest of the backward pass runs.
+    public func backward(seed: Tensor? = nil, afterEachNode: ((_ finalLeaves: [Tensor]) -> Void)?) {
         precondition(requiresGrad, "backward() on a tensor that does not require gradients")
         if let seed {
             precondition(seed.shape == shape && seed.dtype == dtype,
@@ -152,12 +162,27 @@ extension Tensor {
             for input in node.inputs where input.requiresGrad { stack.append(input) }
         }
         tape.sort { $0.node!.sequence > $1.node!.sequence }
-        for t in tape {
+        // For the hook: the leaves each node is the last to add into (a leaf no node reads,
+        // the seeded tensor itself, is final before the first).
+        var finalAfter: [[Tensor]] = []
+        if afterEachNode != nil {
+            var last: [ObjectIdentifier: Int] = [:], leaves: [Tensor] = []
+            for (i, t) in tape.enumerated() {
+                for input in t.node!.inputs where input.requiresGrad && input.node == nil {
+                    if last.updateValue(i, forKey: ObjectIdentifier(input)) == nil { leaves.append(input) }
+                }
+            }
+            finalAfter = Array(repeating: [], count: tape.count)
+            for leaf in leaves { finalAfter[last[ObjectIdentifier(leaf)] ?? 0].append(leaf) }
+            afterEachNode?(node == nil ? [self] : [])
+        }
+        for (i, t) in tape.enumerated() {
             let node = t.node!
             if t.gradStorage != nil { OpProfile.measure("backward", node.op) { node.backward(t) } }
             t.node = nil
             t.gradStorage = nil
             t.gradIsStale = false
+            afterEachNode?(finalAfter.isEmpty ? [] : finalAfter[i])
         }
     }
 }
