@@ -20,7 +20,8 @@ public struct OptimizerSettings: Sendable {
     public var muonForMatrices = true
     /// Under MPI without a shared-memory window (ranks on several hosts), start summing each
     /// group of gradients onto its owners as soon as the backward pass has finished them,
-    /// while it goes on; false sums them all after it. The same sums either way.
+    /// while it goes on; false sums them all after it (MPI_Reduce_scatter, which adds in its
+    /// own order).
     public var overlapExchange = true
     public init() {}
 }
