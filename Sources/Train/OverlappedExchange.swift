@@ -46,7 +46,8 @@ final class OverlappedExchange {
     /// of it the backward pass did not hide.
     private(set) var exposedSeconds = 0.0
 
-    /// The tags of the transfers are 1 + the parameter's index.
+    /// The tags of the transfers are 1 + the parameter's index, at most this (the largest
+    /// tag every MPI library takes): fewer parameters than this, or no overlap.
     static let largestTag = 32767
 
     init(world: any Collectives, parameters: [Parameter], owners: [Int], buffers: ReceiveBuffers) {

@@ -18,10 +18,9 @@ public struct OptimizerSettings: Sendable {
     /// Muon for the matrices (nanochat); false puts them in AdamW at matrix_lr instead, as a
     /// plain PyTorch setup would (the benchmark's like-for-like comparison).
     public var muonForMatrices = true
-    /// Under MPI without a shared-memory window (ranks on several hosts), start summing each
-    /// group of gradients onto its owners as soon as the backward pass has finished them,
-    /// while it goes on; false sums them all after it (MPI_Reduce_scatter, which adds in its
-    /// own order).
+    /// Under MPI without a shared-memory window (ranks on several hosts), send each gradient
+    /// to its owner as soon as the backward pass has finished it, while the pass goes on;
+    /// false sums them all after it (MPI_Reduce_scatter, which adds in its own order).
     public var overlapExchange = true
     public init() {}
 }

@@ -147,7 +147,7 @@ public final class Trainer {
         guard let world else { return "none (one process)" }
         return world.nodeWindow(floats: Trainer.bucketFloats) != nil
             ? "shared memory (every rank on this host)"
-            : settings.overlapExchange
+            : settings.overlapExchange && model.parameters.parameters.count < OverlappedExchange.largestTag
             ? "each gradient sent to its owner during the backward pass (MPI_Isend, MPI_Irecv), weights by MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
             : "MPI_Reduce_scatter and MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
     }
@@ -229,9 +229,11 @@ public final class Trainer {
         var lossSum = 0.0
         // The mean over every micro-batch of the step, on all ranks.
         let weight = 1 / Double(microBatches.count * (world?.size ?? 1))
-        // Across hosts, the last micro-batch's backward pass starts the exchange as it goes.
+        // Across hosts, the last micro-batch's backward pass starts the exchange as it goes
+        // (unless the parameters outnumber the transfers' tags, 1 + each one's index).
         var overlapped: OverlappedExchange? = nil
-        if let world, settings.overlapExchange, world.nodeWindow(floats: Trainer.bucketFloats) == nil {
+        if let world, settings.overlapExchange, params.count < OverlappedExchange.largestTag,
+           world.nodeWindow(floats: Trainer.bucketFloats) == nil {
             overlapped = OverlappedExchange(world: world, parameters: params, owners: parameterOwners, buffers: receiveBuffers)
         }
         for (k, (x, y)) in microBatches.enumerated() {

@@ -336,6 +336,11 @@ import Tokenizer
         var two = Sampler(temperature: 1, topK: 0, topP: 0.8, seed: 1)
         let picks = (0..<400).map { _ in two.pick(logits) }
         #expect(!picks.contains(2) && picks.contains(1) && picks.contains(0))
+        // A share that reaches top_p exactly is enough: four equal logits (weights exactly 1,
+        // ties in index order) at top_p 0.5 keep the first two, never the third.
+        var half = Sampler(temperature: 1, topK: 0, topP: 0.5, seed: 3)
+        let even = (0..<400).map { _ in half.pick([0.5, 0.5, 0.5, 0.5]) }
+        #expect(Set(even) == [0, 1], "top_p 0.5 of four equal tokens picked \(Set(even).sorted())")
     }
 
     /// Temperature divides the logits: at 0.5 a 2:1 pair of probabilities becomes 4:1 (a share

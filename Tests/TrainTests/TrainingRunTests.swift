@@ -80,6 +80,15 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         let kinds = try MetricsFile.read("\(resumed)/metrics.jsonl").map { "\($0.kind ?? "none")@\($0.step)" }
         #expect(kinds == ["val@0", "train@1", "train@2", "train@3", "val@3", "train@4", "train@5", "train@6", "val@6"])
         #expect(try figures(resumed) == figures(full))
+        // smooth_loss is nanochat's: an average of the step losses weighted 0.9 back, over
+        // 1 - 0.9^steps (computed here from the rows' losses).
+        let train = try MetricsFile.read("\(full)/metrics.jsonl").filter { $0.kind == "train" }
+        var ema = 0.0
+        for (i, row) in train.enumerated() {
+            ema = 0.9 * ema + 0.1 * (row.loss ?? .nan)
+            let expected = ema / (1 - pow(0.9, Double(i + 1)))
+            #expect(Swift.abs((row.smoothLoss ?? .nan) - expected) <= 1e-9 * expected, "step \(row.step): smooth_loss \(row.smoothLoss ?? .nan), not \(expected)")
+        }
         let steps = lines.filter { $0.hasPrefix("step 00006/00006") }
         #expect(steps.count == 1, "the step line: \(lines.joined(separator: "\n"))")
     }
