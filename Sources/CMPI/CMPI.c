@@ -91,20 +91,23 @@ static int free_slot(void) {
     return -1;
 }
 
-int nanochat_mpi_start_send_float(const float *buffer, size_t count, int destination, int tag, int *handle) {
-    int i = free_slot();
-    if (i < 0) return MPI_ERR_REQUEST;
+// Checks a transfer's count and finds its slot; 0 and the slot in `*slot`, else MPI's error.
+static int claim(size_t count, int *slot) {
     if (count > INT_MAX) return MPI_ERR_COUNT;
-    int rc = MPI_Isend(buffer, (int)count, MPI_FLOAT, destination, tag, MPI_COMM_WORLD, &started[i]);
+    *slot = free_slot();
+    return *slot < 0 ? MPI_ERR_REQUEST : MPI_SUCCESS;
+}
+
+int nanochat_mpi_start_send_float(const float *buffer, size_t count, int destination, int tag, int *handle) {
+    int i = -1, rc = claim(count, &i);
+    if (rc == MPI_SUCCESS) rc = MPI_Isend(buffer, (int)count, MPI_FLOAT, destination, tag, MPI_COMM_WORLD, &started[i]);
     if (rc == MPI_SUCCESS) *handle = i;
     return rc;
 }
 
 int nanochat_mpi_start_recv_float(float *buffer, size_t count, int source, int tag, int *handle) {
-    int i = free_slot();
-    if (i < 0) return MPI_ERR_REQUEST;
-    if (count > INT_MAX) return MPI_ERR_COUNT;
-    int rc = MPI_Irecv(buffer, (int)count, MPI_FLOAT, source, tag, MPI_COMM_WORLD, &started[i]);
+    int i = -1, rc = claim(count, &i);
+    if (rc == MPI_SUCCESS) rc = MPI_Irecv(buffer, (int)count, MPI_FLOAT, source, tag, MPI_COMM_WORLD, &started[i]);
     if (rc == MPI_SUCCESS) *handle = i;
     return rc;
 }

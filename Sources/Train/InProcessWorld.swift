@@ -65,13 +65,16 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     /// A started send reads its buffer only when finished, and a receive is done only when
     /// finished, so a caller that writes a buffer too early or never finishes is caught.
     public func startSend(_ buffer: UnsafePointer<Float>, count: Int, to other: Int, tag: Int) -> Int {
-        started[nextHandle] = .send(buffer, count, other, tag)
-        nextHandle += 1
-        return nextHandle - 1
+        begin(.send(buffer, count, other, tag))
     }
 
     public func startReceive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int) -> Int {
-        started[nextHandle] = .receive(buffer, count, other, tag)
+        begin(.receive(buffer, count, other, tag))
+    }
+
+    /// Records a started transfer under a new handle.
+    private func begin(_ transfer: Transfer) -> Int {
+        started[nextHandle] = transfer
         nextHandle += 1
         return nextHandle - 1
     }

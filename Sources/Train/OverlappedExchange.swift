@@ -24,9 +24,6 @@ final class ReceiveBuffers {
         return pointer
     }
 
-    /// Floats held.
-    var floats: Int { buffers.values.reduce(0) { $0 + $1.capacity } }
-
     deinit { buffers.values.forEach { $0.pointer.deallocate() } }
 }
 

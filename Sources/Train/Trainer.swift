@@ -147,9 +147,19 @@ public final class Trainer {
         guard let world else { return "none (one process)" }
         return world.nodeWindow(floats: Trainer.bucketFloats) != nil
             ? "shared memory (every rank on this host)"
-            : settings.overlapExchange && model.parameters.parameters.count < OverlappedExchange.largestTag
+            : overlapsExchange
             ? "each gradient sent to its owner during the backward pass (MPI_Isend, MPI_Irecv), weights by MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
             : "MPI_Reduce_scatter and MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
+    }
+
+    /// Whether the gradients go to their owners during the last micro-batch's backward pass:
+    /// across hosts (no shared-memory window), unless `overlap_exchange` is off or the
+    /// parameters outnumber the transfers' tags (1 + each one's index). Collective, as
+    /// `nodeWindow` is.
+    var overlapsExchange: Bool {
+        guard let world, settings.overlapExchange,
+              model.parameters.parameters.count < OverlappedExchange.largestTag else { return false }
+        return world.nodeWindow(floats: Trainer.bucketFloats) == nil
     }
 
     /// Sums each parameter's gradient over the ranks onto its owner: each rank sends about
@@ -229,11 +239,9 @@ public final class Trainer {
         var lossSum = 0.0
         // The mean over every micro-batch of the step, on all ranks.
         let weight = 1 / Double(microBatches.count * (world?.size ?? 1))
-        // Across hosts, the last micro-batch's backward pass starts the exchange as it goes
-        // (unless the parameters outnumber the transfers' tags, 1 + each one's index).
+        // Across hosts, the last micro-batch's backward pass starts the exchange as it goes.
         var overlapped: OverlappedExchange? = nil
-        if let world, settings.overlapExchange, params.count < OverlappedExchange.largestTag,
-           world.nodeWindow(floats: Trainer.bucketFloats) == nil {
+        if let world, overlapsExchange {
             overlapped = OverlappedExchange(world: world, parameters: params, owners: parameterOwners, buffers: receiveBuffers)
         }
         for (k, (x, y)) in microBatches.enumerated() {
@@ -251,7 +259,7 @@ public final class Trainer {
         let rank = world?.rank ?? 0
         lastOverlapped = overlapped != nil
         if let world, let overlapped {
-            // No wait for the slowest rank before it: the buckets wait for it instead.
+            // No wait for the slowest rank before it: the transfers wait for it instead.
             lastWaitSeconds = 0
             OpProfile.measure("distributed", "gradient reduce-scatter") { overlapped.complete() }
             lossSum = world.sum([lossSum])[0]
