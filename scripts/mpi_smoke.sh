@@ -73,16 +73,19 @@ mpirun -np 3 --mca osc ^sm "$nc" train "$W/run.py" --total_batch_size=768 --outp
     || { cat "$W/three-mpi.log"; fail "3 ranks without shared windows"; }
 grep -q "exchange: each gradient sent to its owner during the backward pass" "$W/three-mpi.log" \
     || fail "3 ranks without shared windows did not send the gradients during the backward pass"
-# Both add each gradient's copies in rank order: the same bits.
+grep -q "each updated weight to every rank during the next forward pass" "$W/three-mpi.log" \
+    || fail "3 ranks without shared windows did not send the weights during the forward pass"
+# Both add each gradient's copies in rank order, and the weights sent during the forward pass
+# (evaluated and checkpointed along the way) are the owners' bits: the same model.
 cmp -s "$W/three/model_000020.safetensors" "$W/three-mpi/model_000020.safetensors" \
-    && echo "3 ranks, gradients sent during the backward pass: the same bits as the shared-memory exchange" \
-    || fail "3 ranks: the gradients sent during the backward pass and the shared-memory exchange give different bits"
+    && echo "3 ranks, gradients sent during the backward pass and weights during the forward pass: the same bits as the shared-memory exchange" \
+    || fail "3 ranks: the exchange overlapped with compute and the shared-memory exchange give different bits"
 # Summed after the backward pass by MPI_Reduce_scatter, which adds in its own order: the same losses.
 mpirun -np 3 --mca osc ^sm "$nc" train "$W/run.py" --total_batch_size=768 --overlap_exchange=False --output_dir="$W/three-after" \
     > "$W/three-after.log" 2>&1 || { cat "$W/three-after.log"; fail "3 ranks, exchange after the backward pass"; }
 grep -q "exchange: MPI_Reduce_scatter and" "$W/three-after.log" || fail "overlap_exchange=False still overlapped"
-echo -n "3 ranks, gradients sent during the backward pass against MPI_Reduce_scatter after it: "
-losses "$W/three-mpi/metrics.jsonl" "$W/three-after/metrics.jsonl" || fail "the exchange during and after the backward pass give different losses"
+echo -n "3 ranks, the exchange overlapped with compute against MPI_Reduce_scatter and MPI_Allgatherv after it: "
+losses "$W/three-mpi/metrics.jsonl" "$W/three-after/metrics.jsonl" || fail "the exchange overlapped with compute and after it give different losses"
 
 # Two hosts as two network namespaces of this machine joined by a veth pair: each rank sees
 # only its own address, Open MPI starts the second rank through a stand-in for ssh that enters

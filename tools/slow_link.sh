@@ -7,7 +7,8 @@
 #   sudo tools/slow_link.sh 1gbit --depths 6 --steps 8
 #
 # RATE is tc's (1gbit, 500mbit, ...); the rest goes to `bench distributed` (its --ranks is 2:
-# one rank per namespace; --threads is the two ranks' threads together). Needs root (network
+# one rank per namespace; --threads is the two ranks' threads together). MPIRUN_OPTIONS in the
+# environment adds options of mpirun's (`--mca btl_tcp_progress_thread 1`, say). Needs root (network
 # namespaces), iproute2, Open MPI, and `swift build -c release` done.
 set -euo pipefail
 rate=${1:?usage: tools/slow_link.sh RATE [bench distributed options]}
@@ -40,4 +41,4 @@ printf '10.78.0.1 slots=1\n10.78.0.2 slots=1\n' > "$W/hosts"
 echo "two namespaces joined by a veth pair sending at most $rate each way"
 cd "$here"
 ip netns exec "$a" "$bench" distributed --route tcp --ranks 2 "$@" \
-    "--mpirun-options=--hostfile $W/hosts --mca plm_rsh_agent $W/enter --mca oob_tcp_if_include 10.78.0.0/24 --mca btl_tcp_if_include 10.78.0.0/24"
+    "--mpirun-options=${MPIRUN_OPTIONS:+$MPIRUN_OPTIONS }--hostfile $W/hosts --mca plm_rsh_agent $W/enter --mca oob_tcp_if_include 10.78.0.0/24 --mca btl_tcp_if_include 10.78.0.0/24"

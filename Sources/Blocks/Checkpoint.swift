@@ -16,6 +16,7 @@ public enum Checkpoint {
     /// adds). The meta file is written last, so a checkpoint is complete exactly when its
     /// meta exists.
     public static func save(_ model: GPT, step: Int, to dir: String, extra: some Encodable) throws {
+        model.settleWeights()
         try AtomicFile.makeDirectories(dir)
         let tensors = model.parameters.parameters.map { p in
             (p.name, p.tensor.dtype == .float32 ? p.tensor : p.tensor.copy(dtype: .float32))

@@ -10,6 +10,18 @@ public struct ModelLoadError: UserFacingError {
     public var description: String { message }
 }
 
+/// Parameters another process is still writing: in a data-parallel step across hosts the
+/// owners' updated weights arrive while the next forward pass begins, and the forward pass
+/// waits for each stage's parameters just before it reads them.
+public protocol ArrivingWeights: AnyObject {
+    /// Returns once the parameters the forward pass reads at `stage` are in place (stages:
+    /// `GPT.parameterStages`).
+    func awaitStage(_ stage: Int)
+    /// Returns once every transfer is over: every parameter in place, and this process's own
+    /// parameters sent (it may then write them).
+    func settle()
+}
+
 public final class GPT {
     public let config: ModelConfig
     /// Every parameter by name, in checkpoint order (what the optimisers and checkpoints see).
@@ -17,6 +29,27 @@ public final class GPT {
     /// The same tensors as typed fields (what the forward pass reads).
     public let weights: ModelWeights
     private var rotaryTable: RotaryTable
+    /// Weights still arriving (nil: all in place). The forward pass waits for each stage's;
+    /// whatever reads or writes the parameters otherwise calls `settleWeights()` first.
+    public var arriving: (any ArrivingWeights)?
+
+    /// For each parameter (in `parameters` order) the stage of the forward pass that first
+    /// reads it: 0 the embedding, 1 + i layer i, `layers + 1` the head.
+    public var parameterStages: [Int] {
+        var stage: [ObjectIdentifier: Int] = [ObjectIdentifier(weights.embedding): 0,
+                                              ObjectIdentifier(weights.head): weights.layers.count + 1]
+        for (i, layer) in weights.layers.enumerated() {
+            for t in layer.tensors { stage[ObjectIdentifier(t)] = i + 1 }
+        }
+        return parameters.parameters.map { stage[ObjectIdentifier($0.tensor)] ?? 0 }
+    }
+
+    /// Waits for every arriving parameter and transfer (see `arriving`).
+    public func settleWeights() {
+        guard let a = arriving else { return }
+        arriving = nil
+        a.settle()
+    }
 
     /// A model over existing parameters; their names and shapes must match the config's.
     public init(config: ModelConfig, parameters: ParameterSet) throws {
@@ -60,6 +93,7 @@ public final class GPT {
     /// precision and without gradients; the fp32 weights stay as they are. Do not train the
     /// model while the copies are attached: `dropPackedWeights()` removes them.
     public func packWeightsBF16() {
+        settleWeights()
         for p in parameters.parameters where p.tensor.rank == 2 && p.name != "transformer.wte.weight" {
             p.tensor.packBF16()
         }
@@ -90,8 +124,10 @@ public final class GPT {
                      "caches hold \(caches.map(\.batch)) rows, ids have \(idx.shape[0])")
         let offsets = caches.map(\.length)
         let rope = rotary(upTo: (offsets.max() ?? 0) + idx.shape[1])
+        arriving?.awaitStage(0)
         var x = rmsNorm(embedding(weights.embedding, idx))
         for (i, layer) in weights.layers.enumerated() {
+            arriving?.awaitStage(i + 1)
             switch layer {
             case .transformer(let attention, let mlp):
                 let past = zip(caches, offsets).compactMap { c, o in c.keysAndValues(layer: i).map { (cache: $0, offset: o) } }
@@ -116,12 +152,15 @@ public final class GPT {
         precondition(tokens.count == caches.count && caches.allSatisfy { $0.batch == 1 },
                      "one token per single-sequence cache")
         let h = hidden(IndexTensor(shape: [tokens.count, 1], values: tokens), caches: caches)
+        arriving?.awaitStage(weights.layers.count + 1)
         return softcap(linear(h, weights.head), logitSoftcap).reshaped([tokens.count, config.vocabSize])
     }
 
     /// The head's logits before the softcap, (B, T, V): what the loss and the logits share.
     func headLogits(_ idx: IndexTensor, cache: DecodeCache? = nil) -> Tensor {
-        linear(hidden(idx, cache: cache), weights.head)
+        let h = hidden(idx, cache: cache)
+        arriving?.awaitStage(weights.layers.count + 1)
+        return linear(h, weights.head)
     }
 
     /// Softcapped logits (B, T, V).

@@ -77,6 +77,17 @@ public enum LayerWeights {
     case transformer(attention: AttentionWeights, mlp: MLPWeights)
     /// The MLP is present when `mamba_use_mlp` is set.
     case mamba(mixer: MixerWeights, mlp: MLPWeights?)
+
+    /// Every tensor of the layer.
+    var tensors: [Tensor] {
+        switch self {
+        case .transformer(let a, let m):
+            return [a.query, a.key, a.value, a.projection, m.up, m.down]
+        case .mamba(let x, let m):
+            return [x.inProj, x.xProj, x.dtProj, x.outProj, x.convWeight, x.convBias, x.dtBias, x.aLog, x.d]
+                + (m.map { [$0.up, $0.down] } ?? [])
+        }
+    }
 }
 
 /// The model's weights as typed fields, built once from the parameter list: the forward

@@ -104,7 +104,7 @@ public final class World: Collectives, @unchecked Sendable {
     public func startSend(_ buffer: UnsafePointer<Float>, count: Int, to rank: Int, tag: Int) -> Int {
         var handle: Int32 = 0
         check(nanochat_mpi_start_send_float(buffer, count, Int32(rank), Int32(tag), &handle),
-              "sending a gradient to its owner, rank \(rank) (MPI_Isend)")
+              "sending \(count) floats to rank \(rank) (MPI_Isend)")
         return Int(handle)
     }
 
@@ -112,18 +112,18 @@ public final class World: Collectives, @unchecked Sendable {
     public func startReceive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from rank: Int, tag: Int) -> Int {
         var handle: Int32 = 0
         check(nanochat_mpi_start_recv_float(buffer, count, Int32(rank), Int32(tag), &handle),
-              "receiving a gradient from rank \(rank) (MPI_Irecv)")
+              "receiving \(count) floats from rank \(rank) (MPI_Irecv)")
         return Int(handle)
     }
 
     public func isDone(_ handle: Int) -> Bool {
         var done: Int32 = 0
-        check(nanochat_mpi_test(Int32(handle), &done), "moving the gradients on (MPI_Request_get_status)")
+        check(nanochat_mpi_test(Int32(handle), &done), "moving transfers on (MPI_Request_get_status)")
         return done != 0
     }
 
     public func finish(_ handle: Int) {
-        check(nanochat_mpi_wait(Int32(handle)), "waiting for a gradient's transfer (MPI_Wait)")
+        check(nanochat_mpi_wait(Int32(handle)), "waiting for a transfer (MPI_Wait)")
     }
 
     /// Sums doubles over the ranks.

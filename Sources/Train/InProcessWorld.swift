@@ -62,10 +62,13 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
         hub.barrier()
     }
 
-    /// A started send reads its buffer only when finished, and a receive is done only when
-    /// finished, so a caller that writes a buffer too early or never finishes is caught.
+    /// Transfers start lazily, as MPI's may: a started send reads its buffer when this rank
+    /// next moves its transfers on (`isDone` on any handle) or finishes it, and when it is
+    /// finished its buffer must still hold what was sent (a caller that writes a buffer
+    /// before finishing its send stops here); a receive completes when asked about or
+    /// finished, so a caller that never finishes one leaves its buffer unwritten.
     public func startSend(_ buffer: UnsafePointer<Float>, count: Int, to other: Int, tag: Int) -> Int {
-        begin(.send(buffer, count, other, tag))
+        begin(.send(buffer, count, other, tag, posted: nil))
     }
 
     public func startReceive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int) -> Int {
@@ -75,21 +78,46 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     /// Records a started transfer under a new handle.
     private func begin(_ transfer: Transfer) -> Int {
         started[nextHandle] = transfer
+        order.append(nextHandle)
         nextHandle += 1
         return nextHandle - 1
     }
 
     private enum Transfer {
-        case send(UnsafePointer<Float>, Int, Int, Int), receive(UnsafeMutablePointer<Float>, Int, Int, Int)
+        /// `posted`: what was sent, once it was.
+        case send(UnsafePointer<Float>, Int, Int, Int, posted: [Float]?)
+        case receive(UnsafeMutablePointer<Float>, Int, Int, Int)
     }
     private var started: [Int: Transfer] = [:]
+    /// Handles in the order started, for posting the sends in that order.
+    private var order: [Int] = []
     private var nextHandle = 0
 
-    public func isDone(_ handle: Int) -> Bool { started[handle] == nil }
+    /// Posts every started send not yet posted (as MPI's progress moves all of a rank's
+    /// transfers), then whether `handle` is over: a send once posted, a receive once its
+    /// message has come (it is then taken).
+    public func isDone(_ handle: Int) -> Bool {
+        order.removeAll { started[$0] == nil }
+        for h in order {
+            if case .send(let buffer, let count, let other, let tag, nil)? = started[h] {
+                started[h] = .send(buffer, count, other, tag, posted: post(buffer, count: count, to: other, tag: tag))
+            }
+        }
+        switch started[handle] {
+        case .send?, nil: return true
+        case .receive(let buffer, let count, let other, let tag)?:
+            guard take(buffer, count: count, from: other, tag: tag, wait: false) else { return false }
+            started[handle] = nil
+            return true
+        }
+    }
 
     public func finish(_ handle: Int) {
         switch started.removeValue(forKey: handle) {
-        case .send(let buffer, let count, let other, let tag)?: post(buffer, count: count, to: other, tag: tag)
+        case .send(let buffer, let count, let other, let tag, let posted)?:
+            guard let posted else { post(buffer, count: count, to: other, tag: tag); return }
+            precondition(posted.elementsEqual(UnsafeBufferPointer(start: buffer, count: count)),
+                         "rank \(rank) wrote a buffer while sending it to rank \(other) (tag \(tag))")
         case .receive(let buffer, let count, let other, let tag)?: take(buffer, count: count, from: other, tag: tag)
         case nil: break
         }
@@ -125,21 +153,30 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
         take(buffer, count: count, from: other, tag: -1)
     }
 
-    private func post(_ buffer: UnsafePointer<Float>, count: Int, to other: Int, tag: Int) {
+    /// Puts a copy of the floats in `other`'s mailbox; returns it.
+    @discardableResult
+    private func post(_ buffer: UnsafePointer<Float>, count: Int, to other: Int, tag: Int) -> [Float] {
+        let message = Array(UnsafeBufferPointer(start: buffer, count: count))
         hub.lock.lock()
-        hub.mail[Hub.Route(from: rank, to: other, tag: tag), default: []].append(Array(UnsafeBufferPointer(start: buffer, count: count)))
+        hub.mail[Hub.Route(from: rank, to: other, tag: tag), default: []].append(message)
         hub.lock.broadcast()
         hub.lock.unlock()
+        return message
     }
 
-    private func take(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int) {
+    /// Takes the first message from `other` under `tag` into `buffer`, waiting for it unless
+    /// `wait` is false (then returns whether there was one).
+    @discardableResult
+    private func take(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int, wait: Bool = true) -> Bool {
         let route = Hub.Route(from: other, to: rank, tag: tag)
         hub.lock.lock()
-        while hub.mail[route, default: []].isEmpty { hub.lock.wait() }
+        while wait && hub.mail[route, default: []].isEmpty { hub.lock.wait() }
+        guard hub.mail[route]?.isEmpty == false else { hub.lock.unlock(); return false }
         let message = hub.mail[route]!.removeFirst()
         hub.lock.unlock()
         precondition(message.count == count, "rank \(rank) expected \(count) floats from rank \(other), got \(message.count)")
         buffer.update(from: message, count: count)
+        return true
     }
 
     /// Shows this rank's buffer to the others, once every rank has shown its own.

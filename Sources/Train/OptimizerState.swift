@@ -10,6 +10,7 @@ public enum OptimizerState {
     /// sharded over ranks every rank must call it: the owners send their parts to rank 0,
     /// which writes the one consolidated file (the same file one process writes).
     public static func save(_ trainer: Trainer, to path: String) throws {
+        trainer.settleWeights()   // every rank: the checkpoint's weights are whole everywhere
         let rank = trainer.world?.rank ?? 0
         var tensors: [(String, Tensor)] = []
         func add(_ name: String, _ state: Tensor, parameter: Tensor, owner: Int) {

@@ -112,3 +112,81 @@ final class OverlappedExchange {
         receives.append((i, handles))
     }
 }
+
+/// The weights the owners have just updated, on their way to the other ranks while the next
+/// forward pass begins (ranks without a shared-memory window). Each owner starts sending
+/// each of its parameters to every other rank straight from the parameter, every other rank
+/// starts receiving it straight into its copy; the forward pass waits for each stage's
+/// parameters before reading them (`GPT.arriving`), and moves the transfers on between its
+/// ops. The values are the owners' to the bit, as `MPI_Allgatherv`'s are. Used by the
+/// thread that runs the steps alone (the forward pass's hook runs on it).
+final class ArrivingParameters: ArrivingWeights, @unchecked Sendable {
+    private let world: any Collectives
+    /// Receives by stage and sends, each in the order started; per stage the receives
+    /// finished so far (in order), and the sends known to be over (finished at `settle`,
+    /// before this rank may write its parameters again).
+    private var receives: [[Int]], sends: [Int] = []
+    private var finishedReceives: [Int], sendsOver = 0
+    /// Seconds this rank spent on the transfers (starting, moving on, waiting): what of them
+    /// the forward pass did not hide.
+    private(set) var exposedSeconds = 0.0
+    /// The part of it spent starting them (the step that updated the weights).
+    private(set) var startSeconds = 0.0
+
+    /// Starts the transfers of `parameters` (`stages[i]`: the forward stage that reads
+    /// parameter i; `owners[i]`: its owner), in their order, under tags 1 + the index.
+    init(world: any Collectives, parameters: [Parameter], owners: [Int], stages: [Int]) {
+        precondition(parameters.count < OverlappedExchange.largestTag, "more parameters than MPI's tags can tell apart")
+        self.world = world
+        receives = Array(repeating: [], count: (stages.max() ?? 0) + 1)
+        finishedReceives = Array(repeating: 0, count: receives.count)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let me = world.rank
+        for (i, p) in parameters.enumerated() {
+            let data = p.tensor.data(Float.self), count = p.tensor.count, owner = owners[i], tag = 1 + i
+            if owner == me {
+                for r in 0..<world.size where r != me { sends.append(world.startSend(data, count: count, to: r, tag: tag)) }
+            } else {
+                receives[stages[i]].append(world.startReceive(data, count: count, from: owner, tag: tag))
+            }
+        }
+        moveOn()
+        startSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        exposedSeconds = startSeconds
+    }
+
+    /// Asks after the oldest transfers not known to be over (which moves every transfer on;
+    /// a receive found over is finished), between the forward pass's ops.
+    func moveOn() {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { exposedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        while sendsOver < sends.count && world.isDone(sends[sendsOver]) { sendsOver += 1 }
+        if let s = finishedReceives.indices.first(where: { finishedReceives[$0] < receives[$0].count }) {
+            while finishedReceives[s] < receives[s].count && world.isDone(receives[s][finishedReceives[s]]) {
+                world.finish(receives[s][finishedReceives[s]])
+                finishedReceives[s] += 1
+            }
+        }
+    }
+
+    func awaitStage(_ stage: Int) {
+        guard stage < receives.count else { return }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { exposedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        for s in 0...stage {
+            while finishedReceives[s] < receives[s].count {
+                world.finish(receives[s][finishedReceives[s]])
+                finishedReceives[s] += 1
+            }
+        }
+    }
+
+    func settle() {
+        awaitStage(receives.count - 1)
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { exposedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        // Every handle is finished once: those `isDone` found over are freed here too.
+        for handle in sends { world.finish(handle) }
+        sends = []
+    }
+}

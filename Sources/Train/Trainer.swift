@@ -83,9 +83,20 @@ public final class Trainer {
     /// share from each owner.
     public static let bucketFloats = 1 << 22
     private var bucket: [Float] = [], received: [Float] = []
-    /// Whether the last step's exchange ran during the backward pass.
+    /// Whether the last step's exchange ran during the backward pass (and its updated
+    /// weights go to the other ranks during the next forward pass).
     public private(set) var lastOverlapped = false
     private let receiveBuffers = ReceiveBuffers()
+    /// The updated weights still on their way (across hosts, between a step and the next
+    /// forward pass); also `model.arriving` until settled.
+    private var arrivingParameters: ArrivingParameters?
+    private lazy var parameterStages = model.parameterStages
+
+    /// Waits until every rank's updated weights are in place and this rank's have gone out:
+    /// call before anything but the next step reads or writes the parameters outside a
+    /// forward pass (a checkpoint does it itself), and on every rank before the last step's
+    /// weights are needed or the run ends.
+    public func settleWeights() { model.settleWeights() }
 
     /// One exchange over the owners' runs of floats (owner r's tensors' contents laid end to
     /// end): in rounds, each taking the next `bucketFloats / ranks` floats (or fewer, at the
@@ -148,14 +159,14 @@ public final class Trainer {
         return world.nodeWindow(floats: Trainer.bucketFloats) != nil
             ? "shared memory (every rank on this host)"
             : overlapsExchange
-            ? "each gradient sent to its owner during the backward pass (MPI_Isend, MPI_Irecv), weights by MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
+            ? "each gradient sent to its owner during the backward pass, each updated weight to every rank during the next forward pass (MPI_Isend, MPI_Irecv; no shared-memory window across the ranks: several hosts)"
             : "MPI_Reduce_scatter and MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
     }
 
-    /// Whether the gradients go to their owners during the last micro-batch's backward pass:
-    /// across hosts (no shared-memory window), unless `overlap_exchange` is off or the
-    /// parameters outnumber the transfers' tags (1 + each one's index). Collective, as
-    /// `nodeWindow` is.
+    /// Whether the gradients go to their owners during the last micro-batch's backward pass,
+    /// and the updated weights to every rank during the next forward pass: across hosts (no
+    /// shared-memory window), unless `overlap_exchange` is off or the parameters outnumber
+    /// the transfers' tags (1 + each one's index). Collective, as `nodeWindow` is.
     var overlapsExchange: Bool {
         guard let world, settings.overlapExchange,
               model.parameters.parameters.count < OverlappedExchange.largestTag else { return false }
@@ -244,9 +255,16 @@ public final class Trainer {
         if let world, overlapsExchange {
             overlapped = OverlappedExchange(world: world, parameters: params, owners: parameterOwners, buffers: receiveBuffers)
         }
+        // The last step's weights may still be arriving: the first forward pass waits for
+        // each layer's and moves the transfers on between its ops.
+        let arriving = arrivingParameters
+        arrivingParameters = nil
         for (k, (x, y)) in microBatches.enumerated() {
             OpProfile.mark()
-            let loss = scale(model.loss(x, targets: y), weight)
+            let output = model.arriving != nil && arriving != nil
+                ? GradMode.betweenOps(calling: { arriving?.moveOn() }) { model.loss(x, targets: y) }
+                : model.loss(x, targets: y)
+            let loss = scale(output, weight)
             let value = loss.item
             guard value.isFinite else { throw NonFiniteError(step: step, tensor: "loss") }
             lossSum += value
@@ -256,6 +274,9 @@ public final class Trainer {
                 loss.backward()
             }
         }
+        // Every rank's weights are in place; this rank's own have gone out before it updates them.
+        settleWeights()
+        lastBroadcastSeconds = arriving.map { $0.exposedSeconds - $0.startSeconds } ?? 0
         let rank = world?.rank ?? 0
         lastOverlapped = overlapped != nil
         if let world, let overlapped {
@@ -299,7 +320,15 @@ public final class Trainer {
             muon.update(lrMultiplier: lrm, momentum: Schedule.muonMomentum(step: step), gradScale: clipFactor)
         }
         OpProfile.measure("optimizer", "AdamW") { adam.update(lrMultiplier: lrm, gradScale: clipFactor) }
-        if let world {
+        if let world, overlapped != nil {
+            // Sent during the next forward pass: no wait for the slowest rank here either.
+            let share = OpProfile.measure("distributed", "weight all-gather") {
+                ArrivingParameters(world: world, parameters: params, owners: parameterOwners, stages: parameterStages)
+            }
+            arrivingParameters = share
+            model.arriving = share
+            lastBroadcastSeconds += share.exposedSeconds
+        } else if let world {
             lastWaitSeconds += waitForAll(world)
             let t0 = DispatchTime.now().uptimeNanoseconds
             defer { lastBroadcastSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }

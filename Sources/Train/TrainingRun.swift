@@ -283,6 +283,7 @@ public final class TrainingRun {
             }
             step += 1
         }
+        trainer.settleWeights()
         if writes { writeChart() }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)

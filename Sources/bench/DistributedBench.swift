@@ -8,9 +8,10 @@
 // was hidden behind compute; the reduce-scatter's bandwidth at the model's size; the
 // optimiser state per rank and the peak RSS of a process (rank 0's under MPI). `--route`
 // picks the exchange: the shared-memory window of ranks on one host, or MPI's collectives as
-// between hosts (over shared memory, or over TCP only), where each rank count runs twice,
-// summing the gradients after the backward pass and during it, and "hidden" is the share of
-// the first's reduce-scatter and wait the second no longer spends.
+// between hosts (over shared memory, or over TCP only), where each rank count runs twice:
+// the exchange after compute, and overlapped with it (the gradients sent during the backward
+// pass, the updated weights during the next forward pass); "hidden" is the share of the
+// first's exchange (wait, reduce-scatter, all-gather) the second no longer spends.
 import ArgumentParser
 import Blocks
 import Foundation
@@ -119,10 +120,10 @@ struct DistributedCommand: ParsableCommand {
                 "--output_dir=\(work)/one-d\(depth)", "--overwrite"]))
             var many: [Side] = []
             for r in rankCounts {
-                // Through MPI's collectives: summed after the backward pass, then during it.
+                // Through MPI's collectives: the exchange after compute, then overlapped with it.
                 var after: Side? = nil
                 for overlap in route == "window" ? [false] : [false, true] {
-                    let when = route == "window" ? "" : overlap ? ", during the backward" : ", after the backward"
+                    let when = route == "window" ? "" : overlap ? ", overlapped" : ", after compute"
                     var s = try side("\(r) ranks × \(threads / r) threads\(when)", ranks: r, sequences: sequences, try command("mpirun", [
                         "-np", String(r), "--oversubscribe", "--bind-to", "none"] + routeOptions + [nanochat,
                         "train", config, "--threads=\(threads / r)", "--device_batch_size=\(sequences / r)",
@@ -130,7 +131,7 @@ struct DistributedCommand: ParsableCommand {
                         "--output_dir=\(work)/many-d\(depth)", "--overwrite"])).side
                     s.overlapped = overlap
                     if let after, overlap {
-                        let before = (after.reduceMs ?? 0) + (after.waitMs ?? 0), now = (s.reduceMs ?? 0) + (s.waitMs ?? 0)
+                        let before = after.exchangeMs + (after.waitMs ?? 0), now = s.exchangeMs + (s.waitMs ?? 0)
                         if before > 0 { s.hidden = 1 - now / before }
                     }
                     if !overlap { after = s }
@@ -148,7 +149,7 @@ struct DistributedCommand: ParsableCommand {
             Same sequences per step in every layout (\(sequences) × \(seq) tokens; each rank one micro-batch of its share). \
             Rank 0's medians. Wait: rank 0 waiting at a barrier before each exchange for the slowest rank's backward \
             pass and optimiser update (uneven speed of the cores); compute: the step less the wait and the exchange. \
-            \(route == "window" ? "Through the shared-memory window the exchange runs after the backward pass (docs/DISTRIBUTED.md says why), so none of it is hidden: its share of the step is what overlapping it could win." : "Through MPI's collectives (\(routeOptions.joined(separator: " "))) each layout runs twice: the gradients summed after the backward pass, then during it (where the wait for the slowest rank's backward is inside the reduce-scatter); hidden: the share of the first's reduce-scatter and wait the second no longer spends.")
+            \(route == "window" ? "Through the shared-memory window the exchange runs after the backward pass (docs/DISTRIBUTED.md says why), so none of it is hidden: its share of the step is what overlapping it could win." : "Through MPI's collectives (\(routeOptions.joined(separator: " "))) each layout runs twice: the exchange after compute, then overlapped with it (the gradients sent to their owners during the backward pass, where the wait for the slowest rank is inside the reduce-scatter; the updated weights during the next forward pass, whose waits are in the all-gather); hidden: the share of the first's wait, reduce-scatter and all-gather the second no longer spends.")
 
             | d | ranks × threads | tok/s | ÷ 1 process | step ms | compute ms | wait ms | reduce-scatter ms | all-gather ms | exchange share of step | hidden | reduce-scatter GB/s | optimiser state per rank | peak RSS (rank 0) |
             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|

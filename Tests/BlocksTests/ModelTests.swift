@@ -141,6 +141,36 @@ extension BlocksTests {
             }
         }
 
+        /// Weights still arriving: the forward pass asks for each stage's parameters before it
+        /// reads them. The stand-in below zeroes every parameter and puts a stage's values back
+        /// only when asked, so a forward that read a parameter early would give other logits.
+        @Test(arguments: ["TM", "M+mlp", "TMMT"])
+        func theForwardPassWaitsForEachStagesWeights(_ which: String) throws {
+            let pattern = String(which.prefix(while: { $0 != "+" }))
+            let model = try GPT(config: tinyConfig(pattern, mlp: which.hasSuffix("mlp")), seed: 3)
+            let idx = tokens([2, 6], below: 23, seed: 4), targets = tokens([2, 6], below: 23, seed: 5)
+            let logits = model.logits(idx).floats, loss = model.loss(idx, targets: targets).item
+            let stages = model.parameterStages, layers = pattern.count
+            for (p, stage) in zip(model.parameters.parameters, stages) {
+                let expected = p.name == "transformer.wte.weight" ? 0 : p.name == "lm_head.weight" ? layers + 1
+                    : 1 + (Int(p.name.split(separator: ".")[2]) ?? -1)
+                #expect(stage == expected, "\(p.name): stage \(stage), expected \(expected)")
+            }
+            for forward in ["logits", "loss", "settle"] {
+                let held = HeldWeights(model)
+                model.arriving = held
+                switch forward {
+                case "logits": #expect(model.logits(idx).floats == logits, "\(which): logits with weights arriving")
+                case "loss": #expect(model.loss(idx, targets: targets).item == loss, "\(which): loss with weights arriving")
+                default: model.settleWeights()
+                }
+                #expect(forward == "settle" ? held.asked.isEmpty : held.asked == Array(0...(layers + 1)), "\(forward): asked \(held.asked)")
+                model.settleWeights()
+                #expect(held.settled && model.arriving == nil)
+                #expect(model.logits(idx).floats == logits)
+            }
+        }
+
         // One Transformer block, one Mamba block, a Mamba block with MLP, grouped KV heads,
         // and a 2-layer hybrid: the loss's gradient for every parameter.
         @Test(arguments: ["T", "M", "M+mlp", "T+gqa", "TM"])
@@ -227,4 +257,28 @@ extension BlocksTests {
             #expect(cache.byteCount == DecodeCache.bytesPerSequence(c, contextLength: 4096))
         }
     }
+}
+
+/// Stands in for weights arriving from other ranks: keeps the model's parameters aside,
+/// zeroing them, and puts back a stage's when the forward pass asks for it, all of them when
+/// settled.
+final class HeldWeights: ArrivingWeights {
+    private let parameters: [Tensor], stages: [Int], values: [[Float]]
+    private(set) var asked: [Int] = [], settled = false
+
+    init(_ model: GPT) {
+        parameters = model.parameters.parameters.map(\.tensor)
+        stages = model.parameterStages
+        values = parameters.map(\.floats)
+        for t in parameters { t.data(Float.self).update(repeating: 0, count: t.count) }
+    }
+
+    private func restore(_ keep: (Int) -> Bool) {
+        for (i, t) in parameters.enumerated() where keep(stages[i]) {
+            values[i].withUnsafeBufferPointer { t.data(Float.self).update(from: $0.baseAddress!, count: t.count) }
+        }
+    }
+
+    func awaitStage(_ stage: Int) { asked.append(stage); restore { $0 == stage } }
+    func settle() { settled = true; restore { _ in true } }
 }

@@ -84,6 +84,21 @@ extension TensorTests {
             for (i, t) in [w, x, u].enumerated() { expectClose(t.grad!.doubles, withHook[i], atol: 0, "leaf \(i) with and without the hook") }
         }
 
+        /// `betweenOps` calls its hook after each op of its body, with the tape on or off, and
+        /// not outside it; values are the same as without it.
+        @Test func theHookRunsAfterEachOpOfItsBody() {
+            let w = randn([4, 3], seed: 2).copy(requiresGrad: true), x = randn([2, 3], seed: 3)
+            let calls = CallCount()
+            let y = GradMode.betweenOps(calling: { calls.add() }) { silu(linear(x, w)) * 2 }   // linear, silu, scale
+            #expect(calls.value == 3, "\(calls.value) calls")
+            let z = GradMode.betweenOps(calling: { calls.add() }) { GradMode.withoutGradients { silu(linear(x, w)) } }
+            #expect(calls.value == 5, "\(calls.value) calls")
+            _ = silu(linear(x, w))
+            #expect(calls.value == 5, "no calls outside the body")
+            expectClose(y.doubles, (silu(linear(x, w)) * 2).doubles, atol: 0, "same values with the hook")
+            expectClose(z.doubles, silu(linear(x, w)).doubles, atol: 0, "same values with the hook")
+        }
+
         @Test func inferenceModeRecordsNothing() {
             let w = randn([4, 3], seed: 2).copy(requiresGrad: true)
             let y = GradMode.withoutGradients { linear(randn([2, 3], seed: 3), w) }
@@ -130,4 +145,10 @@ extension TensorTests {
             #expect(x.grad != nil)
         }
     }
+}
+
+/// A counter a `@Sendable` hook can add to.
+final class CallCount: @unchecked Sendable {
+    private(set) var value = 0
+    func add() { value += 1 }
 }

@@ -28,10 +28,17 @@ import Tokenizer
         var losses: [Double] = [], clips: [Float] = [], weights: [String: [Float]] = [:]
         /// Whether each step's exchange ran during the backward pass.
         var overlapped: [Bool] = []
+        /// The token losses of a forward pass after the last step, taken before the weights
+        /// are settled (across hosts some may still be arriving).
+        var next: [Float] = []
     }
 
-    static func outcome(_ trainer: Trainer) -> Outcome {
+    /// The forward pass after the last step, then the weights once settled.
+    static func outcome(_ trainer: Trainer, steps: Int) -> Outcome {
         var o = Outcome()
+        let (x, y) = batch(steps, 0)
+        o.next = trainer.model.tokenLosses(x, targets: y)
+        trainer.settleWeights()
         for p in trainer.model.parameters.parameters { o.weights[p.name] = p.tensor.floats }
         return o
     }
@@ -44,7 +51,7 @@ import Tokenizer
             losses.append(try trainer.step((0..<ranks).map { batch(s, $0) }, totalSteps: 10))
             clips.append(trainer.lastClipFactor)
         }
-        var o = outcome(trainer)
+        var o = outcome(trainer, steps: steps)
         o.losses = losses; o.clips = clips
         return o
     }
@@ -64,7 +71,7 @@ import Tokenizer
                 clips.append(trainer.lastClipFactor)
                 overlapped.append(trainer.lastOverlapped)
             }
-            var o = outcome(trainer)
+            var o = outcome(trainer, steps: steps)
             o.losses = losses; o.clips = clips; o.overlapped = overlapped
             return o
         }
@@ -118,6 +125,8 @@ import Tokenizer
             #expect(during.allSatisfy { $0.overlapped == [true, true, true] })
             for (r, (a, d)) in zip(window, during).enumerated() {
                 #expect(a.losses == d.losses && a.clips == d.clips, "\(m) micro-batches, rank \(r), the window: \(a.losses) vs \(d.losses)")
+                // The forward pass after the last step waited for the weights still arriving.
+                #expect(!a.next.isEmpty && a.next == d.next, "\(m) micro-batches, rank \(r): the next forward pass")
                 let differ = a.weights.keys.sorted().filter { a.weights[$0] != d.weights[$0] }
                 #expect(differ.isEmpty, "\(m) micro-batches, rank \(r): other weights than the window's in \(differ)")
             }

@@ -34,6 +34,17 @@ public enum GradMode {
     public static func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
         try $enabled.withValue(false, operation: body)
     }
+
+    /// Called after each op in `betweenOps`' body.
+    @TaskLocal static var afterEachOp: (@Sendable () -> Void)? = nil
+
+    /// Runs `body`, calling `hook` after each op it runs (on this thread, right after the op's
+    /// output is computed, whether or not it records a node): work that must move on while a
+    /// forward pass runs, such as the transfers of a data-parallel step (MPI moves a message
+    /// only while the process calls into it). `hook` should take microseconds.
+    public static func betweenOps<R>(calling hook: @escaping @Sendable () -> Void, _ body: () throws -> R) rethrows -> R {
+        try $afterEachOp.withValue(hook, operation: body)
+    }
 }
 
 extension Tensor {
@@ -49,6 +60,7 @@ extension Tensor {
     /// `backward` is timed when it runs.
     public func record(_ op: String, _ inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
         if OpProfile.isEnabled { OpProfile.forwardOp(op) }
+        GradMode.afterEachOp?()
         guard GradMode.enabled, inputs.contains(where: { $0.requiresGrad }) else { return }
         requiresGrad = true
         let sequence = GradMode.nextSequence.wrappingAdd(1, ordering: .relaxed).newValue
