@@ -89,6 +89,8 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
         case receive(UnsafeMutablePointer<Float>, Int, Int, Int)
     }
     private var started: [Int: Transfer] = [:]
+    /// Transfers started and not yet finished (every one must be, once).
+    public var unfinishedTransfers: Int { started.count }
     /// Handles in the order started, for posting the sends in that order.
     private var order: [Int] = []
     private var nextHandle = 0

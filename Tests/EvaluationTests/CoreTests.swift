@@ -47,6 +47,20 @@ func fixtureJSON(_ name: String) throws -> [String: Any] {
             }
         }
     }
+
+    /// A shuffle takes exactly CPython's draws: the stream after it goes on as CPython's
+    /// (`random.Random(7)`, shuffle of range(10), then `getrandbits(32)`; values from CPython).
+    @Test func theStreamAfterAShuffleIsCPythons() {
+        var rng = PythonRandom(seed: 7)
+        var x = Array(0..<10)
+        rng.shuffle(&x)
+        #expect(x == [8, 3, 1, 4, 7, 0, 9, 6, 2, 5])
+        #expect(rng.bits(32) == 3907149204)
+        var other = PythonRandom(seed: 123)
+        var y = Array(0..<5)
+        other.shuffle(&y)
+        #expect(y == [3, 1, 4, 2, 0] && other.bits(32) == 1144839923)
+    }
 }
 
 @Suite struct CorePromptTests {

@@ -212,6 +212,14 @@ import Inference
         #expect(both.map(\.maxTokens) == [32, 64 - prompts[1].count])
         let chat = try parsed(#"{"messages": [{"role": "user", "content": "\#(words)"}]}"#).generations
         #expect(chat.map(\.maxTokens) == [64 - (chat.first?.prompt.count ?? 0)] && (chat.first?.prompt.count ?? 0) > 32)
+        // A prompt and max_tokens that fill the context exactly are served; one token more is refused.
+        let fill = 64 - prompts[1].count
+        let exact = try parsed(#"{"prompt": "\#(words)", "max_tokens": \#(fill)}"#, chat: false).generations
+        #expect(exact.map(\.maxTokens) == [fill])
+        let over = refusal(#"{"prompt": "\#(words)", "max_tokens": \#(fill + 1)}"#, chat: false)
+        #expect(over?.code == "context_length_exceeded" && over?.param == "max_tokens")
+        // And max_tokens equal to the server's largest is served.
+        #expect(try parsed(#"{"prompt": "Hi", "max_tokens": 32}"#, chat: false).generations.map(\.maxTokens) == [32])
     }
 
     /// Every numeric bound from both sides: the last value inside is accepted and reaches the

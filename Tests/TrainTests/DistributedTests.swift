@@ -31,6 +31,8 @@ import Tokenizer
         /// The token losses of a forward pass after the last step, taken before the weights
         /// are settled (across hosts some may still be arriving).
         var next: [Float] = []
+        /// Transfers this rank started and never finished, once its weights are settled.
+        var unfinished = 0
     }
 
     /// The forward pass after the last step, then the weights once settled.
@@ -73,6 +75,7 @@ import Tokenizer
             }
             var o = outcome(trainer, steps: steps)
             o.losses = losses; o.clips = clips; o.overlapped = overlapped
+            o.unfinished = world.unfinishedTransfers
             return o
         }
     }
@@ -123,6 +126,8 @@ import Tokenizer
             let window = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: true, microBatches: m)
             #expect(after[0].overlapped == [false, false, false] && window[0].overlapped == [false, false, false])
             #expect(during.allSatisfy { $0.overlapped == [true, true, true] })
+            // Every transfer started was finished: each step settled the last one's weights.
+            #expect(during.map(\.unfinished) == [0, 0, 0])
             for (r, (a, d)) in zip(window, during).enumerated() {
                 #expect(a.losses == d.losses && a.clips == d.clips, "\(m) micro-batches, rank \(r), the window: \(a.losses) vs \(d.losses)")
                 // The forward pass after the last step waited for the weights still arriving.

@@ -137,6 +137,18 @@ import Train
         }
     }
 
+    /// The bound is inclusive: a gap exactly the larger seed range is a tie, anything past it
+    /// worse (values exact in binary). With two seeds the median rate is the middle two's mean.
+    @Test func aGapOfExactlyTheSpreadIsATie() throws {
+        let dir = try writeSweep(["A": [2.0, 2.25], "B": [2.375, 2.375], "C": [2.5, 2.5]])
+        let byName = Dictionary(uniqueKeysWithValues: try SweepReport.load(dir).groups.map { ($0.pattern, $0) })
+        #expect(byName["A"]?.meanBPB == 2.125 && byName["A"]?.rangeBPB == 0.25)
+        #expect(byName["A"]?.verdict == "best")
+        #expect(byName["B"]?.verdict == "tie", "gap 0.25, range 0.25")
+        #expect(byName["C"]?.verdict == "worse", "gap 0.375, range 0.25")
+        #expect(byName["A"]?.medianTokensPerSecond == 1500, "seeds at 1000 and 2000 tok/s")
+    }
+
     @Test func unfinishedAndMalformedRunsAreNamed() throws {
         let unfinished = try writeSweep(["A": [2.0, 2.1]], omit: "runs/d4/A/seed2")
         let missing = #expect(throws: TrainingError.self) { try SweepReport.load(unfinished) }

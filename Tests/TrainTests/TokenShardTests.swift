@@ -59,6 +59,13 @@ func scratchPath(_ name: String) -> String {
         #expect(throws: ShardError(path: path, "token 900 at position 2 is outside the vocabulary of 512; was this shard made with another tokenizer?")) {
             try TokenShard(path: path).validate(vocabSize: 512)
         }
+        // The bound: ids up to vocabSize - 1 are the vocabulary's, vocabSize itself is not.
+        try TokenShard.write([0, 511, 3], to: path)
+        try TokenShard(path: path).validate(vocabSize: 512)
+        try TokenShard.write([0, 512, 3], to: path)
+        #expect(throws: ShardError(path: path, "token 512 at position 1 is outside the vocabulary of 512; was this shard made with another tokenizer?")) {
+            try TokenShard(path: path).validate(vocabSize: 512)
+        }
     }
 
     @Test func freshModelLossOnAShardIsLogV() throws {
