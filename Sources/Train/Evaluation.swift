@@ -22,12 +22,12 @@ public enum Evaluator {
                             world: (any Collectives)?, each: (CoreTaskResult, Double) -> Void = { _, _ in }) throws -> [CoreTaskResult] {
         let rank = world?.rank ?? 0, ranks = world?.size ?? 1
         return try sets.map { task, examples in
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = clockNow()
             var correct = try CoreScoring.evaluate(examples, task: task, indices: Array(stride(from: rank, to: examples.count, by: ranks)),
                                                    model: model, tokenizer: tokenizer)
             if let world, ranks > 1 { correct = Int(world.sum([Double(correct)])[0]) }
             let result = CoreTaskResult(task: task, examples: examples.count, correct: correct)
-            each(result, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            each(result, seconds(since: start))
             return result
         }
     }

@@ -78,7 +78,6 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     /// Records a started transfer under a new handle.
     private func begin(_ transfer: Transfer) -> Int {
         started[nextHandle] = transfer
-        order.append(nextHandle)
         nextHandle += 1
         return nextHandle - 1
     }
@@ -91,16 +90,13 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     private var started: [Int: Transfer] = [:]
     /// Transfers started and not yet finished (every one must be, once).
     public var unfinishedTransfers: Int { started.count }
-    /// Handles in the order started, for posting the sends in that order.
-    private var order: [Int] = []
     private var nextHandle = 0
 
     /// Posts every started send not yet posted (as MPI's progress moves all of a rank's
     /// transfers), then whether `handle` is over: a send once posted, a receive once its
     /// message has come (it is then taken).
     public func isDone(_ handle: Int) -> Bool {
-        order.removeAll { started[$0] == nil }
-        for h in order {
+        for h in started.keys.sorted() {   // handles grow: the order started
             if case .send(let buffer, let count, let other, let tag, nil)? = started[h] {
                 started[h] = .send(buffer, count, other, tag, posted: post(buffer, count: count, to: other, tag: tag))
             }

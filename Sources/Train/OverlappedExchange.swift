@@ -59,8 +59,8 @@ final class OverlappedExchange {
     /// The leaves the backward pass has just finished: each parameter's transfers start; those
     /// in flight move on.
     func finished(_ leaves: [Tensor]) {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer { exposedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        let t0 = clockNow()
+        defer { exposedSeconds += seconds(since: t0) }
         for leaf in leaves {
             if let i = indexOf[ObjectIdentifier(leaf)] { start(i) }
         }
@@ -72,8 +72,8 @@ final class OverlappedExchange {
     /// After the backward pass: starts the transfers of the parameters it did not reach (in
     /// their order), waits for them all and sums each owned gradient over the ranks.
     func complete() {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer { exposedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        let t0 = clockNow()
+        defer { exposedSeconds += seconds(since: t0) }
         for i in parameters.indices { start(i) }
         for handle in sends { world.finish(handle) }
         let me = world.rank, ranks = world.size
@@ -140,7 +140,7 @@ final class ArrivingParameters: ArrivingWeights, @unchecked Sendable {
         self.world = world
         receives = Array(repeating: [], count: (stages.max() ?? 0) + 1)
         finishedReceives = Array(repeating: 0, count: receives.count)
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let t0 = clockNow()
         let me = world.rank
         for (i, p) in parameters.enumerated() {
             let data = p.tensor.data(Float.self), count = p.tensor.count, owner = owners[i], tag = 1 + i
@@ -151,40 +151,45 @@ final class ArrivingParameters: ArrivingWeights, @unchecked Sendable {
             }
         }
         moveOn()
-        startSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        startSeconds = seconds(since: t0)
         exposedSeconds = startSeconds
     }
 
     /// Asks after the oldest transfers not known to be over (which moves every transfer on;
     /// a receive found over is finished), between the forward pass's ops.
     func moveOn() {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer { exposedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        let t0 = clockNow()
+        defer { exposedSeconds += seconds(since: t0) }
         while sendsOver < sends.count && world.isDone(sends[sendsOver]) { sendsOver += 1 }
         if let s = finishedReceives.indices.first(where: { finishedReceives[$0] < receives[$0].count }) {
-            while finishedReceives[s] < receives[s].count && world.isDone(receives[s][finishedReceives[s]]) {
-                world.finish(receives[s][finishedReceives[s]])
-                finishedReceives[s] += 1
-            }
+            while let handle = nextReceive(s), world.isDone(handle) { finishReceive(s) }
         }
     }
 
     func awaitStage(_ stage: Int) {
         guard stage < receives.count else { return }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer { exposedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        let t0 = clockNow()
+        defer { exposedSeconds += seconds(since: t0) }
         for s in 0...stage {
-            while finishedReceives[s] < receives[s].count {
-                world.finish(receives[s][finishedReceives[s]])
-                finishedReceives[s] += 1
-            }
+            while nextReceive(s) != nil { finishReceive(s) }
         }
+    }
+
+    /// Stage `s`'s first receive not yet finished, if any.
+    private func nextReceive(_ s: Int) -> Int? {
+        finishedReceives[s] < receives[s].count ? receives[s][finishedReceives[s]] : nil
+    }
+
+    /// Finishes stage `s`'s next receive (waiting for it if it is not over).
+    private func finishReceive(_ s: Int) {
+        if let handle = nextReceive(s) { world.finish(handle) }
+        finishedReceives[s] += 1
     }
 
     func settle() {
         awaitStage(receives.count - 1)
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer { exposedSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+        let t0 = clockNow()
+        defer { exposedSeconds += seconds(since: t0) }
         // Every handle is finished once: those `isDone` found over are freed here too.
         for handle in sends { world.finish(handle) }
         sends = []

@@ -19,8 +19,10 @@ public struct OptimizerSettings: Sendable {
     /// plain PyTorch setup would (the benchmark's like-for-like comparison).
     public var muonForMatrices = true
     /// Under MPI without a shared-memory window (ranks on several hosts), send each gradient
-    /// to its owner as soon as the backward pass has finished it, while the pass goes on;
-    /// false sums them all after it (MPI_Reduce_scatter, which adds in its own order).
+    /// to its owner as soon as the backward pass has finished it, while the pass goes on, and
+    /// each updated weight to every rank while the next forward pass runs; false sums the
+    /// gradients after the backward pass (MPI_Reduce_scatter, which adds in its own order)
+    /// and shares the weights after the optimiser (MPI_Allgatherv).
     public var overlapExchange = true
     public init() {}
 }

@@ -11,6 +11,12 @@ public struct NonFiniteError: UserFacingError {
     public var description: String { "step \(step): \(tensor) is NaN or Inf; stopping (the last checkpoint is kept)" }
 }
 
+/// Now on the monotonic clock the step's timings are read from, in nanoseconds.
+func clockNow() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+/// Seconds since `start`, a `clockNow()` reading.
+func seconds(since start: UInt64) -> Double { Double(clockNow() - start) * 1e-9 }
+
 public final class Trainer {
     public let model: GPT
     public let settings: OptimizerSettings
@@ -147,9 +153,9 @@ public final class Trainer {
 
     /// Waits until every rank gets here; returns the seconds waited.
     func waitForAll(_ world: any Collectives) -> Double {
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        let t0 = clockNow()
         OpProfile.measure("distributed", "waiting for the slowest rank") { world.barrier() }
-        return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        return seconds(since: t0)
     }
 
     /// How the ranks exchange gradients and weights, for the log (collective: every rank
@@ -289,10 +295,10 @@ public final class Trainer {
             // Each parameter's gradient is summed onto the rank that owns it (the only one
             // that reads it).
             lastWaitSeconds = waitForAll(world)
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = clockNow()
             OpProfile.measure("distributed", "gradient reduce-scatter") { sumGradientsOntoOwners(world) }
             lossSum = world.sum([lossSum])[0]
-            lastReduceSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            lastReduceSeconds = seconds(since: t0)
         }
         var squares = 0.0, nonFinite: String? = nil
         OpProfile.measure("optimizer", "gradient norm") {
@@ -330,8 +336,8 @@ public final class Trainer {
             lastBroadcastSeconds += share.exposedSeconds
         } else if let world {
             lastWaitSeconds += waitForAll(world)
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            defer { lastBroadcastSeconds = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9 }
+            let t0 = clockNow()
+            defer { lastBroadcastSeconds = seconds(since: t0) }
             OpProfile.measure("distributed", "weight all-gather") { shareUpdatedWeights(world) }
         }
         step += 1

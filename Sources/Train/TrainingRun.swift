@@ -254,7 +254,7 @@ public final class TrainingRun {
             if last { break }
 
             let batches = nextBatches()
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = clockNow()
             let loss: Double
             do {
                 loss = try trainer.step(batches, totalSteps: total)
@@ -263,7 +263,7 @@ public final class TrainingRun {
                     ?? "no checkpoint had been saved"
                 throw TrainingError("step \(e.step): \(e.tensor) is NaN or Inf; training stopped and \(saved)")
             }
-            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            let dt = seconds(since: t0)
             elapsed += dt; sessionTime += dt; sessionSteps += 1
             smoothLoss = 0.9 * smoothLoss + 0.1 * loss
             let debiased = smoothLoss / (1 - pow(0.9, Double(step + 1)))
