@@ -126,6 +126,30 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(throws: CorpusError.self) { try ParquetHybrid.decode([0x80, 0x01], bitWidth: 6, count: 64) }
     }
 
+    /// Thrift's long form of a field header (type nibble, delta 0, then the id as a zigzag
+    /// varint), which writers use for ids that jump by more than 15 or go back: the footer's
+    /// first field (version, id 1) rewritten so reads the same, and the fields after it, given
+    /// as deltas, count from its id.
+    @Test func aLongFormFieldHeaderReadsAsTheShortOne() throws {
+        let original = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet"))
+        var bytes = [UInt8](original)
+        let length = Int(bytes[bytes.count - 8]) | Int(bytes[bytes.count - 7]) << 8
+            | Int(bytes[bytes.count - 6]) << 16 | Int(bytes[bytes.count - 5]) << 24
+        let footer = bytes.count - 8 - length
+        // 0x15: id delta 1, type i32 (5); long form: 0x05, then zigzag(1) = 2.
+        try #require(bytes[footer] == 0x15)
+        bytes.replaceSubrange(footer..<(footer + 1), with: [0x05, 0x02])
+        let grown = length + 1
+        bytes.replaceSubrange((bytes.count - 8)..<(bytes.count - 4),
+                              with: [0, 8, 16, 24].map { UInt8((grown >> $0) & 0xff) })
+        let path = NSTemporaryDirectory() + "nanochat-longform-\(getpid()).parquet"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let file = try ParquetFile(path: path)
+        #expect(file.rowGroupRows.count == 3)
+        #expect(try readAll(file) == expectedRows().rows)
+    }
+
     /// pyarrow writes an empty table as one row group of no rows: it reads as no rows.
     @Test func anEmptyTableReadsAsNoRows() throws {
         let file = try ParquetFile(path: "\(fixtures)/parquet/empty.parquet")

@@ -80,6 +80,10 @@ import Tokenizer
         ("1//0.1", "9.0"), ("-1//0.1", "-10.0"), ("7.5//2", "3.0"), ("-7.5//2", "-4.0"), ("5.5//0.5", "11.0"), ("0//-3.0", "-0.0"),
         // Python raises ZeroDivisionError for float operands too: no answer.
         ("1.5/0", nil), ("2/0.0", nil), ("7//0.0", nil), ("0.0/0", nil),
+        // Integer floor division of every sign, exact or not: exact quotients are not moved down.
+        ("-8//2", "-4"), ("8//-2", "-4"), ("7//-2", "-4"), ("-7//-2", "3"), ("0//-5", "0"), ("-9//3", "-3"),
+        // Python's str() of a float writes 1e16 and beyond with an exponent, below it with ".0".
+        ("1000000000000000/1", "1000000000000000.0"), ("10000000000000000/1", "1e+16"), ("-10000000000000000/1", "-1e+16"),
     ] as [(String, String?)])
     func calculatorAnswersAsNanochats(expression: String, answer: String?) {
         #expect(Calculator.evaluate(expression) == answer)
