@@ -368,6 +368,18 @@ import Tokenizer
         #expect(Set((0..<700).map { _ in three.pick(logits) }) == [0, 1, 2])
     }
 
+    /// A top_k that excludes nothing (the vocabulary's size or more) is no top_k: the same
+    /// seed draws the same tokens as top_k 0, draw for draw.
+    @Test func topKOfTheWholeVocabularyIsNoTopK() {
+        let logits = [0.3, 1.2, -0.5, 0.9, 0.0]
+        for k in [5, 6, 1000] {
+            var all = Sampler(temperature: 0.8, topK: 0, seed: 11), whole = Sampler(temperature: 0.8, topK: k, seed: 11)
+            let a = (0..<300).map { _ in all.pick(logits) }, b = (0..<300).map { _ in whole.pick(logits) }
+            #expect(a == b, "top_k \(k) of 5 tokens drew other tokens than top_k 0")
+            #expect(Set(a).count == 5)
+        }
+    }
+
     /// Greedy decoding takes the first of equal largest logits, as torch.argmax does (nanochat's
     /// temperature 0), wherever the tie sits.
     @Test func greedyTakesTheFirstOfEqualLogits() {

@@ -163,6 +163,20 @@ import Train
         #expect(r.examples.first.map { $0.reply.contains("«") && $0.expected == ChatTask.spelling.question(seed: 0).answer } == true)
     }
 
+    /// The training order is a uniform shuffle (Fisher–Yates): over 2,000 seeds every one of
+    /// the 120 orders of five conversations comes out, those that leave some in place among
+    /// them (a shuffle that always moves every item, Sattolo's, reaches only the 24 cycles);
+    /// each seed's order is fixed.
+    @Test func theShuffleReachesEveryOrder() {
+        let items = Array(0..<5)
+        let orders = (0..<2000).map { SFTData.shuffled(items, seed: UInt64($0)) }
+        #expect(Set(orders).count == 120)
+        #expect(orders.allSatisfy { $0.sorted() == items })
+        #expect(orders.contains { o in o.indices.contains { o[$0] == $0 } })
+        #expect(SFTData.shuffled(items, seed: 7) == orders[7])
+        #expect(SFTData.shuffled([42], seed: 3) == [42] && SFTData.shuffled([Int](), seed: 3).isEmpty)
+    }
+
     @Test func heldOutSpellingAsksAboutWordsNeverTrainedOn() {
         let trained = Set((0..<2000).map { ChatTask.spelling.conversation(seed: UInt64($0)).messages[0].plainTextForTests })
         for i in 0..<50 {
