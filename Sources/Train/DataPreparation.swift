@@ -9,8 +9,8 @@
 // The val split is the last documents, about `valFraction` of the text (as nanochat holds out
 // its last parquet shard): documents are held back until they are more than that fraction of
 // the estimated input behind the newest. When the last whole documents are more than twice
-// the fraction (a corpus of a few long documents), val is instead the last tokens of the
-// stream.
+// the fraction (a corpus of a few long documents), or are every document, val is instead the
+// last tokens of the stream, and train always has tokens.
 import Corpus
 import Foundation
 import Tensor
@@ -145,10 +145,10 @@ public enum DataPreparation {
             throw TokenizerError(stream.skipped > 0 ? "every row was skipped (\(stream.skipped)); nothing to prepare"
                                                      : "the input has no documents")
         }
-        // Whole documents for val, unless they are more than twice the share asked (or there is
-        // one document): then the last tokens.
+        // Whole documents for val, unless they are more than twice the share asked, or would
+        // leave train none (one document, or a share of a half or more): then the last tokens.
         let wantVal = Double(total) * options.valFraction
-        let fromTail = documents == 1 || (holdTokens != nil ? Double(heldTokens) > 2 * wantVal
+        let fromTail = held.count == documents || (holdTokens != nil ? Double(heldTokens) > 2 * wantVal
                                                             : Double(heldBytes) > 2 * Double(textBytes) * options.valFraction)
         let val = ShardWriter(dir: dir, split: "val", shardTokens: options.shardTokens)
         var trainDocuments = documents - held.count, valDocuments = held.count

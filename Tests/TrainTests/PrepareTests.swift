@@ -84,18 +84,19 @@ func shakespeare(_ characters: Int) throws -> String {
         #expect(same, "\(restored.utf8.count) bytes restored for \(text.utf8.count + 1)")
     }
 
-    /// A val share so large that every document is val leaves train empty: the split is still
-    /// there, as one empty shard that data.json lists, and opens as a stream of no tokens.
-    @Test func anEmptySplitStillHasItsShard() throws {
+    /// A val share so large that every whole document would be val takes val from the tail
+    /// instead: train keeps the first tokens, val the last share of them.
+    @Test func aShareThatWouldTakeEveryDocumentTakesTheTail() throws {
         let text = try shakespeare(20_000).replacingOccurrences(of: "\n", with: " ")
         let (dir, data, tok) = try prepareText(text) {
             $0.documents = DocumentOptions(maxDocumentBytes: 10_000)
             $0.valFraction = 0.6
         }
-        #expect(!data.valFromTail && data.trainDocuments == 0 && data.valDocuments >= 2, "\(data.valDocuments) val documents")
-        #expect(data.trainTokens == 0 && data.trainShards == 1 && data.valShards == 1)
+        #expect(data.valFromTail && data.trainDocuments >= 2 && data.valDocuments == 1, "\(data.trainDocuments) train documents")
         let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
-        #expect(t.count == 0 && v.count == data.valTokens && v.count > 0)
+        #expect(t.count == data.trainTokens && v.count == data.valTokens)
+        let share = Double(v.count - 1) / Double(t.count + v.count - 1)   // val's own <|bos|>
+        #expect(t.count > 0 && abs(share - 0.6) < 0.001, "val share \(share)")
     }
 
     /// Two long documents and a short last one: the fewest last whole documents that reach a
