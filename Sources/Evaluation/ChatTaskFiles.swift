@@ -95,6 +95,13 @@ public enum ChatTaskFile {
         huggingFaceShuffleOrder(count: problems.count, seed: seed).map { problems[$0] }
     }
 
+    /// What `chat-eval --benchmark` evaluates: the file's problems in nanochat's order, the
+    /// first `maxProblems` of them (all when nil), so a smaller run is a prefix of the whole.
+    public static func evaluationSet(_ benchmark: ChatBenchmark, path: String, maxProblems: Int? = nil) throws -> [ChatProblem] {
+        let all = shuffled(try problems(benchmark, path: path))
+        return maxProblems.map { Array(all.prefix(Swift.max(0, $0))) } ?? all
+    }
+
     /// A parquet file's columns, row by row, as the JSON rows of the same file would hold
     /// them ("choices.text" the field text of the object choices).
     static func parquetRows(_ benchmark: ChatBenchmark, path: String) throws -> [(fields: [String: Any], at: String)] {

@@ -82,9 +82,7 @@ struct ChatEvalCommand: ParsableCommand {
         }
         // Every benchmark file is read, and HumanEval's sandbox found, before the model loads.
         let sets = try chosen.map { b, path in
-            var problems = ChatTaskFile.shuffled(try ChatTaskFile.problems(b, path: path))
-            if let maxProblems { problems = Array(problems.prefix(maxProblems)) }
-            return (benchmark: b, path: path, problems: problems)
+            (benchmark: b, path: path, problems: try ChatTaskFile.evaluationSet(b, path: path, maxProblems: maxProblems))
         }
         let sandbox = try chosen.contains { $0.benchmark == .humanEval } ? PythonSandbox.find() : nil
         let (model, loadedStep) = try Checkpoint.load(from: checkpoint, step: step)

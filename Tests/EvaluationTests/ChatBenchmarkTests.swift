@@ -51,6 +51,24 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
 }
 
 @Suite struct ChatBenchmarkFileTests {
+    /// `chat-eval --benchmark F --max-problems N` evaluates the first N of nanochat's order, not
+    /// of the file's: the fixture's first five GSM8K problems after the shuffle, which are
+    /// not the file's first five; a bound past the file, or none, gives all twelve.
+    @Test func maxProblemsTakesTheFirstOfNanochatsOrder() throws {
+        let fixture = try fixtureJSON("chat_nanochat.json")
+        let references = try #require(fixture["GSM8K_references"] as? [[String: Any]])
+        let path = chatTaskFiles + "/gsm8k.jsonl"
+        let five = try ChatTaskFile.evaluationSet(.gsm8k, path: path, maxProblems: 5)
+        #expect(five.count == 5)
+        for (p, e) in zip(five, references) {
+            #expect(p.conversation == (try nanochatConversation(e["messages"])), "GSM8K \(p.source)")
+        }
+        let fileOrder = try ChatTaskFile.problems(.gsm8k, path: path)
+        #expect(five.map(\.source) != fileOrder.prefix(5).map(\.source))
+        #expect(try ChatTaskFile.evaluationSet(.gsm8k, path: path, maxProblems: 100).count == 12)
+        #expect(try ChatTaskFile.evaluationSet(.gsm8k, path: path).map(\.source) == ChatTaskFile.shuffled(fileOrder).map(\.source))
+    }
+
     /// Every benchmark's conversations, in nanochat's order, equal the ones its tasks build.
     @Test func conversationsAreNanochatsInItsOrder() throws {
         let fixture = try fixtureJSON("chat_nanochat.json")

@@ -114,6 +114,25 @@ import Tokenizer
         }
     }
 
+    /// The shared window is the size asked for first: every rank gets the same memory again
+    /// for that size, nil for any other (as MPI's `World` answers), and a group without one
+    /// always nil (the route across hosts).
+    @Test func theWindowKeepsItsFirstSize() throws {
+        let shared = try InProcessWorld.run(InProcessWorld.group(size: 2, sharedWindow: true)) { world in
+            let first = world.nodeWindow(floats: 64).map { $0.map { UInt(bitPattern: $0) } }
+            let again = world.nodeWindow(floats: 64).map { $0.map { UInt(bitPattern: $0) } }
+            return (first, again, world.nodeWindow(floats: 65) == nil, world.nodeWindow(floats: 32) == nil)
+        }
+        for (rank, r) in shared.enumerated() {
+            #expect(r.0?.count == 2 && r.0 == r.1 && r.0 == shared[0].0, "rank \(rank): \(String(describing: r.0)), then \(String(describing: r.1))")
+            #expect(r.2 && r.3, "rank \(rank): a window of another size was handed out")
+        }
+        let apart = try InProcessWorld.run(InProcessWorld.group(size: 2, sharedWindow: false)) { world in
+            world.nodeWindow(floats: 64) == nil
+        }
+        #expect(apart == [true, true])
+    }
+
     /// Across hosts each gradient goes to its owner during the backward pass, and the owner
     /// adds the copies in rank order: the same bits as the shared-memory window (which adds
     /// in that order too) and as the reduce-scatter after the pass (which does here, in
