@@ -55,6 +55,21 @@ extension TensorTests {
             #expect(dxFused == x.grad!.doubles)
         }
 
+        /// At the kink, where gradcheck cannot look: relu's derivative at 0 (and -0) is 0, as
+        /// PyTorch's, and relu²'s is 0 there by its formula; either side of it, 0 and dy (2x·dy).
+        @Test func theKinkTakesDerivativeZero() {
+            let values: [Float] = [-1, -0.0, 0, 1e-30, 2, -1e-30]
+            for (name, op, slope) in [("relu", relu, { (x: Double) in x > 0 ? 1.0 : 0 }),
+                                      ("relu_squared", reluSquared, { (x: Double) in x > 0 ? 2 * x : 0 })] as [(String, (Tensor) -> Tensor, (Double) -> Double)] {
+                for dtype in [DType.float32, .float64] {
+                    let x = Tensor(shape: [values.count], scalars: values, dtype: dtype, requiresGrad: true)
+                    op(x).backward(seed: Tensor(repeating: 3, shape: [values.count], dtype: dtype))
+                    let expected = values.map { 3 * slope(Double($0)) }
+                    #expect(x.grad!.doubles == expected.map { dtype == .float32 ? Double(Float($0)) : $0 }, "\(name) \(dtype)")
+                }
+            }
+        }
+
         @Test func gradcheckCatchesBackwardWrongByOnePercent() {
             let x = randn([37], seed: 3)
             let result = gradcheck([x]) { pointwise(SiluWrongByOnePercent.self, $0[0]) }
