@@ -89,6 +89,18 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
             let expected = ema / (1 - pow(0.9, Double(i + 1)))
             #expect(Swift.abs((row.smoothLoss ?? .nan) - expected) <= 1e-9 * expected, "step \(row.step): smooth_loss \(row.smoothLoss ?? .nan), not \(expected)")
         }
+        // Each row is one JSON object on its line, its keys those docs/training.md names for
+        // its kind and in sorted order (what tools that read the file, or diff two runs', see).
+        let text = try String(contentsOfFile: "\(full)/metrics.jsonl", encoding: .utf8)
+        let trainKeys = ["dt_ms", "elapsed_s", "kind", "loss", "lrm", "mfu", "smooth_loss", "step", "tok_per_sec"]
+        for line in text.split(separator: "\n") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            let kind = object["kind"] as? String
+            #expect(Set(object.keys) == Set(kind == "val" ? ["kind", "step", "val_bpb", "val_loss"] : trainKeys), "\(line)")
+            // Each key's place in the line: sorted keys appear in increasing order.
+            let places = object.keys.sorted().map { line.range(of: "\"\($0)\":")?.lowerBound }
+            #expect(places.allSatisfy { $0 != nil } && zip(places, places.dropFirst()).allSatisfy { $0! < $1! }, "keys not sorted: \(line)")
+        }
         let steps = lines.filter { $0.hasPrefix("step 00006/00006") }
         #expect(steps.count == 1, "the step line: \(lines.joined(separator: "\n"))")
     }
