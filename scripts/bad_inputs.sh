@@ -354,6 +354,12 @@ printf '{"query": "To be", "choices": [" or not", " and yet"], "gold": 0}\n{"que
 printf '{"context": "ROMEO", "continuation": "and Juliet"}\n' > "$cb/eval_data/lm.jsonl"
 $nc core --checkpoint "$run" --bundle "$cb" > "$W/core.log" 2>&1 \
     && works "core: a good bundle" 0 "" || works "core: a good bundle" 1 "$(tail -3 "$W/core.log")"
+# --max-per-task N scores the first N examples of each task (mc has two, lm one).
+$nc core --checkpoint "$run" --bundle "$cb" --max-per-task 1 > "$W/core1.log" 2>&1
+grep -q '^| mc | multiple_choice | 0 | 2 |' "$W/core.log" && grep -q '^| mc | multiple_choice | 0 | 1 |' "$W/core1.log" \
+    && grep -q '^| lm | language_modeling | 0 | 1 |' "$W/core1.log" \
+    && works "core --max-per-task 1: one example of each task" 0 "" \
+    || works "core --max-per-task 1: one example of each task" 1 "$(grep '^| [ml][cm] ' "$W/core.log" "$W/core1.log")"
 bundle_copy() { rm -rf "$W/$1"; cp -r "$cb" "$W/$1"; echo "$W/$1"; }
 expect "core: no bundle directory" "no such directory" $nc core --checkpoint "$run" --bundle "$W/no-bundle"
 b=$(bundle_copy b1); rm "$b/eval_data/lm.jsonl"

@@ -148,11 +148,20 @@ last=$(ls "$W/kill"/meta_*.json | sort | tail -1); last=$(basename "$last" .json
 $nc train "$W/run.py" --output_dir="$W/kill" --resume --save_every=5 --eval_every=0 --num_iterations=$((last + 2)) > /dev/null 2>&1 \
     && echo "  its last checkpoint (step $last) resumes" || fail "the killed job's last checkpoint (step $last) does not resume"
 
-# An error on one rank (its data directory is wrong) stops every rank with its message.
+# An error on one rank (its data directory is wrong) stops every rank with its message,
+# which names the rank and its host, whole: under a long host name of its own (a UTS
+# namespace) where the machine allows one.
 start=$(date +%s)
-mpirun -np 1 "$nc" train "$W/run.py" --output_dir="$W/err" : -np 1 "$nc" train "$W/run.py" --output_dir="$W/err" --data_dir="$W/typo" > "$W/err.log" 2>&1
+err_job=(mpirun -np 1 "$nc" train "$W/run.py" --output_dir="$W/err" : -np 1 "$nc" train "$W/run.py" --output_dir="$W/err" --data_dir="$W/typo")
+if unshare --uts true 2> /dev/null; then
+    host=nanochat-mpi-smoke-host
+    unshare --uts sh -c 'hostname "$0" && exec "$@"' "$host" "${err_job[@]}" > "$W/err.log" 2>&1
+else
+    host=$(hostname)
+    "${err_job[@]}" > "$W/err.log" 2>&1
+fi
 rc=$?; took=$(( $(date +%s) - start ))
-if [ $rc -ne 0 ] && [ "$took" -le 30 ] && grep -q "rank 1 of 2 .*typo/data.json: cannot open" "$W/err.log"; then
+if [ $rc -ne 0 ] && [ "$took" -le 30 ] && grep -q "^Error: rank 1 of 2 ($host): .*typo/data.json: cannot open" "$W/err.log"; then
     echo "an error on rank 1: every rank stopped in ${took} s: $(grep -m1 'rank 1 of 2' "$W/err.log" | cut -c1-160)"
 else
     fail "an error on one rank: exit $rc after ${took} s"; tail -5 "$W/err.log"
@@ -194,5 +203,6 @@ if [ "$(python3 -c "$outcomes" "$W/ce1.json")" = "$(python3 -c "$outcomes" "$W/c
 else
     fail "chat-eval on 2 ranks differs from 1 process"; cat "$W/ce1.json" "$W/ce2.json"
 fi
+
 
 finish mpi_smoke

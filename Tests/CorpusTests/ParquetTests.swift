@@ -150,6 +150,26 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try readAll(file) == expectedRows().rows)
     }
 
+    /// A schema name that is not UTF-8 (the column's name with its first byte 0xFF) is an
+    /// error naming the file and what is wrong, not a name read with a replacement character.
+    @Test func aStringFieldThatIsNotUTF8IsRefused() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
+        let length = Int(bytes[bytes.count - 8]) | Int(bytes[bytes.count - 7]) << 8
+            | Int(bytes[bytes.count - 6]) << 16 | Int(bytes[bytes.count - 5]) << 24
+        let footer = bytes.count - 8 - length
+        let name: [UInt8] = [4] + Array("text".utf8)   // the schema element's name: its length, then its bytes
+        let at = try #require((footer..<(bytes.count - 8 - name.count)).first { Array(bytes[$0..<($0 + name.count)]) == name })
+        bytes[at + 1] = 0xFF
+        let path = NSTemporaryDirectory() + "nanochat-notutf8-\(getpid()).parquet"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect {
+            _ = try readAll(try ParquetFile(path: path))
+        } throws: { error in
+            "\(error)".contains(path) && "\(error)".contains("the footer is malformed: a string field is not UTF-8")
+        }
+    }
+
     /// pyarrow writes an empty table as one row group of no rows: it reads as no rows.
     @Test func anEmptyTableReadsAsNoRows() throws {
         let file = try ParquetFile(path: "\(fixtures)/parquet/empty.parquet")
