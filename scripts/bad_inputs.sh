@@ -456,6 +456,10 @@ prep=(--input "$W/no-such.txt" --tokenizer "$W/tok" --out "$o/prep")
 edges prepare --val-fraction "0.001 0.999" "0.0 1.0" "--val-fraction must be in (0, 1), got @" "${prep[@]}"
 edges prepare --shard-tokens "1 2147483647" "0 2147483648" "--shard-tokens must be in 1...2147483647 (a shard's header counts its tokens in an int32), got @" "${prep[@]}"
 edges prepare --max-tokens "2" "1" "--max-tokens must be at least 2 (one for train, one for val), got @" "${prep[@]}"
+# --max-tokens N keeps the corpus's first N tokens, train and val together.
+$nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/prep-max" --max-tokens 3000 > /dev/null 2>&1
+got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["train_tokens"] + d["val_tokens"])' "$W/prep-max/data.json" 2>&1)
+[ "$got" = 3000 ] && works "prepare --max-tokens 3000: 3000 tokens" 0 "" || works "prepare --max-tokens 3000: 3000 tokens" 1 "got ${got:0:160}"
 edges prepare --max-document-bytes "16 1073741824" "15 1073741825" "--max-document-bytes must be in 16...1073741824, got @" "${prep[@]}"
 tok=(--input "$W/no-such.txt" --out "$o/tok")
 edges "tokenizer train" --vocab-size "265 65536" "264 65537" "--vocab-size must be in 265...65536 (256 bytes + 9 special tokens, uint16 shards), got @" "${tok[@]}"

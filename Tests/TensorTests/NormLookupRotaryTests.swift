@@ -74,6 +74,14 @@ extension TensorTests {
             // hd/2 = 20: a half that is neither 16 nor a multiple of it.
             let wide = RotaryTable(headDim: 40, maxPositions: 8)
             expectGradients([randn([1, 3, 2, 40], seed: 7)], "rotary hd=40") { rotary($0[0], table: wide) }
+            // x rotated twice (at two offsets) and used once more: the later backward adds into
+            // a gradient that already holds the others' (the accumulating path).
+            expectGradients([x], "rotary, accumulated") {
+                rotary($0[0], table: table, offset: offset) + rotary($0[0], table: table, offset: 2) + scale($0[0], 0.5)
+            }
+            expectGradients([randn([1, 3, 2, 40], seed: 8)], "rotary hd=40, accumulated") {
+                rotary($0[0], table: wide) + rotary($0[0], table: wide, offset: 3)
+            }
         }
     }
 }
