@@ -10,6 +10,20 @@ extension TensorTests {
         /// AVX512_BF16 where the CPU has them (so each CPU of CI tests what it would run).
         static let kernels = BF16Kernel.allCases.filter(\.available)
 
+        /// AMX runs wherever the CPU has bf16 tiles the OS saves (and AVX-512, as the kernel
+        /// needs): a permission check gone wrong would fall back to slower kernels whose
+        /// products are as right, so nothing else would notice. Elsewhere it is not offered.
+        @Test func amxRunsWhereTheCPUHasIt() {
+            let cpu = CPUFacts.host
+            guard cpu.amxTile && cpu.amxBF16 && cpu.osAMX else {
+                #expect(!BF16Kernel.amx.available)
+                return
+            }
+            if BF16Kernel.avx512bf16.available {
+                #expect(BF16Kernel.amx.available, "AMX refused on an AMX CPU: \(BF16Kernel.amx.refusal ?? "")")
+            }
+        }
+
         /// The reference on bf16-rounded operands in Double, and Σ|a·b| per output: fp32
         /// accumulation of k exact products errs by at most about k·2⁻²⁴ of that sum.
         func reference(_ a: Tensor, _ b: Tensor, _ ta: Bool, _ tb: Bool, m: Int, n: Int, k: Int) -> (value: [Double], bound: [Double]) {
