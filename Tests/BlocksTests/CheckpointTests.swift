@@ -183,11 +183,18 @@ extension BlocksTests {
             #expect(try Checkpoint.load(from: dir).model.config.blockPattern == [.transformer, .transformer])
             // Without a pattern, n_layer sizes one; out of range it is an error, not a trap
             // (found by fuzzing the meta reader).
-            mc["n_layer"] = -40
-            meta["model_config"] = mc
-            let bad = try JSONSerialization.data(withJSONObject: meta)
-            #expect(throws: TensorFileError(path: "m", "model_config: n_layer must be in 1...4096, got -40")) {
-                try Checkpoint.modelConfig(fromMeta: bad, path: "m")
+            // Both edges: 1 and 4096 layers are read, 0 and 4097 are not.
+            for n in [-40, 0, 1, 4096, 4097] {
+                mc["n_layer"] = n
+                meta["model_config"] = mc
+                let data = try JSONSerialization.data(withJSONObject: meta)
+                if (1...4096).contains(n) {
+                    #expect(try Checkpoint.modelConfig(fromMeta: data, path: "m").blockPattern.count == n)
+                } else {
+                    #expect(throws: TensorFileError(path: "m", "model_config: n_layer must be in 1...4096, got \(n)")) {
+                        try Checkpoint.modelConfig(fromMeta: data, path: "m")
+                    }
+                }
             }
         }
 
