@@ -204,5 +204,4 @@ else
     fail "chat-eval on 2 ranks differs from 1 process"; cat "$W/ce1.json" "$W/ce2.json"
 fi
 
-
 finish mpi_smoke

@@ -19,6 +19,12 @@ func expectedRows() throws -> (rows: [String?], required: [String]) {
     return (rows, required)
 }
 
+/// The footer's length, from the little-endian int32 before a parquet file's closing "PAR1".
+func footerLength(_ bytes: [UInt8]) -> Int {
+    Int(bytes[bytes.count - 8]) | Int(bytes[bytes.count - 7]) << 8
+        | Int(bytes[bytes.count - 6]) << 16 | Int(bytes[bytes.count - 5]) << 24
+}
+
 func readAll(_ file: ParquetFile) throws -> [String?] {
     var out: [String?] = []
     for g in 0..<file.rowGroupRows.count {
@@ -133,8 +139,7 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
     @Test func aLongFormFieldHeaderReadsAsTheShortOne() throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet"))
         var bytes = [UInt8](original)
-        let length = Int(bytes[bytes.count - 8]) | Int(bytes[bytes.count - 7]) << 8
-            | Int(bytes[bytes.count - 6]) << 16 | Int(bytes[bytes.count - 5]) << 24
+        let length = footerLength(bytes)
         let footer = bytes.count - 8 - length
         // 0x15: id delta 1, type i32 (5); long form: 0x05, then zigzag(1) = 2.
         try #require(bytes[footer] == 0x15)
@@ -154,8 +159,7 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
     /// error naming the file and what is wrong, not a name read with a replacement character.
     @Test func aStringFieldThatIsNotUTF8IsRefused() throws {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
-        let length = Int(bytes[bytes.count - 8]) | Int(bytes[bytes.count - 7]) << 8
-            | Int(bytes[bytes.count - 6]) << 16 | Int(bytes[bytes.count - 5]) << 24
+        let length = footerLength(bytes)
         let footer = bytes.count - 8 - length
         let name: [UInt8] = [4] + Array("text".utf8)   // the schema element's name: its length, then its bytes
         let at = try #require((footer..<(bytes.count - 8 - name.count)).first { Array(bytes[$0..<($0 + name.count)]) == name })
