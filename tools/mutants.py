@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Mutation testing: how many one-line bugs, planted at random, the unit tests catch.
+
+Draws lines at random (reproducibly, from --seed) among the library's source lines that hold
+something to change, and in each plants one mechanical bug: a comparison turned (`<` `<=`, `==`
+`!=`), an arithmetic operator swapped (`+` `-`, `*` `/`), `&&` for `||`, a `!` dropped, an integer
+one off, `min` for `max`, `true` for `false`, a closed range made half-open. Comments and string
+literals are never touched. Each mutant is built (debug, tests included) in a worktree of HEAD
+and the whole suite runs against it; the first failing test ends the run (caught), as does a hang
+past --timeout. A mutant that does not compile is not counted and another line is drawn.
+
+    python3 tools/mutants.py --count 20 --seed 7 --out /tmp/mutants.jsonl
+
+Each result is one JSON line (file, line, the line before and after, caught or survived, the test
+that caught it, seconds); the survivors are printed at the end for a person to read: some are
+equivalent (a capacity, a message), the rest are where a test is missing. The tests the CI scripts
+run (scripts/*.sh) are not run here, so the executables' sources (Sources/nanochat, Sources/bench)
+and the code only mpirun runs (CMPI, Train/Distributed.swift) are left out of the draw: the rate is that of `swift test` over the library.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+
+LIBRARY = ["Tensor", "SelectiveScan", "Blocks", "Corpus", "Tokenizer", "Inference", "Train", "Evaluation",
+           "Interop", "Serve", "CBF16", "CHost", "CCompression"]
+# Run only under mpirun, which scripts/mpi_smoke.sh does and `swift test` does not.
+MPI_ONLY = {"Sources/Train/Distributed.swift"}
+
+# Each rule: a pattern found in the masked line, and what replaces the match. Binary operators
+# need a space on both sides, which in Swift tells them from generics, `->`, `?` and `!` suffixes.
+SWAPS = {" < ": " <= ", " <= ": " < ", " > ": " >= ", " >= ": " > ", " == ": " != ", " != ": " == ",
+         " + ": " - ", " - ": " + ", " * ": " / ", " / ": " * ", " += ": " -= ", " -= ": " += ",
+         " && ": " || ", " || ": " && ", "...": "..<", "..<": "...",
+         "min(": "max(", "max(": "min(", "true": "false", "false": "true"}
+SWAP_PATTERN = re.compile(r" (?:<=|>=|==|!=|\+=|-=|&&|\|\||<|>|\+|-|\*|/) |\.\.\.|\.\.<|\bmin\(|\bmax\(|\btrue\b|\bfalse\b")
+INTEGER = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
+NOT = re.compile(r"(?<=[\s(])!(?=[\w(.])")
+SKIP = re.compile(r"^\s*(import|#|@|precondition|assert|fatalError|log\(|print\(|case\b)")
+
+
+def masked(lines, is_c):
+    """Each line with comments and string literals blanked to spaces (same length)."""
+    out, in_block, in_multiline = [], False, False
+    for line in lines:
+        chars, i, n = list(line), 0, len(line)
+        while i < n:
+            if in_block:
+                end = line.find("*/", i)
+                stop = n if end < 0 else end + 2
+                chars[i:stop] = " " * (stop - i)
+                in_block, i = end < 0, stop
+            elif in_multiline:
+                end = line.find('"""', i)
+                stop = n if end < 0 else end + 3
+                chars[i:stop] = " " * (stop - i)
+                in_multiline, i = end < 0, stop
+            elif line.startswith("//", i):
+                chars[i:] = " " * (n - i)
+                break
+            elif line.startswith("/*", i):
+                in_block = True
+            elif not is_c and line.startswith('"""', i):
+                in_multiline = True
+            elif line[i] == '"' or (is_c and line[i] == "'"):
+                quote, j, depth = line[i], i + 1, 0
+                while j < n:
+                    if line[j] == "\\" and not is_c and line.startswith("\\(", j):
+                        depth += 1; j += 2; continue
+                    if line[j] == "\\":
+                        j += 2; continue
+                    if depth and line[j] == "(":
+                        depth += 1
+                    elif depth and line[j] == ")":
+                        depth -= 1
+                    elif not depth and line[j] == quote:
+                        break
+                    j += 1
+                stop = min(j + 1, n)
+                chars[i:stop] = " " * (stop - i)
+                i = stop
+            else:
+                i += 1
+        out.append("".join(chars))
+    return out
+
+
+def candidates(text):
+    """(start, end, replacement) for every mutation this masked line allows."""
+    found = []
+    for m in SWAP_PATTERN.finditer(text):
+        found.append((m.start(), m.end(), SWAPS[m.group(0)]))
+    for m in INTEGER.finditer(text):
+        v = int(m.group(1))
+        found.append((m.start(), m.end(), str(v + 1)))
+        if v > 0:
+            found.append((m.start(), m.end(), str(v - 1)))
+    for m in NOT.finditer(text):
+        found.append((m.start(), m.end(), ""))
+    return found
+
+
+def library_lines(root):
+    """Every (path, line index, masked text) that a mutation can change."""
+    out = []
+    for target in LIBRARY:
+        base = os.path.join(root, "Sources", target)
+        for folder, _, files in sorted(os.walk(base)):
+            for name in sorted(files):
+                if not name.endswith((".swift", ".c")):
+                    continue
+                path = os.path.join(folder, name)
+                if os.path.relpath(path, root) in MPI_ONLY:
+                    continue
+                lines = open(path, encoding="utf-8").read().split("\n")
+                for index, text in enumerate(masked(lines, name.endswith(".c"))):
+                    if SKIP.match(text) or not candidates(text):
+                        continue
+                    out.append((os.path.relpath(path, root), index))
+    return out
+
+
+def run(command, cwd, timeout=None):
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_suite(cwd, scratch, timeout):
+    """Runs the built tests until the first failure: (caught, the failing test's line, seconds)."""
+    start = time.time()
+    process = subprocess.Popen(["swift", "test", "--skip-build", "--scratch-path", scratch],
+                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    failure = None
+    try:
+        for line in process.stdout:
+            if time.time() - start > timeout:
+                failure = "timed out"
+                break
+            if line.startswith("✘ Test") or " error: " in line or "Fatal error" in line:
+                failure = line.strip()[:300]
+                break
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+        process.wait()
+    if failure is None and process.returncode != 0:
+        failure = f"exit status {process.returncode}"
+    return failure is not None, failure, round(time.time() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=10, help="mutants that compile, to run")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", default="mutants.jsonl", help="one JSON line per mutant (appended)")
+    parser.add_argument("--worktree", default="/tmp/nanochat-mutants", help="a detached worktree of HEAD")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds before a run counts as hung")
+    args = parser.parse_args()
+
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    work, scratch = args.worktree, ".build-mutants"
+    if not os.path.isdir(work):
+        subprocess.run(["git", "worktree", "add", "--detach", "-f", work, "HEAD"], cwd=root, check=True)
+    resolved = os.path.join(root, "Package.resolved")
+    if os.path.exists(resolved):
+        subprocess.run(["cp", resolved, work], check=True)
+    print("building the unchanged tests ...", flush=True)
+    built = run(["swift", "build", "--build-tests", "--scratch-path", scratch], work)
+    if built.returncode != 0:
+        sys.exit("the unchanged sources do not build:\n" + built.stdout[-3000:] + built.stderr[-3000:])
+
+    lines = library_lines(work)
+    rng = random.Random(args.seed)
+    order = rng.sample(range(len(lines)), len(lines))
+    print(f"{len(lines)} lines to draw from; seed {args.seed}", flush=True)
+    done = caught = 0
+    survivors = []
+    for pick in order:
+        if done == args.count:
+            break
+        path, index = lines[pick]
+        full = os.path.join(work, path)
+        original = open(full, encoding="utf-8").read()
+        source = original.split("\n")
+        text = masked(source, path.endswith(".c"))[index]
+        start, end, replacement = rng.choice(candidates(text))
+        before = source[index]
+        after = before[:start] + replacement + before[end:]
+        source[index] = after
+        try:
+            open(full, "w", encoding="utf-8").write("\n".join(source))
+            t0 = time.time()
+            build = run(["swift", "build", "--build-tests", "--scratch-path", scratch], work)
+            build_seconds = round(time.time() - t0)
+            if build.returncode != 0:
+                print(f"  (does not compile) {path}:{index + 1}", flush=True)
+                continue
+            was_caught, failure, seconds = run_suite(work, scratch, args.timeout)
+        finally:
+            open(full, "w", encoding="utf-8").write(original)
+        done += 1
+        caught += was_caught
+        row = {"file": path, "line": index + 1, "before": before.strip(), "after": after.strip(),
+               "caught": was_caught, "by": failure, "build_s": build_seconds,
+               "test_s": seconds, "seed": args.seed}
+        with open(args.out, "a") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        print(f"{done:3d} {'caught  ' if was_caught else 'SURVIVED'} {path}:{index + 1}  "
+              f"{before.strip()[:70]!r} -> {after.strip()[:70]!r}  ({seconds} s)", flush=True)
+        if not was_caught:
+            survivors.append(row)
+    print(f"\n{caught} of {done} caught")
+    for row in survivors:
+        print(f"survived: {row['file']}:{row['line']}\n  - {row['before']}\n  + {row['after']}")
+    # The last build holds a mutant's objects; rebuilding the restored sources leaves the worktree clean.
+    run(["swift", "build", "--build-tests", "--scratch-path", scratch], work)
+
+
+if __name__ == "__main__":
+    main()
