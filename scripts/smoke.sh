@@ -76,6 +76,10 @@ grep -q "^| all-M ×[0-9]* | M*M | " $scratch/sweep/report.md || { echo "FAIL: s
 ! ls $scratch/sweep/runs/d2/*/seed*/*.safetensors > /dev/null 2>&1 || { echo "FAIL: sweep left checkpoints" >&2; fails=$((fails + 1)); }
 [ "$($nanochat sweep "${sweep[@]}" | grep -c 'finished earlier, kept')" -eq 6 ] || { echo "FAIL: rerunning the sweep trained again" >&2; fails=$((fails + 1)); }
 echo "ok: sweep of 6 runs reported, and kept when run again"
+report=$(md5sum < $scratch/sweep/report.md); rm $scratch/sweep/report.md
+$nanochat sweep --report-only --out $scratch/sweep > /dev/null
+[ -f $scratch/sweep/report.md ] && [ "$(md5sum < $scratch/sweep/report.md)" == "$report" ] \
+    && echo "ok: sweep --report-only wrote the same report from the finished runs" || { echo "FAIL: sweep --report-only" >&2; fails=$((fails + 1)); }
 expect_error "different settings (the budget of depth 2" $nanochat sweep "${sweep[@]:0:7}" --target-flops 3e11 --eval-points 2 --out $scratch/sweep
 expect_error "one budget per depth" $nanochat sweep configs/sweep_shakespeare.py --depths 2,4 --target-flops 2e11 --out $scratch/s2
 expect_error "set by the sweep for each run" $nanochat sweep configs/sweep_shakespeare.py --depths 2 --target-flops 2e11 --out $scratch/s2 --seed=3
@@ -104,6 +108,29 @@ else
     echo "FAIL: export --format nanochat / import" >&2; fails=$((fails + 1))
 fi
 expect_error "already holds meta_000200.json" $nanochat import --checkpoint $scratch/nc/base_checkpoints/d4 --out $scratch/nc-back
+# Flags that change what a command does, each seen to change it.
+tok=$data/tokenizer
+ids=$($nanochat tokenizer encode --tokenizer $tok --text "To be, or not")
+printf 'To be, or not' > $scratch/line.txt
+[ -n "$ids" ] && [ "$($nanochat tokenizer encode --tokenizer $tok $scratch/line.txt)" == "$ids" ] \
+    && [ "$($nanochat tokenizer encode --tokenizer $tok < $scratch/line.txt)" == "$ids" ] \
+    && echo "ok: tokenizer encode gives the same ids from --text, a file and standard input" || { echo "FAIL: tokenizer encode's sources differ" >&2; fails=$((fails + 1)); }
+with_bos=$($nanochat tokenizer encode --tokenizer $tok --text "To be, or not" --bos)
+[ "${with_bos#* }" == "$ids" ] && [ "$($nanochat tokenizer decode --tokenizer $tok --ids "${with_bos%% *}")" == "<|bos|>" ] \
+    && [ "$($nanochat tokenizer decode --tokenizer $tok --ids "$ids")" == "To be, or not" ] \
+    && [ "$(echo "$ids" | $nanochat tokenizer decode --tokenizer $tok)" == "To be, or not" ] \
+    && echo "ok: --bos puts <|bos|> first; decode --ids and standard input give the text back" || { echo "FAIL: tokenizer --bos or decode" >&2; fails=$((fails + 1)); }
+evaluate() { $nanochat eval --checkpoint $run --data $data --json --steps 2 "$@" 2> /dev/null; }
+fp32=$(evaluate --dtype float32 --threads 1); bf16=$(evaluate --dtype bfloat16 --threads 1)
+[ -n "$fp32" ] && [ "$fp32" != "$bf16" ] && [ "$(evaluate --dtype bfloat16 --threads 2)" == "$bf16" ] \
+    && echo "ok: eval --dtype float32 and bfloat16 give different losses; 1 and 2 threads the same" || { echo "FAIL: eval --dtype/--threads: $fp32 / $bf16" >&2; fails=$((fails + 1)); }
+prefilled() { $nanochat chat --checkpoint $run --prompt "Who goes there?" --temperature 0 --max-tokens 1 --stats "$@" 2>&1 > /dev/null | sed -n 's/^\[prefilled \([0-9]*\) tokens.*/\1/p'; }
+alone=$(prefilled); with_system=$(prefilled --system "Answer as a king.")
+[ -n "$alone" ] && [ -n "$with_system" ] && [ "$with_system" -gt "$alone" ] \
+    && echo "ok: chat --system adds to the prompt ($alone tokens alone, $with_system with it)" || { echo "FAIL: chat --system ($alone, $with_system)" >&2; fails=$((fails + 1)); }
+$nanochat export --checkpoint $run --format nanochat --phase sft --tag mine --out $scratch/ncsft > /dev/null \
+    && ls $scratch/ncsft/chatsft_checkpoints/mine/model_$step.safetensors > /dev/null 2>&1 \
+    && echo "ok: export --phase sft --tag mine writes chatsft_checkpoints/mine" || { echo "FAIL: export --phase/--tag" >&2; fails=$((fails + 1)); }
 after=$(listing)
 [ "$after" == "$before" ] || { echo "FAIL: the demo's checkpoints changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; fails=$((fails + 1)); }
 finish smoke
