@@ -156,11 +156,14 @@ trap 'kill $server $server2 2> /dev/null; wait $server $server2 2> /dev/null; rm
 python3 scripts/serve_hostile.py $port2 slow 2 || fail "slow clients"
 python3 scripts/serve_hostile.py $port2 burst 60 || fail "a burst"
 kill $server2; wait $server2 2> /dev/null
-NANOCHAT_API_KEY=sesame start2
+NANOCHAT_API_KEY=sesame start2 --max-messages 2
 code=$(curl -s -o $W/error.json -w '%{http_code}' -H 'Content-Type: application/json' --data '{"prompt":"ROMEO:","max_tokens":5}' $url2/v1/completions)
 [ "$code" = 401 ] && echo "ok: 401 without the API key: $(field $W/error.json 'd["error"]["message"]')" || fail "no API key: $code"
 code=$(curl -s -o $W/ok.json -w '%{http_code}' -H 'Authorization: Bearer sesame' -H 'Content-Type: application/json' \
     --data '{"prompt":"ROMEO:","max_tokens":5}' $url2/v1/completions)
 [ "$code" = 200 ] && echo "ok: 200 with the API key" || fail "with the API key: $code"
+code=$(curl -s -o $W/error.json -w '%{http_code}' -H 'Authorization: Bearer sesame' -H 'Content-Type: application/json' \
+    --data '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]}' $url2/v1/chat/completions)
+[ "$code" = 400 ] && grep -q "1 to 2 messages, got 3" $W/error.json && echo "ok: 400 for 3 messages under --max-messages 2" || fail "--max-messages 2: $code $(cat $W/error.json)"
 [ $fails -eq 0 ] || { echo "serve_smoke: $fails failures" >&2; tail -n 20 "$W/server.log" "$W/server2.log" >&2; exit 1; }
 echo "serve_smoke: all checks passed"
