@@ -460,6 +460,27 @@ edges prepare --max-tokens "2" "1" "--max-tokens must be at least 2 (one for tra
 $nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/prep-max" --max-tokens 3000 > /dev/null 2>&1
 got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["train_tokens"] + d["val_tokens"])' "$W/prep-max/data.json" 2>&1)
 [ "$got" = 3000 ] && works "prepare --max-tokens 3000: 3000 tokens" 0 "" || works "prepare --max-tokens 3000: 3000 tokens" 1 "got ${got:0:160}"
+# Other flags, each seen to change what its command does.
+# effect NAME STATUS: works NAME, passed when STATUS (of the test run just before) is 0.
+effect() { [ "$2" = 0 ] && works "$1" 0 "" || works "$1" 1 "not so"; }
+$nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/prep-shards" --shard-tokens 10000 > /dev/null 2>&1
+[ "$(ls "$W/prep-shards"/train_*.bin 2>/dev/null | wc -l)" -gt 1 ] && [ "$(ls "$W/data"/train_*.bin | wc -l)" -eq 1 ]
+effect "prepare --shard-tokens 10000: several train shards, where the default makes one" $?
+printf '%s\n' '{"text": "To be, or not to be, that is the question.", "body": "Ay."}' '{"text": "Whether tis nobler in the mind to suffer", "body": "No."}' > "$W/fields.jsonl"
+total() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["train_tokens"] + d["val_tokens"])' "$1/data.json" 2>&1; }
+$nc prepare --input "$W/fields.jsonl" --tokenizer "$W/tok" --out "$W/prep-text" > /dev/null 2>&1
+$nc prepare --input "$W/fields.jsonl" --tokenizer "$W/tok" --out "$W/prep-body" --field body > /dev/null 2>&1
+[ "$(total "$W/prep-body")" -lt "$(total "$W/prep-text")" ] 2> /dev/null
+effect "prepare --field body reads the body field ($(total "$W/prep-body") tokens, text: $(total "$W/prep-text"))" $?
+$nc tokenizer train --input "$W/corpus.txt" --vocab-size 300 --max-chars 2000 --out "$W/tok-chars" > /dev/null 2>&1
+$nc tokenizer train --input "$W/corpus.txt" --vocab-size 300 --doc-cap 8 --out "$W/tok-cap" > /dev/null 2>&1
+[ -s "$W/tok-chars/tokenizer.tiktoken" ] && [ -s "$W/tok-cap/tokenizer.tiktoken" ] \
+    && ! cmp -s "$W/tok/tokenizer.tiktoken" "$W/tok-chars/tokenizer.tiktoken" \
+    && ! cmp -s "$W/tok/tokenizer.tiktoken" "$W/tok-cap/tokenizer.tiktoken" \
+    && ! cmp -s "$W/tok-chars/tokenizer.tiktoken" "$W/tok-cap/tokenizer.tiktoken"
+effect "tokenizer train --max-chars 2000 and --doc-cap 8 each learn other merges" $?
+$nc eval --checkpoint "$run" --data "$W/data" --batch 2 --seq 32 --steps 3 --json 2> /dev/null | grep -q '"batches": 3, "tokens": 192'
+effect "eval --batch 2 --seq 32 --steps 3: 192 tokens in 3 batches" $?
 edges prepare --max-document-bytes "16 1073741824" "15 1073741825" "--max-document-bytes must be in 16...1073741824, got @" "${prep[@]}"
 tok=(--input "$W/no-such.txt" --out "$o/tok")
 edges "tokenizer train" --vocab-size "265 65536" "264 65537" "--vocab-size must be in 265...65536 (256 bytes + 9 special tokens, uint16 shards), got @" "${tok[@]}"
