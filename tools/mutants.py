@@ -24,6 +24,7 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import time
 
 LIBRARY = ["Tensor", "SelectiveScan", "Blocks", "Corpus", "Tokenizer", "Inference", "Train", "Evaluation",
@@ -125,7 +126,7 @@ def library_lines(root):
 
 
 def run(command, cwd, timeout=None):
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout)
 
 
 def run_suite(cwd, scratch, timeout):
@@ -133,20 +134,22 @@ def run_suite(cwd, scratch, timeout):
     start = time.time()
     process = subprocess.Popen(["swift", "test", "--skip-build", "--scratch-path", scratch],
                                cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               errors="replace", start_new_session=True)
+    hung = threading.Timer(timeout, lambda: os.killpg(process.pid, 9))
+    hung.start()
     failure = None
     try:
         for line in process.stdout:
-            if time.time() - start > timeout:
-                failure = "timed out"
-                break
             if line.startswith("✘ Test") or " error: " in line or "Fatal error" in line:
                 failure = line.strip()[:300]
                 break
     finally:
+        hung.cancel()
         if process.poll() is None:
             os.killpg(process.pid, 9)
         process.wait()
+    if failure is None and time.time() - start >= timeout:
+        failure = "timed out"
     if failure is None and process.returncode != 0:
         failure = f"exit status {process.returncode}"
     return failure is not None, failure, round(time.time() - start)
