@@ -19,6 +19,20 @@ sft --out "$W/part" --save-every 12 --resume > /dev/null 2>&1 || fail "sft --res
 cmp -s "$W/full/model_000024.safetensors" "$W/part/model_000024.safetensors" \
     && echo "sft resumed at step 12: the same bits at step 24 as the uninterrupted run" || fail "resumed sft differs"
 
+# Each of these flags, given, changes the weights two steps give.
+sft --out "$W/two" --num-iterations 2 > /dev/null 2>&1 || fail "sft of 2 steps"
+for flags in "--seed 7" "--init-lr-frac 0.4" "--device-batch-size 4" "--tasks spelling" "--dtype float32"; do
+    name=$(echo "$flags" | tr -c 'a-z0-9\n' _)
+    # (Word splitting of $flags is meant: a flag and its value.)
+    # shellcheck disable=SC2086
+    sft --out "$W/$name" --num-iterations 2 $flags > /dev/null 2>&1 || fail "sft $flags"
+    if [ -s "$W/two/model_000002.safetensors" ] && [ -s "$W/$name/model_000002.safetensors" ] && ! cmp -s "$W/two/model_000002.safetensors" "$W/$name/model_000002.safetensors"; then
+        echo "ok: sft $flags changes the weights"
+    else
+        fail "sft $flags gave the default's weights"
+    fi
+done
+
 reply=$($nc chat --checkpoint "$W/full" --prompt "What is 2 plus 3?" --temperature 0 --max-tokens 40 2> /dev/null)
 [ -n "$reply" ] && echo "one-shot reply: $reply" || fail "no one-shot reply"
 
