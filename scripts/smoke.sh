@@ -131,6 +131,14 @@ alone=$(prefilled); with_system=$(prefilled --system "Answer as a king.")
 $nanochat export --checkpoint $run --format nanochat --phase sft --tag mine --out $scratch/ncsft > /dev/null \
     && ls $scratch/ncsft/chatsft_checkpoints/mine/model_$step.safetensors > /dev/null 2>&1 \
     && echo "ok: export --phase sft --tag mine writes chatsft_checkpoints/mine" || { echo "FAIL: export --phase/--tag" >&2; fails=$((fails + 1)); }
+sample() { $nanochat sample --checkpoint $run --max-new-tokens 12 "$@" 2> /dev/null; }
+greedy=$(sample --prompt "KING" --temperature 0 --seed 1)
+[ -n "$greedy" ] && [ "$(sample --prompt "KING" --temperature 0 --seed 2)" == "$greedy" ] \
+    && [ "$(sample --prompt "KING" --temperature 1 --top-k 1 --seed 3)" == "$greedy" ] \
+    && [ "$(sample --prompt "KING" --seed 1)" != "$(sample --prompt "KING" --seed 2)" ] \
+    && echo "ok: sample: --top-k 1 is greedy, --seed changes what --temperature draws and not the greedy text" || { echo "FAIL: sample --seed/--temperature/--top-k" >&2; fails=$((fails + 1)); }
+continued=$($nanochat tokenizer decode --tokenizer $tok --ids "$(sample --tokens "$($nanochat tokenizer encode --tokenizer $tok --text KING)" --temperature 0)")
+[ "KING$continued" == "$greedy" ] && echo "ok: sample --tokens continues the ids as --prompt the text" || { echo "FAIL: sample --tokens gave \"$continued\" after KING, --prompt \"$greedy\"" >&2; fails=$((fails + 1)); }
 after=$(listing)
 [ "$after" == "$before" ] || { echo "FAIL: the demo's checkpoints changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; fails=$((fails + 1)); }
 finish smoke
