@@ -58,6 +58,8 @@ works() {
     printf '| %d | %s | %d | %s |\n' "$n" "$1" "$2" "$([ "$2" = 0 ] && echo "handled" || echo "${3:0:200}")" >> "$table"
     if [ "$2" = 0 ]; then echo "ok $n ($1)"; else fails=$((fails + 1)); echo "FAIL $n ($1): $3"; fi
 }
+# effect NAME STATUS: works NAME, passed when STATUS (of the test run just before) is 0.
+effect() { [ "$2" = 0 ] && works "$1" 0 "" || works "$1" 1 "not so"; }
 expect() {
     local name=$1; shift
     n=$((n + 1))
@@ -402,6 +404,17 @@ printf 'PAR1 not a parquet file' > "$cf/gsm.parquet"
 expect "chat-eval: a broken parquet file" "gsm.parquet: " $nc chat-eval --checkpoint "$run" --benchmark GSM8K="$cf/gsm.parquet"
 expect "chat-eval: a GSM8K parquet file given as ARC" 'no column "choices.text"; the file has question, answer (ARC-Easy reads question, choices.text' \
     $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy=Tests/EvaluationTests/Fixtures/chat_tasks/gsm8k.parquet
+# Problems decoded one at a time or five together get the same answers; --max-problems N
+# evaluates N; the synthetic tasks run --questions of each task in --tasks.
+ce=(chat-eval --checkpoint "$run" --benchmark ARC-Easy=Tests/EvaluationTests/Fixtures/chat_tasks/arc.jsonl
+    --benchmark GSM8K=Tests/EvaluationTests/Fixtures/chat_tasks/gsm8k.jsonl --max-problems 4 --max-tokens 12 --json)
+one=$($nc "${ce[@]}" --batch-size 1 2> /dev/null); five=$($nc "${ce[@]}" --batch-size 5 2> /dev/null)
+[ -n "$one" ] && [ "$one" == "$five" ] && [ "$(grep -o '"index":' <<< "$one" | wc -l)" -eq 8 ]
+effect "chat-eval --batch-size 1 and 5: the same answers to 4 problems of each benchmark" $?
+$nc chat-eval --checkpoint "$run" --tasks spelling,arithmetic --questions 3 --max-tokens 4 2> /dev/null > "$W/synthetic.log"
+grep -q '^| spelling | [0-3] | 3 |' "$W/synthetic.log" && grep -q '^| arithmetic | [0-3] | 3 |' "$W/synthetic.log" \
+    && [ "$(grep -c '^| [a-z]* | [0-9]* | [0-9]* |' "$W/synthetic.log")" -eq 2 ]
+effect "chat-eval --tasks spelling,arithmetic --questions 3: 3 of each, no other task" $?
 expect "chat-eval: --max-problems 0" "--max-problems must be at least 1" $nc chat-eval --checkpoint "$run" --benchmark ARC-Easy="$cf/arc.jsonl" --max-problems 0
 
 # --- every bounded flag from both sides -------------------------------------------------
@@ -461,8 +474,6 @@ $nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/prep-max" --m
 got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["train_tokens"] + d["val_tokens"])' "$W/prep-max/data.json" 2>&1)
 [ "$got" = 3000 ] && works "prepare --max-tokens 3000: 3000 tokens" 0 "" || works "prepare --max-tokens 3000: 3000 tokens" 1 "got ${got:0:160}"
 # Other flags, each seen to change what its command does.
-# effect NAME STATUS: works NAME, passed when STATUS (of the test run just before) is 0.
-effect() { [ "$2" = 0 ] && works "$1" 0 "" || works "$1" 1 "not so"; }
 $nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/prep-shards" --shard-tokens 10000 > /dev/null 2>&1
 [ "$(ls "$W/prep-shards"/train_*.bin 2>/dev/null | wc -l)" -gt 1 ] && [ "$(ls "$W/data"/train_*.bin | wc -l)" -eq 1 ]
 effect "prepare --shard-tokens 10000: several train shards, where the default makes one" $?
