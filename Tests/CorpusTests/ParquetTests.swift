@@ -155,6 +155,39 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try readAll(file) == expectedRows().rows)
     }
 
+    /// Fields this reader does not know are skipped whatever their type: three maps put first
+    /// in the footer's FileMetaData (ids 100-102), of string → list<bool> and string →
+    /// list<i32> entries, empty, and of i32 → bool, leave the fields after them, and so the
+    /// rows, as they were.
+    @Test func unknownMapFieldsInTheFooterAreSkipped() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
+        let length = footerLength(bytes)
+        let footer = bytes.count - 8 - length
+        try #require(bytes[footer] == 0x15)   // version: id delta 1, type i32
+        let fields: [UInt8] = [
+            0x0b, 0xc8, 0x01,          // long form: type map (11), id zigzag(100) = 200
+            0x02, 0x89,                // 2 entries; keys binary (8), values list (9)
+            0x02, 0x61, 0x62,          // "ab" → [true, false]: 2 elements of type bool, a byte each
+            0x21, 0x01, 0x02,
+            0x01, 0x63,                // "c" → [1]: 1 element of type i32, zigzag(1) = 2
+            0x15, 0x02,
+            0x1b, 0x00,                // id 101 (delta 1), type map: no entries, so no types byte
+            0x1b, 0x01, 0x51,          // id 102, a map of 1 entry, keys i32 (5), values bool (1):
+            0x02, 0x01,                // 1 → true, the boolean a byte of its own
+            0x05, 0x02,                // version again, in the long form: type i32, id zigzag(1) = 2
+        ]
+        bytes.replaceSubrange(footer..<(footer + 1), with: fields)
+        let grown = length + fields.count - 1
+        bytes.replaceSubrange((bytes.count - 8)..<(bytes.count - 4),
+                              with: [0, 8, 16, 24].map { UInt8((grown >> $0) & 0xff) })
+        let path = NSTemporaryDirectory() + "nanochat-maps-\(getpid()).parquet"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let file = try ParquetFile(path: path)
+        #expect(file.rowGroupRows.count == 3)
+        #expect(try readAll(file) == expectedRows().rows)
+    }
+
     /// A schema name that is not UTF-8 (the column's name with its first byte 0xFF) is an
     /// error naming the file and what is wrong, not a name read with a replacement character.
     @Test func aStringFieldThatIsNotUTF8IsRefused() throws {

@@ -90,6 +90,20 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         #expect(a.identity.count == 16 && a.identity.allSatisfy(\.isHexDigit))
     }
 
+    /// Shards and checkpoints record the identity, so it must not move between versions:
+    /// FNV-1a's published vectors, and the fixture tokenizer's identity as data.json and
+    /// the evaluation fixture's meta file hold it.
+    @Test func identityIsFNV1aAndStaysPut() {
+        func digest(_ bytes: [UInt8]) -> UInt64 { var d = Digest(); d.add(bytes); return d.value }
+        #expect(digest([]) == 0xcbf2_9ce4_8422_2325)
+        #expect(digest(Array("a".utf8)) == 0xaf63_dc4c_8601_ec8c)
+        #expect(digest(Array("foobar".utf8)) == 0x8594_4171_f739_67e8)
+        var text = Digest()
+        text.add("ab")   // a string is followed by a 0 byte, so "ab" + "c" differs from "a" + "bc"
+        #expect(text.value == digest([0x61, 0x62, 0]))
+        #expect(fixture.identity == "a38bd7d3a7e97843")
+    }
+
     @Test func infoFileNameAndEarlierDirectories() throws {
         let fm = FileManager.default
         let dir = scratchPath("tok")
