@@ -286,6 +286,41 @@ import Tokenizer
                 == Data(contentsOf: URL(fileURLWithPath: Checkpoint.modelPath(back, step: 5))))
     }
 
+    /// A folder whose weights are sharded, as `save_pretrained` leaves a large model
+    /// (model.safetensors.index.json naming the file of each tensor), imports to the same
+    /// model as the single file; an index naming a file outside the folder is refused.
+    @Test func shardedWeightsImportAsOneFile() throws {
+        let m = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 1,
+                                            nEmbd: 16, blockPattern: [.transformer, .mamba]), seed: 5)
+        let folder = scratchPath("hfi-sharded")
+        try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: Data("# code\n".utf8), to: folder)
+        let (tensors, _) = try Safetensors.read("\(folder)/model.safetensors")
+        let half = tensors.count / 2
+        let shards = [("model-00001-of-00002.safetensors", Array(tensors[..<half])),
+                      ("model-00002-of-00002.safetensors", Array(tensors[half...]))]
+        var map: [String: String] = [:]
+        for (file, part) in shards {
+            try Safetensors.write(part, to: "\(folder)/\(file)")
+            for (name, _) in part { map[name] = file }
+        }
+        try FileManager.default.removeItem(atPath: "\(folder)/model.safetensors")
+        let indexPath = "\(folder)/model.safetensors.index.json"
+        func writeIndex(_ map: [String: String]) throws {
+            try JSONSerialization.data(withJSONObject: ["metadata": [:] as [String: Any], "weight_map": map])
+                .write(to: URL(fileURLWithPath: indexPath))
+        }
+        try writeIndex(map)
+        let (model, _) = try HuggingFaceImport.read(from: folder)
+        for (p, q) in zip(model.parameters.parameters, m.parameters.parameters) {
+            #expect(p.name == q.name && p.tensor.shape == q.tensor.shape && p.tensor.floats == q.tensor.floats, "\(p.name)")
+        }
+        map[tensors[0].0] = "../model-00001-of-00002.safetensors"
+        try writeIndex(map)
+        #expect { try HuggingFaceImport.read(from: folder) } throws: { error in
+            "\(error)".contains("weight file \"../model-00001-of-00002.safetensors\" is not a file name in the folder")
+        }
+    }
+
     @Test func whatOurBlocksDoNotComputeIsRefused() throws {
         let m = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 1, nHead: 2, nKVHead: 2,
                                             nEmbd: 16, blockPattern: [.transformer]), seed: 3)
