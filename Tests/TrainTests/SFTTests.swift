@@ -177,6 +177,38 @@ import Train
         #expect(SFTData.shuffled([42], seed: 3) == [42] && SFTData.shuffled([Int](), seed: 3).isEmpty)
     }
 
+    /// `sft --data` files: each line's conversation in file order, lines of spaces and tabs
+    /// passed over, parts kept; a line out of order named by file and line. The synthetic
+    /// tasks interleave task by task, seed after seed.
+    @Test func conversationsFromFilesAndTasks() throws {
+        let dir = scratchPath("sft-data")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let lines = [
+            #"{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}"#,
+            " \t\r",
+            #"{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"}, "#
+                + #"{"role": "assistant", "content": [{"type": "python", "text": "2+2"}, {"type": "python_output", "text": "4"}]}]}"#,
+            "",
+        ]
+        try lines.joined(separator: "\n").write(toFile: "\(dir)/a.jsonl", atomically: true, encoding: .utf8)
+        try #"{"messages": [{"role": "user", "content": "last"}, {"role": "assistant", "content": "one"}]}"#
+            .write(toFile: "\(dir)/b.jsonl", atomically: true, encoding: .utf8)
+        let read = try SFTData.conversations(files: ["\(dir)/a.jsonl", "\(dir)/b.jsonl"])
+        #expect(read == [
+            Conversation([.init(.user, "hi"), .init(.assistant, "hello")]),
+            Conversation([.init(.system, "be brief"), .init(.user, "2+2?"), .init(.assistant, parts: [.python("2+2"), .pythonOutput("4")])]),
+            Conversation([.init(.user, "last"), .init(.assistant, "one")]),
+        ])
+        try (lines[0] + "\n" + #"{"messages": [{"role": "assistant", "content": "first"}]}"#)
+            .write(toFile: "\(dir)/c.jsonl", atomically: true, encoding: .utf8)
+        #expect { try SFTData.conversations(files: ["\(dir)/c.jsonl"]) } throws: { error in
+            "\(error)".contains("c.jsonl") && "\(error)".contains("line 2: message 0 is from the assistant")
+        }
+        let tasks: [ChatTask] = [.spelling, .arithmetic]
+        #expect(SFTData.synthetic(tasks, perTask: 2) == [ChatTask.spelling.conversation(seed: 0), ChatTask.arithmetic.conversation(seed: 0),
+                                                          ChatTask.spelling.conversation(seed: 1), ChatTask.arithmetic.conversation(seed: 1)])
+    }
+
     @Test func heldOutSpellingAsksAboutWordsNeverTrainedOn() {
         let trained = Set((0..<2000).map { ChatTask.spelling.conversation(seed: UInt64($0)).messages[0].plainTextForTests })
         for i in 0..<50 {
