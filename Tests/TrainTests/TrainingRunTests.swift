@@ -8,6 +8,7 @@ import Blocks
 import Train
 import Corpus
 import Evaluation
+import Inference
 import Tokenizer
 
 /// A data directory made by `prepare` from the first 80 kB of the corpus with the fixture
@@ -263,6 +264,39 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(throws: TrainingError("\(out): no checkpoint for step 5 (have: 3)")) {
             try TrainingRun(settings: settings, tokenizer: tok, resume: .step(5)) { _ in }
         }
+    }
+
+    /// With sample_every = 2 over 4 steps the run logs, at steps 2 and 4, each sample prompt
+    /// continued greedily from <|bos|> and the prompt's ids by at most 32 tokens, stopping
+    /// before a <|bos|>: what the checkpoint saved at that step writes.
+    @Test func samplesAreGreedyContinuationsAtTheirSteps() throws {
+        let (data, tok) = try preparedData()
+        let out = scratchPath("samples")
+        var settings = try TrainSettings.resolve(try runConfig(data: data, output: out), path: "test.py", vocabSize: tok.vocabSize)
+        (settings.numIterations, settings.sampleEvery, settings.saveEvery, settings.evalEvery) = (4, 2, 2, -1)
+        var samples: [String] = []
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { line in
+            if line.hasPrefix("sample: ") { samples.append(line) }
+        }.run()
+        var expected: [String] = []
+        for step in [2, 4] {
+            let (model, _) = try Checkpoint.load(from: out, step: step)
+            for prompt in TrainingRun.samplePrompts {
+                var sampler = Sampler(temperature: 0, topK: 0, seed: 0)
+                var ids: [Int32] = []
+                Precision.with(settings.precision) {
+                    Generator.generate(model, prompt: [tok.bosID] + tok.encode(prompt), maxNewTokens: 32, sampler: &sampler) { id in
+                        if id == tok.bosID { return false }
+                        ids.append(id)
+                        return true
+                    }
+                }
+                #expect(ids.count <= 32)
+                expected.append("sample: \(prompt.debugDescription) → \(try tok.decode(ids).debugDescription)")
+            }
+        }
+        #expect(TrainingRun.samplePrompts.count == 3)
+        #expect(samples == expected)
     }
 
     /// A fresh run into a directory of checkpoints that fails its checks (a typo in data_dir,
