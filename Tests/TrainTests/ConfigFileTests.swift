@@ -50,6 +50,26 @@ func parse(_ text: String) throws -> ConfigFile {
         #expect(c.bool("mamba_use_mlp") == true && c.int("total_batch_size") == 65536 && c.string("model_tag") == "d4")
     }
 
+    /// Arithmetic with a float in it is float arithmetic, as Python's: each operator, mixed
+    /// with ints, with `*` before `+` and `-`, left to right.
+    @Test func floatArithmetic() throws {
+        let c = try parse("""
+            matrix_lr = 0.01 * 3
+            embedding_lr = 0.5 + 0.25
+            unembedding_lr = 1 - 0.75
+            weight_decay = 2 * 0.125
+            warmup_ratio = 0.5 - 0.125 * 2
+            warmdown_ratio = 1.0 - 0.25 - 0.5
+            final_lr_frac = -0.5 + 1
+            """)
+        #expect(c.double("matrix_lr") == 0.01 * 3.0 && c.double("embedding_lr") == 0.75 && c.double("unembedding_lr") == 0.25)
+        #expect(c.double("weight_decay") == 0.25 && c.double("warmup_ratio") == 0.25 && c.double("warmdown_ratio") == 0.25)
+        #expect(c.double("final_lr_frac") == 0.5)
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 22, "1e+308 * 10.0 is too large for a 64-bit float")) {
+            try parse("target_flops = 1e308 * 10\n")
+        }
+    }
+
     /// Arithmetic that would overflow, non-finite floats and huge lists are errors at the
     /// operator or literal; an empty list repeated any number of times stays empty.
     @Test func arithmeticAndListsStayInRange() throws {
