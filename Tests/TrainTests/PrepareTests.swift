@@ -68,6 +68,26 @@ func shakespeare(_ characters: Int) throws -> String {
         #expect(share > 0.07 && share < 0.13, "val is about a tenth: \(share)")
     }
 
+    /// `eval --data` takes a prepared directory (its val split) or one shard file; the file's
+    /// tokens are checked against the tokenizer recorded beside it. A stream of several
+    /// shards names its first and how many follow.
+    @Test func evaluationReadsADirectoryOrOneShard() throws {
+        let (dir, data, tok) = try prepareText(try shakespeare(60_000)) { $0.shardTokens = 1000 }
+        let (train, val) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
+        let fromDir = try DataPreparation.evaluationStream(dir, vocabSize: tok.vocabSize, tokenizerIdentity: tok.identity)
+        #expect(fromDir.count == data.valTokens && fromDir.tokens(from: 0, count: fromDir.count) == val.tokens(from: 0, count: val.count))
+        let first = "\(dir)/train_000000.bin"
+        let fromFile = try DataPreparation.evaluationStream(first, vocabSize: tok.vocabSize, tokenizerIdentity: tok.identity)
+        #expect(fromFile.count == 1000 && fromFile.tokens(from: 0, count: 1000) == train.tokens(from: 0, count: 1000))
+        #expect(fromFile.path == first)
+        #expect(train.path == "\(first) and \(data.trainShards - 1) more shard(s)" && data.trainShards > 2)
+        let other = try Tokenizer(tokenBytes: Array(tok.tokenBytes.prefix(256)) + tok.tokenBytes.dropFirst(256).reversed())
+        #expect(throws: ShardError.self) {
+            try DataPreparation.evaluationStream(first, vocabSize: tok.vocabSize, tokenizerIdentity: other.identity)
+        }
+        #expect(throws: ShardError.self) { try DataPreparation.evaluationStream(first, vocabSize: 300, tokenizerIdentity: nil) }
+    }
+
     /// One long line (a book with its line breaks stripped) is a few documents cut at the
     /// bound; val is then the last tenth of the tokens, after a <|bos|>.
     @Test func aSingleParagraphStillGivesTrainAndVal() throws {
