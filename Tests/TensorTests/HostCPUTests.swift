@@ -87,6 +87,35 @@ import Tensor
         #expect(Self.choose(f, "Prescott").action == .keep)
     }
 
+    /// A CPU starts with no feature; each tier needs every one of its features (and the OS's
+    /// saving of its registers): any one taken away drops the tier to the one below.
+    @Test func eachTierNeedsEveryOneOfItsFeatures() {
+        let none = CPUFacts(vendor: .other)
+        #expect(none.tier == .sse)
+        let every: [WritableKeyPath<CPUFacts, Bool>] = [\.avx, \.avx2, \.fma, \.avx512f, \.avx512bw, \.avx512vl, \.avx512dq,
+                                                        \.avx512cd, \.avx512bf16, \.amxTile, \.amxBF16, \.osAMX, \.osYMM, \.osZMM]
+        #expect(every.allSatisfy { !none[keyPath: $0] })
+        let avx512: [WritableKeyPath<CPUFacts, Bool>] = [\.avx512f, \.avx512bw, \.avx512vl, \.avx512dq, \.avx512cd, \.osZMM]
+        for feature in avx512 {
+            var f = Self.xeonBF16
+            f[keyPath: feature] = false
+            #expect(f.tier == .avx2, "\(feature)")
+        }
+        #expect(Self.xeonBF16.tier == .avx512bf16 && Self.xeonAVX512.tier == .avx512)
+        let avx2: [WritableKeyPath<CPUFacts, Bool>] = [\.avx2, \.fma]
+        for feature in avx2 {
+            var f = Self.epycAVX2
+            f[keyPath: feature] = false
+            #expect(f.tier == .avx, "\(feature)")
+        }
+        var f = Self.epycAVX2
+        f.osYMM = false
+        #expect(f.tier == .sse)
+        f = Self.epycAVX2
+        f.avx = false; f.avx2 = false
+        #expect(f.tier == .sse)
+    }
+
     @Test func aLibraryBuiltForOneCPUCannotBeSwitched() {
         let c = Self.choose(Self.epycAVX2, "Prescott", available: [])
         #expect(c.action == .noBetterCore)
