@@ -93,6 +93,12 @@ extension TensorTests {
             let a = randn([4, 3, 21], seed: 7), b = randn([3, 21], seed: 8), c = randn([4, 3, 21], seed: 9)
             expectGradients([a, b], "\(op) broadcast") { binary(op, $0[0], $0[1]) }
             expectGradients([a, c], "\(op) same shape") { binary(op, $0[0], $0[1]) }
+            // Both operands used again after it: when its backward runs, each already holds a
+            // gradient, which it adds to rather than writes.
+            expectGradients([a, c], "\(op) same shape, gradients already there") { x in
+                let y = binary(op, x[0], x[1])
+                return y * x[1] + x[0] * x[0]
+            }
         }
 
         @Test func reductionsAndScale() {
