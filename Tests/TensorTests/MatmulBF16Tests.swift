@@ -188,6 +188,28 @@ extension TensorTests {
             expectWithin(w.grad!.doubles, reference(dy, x, true, false, m: n, n: k, k: m), "\(kernel) dW")
         }
 
+        /// And through a product with either operand transposed, into gradients empty and
+        /// already holding one: op(A) (M×K), op(B) (K×N); d op(A) = dY·op(B)ᵀ, d op(B) = op(A)ᵀ·dY.
+        @Test(arguments: kernels)
+        func gradientsOfTransposedOperands(_ kernel: BF16Kernel) {
+            let (m, n, k) = (19, 37, 45)
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                let a = randn(ta ? [k, m] : [m, k], seed: 20), b = randn(tb ? [n, k] : [k, n], seed: 21), dy = randn([m, n], seed: 22)
+                a.requiresGrad = true; b.requiresGrad = true
+                let label = "\(kernel) ta \(ta) tb \(tb)"
+                let da = ta ? reference(b, dy, tb, true, m: k, n: m, k: n) : reference(dy, b, false, !tb, m: m, n: k, k: n)
+                let db = tb ? reference(dy, a, true, ta, m: n, n: k, k: m) : reference(a, dy, !ta, false, m: k, n: n, k: m)
+                for pass in 1...2 {   // the second adds onto the first's gradients
+                    Precision.with(.bfloat16, kernel: kernel) {
+                        sum(matmul(a, b, transposeA: ta, transposeB: tb) * dy.detached()).backward()
+                    }
+                    let times = Double(pass)
+                    expectWithin(a.grad!.doubles, (da.value.map { $0 * times }, da.bound.map { $0 * times }), "\(label) dA, pass \(pass)")
+                    expectWithin(b.grad!.doubles, (db.value.map { $0 * times }, db.bound.map { $0 * times }), "\(label) dB, pass \(pass)")
+                }
+            }
+        }
+
         /// Attention's products in bf16: close to the fp32 kernel (bf16 operands move each score
         /// by about 2⁻⁸ relative), and the same bits on 1 and 3 threads.
         @Test(arguments: kernels)
