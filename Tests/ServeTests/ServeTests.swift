@@ -394,6 +394,50 @@ import Inference
         }
     }
 
+    /// A streamed reply is the whole reply in pieces: the same text (after the prompt, when it
+    /// is echoed), and with stream_options.include_usage a last chunk of no choices carrying
+    /// the token counts the whole reply gives; a chat stream opens with the assistant's role.
+    @Test func streamsCarryTheWholeReply() async throws {
+        let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
+                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: 4096))
+        let app = Application(router: server.router())
+        try await app.test(.router) { client in
+            for chat in [false, true] {
+                let uri = chat ? "/v1/chat/completions" : "/v1/completions"
+                let input = chat ? #""messages":[{"role":"user","content":"Hi there"}]"# : #""prompt":"Hi there""#
+                let common = #"\#(input),"max_tokens":6,"temperature":0,"ignore_eos":true"#
+                let (whole, prompt, completion) = try await client.execute(uri: uri, method: .post, body: ByteBuffer(string: "{\(common)}")) { r in
+                    let body = try json(r.body)
+                    let choice = try #require((body["choices"] as? [[String: Any]])?.first)
+                    let text = try #require(chat ? (choice["message"] as? [String: Any])?["content"] as? String : choice["text"] as? String)
+                    let usage = try #require(body["usage"] as? [String: Any])
+                    return (text, usage["prompt_tokens"] as? Int, usage["completion_tokens"] as? Int)
+                }
+                #expect(completion == 6)
+                let echo = chat ? "" : #","echo":true"#
+                let streamed = #"{\#(common)\#(echo),"stream":true,"stream_options":{"include_usage":true}}"#
+                try await client.execute(uri: uri, method: .post, body: ByteBuffer(string: streamed)) { r in
+                    let all = try streamChunks(r.body)
+                    let last = try #require(all.last)
+                    #expect((last["choices"] as? [Any])?.isEmpty == true)
+                    let counts = try #require(last["usage"] as? [String: Any])
+                    #expect(counts["completion_tokens"] as? Int == completion && counts["prompt_tokens"] as? Int == prompt)
+                    var text = ""
+                    for (i, chunk) in all.dropLast().enumerated() {
+                        let choice = try #require((chunk["choices"] as? [[String: Any]])?.first)
+                        let delta = choice["delta"] as? [String: Any]
+                        if chat && i == 0 { #expect(delta?["role"] as? String == "assistant") }
+                        text += (chat ? delta?["content"] as? String : choice["text"] as? String) ?? ""
+                    }
+                    #expect(text == (chat ? whole : "Hi there" + whole), "\(chat ? "chat" : "completion"): \(text.debugDescription)")
+                }
+            }
+        }
+    }
+
     /// Scoring through /v1/completions as evaluation harnesses do it: several prompts (text
     /// and token ids) in one request, echo with logprobs and max_tokens 0 or 1. Each choice
     /// echoes its prompt's tokens with their log-probabilities (the model's, given <|bos|>
@@ -579,6 +623,15 @@ import Inference
 }
 
 /// A response body read as a JSON object.
+/// The JSON objects of a server-sent event stream, which must end with [DONE].
+private func streamChunks(_ body: ByteBuffer) throws -> [[String: Any]] {
+    let events = String(buffer: body).split(separator: "\n\n").map(String.init)
+    #expect(events.last == "data: [DONE]")
+    return try events.dropLast().map { event in
+        try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
+    }
+}
+
 private func json(_ buffer: ByteBuffer) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])
 }
