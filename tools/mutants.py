@@ -10,6 +10,7 @@ and the whole suite runs against it; the first failing test ends the run (caught
 past --timeout. A mutant that does not compile is not counted and another line is drawn.
 
     python3 tools/mutants.py --count 20 --seed 7 --out /tmp/mutants.jsonl
+    python3 tools/mutants.py --count 5 --under Sources/Corpus      # where you work
 
 Each result is one JSON line (file, line, the line before and after, caught or survived, the test
 that caught it, seconds); the survivors are printed at the end for a person to read: some are
@@ -105,8 +106,9 @@ def candidates(text):
     return found
 
 
-def library_lines(root):
-    """Every (path, line index, masked text) that a mutation can change."""
+def library_lines(root, under=None):
+    """Every (path, line index) of the library (or of the files under `under`, a path from
+    the repository's root) that a mutation can change."""
     out = []
     for target in LIBRARY:
         base = os.path.join(root, "Sources", target)
@@ -115,13 +117,15 @@ def library_lines(root):
                 if not name.endswith((".swift", ".c")):
                     continue
                 path = os.path.join(folder, name)
-                if os.path.relpath(path, root) in MPI_ONLY:
+                relative = os.path.relpath(path, root)
+                if relative in MPI_ONLY or (under and not (relative + "/").startswith(under.rstrip("/") + "/")
+                                            and relative != under):
                     continue
                 lines = open(path, encoding="utf-8").read().split("\n")
                 for index, text in enumerate(masked(lines, name.endswith(".c"))):
                     if SKIP.match(text) or not candidates(text):
                         continue
-                    out.append((os.path.relpath(path, root), index))
+                    out.append((relative, index))
     return out
 
 
@@ -162,6 +166,7 @@ def main():
     parser.add_argument("--out", default="mutants.jsonl", help="one JSON line per mutant (appended)")
     parser.add_argument("--worktree", default="/tmp/nanochat-mutants", help="a detached worktree of HEAD")
     parser.add_argument("--timeout", type=int, default=900, help="seconds before a run counts as hung")
+    parser.add_argument("--under", help="draw only from this folder or file (e.g. Sources/Corpus)")
     args = parser.parse_args()
 
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
@@ -177,7 +182,9 @@ def main():
     if built.returncode != 0:
         sys.exit("the unchanged sources do not build:\n" + built.stdout[-3000:] + built.stderr[-3000:])
 
-    lines = library_lines(work)
+    lines = library_lines(work, args.under)
+    if not lines:
+        sys.exit(f"no library lines to change under {args.under}")
     rng = random.Random(args.seed)
     order = rng.sample(range(len(lines)), len(lines))
     print(f"{len(lines)} lines to draw from; seed {args.seed}", flush=True)
