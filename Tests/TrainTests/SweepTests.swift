@@ -76,12 +76,13 @@ import Train
     }
 
     /// Writes a sweep directory by hand: three patterns at depth 4, final bpb per seed given.
-    func writeSweep(_ finals: [String: [Double]], steps: Int = 4, omit: String? = nil, badLast: Bool = false) throws -> String {
+    func writeSweep(_ finals: [String: [Double]], steps: Int = 4, omit: String? = nil, badLast: Bool = false,
+                    equalParameters: String? = nil) throws -> String {
         let dir = scratchPath("sweep")
         var runs: [SweepRun] = []
         for (pattern, values) in finals.sorted(by: { $0.key < $1.key }) {
             for (i, final) in values.enumerated() {
-                let run = SweepRun(depth: 4, pattern: pattern, blocks: "TTTT", seed: i + 1, equalParameters: false,
+                let run = SweepRun(depth: 4, pattern: pattern, blocks: "TTTT", seed: i + 1, equalParameters: pattern == equalParameters,
                                    dir: "runs/d4/\(pattern)/seed\(i + 1)")
                 runs.append(run)
                 let path = "\(dir)/\(run.dir)"
@@ -147,6 +148,23 @@ import Train
         #expect(byName["B"]?.verdict == "tie", "gap 0.25, range 0.25")
         #expect(byName["C"]?.verdict == "worse", "gap 0.375, range 0.25")
         #expect(byName["A"]?.medianTokensPerSecond == 1500, "seeds at 1000 and 2000 tok/s")
+    }
+
+    /// The report compares all-T with the pattern of as many parameters: better by the gap
+    /// of the means when it is past the larger seed range, else a tie.
+    @Test func equalParametersAreComparedWithAllT() throws {
+        func report(_ finals: [String: [Double]], equal: String? = "all-M ×6") throws -> String {
+            let dir = try writeSweep(finals, equalParameters: equal)
+            return try SweepReport.load(dir).write(to: dir)
+        }
+        let better = try report(["all-T": [2.0, 2.125], "all-M ×6": [2.25, 2.25], "alternating": [2.5, 2.5]])
+        #expect(better.contains("Equal parameters: all-T (0.00M non-embedding) against all-M ×6 (0.00M) at the same width and FLOPs: "
+                                + "val bpb 2.0625 ± 0.1250 vs 2.2500 ± 0.0000 — all-T is better by 0.1875 bpb."), "\(better)")
+        let tie = try report(["all-T": [2.25, 2.25], "all-M ×6": [2.0, 2.25]])
+        #expect(tie.contains("val bpb 2.2500 ± 0.0000 vs 2.1250 ± 0.2500 — a tie (within the seed range)."), "\(tie)")
+        let worse = try report(["all-T": [2.5, 2.5], "all-M ×6": [2.0, 2.25]])
+        #expect(worse.contains("— all-M ×6 is better by 0.3750 bpb."), "\(worse)")
+        #expect(!(try report(["all-T": [2.5, 2.5], "all-M": [2.0, 2.0]], equal: nil)).contains("Equal parameters"))
     }
 
     @Test func unfinishedAndMalformedRunsAreNamed() throws {
