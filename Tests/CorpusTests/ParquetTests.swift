@@ -25,6 +25,22 @@ func footerLength(_ bytes: [UInt8]) -> Int {
         | Int(bytes[bytes.count - 6]) << 16 | Int(bytes[bytes.count - 5]) << 24
 }
 
+/// none-v1-plain.parquet with its footer's first byte (0x15: the version field, id delta 1,
+/// type i32) replaced by `fields`, the footer length fixed, written to a temporary file whose
+/// path is returned.
+func plainFileWithFooterStart(_ fields: [UInt8], tag: String) throws -> String {
+    var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
+    let length = footerLength(bytes)
+    let footer = bytes.count - 8 - length
+    try #require(bytes[footer] == 0x15)
+    bytes.replaceSubrange(footer..<(footer + 1), with: fields)
+    let grown = length + fields.count - 1
+    bytes.replaceSubrange((bytes.count - 8)..<(bytes.count - 4), with: [0, 8, 16, 24].map { UInt8((grown >> $0) & 0xff) })
+    let path = NSTemporaryDirectory() + "nanochat-\(tag)-\(getpid()).parquet"
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
 func readAll(_ file: ParquetFile) throws -> [String?] {
     var out: [String?] = []
     for g in 0..<file.rowGroupRows.count {
@@ -137,19 +153,9 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
     /// first field (version, id 1) rewritten so reads the same, and the fields after it, given
     /// as deltas, count from its id.
     @Test func aLongFormFieldHeaderReadsAsTheShortOne() throws {
-        let original = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet"))
-        var bytes = [UInt8](original)
-        let length = footerLength(bytes)
-        let footer = bytes.count - 8 - length
-        // 0x15: id delta 1, type i32 (5); long form: 0x05, then zigzag(1) = 2.
-        try #require(bytes[footer] == 0x15)
-        bytes.replaceSubrange(footer..<(footer + 1), with: [0x05, 0x02])
-        let grown = length + 1
-        bytes.replaceSubrange((bytes.count - 8)..<(bytes.count - 4),
-                              with: [0, 8, 16, 24].map { UInt8((grown >> $0) & 0xff) })
-        let path = NSTemporaryDirectory() + "nanochat-longform-\(getpid()).parquet"
+        // Long form: type i32 (5) with delta 0, then the id as zigzag(1) = 2.
+        let path = try plainFileWithFooterStart([0x05, 0x02], tag: "longform")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
         let file = try ParquetFile(path: path)
         #expect(file.rowGroupRows.count == 3)
         #expect(try readAll(file) == expectedRows().rows)
@@ -160,10 +166,6 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
     /// list<i32> entries, empty, and of i32 → bool, leave the fields after them, and so the
     /// rows, as they were.
     @Test func unknownMapFieldsInTheFooterAreSkipped() throws {
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
-        let length = footerLength(bytes)
-        let footer = bytes.count - 8 - length
-        try #require(bytes[footer] == 0x15)   // version: id delta 1, type i32
         let fields: [UInt8] = [
             0x0b, 0xc8, 0x01,          // long form: type map (11), id zigzag(100) = 200
             0x02, 0x89,                // 2 entries; keys binary (8), values list (9)
@@ -176,13 +178,8 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
             0x02, 0x01,                // 1 → true, the boolean a byte of its own
             0x05, 0x02,                // version again, in the long form: type i32, id zigzag(1) = 2
         ]
-        bytes.replaceSubrange(footer..<(footer + 1), with: fields)
-        let grown = length + fields.count - 1
-        bytes.replaceSubrange((bytes.count - 8)..<(bytes.count - 4),
-                              with: [0, 8, 16, 24].map { UInt8((grown >> $0) & 0xff) })
-        let path = NSTemporaryDirectory() + "nanochat-maps-\(getpid()).parquet"
+        let path = try plainFileWithFooterStart(fields, tag: "maps")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
         let file = try ParquetFile(path: path)
         #expect(file.rowGroupRows.count == 3)
         #expect(try readAll(file) == expectedRows().rows)

@@ -20,6 +20,14 @@ import Inference
 
     /// A small hybrid model in Float64, so rows decoded in different batches agree far below
     /// any difference between two logits.
+    /// The API over `engine` as these tests serve it: model "test-1", seed 7, 4 requests
+    /// waiting, a 128-token context, replies of at most 16 tokens, 8 messages.
+    func app(_ engine: ChatEngine, maxBodyBytes: Int = 2048, access: AccessPolicy = AccessPolicy()) -> some ApplicationProtocol {
+        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
+                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: maxBodyBytes), access: access)
+        return Application(router: server.router())
+    }
+
     func model(_ pattern: [BlockKind] = [.transformer, .mamba]) throws -> GPT {
         try GPT(config: ModelConfig(sequenceLen: 128, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 2,
                                     nEmbd: 32, blockPattern: pattern), seed: 11, dtype: .float64)
@@ -345,9 +353,7 @@ import Inference
         let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 2)
         engine.start()
         defer { engine.stop() }
-        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
-                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: 2048))
-        let app = Application(router: server.router())
+        let app = app(engine)
         try await app.test(.router) { client in
             try await client.execute(uri: "/", method: .get) { r in
                 #expect(r.status == .ok && String(buffer: r.body).contains("<html"))
@@ -401,9 +407,7 @@ import Inference
         let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 2)
         engine.start()
         defer { engine.stop() }
-        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
-                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: 4096))
-        let app = Application(router: server.router())
+        let app = app(engine, maxBodyBytes: 4096)
         try await app.test(.router) { client in
             for chat in [false, true] {
                 let uri = chat ? "/v1/chat/completions" : "/v1/completions"
@@ -448,9 +452,7 @@ import Inference
         let engine = ChatEngine(model: m, tokenizer: tokenizer, slots: 2)
         engine.start()
         defer { engine.stop() }
-        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
-                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: 8192))
-        let app = Application(router: server.router())
+        let app = app(engine, maxBodyBytes: 8192)
         let texts = ["The cat sat", "on the mat."]
         // What the model gives each token of a prompt, <|bos|> before it.
         func expected(_ text: String) -> [Double] {
@@ -564,9 +566,7 @@ import Inference
         engine.start()
         defer { engine.stop() }
         let access = AccessPolicy(apiKey: "sesame", allowedOrigins: ["https://app.example"])
-        let server = APIServer(engine: engine, model: "test-1", seed: 7, maxWaiting: 4,
-                               limits: APILimits(context: 128, maxTokens: 16, maxMessages: 8, maxBodyBytes: 2048), access: access)
-        let app = Application(router: server.router())
+        let app = app(engine, access: access)
         let body = ByteBuffer(string: #"{"prompt":"Hello","max_tokens":2,"temperature":0}"#)
         try await app.test(.router) { client in
             try await client.execute(uri: "/v1/completions", method: .post, body: body) { r in
