@@ -58,6 +58,12 @@ import Tokenizer
         }
         let added = try #require(object["added_tokens"] as? [[String: Any]])
         #expect(added.map { $0["content"] as? String } == specialTokens && added.map { $0["id"] as? Int } == tokenizer.specialIDs.map(Int.init))
+        // Each is marked special (decoding with skip_special_tokens drops it), matched whole,
+        // never normalised or stripped.
+        for entry in added {
+            #expect(entry["special"] as? Bool == true && entry["normalized"] as? Bool == false && entry["single_word"] as? Bool == false)
+            #expect(entry["lstrip"] as? Bool == false && entry["rstrip"] as? Bool == false)
+        }
     }
     var tokenBytes: [[UInt8]] { tokenizer.tokenBytes }
 
