@@ -50,6 +50,36 @@ func parse(_ text: String) throws -> ConfigFile {
         #expect(c.bool("mamba_use_mlp") == true && c.int("total_batch_size") == 65536 && c.string("model_tag") == "d4")
     }
 
+    /// Each model key lands in its own field of the model config; sizes left out follow from
+    /// depth (C = 64·depth, ⌈C/128⌉ heads, as many KV heads), n_embd alone sets the heads from
+    /// itself, n_head alone the KV heads; the tokenizer's vocabulary wins over vocab_size.
+    @Test func everyModelKeyReachesTheModel() throws {
+        let given = try TrainingKeys.modelConfig(try parse("""
+            depth = 3
+            n_embd = 96
+            n_head = 3
+            n_kv_head = 1
+            max_seq_len = 64
+            vocab_size = 500
+            block_pattern = ["T", "M", "T"]
+            mamba_d_state = 8
+            mamba_d_conv = 3
+            mamba_expand = 4
+            mamba_use_mlp = True
+            """))
+        #expect(given == ModelConfig(sequenceLen: 64, vocabSize: 500, nLayer: 3, nHead: 3, nKVHead: 1, nEmbd: 96,
+                                     blockPattern: [.transformer, .mamba, .transformer], mambaDState: 8, mambaDConv: 3,
+                                     mambaExpand: 4, mambaUseMLP: true))
+        let fromDepth = try TrainingKeys.modelConfig(try parse("depth = 6\n"), vocabSize: 300)
+        #expect(fromDepth == ModelConfig(sequenceLen: 2048, vocabSize: 300, nLayer: 6, nHead: 3, nKVHead: 3, nEmbd: 384,
+                                         blockPattern: Array(repeating: .transformer, count: 6), mambaDState: MambaDefaults.dState,
+                                         mambaDConv: MambaDefaults.dConv, mambaExpand: MambaDefaults.expand, mambaUseMLP: MambaDefaults.useMLP))
+        let width = try TrainingKeys.modelConfig(try parse("depth = 2\nn_embd = 384\nvocab_size = 500\n"), vocabSize: 300)
+        #expect(width.nEmbd == 384 && width.nHead == 3 && width.nKVHead == 3 && width.vocabSize == 300)
+        let heads = try TrainingKeys.modelConfig(try parse("depth = 2\nn_head = 1\n"), vocabSize: 300)
+        #expect(heads.nEmbd == 128 && heads.nHead == 1 && heads.nKVHead == 1)
+    }
+
     /// Arithmetic with a float in it is float arithmetic, as Python's: each operator, mixed
     /// with ints, with `*` before `+` and `-`, left to right.
     @Test func floatArithmetic() throws {
