@@ -233,6 +233,46 @@ func parse(_ text: String) throws -> ConfigFile {
             """ + extra), path: "test.py", vocabSize: 300)
     }
 
+    /// Each run key, given a value of its own, lands in its own setting.
+    @Test func everyRunKeyReachesItsSetting() throws {
+        let s = try resolved("""
+            embedding_lr = 0.11
+            unembedding_lr = 0.012
+            matrix_lr = 0.013
+            mamba_lr = 0.014
+            weight_decay = 0.015
+            grad_clip = 0.5
+            warmup_ratio = 0.1
+            warmdown_ratio = 0.3
+            final_lr_frac = 0.05
+            eval_every = 7
+            eval_tokens = 320
+            sample_every = 9
+            save_every = 11
+            core_metric_every = 13
+            core_metric_max_per_task = 17
+            core_bundle = "bundle"
+            model_tag = "tag"
+            data_dir = "d"
+            tokenizer_dir = "tk"
+            output_dir = "o"
+            seed = 5
+            threads = 2
+            overlap_exchange = False
+            dtype = "float32"
+            """)
+        let o = s.optimizer
+        #expect(o.embeddingLR == 0.11 && o.unembeddingLR == 0.012 && o.matrixLR == 0.013 && o.mambaLR == 0.014)
+        #expect(o.weightDecay == 0.015 && o.gradClip == 0.5 && o.warmupRatio == 0.1 && o.warmdownRatio == 0.3)
+        #expect(o.finalLRFraction == 0.05 && !o.overlapExchange)
+        #expect(s.evalEvery == 7 && s.evalTokens == 320 && s.sampleEvery == 9 && s.saveEvery == 11)
+        #expect(s.coreEvery == 13 && s.coreMaxPerTask == 17 && s.coreBundle == "bundle")
+        #expect(s.modelTag == "tag" && s.dataDir == "d" && s.tokenizerDir == "tk" && s.outputDir == "o")
+        #expect(s.seed == 5 && s.threads == 2 && s.precision == .float32 && s.numIterations == 20)
+        #expect(s.deviceBatchSize == 1 && s.sequenceLen == 16 && s.totalBatchSize == 16)
+        #expect(try resolved("core_metric_max_per_task = 0\n").coreMaxPerTask == nil)
+    }
+
     /// Each bounded setting from both sides: the value at the edge is accepted and used, the
     /// first past it is refused naming the key. (A refusal alone passes a bound moved inwards,
     /// such as a warmup_ratio of 1 refused.)
