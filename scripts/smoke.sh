@@ -137,8 +137,11 @@ greedy=$(sample --prompt "KING" --temperature 0 --seed 1)
     && [ "$(sample --prompt "KING" --temperature 1 --top-k 1 --seed 3)" == "$greedy" ] \
     && [ "$(sample --prompt "KING" --seed 1)" != "$(sample --prompt "KING" --seed 2)" ] \
     && echo "ok: sample: --top-k 1 is greedy, --seed changes what --temperature draws and not the greedy text" || { echo "FAIL: sample --seed/--temperature/--top-k" >&2; fails=$((fails + 1)); }
-continued=$($nanochat tokenizer decode --tokenizer $tok --ids "$(sample --tokens "$($nanochat tokenizer encode --tokenizer $tok --text KING)" --temperature 0)")
-[ "KING$continued" == "$greedy" ] && echo "ok: sample --tokens continues the ids as --prompt the text" || { echo "FAIL: sample --tokens gave \"$continued\" after KING, --prompt \"$greedy\"" >&2; fails=$((fails + 1)); }
+# --tokens takes the ids as given (--prompt puts <|bos|> first) and prints ids (the text shows
+# a <|bos|> as a new line).
+continued=$($nanochat tokenizer decode --tokenizer $tok --ids "$(sample --tokens "$($nanochat tokenizer encode --tokenizer $tok --text KING --bos)" --temperature 0)")
+[ -n "$continued" ] && [ "KING${continued//<|bos|>/$'\n'}" == "$greedy" ] && echo "ok: sample --tokens continues <|bos|> KING as --prompt KING does" \
+    || { echo "FAIL: sample --tokens gave \"$continued\" after <|bos|> KING, --prompt \"$greedy\"" >&2; fails=$((fails + 1)); }
 after=$(listing)
 [ "$after" == "$before" ] || { echo "FAIL: the demo's checkpoints changed:" >&2; diff <(echo "$before") <(echo "$after") >&2; fails=$((fails + 1)); }
 finish smoke
