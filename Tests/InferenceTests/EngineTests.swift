@@ -287,6 +287,18 @@ import Tokenizer
         let kept = Array(long.suffix(m.config.sequenceLen - continuation.count))
         #expect(cut.truncated == long.count - kept.count && cut.contextTokens == kept.count)
         #expect(cut.loglikelihood == Continuations.score(m, bos: tokenizer.bosID, context: kept, continuation: continuation).loglikelihood)
+        // A continuation of the whole context (T tokens after <|bos|>) fits and drops the
+        // context entirely; one more token does not fit.
+        let t = m.config.sequenceLen
+        let whole = Array(long.prefix(t))
+        #expect(Continuations.fits(whole, m) && !Continuations.fits(Array(long.prefix(t + 1)), m))
+        let all = Continuations.score(m, bos: tokenizer.bosID, context: context, continuation: whole)
+        let fed = [tokenizer.bosID] + whole
+        let wholeLosses = m.tokenLosses(IndexTensor(shape: [1, t], values: Array(fed.dropLast())), targets: IndexTensor(shape: [1, t], values: whole))
+        #expect(all.contextTokens == 0 && all.truncated == context.count && all.continuationTokens == t)
+        // (tokenLosses gives Floats, each within 2⁻²⁴ of its value: about 6e-8 of the sum.)
+        let total = wholeLosses.map(Double.init).reduce(0, +)
+        #expect(abs(all.loglikelihood + total) <= 1e-7 * total + 1e-6, "\(all.loglikelihood) against \(-total)")
     }
 
     @Test func maxTokensStopTextsAndCancellation() throws {
