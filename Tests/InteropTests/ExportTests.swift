@@ -45,6 +45,15 @@ import Tokenizer
         let vocab = try #require(model["vocab"] as? [String: Int])
         let mergeList = try #require(model["merges"] as? [[String]])
         #expect(vocab.count == tokenizer.tokenBytes.count && mergeList.count == tokenizer.tokenBytes.count - 256)
+        // A byte-level BPE with no unknown token: nothing to fall back to or fuse, no prefix or
+        // suffix on pieces, no dropout; a piece that is a token is taken whole (tiktoken's rule).
+        #expect(model["type"] as? String == "BPE" && model["ignore_merges"] as? Bool == true)
+        #expect(model["fuse_unk"] as? Bool == false && model["byte_fallback"] as? Bool == false)
+        for key in ["dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix"] {
+            #expect(model[key] is NSNull, "\(key)")
+        }
+        let decoder = try #require(object["decoder"] as? [String: Any])
+        #expect(decoder["type"] as? String == "ByteLevel" && decoder["add_prefix_space"] as? Bool == false && decoder["use_regex"] as? Bool == false)
         var merges: [String: Int] = [:]
         for (i, m) in mergeList.enumerated() { merges[m[0] + " " + m[1]] = merges[m[0] + " " + m[1]] ?? i }
         // Every token's own bytes come back as that token through the merges alone.
