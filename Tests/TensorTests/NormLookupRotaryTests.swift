@@ -30,6 +30,8 @@ extension TensorTests {
         @Test func rmsNormBackward() {
             expectGradients([randn([4, 37], seed: 1)], "rmsnorm") { rmsNorm($0[0]) }
             expectGradients([randn([2, 1], seed: 2)], "rmsnorm C=1") { rmsNorm($0[0]) }
+            // Every loop of the dot product behind it: 32 at a time, one 16 after them, the tail.
+            expectGradients([randn([3, 50], seed: 9)], "rmsnorm C=50") { rmsNorm($0[0]) }
             // The kernel's backward against the closed-form scalar loop, in Float.
             let x = randn([3, 21], seed: 3), dy = randn([3, 21], seed: 4)
             let y = rmsNorm(x.copy(requiresGrad: true))
