@@ -164,7 +164,8 @@ def main():
     parser.add_argument("--count", type=int, default=10, help="mutants that compile, to run")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="mutants.jsonl", help="one JSON line per mutant (appended)")
-    parser.add_argument("--worktree", default="/tmp/nanochat-mutants", help="a detached worktree of HEAD")
+    parser.add_argument("--worktree", default="/tmp/nanochat-mutants",
+                        help="a detached worktree, made at HEAD or moved to it (remove it with `git worktree remove`)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds before a run counts as hung")
     parser.add_argument("--under", help="draw only from this folder or file (e.g. Sources/Corpus)")
     args = parser.parse_args()
@@ -172,8 +173,11 @@ def main():
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                           check=True).stdout.strip()
     work, scratch = args.worktree, ".build-mutants"
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     if not os.path.isdir(work):
-        subprocess.run(["git", "worktree", "add", "--detach", "-f", work, "HEAD"], cwd=root, check=True)
+        subprocess.run(["git", "worktree", "add", "--detach", "-f", work, head], cwd=root, check=True)
+    else:   # a worktree left by an earlier run: moved to this HEAD (its build is reused)
+        subprocess.run(["git", "checkout", "-q", "--detach", head], cwd=work, check=True)
     resolved = os.path.join(root, "Package.resolved")
     if os.path.exists(resolved):
         subprocess.run(["cp", resolved, work], check=True)
