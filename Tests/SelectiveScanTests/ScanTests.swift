@@ -76,6 +76,24 @@ extension SelectiveScanTests {
             #expect(report.passed, "\(report)")
         }
 
+        /// The extra memory `bench scan` reports is the sum its doc comment gives, in Float32
+        /// bytes: boundary states B·(⌈T/L⌉+1)·N·Di; per worker 16-wide vectors for the
+        /// recompute (4·L·N + 3·L), the group's dh, dA and start state ((2·64/16 + 1)·N) and a
+        /// block's 4·N; the partials per batch and time item (Di·N + 2·Di) and dBm, dCm per
+        /// channel group (2·groups·B·T·N); A transposed (N·Di); with the time-parallel strategy
+        /// three more boundary-sized buffers.
+        @Test func extraMemoryIsItsFormula() {
+            let (b, t, di, n, l, threads) = (2, 150, 192, 16, 64, 3)
+            let sh = ScanShape(batch: b, time: t, channels: di, state: n, chunk: l)
+            let chunks = 3, groups = 3, boundary = b * (chunks + 1) * n * di
+            let perWorker = (4 * l * n + 3 * l + (2 * 64 / 16 + 1) * n + 4 * n) * 16
+            func expected(timeItems: Int, carries: Int) -> Int {
+                4 * (boundary + threads * perWorker + b * timeItems * (di * n + 2 * di) + 2 * groups * b * t * n + n * di + carries)
+            }
+            #expect(sh.extraBytes(threads: threads, strategy: .carry) == expected(timeItems: 1, carries: 0))
+            #expect(sh.extraBytes(threads: threads, strategy: .timeParallel) == expected(timeItems: chunks, carries: 3 * boundary))
+        }
+
         @Test func stepByStepDecodingEqualsFullScan() {
             let p = ScanProblem(batch: 2, time: 9, channels: 21, state: 16, seed: 7)
             let sh = p.shape
