@@ -469,16 +469,17 @@ prep=(--input "$W/no-such.txt" --tokenizer "$W/tok" --out "$o/prep")
 edges prepare --val-fraction "0.001 0.999" "0.0 1.0" "--val-fraction must be in (0, 1), got @" "${prep[@]}"
 edges prepare --shard-tokens "1 2147483647" "0 2147483648" "--shard-tokens must be in 1...2147483647 (a shard's header counts its tokens in an int32), got @" "${prep[@]}"
 edges prepare --max-tokens "2" "1" "--max-tokens must be at least 2 (one for train, one for val), got @" "${prep[@]}"
+# total DIR: the tokens of a prepared directory, train and val together (from its data.json).
+total() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["train_tokens"] + d["val_tokens"])' "$1/data.json" 2>&1; }
 # --max-tokens N keeps the corpus's first N tokens, train and val together.
 $nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/prep-max" --max-tokens 3000 > /dev/null 2>&1
-got=$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["train_tokens"] + d["val_tokens"])' "$W/prep-max/data.json" 2>&1)
+got=$(total "$W/prep-max")
 [ "$got" = 3000 ] && works "prepare --max-tokens 3000: 3000 tokens" 0 "" || works "prepare --max-tokens 3000: 3000 tokens" 1 "got ${got:0:160}"
 # Other flags, each seen to change what its command does.
 $nc prepare --input "$W/corpus.txt" --tokenizer "$W/tok" --out "$W/prep-shards" --shard-tokens 10000 > /dev/null 2>&1
 [ "$(ls "$W/prep-shards"/train_*.bin 2>/dev/null | wc -l)" -gt 1 ] && [ "$(ls "$W/data"/train_*.bin | wc -l)" -eq 1 ]
 effect "prepare --shard-tokens 10000: several train shards, where the default makes one" $?
 printf '%s\n' '{"text": "To be, or not to be, that is the question.", "body": "Ay."}' '{"text": "Whether tis nobler in the mind to suffer", "body": "No."}' > "$W/fields.jsonl"
-total() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["train_tokens"] + d["val_tokens"])' "$1/data.json" 2>&1; }
 $nc prepare --input "$W/fields.jsonl" --tokenizer "$W/tok" --out "$W/prep-text" > /dev/null 2>&1
 $nc prepare --input "$W/fields.jsonl" --tokenizer "$W/tok" --out "$W/prep-body" --field body > /dev/null 2>&1
 [ "$(total "$W/prep-body")" -lt "$(total "$W/prep-text")" ] 2> /dev/null

@@ -118,8 +118,8 @@ def library_lines(root, under=None):
                     continue
                 path = os.path.join(folder, name)
                 relative = os.path.relpath(path, root)
-                if relative in MPI_ONLY or (under and not (relative + "/").startswith(under.rstrip("/") + "/")
-                                            and relative != under):
+                # (A file given as `under` is its own prefix: "a/b.swift/" starts with "a/b.swift/".)
+                if relative in MPI_ONLY or (under and not (relative + "/").startswith(under.rstrip("/") + "/")):
                     continue
                 lines = open(path, encoding="utf-8").read().split("\n")
                 for index, text in enumerate(masked(lines, name.endswith(".c"))):

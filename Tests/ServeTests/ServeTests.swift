@@ -18,8 +18,6 @@ import Inference
         tokenizer = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer")
     }
 
-    /// A small hybrid model in Float64, so rows decoded in different batches agree far below
-    /// any difference between two logits.
     /// The API over `engine` as these tests serve it: model "test-1", seed 7, 4 requests
     /// waiting, a 128-token context, replies of at most 16 tokens, 8 messages.
     func app(_ engine: ChatEngine, maxBodyBytes: Int = 2048, access: AccessPolicy = AccessPolicy()) -> some ApplicationProtocol {
@@ -28,6 +26,8 @@ import Inference
         return Application(router: server.router())
     }
 
+    /// A small hybrid model in Float64, so rows decoded in different batches agree far below
+    /// any difference between two logits.
     func model(_ pattern: [BlockKind] = [.transformer, .mamba]) throws -> GPT {
         try GPT(config: ModelConfig(sequenceLen: 128, vocabSize: tokenizer.vocabSize, nLayer: pattern.count, nHead: 2, nKVHead: 2,
                                     nEmbd: 32, blockPattern: pattern), seed: 11, dtype: .float64)
@@ -380,11 +380,7 @@ import Inference
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: [.contentType: "application/json"],
                                      body: ByteBuffer(string: chat)) { r in
                 #expect(r.status == .ok && r.headers[.contentType] == "text/event-stream")
-                let events = String(buffer: r.body).split(separator: "\n\n").map(String.init)
-                #expect(events.last == "data: [DONE]", "\(events.suffix(2))")
-                for event in events.dropLast() {
-                    #expect(event.hasPrefix("data: "))
-                    let object = try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
+                for object in try streamChunks(r.body) {
                     #expect(object["object"] as? String == "chat.completion.chunk")
                 }
             }
@@ -496,10 +492,8 @@ import Inference
             // Streamed: the echo's chunk carries its scores, each later chunk those of its tokens.
             let streamed = #"{"prompt":"\#(texts[0])","max_tokens":3,"echo":true,"logprobs":1,"temperature":0,"stream":true,"ignore_eos":true}"#
             try await client.execute(uri: "/v1/completions", method: .post, body: ByteBuffer(string: streamed)) { r in
-                let events = String(buffer: r.body).split(separator: "\n\n").map(String.init).dropLast()
                 var values: [Double] = [], text = ""
-                for event in events {
-                    let object = try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
+                for object in try streamChunks(r.body) {
                     let choice = try #require((object["choices"] as? [[String: Any]])?.first)
                     text += choice["text"] as? String ?? ""
                     values += ((choice["logprobs"] as? [String: Any])?["token_logprobs"] as? [Double]) ?? []
@@ -622,16 +616,18 @@ import Inference
     }
 }
 
-/// A response body read as a JSON object.
-/// The JSON objects of a server-sent event stream, which must end with [DONE].
+/// The JSON objects of a server-sent event stream: each event a `data: ` line, the last
+/// one [DONE].
 private func streamChunks(_ body: ByteBuffer) throws -> [[String: Any]] {
     let events = String(buffer: body).split(separator: "\n\n").map(String.init)
-    #expect(events.last == "data: [DONE]")
+    #expect(events.last == "data: [DONE]", "\(events.suffix(2))")
     return try events.dropLast().map { event in
-        try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
+        #expect(event.hasPrefix("data: "))
+        return try #require(try JSONSerialization.jsonObject(with: Data(event.dropFirst(6).utf8)) as? [String: Any])
     }
 }
 
+/// A response body read as a JSON object.
 private func json(_ buffer: ByteBuffer) throws -> [String: Any] {
     try #require(try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])
 }
