@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <mpi.h>
 
 int nanochat_mpi_launched(void) {
@@ -144,7 +145,45 @@ int nanochat_mpi_allgather(const void *send, size_t bytes, void *receive) {
     return MPI_Allgather(send, (int)bytes, MPI_BYTE, receive, (int)bytes, MPI_BYTE, MPI_COMM_WORLD);
 }
 
-int nanochat_mpi_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
+// How a rank waits at a barrier. MPI_Barrier polls without pause: a rank that arrives
+// early keeps its core busy until the last one comes, and on a host whose cores share
+// anything (hyperthreads, a virtual machine's host cores, a power budget) the polling ranks
+// slow the one they wait for. By default a rank polls MPI_Ibarrier for a short while and then
+// sleeps between polls, giving its core back; NANOCHAT_MPI_WAIT=spin keeps MPI_Barrier
+// (for comparisons). Either way the same ranks pass at the same point: no value changes.
+static int barrier_spins(void) {
+    static int mode = -1;
+    if (mode < 0) {
+        const char *v = getenv("NANOCHAT_MPI_WAIT");
+        mode = v != NULL && strcmp(v, "spin") == 0;
+    }
+    return mode;
+}
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int barrier_on(MPI_Comm comm) {
+    if (barrier_spins()) return MPI_Barrier(comm);
+    MPI_Request request;
+    int rc = MPI_Ibarrier(comm, &request);
+    if (rc != MPI_SUCCESS) return rc;
+    // Poll freely for 50 µs (the exchange's barriers, where every rank is close behind),
+    // then sleep 20 µs between polls (a rank waiting for a slower one's backward pass).
+    const double start = seconds_now();
+    const struct timespec nap = {0, 20000};
+    for (;;) {
+        int done = 0;
+        if ((rc = MPI_Test(&request, &done, MPI_STATUS_IGNORE)) != MPI_SUCCESS) return rc;
+        if (done) return MPI_SUCCESS;
+        if (seconds_now() - start > 50e-6) nanosleep(&nap, NULL);
+    }
+}
+
+int nanochat_mpi_barrier(void) { return barrier_on(MPI_COMM_WORLD); }
 
 int nanochat_mpi_send(const void *buffer, size_t bytes, int destination) {
     IN_PIECES(bytes, 1, MPI_Send((const char *)buffer + done, (int)n, MPI_BYTE, destination, 0, MPI_COMM_WORLD))
@@ -184,7 +223,7 @@ int nanochat_mpi_node_window(size_t floats, float **peers) {
 int nanochat_mpi_node_window_sync(void) {
     int rc = MPI_Win_sync(node_window);
     if (rc != MPI_SUCCESS) return rc;
-    if ((rc = MPI_Barrier(node_comm)) != MPI_SUCCESS) return rc;
+    if ((rc = barrier_on(node_comm)) != MPI_SUCCESS) return rc;
     return MPI_Win_sync(node_window);
 }
 

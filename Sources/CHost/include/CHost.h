@@ -105,4 +105,14 @@ int nanochat_build_vector_bits(void);
 /// The ISA name of that build target ("AVX-512", "AVX2+FMA", ...).
 const char *nanochat_build_isa(void);
 
+/// A hint inside a spin-wait loop: the core slows the loop down and, with hyperthreads, gives
+/// its sibling the execution units (x86 `pause`, Arm `yield`).
+static inline void nanochat_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -1,12 +1,13 @@
 // The threads that run the kernels' work: kept alive between ops, each waits for the next
-// op by spinning a short while (yielding the core to anyone else who wants it) before it
-// sleeps. A train step hands out work a thousand times or more; waking sleeping threads for
-// each (libdispatch's concurrentPerform) cost tens of microseconds per op on 16 cores, which
-// this pool's spinning workers answer in about one.
+// op by spinning a short while (with the CPU's spin hint) before it sleeps. A train step
+// hands out work a thousand times or more; waking sleeping threads for each (libdispatch's
+// concurrentPerform) cost tens of microseconds per op on 16 cores, which this pool's spinning
+// workers answer in about one.
 //
 // It changes no bit: which thread runs a piece of work never matters (Parallel's promise).
 // One op at a time uses the pool; an op started while it is busy (another thread's, or one
 // nested inside a worker's piece) runs on concurrentPerform as before.
+import CHost
 import Dispatch
 import Foundation
 import Synchronization
@@ -20,6 +21,13 @@ final class WorkerPool: @unchecked Sendable {
 
     /// How long an idle worker spins for the next op before it sleeps.
     static let spinNanoseconds: UInt64 = 200_000
+
+    /// How a waiting thread spins: with the CPU's spin hint on every poll (the default), or
+    /// with `NANOCHAT_SPIN=yield` flat out, for comparisons. The hint leaves a hyperthread
+    /// sibling, or the virtual machine's host core, to the thread still working on the op.
+    /// Either way the thread yields its core now and then, for when there are more threads
+    /// than cores. No value changes.
+    static let pauses = ProcessInfo.processInfo.environment["NANOCHAT_SPIN"] != "yield"
 
     /// The op in hand: `job(w)` for the workers w in 1...(its worker count - 1), the caller
     /// being worker 0. Written before `generation` moves on. A worker reads it only when the
@@ -80,7 +88,8 @@ final class WorkerPool: @unchecked Sendable {
             var spins = 0
             while pending.load(ordering: .acquiring) > 0 {
                 spins += 1
-                if spins > 64 { sched_yield() }
+                if Self.pauses { nanochat_cpu_relax() }
+                if spins > 64 && (!Self.pauses || spins & 63 == 0) { sched_yield() }
             }
             job = nil
         }
@@ -125,6 +134,7 @@ final class WorkerPool: @unchecked Sendable {
                         if DispatchTime.now().uptimeNanoseconds &- since > Self.spinNanoseconds { break }
                         sched_yield()
                     }
+                    if Self.pauses { nanochat_cpu_relax() }
                     now = generation.load(ordering: .sequentiallyConsistent)
                 }
             }
