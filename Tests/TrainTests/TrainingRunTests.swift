@@ -437,5 +437,12 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
                                                 path: "test.py", vocabSize: tok.vocabSize)
         #expect(throws: CoreBundleError.self) { try TrainingRun(settings: missing, tokenizer: tok, resume: nil) { _ in } }
         #expect(!FileManager.default.fileExists(atPath: out3 + "/metrics.jsonl") && Checkpoint.steps(in: out3).isEmpty)
+        // core_metric_every ≤ 0 is never: a bundle named beside it is not even read.
+        for every in [0, -1] {
+            let off = try TrainSettings.resolve(try runConfig(data: data, output: scratchPath("core-off\(every)"),
+                                                              extra: "core_metric_every = \(every)\ncore_bundle = \"/nonexistent\""),
+                                                path: "test.py", vocabSize: tok.vocabSize)
+            #expect(throws: Never.self, "core_metric_every = \(every)") { _ = try TrainingRun(settings: off, tokenizer: tok, resume: nil) { _ in } }
+        }
     }
 }
