@@ -70,4 +70,21 @@ import Train
         let xLabels = lines.filter { $0.contains("text-anchor=\"middle\"") }.compactMap(text).filter { Double($0) != nil }
         #expect(xLabels == ["0", "20", "40", "60", "80", "100"])
     }
+
+    /// A series of one x (a sweep of one size, a run of one step) is drawn inside the plot:
+    /// in the middle of a log axis, within a linear one, which starts at 0.
+    @Test func oneXIsDrawnInsideThePlot() throws {
+        for logX in [false, true] {
+            let svg = LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: [(5, 10)])], logX: logX).svg()
+            let lines = svg.split(separator: "\n").map(String.init)
+            func attribute(_ name: String, _ line: String) -> Double? {
+                line.components(separatedBy: " \(name)=\"").dropFirst().first?.components(separatedBy: "\"").first.flatMap(Double.init)
+            }
+            let frame = try #require(lines.first { $0.contains("stroke=\"#333\"") })
+            let (left, width) = (try #require(attribute("x", frame)), try #require(attribute("width", frame)))
+            let dot = try #require(lines.first { $0.hasPrefix("<circle") }.flatMap { attribute("cx", $0) })
+            #expect(dot > left && dot < left + width, "logX \(logX): the point at \(dot), the plot \(left)...\(left + width)")
+            if logX { #expect(abs(dot - (left + width / 2)) < 0.1, "one x on a log axis sits in the middle") }
+        }
+    }
 }
