@@ -77,14 +77,17 @@ public enum MetricsFile {
     }
 
     /// Appends one row. A write that fails part-way (a full disk) is cut back off, so the
-    /// file never ends in a torn line; the error names the file and the reason.
-    static func append(_ row: MetricsRow, to path: String) throws {
+    /// file never ends in a torn line; the error names the file and the reason. `write` puts
+    /// the line's bytes into the open file, returning an errno on failure: the file system's
+    /// own write, or a stand-in where a test makes the disk fill up.
+    public static func append(_ row: MetricsRow, to path: String,
+                              write: (_ fd: Int32, _ bytes: Data) -> Int32? = { AtomicFile.writeAll($0, $1) }) throws {
         let data = try line(row)
         let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw TrainingError("\(path): cannot open the metrics file to append to it: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let start = lseek(fd, 0, SEEK_END)
-        if let failure = AtomicFile.writeAll(fd, data) {
+        if let failure = write(fd, data) {
             if start >= 0 { ftruncate(fd, start) }
             throw TrainingError("\(path): cannot append to the metrics file: \(String(cString: strerror(failure)))")
         }
