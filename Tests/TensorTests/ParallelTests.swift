@@ -1,5 +1,6 @@
 // Parallel.serially and forEachItem: kernels inside run on their own thread with the bits of
-// any thread count, and every item runs exactly once.
+// any thread count, and every item runs exactly once, on no more threads than it is given.
+import Foundation
 import Synchronization
 import Testing
 import Tensor
@@ -28,6 +29,20 @@ extension TensorTests {
             }
             #expect((0..<count).allSatisfy { hits[$0] == 1 }, "\((0..<count).map { hits[$0] })")
             #expect(insideThreads.load(ordering: .relaxed) == count, "items saw more than one thread")
+        }
+
+        /// forEachItem runs on at most the thread count it is given (`--threads`), however
+        /// many items there are: items that take a while, 24 of them, on 2 threads.
+        @Test func forEachItemKeepsToTheThreadCount() {
+            let threads = Mutex<Set<UInt>>([])
+            withThreads(2) {
+                Parallel.forEachItem(24) { _ in
+                    threads.withLock { _ = $0.insert(UInt(pthread_self())) }
+                    usleep(2000)
+                }
+            }
+            let used = threads.withLock { $0.count }
+            #expect(used >= 1 && used <= 2, "\(used) threads ran the items")
         }
 
         /// A product and a Gram matrix big enough to be cut across workers give the same bits
