@@ -31,18 +31,24 @@ extension TensorTests {
             #expect(insideThreads.load(ordering: .relaxed) == count, "items saw more than one thread")
         }
 
-        /// forEachItem runs on at most the thread count it is given (`--threads`), however
-        /// many items there are: items that take a while, 24 of them, on 2 threads.
-        @Test func forEachItemKeepsToTheThreadCount() {
-            let threads = Mutex<Set<UInt>>([])
-            withThreads(2) {
-                Parallel.forEachItem(24) { _ in
-                    threads.withLock { _ = $0.insert(UInt(pthread_self())) }
-                    usleep(2000)
+        /// forEachItem and forRanges run on at most the thread count they are given
+        /// (`--threads`), however many items or ranges there are: 24 that take a while each,
+        /// on 2 threads.
+        @Test func itemsAndRangesKeepToTheThreadCount() {
+            func threadsUsed(_ run: (@escaping () -> Void) -> Void) -> Int {
+                let threads = Mutex<Set<UInt>>([])
+                withThreads(2) {
+                    run {
+                        threads.withLock { _ = $0.insert(UInt(pthread_self())) }
+                        usleep(2000)
+                    }
                 }
+                return threads.withLock { $0.count }
             }
-            let used = threads.withLock { $0.count }
-            #expect(used >= 1 && used <= 2, "\(used) threads ran the items")
+            let items = threadsUsed { work in Parallel.forEachItem(24) { _ in work() } }
+            let ranges = threadsUsed { work in Parallel.forRanges(24, grain: 1, alignment: 1) { _ in work() } }
+            #expect(items >= 1 && items <= 2, "forEachItem: \(items) threads")
+            #expect(ranges >= 1 && ranges <= 2, "forRanges: \(ranges) threads")
         }
 
         /// A product and a Gram matrix big enough to be cut across workers give the same bits
