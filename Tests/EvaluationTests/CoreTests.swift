@@ -64,6 +64,20 @@ func fixtureJSON(_ name: String) throws -> [String: Any] {
 }
 
 @Suite struct CorePromptTests {
+    /// A task's examples are shuffled as `random.Random(1337).shuffle` shuffles them
+    /// (range(10) -> [0, 3, 7, 2, 1, 6, 4, 5, 8, 9] in CPython), then cut to the first
+    /// core_metric_max_per_task: 1 keeps one, a count at or over the task's size or ≤ 0 keeps all.
+    @Test func evaluationOrderIsCPythonsShuffleCut() {
+        let shuffled = [0, 3, 7, 2, 1, 6, 4, 5, 8, 9]
+        #expect(CorePrompts.evaluationOrder(Array(0..<10), maxPerTask: nil) == shuffled)
+        for cut in [1, 3, 9] {
+            #expect(CorePrompts.evaluationOrder(Array(0..<10), maxPerTask: cut) == Array(shuffled.prefix(cut)), "max \(cut)")
+        }
+        for all in [0, -1, 10, 11] {
+            #expect(CorePrompts.evaluationOrder(Array(0..<10), maxPerTask: all) == shuffled, "max \(all)")
+        }
+    }
+
     /// The templates written out, pinned by value (independent of the nanochat fixture).
     @Test func renderingFollowsNanochatsTemplates() {
         let mc = CoreItem.multipleChoice(query: "Q: sky?", choices: ["blue", "green"], gold: 0)
