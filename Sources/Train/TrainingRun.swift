@@ -150,7 +150,7 @@ public final class TrainingRun {
             guard state.trainPosition >= 0, state.trainPosition <= train.count, state.epoch >= 0,
                   state.smoothLoss.isFinite, state.elapsedSeconds.isFinite, state.elapsedSeconds >= 0 else {
                 throw TrainingError("\(metaPath): resume state out of range (train_position \(state.trainPosition) must be in 0...\(train.count), "
-                                    + "epoch \(state.epoch) ≥ 0, smooth_loss and elapsed_seconds finite)")
+                                    + "epoch \(state.epoch) ≥ 0, smooth_loss finite, elapsed_seconds \(state.elapsedSeconds) finite and ≥ 0)")
             }
             if let then = state.trainTokens, then != train.count {
                 throw TrainingError("\(metaPath): the checkpoint was trained on a train stream of \(then) tokens, but \(settings.dataDir) now "

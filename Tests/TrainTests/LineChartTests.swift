@@ -6,6 +6,10 @@ import Train
 
 @Suite struct LineChartTests {
     static func count(_ needle: String, in text: String) -> Int { text.components(separatedBy: needle).count - 1 }
+    /// The number in an SVG element's attribute `name` (` name="…"`), if it has one.
+    static func attribute(_ name: String, _ line: String) -> Double? {
+        line.components(separatedBy: " \(name)=\"").dropFirst().first?.components(separatedBy: "\"").first.flatMap(Double.init)
+    }
 
     @Test func markersAndZeroBasedAxes() {
         let points: [(x: Double, y: Double)] = [(1, 432), (2, 440), (3, 459)]
@@ -57,15 +61,12 @@ import Train
         let points: [(x: Double, y: Double)] = [(0, 3.87), (50, 2.9), (100, 2.13)]
         let svg = LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: points)]).svg()
         let lines = svg.split(separator: "\n").map(String.init)
-        func attribute(_ name: String, _ line: String) -> Double? {
-            line.components(separatedBy: " \(name)=\"").dropFirst().first?.components(separatedBy: "\"").first.flatMap(Double.init)
-        }
         func text(_ line: String) -> String? { line.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first }
         let frame = try #require(lines.first { $0.contains("stroke=\"#333\"") })
-        let (top, height) = (try #require(attribute("y", frame)), try #require(attribute("height", frame)))
+        let (top, height) = (try #require(Self.attribute("y", frame)), try #require(Self.attribute("height", frame)))
         let yLabels = lines.filter { $0.contains("text-anchor=\"end\"") }
         #expect(yLabels.compactMap(text) == ["2.5", "3", "3.5"])
-        let gridYs = lines.filter { $0.contains("stroke=\"#e5e5e5\"") }.compactMap { attribute("y1", $0) }
+        let gridYs = lines.filter { $0.contains("stroke=\"#e5e5e5\"") }.compactMap { Self.attribute("y1", $0) }
         #expect(gridYs.count == 3 && gridYs.allSatisfy { $0 >= top && $0 <= top + height }, "\(gridYs) outside \(top)...\(top + height)")
         let xLabels = lines.filter { $0.contains("text-anchor=\"middle\"") }.compactMap(text).filter { Double($0) != nil }
         #expect(xLabels == ["0", "20", "40", "60", "80", "100"])
@@ -77,12 +78,9 @@ import Train
         for logX in [false, true] {
             let svg = LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: [(5, 10)])], logX: logX).svg()
             let lines = svg.split(separator: "\n").map(String.init)
-            func attribute(_ name: String, _ line: String) -> Double? {
-                line.components(separatedBy: " \(name)=\"").dropFirst().first?.components(separatedBy: "\"").first.flatMap(Double.init)
-            }
             let frame = try #require(lines.first { $0.contains("stroke=\"#333\"") })
-            let (left, width) = (try #require(attribute("x", frame)), try #require(attribute("width", frame)))
-            let dot = try #require(lines.first { $0.hasPrefix("<circle") }.flatMap { attribute("cx", $0) })
+            let (left, width) = (try #require(Self.attribute("x", frame)), try #require(Self.attribute("width", frame)))
+            let dot = try #require(lines.first { $0.hasPrefix("<circle") }.flatMap { Self.attribute("cx", $0) })
             #expect(dot > left && dot < left + width, "logX \(logX): the point at \(dot), the plot \(left)...\(left + width)")
             if logX { #expect(abs(dot - (left + width / 2)) < 0.1, "one x on a log axis sits in the middle") }
         }

@@ -264,6 +264,22 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(throws: TrainingError("\(out): no checkpoint for step 5 (have: 3)")) {
             try TrainingRun(settings: settings, tokenizer: tok, resume: .step(5)) { _ in }
         }
+        // A checkpoint saved before any time was counted resumes; a negative time is refused.
+        let metaPath = "\(out)/meta_000003.json"
+        for (elapsed, accepted) in [(0.0, true), (-1.0, false)] {
+            var meta = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metaPath))) as? [String: Any])
+            var state = try #require(meta["resume"] as? [String: Any])
+            state["elapsed_seconds"] = elapsed
+            meta["resume"] = state
+            try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: metaPath))
+            if accepted {
+                #expect(throws: Never.self, "elapsed_seconds 0") { _ = try TrainingRun(settings: small, tokenizer: tok, resume: .latest) { _ in } }
+            } else {
+                #expect { try TrainingRun(settings: small, tokenizer: tok, resume: .latest) { _ in } } throws: {
+                    "\($0)".contains("\(metaPath): resume state out of range")
+                }
+            }
+        }
     }
 
     /// With sample_every = 2 over 4 steps the run logs, at steps 2 and 4, each sample prompt
