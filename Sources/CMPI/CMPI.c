@@ -25,15 +25,18 @@ int nanochat_mpi_init(int *rank, int *size) {
 }
 
 static MPI_Comm node_comm = MPI_COMM_NULL;
-static MPI_Win node_window = MPI_WIN_NULL;
+// The shared-memory windows, by slot (nanochat_mpi_node_window's `slot`).
+#define NODE_WINDOWS 3
+static MPI_Win node_windows[NODE_WINDOWS] = {MPI_WIN_NULL, MPI_WIN_NULL, MPI_WIN_NULL};
 
 void nanochat_mpi_finalize(void) {
     int done = 0;
     MPI_Finalized(&done);
     if (done) return;
-    if (node_window != MPI_WIN_NULL) {
-        MPI_Win_unlock_all(node_window);
-        MPI_Win_free(&node_window);
+    for (int w = 0; w < NODE_WINDOWS; w++) {
+        if (node_windows[w] == MPI_WIN_NULL) continue;
+        MPI_Win_unlock_all(node_windows[w]);
+        MPI_Win_free(&node_windows[w]);
     }
     MPI_Finalize();
 }
@@ -193,8 +196,10 @@ int nanochat_mpi_recv(void *buffer, size_t bytes, int source) {
     IN_PIECES(bytes, 1, MPI_Recv((char *)buffer + done, (int)n, MPI_BYTE, source, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE))
 }
 
-int nanochat_mpi_node_window(size_t floats, float **peers) {
+int nanochat_mpi_node_window(int slot, size_t floats, float **peers) {
     int world = 0, local = 0, rc;
+    if (slot < 0 || slot >= NODE_WINDOWS || node_windows[slot] != MPI_WIN_NULL) return MPI_ERR_ARG;
+    MPI_Win *node_window = &node_windows[slot];
     if ((rc = MPI_Comm_size(MPI_COMM_WORLD, &world)) != MPI_SUCCESS) return rc;
     if (node_comm == MPI_COMM_NULL) {
         rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node_comm);
@@ -205,26 +210,36 @@ int nanochat_mpi_node_window(size_t floats, float **peers) {
     if (local != world) return -1;
     if (floats > (size_t)INT_MAX / sizeof(float)) return MPI_ERR_SIZE;
     float *mine = NULL;
-    rc = MPI_Win_allocate_shared((MPI_Aint)(floats * sizeof(float)), sizeof(float), MPI_INFO_NULL, node_comm, &mine, &node_window);
+    rc = MPI_Win_allocate_shared((MPI_Aint)(floats * sizeof(float)), sizeof(float), MPI_INFO_NULL, node_comm, &mine, node_window);
     if (rc != MPI_SUCCESS) return rc;
-    MPI_Win_set_errhandler(node_window, MPI_ERRORS_RETURN);
-    if ((rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, node_window)) != MPI_SUCCESS) return rc;
+    MPI_Win_set_errhandler(*node_window, MPI_ERRORS_RETURN);
+    if ((rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, *node_window)) != MPI_SUCCESS) return rc;
     // Ranks of node_comm are in world order (key 0 keeps it), so rank r's part is peers[r].
     for (int r = 0; r < world; r++) {
         MPI_Aint bytes = 0;
         int unit = 0;
         void *base = NULL;
-        if ((rc = MPI_Win_shared_query(node_window, r, &bytes, &unit, &base)) != MPI_SUCCESS) return rc;
+        if ((rc = MPI_Win_shared_query(*node_window, r, &bytes, &unit, &base)) != MPI_SUCCESS) return rc;
         peers[r] = base;
     }
     return MPI_SUCCESS;
 }
 
+// MPI_Win_sync on every window allocated so far.
+static int sync_windows(void) {
+    for (int w = 0; w < NODE_WINDOWS; w++) {
+        if (node_windows[w] == MPI_WIN_NULL) continue;
+        int rc = MPI_Win_sync(node_windows[w]);
+        if (rc != MPI_SUCCESS) return rc;
+    }
+    return MPI_SUCCESS;
+}
+
 int nanochat_mpi_node_window_sync(void) {
-    int rc = MPI_Win_sync(node_window);
+    int rc = sync_windows();
     if (rc != MPI_SUCCESS) return rc;
     if ((rc = barrier_on(node_comm)) != MPI_SUCCESS) return rc;
-    return MPI_Win_sync(node_window);
+    return sync_windows();
 }
 
 void nanochat_mpi_error_string(int code, char *text, int capacity) {

@@ -36,9 +36,10 @@ public protocol Collectives: AnyObject {
     /// rank's already in place) to every rank.
     func gather(_ buffer: UnsafeMutablePointer<Float>, counts: [Int32])
     /// Every rank's part of a window of `floats` floats all ranks can read, or nil where
-    /// there is none (collective on the first call; later calls return the same window).
-    func nodeWindow(floats: Int) -> [UnsafeMutablePointer<Float>]?
-    /// Makes each rank's writes to the window visible to all, once every rank has made them.
+    /// there is none (collective on the first call for each window; later calls return the
+    /// same window, or nil when asked for another size).
+    func nodeWindow(_ window: NodeWindow, floats: Int) -> [UnsafeMutablePointer<Float>]?
+    /// Makes each rank's writes to the windows visible to all, once every rank has made them.
     func syncWindow()
     /// Sends floats to one rank, which must `receive` them.
     func send(_ buffer: UnsafeMutablePointer<Float>, count: Int, to rank: Int)
@@ -48,6 +49,19 @@ public protocol Collectives: AnyObject {
 extension Collectives {
     /// Whether this is rank 0, the one that writes files and prints.
     public var isRoot: Bool { rank == 0 }
+
+    /// The window the exchange's rounds go through.
+    public func nodeWindow(floats: Int) -> [UnsafeMutablePointer<Float>]? { nodeWindow(.exchange, floats: floats) }
+}
+
+/// The shared-memory windows of ranks on one host.
+public enum NodeWindow: Int, CaseIterable, Sendable {
+    /// Buckets of gradients or weights, a round of the exchange at a time.
+    case exchange
+    /// Every gradient of each rank, where its owner reads it in place.
+    case gradients
+    /// The one copy of the weights every rank reads, each owner's in its part.
+    case weights
 }
 
 /// The ranks of an MPI job, as this process sees them.
@@ -156,15 +170,16 @@ public final class World: Collectives, @unchecked Sendable {
     /// all run on this host (nil when they span hosts, or the MPI library offers no shared
     /// window). Allocated on the first call, which every rank makes at the same point (it is
     /// collective); later calls return the same window, of the size asked for first.
-    public func nodeWindow(floats: Int) -> [UnsafeMutablePointer<Float>]? {
-        if let window { return window.floats == floats ? window.peers : nil }
+    public func nodeWindow(_ which: NodeWindow, floats: Int) -> [UnsafeMutablePointer<Float>]? {
+        if let window = windows[which] { return window.floats == floats ? window.peers : nil }
         var peers = [UnsafeMutablePointer<Float>?](repeating: nil, count: size)
-        let rc = nanochat_mpi_node_window(floats, &peers)
+        let rc = nanochat_mpi_node_window(Int32(which.rawValue), floats, &peers)
         let all = peers.compactMap { $0 }
-        window = (floats, rc == 0 && all.count == size ? all : nil)
-        return window?.peers
+        let window = (floats: floats, peers: rc == 0 && all.count == size ? all : nil)
+        windows[which] = window
+        return window.peers
     }
-    private var window: (floats: Int, peers: [UnsafeMutablePointer<Float>]?)?
+    private var windows: [NodeWindow: (floats: Int, peers: [UnsafeMutablePointer<Float>]?)] = [:]
 
     /// Makes each rank's writes to the window visible to all, once every rank has made them.
     public func syncWindow() {

@@ -13,10 +13,12 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
 
     /// The ranks of one group, 0..<size, each to be used by its own thread. `sharedWindow`:
     /// whether `nodeWindow` gives a window (the one-host route) or nil (the route of
-    /// `sumScattered` and `gather`, as across hosts).
-    public static func group(size: Int, sharedWindow: Bool) -> [InProcessWorld] {
+    /// `sumScattered` and `gather`, as across hosts). `inPlace`: whether, on the one-host
+    /// route, the windows that hold the gradients and the weights themselves are had too (as
+    /// when they fit MPI's one call) or nil (both go through the exchange's buckets).
+    public static func group(size: Int, sharedWindow: Bool, inPlace: Bool = true) -> [InProcessWorld] {
         precondition(size >= 1, "a group needs at least one rank")
-        let hub = Hub(size: size, sharedWindow: sharedWindow)
+        let hub = Hub(size: size, sharedWindow: sharedWindow, inPlace: inPlace)
         return (0..<size).map { InProcessWorld(rank: $0, hub: hub) }
     }
 
@@ -132,11 +134,17 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
         hub.barrier()
     }
 
-    public func nodeWindow(floats: Int) -> [UnsafeMutablePointer<Float>]? {
-        guard hub.sharedWindow else { return nil }
+    public func nodeWindow(_ which: NodeWindow, floats: Int) -> [UnsafeMutablePointer<Float>]? {
+        guard hub.sharedWindow, which == .exchange || hub.inPlace else { return nil }
         hub.lock.lock()
-        if hub.window == nil { hub.window = (floats, (0..<size).map { _ in .allocate(capacity: floats) }) }
-        let window = hub.window
+        if hub.windows[which] == nil {
+            // 64-byte aligned, as tensors' memory is.
+            let peers = (0..<size).map { _ in
+                UnsafeMutableRawPointer.allocate(byteCount: floats * 4, alignment: 64).bindMemory(to: Float.self, capacity: floats)
+            }
+            hub.windows[which] = (floats, peers)
+        }
+        let window = hub.windows[which]
         hub.lock.unlock()
         return window?.floats == floats ? window?.peers : nil
     }
@@ -186,22 +194,22 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     /// What the ranks of a group share.
     private final class Hub: @unchecked Sendable {
         struct Route: Hashable { let from: Int, to: Int, tag: Int }
-        let size: Int, sharedWindow: Bool
+        let size: Int, sharedWindow: Bool, inPlace: Bool
         let lock = NSCondition()
         var doubles: [[Double]]
         var pointers: [UnsafeMutableRawPointer?]
-        var window: (floats: Int, peers: [UnsafeMutablePointer<Float>])?
+        var windows: [NodeWindow: (floats: Int, peers: [UnsafeMutablePointer<Float>])] = [:]
         var mail: [Route: [[Float]]] = [:]
         private var waiting = 0, generation = 0
         private let gate = NSCondition()
 
-        init(size: Int, sharedWindow: Bool) {
-            self.size = size; self.sharedWindow = sharedWindow
+        init(size: Int, sharedWindow: Bool, inPlace: Bool) {
+            self.size = size; self.sharedWindow = sharedWindow; self.inPlace = inPlace
             doubles = Array(repeating: [], count: size)
             pointers = Array(repeating: nil, count: size)
         }
 
-        deinit { window?.peers.forEach { $0.deallocate() } }
+        deinit { for window in windows.values { window.peers.forEach { $0.deallocate() } } }
 
         func barrier() {
             gate.lock()

@@ -87,7 +87,10 @@ public final class Trainer {
 
     /// Floats per round of an exchange: each round moves up to this many floats, an equal
     /// share from each owner.
-    public static let bucketFloats = 1 << 22
+    public static let bucketFloats: Int = {
+        if let s = ProcessInfo.processInfo.environment["NANOCHAT_EXCHANGE_FLOATS"], let n = Int(s), n >= 1 << 12 { return n }
+        return 1 << 22
+    }()
     private var bucket: [Float] = [], received: [Float] = []
     /// Whether the last step's exchange ran during the backward pass (and its updated
     /// weights go to the other ranks during the next forward pass).
@@ -162,8 +165,13 @@ public final class Trainer {
     /// asks at the same point).
     public var exchangeRoute: String {
         guard let world else { return "none (one process)" }
+        if !windowsPlaced { placeInWindows(world) }
         return world.nodeWindow(floats: Trainer.bucketFloats) != nil
-            ? "shared memory (every rank on this host)"
+            ? weightsShared
+            ? "shared memory (every rank on this host; each owner adds the gradients where the ranks' backward passes leave them and updates the one copy of its weights every rank reads)"
+            : gradientPeers != nil
+            ? "shared memory (every rank on this host; each owner adds the gradients where the ranks' backward passes leave them; the weights copied in rounds)"
+            : "shared memory (every rank on this host; the gradients and weights copied in rounds)"
             : overlapsExchange
             ? "each gradient sent to its owner during the backward pass, each updated weight to every rank during the next forward pass (MPI_Isend, MPI_Irecv; no shared-memory window across the ranks: several hosts)"
             : "MPI_Reduce_scatter and MPI_Allgatherv (no shared-memory window across the ranks: several hosts)"
@@ -179,16 +187,86 @@ public final class Trainer {
         return world.nodeWindow(floats: Trainer.bucketFloats) == nil
     }
 
+    /// Every rank's gradients, in memory all ranks read (each parameter's at the same place
+    /// in every rank's part), once placed there; nil when they are in each rank's own memory.
+    private var gradientPeers: [UnsafeMutablePointer<Float>]?
+    /// Where each parameter's gradient starts in a rank's part of the gradient window.
+    private var gradientOffsets: [Int] = []
+    /// Whether every rank's parameters are one copy in shared memory, each owner's in its part
+    /// of the weight window (then sharing updated weights is a barrier).
+    private var weightsShared = false
+    private var windowsPlaced = false
+    /// What ranks on one host keep in windows all of them read: both the gradients and the
+    /// weights (default); with `NANOCHAT_WINDOWS=gradients` the gradients alone, with
+    /// `NANOCHAT_WINDOWS=buckets` neither, both copied through the exchange's buckets (for
+    /// comparisons).
+    static let windowsWanted = ProcessInfo.processInfo.environment["NANOCHAT_WINDOWS"] ?? "all"
+
+    /// On one host, puts every parameter's gradient into a window all ranks share, so that
+    /// each owner adds the other ranks' gradients where the backward passes left them, and
+    /// the weights into another, one copy for all ranks that each owner updates in place.
+    /// Collective: every rank calls it once, at its first step or when asked for
+    /// `exchangeRoute`, whichever comes first. Nothing is placed across hosts, for a tensor
+    /// that is not float32, or when a window cannot be had (over MPI's one call's 2^31
+    /// bytes a rank); the exchange's buckets carry what is not.
+    func placeInWindows(_ world: any Collectives) {
+        windowsPlaced = true
+        let params = model.parameters.parameters.map(\.tensor)
+        guard Trainer.windowsWanted != "buckets", world.nodeWindow(floats: Trainer.bucketFloats) != nil,
+              params.allSatisfy({ $0.dtype == .float32 }) else { return }
+        func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }   // each tensor 64-byte aligned
+        var offsets: [Int] = [], total = 0
+        for p in params {
+            offsets.append(total)
+            total += aligned(p.count)
+        }
+        guard total > 0, let peers = world.nodeWindow(.gradients, floats: total) else { return }
+        for (p, offset) in zip(params, offsets) { p.placeGrad(at: UnsafeMutableRawPointer(peers[world.rank] + offset)) }
+        gradientPeers = peers
+        gradientOffsets = offsets
+
+        guard Trainer.windowsWanted != "gradients" else { return }
+        // Each owner's parameters end to end in its part; the owner copies its values in.
+        var at = [Int](repeating: 0, count: world.size), places: [Int] = []
+        for (p, owner) in zip(params, parameterOwners) {
+            places.append(at[owner])
+            at[owner] += aligned(p.count)
+        }
+        guard let weights = world.nodeWindow(.weights, floats: Swift.max(16, at.max() ?? 0)) else { return }
+        for (i, p) in params.enumerated() {
+            let owner = parameterOwners[i]
+            p.placeData(at: UnsafeMutableRawPointer(weights[owner] + places[i]), copyingValues: owner == world.rank)
+        }
+        world.syncWindow()   // every owner's values are in before any rank reads them
+        weightsShared = true
+    }
+
     /// Sums each parameter's gradient over the ranks onto its owner: each rank sends about
-    /// (N-1)/N of the gradients and sums its share. On one host the ranks' buckets are in
-    /// shared memory and each owner adds its share of all of them itself, in rank order, over
-    /// its workers; across hosts MPI_Reduce_scatter does it.
+    /// (N-1)/N of the gradients and sums its share. On one host the ranks' gradients are in
+    /// shared memory (in place, or copied into buckets a round at a time) and each owner adds
+    /// its share of all of them itself, in rank order, over its workers; across hosts
+    /// MPI_Reduce_scatter does it.
     func sumGradientsOntoOwners(_ world: any Collectives) {
         let params = model.parameters.parameters
+        let me = world.rank
+        if let peers = gradientPeers {
+            // Gradients no op wrote this step hold their zeros in memory before others read it.
+            for p in params { p.tensor.settleGrad() }
+            world.syncWindow()
+            // This owner's gradients, each the sum of every rank's in rank order. The next
+            // backward pass writes the gradients again only after the barrier before the
+            // weights' all-gather, which every owner reaches once its sums are done.
+            for i in params.indices where parameterOwners[i] == me {
+                let at = gradientOffsets[i]
+                Parallel.forRanges(params[i].tensor.count, grain: 1 << 14) { part in
+                    Trainer.sumInRankOrder(peers.map { $0 + at + part.lowerBound }, count: part.count, into: peers[me] + at + part.lowerBound)
+                }
+            }
+            return
+        }
         let runs = (0..<world.size).map { owner in
             params.indices.filter { parameterOwners[$0] == owner }.compactMap { params[$0].tensor.grad }
         }
-        let me = world.rank
         if let peers = world.nodeWindow(floats: Trainer.bucketFloats) {
             withBuffers(ranks: world.size) { _, received in
                 rounds(runs) { ranges, starts in
@@ -219,12 +297,36 @@ public final class Trainer {
         }
     }
 
+    /// Writes `sources[0][i] + sources[1][i] + …`, added in that order, to `destination[i]`
+    /// for i in 0..<count; `destination` may be one of the sources.
+    static func sumInRankOrder(_ sources: [UnsafeMutablePointer<Float>], count: Int, into destination: UnsafeMutablePointer<Float>) {
+        let piece = 2048   // a piece of the sum stays in L1 while every source is added
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: piece) { scratch in
+            guard let sum = scratch.baseAddress, let first = sources.first else { return }
+            var start = 0
+            while start < count {
+                let n = Swift.min(piece, count - start)
+                sum.update(from: first + start, count: n)
+                for source in sources.dropFirst() {
+                    let other = source + start
+                    for i in 0..<n { sum[i] += other[i] }
+                }
+                (destination + start).update(from: sum, count: n)
+                start += n
+            }
+        }
+    }
+
     /// Gives every rank the parameters their owners have just updated (all-gather: through
     /// the shared window on one host, MPI_Allgatherv across hosts).
     func shareUpdatedWeights(_ world: any Collectives) {
         let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
         let runs = (0..<world.size).map { owner in all.filter { $0.1 == owner }.map(\.0) }
         let me = world.rank
+        if weightsShared {
+            world.syncWindow()   // every owner's update is in before any rank reads it
+            return
+        }
         if let peers = world.nodeWindow(floats: Trainer.bucketFloats) {
             rounds(runs) { ranges, starts in
                 Trainer.copy(runs[me], ranges[me], peers[me] + starts[me], toTensors: false)
@@ -252,6 +354,7 @@ public final class Trainer {
     public func step(_ microBatches: [(x: IndexTensor, y: IndexTensor)], totalSteps: Int) throws -> Double {
         precondition(!microBatches.isEmpty)
         let params = model.parameters.parameters
+        if let world, !windowsPlaced { placeInWindows(world) }
         for p in params { p.tensor.zeroGrad() }
         var lossSum = 0.0
         // The mean over every micro-batch of the step, on all ranks.

@@ -16,6 +16,49 @@ extension TensorTests {
             #expect(x.grad!.doubles.allSatisfy { $0 == 0 })
         }
 
+        /// A gradient placed in memory of the caller's starts as zeros whatever the memory
+        /// holds, is written there by the backward pass (products, a reshape that would
+        /// otherwise hand over its own gradient), and `settleGrad` writes the zeros a stale one
+        /// stands for into the memory itself.
+        @Test func aPlacedGradientLivesInTheGivenMemory() {
+            let w = randn([6, 5], seed: 21).copy(requiresGrad: true), x = randn([4, 5], seed: 22)
+            let unused = randn([3], seed: 23).copy(requiresGrad: true)
+            func loss() -> Tensor { sum(square(linear(x, w.reshaped([6, 5])))) }
+            loss().backward()
+            let expected = w.grad!.floats
+            let memory = UnsafeMutablePointer<Float>.allocate(capacity: 33)
+            defer { memory.deallocate() }
+            memory.initialize(repeating: .nan, count: 33)
+            w.placeGrad(at: UnsafeMutableRawPointer(memory))
+            unused.placeGrad(at: UnsafeMutableRawPointer(memory + 30))
+            loss().backward()
+            #expect(Array(UnsafeBufferPointer(start: memory, count: 30)) == expected, "the backward pass wrote into the placed memory")
+            #expect(memory[30].isNaN && memory[32].isNaN, "the unused gradient's memory is left alone until settled")
+            unused.settleGrad()
+            #expect(Array(UnsafeBufferPointer(start: memory + 30, count: 3)) == [0, 0, 0] && unused.grad!.floats == [0, 0, 0])
+            w.zeroGrad()
+            w.settleGrad()
+            #expect(Array(UnsafeBufferPointer(start: memory, count: 30)).allSatisfy { $0 == 0 })
+        }
+
+        /// A tensor placed in memory of the caller's keeps its values there (copied, or taken
+        /// as the memory holds them), and ops and updates read and write that memory.
+        @Test func aPlacedTensorLivesInTheGivenMemory() {
+            let w = Tensor(shape: [2, 2], scalars: [1, 2, 3, 4] as [Float])
+            let memory = UnsafeMutablePointer<Float>.allocate(capacity: 8)
+            defer { memory.deallocate() }
+            memory.initialize(repeating: 9, count: 8)
+            w.placeData(at: UnsafeMutableRawPointer(memory), copyingValues: true)
+            #expect(Array(UnsafeBufferPointer(start: memory, count: 4)) == [1, 2, 3, 4] && memory[4] == 9)
+            memory[0] = 5
+            #expect((w * w).floats == [25, 4, 9, 16], "an op reads the placed memory")
+            w.data(Float.self)[3] = 7
+            #expect(memory[3] == 7, "a write lands in the placed memory")
+            let v = Tensor(shape: [2, 2], scalars: [0, 0, 0, 0] as [Float])
+            v.placeData(at: UnsafeMutableRawPointer(memory + 4), copyingValues: false)
+            #expect(v.floats == [9, 9, 9, 9], "taken as the memory holds it")
+        }
+
         /// zeroGrad only marks a gradient stale; products then write it with beta 0 and
         /// reshapes hand their gradient over. Stale memory full of NaN must not leak into the
         /// next gradient, and a gradient that is not stale must still be added to.

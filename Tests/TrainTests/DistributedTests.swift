@@ -1,8 +1,9 @@
 // The data-parallel step over ranks as threads of one process (InProcessWorld): gradients
 // summed onto their owners, the global norm and its clipping, the owners' updates shared
 // back, and the optimiser state gathered to rank 0, against one process taking every
-// micro-batch itself. Both routes: a window every rank reads (one host) and the
-// reduce-scatter / all-gather collectives (several hosts).
+// micro-batch itself. Both routes: a window every rank reads (one host; the gradients read
+// where the backward pass leaves them, or copied through buckets) and the reduce-scatter /
+// all-gather collectives (several hosts).
 import Foundation
 import Testing
 import Tensor
@@ -33,6 +34,8 @@ import Tokenizer
         var next: [Float] = []
         /// Transfers this rank started and never finished, once its weights are settled.
         var unfinished = 0
+        /// How the ranks exchanged gradients and weights (the trainer's words).
+        var route = ""
     }
 
     /// The forward pass after the last step, then the weights once settled.
@@ -61,9 +64,11 @@ import Tokenizer
     /// N ranks, each one micro-batch per step; every rank's outcome.
     /// `microBatches` per rank per step (rank r takes micro-batches r·m ..< (r+1)·m); across
     /// hosts (no window) the exchange overlaps the backward pass unless `overlap` is false.
+    /// On one host (`window`), the gradients and weights go through the exchange's buckets
+    /// unless `inPlace`.
     static func distributed(ranks: Int, steps: Int, clip: Double, window: Bool, microBatches m: Int = 1,
-                            overlap: Bool = true) throws -> [Outcome] {
-        try InProcessWorld.run(InProcessWorld.group(size: ranks, sharedWindow: window)) { world in
+                            overlap: Bool = true, inPlace: Bool = true) throws -> [Outcome] {
+        try InProcessWorld.run(InProcessWorld.group(size: ranks, sharedWindow: window, inPlace: inPlace)) { world in
             var settings = clipping(clip)
             settings.overlapExchange = overlap
             let trainer = Trainer(model: try GPT(config: config, seed: 4), settings: settings, world: world)
@@ -76,6 +81,7 @@ import Tokenizer
             var o = outcome(trainer, steps: steps)
             o.losses = losses; o.clips = clips; o.overlapped = overlapped
             o.unfinished = world.unfinishedTransfers
+            o.route = trainer.exchangeRoute
             return o
         }
     }
@@ -143,7 +149,15 @@ import Tokenizer
             let after = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m, overlap: false)
             let during = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m)
             let window = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: true, microBatches: m)
+            let buckets = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: true, microBatches: m, inPlace: false)
+            #expect(window.allSatisfy { $0.route.contains("each owner adds the gradients where") && $0.route.contains("the one copy of its weights") },
+                    "\(window.map(\.route))")
+            #expect(buckets.allSatisfy { $0.route.contains("the gradients and weights copied in rounds") }, "\(buckets.map(\.route))")
             #expect(after[0].overlapped == [false, false, false] && window[0].overlapped == [false, false, false])
+            // In place or through buckets, the window adds the gradients in the same order.
+            for (r, (a, b)) in zip(window, buckets).enumerated() {
+                #expect(a.losses == b.losses && a.clips == b.clips && a.weights == b.weights, "\(m) micro-batches, rank \(r): in place against buckets")
+            }
             #expect(during.allSatisfy { $0.overlapped == [true, true, true] })
             // Every transfer started was finished: each step settled the last one's weights.
             #expect(during.map(\.unfinished) == [0, 0, 0])

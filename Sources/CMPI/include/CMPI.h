@@ -46,11 +46,12 @@ int nanochat_mpi_send(const void *buffer, size_t bytes, int destination);
 int nanochat_mpi_recv(void *buffer, size_t bytes, int source);
 
 /// A window of `floats` floats per rank in memory every rank can read, when all ranks run on
-/// one host (MPI_Win_allocate_shared over MPI_COMM_TYPE_SHARED): fills `peers[r]` with rank
-/// r's part (`peers` has one slot per rank) and returns 0; returns -1 when the ranks span
-/// several hosts (nothing is allocated), else MPI's error code.
-int nanochat_mpi_node_window(size_t floats, float **peers);
-/// Makes every rank's writes to the window visible to every rank, and waits for all of them
+/// one host (MPI_Win_allocate_shared over MPI_COMM_TYPE_SHARED), in slot 0, 1 or 2 (each
+/// allocated once): fills `peers[r]` with rank r's part (`peers` has one slot per rank) and
+/// returns 0; returns -1 when the ranks span several hosts (nothing is allocated), else
+/// MPI's error code.
+int nanochat_mpi_node_window(int slot, size_t floats, float **peers);
+/// Makes every rank's writes to the windows visible to every rank, and waits for all of them
 /// (MPI_Win_sync, MPI_Barrier, MPI_Win_sync).
 int nanochat_mpi_node_window_sync(void);
 

@@ -133,6 +133,19 @@ extension Tensor {
     /// Drops the gradient and its memory.
     public func clearGrad() { gradStorage = nil; gradIsStale = false }
 
+    /// Keeps this tensor's gradient in `memory` from now on: `count` elements of its dtype
+    /// that the caller keeps alive as long as the tensor (data-parallel ranks on one host put
+    /// their gradients where the other ranks can read them). What the memory holds counts as
+    /// zeros until the first write, as after `zeroGrad()`.
+    public func placeGrad(at memory: UnsafeMutableRawPointer) {
+        gradStorage = Buffer(external: memory, byteCount: count * dtype.byteSize)
+        gradIsStale = true
+    }
+
+    /// Writes the zeros a stale gradient (`zeroGrad()`, `placeGrad`) stands for into its
+    /// memory, for readers that read the memory rather than the tensor.
+    public func settleGrad() { clearStaleGrad() }
+
     /// Backpropagates from this tensor. A scalar (one element) is seeded with 1; otherwise
     /// pass `seed`, the gradient of some loss with respect to this tensor.
     ///

@@ -7,12 +7,24 @@ import Synchronization
 public final class Buffer: @unchecked Sendable {
     public let raw: UnsafeMutableRawPointer
     public let byteCount: Int
+    /// Whether the memory came from the pool (and goes back to it); false for memory that
+    /// belongs to someone else, such as a window shared with other processes.
+    private let pooled: Bool
 
     /// Memory from the pool; its contents are whatever the last user left. Kernels outside
     /// this module keep their working memory in one (`withScratch` for a scope).
     public init(byteCount: Int) {
         self.byteCount = byteCount
         self.raw = BufferPool.shared.take(byteCount)
+        self.pooled = true
+    }
+
+    /// Memory the caller owns and keeps alive as long as the buffer: not the pool's, and
+    /// left alone when the buffer goes.
+    init(external raw: UnsafeMutableRawPointer, byteCount: Int) {
+        self.byteCount = byteCount
+        self.raw = raw
+        self.pooled = false
     }
 
     /// Zero-filled memory from the pool.
@@ -21,7 +33,7 @@ public final class Buffer: @unchecked Sendable {
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
     }
 
-    deinit { BufferPool.shared.give(raw, byteCount: byteCount) }
+    deinit { if pooled { BufferPool.shared.give(raw, byteCount: byteCount) } }
 
     @inline(__always)
     func pointer<S: TensorScalar>(_: S.Type) -> UnsafeMutablePointer<S> {

@@ -18,7 +18,8 @@ public final class Tensor: @unchecked Sendable {
     public let dtype: DType
     /// Number of elements.
     public let count: Int
-    let storage: Buffer
+    /// Replaced only by `placeData`.
+    private(set) var storage: Buffer
     var gradStorage: Buffer?
     /// Set by `zeroGrad()`: the gradient storage holds stale values that count as zeros until
     /// the next write (a memset, or a backward rule that overwrites instead of adding).
@@ -92,6 +93,18 @@ public final class Tensor: @unchecked Sendable {
     @inline(__always)
     public func buffer<S: TensorScalar>(_: S.Type) -> UnsafeMutableBufferPointer<S> {
         UnsafeMutableBufferPointer(start: data(S.self), count: count)
+    }
+
+    /// Keeps this tensor's values in `memory` from now on: `count` elements of its dtype that
+    /// the caller keeps alive as long as the tensor (data-parallel ranks on one host share one
+    /// copy of the weights). The values are copied there when `copyingValues`; otherwise the
+    /// memory is taken as it is (another process puts them there). Views taken before keep
+    /// the old memory, so place a tensor before any are taken (a parameter between steps).
+    public func placeData(at memory: UnsafeMutableRawPointer, copyingValues: Bool) {
+        let bytes = count * dtype.byteSize
+        if copyingValues { memory.copyMemory(from: storage.raw, byteCount: bytes) }
+        storage = Buffer(external: memory, byteCount: bytes)
+        packedBF16 = nil
     }
 
     /// The storage's raw bytes (count · dtype.byteSize of them), for file IO.
