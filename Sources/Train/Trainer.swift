@@ -87,10 +87,7 @@ public final class Trainer {
 
     /// Floats per round of an exchange: each round moves up to this many floats, an equal
     /// share from each owner.
-    public static let bucketFloats: Int = {
-        if let s = ProcessInfo.processInfo.environment["NANOCHAT_EXCHANGE_FLOATS"], let n = Int(s), n >= 1 << 12 { return n }
-        return 1 << 22
-    }()
+    public static let bucketFloats = 1 << 22
     private var bucket: [Float] = [], received: [Float] = []
     /// Whether the last step's exchange ran during the backward pass (and its updated
     /// weights go to the other ranks during the next forward pass).
