@@ -18,8 +18,9 @@ public final class Tensor: @unchecked Sendable {
     public let dtype: DType
     /// Number of elements.
     public let count: Int
-    /// Replaced only by `placeData`.
-    private(set) var storage: Buffer
+    /// Replaced only by `placeData`, which no op runs beside; read by every op, so without
+    /// the run-time exclusivity check a `var` would otherwise get.
+    @exclusivity(unchecked) private(set) var storage: Buffer
     var gradStorage: Buffer?
     /// Set by `zeroGrad()`: the gradient storage holds stale values that count as zeros until
     /// the next write (a memset, or a backward rule that overwrites instead of adding).
