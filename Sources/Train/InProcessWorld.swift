@@ -70,11 +70,13 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     /// before finishing its send stops here); a receive completes when asked about or
     /// finished, so a caller that never finishes one leaves its buffer unwritten.
     public func startSend(_ buffer: UnsafePointer<Float>, count: Int, to other: Int, tag: Int) -> Int {
-        begin(.send(buffer, count, other, tag, posted: nil))
+        precondition((0...32767).contains(tag), "tag \(tag) is outside the 0...32767 every MPI library takes")
+        return begin(.send(buffer, count, other, tag, posted: nil))
     }
 
     public func startReceive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int) -> Int {
-        begin(.receive(buffer, count, other, tag))
+        precondition((0...32767).contains(tag), "tag \(tag) is outside the 0...32767 every MPI library takes")
+        return begin(.receive(buffer, count, other, tag))
     }
 
     /// Records a started transfer under a new handle.
