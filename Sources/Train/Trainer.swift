@@ -211,24 +211,15 @@ public final class Trainer {
         let params = model.parameters.parameters.map(\.tensor)
         guard Trainer.windowsWanted != "buckets", world.nodeWindow(floats: Trainer.bucketFloats) != nil,
               params.allSatisfy({ $0.dtype == .float32 }) else { return }
-        func aligned(_ n: Int) -> Int { (n + 15) / 16 * 16 }   // each tensor 64-byte aligned
-        var offsets: [Int] = [], total = 0
-        for p in params {
-            offsets.append(total)
-            total += aligned(p.count)
-        }
-        guard total > 0, let peers = world.nodeWindow(.gradients, floats: total) else { return }
+        let (offsets, total) = Trainer.placesEndToEnd(params.map(\.count), parts: [Int](repeating: 0, count: params.count), of: 1)
+        guard total[0] > 0, let peers = world.nodeWindow(.gradients, floats: total[0]) else { return }
         for (p, offset) in zip(params, offsets) { p.placeGrad(at: UnsafeMutableRawPointer(peers[world.rank] + offset)) }
         gradientPeers = peers
         gradientOffsets = offsets
 
         guard Trainer.windowsWanted != "gradients" else { return }
         // Each owner's parameters end to end in its part; the owner copies its values in.
-        var at = [Int](repeating: 0, count: world.size), places: [Int] = []
-        for (p, owner) in zip(params, parameterOwners) {
-            places.append(at[owner])
-            at[owner] += aligned(p.count)
-        }
+        let (places, at) = Trainer.placesEndToEnd(params.map(\.count), parts: parameterOwners, of: world.size)
         guard let weights = world.nodeWindow(.weights, floats: Swift.max(16, at.max() ?? 0)) else { return }
         for (i, p) in params.enumerated() {
             let owner = parameterOwners[i]
@@ -236,6 +227,17 @@ public final class Trainer {
         }
         world.syncWindow()   // every owner's values are in before any rank reads them
         weightsShared = true
+    }
+
+    /// Where each of tensors of `counts` floats starts when each part's tensors (`parts[i]`,
+    /// in 0..<`partCount`) lie end to end, each 64-byte aligned; and each part's floats.
+    static func placesEndToEnd(_ counts: [Int], parts: [Int], of partCount: Int) -> (places: [Int], totals: [Int]) {
+        var totals = [Int](repeating: 0, count: partCount), places: [Int] = []
+        for (n, part) in zip(counts, parts) {
+            places.append(totals[part])
+            totals[part] += (n + 15) / 16 * 16
+        }
+        return (places, totals)
     }
 
     /// Sums each parameter's gradient over the ranks onto its owner: each rank sends about
@@ -317,13 +319,13 @@ public final class Trainer {
     /// Gives every rank the parameters their owners have just updated (all-gather: through
     /// the shared window on one host, MPI_Allgatherv across hosts).
     func shareUpdatedWeights(_ world: any Collectives) {
-        let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
-        let runs = (0..<world.size).map { owner in all.filter { $0.1 == owner }.map(\.0) }
-        let me = world.rank
         if weightsShared {
             world.syncWindow()   // every owner's update is in before any rank reads it
             return
         }
+        let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
+        let runs = (0..<world.size).map { owner in all.filter { $0.1 == owner }.map(\.0) }
+        let me = world.rank
         if let peers = world.nodeWindow(floats: Trainer.bucketFloats) {
             rounds(runs) { ranges, starts in
                 Trainer.copy(runs[me], ranges[me], peers[me] + starts[me], toTensors: false)
