@@ -204,6 +204,47 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// A page header may claim at most 1 GiB uncompressed: exactly 1 GiB passes the size check
+    /// (and fails on the page's real size, which the uncompressed codec must match, so nothing
+    /// of that size is allocated); one byte more is refused as not fitting before anything is read.
+    @Test func aPageOfOneGiBIsTheLargestAccepted() throws {
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
+        // The first page of the text column (the id column's 199 bytes come first): type 0
+        // (15 00), uncompressed and compressed size 1797 (15 8a 1c, twice), then the data page
+        // header (2c ...) whose statistics (1c) hold a null count (36 04) and then a 32-byte
+        // binary (28 20, then the bytes) that this reader skips.
+        let page = 203
+        try #require(Array(original[page..<(page + 22)]) == [0x15, 0x00, 0x15, 0x8a, 0x1c, 0x15, 0x8a, 0x1c, 0x2c, 0x15, 0x20,
+                                                            0x15, 0x00, 0x15, 0x06, 0x15, 0x06, 0x1c, 0x36, 0x04, 0x28, 0x20])
+        func claiming(_ size: UInt32) throws -> String {
+            // The size as a 5-byte zigzag varint (3 bytes more); the statistics' binary 3 bytes
+            // shorter, so every offset in the footer still holds.
+            var zigzag = UInt64(size) << 1, varint: [UInt8] = []
+            for _ in 0..<5 { varint.append(UInt8(zigzag & 0x7f) | (varint.count < 4 ? 0x80 : 0)); zigzag >>= 7 }
+            let bytes = Array(original[..<(page + 3)]) + varint + Array(original[(page + 5)..<(page + 21)]) + [29]
+                + Array(original[(page + 22)..<(page + 51)]) + Array(original[(page + 54)...])
+            #expect(bytes.count == original.count)
+            let path = NSTemporaryDirectory() + "nanochat-bigpage-\(size)-\(getpid()).parquet"
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let limit: UInt32 = 1 << 30
+        let atLimit = try claiming(limit), over = try claiming(limit + 1)
+        defer { for path in [atLimit, over] { try? FileManager.default.removeItem(atPath: path) } }
+        #expect {
+            _ = try ParquetFile(path: atLimit).rows(ofRowGroup: 0)
+        } throws: { error in
+            "\(error)".contains(atLimit) && "\(error)".contains("page 0: 1797 bytes where the header says 1073741824")
+        }
+        #expect {
+            _ = try ParquetFile(path: over).rows(ofRowGroup: 0)
+        } throws: { error in
+            "\(error)".contains("page 0: sizes 1797 compressed / 1073741825 uncompressed do not fit the chunk")
+        }
+        // The row groups the edit did not touch still read as written.
+        #expect(try ParquetFile(path: atLimit).rows(ofRowGroup: 1).count == 16)
+    }
+
     /// pyarrow writes an empty table as one row group of no rows: it reads as no rows.
     @Test func anEmptyTableReadsAsNoRows() throws {
         let file = try ParquetFile(path: "\(fixtures)/parquet/empty.parquet")
