@@ -64,5 +64,23 @@ extension TensorTests {
             let z = matmul(Tensor(zeros: [3, 0]), Tensor(zeros: [0, 4]))
             #expect(z.shape == [3, 4] && z.doubles.allSatisfy { $0 == 0 })
         }
+
+        /// With an empty inner dimension C becomes beta·C (BLAS may skip the scaling when
+        /// k = 0): accumulating (beta 1) keeps C, beta 2 doubles it, beta 0 clears it whatever
+        /// it held (NaN included), in both precisions.
+        @Test func anEmptyInnerProductScalesCByBeta() {
+            let held: [Float] = [1, -2, 3, 4.5, -0.25, 6]
+            let a: [Float] = [7], b: [Float] = [7]
+            for (beta, expected) in [(Float(1), held), (2, held.map { 2 * $0 }), (0, [Float](repeating: 0, count: 6))] {
+                var c = held
+                if beta == 0 { c[4] = .nan }
+                gemm(m: 2, n: 3, k: 0, a: a, b: b, c: &c, alpha: 1, beta: beta)
+                #expect(c == expected, "beta \(beta)")
+                var wide = held.map(Double.init)
+                if beta == 0 { wide[4] = .nan }
+                gemm(m: 3, n: 2, k: 0, a: [Double(7)], b: [Double(7)], c: &wide, alpha: 1, beta: Double(beta))
+                #expect(wide == expected.map(Double.init), "beta \(beta), Double")
+            }
+        }
     }
 }
