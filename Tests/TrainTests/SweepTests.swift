@@ -150,6 +150,18 @@ import Train
         #expect(byName["A"]?.medianTokensPerSecond == 1500, "seeds at 1000 and 2000 tok/s")
     }
 
+    /// One seed a pattern (a quick sweep): no spread, so the standard deviation is 0, not 0/0,
+    /// and any gap at all is worse; report.json (which cannot hold a NaN) is written.
+    @Test func oneSeedHasNoSpread() throws {
+        let dir = try writeSweep(["A": [2.0], "B": [2.0625]])
+        let report = try SweepReport.load(dir)
+        let byName = Dictionary(uniqueKeysWithValues: report.groups.map { ($0.pattern, $0) })
+        #expect(byName["A"]?.stdBPB == 0 && byName["A"]?.rangeBPB == 0 && byName["A"]?.meanBPB == 2)
+        #expect(byName["A"]?.verdict == "best" && byName["B"]?.verdict == "worse")
+        let md = try report.write(to: dir)
+        #expect(md.contains("2.0000 ± 0.0000 (0.0000)") && md.contains("2.0625 ± 0.0000 (0.0000)"))
+    }
+
     /// The report compares all-T with the pattern of as many parameters: better by the gap
     /// of the means when it is past the larger seed range, else a tie.
     @Test func equalParametersAreComparedWithAllT() throws {
