@@ -158,6 +158,31 @@ func parse(_ text: String) throws -> ConfigFile {
         #expect(throws: ConfigError(file: "test.py", line: 1, column: 23, "cannot apply `*` to list of str and list of str")) {
             try parse("block_pattern = [\"T\"] * [\"M\"]\n")
         }
+        #expect(throws: ConfigError(file: "test.py", line: 2, column: 1, "expected `name = value`")) { try parse("depth = 4\n4 = depth\n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 8, "expected a value after `=`")) { try parse("depth = \n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 7, "expected a value after `=`")) { try parse("depth=\n") }
+    }
+
+    /// A file that cannot be read or is not UTF-8, and an override without `=`, are refused
+    /// by name before anything is parsed.
+    @Test func unreadableFilesAndBadOverrides() throws {
+        let missing = scratchPath("no-such-config") + ".py"
+        #expect(throws: ConfigError(file: missing, line: 0, column: 0, "cannot read the config file")) {
+            try ConfigFile.load(missing, schema: TrainingKeys.byName)
+        }
+        let latin1 = scratchPath("latin1") + ".py"
+        try Data([0x64, 0x65, 0x70, 0x74, 0x68, 0x20, 0x3d, 0x20, 0x34, 0x20, 0x23, 0x20, 0xe9, 0x0a]).write(to: URL(fileURLWithPath: latin1))
+        #expect(throws: ConfigError(file: latin1, line: 0, column: 0, "the config file is not UTF-8 text")) {
+            try ConfigFile.load(latin1, schema: TrainingKeys.byName)
+        }
+        #expect(ConfigError(file: latin1, line: 0, column: 0, "x").description == "\(latin1): x")
+        #expect(ConfigError(file: "a.py", line: 3, column: 7, "x").description == "a.py:3:7: x")
+        var c = try parse("depth = 4\n")
+        #expect(throws: ConfigError(file: "command line", line: 1, column: 1, "override --depth must look like --name=value")) {
+            try c.override("--depth")
+        }
+        try c.override("depth=6")
+        #expect(c.int("depth") == 6 && c.locations["depth"]?.file == "command line" && c.locations["depth"]?.column == 7)
     }
 
     /// Python's reading: string escapes, no leading zeros, no indentation, and a bound on
