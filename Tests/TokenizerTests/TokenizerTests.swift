@@ -242,6 +242,23 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         #expect(referenceEncode("aaa", ranks: ranks) == [aa, a], "the reference breaks ties the same way")
     }
 
+    /// Token 0 (the byte 0x00) joins like any other: merges whose left part is id 0, and the
+    /// highest byte 0xFF, encode as the reference BPE and tiktoken's loop do.
+    @Test func theFirstAndLastBytesJoin() throws {
+        let bytes = (0..<256).map { [UInt8($0)] } + [[0, 0], [0, 0, 0], [0xc3, 0xbf], [0, 0x61]]
+        let tok = try Tokenizer(tokenBytes: bytes)
+        let ranks = Dictionary(uniqueKeysWithValues: bytes.enumerated().map { ($1, Int32($0)) })
+        #expect(tok.encode("\u{0}\u{0}") == [256])
+        #expect(tok.encode("\u{0}\u{0}\u{0}") == [257])
+        #expect(tok.encode("\u{0}\u{0}\u{0}\u{0}\u{0}") == [256, 257], "[00][00]0, then [00]+0 on the right")
+        #expect(tok.encode("ÿÿ") == [258, 258])
+        for text in ["\u{0}\u{0}", "\u{0}\u{0}\u{0}", "\u{0}\u{0}\u{0}\u{0}\u{0}", "x\u{0}\u{0}\u{0} ÿÿ\u{0}", "\u{0}a\u{0}\u{0}a"] {
+            #expect(tok.encode(text) == referenceEncode(text, ranks: ranks), "\(Array(text.utf8))")
+            #expect(tok.encodeSerially(text) == tok.encode(text))
+            #expect(try tok.decode(tok.encode(text)) == text)
+        }
+    }
+
     @Test func trainingMergesByHand() {
         // "aaabdaaabac" is one piece. Pair counts: aa 4, ab 2, others 1 → aa becomes 256:
         // [256 a b d 256 a b a c]. Then (256,a) and (a,b) both occur twice; ties go to the
