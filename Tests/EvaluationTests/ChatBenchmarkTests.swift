@@ -168,6 +168,24 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
 }
 
 @Suite(.serialized) struct ChatBenchmarkScoringTests {
+    /// nanochat's ChatCORE terms: accuracy centred on guessing, 1 in 4 for the letter tasks
+    /// (ARC, MMLU), 0 for the generative ones; benchmarks are named as `-a` names them.
+    @Test func centredAccuracyCountsFromGuessing() {
+        let outcomes = [true, true, false, false, true, false, false, false]   // 3 of 8
+        let letters: Set<ChatBenchmark> = [.arcEasy, .arcChallenge, .mmlu]
+        for b in ChatBenchmark.allCases {
+            let r = ChatBenchmarkResult(benchmark: b, outcomes: outcomes, problems: [])
+            #expect(r.correct == 3 && r.total == 8 && r.accuracy == 0.375)
+            #expect(b.isCategorical == letters.contains(b), "\(b.rawValue)")
+            #expect(abs(r.centered - (letters.contains(b) ? 1.0 / 6 : 0.375)) < 1e-15, "\(b.rawValue): \(r.centered)")
+        }
+        #expect(ChatBenchmarkResult(benchmark: .mmlu, outcomes: [true, true, true, true], problems: []).centered == 1)
+        #expect(ChatBenchmarkResult(benchmark: .arcChallenge, outcomes: [true, false, false, false], problems: []).centered == 0)
+        #expect(ChatBenchmarkResult(benchmark: .gsm8k, outcomes: [], problems: []).accuracy == 0)
+        #expect(ChatBenchmark.named("arc-easy") == .arcEasy && ChatBenchmark.named("GSM8K") == .gsm8k
+                && ChatBenchmark.named("humaneval") == .humanEval && ChatBenchmark.named("hellaswag") == nil)
+    }
+
     /// Categorical: every prompt's ids, the letters' logits and the letter chosen, and the
     /// accuracy, as nanochat's chat_eval gives them on the same model.
     @Test func categoricalScoringEqualsNanochats() throws {
