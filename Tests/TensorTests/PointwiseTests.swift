@@ -87,6 +87,7 @@ extension TensorTests {
             expectClose((a * b).doubles, av.indices.map { av[$0] * bv[$0 % 19] }, atol: 1e-6, "mul broadcast")
             expectClose((a * c).doubles, av.indices.map { av[$0] * cv[$0] }, atol: 1e-6, "mul same shape")
             expectClose(scale(a, -2.5).doubles, av.map { -2.5 * $0 }, atol: 1e-6, "scale")
+            #expect((a * -2.5).doubles == scale(a, -2.5).doubles && (-2.5 * a).doubles == scale(a, -2.5).doubles)
         }
 
         @Test(arguments: [BinaryOp.add, .sub, .mul]) func broadcastBackward(_ op: BinaryOp) {
