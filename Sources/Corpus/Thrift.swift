@@ -126,13 +126,6 @@ struct ThriftReader {
         }
     }
 
-    /// A list of i32 (parquet's enums).
-    mutating func i32List() throws -> [Int32] {
-        let (type, n) = try listHeader()
-        guard type == .i32 else { throw ThriftError("expected a list of i32, found \(type)") }
-        return try (0..<n).map { _ in try i32() }
-    }
-
     /// A list of strings.
     mutating func stringList() throws -> [String] {
         let (type, n) = try listHeader()

@@ -14,6 +14,24 @@ extension TensorTests {
             expectClose(x.grad!.doubles, once.map { 2 * $0 }, atol: 1e-6, "accumulated twice")
             x.zeroGrad()
             #expect(x.grad!.doubles.allSatisfy { $0 == 0 })
+            // Dropped, the gradient is gone until the next backward pass writes it afresh.
+            x.clearGrad()
+            #expect(x.grad == nil)
+            sum(square(x)).backward()
+            expectClose(x.grad!.doubles, once, atol: 0, "written afresh after clearGrad")
+        }
+
+        /// Random tensors: row-major draws from the generator, U(low, high) and N(mean, std²)
+        /// by the generator's own unit and normal draws, in either dtype.
+        @Test func randomTensorsDrawInRowMajorOrder() {
+            var g = SeededGenerator(seed: 77), h = SeededGenerator(seed: 77)
+            let u = Tensor.randomUniform([3, 4], low: -2, high: 6, dtype: .float64, generator: &g)
+            #expect(u.shape == [3, 4] && u.dtype == .float64)
+            #expect(u.doubles == (0..<12).map { _ in -2 + 8 * h.nextUnit() })
+            #expect(u.doubles.allSatisfy { $0 >= -2 && $0 < 6 })
+            let n = Tensor.randomNormal([5], mean: 3, std: 0.5, generator: &g)
+            #expect(n.dtype == .float32)
+            #expect(n.floats == (0..<5).map { _ in Float(3 + 0.5 * h.nextNormal()) })
         }
 
         /// A gradient placed in memory of the caller's starts as zeros whatever the memory
