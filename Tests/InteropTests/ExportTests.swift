@@ -105,6 +105,44 @@ import Tokenizer
         #expect(back.tokenBytes == tok.tokenBytes)
     }
 
+    /// A tokenizer.json read back: merges in either of the tokenizers library's forms ("a b"
+    /// strings, as older files have them, or pairs) give the same ranks; a file that would
+    /// encode differently (merges out of order, another split pattern, a vocabulary id given
+    /// twice, a merge missing) is refused, naming what differs.
+    @Test func tokenizerJSONImportReadsBothMergeFormsAndRefusesWhatDiffers() throws {
+        let json = try tokenizer.huggingFaceTokenizerJSON()
+        let object = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        let model = try #require(object["model"] as? [String: Any])
+        let pairs = try #require(model["merges"] as? [[String]])
+        func edited(_ edit: (inout [String: Any], inout [String: Any]) -> Void) throws -> Data {
+            var o = object, m = model
+            edit(&o, &m)
+            o["model"] = m
+            return try JSONSerialization.data(withJSONObject: o)
+        }
+        let strings = try edited { _, m in m["merges"] = pairs.map { $0.joined(separator: " ") } }
+        #expect(try Tokenizer.fromHuggingFace(strings, path: "t.json").tokenBytes == tokenizer.tokenBytes)
+        #expect(try Tokenizer.fromHuggingFace(json, path: "t.json").tokenBytes == tokenizer.tokenBytes)
+
+        func refused(_ data: Data, _ message: String) {
+            #expect { try Tokenizer.fromHuggingFace(data, path: "t.json") } throws: { error in
+                "\(error)".hasPrefix("t.json: ") && "\(error)".contains(message)
+            }
+        }
+        let swapped = try edited { _, m in m["merges"] = [pairs[1], pairs[0]] + pairs.dropFirst(2) }
+        refused(swapped, "model.merges[0] is \"\(pairs[1][0])\" + \"\(pairs[1][1])\"; token 256 of the vocab is made by "
+                + "\"\(pairs[0][0])\" + \"\(pairs[0][1])\", and other merges would make the tokenizers library encode differently")
+        refused(try edited { _, m in m["merges"] = Array(pairs.dropLast()) },
+                "model.merges has \(pairs.count - 1) merges; this vocabulary of \(tokenizer.tokenBytes.count) tokens needs \(pairs.count)")
+        refused(try edited { o, _ in o["pre_tokenizer"] = ["type": "Split", "pattern": ["Regex": "\\s+"]] },
+                "the pre-tokenizer's split pattern is \"\\s+\", not nanochat's")
+        refused(try edited { _, m in
+            var vocab = (m["vocab"] as? [String: Int]) ?? [:]
+            vocab[Tokenizer.byteLevelText([0x41])] = 0x42
+            m["vocab"] = vocab
+        }, "vocab id 66 (")
+    }
+
     @Test func byteCharactersAreGPT2s() {
         #expect(Tokenizer.byteLevelText(Array(" Hello\n".utf8)) == "ĠHelloĊ")
         #expect(Set((0...255).map { Tokenizer.byteLevelText([UInt8($0)]) }).count == 256)
