@@ -225,6 +225,17 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
                                     "total_batch_size 100 is not a multiple of device_batch_size × max_seq_len = 2 × 32 = 64 tokens; use 64 or 128")) {
             try TrainSettings.resolve(c1, path: "test.py", vocabSize: tok.vocabSize)
         }
+        // Over ranks the step is B·T·ranks; fewer tokens than one step rounds up to one.
+        let c2 = try runConfig(data: data, output: out, extra: "total_batch_size = 320")
+        #expect(throws: ConfigError(file: "test.py", line: 14, column: 20,
+                                    "total_batch_size 320 is not a multiple of device_batch_size × max_seq_len × ranks = 2 × 32 × 3 = 192 tokens; use 192 or 384")) {
+            try TrainSettings.resolve(c2, path: "test.py", vocabSize: tok.vocabSize, worldSize: 3)
+        }
+        #expect(throws: ConfigError(file: "test.py", line: 14, column: 20,
+                                    "total_batch_size 100 is not a multiple of device_batch_size × max_seq_len × ranks = 2 × 32 × 2 = 128 tokens; use 128 or 256")) {
+            try TrainSettings.resolve(c1, path: "test.py", vocabSize: tok.vocabSize, worldSize: 2)
+        }
+        #expect(try TrainSettings.resolve(c2, path: "test.py", vocabSize: tok.vocabSize, worldSize: 5).totalBatchSize == 320)
         let settings = try TrainSettings.resolve(try runConfig(data: data, output: out), path: "test.py", vocabSize: tok.vocabSize)
 
         // Missing shard.
