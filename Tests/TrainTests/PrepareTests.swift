@@ -90,6 +90,24 @@ func shakespeare(_ characters: Int) throws -> String {
 
     /// One long line (a book with its line breaks stripped) is a few documents cut at the
     /// bound; val is then the last tenth of the tokens, after a <|bos|>.
+    /// Nothing to prepare is an error saying why (no documents at all, or every row skipped
+    /// under --skip-bad), and leaves no data.json behind.
+    @Test func noDocumentsIsAnErrorSayingWhy() throws {
+        let tok = try Tokenizer.load(from: tokenizerFixtures + "/tokenizer")
+        let input = scratchPath("bad.jsonl"), dir = scratchPath("prepared-nothing")
+        try "{\"text\": 3}\n\n{\"body\": \"x\"}\nnot json\n".write(toFile: input, atomically: false, encoding: .utf8)
+        var options = PrepareOptions()
+        options.documents = DocumentOptions(skipBad: true)
+        #expect(throws: TokenizerError("every row was skipped (3); nothing to prepare")) {
+            try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: "tok", options: options, to: dir)
+        }
+        try "\n \n".write(toFile: input, atomically: false, encoding: .utf8)
+        #expect(throws: TokenizerError("the input has no documents")) {
+            try DataPreparation.prepare(files: [try CorpusFile(path: input)], tokenizer: tok, tokenizerDir: "tok", options: options, to: dir)
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/data.json"))
+    }
+
     @Test func aSingleParagraphStillGivesTrainAndVal() throws {
         let text = try shakespeare(120_000).replacingOccurrences(of: "\n", with: " ")
         let (dir, data, tok) = try prepareText(text) { $0.documents = DocumentOptions(maxDocumentBytes: 64 << 10) }
