@@ -66,6 +66,20 @@ extension BlocksTests {
             #expect(throws: ModelConfigError(key: "n_kv_head", "n_kv_head 3 must divide n_head 2")) { try tinyConfig("T", kvHeads: 3).validate() }
         }
 
+        /// A use that needs more than the machine's memory is refused, saying how much it
+        /// needs and how much there is; exactly the machine's memory is allowed.
+        @Test func aModelTooLargeForThisMachineIsRefused() throws {
+            let c = tinyConfig("TM"), have = Double(ProcessInfo.processInfo.physicalMemory)
+            try c.checkFitsInMemory(have, for: "training")
+            try c.checkFitsInMemory(Double(c.weightBytes), for: "training")
+            #expect(c.weightBytes == 4 * c.parameterCount)
+            let gib = String(format: "%.1f GiB", have / 1_073_741_824)
+            #expect(throws: ModelConfigError(key: "n_layer", "a model of \(c.parameterCount) parameters needs about 3072.0 GiB for training; "
+                                             + "this machine has \(gib)")) {
+                try c.checkFitsInMemory(max(have + 1, 3072 * 1_073_741_824), for: "training")
+            }
+        }
+
         @Test func checkpointWithoutPatternLoadsAsAllTransformer() throws {
             let json = #"{"sequence_len": 8, "vocab_size": 10, "n_layer": 3, "n_head": 1, "n_kv_head": 1, "n_embd": 8}"#
             let c = try JSONDecoder().decode(ModelConfig.self, from: Data(json.utf8))
