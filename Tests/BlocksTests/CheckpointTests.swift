@@ -29,6 +29,24 @@ extension BlocksTests {
             #expect(FileManager.default.fileExists(atPath: dir + "/x/y/z", isDirectory: &isDirectory) && isDirectory.boolValue)
         }
 
+        /// A writer killed mid-write leaves NAME.tmp-PID: removed once that process is gone;
+        /// this process's own, a living process's, and files of other names are left alone.
+        @Test func staleTemporaryFilesOfDeadWritersAreRemoved() throws {
+            let finished = Process()
+            finished.executableURL = URL(fileURLWithPath: "/bin/true")
+            try finished.run()
+            finished.waitUntilExit()
+            let dead = finished.processIdentifier
+            let dir = temporaryDirectory("stale")
+            let names = ["model.safetensors.tmp-\(dead)", "meta.json.tmp-\(getpid())", "a.tmp-1", "b.tmp-0", "c.tmp-x",
+                         "d.tmp-\(dead)x", "e.safetensors", "tmp-\(dead)"]
+            for name in names { try Data([1]).write(to: URL(fileURLWithPath: "\(dir)/\(name)")) }
+            #expect(AtomicFile.removeStale(in: dir) == ["model.safetensors.tmp-\(dead)"])
+            let left = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+            #expect(left == names.dropFirst().sorted())
+            #expect(AtomicFile.removeStale(in: dir + "/missing").isEmpty)
+        }
+
         @Test func safetensorsRoundTripIsExact() throws {
             let dir = temporaryDirectory("st")
             var g = SeededGenerator(seed: 1)
