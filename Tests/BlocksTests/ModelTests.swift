@@ -51,6 +51,29 @@ extension BlocksTests {
             #expect(try ModelConfig.parsePattern(["T", "m", "Transformer", "MAMBA"]) == [.transformer, .mamba, .transformer, .mamba])
         }
 
+        /// The named patterns the benchmark and the sweep compare, layer by layer: early-T is
+        /// round(0.6·depth) T then M (the seed's 12 + 8 of 20); mostly-M puts max(1,
+        /// round(depth/12)) T at the middle of equal spans; a literal pattern in any case.
+        @Test func namedPatternsLayerByLayer() throws {
+            func letters(_ name: String, _ depth: Int) throws -> String {
+                try NamedPattern.parse(name, depth: depth).map(\.rawValue).joined()
+            }
+            let expected: [(String, Int, String)] = [
+                ("all-T", 3, "TTT"), ("all-M", 3, "MMM"), ("alternating", 5, "TMTMT"),
+                ("early-T", 1, "T"), ("early-T", 4, "TTMM"), ("early-T", 12, "TTTTTTTMMMMM"), ("early-T", 20, "TTTTTTTTTTTTMMMMMMMM"),
+                ("mostly-M", 1, "T"), ("mostly-M", 4, "MMTM"), ("mostly-M", 12, "MMMMMMTMMMMM"), ("mostly-M", 17, "MMMMMMMMTMMMMMMMM"),
+                ("mostly-M", 18, "MMMMTMMMMMMMMTMMMM"), ("mostly-M", 20, "MMMMMTMMMMMMMMMTMMMM"),
+                ("mostly-M", 36, "MMMMMMTMMMMMMMMMMMTMMMMMMMMMMMTMMMMM"),
+                ("tMmT", 4, "TMMT"),
+            ]
+            for (name, depth, pattern) in expected { #expect(try letters(name, depth) == pattern, "\(name) at depth \(depth)") }
+            #expect(NamedPattern.allCases.map(\.rawValue) == ["all-T", "all-M", "early-T", "alternating", "mostly-M"])
+            #expect(throws: ModelConfigError(key: "block_pattern", "pattern TMT has 3 layers, the depth is 4; give a name "
+                                             + "(all-T, all-M, early-T, alternating, mostly-M) or one letter per layer")) {
+                try NamedPattern.parse("TMT", depth: 4)
+            }
+        }
+
         @Test func badEntryNamesIndexAndSpellings() {
             #expect(throws: ModelConfigError(key: "block_pattern", "block_pattern[2] is \"X\"; valid entries are \(BlockKind.spellings)")) {
                 try ModelConfig.parsePattern(["T", "M", "X"])
