@@ -296,6 +296,9 @@ func parse(_ text: String) throws -> ConfigFile {
         #expect(s.seed == 5 && s.threads == 2 && s.precision == .float32 && s.numIterations == 20)
         #expect(s.deviceBatchSize == 1 && s.sequenceLen == 16 && s.totalBatchSize == 16)
         #expect(try resolved("core_metric_max_per_task = 0\n").coreMaxPerTask == nil)
+        // Evaluation batches of B·T = 16 tokens: 320 / 16, a part of one rounded down, at least one.
+        #expect(try s.evalBatches == 20 && resolved("eval_tokens = 47\n").evalBatches == 2)
+        #expect(try resolved("eval_tokens = 15\n").evalBatches == 1)
     }
 
     /// Each bounded setting from both sides: the value at the edge is accepted and used, the
