@@ -137,6 +137,20 @@ extension BlocksTests {
             }
         }
 
+        /// The first NaN or infinity, in either dtype; nil when every element is finite.
+        @Test func firstNonFiniteFindsTheFirst() {
+            let values: [Double] = [1, -0.0, 3e38, .nan, .infinity, 2]
+            #expect(Safetensors.firstNonFinite(Tensor(shape: [6], scalars: values, dtype: .float64)) == 3)
+            #expect(Safetensors.firstNonFinite(Tensor(shape: [2, 3], scalars: values, dtype: .float32)) == 3)
+            #expect(Safetensors.firstNonFinite(Tensor(shape: [2], scalars: [-Double.infinity, .nan], dtype: .float32)) == 0)
+            #expect(Safetensors.firstNonFinite(Tensor(shape: [3], scalars: [1, 2, Double.greatestFiniteMagnitude], dtype: .float64)) == nil)
+            #expect(Safetensors.firstNonFinite(Tensor(shape: [0], scalars: [Double](), dtype: .float32)) == nil)
+            // Copies between the dtypes keep the values (these are exact in both).
+            let wide = Tensor(shape: [3], scalars: [1.5, -2.25, 1e-3], dtype: .float64)
+            #expect(wide.copy(dtype: .float32).floats == [1.5, -2.25, Float(1e-3)])
+            #expect(wide.copy(dtype: .float32).copy(dtype: .float64).doubles == [1.5, -2.25, Double(Float(1e-3))])
+        }
+
         @Test func checkpointRoundTripAndSameSeedSameBytes() throws {
             let config = tinyConfig("TM")
             let dir1 = temporaryDirectory("ck1"), dir2 = temporaryDirectory("ck2")
