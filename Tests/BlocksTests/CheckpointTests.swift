@@ -62,6 +62,20 @@ extension BlocksTests {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
             #expect(bytes.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } % 8 == 0)
             #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["x.safetensors"])
+            // The layout read by the format's own rules, not by our reader: a u64 LE header
+            // length, a JSON header (dtype, shape, data_offsets from the data section's start),
+            // then each tensor's little-endian values.
+            let length = Int(bytes.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) })
+            let header = try #require(try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<(8 + length))) as? [String: Any])
+            #expect(header["__metadata__"] as? [String: String] == ["format": "pt"])
+            let first = try #require(header["a.weight"] as? [String: Any]), second = try #require(header["b"] as? [String: Any])
+            #expect(first["dtype"] as? String == "F32" && first["shape"] as? [Int] == [3, 5] && first["data_offsets"] as? [Int] == [0, 60])
+            #expect(second["dtype"] as? String == "F64" && second["shape"] as? [Int] == [7] && second["data_offsets"] as? [Int] == [60, 116])
+            #expect(bytes.count == 8 + length + 116)
+            let data = bytes.subdata(in: (8 + length)..<bytes.count)
+            let floats = (0..<15).map { i in Float(bitPattern: data.subdata(in: (4 * i)..<(4 * i + 4)).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }) }
+            let doubles = (0..<7).map { i in Double(bitPattern: data.subdata(in: (60 + 8 * i)..<(68 + 8 * i)).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }) }
+            #expect(floats == a.floats && doubles == b.doubles)
         }
 
         @Test func truncatedFileNamesFileAndTensor() throws {
