@@ -18,6 +18,20 @@ func scratchPath(_ name: String) -> String {
         try TokenShard.write((0..<30).map { UInt16($0) }, to: path)
         let shard = try TokenShard(path: path)
         #expect(shard.count == 30 && shard.tokens[7] == 7)
+        // llm.c's layout, byte by byte: 256 little-endian int32s (magic, version 1, the token
+        // count, zeros), then the tokens as little-endian uint16s.
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(bytes.count == 1024 + 60)
+        func int32(_ i: Int) -> Int {
+            let b = bytes[(4 * i)..<(4 * i + 4)].map(Int.init)
+            return b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24
+        }
+        #expect(int32(0) == 20240520 && int32(1) == 1 && int32(2) == 30 && (3..<256).allSatisfy { int32($0) == 0 })
+        func uint16(_ i: Int) -> Int { Int(bytes[1024 + 2 * i]) | Int(bytes[1025 + 2 * i]) << 8 }
+        #expect((0..<30).map(uint16) == Array(0..<30))
+        try TokenShard.write([0x1234, 0xfffe], to: path)
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))).suffix(4) == [0x34, 0x12, 0xfe, 0xff])
+        try TokenShard.write((0..<30).map { UInt16($0) }, to: path)
         var loader = BatchLoader(shard: shard, batch: 2, sequence: 3)
         let first = loader.next()
         let (x0, y0) = try #require(first)
