@@ -305,6 +305,9 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         #expect(back.tokenBytes == fixture.tokenBytes)
         let info = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tokenizer_info.json"))) as? [String: Any]
         #expect((info?["special_tokens"] as? [String: Int])?["<|bos|>"] == 1015)
+        // The ranks file is the one tiktoken's load_tiktoken_bpe read for the fixtures, byte for byte.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/tokenizer.tiktoken"))
+                == Data(contentsOf: URL(fileURLWithPath: tokenizerFixtures + "/tokenizer/tokenizer.tiktoken")))
 
         #expect(throws: TokenizerError("\(dir)/nope: no such tokenizer directory (make one with `nanochat tokenizer train`)")) {
             try Tokenizer.load(from: dir + "/nope")
