@@ -250,6 +250,16 @@ extension Conversation.Message {
         for (name, lr) in scalars { #expect(abs(lr - mamba) < 1e-15, "\(name): \(lr), wanted \(mamba)") }
     }
 
+    /// The defaults docs/chat.md states: 64 conversations held out for the val loss (a tenth
+    /// at most), rates at 0.8 of the base run's, decayed over the second half, seed 42.
+    @Test func fineTuningDefaultsAreTheDocumentedOnes() {
+        let s = SFTSettings(base: "base", output: "out")
+        #expect(SFTRun.heldOut(of: 6000, s) == 64 && SFTRun.heldOut(of: 650, s) == 64 && SFTRun.heldOut(of: 639, s) == 63)
+        #expect(SFTRun.heldOut(of: 300, s) == 30 && SFTRun.heldOut(of: 9, s) == 0)
+        #expect(s.initLRFraction == 0.8 && s.warmdownRatio == 0.5 && s.seed == 42 && s.evalEvery == 50 && s.saveEvery == 0)
+        #expect(s.deviceBatchSize == 8 && s.accumulation == 1 && s.numIterations == nil && s.baseStep == nil)
+    }
+
     @Test func fineTuningRatesAreTheFractionOfEachGroups() throws {
         var s = SFTSettings(base: "base", output: "out")
         s.initLRFraction = 0.5

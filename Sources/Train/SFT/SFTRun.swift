@@ -32,6 +32,10 @@ public struct SFTSummary: Sendable {
 }
 
 public enum SFTRun {
+    /// Conversations held out for the val loss, of `count`: `valConversations`, a tenth of
+    /// them at most.
+    public static func heldOut(of count: Int, _ s: SFTSettings) -> Int { min(s.valConversations, count / 10) }
+
     /// Fine-tunes `base` on `conversations`; writes checkpoints and the tokenizer into
     /// settings.output, whose lock it holds while it runs. With `resume`, it continues from the
     /// latest checkpoint in settings.output instead; without, an output holding checkpoints is
@@ -75,7 +79,7 @@ public enum SFTRun {
             throw TrainingError("\(s.output) already holds checkpoints; --resume continues them, or choose another --out")
         }
         let all = SFTData.shuffled(conversations, seed: s.seed)
-        let held = min(s.valConversations, all.count / 10)
+        let held = heldOut(of: all.count, s)
         guard all.count - held >= 1 else { throw ChatError("no conversations to train on") }
         let train = Array(all[..<(all.count - held)]), val = Array(all[(all.count - held)...])
         var batcher = try SFTBatcher(train, tokenizer: tokenizer, batch: s.deviceBatchSize, sequence: s.sequenceLen)
