@@ -375,13 +375,15 @@ import Inference
                 let usage = body["usage"] as? [String: Any]
                 #expect(r.status == .ok && body["object"] as? String == "text_completion" && choice?["text"] is String)
                 #expect((usage?["completion_tokens"] as? Int).map { (1...5).contains($0) } == true)
+                // Requests are numbered in turn (their default seed takes one number, their id the next).
+                #expect(body["id"] as? String == "cmpl-2")
             }
             let chat = #"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"stream":true}"#
             try await client.execute(uri: "/v1/chat/completions", method: .post, headers: [.contentType: "application/json"],
                                      body: ByteBuffer(string: chat)) { r in
                 #expect(r.status == .ok && r.headers[.contentType] == "text/event-stream")
                 for object in try streamChunks(r.body) {
-                    #expect(object["object"] as? String == "chat.completion.chunk")
+                    #expect(object["object"] as? String == "chat.completion.chunk" && object["id"] as? String == "chatcmpl-4")
                 }
             }
             try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: "{")) { r in
@@ -394,6 +396,28 @@ import Inference
             }
             try await client.execute(uri: "/v1/nothing", method: .get) { r in #expect(r.status == .notFound) }
         }
+    }
+
+    /// A request without a seed draws from the server's seed plus its number: the first
+    /// request of a server started with seed 7 samples as one asking for seed 8.
+    @Test func anUnseededRequestDrawsFromTheServersSeedAndItsNumber() async throws {
+        let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        let texts = try await app(engine).test(.router) { client in
+            var out: [String] = []
+            for request in [#"{"prompt":"Hello","max_tokens":12,"temperature":1.5}"#,
+                            #"{"prompt":"Hello","max_tokens":12,"temperature":1.5,"seed":8}"#,
+                            #"{"prompt":"Hello","max_tokens":12,"temperature":1.5,"seed":9}"#] {
+                out.append(try await client.execute(uri: "/v1/completions", method: .post, body: ByteBuffer(string: request)) { r in
+                    let choice = (try json(r.body)["choices"] as? [[String: Any]])?.first
+                    return choice?["text"] as? String ?? ""
+                })
+            }
+            return out
+        }
+        #expect(texts[0] == texts[1] && !texts[0].isEmpty)
+        #expect(texts[0] != texts[2], "another seed samples another reply")
     }
 
     /// A streamed reply is the whole reply in pieces: the same text (after the prompt, when it
