@@ -358,6 +358,8 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
     /// fails, and the prologue has taken away starting processes and deleting files.
     @Test func sandboxStopsAndRefuses() throws {
         var sandbox = try PythonSandbox.find()
+        #expect(sandbox.timeout == 5 && sandbox.memoryBytes == 1 << 30, "nanochat's 5 s; 1 GiB of address space")
+        #expect(sandbox.run("x = bytearray(256 << 20)\nassert len(x) == 256 << 20\n").passed, "256 MiB fits in the default")
         sandbox.timeout = 1
         let loop = sandbox.run("while True:\n    pass\n")
         #expect(!loop.passed && loop.failure == "timed out")
