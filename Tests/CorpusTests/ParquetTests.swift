@@ -185,6 +185,23 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try readAll(file) == expectedRows().rows)
     }
 
+    /// Unknown fields are skipped however they nest, up to 64 structs deep in all (the
+    /// footer's FileMetaData is the first); one more is refused, not recursed into.
+    @Test func structsNestUpToSixtyFourDeep() throws {
+        func footer(nesting depth: Int) -> [UInt8] {
+            // An unknown struct field (long form: type 12, id zigzag(100) = 200), each level
+            // holding the next as its field 1 (0x1c), then the stops, then the version again.
+            [0x0c, 0xc8, 0x01] + [UInt8](repeating: 0x1c, count: depth - 1) + [UInt8](repeating: 0x00, count: depth) + [0x05, 0x02]
+        }
+        let fits = try plainFileWithFooterStart(footer(nesting: 63), tag: "nest63")
+        let over = try plainFileWithFooterStart(footer(nesting: 64), tag: "nest64")
+        defer { for path in [fits, over] { try? FileManager.default.removeItem(atPath: path) } }
+        #expect(try readAll(ParquetFile(path: fits)) == expectedRows().rows)
+        #expect { try ParquetFile(path: over) } throws: { error in
+            "\(error)".contains(over) && "\(error)".contains("structs nested more than 64 deep")
+        }
+    }
+
     /// A schema name that is not UTF-8 (the column's name with its first byte 0xFF) is an
     /// error naming the file and what is wrong, not a name read with a replacement character.
     @Test func aStringFieldThatIsNotUTF8IsRefused() throws {

@@ -89,6 +89,15 @@ import Tokenizer
         #expect(Calculator.evaluate(expression) == answer)
     }
 
+    /// Expressions of up to `Calculator.maxLength` (1000) bytes are evaluated, longer ones get
+    /// no answer (a reply cannot make the parser walk an unbounded one).
+    @Test func theLongestExpressionIsAThousandBytes() {
+        let sum = "1" + String(repeating: "+1", count: 499)   // 999 bytes, 500
+        #expect(Calculator.maxLength == 1000)
+        #expect(Calculator.evaluate(sum + " ") == "500")
+        #expect(Calculator.evaluate(sum + "+1") == nil, "1001 bytes")
+    }
+
     /// A second turn feeds only its own tokens, and the cache it continues from gives the
     /// logits a fresh pass over the whole conversation gives.
     @Test func aTurnPrefillsOnlyItsOwnTokensAndTheCacheHoldsTheConversation() throws {
