@@ -240,5 +240,12 @@ import Tokenizer
         #expect(refused(#"{"messages": []}"#) == "\"messages\" is empty")
         #expect(refused(#"[1]"#) == "not a JSON object")
         #expect(refused(#"{"messages": [ "#) == "not JSON")
+        // At most 10,000 messages: counted before any is read.
+        func turns(_ n: Int) -> String {
+            let pair = #"{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}"#
+            return #"{"messages": ["# + Array(repeating: pair, count: n / 2).joined(separator: ", ") + (n % 2 == 1 ? #", {"role": "user", "content": "q"}"# : "") + "]}"
+        }
+        #expect(try Conversation(jsonLine: Array(turns(10_000).utf8)).messages.count == 10_000)
+        #expect(refused(turns(10_001)) == "10001 messages, more than the 10000 a conversation may have")
     }
 }
