@@ -262,6 +262,26 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try ParquetFile(path: atLimit).rows(ofRowGroup: 1).count == 16)
     }
 
+    /// A footer may be up to 256 MiB: a (sparse) file whose tail claims exactly that gets its
+    /// footer read and refused for what it holds (zeros); one byte more is refused unread.
+    @Test func aFooterOf256MiBIsTheLargestRead() throws {
+        let path = NSTemporaryDirectory() + "nanochat-bigfooter-\(getpid()).parquet"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let size = (256 << 20) + 4096
+        func claiming(_ length: Int) throws -> String {
+            #expect(FileManager.default.createFile(atPath: path, contents: Data("PAR1".utf8)))
+            let handle = try #require(FileHandle(forWritingAtPath: path))
+            try handle.truncate(atOffset: UInt64(size - 8))
+            try handle.seek(toOffset: UInt64(size - 8))
+            try handle.write(contentsOf: Data([0, 8, 16, 24].map { UInt8((length >> $0) & 0xff) }) + Data("PAR1".utf8))
+            try handle.close()
+            do { _ = try ParquetFile(path: path); return "opened" } catch { return "\(error)" }
+        }
+        let atLimit = try claiming(256 << 20)
+        #expect(atLimit.hasPrefix(path) && !atLimit.contains("footer length") && atLimit != "opened", "\(atLimit)")
+        #expect(try claiming((256 << 20) + 1) == "\(path): the footer length 268435457 does not fit the file's \(size) bytes")
+    }
+
     /// pyarrow writes an empty table as one row group of no rows: it reads as no rows.
     @Test func anEmptyTableReadsAsNoRows() throws {
         let file = try ParquetFile(path: "\(fixtures)/parquet/empty.parquet")
