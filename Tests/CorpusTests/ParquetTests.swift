@@ -185,9 +185,9 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try readAll(file) == expectedRows().rows)
     }
 
-    /// Unknown fields are skipped however they nest, up to 64 structs deep in all (the
+    /// Unknown fields are skipped however they nest, up to 64 levels deep in all (the
     /// footer's FileMetaData is the first); one more is refused, not recursed into.
-    @Test func structsNestUpToSixtyFourDeep() throws {
+    @Test func unknownFieldsNestUpToSixtyFourDeep() throws {
         func footer(nesting depth: Int) -> [UInt8] {
             // An unknown struct field (long form: type 12, id zigzag(100) = 200), each level
             // holding the next as its field 1 (0x1c), then the stops, then the version again.
@@ -199,6 +199,22 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try readAll(ParquetFile(path: fits)) == expectedRows().rows)
         #expect { try ParquetFile(path: over) } throws: { error in
             "\(error)".contains(over) && "\(error)".contains("structs nested more than 64 deep")
+        }
+        // Lists of lists and maps of maps count toward the same bound: an unknown list field
+        // (type 9) of one list of ... of one i32; a map field (type 11) of 1 entry i32 → map.
+        func lists(_ depth: Int) -> [UInt8] {
+            [0x09, 0xc8, 0x01] + [UInt8](repeating: 0x19, count: depth - 1) + [0x15, 0x02, 0x05, 0x02]
+        }
+        func maps(_ depth: Int) -> [UInt8] {
+            [0x0b, 0xc8, 0x01] + Array([[UInt8]](repeating: [0x01, 0x5b, 0x02], count: depth - 1).joined())
+                + [0x01, 0x55, 0x02, 0x02, 0x05, 0x02]
+        }
+        for (name, nested) in [("lists", lists), ("maps", maps)] {
+            let fine = try plainFileWithFooterStart(nested(63), tag: "\(name)63")
+            let deep = try plainFileWithFooterStart(nested(64), tag: "\(name)64")
+            defer { for path in [fine, deep] { try? FileManager.default.removeItem(atPath: path) } }
+            #expect(try readAll(ParquetFile(path: fine)) == expectedRows().rows, "\(name) 63 deep")
+            #expect { try ParquetFile(path: deep) } throws: { error in "\(error)".contains("containers nested too deep") }
         }
     }
 
