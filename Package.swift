@@ -134,7 +134,10 @@ let package = Package(
         ),
         // docs/ARCHITECTURE.md's import list against the sources (reads files, links nothing).
         .testTarget(name: "ArchitectureTests"),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CLAPACKE"], swiftSettings: hostCPU),
+        // Start-up for the test executable: the OpenBLAS core correction the executables make
+        // in `main` (its one function is a constructor).
+        .target(name: "TestStartUp", dependencies: ["CHost"], path: "Tests/TestStartUp"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CLAPACKE", "TestStartUp"], swiftSettings: hostCPU),
         .testTarget(name: "SelectiveScanTests", dependencies: ["SelectiveScan", "Tensor"], swiftSettings: hostCPU),
         .testTarget(name: "BlocksTests", dependencies: ["Blocks", "SelectiveScan", "Tensor"], exclude: ["Fixtures"], swiftSettings: hostCPU),
         .testTarget(name: "CorpusTests", dependencies: ["Corpus", "CCompression"], exclude: ["Fixtures"], swiftSettings: hostCPU),
