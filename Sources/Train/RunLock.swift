@@ -2,6 +2,12 @@
 // for as long as they run, and write their pid, host and start time into it so a second run
 // can say who holds it. The kernel drops the lock when its process ends, however it ends,
 // so the lock of a killed run is simply taken by the next one.
+//
+// A lock this process let go of can outlive its close for a moment: a child process that
+// another thread is starting holds copies of every descriptor from its fork until its exec
+// closes them (the lock's is close-on-exec), and a flock belongs to the open file, not the
+// descriptor. A lock that names this process, on a directory it no longer holds, is waited
+// for (up to two seconds) instead of refused.
 import Foundation
 import Tensor
 
@@ -11,6 +17,19 @@ public final class RunLock {
     public let path: String
     private let fd: Int32
 
+    /// The lock files this process holds.
+    private static let held = Held()
+    private final class Held: @unchecked Sendable {
+        private let lock = NSLock()
+        private var paths: Set<String> = []
+        func insert(_ path: String) { lock.withLock { _ = paths.insert(path) } }
+        func remove(_ path: String) { lock.withLock { _ = paths.remove(path) } }
+        func contains(_ path: String) -> Bool { lock.withLock { paths.contains(path) } }
+    }
+
+    /// How long a lock this process let go of may stay taken by a child it is starting.
+    static let ownLockWait = 2.0
+
     /// Takes the lock of `dir` (creating the directory when missing), or throws naming the
     /// process that holds it.
     public init(dir: String, purpose: String) throws {
@@ -18,9 +37,18 @@ public final class RunLock {
         path = "\(dir)/\(RunLock.fileName)"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw TrainingError("\(path): cannot open the run's lock file: \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        let me = "pid \(getpid()) on \(cText(host)), "
+        let start = clockNow()
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let reason = errno
             let holder = RunLock.holder(fd)
+            if reason == EWOULDBLOCK, holder?.hasPrefix(me) == true, !RunLock.held.contains(path),
+               Double(clockNow() - start) / 1e9 < RunLock.ownLockWait {
+                usleep(10_000)   // this process's own lock, let go of, still in a starting child's copy
+                continue
+            }
             close(fd)
             if reason == EWOULDBLOCK {
                 throw TrainingError("\(dir) is in use by another run (\(holder ?? "holder unknown")); "
@@ -29,10 +57,9 @@ public final class RunLock {
             throw TrainingError("\(path): cannot lock: \(String(cString: strerror(reason)))")
         }
         self.fd = fd
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count - 1)
+        RunLock.held.insert(path)
         let stamp = ISO8601DateFormatter().string(from: Date())
-        let text = "pid \(getpid()) on \(cText(host)), \(purpose) since \(stamp)\n"
+        let text = "\(me)\(purpose) since \(stamp)\n"
         ftruncate(fd, 0)
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
@@ -46,5 +73,8 @@ public final class RunLock {
         return text.isEmpty ? nil : text
     }
 
-    deinit { close(fd) }
+    deinit {
+        RunLock.held.remove(path)
+        close(fd)
+    }
 }

@@ -388,6 +388,33 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         _ = try RunLock(dir: dir, purpose: "third")
     }
 
+    /// A lock let go of while a child process that another thread is starting still holds a
+    /// copy of its descriptor (from the fork to the exec) is taken once the child lets go,
+    /// not refused as another run's: the suite's parallel tests start processes while runs
+    /// take and leave locks. Here the child's copy lives on past its exec (a `dup` is not
+    /// close-on-exec) for 0.3 s.
+    @Test func aLockHeldOnlyByAStartingChildIsWaitedFor() throws {
+        let dir = scratchPath("child")
+        var first: RunLock? = try RunLock(dir: dir, purpose: "test")
+        let file = URL(fileURLWithPath: dir + "/" + RunLock.fileName).resolvingSymlinksInPath().path
+        let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { Int32($0) }
+        let fd = try #require(fds.first { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == file },
+                              "no descriptor of \(file) among \(fds.count)")
+        let copy = dup(fd)
+        #expect(copy >= 0)
+        var child: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("0.3"), nil]
+        defer { argv.forEach { free($0) } }
+        #expect(posix_spawn(&child, "/bin/sleep", nil, nil, &argv, environ) == 0)
+        close(copy)
+        _ = first
+        first = nil
+        _ = try RunLock(dir: dir, purpose: "after the child")
+        var status: Int32 = 0
+        #expect(waitpid(child, &status, WNOHANG) == child, "the lock was taken while the child still held it")
+        if child > 0 { waitpid(child, &status, 0) }
+    }
+
     /// Checkpoints and shards record the tokenizer; another one of the same size is refused.
     @Test func anotherTokenizerOfTheSameSizeIsRefused() throws {
         let (data, tok) = try preparedData()
