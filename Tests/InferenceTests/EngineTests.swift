@@ -32,6 +32,8 @@ import Tokenizer
     final class Collector: @unchecked Sendable {
         let lock = NSLock()
         var text = ""
+        /// Text events that carried no text (a stream sends none).
+        var emptyTexts = 0
         var finish: (FinishReason, Int, Int)?
         var promptScores: [TokenScore]?
         var scores: [TokenScore] = []
@@ -39,7 +41,7 @@ import Tokenizer
         func take(_ e: GenerationEvent) {
             lock.withLock {
                 switch e {
-                case .text(let t): text += t
+                case .text(let t): text += t; emptyTexts += t.isEmpty ? 1 : 0
                 case .finished(let r, let p, let c): finish = (r, p, c)
                 case .prompt(let s): promptScores = s
                 case .token(let s): scores.append(s)
@@ -318,11 +320,14 @@ import Tokenizer
         #expect(stopped.0 == expected && stopped.1 == .stop, "stop \(stop.debugDescription): \(stopped.0.debugDescription)")
         // Every two-character stop text, wherever it falls against the tokens' pieces (its
         // first character ending one piece, or inside one), ends the reply just before it:
-        // nothing of it is sent first.
+        // nothing of it is sent first, and a step whose text is all held back sends no event.
         for at in 1..<min(chars.count, 30) {
             let pair = String(chars[(at - 1)...at])
-            let got = run(engine, [request("Hello", maxTokens: 40, seed: 1, stop: [pair])])[0]
+            let c = Collector()
+            _ = engine.submit(request("Hello", maxTokens: 40, seed: 1, stop: [pair])) { c.take($0) }
+            let got = c.wait()
             #expect(got.0 == free.0.components(separatedBy: pair)[0] && got.1 == .stop, "stop \(pair.debugDescription): \(got.0.debugDescription)")
+            #expect(c.lock.withLock { c.emptyTexts } == 0, "stop \(pair.debugDescription): empty text events")
         }
 
         // Cancelled mid-way: it finishes as cancelled and frees its slot; five requests on
