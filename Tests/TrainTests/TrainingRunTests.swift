@@ -388,6 +388,33 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         _ = try RunLock(dir: dir, purpose: "third")
     }
 
+    /// Another process's lock is refused at once, naming what its holder wrote into the file
+    /// (here a program that is not nanochat, util-linux's `flock`, over a file holding "x").
+    @Test func anotherProcesssLockIsRefusedNamingWhatItsHolderWrote() throws {
+        let dir = scratchPath("other")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let file = dir + "/" + RunLock.fileName
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["--exclusive", "--no-fork", file, "sleep", "30"]
+        try holder.run()
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
+        // Until the holder has it.
+        let probe = open(file, O_RDONLY | O_CLOEXEC)
+        defer { close(probe) }
+        var tries = 0
+        while flock(probe, LOCK_EX | LOCK_NB) == 0 && tries < 1000 {
+            flock(probe, LOCK_UN)
+            usleep(10_000)
+            tries += 1
+        }
+        try #require(tries < 1000, "flock never took \(file)")
+        #expect(throws: TrainingError("\(dir) is in use by another run (x); wait for it to finish, stop it, or give another output directory")) {
+            try RunLock(dir: dir, purpose: "test")
+        }
+    }
+
     /// A lock let go of while a child process that another thread is starting still holds a
     /// copy of its descriptor (from the fork to the exec) is taken once the child lets go,
     /// not refused as another run's: the suite's parallel tests start processes while runs
