@@ -185,6 +185,27 @@ extension BlocksTests {
             #expect(Checkpoint.steps(in: dir1) == [0])
         }
 
+        /// A model held in Float64 (as gradient checks hold one) is saved in Float32, each value
+        /// rounded once, as SPEC §3.4's checkpoint has it.
+        @Test func aFloat64ModelIsSavedInFloat32() throws {
+            let config = tinyConfig("TM")
+            let model = try GPT(config: config, parameters: ParameterSet.initialized(config, seed: 11, dtype: .float64))
+            let dir = temporaryDirectory("f64")
+            try Checkpoint.save(model, step: 0, to: dir)
+            let path = Checkpoint.modelPath(dir, step: 0)
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            let length = Int(bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+            let header = String(decoding: bytes[8..<(8 + length)], as: UTF8.self)
+            #expect(header.contains("\"dtype\":\"F32\"") && !header.contains("F64"), "\(header.prefix(200))")
+            let (read, _) = try Safetensors.read(path)
+            #expect(read.count == model.parameters.parameters.count)
+            let saved = Dictionary(read, uniquingKeysWith: { a, _ in a })
+            for p in model.parameters.parameters {
+                #expect(p.tensor.dtype == .float64 && saved[p.name]?.dtype == .float32, "\(p.name)")
+                #expect(saved[p.name]?.floats == p.tensor.doubles.map(Float.init), "\(p.name)")
+            }
+        }
+
         /// Without a step, the latest by number is loaded (9 after 10 would sort first as text);
         /// with one, that step.
         @Test func withoutAStepTheLatestLoads() throws {
