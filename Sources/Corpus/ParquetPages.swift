@@ -302,7 +302,8 @@ struct ColumnChunkDecoder {
                 out += repeatElement(value, count: min(n, count - out.count))
             } else {
                 let groups = Int(header >> 1)
-                guard groups > 0, groups * bitWidth <= data.count - at else {
+                guard groups > 0 else { throw PageError("\(place): an empty bit-packed run") }
+                guard groups * bitWidth <= data.count - at else {
                     throw PageError("\(place): a bit-packed run of \(groups) groups runs past the data")
                 }
                 var buffer: UInt64 = 0, bits = 0

@@ -146,6 +146,18 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         // A run of 64 is the first to need two header bytes: 128 = 0x80 0x01.
         #expect(try ParquetHybrid.decode([0x80, 0x01, 0x2a], bitWidth: 6, count: 64) == Array(repeating: 42, count: 64))
         #expect(throws: CorpusError.self) { try ParquetHybrid.decode([0x80, 0x01], bitWidth: 6, count: 64) }
+        // Runs of nothing (which no writer makes) and a bit-packed run longer than the data
+        // are refused by name, even where the runs after them would give the values.
+        #expect(throws: CorpusError(path: "RLE data", "RLE data: an empty RLE run")) {
+            try ParquetHybrid.decode([0x00, 7, 0x04, 7], bitWidth: 3, count: 2)
+        }
+        #expect(throws: CorpusError(path: "RLE data", "RLE data: an empty bit-packed run")) {
+            try ParquetHybrid.decode([0x01, 0x04, 7], bitWidth: 3, count: 2)
+        }
+        #expect(throws: CorpusError(path: "RLE data", "RLE data: a bit-packed run of 2 groups runs past the data")) {
+            try ParquetHybrid.decode([0x05, 0xff, 0xff, 0xff, 0xff, 0xff], bitWidth: 3, count: 16)
+        }
+        #expect(try ParquetHybrid.decode([0x04, 7], bitWidth: 3, count: 2) == [7, 7])
     }
 
     /// Thrift's long form of a field header (type nibble, delta 0, then the id as a zigzag
