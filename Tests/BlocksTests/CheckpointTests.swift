@@ -207,18 +207,20 @@ extension BlocksTests {
         }
 
         /// Without a step, the latest by number is loaded (9 after 10 would sort first as text);
-        /// with one, that step.
+        /// with one, that step. Steps of six digits and more (a long run of small batches) are
+        /// read whole.
         @Test func withoutAStepTheLatestLoads() throws {
             let dir = temporaryDirectory("latest")
             let config = ModelConfig.fromDepth(1, vocabSize: 16, sequenceLen: 8)
-            for (step, seed) in [(10, 1), (9, 2), (120, 3)] as [(Int, UInt64)] {
+            for (step, seed) in [(10, 1), (9, 2), (120, 3), (123_456, 4), (1_234_567, 5)] as [(Int, UInt64)] {
                 try Checkpoint.save(try GPT(config: config, seed: seed), step: step, to: dir)
             }
-            #expect(Checkpoint.steps(in: dir) == [9, 10, 120])
+            #expect(Checkpoint.steps(in: dir) == [9, 10, 120, 123_456, 1_234_567])
             let (latest, step) = try Checkpoint.load(from: dir)
-            #expect(step == 120)
-            #expect(latest.parameters.parameters[0].tensor.floats == (try GPT(config: config, seed: 3)).parameters.parameters[0].tensor.floats)
+            #expect(step == 1_234_567)
+            #expect(latest.parameters.parameters[0].tensor.floats == (try GPT(config: config, seed: 5)).parameters.parameters[0].tensor.floats)
             #expect(try Checkpoint.load(from: dir, step: 9).step == 9)
+            #expect(try Checkpoint.load(from: dir, step: 123_456).step == 123_456)
         }
 
         @Test func checkpointErrorsNameTheTensor() throws {
