@@ -9,6 +9,7 @@
 // descriptor. A lock that names this process, on a directory it no longer holds, is waited
 // for (up to two seconds) instead of refused.
 import Foundation
+import Synchronization
 import Tensor
 
 public final class RunLock {
@@ -18,14 +19,7 @@ public final class RunLock {
     private let fd: Int32
 
     /// The lock files this process holds.
-    private static let held = Held()
-    private final class Held: @unchecked Sendable {
-        private let lock = NSLock()
-        private var paths: Set<String> = []
-        func insert(_ path: String) { lock.withLock { _ = paths.insert(path) } }
-        func remove(_ path: String) { lock.withLock { _ = paths.remove(path) } }
-        func contains(_ path: String) -> Bool { lock.withLock { paths.contains(path) } }
-    }
+    private static let held = Mutex<Set<String>>([])
 
     /// How long a lock this process let go of may stay taken by a child it is starting.
     static let ownLockWait = 2.0
@@ -34,7 +28,8 @@ public final class RunLock {
     /// process that holds it.
     public init(dir: String, purpose: String) throws {
         try AtomicFile.makeDirectories(dir)
-        path = "\(dir)/\(RunLock.fileName)"
+        let path = "\(dir)/\(RunLock.fileName)"
+        self.path = path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw TrainingError("\(path): cannot open the run's lock file: \(String(cString: strerror(errno)))") }
         var host = [CChar](repeating: 0, count: 256)
@@ -44,8 +39,8 @@ public final class RunLock {
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let reason = errno
             let holder = RunLock.holder(fd)
-            if reason == EWOULDBLOCK, holder?.hasPrefix(me) == true, !RunLock.held.contains(path),
-               Double(clockNow() - start) / 1e9 < RunLock.ownLockWait {
+            if reason == EWOULDBLOCK, holder?.hasPrefix(me) == true, !RunLock.held.withLock({ $0.contains(path) }),
+               seconds(since: start) < RunLock.ownLockWait {
                 usleep(10_000)   // this process's own lock, let go of, still in a starting child's copy
                 continue
             }
@@ -57,7 +52,7 @@ public final class RunLock {
             throw TrainingError("\(path): cannot lock: \(String(cString: strerror(reason)))")
         }
         self.fd = fd
-        RunLock.held.insert(path)
+        RunLock.held.withLock { _ = $0.insert(path) }
         let stamp = ISO8601DateFormatter().string(from: Date())
         let text = "\(me)\(purpose) since \(stamp)\n"
         ftruncate(fd, 0)
@@ -74,7 +69,7 @@ public final class RunLock {
     }
 
     deinit {
-        RunLock.held.remove(path)
+        RunLock.held.withLock { _ = $0.remove(path) }
         close(fd)
     }
 }
