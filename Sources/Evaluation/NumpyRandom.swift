@@ -42,9 +42,7 @@ public struct NumpySeedSequence: Sendable {
         for src in 0..<4 {
             for dst in 0..<4 where src != dst { mixer[dst] = mix(mixer[dst], hashmix(mixer[src])) }
         }
-        for src in 4..<Swift.max(4, entropy.count) {
-            for dst in 0..<4 { mixer[dst] = mix(mixer[dst], hashmix(entropy[src])) }
-        }
+        // (NumPy mixes words past the fourth in here too; a 64-bit seed has at most two.)
         pool = mixer
     }
 

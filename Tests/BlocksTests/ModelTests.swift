@@ -286,6 +286,44 @@ extension BlocksTests {
             }
         }
 
+        // Inference in bf16 with every matrix packed once (what chat and the server do): the
+        // logits, full and decoded step by step, are the bits of the same model multiplying
+        // unpacked weights, on each bf16 kernel that packs; the packed copies leave fp32
+        // products alone, and after they are dropped bf16 gives the same bits again.
+        @Test(arguments: BF16Kernel.allCases.filter { $0.available && $0.packs })
+        func packedWeightsGiveTheUnpackedModelsLogits(_ kernel: BF16Kernel) throws {
+            let config = tinyConfig("TMMT", kvHeads: 1, mlp: true)
+            let model = try GPT(config: config, parameters: perturbedParameters(config, seed: 12))
+            let ids = tokens([2, 7], below: 23, seed: 13)
+            func run() -> (bf16: [Float], steps: [Float], fp32: [Float]) {
+                GradMode.withoutGradients {
+                    let (full, steps) = Precision.with(.bfloat16, kernel: kernel) { () -> ([Float], [Float]) in
+                        let cache = DecodeCache(config: config, batch: 1, capacity: 7)
+                        let steps = (0..<7).flatMap { t in model.logits(IndexTensor(shape: [1, 1], values: [ids.values[t]]), cache: cache).floats }
+                        return (model.logits(ids).floats, steps)
+                    }
+                    return (full, steps, model.logits(ids).floats)
+                }
+            }
+            let plain = run()
+            model.packWeightsBF16()
+            // Every matrix a product reads is packed; the embedding (looked up) and the vectors are not.
+            for p in model.parameters.parameters {
+                let s = p.tensor.shape
+                let expected = s.count == 2 && p.name != "transformer.wte.weight" ? (s[0] + 31) / 32 * 32 * ((s[1] + 31) / 32 * 32) * 2 : 0
+                #expect(p.tensor.packedBF16Bytes == expected, "\(p.name) \(s)")
+            }
+            let packed = run()
+            #expect(packed.bf16 == plain.bf16, "\(kernel): full forward")
+            #expect(packed.steps == plain.steps, "\(kernel): decoding")
+            #expect(packed.fp32 == plain.fp32, "\(kernel): fp32 with packed copies attached")
+            // bf16 really rounds here (the comparison above is not of fp32 products).
+            #expect(plain.bf16 != plain.fp32)
+            model.dropPackedWeights()
+            #expect(model.parameters.parameters.allSatisfy { $0.tensor.packedBF16Bytes == 0 })
+            #expect(run().bf16 == plain.bf16, "\(kernel): after the copies are dropped")
+        }
+
         @Test func cacheBytesPerSequence() {
             let c = ModelConfig.fromDepth(12, vocabSize: 8192, sequenceLen: 2048, blockPattern: [.transformer, .mamba] + Array(repeating: .mamba, count: 10))
             // T layer: 2 · 4096 · 6 · 128 · 4 bytes; M layer: 1536 · (3 + 16) · 4 bytes.

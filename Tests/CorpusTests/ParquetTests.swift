@@ -69,6 +69,17 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// The text column's uncompressed size (what `prepare` estimates its progress and the
+    /// validation hold-out from): the column chunks' total_uncompressed_size over every row
+    /// group, as pyarrow's metadata reports it for each file.
+    @Test func theTextColumnsUncompressedSizeIsTheSumOverRowGroups() throws {
+        let sizes = ["none-v1-dict": 5652, "none-v2-plain": 6284, "gzip-v1-plain": 6281, "zstd-v2-dict": 5655,
+                     "delta-length-v1": 6311, "duckdb-v2": 6196, "long-runs-v2": 1243, "empty": 14, "required": 5577]
+        for (name, bytes) in sizes {
+            #expect(try ParquetFile(path: "\(fixtures)/parquet/\(name).parquet").uncompressedBytes == bytes, "\(name)")
+        }
+    }
+
     /// The delta encodings of strings (lengths, or prefixes shared with the string before),
     /// in both page versions, and a file DuckDB wrote with PARQUET_VERSION V2: the same rows.
     @Test(arguments: ["delta-length-v1", "delta-length-v2", "delta-prefix-v1", "delta-prefix-v2", "delta-prefix-none", "duckdb-v2"])

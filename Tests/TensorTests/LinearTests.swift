@@ -80,6 +80,15 @@ extension TensorTests {
                 if beta == 0 { wide[4] = .nan }
                 gemm(m: 3, n: 2, k: 0, a: [Double(7)], b: [Double(7)], c: &wide, alpha: 1, beta: Double(beta))
                 #expect(wide == expected.map(Double.init), "beta \(beta), Double")
+                for kernel in BF16Kernel.allCases where kernel.available {
+                    var c = held
+                    if beta == 0 { c[4] = .nan }
+                    a.withUnsafeBufferPointer { a in c.withUnsafeMutableBufferPointer { c in
+                        bf16Gemm(kernel: kernel, transposeA: false, m: 2, n: 3, k: 0, a: a.baseAddress!, lda: 1,
+                                 b: .floats(a.baseAddress!, ld: 3, transposed: false), c: c.baseAddress!, ldc: 3, beta: beta)
+                    } }
+                    #expect(c == expected, "beta \(beta), bf16 \(kernel)")
+                }
             }
         }
     }

@@ -161,6 +161,21 @@ func shakespeare(_ characters: Int) throws -> String {
         }
     }
 
+    /// The text size val's share is held back by while reading: a plain file's size, four
+    /// times a zstd file's, a parquet file's text column uncompressed (pyarrow's metadata:
+    /// 5,652 bytes over three row groups).
+    @Test func theTextSizeIsEstimatedPerFormat() throws {
+        let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path + "/CorpusTests/Fixtures"
+        let plain = try CorpusFile(path: corpus + "/jsonl/docs.jsonl"), packed = try CorpusFile(path: corpus + "/jsonl/docs.jsonl.zst")
+        #expect(plain.size == 3341 && packed.size == 527)
+        #expect(try DataPreparation.textBytesEstimate(plain, field: "text") == 3341)
+        #expect(try DataPreparation.textBytesEstimate(packed, field: "text") == 4 * 527)
+        #expect(try DataPreparation.textBytesEstimate(try CorpusFile(path: corpus + "/parquet/zstd-v1-dict.parquet"), field: "text") == 5652)
+        #expect(throws: (any Error).self) {
+            try DataPreparation.textBytesEstimate(try CorpusFile(path: corpus + "/parquet/zstd-v1-dict.parquet"), field: "body")
+        }
+    }
+
     @Test func maxTokensTakesAPrefix() throws {
         let (_, data, _) = try prepareText(try shakespeare(60_000)) { $0.maxTokens = 5000 }
         #expect(data.trainTokens + data.valTokens == 5000)

@@ -163,6 +163,25 @@ import Train
         #expect(r.examples.first.map { $0.reply.contains("«") && $0.expected == ChatTask.spelling.question(seed: 0).answer } == true)
     }
 
+    /// A model is asked each held-out question in a fresh conversation and answers greedily
+    /// within `maxTokens`: the replies kept are those of a new greedy session per question.
+    @Test func aModelAnswersEachQuestionGreedilyInAFreshConversation() throws {
+        let model = try GPT(config: ModelConfig(sequenceLen: 64, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 2,
+                                                nEmbd: 64, blockPattern: [.transformer, .mamba]), seed: 5)
+        let r = ChatEvaluation.accuracy(model: model, tokenizer: tokenizer, task: .arithmetic, count: 4, maxTokens: 5)
+        #expect(r.total == 4 && r.examples.count == 3)
+        for (i, example) in r.examples.enumerated() {
+            let question = ChatTask.arithmetic.question(seed: UInt64(i)).prompt
+            #expect(example.question == question)
+            let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
+                                      maxReplyTokens: 5)
+            var shown = ""
+            let reply = try session.reply(to: question) { piece in shown += piece.shown; return true }
+            #expect(reply.generated == 5, "the untrained model runs to the limit")
+            #expect(example.reply == shown, "question \(i)")
+        }
+    }
+
     /// The training order is a uniform shuffle (Fisher–Yates): over 2,000 seeds every one of
     /// the 120 orders of five conversations comes out, those that leave some in place among
     /// them (a shuffle that always moves every item, Sattolo's, reaches only the 24 cycles);

@@ -95,6 +95,10 @@ extension Tensor {
 
     /// Drops the packed bf16 copy.
     public func unpackBF16() { packedBF16 = nil }
+
+    /// Bytes the packed bf16 copy holds (0 without one): the weight's rows and columns each
+    /// rounded up to a multiple of 32, two bytes a value.
+    public var packedBF16Bytes: Int { packedBF16?.byteCount ?? 0 }
 }
 
 /// C (m×n, leading dimension ldc) = alpha · op(A) · op(B) + beta · C with op(A) and op(B)
