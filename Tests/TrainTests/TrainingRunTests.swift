@@ -293,6 +293,76 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         }
     }
 
+    /// Resuming an earlier step of a run that saved later ones: refused naming them without
+    /// --overwrite; with it the run goes on from that step and its later checkpoint is the
+    /// uninterrupted run's again. A step past the run's length is refused, as is a checkpoint
+    /// another command wrote (no resume state); a change of precision is allowed with a warning.
+    @Test func resumingAnEarlierStepOrAForeignCheckpoint() throws {
+        let (data, tok) = try preparedData()
+        let out = scratchPath("earlier")
+        let settings = try TrainSettings.resolve(try runConfig(data: data, output: out), path: "test.py", vocabSize: tok.vocabSize)
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }.run()
+        #expect(Checkpoint.steps(in: out) == [3, 6])
+        let six = try bytes(Checkpoint.modelPath(out, step: 6))
+        #expect(throws: TrainingError("\(out) holds checkpoints after step 3 (steps 6); resuming from step 3 would replace them: "
+                                      + "--resume continues the latest, --overwrite replaces them (at this run's first save), "
+                                      + "or copy the checkpoint into another output_dir")) {
+            try TrainingRun(settings: settings, tokenizer: tok, resume: .step(3)) { _ in }
+        }
+        var lines: [String] = []
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: .step(3), overwrite: true) { lines.append($0) }.run()
+        #expect(Checkpoint.steps(in: out) == [3, 6])
+        #expect(try bytes(Checkpoint.modelPath(out, step: 6)) == six)
+        #expect(try MetricsFile.read("\(out)/metrics.jsonl").map(\.step) == [0, 1, 2, 3, 3, 4, 5, 6, 6])
+        #expect(!lines.contains { $0.hasPrefix("warning") }, "\(lines.filter { $0.hasPrefix("warning") })")
+
+        var short = settings
+        short.numIterations = 5
+        #expect(throws: TrainingError("\(Checkpoint.metaPath(out, step: 6)): step 6 is past the run's 5 steps (\(short.horizon))")) {
+            try TrainingRun(settings: short, tokenizer: tok, resume: .latest) { _ in }
+        }
+        short.numIterations = 6
+        short.precision = short.precision == .float32 ? .bfloat16 : .float32
+        var warnings: [String] = []
+        _ = try TrainingRun(settings: short, tokenizer: tok, resume: .latest) { if $0.hasPrefix("warning") { warnings.append($0) } }
+        #expect(warnings == ["warning: \(Checkpoint.metaPath(out, step: 6)): the run so far multiplied in \(settings.precision.rawValue), "
+                             + "this continuation in \(short.precision.rawValue): it goes on, but not bit for bit as the uninterrupted "
+                             + "run would (--dtype=\(settings.precision.rawValue) keeps the run's precision)"])
+
+        // A checkpoint without the training state (as fine-tuning writes them).
+        let metaPath = Checkpoint.metaPath(out, step: 6)
+        var meta = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metaPath))) as? [String: Any])
+        meta["resume"] = nil
+        try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: metaPath))
+        #expect(throws: TrainingError("\(metaPath): no resume state; this checkpoint was not written by `nanochat train`")) {
+            try TrainingRun(settings: settings, tokenizer: tok, resume: .latest) { _ in }
+        }
+    }
+
+    /// A micro-batch takes B·T + 1 tokens: a train or val stream of exactly that many is
+    /// enough, one token fewer is refused naming the shard and the numbers.
+    @Test func eachStreamNeedsOneMicroBatch() throws {
+        let (data, tok) = try preparedData(characters: 3000)
+        let (train, val) = try DataPreparation.openShards(data, vocabSize: tok.vocabSize)
+        #expect(train.count > val.count + 1)
+        var settings = try TrainSettings.resolve(try runConfig(data: data, output: scratchPath("micro")), path: "test.py", vocabSize: tok.vocabSize)
+        settings.deviceBatchSize = 1
+        settings.sequenceLen = val.count - 1
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil, overwrite: true) { _ in }
+        settings.sequenceLen = val.count
+        #expect(throws: ShardError(path: val.path, "\(val.count) tokens, fewer than one evaluation batch of 1×\(val.count)+1")) {
+            try TrainingRun(settings: settings, tokenizer: tok, resume: nil, overwrite: true) { _ in }
+        }
+        settings.sequenceLen = train.count - 1
+        #expect(throws: ShardError(path: val.path, "\(val.count) tokens, fewer than one evaluation batch of 1×\(train.count - 1)+1")) {
+            try TrainingRun(settings: settings, tokenizer: tok, resume: nil, overwrite: true) { _ in }
+        }
+        settings.sequenceLen = train.count
+        #expect(throws: ShardError(path: train.path, "\(train.count) tokens, fewer than one micro-batch of 1×\(train.count)+1")) {
+            try TrainingRun(settings: settings, tokenizer: tok, resume: nil, overwrite: true) { _ in }
+        }
+    }
+
     /// With sample_every = 2 over 4 steps the run logs, at steps 2 and 4, each sample prompt
     /// continued greedily from <|bos|> and the prompt's ids by at most 32 tokens, stopping
     /// before a <|bos|>: what the checkpoint saved at that step writes.
