@@ -239,6 +239,69 @@ extension BlocksTests {
             }
         }
 
+        /// Each way a checkpoint directory can fall short names the file and what is wrong: no
+        /// checkpoint, a step that is not there, a meta file without a key or with one of the
+        /// wrong type or not JSON, a model_config that decodes but cannot be built, a tensor
+        /// missing or one the model does not have.
+        @Test func checkpointDirectoriesThatFallShortNameTheFileAndWhat() throws {
+            let dir = temporaryDirectory("short")
+            #expect(throws: TensorFileError(path: dir, "no checkpoint (no meta_*.json) in this directory")) { try Checkpoint.load(from: dir) }
+            let config = tinyConfig("TM")
+            try Checkpoint.save(try GPT(config: config, seed: 3), step: 4, to: dir, extra: ["val_bpb": 1.25])
+            let metaPath = Checkpoint.metaPath(dir, step: 4), modelPath = Checkpoint.modelPath(dir, step: 4)
+            #expect(throws: TensorFileError(path: Checkpoint.metaPath(dir, step: 7), "missing: no checkpoint for step 7")) {
+                try Checkpoint.load(from: dir, step: 7)
+            }
+            struct Extra: Decodable { let val_bpb: Double }
+            struct Other: Decodable { let val_loss: Double }
+            #expect(throws: TensorFileError(path: Checkpoint.metaPath(dir, step: 7), "missing: no checkpoint for step 7")) {
+                try Checkpoint.meta(Extra.self, in: dir, step: 7)
+            }
+            #expect(throws: TensorFileError(path: metaPath, "not the meta file this needs: val_loss is missing")) {
+                try Checkpoint.meta(Other.self, in: dir, step: 4)
+            }
+            let good = try Data(contentsOf: URL(fileURLWithPath: metaPath))
+            var meta = try #require(try JSONSerialization.jsonObject(with: good) as? [String: Any])
+            meta["val_bpb"] = "low"
+            try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: metaPath))
+            #expect(throws: TensorFileError(path: metaPath, "not the meta file this needs: val_bpb is not of type Double")) {
+                try Checkpoint.meta(Extra.self, in: dir, step: 4)
+            }
+            meta["val_bpb"] = NSNull()
+            try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: metaPath))
+            #expect(throws: TensorFileError(path: metaPath, "not the meta file this needs: val_bpb is null, expected Double")) {
+                try Checkpoint.meta(Extra.self, in: dir, step: 4)
+            }
+            try Data("{\"step\": 4,".utf8).write(to: URL(fileURLWithPath: metaPath))
+            #expect(throws: TensorFileError(path: metaPath, "not the meta file this needs: not valid JSON")) {
+                try Checkpoint.meta(Extra.self, in: dir, step: 4)
+            }
+            #expect(throws: TensorFileError(path: metaPath, "not a checkpoint meta file (step and model_config): not valid JSON")) {
+                try Checkpoint.load(from: dir)
+            }
+            // Three heads do not divide a width of 16.
+            var mc = try #require(meta["model_config"] as? [String: Any])
+            mc["n_head"] = 3
+            mc["n_kv_head"] = 3
+            meta["model_config"] = mc
+            meta["val_bpb"] = 1.25
+            try JSONSerialization.data(withJSONObject: meta).write(to: URL(fileURLWithPath: metaPath))
+            let invalid = try #require(throws: TensorFileError.self) { try Checkpoint.load(from: dir) }
+            #expect(invalid.path == metaPath && invalid.message.hasPrefix("model_config: ") && invalid.message.contains("n_head"), "\(invalid)")
+            try good.write(to: URL(fileURLWithPath: metaPath))
+            #expect(try Checkpoint.load(from: dir).step == 4)
+
+            let tensors = try Safetensors.read(modelPath).tensors
+            try Safetensors.write(tensors.filter { $0.0 != "transformer.h.1.mixer.D" }, to: modelPath)
+            #expect(throws: TensorFileError(path: modelPath, tensor: "transformer.h.1.mixer.D", "missing (the config needs shape [32])")) {
+                try Checkpoint.load(from: dir)
+            }
+            try Safetensors.write(tensors + [("transformer.h.1.mixer.E", Tensor(zeros: [32]))], to: modelPath)
+            #expect(throws: TensorFileError(path: modelPath, tensor: "transformer.h.1.mixer.E", "not a parameter of the model in \(metaPath)")) {
+                try Checkpoint.load(from: dir)
+            }
+        }
+
         @Test func metaWithoutPatternLoadsAsAllTransformer() throws {
             let dir = temporaryDirectory("old")
             let config = tinyConfig("TT")
