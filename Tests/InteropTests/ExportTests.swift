@@ -401,6 +401,67 @@ import Tokenizer
         try text.replacingOccurrences(of: "\\p{N}{1,2}", with: "\\p{N}{1,3}").write(toFile: tokPath, atomically: true, encoding: .utf8)
         #expect { try HuggingFaceImport.read(from: folder) } throws: { "\($0)".contains("split pattern") }
     }
+
+    /// A folder that falls short is named by file and cause: no config.json, one that is not
+    /// an object, another model_type, a hybrid config that is not ours or states another
+    /// constant, a tensor missing or one the model lacks, an index without a weight map, no
+    /// tokenizer.json or one of another size.
+    @Test func aFolderThatFallsShortIsNamedByFileAndCause() throws {
+        let m = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 2, nHead: 2, nKVHead: 1,
+                                            nEmbd: 16, blockPattern: [.transformer, .mamba]), seed: 4)
+        let folder = scratchPath("hfi-short")
+        try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: Data("# code\n".utf8), to: folder)
+        let configPath = "\(folder)/config.json", weights = "\(folder)/model.safetensors", tokPath = "\(folder)/tokenizer.json"
+        let config = try Data(contentsOf: URL(fileURLWithPath: configPath)), tokenizerJSON = try Data(contentsOf: URL(fileURLWithPath: tokPath))
+        func refused(_ message: String, _ note: Comment? = nil) {
+            #expect(note) { try HuggingFaceImport.read(from: folder) } throws: { error in
+                "\(error)" == message || { Issue.record("\(error)\n  is not\n\(message)"); return false }()
+            }
+        }
+        func writeConfig(_ change: (inout [String: Any]) -> Void) throws {
+            var object = try #require(try JSONSerialization.jsonObject(with: config) as? [String: Any])
+            change(&object)
+            try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: configPath))
+        }
+        #expect(try HuggingFaceImport.read(from: folder).model.config == m.config)
+
+        try FileManager.default.removeItem(atPath: configPath)
+        refused("\(configPath): missing; not a Hugging Face model folder")
+        try Data("[1, 2]".utf8).write(to: URL(fileURLWithPath: configPath))
+        refused("\(configPath): not a JSON object")
+        try writeConfig { $0["model_type"] = "llama" }
+        refused("\(configPath): model_type \"llama\"; the folders that import are `nanochat` and `nanochat_hybrid`")
+        try writeConfig { $0["model_type"] = nil }
+        refused("\(configPath): model_type \"missing\"; the folders that import are `nanochat` and `nanochat_hybrid`")
+        try writeConfig { $0["rms_norm_eps"] = 1e-5 }
+        refused("\(configPath): rms_norm_eps is 1e-05; this project's blocks compute with \(Float(rmsNormEpsilon)), so the folder's numbers would not be ours")
+        try writeConfig { $0["rope_theta"] = true }
+        refused("\(configPath): rope_theta is 1; this project's blocks compute with 10000.0, so the folder's numbers would not be ours", "true is not 1")
+        try writeConfig { $0["logit_softcap"] = 15 }
+        #expect(try HuggingFaceImport.read(from: folder).model.config == m.config, "the constant as an integer")
+        try writeConfig { $0["n_embd"] = "wide" }
+        #expect { try HuggingFaceImport.read(from: folder) } throws: { "\($0)".hasPrefix("\(configPath): not a model config of this project: ") }
+        try config.write(to: URL(fileURLWithPath: configPath))
+
+        let tensors = try Safetensors.read(weights).tensors
+        try Safetensors.write(tensors.filter { $0.0 != "transformer.h.1.mixer.A_log" }, to: weights)
+        refused("\(folder): tensor transformer.h.1.mixer.A_log is missing (the config needs shape [32, 16])")
+        try Safetensors.write(tensors + [("lm_head.bias", Tensor(zeros: [tokenizer.vocabSize]))], to: weights)
+        refused("\(weights): tensor lm_head.bias is not a parameter of the model in \(configPath)")
+        try Safetensors.write(tensors, to: weights)
+        let indexPath = "\(folder)/model.safetensors.index.json"
+        try JSONSerialization.data(withJSONObject: ["metadata": [:] as [String: Any]]).write(to: URL(fileURLWithPath: indexPath))
+        refused("\(indexPath): no weight_map")
+        try FileManager.default.removeItem(atPath: indexPath)
+
+        try FileManager.default.removeItem(atPath: tokPath)
+        refused("\(tokPath): missing")
+        let smaller = try Tokenizer.train(["a small vocabulary for a test of sizes, " + (0..<50).map { "w\($0) " }.joined()], vocabSize: 280)
+        try smaller.huggingFaceTokenizerJSON().write(to: URL(fileURLWithPath: tokPath))
+        refused("\(tokPath) has 280 ids but \(configPath) says vocab_size \(tokenizer.vocabSize)")
+        try tokenizerJSON.write(to: URL(fileURLWithPath: tokPath))
+        #expect(try HuggingFaceImport.read(from: folder).tokenizer.identity == tokenizer.identity)
+    }
 }
 
 /// nanochat's layout: export then import gives our model file back byte for byte, for every
