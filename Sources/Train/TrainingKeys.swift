@@ -134,7 +134,11 @@ extension TrainingKeys {
         } catch let e as ModelConfigError {
             // model_config's names for the two keys that differ from the config's.
             let key = ["sequence_len": "max_seq_len", "n_layer": "depth"][e.key] ?? e.key
-            throw c.error(at: byName[key] == nil ? "depth" : key, e.message.replacingOccurrences(of: e.key, with: key))
+            // At the key if the config sets it, else at what its value was derived from: the
+            // heads from n_embd, n_embd and the rest from depth.
+            let from = ["n_head": ["n_embd"], "n_kv_head": ["n_head", "n_embd"]][key] ?? []
+            let at = ([key] + from).first { c.locations[$0] != nil } ?? "depth"
+            throw c.error(at: at, e.message.replacingOccurrences(of: e.key, with: key))
         }
         return config
     }

@@ -161,6 +161,13 @@ func parse(_ text: String) throws -> ConfigFile {
         #expect(throws: ConfigError(file: "test.py", line: 2, column: 1, "expected `name = value`")) { try parse("depth = 4\n4 = depth\n") }
         #expect(throws: ConfigError(file: "test.py", line: 1, column: 8, "expected a value after `=`")) { try parse("depth = \n") }
         #expect(throws: ConfigError(file: "test.py", line: 1, column: 7, "expected a value after `=`")) { try parse("depth=\n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 11, "unexpected `5` after the value")) { try parse("depth = 4 5\n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 11, "unexpected `x` after the value")) { try parse("depth = 4 x\n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 17, "unexpected `\"b\"` after the value")) { try parse("model_tag = \"a\" \"b\"\n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 17, "unexpected `]`")) { try parse("block_pattern = ]\n") }
+        #expect(throws: ConfigError(file: "test.py", line: 1, column: 23, "a list of 100001 entries is longer than the 100000 a config list may hold")) {
+            try parse("block_pattern = [\"T\"] + [\"M\"] * 100000\n")
+        }
     }
 
     /// A file that cannot be read or is not UTF-8, and an override without `=`, are refused
@@ -242,6 +249,28 @@ func parse(_ text: String) throws -> ConfigFile {
                                     "depth is required (the number of layers, from which the sizes follow)")) {
             try TrainingKeys.modelConfig(try parse("vocab_size = 100\n"))
         }
+    }
+
+    /// A model the sizes cannot build is refused at the config's own key, in the config's
+    /// own names (max_seq_len and depth, not model_config's sequence_len and n_layer); a head
+    /// count the config does not set is refused where it was derived from (n_embd).
+    @Test func anUnbuildableModelIsRefusedAtTheKeyInTheConfigsNames() {
+        let cases: [(text: String, line: Int, column: Int, message: String)] = [
+            ("depth = 2\nmax_seq_len = 0\nvocab_size = 100\n", 2, 15, "max_seq_len must be positive, got 0"),
+            ("vocab_size = 100\ndepth = 5000\n", 2, 9, "depth must be in 1...4096, got 5000"),
+            ("depth = 2\nvocab_size = 70000\n", 2, 14, "vocab_size is 70000; the most this accepts is 65536"),
+            ("depth = 2\nn_embd = 64\nn_head = 3\nvocab_size = 100\n", 2, 10, "n_embd 64 must be divisible by n_head 3"),
+            ("depth = 2\nn_head = 4\nn_kv_head = 3\nn_embd = 64\nvocab_size = 100\n", 3, 13, "n_kv_head 3 must divide n_head 4"),
+            ("vocab_size = 100\nn_embd = 5\ndepth = 2\n", 2, 10, "head dim n_embd/n_head = 5 must be even for rotary"),
+            ("vocab_size = 100\ndepth = 1\nn_embd = 64\nn_kv_head = 1\nn_head = 64\n", 5, 10, "head dim n_embd/n_head = 1 must be even for rotary"),
+            ("vocab_size = 100\ndepth = 2\nmamba_expand = 0\n", 3, 16, "mamba_expand must be positive, got 0"),
+        ]
+        for c in cases {
+            #expect(throws: ConfigError(file: "test.py", line: c.line, column: c.column, c.message), "\(c.text.debugDescription)") {
+                try TrainingKeys.modelConfig(try parse(c.text))
+            }
+        }
+        #expect(throws: Never.self) { try TrainingKeys.modelConfig(try parse("vocab_size = 100\nn_embd = 8\ndepth = 2\n")) }
     }
 
     /// A small run's config with `extra` lines after it, resolved.
