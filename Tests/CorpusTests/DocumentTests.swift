@@ -75,6 +75,16 @@ func allDocuments(_ inputs: [String], _ options: DocumentOptions = DocumentOptio
         #expect { _ = try allDocuments([bad]) } throws: { "\($0)" == "\(bad): line 3: the text is not valid UTF-8 (byte 0xc3 at offset 0 of the line) (--skip-bad skips such rows)" }
     }
 
+    /// Where a cut falls: after the last newline in the piece's second half (before a later
+    /// space), else after the last space there, else at the bound; a newline or space in the
+    /// first half is not used.
+    @Test func cutsFallAtNewlinesThenSpacesInTheSecondHalf() {
+        #expect(DocumentStream.cut("aaaa bbbb\ncc dd ee ff gg\nhh", at: 16) == ["aaaa bbbb\n", "cc dd ee ff gg\n", "hh"])
+        #expect(DocumentStream.cut("ab\ncdefghijklmnop qrst", at: 16) == ["ab\ncdefghijklmno", "p qrst"])
+        #expect(DocumentStream.cut("ab cdefghij klmnopq", at: 16) == ["ab cdefghij ", "klmnopq"])
+        #expect(DocumentStream.cut("exactly sixteen!", at: 16) == ["exactly sixteen!"])
+    }
+
     /// A cut never splits a character: pieces of multi-byte text with no spaces stay UTF-8.
     @Test func cuttingKeepsCharactersWhole() {
         let text = String(repeating: "日本語✓", count: 50)

@@ -129,6 +129,11 @@ func parse(_ text: String) throws -> ConfigFile {
         try c.override("--model_tag=d6")
         try c.override("--matrix_lr=0.01")
         #expect(c.int("depth") == 6 && c.list("block_pattern")?.count == 6 && c.string("model_tag") == "d6")
+        // A string key takes a number as its text (--model_tag=12 names the tag "12").
+        try c.override("--model_tag=12")
+        #expect(c.string("model_tag") == "12")
+        try c.override("--model_tag=0.5")
+        #expect(c.string("model_tag") == "0.5")
         #expect(throws: ConfigError(file: "command line", line: 1, column: 3, "unknown key dpeth; did you mean depth?")) {
             try c.override("--dpeth=3")
         }

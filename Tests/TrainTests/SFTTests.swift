@@ -159,6 +159,9 @@ import Train
         }
         #expect(asked.count == 8 && r.total == 8)
         #expect(r.correct == 2, "\(r.correct) of 8 right; the replies of seeds 0 and 4 are")
+        #expect(r.rate == 0.25)
+        let none = ChatEvaluation.accuracy(task: .spelling, count: 0) { _ in "" }
+        #expect(none.total == 0 && none.rate == 0 && none.examples.isEmpty)
         #expect(r.examples.count == 3 && r.examples.map(\.question) == Array(asked.prefix(3)))
         #expect(r.examples.first.map { $0.reply.contains("«") && $0.expected == ChatTask.spelling.question(seed: 0).answer } == true)
     }
