@@ -7,7 +7,8 @@ something to change, and in each plants one mechanical bug: a comparison turned 
 one off, `min` for `max`, `true` for `false`, a closed range made half-open. Comments, string
 literals and prefetch hints (which change no value) are never touched. Each mutant is built
 (debug, tests included) in a worktree of HEAD and the whole suite runs against it; the first
-failing test ends the run (caught), as does a hang past --timeout. A mutant that does not compile is not counted and another line is drawn.
+failing test ends the run (caught), as does a hang past --timeout. A mutant that does not
+compile is not counted and another line is drawn.
 
     python3 tools/mutants.py --count 20 --seed 7 --out /tmp/mutants.jsonl
     python3 tools/mutants.py --count 5 --under Sources/Corpus      # where you work
