@@ -153,6 +153,8 @@ typedef struct {
     uint16_t colsb[16];
     uint8_t rows[16];
 } nc_tile_config;
+// LDTILECFG reads exactly 64 bytes.
+_Static_assert(sizeof(nc_tile_config) == 64, "the AMX tile configuration is 64 bytes");
 
 static NC_TARGET_AMX void amx_configure(void) {
     nc_tile_config config;

@@ -222,6 +222,21 @@ import Tokenizer
         #expect(abs(row.map { $0 * $0 }.reduce(0, +) / 32 - 1) < 1e-4)
         let mconfig = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(mdir)/config.json"))) as? [String: Any])
         #expect(mconfig["model_type"] as? String == "mamba" && mconfig["time_step_rank"] as? Int == 2 && mconfig["state_size"] as? Int == 16)
+        // Every key MambaConfig reads, as our blocks compute: projections without bias, the
+        // convolution with one, SiLU, the RMSNorm epsilon, separate embedding and head.
+        let c = m.config
+        let wanted: [String: Any] = [
+            "architectures": ["MambaForCausalLM"], "model_type": "mamba", "vocab_size": c.vocabSize, "hidden_size": c.nEmbd,
+            "state_size": c.mambaDState, "num_hidden_layers": 2, "layer_norm_epsilon": Double(rmsNormEpsilon),
+            "expand": c.mambaExpand, "conv_kernel": c.mambaDConv, "intermediate_size": c.mambaExpand * c.nEmbd,
+            "time_step_rank": (c.nEmbd + 15) / 16, "use_bias": false, "use_conv_bias": true, "hidden_act": "silu",
+            "residual_in_fp32": true, "tie_word_embeddings": false, "use_cache": true, "dtype": "float32",
+            "bos_token_id": 1015, "eos_token_id": 1019, "pad_token_id": 1015,
+        ]
+        #expect(Set(mconfig.keys) == Set(wanted.keys), "\(mconfig.keys.sorted())")
+        for (key, value) in wanted {
+            #expect((mconfig[key] as? NSObject) == (value as? NSObject), "\(key): \(mconfig[key] ?? "missing"), wanted \(value)")
+        }
 
         // All-Mamba with our own modeling file (--modeling ours): our names, the softcap kept.
         let odir = scratchPath("hf-ours")

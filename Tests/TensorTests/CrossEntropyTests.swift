@@ -45,6 +45,10 @@ extension TensorTests {
             #expect(hit.item == 0)
             let miss = crossEntropy(logits, targets: IndexTensor(shape: [2], values: [1, 0]), softcap: 0)
             #expect(abs(miss.item - 2e4) < 1)
+            // So does the reference the fused kernel is checked against (it shifts by the row's
+            // largest logit; any other shift overflows exp here).
+            #expect(referenceMean(logits, IndexTensor(shape: [2], values: [0, 1]), cap: 0) == 0)
+            #expect(abs(referenceMean(logits, IndexTensor(shape: [2], values: [1, 0]), cap: 0) - 2e4) < 1)
             // With the softcap of 15 the logits saturate at ±15: loss = lse(15, -15, 0) + 15.
             let capped = crossEntropy(logits, targets: IndexTensor(shape: [2], values: [1, 0]), softcap: 15).item
             let expected = 15 + log(exp(0.0) + exp(-30.0) + exp(-15.0)) + 15
