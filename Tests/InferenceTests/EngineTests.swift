@@ -344,6 +344,43 @@ import Tokenizer
         #expect(running == 0)
     }
 
+    /// `generate` gives exactly maxNewTokens ids (none for 0, one for 1), each the sampler's
+    /// draw from the full forward's logits at its position, stops when told to, and hands
+    /// back the sampler as it stands after the last draw.
+    @Test func generateMakesExactlyTheTokensAskedForAndStopsWhenTold() throws {
+        let m = try model([.transformer, .mamba])
+        let prompt = [tokenizer.bosID] + tokenizer.encode("The cat")
+        func run(_ n: Int, seed: UInt64, stopAfter: Int = .max) -> (ids: [Int32], sampler: Sampler) {
+            var sampler = Sampler(temperature: 1, topK: 0, seed: seed)
+            var ids: [Int32] = []
+            Generator.generate(m, prompt: prompt, maxNewTokens: n, sampler: &sampler) { id in
+                ids.append(id)
+                return ids.count < stopAfter
+            }
+            return (ids, sampler)
+        }
+        #expect(run(0, seed: 1).ids.isEmpty)
+        let five = run(5, seed: 1)
+        #expect(five.ids.count == 5)
+        for n in [1, 2, 4] { #expect(run(n, seed: 1).ids == Array(five.ids.prefix(n)), "\(n) tokens") }
+        #expect(run(5, seed: 1, stopAfter: 2).ids == Array(five.ids.prefix(2)))
+        // Each draw is the sampler's pick from the full forward's last row.
+        var sampler = Sampler(temperature: 1, topK: 0, seed: 1)
+        var ids = prompt
+        for _ in 0..<5 {
+            let logits = GradMode.withoutGradients { m.logits(IndexTensor(shape: [1, ids.count], values: ids)).doubles }
+            let v = m.config.vocabSize
+            ids.append(Int32(sampler.pick(Array(logits.suffix(v)))))
+        }
+        #expect(Array(ids.dropFirst(prompt.count)) == five.ids)
+        // The sampler handed back continues where the five draws left it.
+        var handed = five.sampler, fresh = Sampler(temperature: 1, topK: 0, seed: 1)
+        let flat = [Double](repeating: 0, count: 1000)
+        let next = (0..<4).map { _ in sampler.pick(flat) }
+        #expect((0..<4).map { _ in handed.pick(flat) } == next)
+        #expect((0..<4).map { _ in fresh.pick(flat) } != next, "a sampler that had not drawn would differ")
+    }
+
     @Test func topPKeepsTheSmallestSetReachingIt() {
         // Probabilities ∝ e^logit: 0.6, 0.3, 0.1 (temperature 1). top_p 0.5 keeps only the
         // first; 0.8 keeps two; the third never appears.
