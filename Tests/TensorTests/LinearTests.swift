@@ -58,6 +58,28 @@ extension TensorTests {
             expectGradients([x, w], "linear of one row") { linear($0[0], $0[1]) }
         }
 
+        /// The reference the products are checked against, by hand-computed values: plain by
+        /// default, and each operand transposed when asked.
+        @Test func theReferenceProductByHand() {
+            let a: [Double] = [1, 2, 3, 4], b: [Double] = [5, 6, 7, 8]   // [[1, 2], [3, 4]], [[5, 6], [7, 8]]
+            var c = [Double](repeating: 0, count: 4)
+            func product(_ ta: Bool?, _ tb: Bool?) -> [Double] {
+                a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                    if let ta, let tb {
+                        matmulReference(transposeA: ta, transposeB: tb, m: 2, n: 2, k: 2, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!)
+                    } else {
+                        matmulReference(m: 2, n: 2, k: 2, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!)
+                    }
+                } } }
+                return c
+            }
+            #expect(product(nil, nil) == [19, 22, 43, 50])
+            #expect(product(false, false) == [19, 22, 43, 50])
+            #expect(product(true, false) == [26, 30, 38, 44])
+            #expect(product(false, true) == [17, 23, 39, 53])
+            #expect(product(true, true) == [23, 31, 34, 46])
+        }
+
         @Test func singleRowAndEmptyInner() {
             let a = randn([1, 1], seed: 7), b = randn([1, 1], seed: 8)
             #expect(abs(matmul(a, b).item - a.item * b.item) < 1e-6)
