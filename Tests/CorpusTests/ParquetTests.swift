@@ -241,6 +241,18 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// A schema of groups 63 deep is walked to its leaf (which, being nested, is then refused
+    /// as a column); one 64 deep is refused by the bound, not walked (files written by
+    /// tools/deep_parquet.py: the groups `g`, then a leaf `text`, no rows).
+    @Test func schemasAreWalkedUpToSixtyThreeGroupsDeep() throws {
+        let fine = "\(fixtures)/parquet/schema-63-deep.parquet", deep = "\(fixtures)/parquet/schema-64-deep.parquet"
+        let path = Array(repeating: "g", count: 63).joined(separator: ".") + ".text"
+        #expect(throws: CorpusError(path: fine, "column \"\(path)\" is nested (a struct or list); only a top-level string column can be read")) {
+            try ParquetFile(path: fine, column: path)
+        }
+        #expect(throws: CorpusError(path: deep, "the schema nests more than 64 levels deep")) { try ParquetFile(path: deep, column: path) }
+    }
+
     /// A schema name that is not UTF-8 (the column's name with its first byte 0xFF) is an
     /// error naming the file and what is wrong, not a name read with a replacement character.
     @Test func aStringFieldThatIsNotUTF8IsRefused() throws {
