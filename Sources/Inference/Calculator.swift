@@ -5,9 +5,10 @@
 //     refused), with Python's results: integers stay integers under + - * and //, / gives a
 //     float, printed as Python prints it (7/2 → 3.5, 4/2 → 2.0);
 //   - 'text'.count('t'): how many times a string occurs in another, without overlaps.
-// Anything else, a division by zero or an integer past 64 bits gives nil: no answer, as
-// nanochat gives none for an expression it will not run. Commas are dropped first and the
-// string form allows nanochat's characters only (ASCII letters, digits, space, . and _).
+// Anything else, a division by zero, an integer past 64 bits or parentheses and signs nested
+// more than 199 deep gives nil: no answer, as nanochat gives none for an expression it will
+// not run. Commas are dropped first and the string form allows nanochat's characters only
+// (ASCII letters, digits, space, . and _).
 import Foundation
 
 public enum Calculator {

@@ -98,6 +98,17 @@ import Tokenizer
         #expect(Calculator.evaluate(sum + "+1") == nil, "1001 bytes")
     }
 
+    /// Parentheses and signs nest up to 199 deep (each level is a call of the parser); deeper
+    /// gets no answer rather than a stack walked as deep as a reply can make it.
+    @Test func expressionsNestUpTo199Deep() {
+        let nested = { (depth: Int) in String(repeating: "(", count: depth) + "2" + String(repeating: ")", count: depth) }
+        #expect(Calculator.evaluate(nested(198) + "*3") == "6")
+        #expect(Calculator.evaluate(nested(199)) == nil)
+        #expect(Calculator.evaluate(String(repeating: "-", count: 198) + "2") == "2")
+        #expect(Calculator.evaluate(String(repeating: "-", count: 197) + "2") == "-2")
+        #expect(Calculator.evaluate(String(repeating: "+", count: 199) + "2") == nil)
+    }
+
     /// A second turn feeds only its own tokens, and the cache it continues from gives the
     /// logits a fresh pass over the whole conversation gives.
     @Test func aTurnPrefillsOnlyItsOwnTokensAndTheCacheHoldsTheConversation() throws {
