@@ -5,10 +5,10 @@ Draws lines at random (reproducibly, from --seed) among the library's source lin
 something to change, and in each plants one mechanical bug: a comparison turned (`<` `<=`, `==`
 `!=`), an arithmetic operator swapped (`+` `-`, `*` `/`), `&&` for `||`, a `!` dropped, an integer
 one off, `min` for `max`, `true` for `false`, a closed range made half-open. Comments, string
-literals and prefetch hints (which change no value) are never touched. Each mutant is built
-(debug, tests included) in a worktree of HEAD and the whole suite runs against it; the first
-failing test ends the run (caught), as does a hang past --timeout. A mutant that does not
-compile is not counted and another line is drawn.
+literals, prefetch hints and reserved capacities (which change no value) are never touched.
+Each mutant is built (debug, tests included) in a worktree of HEAD and the whole suite runs
+against it; the first failing test ends the run (caught), as does a hang past --timeout. A
+mutant that does not compile is not counted and another line is drawn.
 
     python3 tools/mutants.py --count 20 --seed 7 --out /tmp/mutants.jsonl
     python3 tools/mutants.py --count 5 --under Sources/Corpus      # where you work
@@ -43,9 +43,10 @@ SWAPS = {" < ": " <= ", " <= ": " < ", " > ": " >= ", " >= ": " > ", " == ": " !
 SWAP_PATTERN = re.compile(r" (?:<=|>=|==|!=|\+=|-=|&&|\|\||<|>|\+|-|\*|/) |\.\.\.|\.\.<|\bmin\(|\bmax\(|\btrue\b|\bfalse\b")
 INTEGER = re.compile(r"(?<![\w.])(\d+)(?![\w.])")
 NOT = re.compile(r"(?<=[\s(])!(?=[\w(.])")
-# Also prefetch hints: no address one is given changes a value (every draw of one so far was
-# equivalent, and cost a full run of the suite to find so).
-SKIP = re.compile(r"^\s*(import|#|@|precondition|assert|fatalError|log\(|print\(|case\b|prefetch\w*\(|__builtin_prefetch\()")
+# Also prefetch hints and reserved capacities: no address or size one is given changes a value
+# (every draw of either so far was equivalent, and cost a full run of the suite to find so).
+SKIP = re.compile(r"^\s*(import|#|@|precondition|assert|fatalError|log\(|print\(|case\b|prefetch\w*\(|__builtin_prefetch\()"
+                  r"|^\s*[\w.]*\.reserveCapacity\([^()]*\)\s*$")
 
 
 def masked(lines, is_c):
