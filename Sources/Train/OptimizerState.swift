@@ -64,7 +64,7 @@ public enum OptimizerState {
             try restore("adamw.v.\(name)", into: adam.v[i], of: adam.parameters[i], owned: adam.owned[i])
         }
         guard let step = metadata["adamw_step"].flatMap(Int.init), step >= 0 else {
-            throw TensorFileError(path: path, "no adamw_step in the metadata: not an optimiser state file")
+            throw TensorFileError(path: path, "no adamw_step (a count of 0 or more) in the metadata: not an optimiser state file")
         }
         let expected = 2 * trainer.adamNames.count + trainer.muonNames.count
         guard tensors.count == expected else {

@@ -110,6 +110,54 @@ import Train
         try tight.step([(x, y)], totalSteps: 10)
         #expect(abs(Double(tight.lastClipFactor) - 0.5) < 1e-5, "half the norm gave factor \(tight.lastClipFactor)")
     }
+
+    /// optim_S.safetensors holds every optimiser buffer and the AdamW step: saved after two
+    /// steps it loads into another trainer value for value; a fresh trainer's state loads as
+    /// step 0 (a run saved before its first step); a file that is not this model's state is
+    /// refused naming the file, the tensor where one is at fault, and what is wrong.
+    @Test func theOptimiserStateLoadsBackAndBadFilesAreNamed() throws {
+        let config = ModelConfig(sequenceLen: 8, vocabSize: 16, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 32,
+                                 blockPattern: [.transformer, .mamba])
+        let x = IndexTensor(shape: [1, 8], values: (0..<8).map { Int32($0) }), y = IndexTensor(shape: [1, 8], values: (0..<8).map { Int32(($0 + 5) % 16) })
+        func values(_ tensors: [Tensor]) -> [[Float]] { tensors.map { Array(UnsafeBufferPointer(start: $0.data(Float.self), count: $0.count)) } }
+        let trained = Trainer(model: try GPT(config: config, seed: 5))
+        for _ in 0..<2 { try trained.step([(x, y)], totalSteps: 10) }
+        let path = scratchPath("optim.safetensors")
+        try OptimizerState.save(trained, to: path)
+        let loaded = Trainer(model: try GPT(config: config, seed: 6))
+        try OptimizerState.load(into: loaded, from: path)
+        #expect(loaded.adam.step == 2)
+        #expect(values(loaded.muon.buffers) == values(trained.muon.buffers))
+        #expect(values(loaded.adam.m) == values(trained.adam.m) && values(loaded.adam.v) == values(trained.adam.v))
+        #expect(values(trained.adam.v).joined().contains { $0 > 0 } && values(trained.muon.buffers).joined().contains { $0 != 0 })
+
+        let fresh = scratchPath("fresh.safetensors")
+        try OptimizerState.save(Trainer(model: try GPT(config: config, seed: 7)), to: fresh)
+        try OptimizerState.load(into: loaded, from: fresh)
+        #expect(loaded.adam.step == 0 && values(loaded.adam.v).joined().allSatisfy { $0 == 0 })
+
+        let (tensors, metadata) = try Safetensors.read(path)
+        #expect(metadata == ["adamw_step": "2"])
+        let bad = scratchPath("bad.safetensors")
+        func refused(_ tensors: [(String, Tensor)], _ metadata: [String: String], _ expected: TensorFileError) throws {
+            try Safetensors.write(tensors, metadata: metadata, to: bad)
+            #expect(throws: expected) { try OptimizerState.load(into: Trainer(model: try GPT(config: config, seed: 5)), from: bad) }
+        }
+        let notState = TensorFileError(path: bad, "no adamw_step (a count of 0 or more) in the metadata: not an optimiser state file")
+        try refused(tensors, ["adamw_step": "-1"], notState)
+        try refused(tensors, ["adamw_step": "two"], notState)
+        try refused(tensors, [:], notState)
+        let (first, firstTensor) = tensors[0]
+        try refused(Array(tensors.dropFirst()), metadata, TensorFileError(path: bad, tensor: first, "missing"))
+        try refused(tensors + [("extra", Tensor(zeros: [2]))], metadata,
+                    TensorFileError(path: bad, "\(tensors.count + 1) tensors, the model's optimisers have \(tensors.count)"))
+        try refused([(first, Tensor(zeros: [1]))] + tensors.dropFirst(), metadata,
+                    TensorFileError(path: bad, tensor: first, "shape [1] float32, expected \(firstTensor.shape) float32"))
+        let broken = firstTensor.copy()
+        broken.data(Float.self)[3] = .infinity
+        try refused([(first, broken)] + tensors.dropFirst(), metadata,
+                    TensorFileError(path: bad, tensor: first, "element 3 is not finite (NaN or Inf)"))
+    }
 }
 
 /// The default settings with the gradient norm clipped to `clip` (0: not clipped).
