@@ -1,5 +1,6 @@
 // The SVG charts: a series with markers has a dot on every point (and in its legend), a
-// zero-based axis starts at 0 whatever the data, and a plain series draws a line alone.
+// zero-based axis starts at 0 whatever the data, a plain series draws a line alone, and
+// everything drawn lies on the canvas, the data inside the plot.
 import Foundation
 import Testing
 import Train
@@ -83,6 +84,43 @@ import Train
             let dot = try #require(lines.first { $0.hasPrefix("<circle") }.flatMap { Self.attribute("cx", $0) })
             #expect(dot > left && dot < left + width, "logX \(logX): the point at \(dot), the plot \(left)...\(left + width)")
             if logX { #expect(abs(dot - (left + width / 2)) < 0.1, "one x on a log axis sits in the middle") }
+        }
+    }
+
+    /// The plot keeps fixed margins for the labels (70 left, 20 right, 40 top, 60 bottom) at any
+    /// canvas size, and everything drawn lies on the canvas: the data, bands and markers inside
+    /// the plot's frame, the grid, ticks and legend within the canvas.
+    @Test func everythingDrawnLiesOnTheCanvas() throws {
+        let up: [(x: Double, y: Double)] = [(1, 2), (10, 5), (100, 4), (1000, 9)]
+        let band: [(x: Double, low: Double, high: Double)] = up.map { ($0.x, $0.y - 1, $0.y + 3) }
+        for (logX, size) in [(false, (720.0, 420.0)), (true, (600.0, 300.0)), (false, (1000.0, 250.0))] {
+            var chart = LineChart(title: "t", xLabel: "x", yLabel: "y",
+                                  series: [.init(name: "a", points: up, markers: true, band: band),
+                                           .init(name: "b", points: up.map { ($0.x, 12 - $0.y) })], logX: logX)
+            (chart.width, chart.height) = size
+            let lines = chart.svg().split(separator: "\n").map(String.init)
+            let frame = try #require(lines.first { $0.contains("stroke=\"#333\"") })
+            let box = try ["x", "y", "width", "height"].map { try #require(Self.attribute($0, frame)) }
+            #expect(box == [70, 40, size.0 - 90, size.1 - 100], "\(size): the plot's frame \(box)")
+            func inside(_ x: Double, _ y: Double, _ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double) -> Bool {
+                x >= x0 - 0.05 && x <= x1 + 0.05 && y >= y0 - 0.05 && y <= y1 + 0.05
+            }
+            var drawn = 0
+            for line in lines {
+                // Data: polyline and polygon points, and the dots; all within the frame.
+                if let points = line.components(separatedBy: " points=\"").dropFirst().first?.components(separatedBy: "\"").first {
+                    for pair in points.split(separator: " ") {
+                        let xy = pair.split(separator: ",").compactMap { Double($0) }
+                        #expect(xy.count == 2 && inside(xy[0], xy[1], box[0], box[1], box[0] + box[2], box[1] + box[3]), "\(size): \(pair) off the plot")
+                        drawn += 1
+                    }
+                }
+                for (xName, yName) in [("x", "y"), ("x1", "y1"), ("x2", "y2"), ("cx", "cy")] {
+                    guard let x = Self.attribute(xName, line), let y = Self.attribute(yName, line) else { continue }
+                    #expect(inside(x, y, 0, 0, size.0, size.1), "\(size): \(line) off the canvas")
+                }
+            }
+            #expect(drawn == 4 + 8 + 4, "\(size): two lines of four points and a band of eight corners")
         }
     }
 }
