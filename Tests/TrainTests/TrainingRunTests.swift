@@ -90,6 +90,20 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
             let expected = ema / (1 - pow(0.9, Double(i + 1)))
             #expect(Swift.abs((row.smoothLoss ?? .nan) - expected) <= 1e-9 * expected, "step \(row.step): smooth_loss \(row.smoothLoss ?? .nan), not \(expected)")
         }
+        // The timings agree with one another: tok_per_sec is a step's 128 tokens over its dt_ms,
+        // elapsed_s the steps' times added up, and mfu the model's FLOPs at that rate over the
+        // sgemm peak the run printed (rounded there to a tenth of a GFLOPS).
+        let peakLine = try #require(lines.first { $0.contains("; sgemm peak ") })
+        let peak = try #require(Double(peakLine.components(separatedBy: "sgemm peak ")[1].components(separatedBy: " GFLOPS")[0]))
+        var elapsed = 0.0
+        for row in train {
+            let (dt, rate, mfu) = (row.dtMs ?? .nan, row.tokPerSec ?? .nan, row.mfu ?? .nan)
+            elapsed += dt / 1000
+            #expect(Swift.abs(rate * dt / 1000 - 128) <= 1e-9 * 128, "step \(row.step): \(rate) tokens/s over \(dt) ms")
+            #expect(Swift.abs((row.elapsedS ?? .nan) - elapsed) <= 1e-9 * elapsed, "step \(row.step): elapsed_s \(row.elapsedS ?? .nan), not \(elapsed)")
+            let expectedMFU = settings.model.flopsPerToken * rate / (peak * 1e9) * 100
+            #expect(Swift.abs(mfu - expectedMFU) <= 0.06 / peak * expectedMFU, "step \(row.step): mfu \(mfu), not \(expectedMFU) at \(peak) GFLOPS")
+        }
         // Each row is one JSON object on its line, its keys those docs/training.md names for
         // its kind and in sorted order (what tools that read the file, or diff two runs', see).
         let text = try String(contentsOfFile: "\(full)/metrics.jsonl", encoding: .utf8)
