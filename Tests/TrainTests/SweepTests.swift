@@ -97,7 +97,7 @@ import Train
                 }
                 try rows.joined(separator: "\n").write(toFile: "\(path)/metrics.jsonl", atomically: true, encoding: .utf8)
                 if run.dir != omit {
-                    let record = SweepRunRecord(run: run, parameters: 100, nonEmbeddingParameters: 60, flopsPerToken: 1e6,
+                    let record = SweepRunRecord(run: run, parameters: 12_345_678, nonEmbeddingParameters: 9_994_999, flopsPerToken: 1e6,
                                                 tokensPerStep: 2048, steps: steps)
                     try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: "\(path)/run.json"))
                 }
@@ -131,8 +131,14 @@ import Train
         #expect(byName["A"]!.tokens == 4 * 2048)
 
         let md = try report.write(to: dir)
-        #expect(md.contains("| A | TTTT |"))
-        #expect(md.contains("2.0000 ± 0.0200 (0.0100)"))
+        // Each pattern's row, every column by value: 12,345,678 and 9,994,999 parameters (in
+        // millions, rounded), 1e6 FLOPs a token, 4 steps of 2048 tokens, the finals, the gap to
+        // A's mean, tok/s the median over seeds of 1000, 2000, 3000 and training seconds the
+        // mean of the runs' 8.
+        #expect(md.contains("| A | TTTT | 12.35M (9.99M) | 1e+06 | 4 | 8,192 | 2.0000 ± 0.0200 (0.0100) | 1.9900, 2.0000, 2.0100 | +0.0000 | best | 2,000 | 8 |\n"))
+        #expect(md.contains("| B | TTTT | 12.35M (9.99M) | 1e+06 | 4 | 8,192 | 2.0150 ± 0.0100 (0.0050) | 2.0100, 2.0150, 2.0200 | +0.0150 | tie | 2,000 | 8 |\n"))
+        #expect(md.contains("| C | TTTT | 12.35M (9.99M) | 1e+06 | 4 | 8,192 | 2.1000 ± 0.0200 (0.0100) | 2.0900, 2.1000, 2.1100 | +0.1000 | worse | 2,000 | 8 |\n"))
+        #expect(byName["C"]!.meanTrainSeconds == 8 && byName["B"]!.seeds == [1, 2, 3] && byName["B"]!.nonEmbeddingParameters == 9_994_999)
         for file in ["report.md", "report.json", "d4_bpb_flops.svg", "d4_bpb_seconds.svg"] {
             #expect(FileManager.default.fileExists(atPath: "\(dir)/\(file)"), "\(file) written")
         }
@@ -170,7 +176,7 @@ import Train
             return try SweepReport.load(dir).write(to: dir)
         }
         let better = try report(["all-T": [2.0, 2.125], "all-M ×6": [2.25, 2.25], "alternating": [2.5, 2.5]])
-        #expect(better.contains("Equal parameters: all-T (0.00M non-embedding) against all-M ×6 (0.00M) at the same width and FLOPs: "
+        #expect(better.contains("Equal parameters: all-T (9.99M non-embedding) against all-M ×6 (9.99M) at the same width and FLOPs: "
                                 + "val bpb 2.0625 ± 0.1250 vs 2.2500 ± 0.0000 — all-T is better by 0.1875 bpb."), "\(better)")
         let tie = try report(["all-T": [2.25, 2.25], "all-M ×6": [2.0, 2.25]])
         #expect(tie.contains("val bpb 2.2500 ± 0.0000 vs 2.1250 ± 0.2500 — a tie (within the seed range)."), "\(tie)")
