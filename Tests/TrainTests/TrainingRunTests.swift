@@ -213,11 +213,12 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         let e = try Evaluator.evaluate(model, stream: val, batch: 2, sequence: 32, maxBatches: 3, byteLengths: tok.byteLengths)
         // By hand from the per-token losses: nats over non-special targets / (ln 2 · their bytes).
         var loader = BatchLoader(stream: val, batch: 2, sequence: 32)
-        var nats = 0.0, byteCount = 0, all = 0.0, bosTargets = 0
-        for _ in 0..<3 {
+        var nats = 0.0, byteCount = 0, all = 0.0, bosTargets = 0, firstBatch = 0.0
+        for i in 0..<3 {
             let (x, y) = loader.next()!
             for (l, t) in zip(model.tokenLosses(x, targets: y), y.values) {
                 all += Double(l)
+                if i == 0 { firstBatch += Double(l) }
                 if t != tok.bosID { nats += Double(l); byteCount += tok.tokenBytes[Int(t)].count } else { bosTargets += 1 }
             }
         }
@@ -227,6 +228,9 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(abs(e.bpb! - nats / (log(2) * Double(byteCount))) < 1e-12)
         // A fresh model predicts near-uniformly: loss ≈ ln V.
         #expect(abs(e.loss - log(Double(tok.vocabSize))) < 0.05)
+        // One batch is an evaluation too (a val split that holds a single batch).
+        let one = try Evaluator.evaluate(model, stream: val, batch: 2, sequence: 32, maxBatches: 1, byteLengths: nil)
+        #expect(one.batches == 1 && one.tokens == 64 && one.bpb == nil && abs(one.loss - firstBatch / 64) < 1e-12)
     }
 
     @Test func badInputsGiveOneClearError() throws {
