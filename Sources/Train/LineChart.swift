@@ -18,9 +18,9 @@ public struct LineChart {
 
     public var title: String, xLabel: String, yLabel: String
     public var series: [Series]
-    public var logX = false
+    public var logX: Bool
     /// The y axis starts at 0 (where sizes are compared: a gap of 6% then looks like 6%).
-    public var zeroBasedY = false
+    public var zeroBasedY: Bool
     public var width = 720.0, height = 420.0
     /// The legend's words for the bands, where any series has one.
     public var bandLabel = "shaded: slowest to fastest run"
