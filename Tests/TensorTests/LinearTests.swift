@@ -60,6 +60,23 @@ extension TensorTests {
 
         /// The reference the products are checked against, by hand-computed values: plain by
         /// default, and each operand transposed when asked.
+        /// The column blocks of the parallel product's grid, by its rule (worked by hand): none
+        /// where C is taller than wide or its rows already give 32 blocks of 128; else doubled
+        /// while rows × columns fall short of 32, each block at least 128 columns wide and
+        /// 2^22 multiply-adds.
+        @Test(arguments: [
+            (512, 768, 768, 4),      // 4 row blocks; 8 columns would be narrower than 128
+            (1024, 512, 64, 1),      // taller than wide
+            (64, 64, 64, 1),         // too narrow for two blocks of 128
+            (128, 4096, 768, 32),    // one row block: 32 column blocks of 128
+            (4096, 4096, 64, 1),     // 32 row blocks already
+            (200, 4096, 8, 1),       // 6.6M multiply-adds: two blocks would hold under 2^22 each
+            (256, 1024, 256, 8),     // 2 row blocks; 8 blocks of 128 columns, 16 would be narrower
+        ] as [(Int, Int, Int, Int)])
+        func theColumnGridFollowsItsRule(_ shape: (Int, Int, Int, Int)) {
+            #expect(gemmGridColumns(m: shape.0, n: shape.1, k: shape.2) == shape.3)
+        }
+
         @Test func theReferenceProductByHand() {
             let a: [Double] = [1, 2, 3, 4], b: [Double] = [5, 6, 7, 8]   // [[1, 2], [3, 4]], [[5, 6], [7, 8]]
             var c = [Double](repeating: 0, count: 4)
