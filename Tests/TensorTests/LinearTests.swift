@@ -58,8 +58,6 @@ extension TensorTests {
             expectGradients([x, w], "linear of one row") { linear($0[0], $0[1]) }
         }
 
-        /// The reference the products are checked against, by hand-computed values: plain by
-        /// default, and each operand transposed when asked.
         /// The column blocks of the parallel product's grid, by its rule (worked by hand): none
         /// where C is taller than wide or its rows already give 32 blocks of 128; else doubled
         /// while rows × columns fall short of 32, each block at least 128 columns wide and
@@ -77,6 +75,8 @@ extension TensorTests {
             #expect(gemmGridColumns(m: shape.0, n: shape.1, k: shape.2) == shape.3)
         }
 
+        /// The reference the products are checked against, by hand-computed values: plain by
+        /// default, and each operand transposed when asked.
         @Test func theReferenceProductByHand() {
             let a: [Double] = [1, 2, 3, 4], b: [Double] = [5, 6, 7, 8]   // [[1, 2], [3, 4]], [[5, 6], [7, 8]]
             var c = [Double](repeating: 0, count: 4)

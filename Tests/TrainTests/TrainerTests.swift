@@ -119,7 +119,7 @@ import Train
         let config = ModelConfig(sequenceLen: 8, vocabSize: 16, nLayer: 2, nHead: 2, nKVHead: 2, nEmbd: 32,
                                  blockPattern: [.transformer, .mamba])
         let x = IndexTensor(shape: [1, 8], values: (0..<8).map { Int32($0) }), y = IndexTensor(shape: [1, 8], values: (0..<8).map { Int32(($0 + 5) % 16) })
-        func values(_ tensors: [Tensor]) -> [[Float]] { tensors.map { Array(UnsafeBufferPointer(start: $0.data(Float.self), count: $0.count)) } }
+        func values(_ tensors: [Tensor]) -> [[Double]] { tensors.map(\.doubles) }
         let trained = Trainer(model: try GPT(config: config, seed: 5))
         for _ in 0..<2 { try trained.step([(x, y)], totalSteps: 10) }
         let path = scratchPath("optim.safetensors")
