@@ -151,6 +151,18 @@ static void copy_name(char *to, size_t size, const char *from) {
     snprintf(to, size, "%s", from ? from : "");
 }
 
+bool nanochat_blas_read_marker(const char *marker, char *from, size_t size, bool *simulated) {
+    if (marker == NULL || strncmp(marker, "corrected:", 10) != 0 || size == 0) return false;
+    const char *core = marker + 10;
+    const char *end = strchr(core, ':');
+    size_t length = end ? (size_t)(end - core) : strlen(core);
+    if (length >= size) length = size - 1;
+    memcpy(from, core, length);
+    from[length] = 0;
+    *simulated = end != NULL && strcmp(end, ":simulated") == 0;
+    return true;
+}
+
 static pthread_once_t state_once = PTHREAD_ONCE_INIT;
 
 // What the library loaded with, as this process found it (no correction).
@@ -160,15 +172,9 @@ static void read_state(void) {
     state.config = openblas_get_config();
     const char *marker = getenv(marker_variable);
     const char *coretype = getenv("OPENBLAS_CORETYPE");
-    if (marker != NULL && strncmp(marker, "corrected:", 10) == 0) {
-        // This process is a re-execution: record what was replaced.
-        const char *from = marker + 10;
-        const char *end = strchr(from, ':');
-        size_t length = end ? (size_t)(end - from) : strlen(from);
-        if (length >= sizeof state.corrected_from) length = sizeof state.corrected_from - 1;
-        memcpy(state.corrected_from, from, length);
-        state.corrected_from[length] = 0;
-        state.simulated = end != NULL && strcmp(end, ":simulated") == 0;
+    if (nanochat_blas_read_marker(marker, state.corrected_from, sizeof state.corrected_from,
+                                  &state.simulated)) {
+        // This process is a re-execution: what was replaced is recorded.
         state.choice = nanochat_blas_choose(state.facts, state.corename, false,
                                             nanochat_blas_available_cores());
         return;

@@ -43,7 +43,8 @@ public struct AccessPolicy: Sendable {
     }
 
     /// Whether `host` (an address to listen on, or a Host header's name) is a loopback one:
-    /// localhost, ::1, or an IPv4 address 127.x.x.x (four numbers; `127.evil.example` is not).
+    /// localhost, ::1, or an IPv4 address 127.x.x.x (four numbers of one to three digits, each at
+    /// most 255; `127.evil.example` is not).
     public static func isLoopback(_ host: String) -> Bool {
         let h = host.lowercased()
         if h == "localhost" || h == "::1" || h == "[::1]" { return true }

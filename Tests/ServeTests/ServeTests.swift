@@ -637,6 +637,10 @@ import Inference
         #expect(!AccessPolicy.isLoopback("127.evil.example") && !AccessPolicy.isLoopback("127.0.0.1.evil.example") && !AccessPolicy.isLoopback("127.0.0.256"))
         // The whole of 127.0.0.0/8 is loopback, its last address and each octet's 255 included.
         #expect(["127.255.255.255", "127.0.0.255", "127.255.0.1", "127.1.2.3"].allSatisfy(AccessPolicy.isLoopback))
+        // Each of the four numbers is one to three decimal digits, nothing else: no sign, no
+        // empty part, no fourth digit, no digit from another script.
+        #expect(["127.0.0.0001", "127.0.0.+1", "127..0.1", "127.0.0.", "127.0.0.١", "127.0.0.1 "].allSatisfy { !AccessPolicy.isLoopback($0) })
+        #expect(AccessPolicy.isLoopback("127.000.00.001"))
     }
 }
 

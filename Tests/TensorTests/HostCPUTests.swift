@@ -138,4 +138,24 @@ import Tensor
         }
         #expect(HostCPU.summary.contains("core \(HostCPU.blasCore)"))
     }
+
+    @Test func theReExecutedProcessReadsTheMarkerStartUpLeft() {
+        let plain = HostCPU.readStartupMarker("corrected:Prescott")
+        #expect(plain?.correctedFrom == "Prescott" && plain?.simulated == false)
+        let simulated = HostCPU.readStartupMarker("corrected:Prescott:simulated")
+        #expect(simulated?.correctedFrom == "Prescott" && simulated?.simulated == true)
+        // Only ":simulated" marks a simulated fallback; the core ends at the first colon.
+        let other = HostCPU.readStartupMarker("corrected:Nehalem:other")
+        #expect(other?.correctedFrom == "Nehalem" && other?.simulated == false)
+        #expect(HostCPU.readStartupMarker("corrected:")?.correctedFrom == "")
+        // The state keeps 31 bytes of the name and its end: a longer one is cut there.
+        let long = String(repeating: "x", count: 31)
+        #expect(HostCPU.readStartupMarker("corrected:" + long)?.correctedFrom == long)
+        #expect(HostCPU.readStartupMarker("corrected:" + long + "y")?.correctedFrom == long)
+        #expect(HostCPU.readStartupMarker("corrected:" + long + "yz:simulated")?.simulated == true)
+        // Anything else is not a re-execution's marker.
+        for marker in ["simulate", "", "Corrected:Prescott", "corrected", "xcorrected:Prescott"] {
+            #expect(HostCPU.readStartupMarker(marker) == nil, "\(marker)")
+        }
+    }
 }

@@ -14,6 +14,7 @@
 #define NANOCHAT_CHOST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /// The CPU's SIMD facts, from cpuid and xgetbv (what the OS saves on a context switch).
 typedef struct {
@@ -88,6 +89,12 @@ typedef struct {
     int reexec_errno;              // non-zero when the re-execution failed (the process went on)
     nanochat_cpu_facts facts;
 } nanochat_blas_state;
+
+/// Reads the marker a re-executed process finds in its environment ("corrected:CORE", or
+/// "corrected:CORE:simulated" when the fallback was forced): true when `marker` is one, with
+/// CORE in `from` (cut to size - 1 bytes, always ended by a 0) and whether it was simulated;
+/// false for anything else (NULL, "simulate", another value), leaving both untouched.
+bool nanochat_blas_read_marker(const char *marker, char *from, size_t size, bool *simulated);
 
 /// What this process found (read once, on the first call).
 const nanochat_blas_state *nanochat_blas_startup(void);

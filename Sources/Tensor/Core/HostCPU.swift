@@ -156,6 +156,16 @@ public enum HostCPU {
         return from.isEmpty ? nil : from
     }
 
+    /// What a re-executed process reads from the marker start-up left in its environment:
+    /// the core OpenBLAS first chose (cut to the 31 bytes the state keeps) and whether the
+    /// fallback was simulated; nil when `marker` is not one start-up writes after a switch.
+    public static func readStartupMarker(_ marker: String) -> (correctedFrom: String, simulated: Bool)? {
+        var from = [CChar](repeating: 0, count: MemoryLayout.size(ofValue: nanochat_blas_state().corrected_from))
+        var simulated = false
+        guard nanochat_blas_read_marker(marker, &from, from.count, &simulated) else { return nil }
+        return (String(decoding: from.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), simulated)
+    }
+
     /// One line for the head of a run's output: the CPU's tier, the kernels' build, the BLAS
     /// core (and what start-up did about it).
     public static var summary: String {
