@@ -122,6 +122,25 @@ import Tensor
         #expect(c.coreTier == .sse && c.cpuTier == .avx2)
     }
 
+    @Test func eachOpenBLASCoreHasTheTierOfItsKernels() {
+        // Every x86-64 core OpenBLAS names, by the widest instructions its sgemm uses, any
+        // case; the tier decides whether start-up switches.
+        let tiers: [SIMDTier: [String]] = [
+            .sse: ["Katmai", "Coppermine", "Northwood", "Banias", "Prescott", "Core2", "Penryn", "Dunnington",
+                   "Nehalem", "Atom", "Athlon", "Opteron", "Opteron(SSE3)", "Barcelona", "Nano", "Bobcat"],
+            .avx: ["Sandybridge", "Bulldozer", "Piledriver", "Steamroller", "Excavator"],
+            .avx2: ["Haswell", "Zen"],
+            .avx512: ["SkylakeX"],
+            .avx512bf16: ["Cooperlake", "SapphireRapids"],
+            .unknown: ["NEOVERSEN1", "", "Haswell2", "Zen5"],
+        ]
+        for (tier, cores) in tiers {
+            for core in cores + cores.map { $0.uppercased() } {
+                #expect(Self.choose(Self.xeonBF16, core).coreTier == tier, "\(core)")
+            }
+        }
+    }
+
     @Test func coresThisTableDoesNotKnowAreLeftAlone() {
         #expect(Self.choose(Self.epycAVX2, "NEOVERSEN1").action == .keep)
         #expect(Self.choose(Self.epycAVX2, "").action == .keep)
