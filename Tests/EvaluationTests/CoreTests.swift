@@ -302,6 +302,9 @@ func fixtureJSON(_ name: String) throws -> [String: Any] {
         #expect(noBaseline.contains("eval_meta_data.csv") && noBaseline.contains("\"lm\""))
         let badBaseline = try failing(write("Eval Task,Random baseline\nmc,25\nlm,abc\n", "eval_meta_data.csv"))
         #expect(badBaseline.contains("eval_meta_data.csv:3") && badBaseline.contains("abc"))
+        // A blank line is skipped; a row of one field is not a blank line.
+        let oneField = try failing(write("Eval Task,Random baseline\nmc,25\n\nlm\nlm,0\n", "eval_meta_data.csv"))
+        #expect(oneField.contains("eval_meta_data.csv:4: 1 fields, the header has 2"))
         let noColumn = try failing(write("Task,Baseline\nmc,25\n", "eval_meta_data.csv"))
         #expect(noColumn.contains("\"Random baseline\""))
         let badType = try failing(write("icl_tasks:\n- label: mc\n  dataset_uri: m.jsonl\n  num_fewshot: [0]\n  icl_task_type: generation\n", "core.yaml"))
