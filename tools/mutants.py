@@ -68,10 +68,12 @@ def masked(lines, is_c):
             elif line.startswith("//", i):
                 chars[i:] = " " * (n - i)
                 break
-            elif line.startswith("/*", i):
-                in_block = True
+            elif line.startswith("/*", i):   # the opener blanked and passed, so that it cannot close itself
+                chars[i:i + 2] = "  "
+                in_block, i = True, i + 2
             elif not is_c and line.startswith('"""', i):
-                in_multiline = True
+                chars[i:i + 3] = "   "
+                in_multiline, i = True, i + 3
             elif line[i] == '"' or (is_c and line[i] == "'"):
                 quote, j, depth = line[i], i + 1, 0
                 while j < n:
