@@ -18,16 +18,18 @@ public final class RotaryTable: @unchecked Sendable {
         self.headDim = headDim
         self.maxPositions = maxPositions
         let half = headDim / 2, n = maxPositions * half
-        cos32 = .allocate(capacity: n); sin32 = .allocate(capacity: n)
-        cos64 = .allocate(capacity: n); sin64 = .allocate(capacity: n)
+        // Filled as arrays (every write bounds-checked, in any build), then copied.
+        var cosines = [Double](repeating: 0, count: n), sines = [Double](repeating: 0, count: n)
         for t in 0..<maxPositions {
             for j in 0..<half {
                 let f = Double(t) * pow(base, -2.0 * Double(j) / Double(headDim))
-                let i = t * half + j
-                cos64[i] = Foundation.cos(f); sin64[i] = Foundation.sin(f)
-                cos32[i] = Float(cos64[i]); sin32[i] = Float(sin64[i])
+                cosines[t * half + j] = Foundation.cos(f); sines[t * half + j] = Foundation.sin(f)
             }
         }
+        cos64 = .allocate(capacity: n); sin64 = .allocate(capacity: n)
+        cos32 = .allocate(capacity: n); sin32 = .allocate(capacity: n)
+        cos64.initialize(from: cosines, count: n); sin64.initialize(from: sines, count: n)
+        cos32.initialize(from: cosines.map(Float.init), count: n); sin32.initialize(from: sines.map(Float.init), count: n)
     }
 
     deinit {
