@@ -2,6 +2,7 @@
 // library (which then falls back to its generic SSE3 core), an AVX2 EPYC, and the edges
 // (the user's own OPENBLAS_CORETYPE, a library built for one CPU, an OS without AVX-512
 // state). The facts are those cpuid reports on each CPU.
+import Foundation
 import Testing
 import Tensor
 
@@ -156,6 +157,33 @@ import Tensor
             Issue.record("OpenBLAS runs \(HostCPU.blasCore) on a \(live.cpuTier) CPU; start-up should have switched to \(core)")
         }
         #expect(HostCPU.summary.contains("core \(HostCPU.blasCore)"))
+    }
+
+    /// Each feature cpuid gives is the flag Linux lists in /proc/cpuinfo, for the registers the
+    /// OS saves (a kernel that does not save a feature's registers clears its flags).
+    @Test func cpuidReadsWhatLinuxLists() throws {
+        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8).split(separator: "\n")
+        func field(_ name: String) throws -> Substring {
+            let line = try #require(info.first { $0.hasPrefix(name) }, "/proc/cpuinfo has no \(name) line")
+            return try #require(line.split(separator: ":", maxSplits: 1).last)
+        }
+        let flags = Set(try field("flags").split(separator: " ").map(String.init))
+        let f = CPUFacts.host
+        let vendor = try field("vendor_id").trimmingCharacters(in: .whitespaces)
+        #expect(f.vendor == (vendor == "GenuineIntel" ? .intel : vendor == "AuthenticAMD" ? .amd : .other))
+        #expect(f.osYMM == flags.contains("avx"))
+        if f.osYMM {
+            #expect(f.avx && f.fma == flags.contains("fma") && f.avx2 == flags.contains("avx2"))
+        }
+        #expect(f.osZMM == flags.contains("avx512f"))
+        if f.osZMM {
+            #expect(f.avx512f && f.avx512bw == flags.contains("avx512bw") && f.avx512vl == flags.contains("avx512vl"))
+            #expect(f.avx512dq == flags.contains("avx512dq") && f.avx512cd == flags.contains("avx512cd"))
+            #expect(f.avx512bf16 == flags.contains("avx512_bf16"))
+        }
+        if f.osAMX {
+            #expect(f.amxTile == flags.contains("amx_tile") && f.amxBF16 == flags.contains("amx_bf16"))
+        }
     }
 
     @Test func theReExecutedProcessReadsTheMarkerStartUpLeft() {
