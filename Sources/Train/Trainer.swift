@@ -47,8 +47,11 @@ public final class Trainer {
 
     /// Groups the model's parameters by their optimiser group. The embedding and head rates
     /// are scaled by (C/768)^-½ as nanochat does.
-    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings(), world: (any Collectives)? = nil) {
+    /// `bucketFloats` sets the size of an exchange's rounds (any size gives the same sums).
+    public init(model: GPT, settings: OptimizerSettings = OptimizerSettings(), world: (any Collectives)? = nil,
+                bucketFloats: Int = Trainer.defaultBucketFloats) {
         self.model = model
+        self.bucketFloats = Swift.max(1, bucketFloats)
         self.settings = settings
         self.world = world
         let scale = pow(Double(model.config.nEmbd) / 768, -0.5)
@@ -86,8 +89,9 @@ public final class Trainer {
     }
 
     /// Floats per round of an exchange: each round moves up to this many floats, an equal
-    /// share from each owner.
-    public static let bucketFloats = 1 << 22
+    /// share from each owner (the default: 16 MiB).
+    public let bucketFloats: Int
+    public static let defaultBucketFloats = 1 << 22
     private var bucket: [Float] = [], received: [Float] = []
     /// Whether the last step's exchange ran during the backward pass (and its updated
     /// weights go to the other ranks during the next forward pass).
@@ -110,7 +114,7 @@ public final class Trainer {
     /// each owner's range starts in a bucket that holds them end to end. The rounds depend
     /// only on the sizes and the rank count.
     func rounds(_ runs: [[Tensor]], _ body: (_ ranges: [Range<Int>], _ starts: [Int]) -> Void) {
-        let share = Swift.max(1, Trainer.bucketFloats / Swift.max(1, runs.count))
+        let share = Swift.max(1, bucketFloats / Swift.max(1, runs.count))
         let totals = runs.map { $0.reduce(0) { $0 + $1.count } }
         var offsets = [Int](repeating: 0, count: runs.count)
         while zip(offsets, totals).contains(where: { $0 < $1 }) {
@@ -124,7 +128,7 @@ public final class Trainer {
 
     /// Runs `body` with this process's bucket and a buffer of one owner's share of a round.
     func withBuffers(ranks: Int, _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
-        let share = Swift.max(1, Trainer.bucketFloats / ranks)
+        let share = Swift.max(1, bucketFloats / ranks)
         if bucket.count < share * ranks { bucket = [Float](repeating: 0, count: share * ranks) }
         if received.count < share { received = [Float](repeating: 0, count: share) }
         bucket.withUnsafeMutableBufferPointer { b in received.withUnsafeMutableBufferPointer { r in
@@ -163,7 +167,7 @@ public final class Trainer {
     public var exchangeRoute: String {
         guard let world else { return "none (one process)" }
         if !windowsPlaced { placeInWindows(world) }
-        return world.nodeWindow(floats: Trainer.bucketFloats) != nil
+        return world.nodeWindow(floats: bucketFloats) != nil
             ? weightsShared
             ? "shared memory (every rank on this host; each owner adds the gradients where the ranks' backward passes leave them and updates the one copy of its weights every rank reads)"
             : gradientPeers != nil
@@ -181,7 +185,7 @@ public final class Trainer {
     var overlapsExchange: Bool {
         guard let world, settings.overlapExchange,
               model.parameters.parameters.count < OverlappedExchange.largestTag else { return false }
-        return world.nodeWindow(floats: Trainer.bucketFloats) == nil
+        return world.nodeWindow(floats: bucketFloats) == nil
     }
 
     /// Every rank's gradients, in memory all ranks read (each parameter's at the same place
@@ -209,7 +213,7 @@ public final class Trainer {
     func placeInWindows(_ world: any Collectives) {
         windowsPlaced = true
         let params = model.parameters.parameters.map(\.tensor)
-        guard Trainer.windowsWanted != "buckets", world.nodeWindow(floats: Trainer.bucketFloats) != nil,
+        guard Trainer.windowsWanted != "buckets", world.nodeWindow(floats: bucketFloats) != nil,
               params.allSatisfy({ $0.dtype == .float32 }) else { return }
         let (offsets, total) = Trainer.placesEndToEnd(params.map(\.count), parts: [Int](repeating: 0, count: params.count), of: 1)
         guard total[0] > 0, let peers = world.nodeWindow(.gradients, floats: total[0]) else { return }
@@ -266,7 +270,7 @@ public final class Trainer {
         let runs = (0..<world.size).map { owner in
             params.indices.filter { parameterOwners[$0] == owner }.compactMap { params[$0].tensor.grad }
         }
-        if let peers = world.nodeWindow(floats: Trainer.bucketFloats) {
+        if let peers = world.nodeWindow(floats: bucketFloats) {
             withBuffers(ranks: world.size) { _, received in
                 rounds(runs) { ranges, starts in
                     for r in runs.indices { Trainer.copy(runs[r], ranges[r], peers[me] + starts[r], toTensors: false) }
@@ -326,7 +330,7 @@ public final class Trainer {
         let all = Array(zip(muon.parameters + adam.parameters, muonOwners + adamOwners))
         let runs = (0..<world.size).map { owner in all.filter { $0.1 == owner }.map(\.0) }
         let me = world.rank
-        if let peers = world.nodeWindow(floats: Trainer.bucketFloats) {
+        if let peers = world.nodeWindow(floats: bucketFloats) {
             rounds(runs) { ranges, starts in
                 Trainer.copy(runs[me], ranges[me], peers[me] + starts[me], toTensors: false)
                 world.syncWindow()

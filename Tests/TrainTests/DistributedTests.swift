@@ -67,11 +67,13 @@ import Tokenizer
     /// On one host (`window`), the gradients and weights go through the exchange's buckets
     /// unless `inPlace`.
     static func distributed(ranks: Int, steps: Int, clip: Double, window: Bool, microBatches m: Int = 1,
-                            overlap: Bool = true, inPlace: Bool = true) throws -> [Outcome] {
+                            overlap: Bool = true, inPlace: Bool = true,
+                            bucketFloats: Int = Trainer.defaultBucketFloats) throws -> [Outcome] {
         try InProcessWorld.run(InProcessWorld.group(size: ranks, sharedWindow: window, inPlace: inPlace)) { world in
             var settings = clipping(clip)
             settings.overlapExchange = overlap
-            let trainer = Trainer(model: try GPT(config: config, seed: 4), settings: settings, world: world)
+            let trainer = Trainer(model: try GPT(config: config, seed: 4), settings: settings, world: world,
+                                  bucketFloats: bucketFloats)
             var losses: [Double] = [], clips: [Float] = [], overlapped: [Bool] = []
             for s in 0..<steps {
                 losses.append(try trainer.step((0..<m).map { batch(s, world.rank * m + $0) }, totalSteps: 10))
@@ -144,6 +146,26 @@ import Tokenizer
     /// in that order too) and as the reduce-scatter after the pass (which does here, in
     /// threads). Two micro-batches per rank as well (only the last one's pass sends, the
     /// first's gradients already in), on 3 ranks; and the same sums as one process.
+    /// The exchanges that go in rounds (through the shared window's buckets, or summed and
+    /// scattered across hosts) give the same bits in many small rounds, each cutting tensors
+    /// part-way, as in the one round that holds the test model whole.
+    @Test(arguments: [(true, false), (false, false)])
+    func smallRoundsGiveTheBitsOfOneRound(_ window: Bool, _ inPlace: Bool) throws {
+        let whole = try Self.distributed(ranks: 3, steps: 2, clip: 0.05, window: window, overlap: false, inPlace: inPlace)
+        let parameters = try GPT(config: Self.config, seed: 4).parameters.parameters.reduce(0) { $0 + $1.tensor.count }
+        #expect(parameters < Trainer.defaultBucketFloats / 3, "the default holds the model in one round")
+        for bucket in [3 * 997, 3 * 4096 + 2] {
+            let rounds = try Self.distributed(ranks: 3, steps: 2, clip: 0.05, window: window, overlap: false,
+                                              inPlace: inPlace, bucketFloats: bucket)
+            #expect(rounds.allSatisfy { $0.route.contains(window ? "gradients and weights copied in rounds" : "MPI_Reduce_scatter") }, "\(rounds.map(\.route))")
+            for (r, (a, b)) in zip(whole, rounds).enumerated() {
+                #expect(a.losses == b.losses && a.clips == b.clips, "rank \(r), bucket \(bucket)")
+                let differ = a.weights.keys.sorted().filter { a.weights[$0] != b.weights[$0] }
+                #expect(differ.isEmpty && a.weights.count == b.weights.count, "rank \(r), bucket \(bucket): other \(differ)")
+            }
+        }
+    }
+
     @Test func theExchangeDuringTheBackwardPassGivesTheSumsAfterIt() throws {
         for m in [1, 2] {
             let after = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m, overlap: false)
