@@ -53,6 +53,7 @@ func shakespeare(_ characters: Int) throws -> String {
         let train = try #require(index["train"] as? [String: Any])
         #expect(train["tokens"] as? Int == data.trainTokens && (train["shards"] as? [Any])?.count == data.trainShards)
         #expect(index["vocab_size"] as? Int == tok.vocabSize && index["tokenizer_hash"] as? String == tok.identity)
+        #expect(index["format"] as? Int == 2, "data.json's format is SPEC's: 2")
         // The streams decode back to the documents, each after <|bos|>.
         let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
         let ids = t.tokens(from: 0, count: t.count) + v.tokens(from: 0, count: v.count)
