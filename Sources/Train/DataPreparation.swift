@@ -42,6 +42,8 @@ public struct PrepareOptions: Sendable {
 
 public enum DataPreparation {
     public static let infoFile = "data.json"
+    /// The layout of data.json this build writes and reads.
+    public static let indexFormat = 2
     /// The single-file layout that earlier versions wrote; still read.
     public static let trainFile = "train.bin", valFile = "val.bin"
     /// Documents encoded together (on all threads) hold about this many bytes of text.
@@ -175,7 +177,7 @@ public enum DataPreparation {
             ["shards": zip(w.files, w.counts).map { ["file": $0, "tokens": $1] }, "tokens": w.tokens, "documents": documents]
         }
         var info: [String: Any] = [
-            "format": 2,
+            "format": indexFormat,
             "tokenizer_dir": tokenizerDir, "vocab_size": tokenizer.vocabSize, "tokenizer_hash": tokenizer.identity,
             "documents": options.documents.split.rawValue, "field": options.documents.field,
             "shard_tokens": options.shardTokens,
@@ -224,6 +226,18 @@ public enum DataPreparation {
         guard let data = try FolderFile.contents(info) else { return nil }
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ShardError(path: info, "not a JSON object; run `nanochat prepare` again to rewrite it")
+        }
+        // Every index this build writes is `format` 2 (the first written; one without the key
+        // is read as 2 too). A later layout may move or rename what is read here, so it is
+        // refused rather than half read.
+        if let given = object["format"] {
+            guard let format = JSONNumber.strictInt(given), format >= 1 else {
+                throw ShardError(path: info, "format is \(JSONNumber.describe(given)), not a positive integer; run `nanochat prepare` again to rewrite it")
+            }
+            guard format <= indexFormat else {
+                throw ShardError(path: info, "format \(format) is newer than this build reads (\(indexFormat)); "
+                                 + "use a newer nanochat or run `nanochat prepare` again with this one")
+            }
         }
         return object
     }

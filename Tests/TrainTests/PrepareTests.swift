@@ -69,6 +69,37 @@ func shakespeare(_ characters: Int) throws -> String {
         #expect(share > 0.07 && share < 0.13, "val is about a tenth: \(share)")
     }
 
+    /// data.json's `format`: 2 (or none, as written before it was recorded) is read; a newer
+    /// layout, or a format that is not a positive integer, is refused by name before any shard
+    /// is opened, and the index is left as it was.
+    @Test func anIndexOfAnotherFormatIsRefused() throws {
+        let (dir, _, tok) = try prepareText(try shakespeare(8_000)) { $0.shardTokens = 1000 }
+        let path = "\(dir)/data.json"
+        let written = try #require(try JSONSerialization.jsonObject(with: bytes(path)) as? [String: Any])
+        func open(format: Any?) throws -> Int {
+            var index = written
+            index["format"] = format
+            try JSONSerialization.data(withJSONObject: index).write(to: URL(fileURLWithPath: path))
+            let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
+            return t.count + v.count
+        }
+        let total = try open(format: 2)
+        #expect(total > 0)
+        #expect(try open(format: nil) == total)
+        #expect(try open(format: 1) == total)
+        #expect(throws: ShardError(path: path, "format 3 is newer than this build reads (2); use a newer nanochat or run `nanochat prepare` again with this one")) {
+            _ = try open(format: 3)
+        }
+        for (bad, shown) in [("2" as Any, "\"2\""), (0, "0"), (2.5, "2.5")] {
+            #expect(throws: ShardError(path: path, "format is \(shown), not a positive integer; run `nanochat prepare` again to rewrite it")) {
+                _ = try open(format: bad)
+            }
+        }
+        // The tokenizer check reads the same index, so `eval` and `train` refuse it alike.
+        _ = try? open(format: 3)
+        #expect(throws: ShardError.self) { try DataPreparation.checkTokenizer(ofShardsIn: dir, vocabSize: tok.vocabSize, identity: nil) }
+    }
+
     /// `eval --data` takes a prepared directory (its val split) or one shard file; the file's
     /// tokens are checked against the tokenizer recorded beside it. A stream of several
     /// shards names its first and how many follow.

@@ -49,9 +49,11 @@ public enum JSONNumber {
         return n.intValue
     }
 
-    /// `value` as written in a message: `true` for a boolean rather than Foundation's 1.
+    /// `value` as written in a message: `true` for a boolean rather than Foundation's 1, and a
+    /// string in quotes (so `"2"` is not shown as the number it is not).
     public static func describe(_ value: Any?) -> String {
         guard let value else { return "missing" }
+        if let s = value as? String { return "\"\(s)\"" }
         if let n = value as? NSNumber, ["c", "B"].contains(String(cString: n.objCType)) { return n.boolValue ? "true" : "false" }
         return "\(value)"
     }
