@@ -13,16 +13,22 @@ public struct Sampler: Sendable {
         rng = SeededGenerator(seed: seed)
     }
 
-    /// The chosen index of `logits`. Temperature 0 takes the largest (lowest index on ties).
+    /// The chosen index of `logits` (a model's vocabulary: never empty). Temperature 0 takes
+    /// the largest (lowest index on ties).
     public mutating func pick(_ logits: [Double]) -> Int {
+        precondition(!logits.isEmpty, "a sampler picks from at least one logit")
+        if temperature == 0 {
+            var best = 0
+            for i in logits.indices where logits[i] > logits[best] { best = i }
+            return best
+        }
         var order = Array(logits.indices)
-        if temperature == 0 { return order.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }! }
         let nucleus = topP > 0 && topP < 1
         if (topK > 0 && topK < logits.count) || nucleus {
             order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
             if topK > 0 { order = Array(order.prefix(topK)) }
         }
-        let m = order.map { logits[$0] }.max()!
+        let m = order.lazy.map { logits[$0] }.max() ?? 0
         var weights = order.map { exp((logits[$0] - m) / temperature) }
         if nucleus {
             // Highest first: keep tokens until their share reaches top_p (at least one).
@@ -36,6 +42,6 @@ public struct Sampler: Sendable {
             u -= w
             if u < 0 { return i }
         }
-        return order.last!
+        return order[order.count - 1]
     }
 }
