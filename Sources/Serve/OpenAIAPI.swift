@@ -116,8 +116,10 @@ public enum OpenAIAPI {
         try refuseUnimplemented(body)
         if let n = fields.n?.value, n != 1 { throw APIError("only n = 1 is supported, got \(n)", param: "n") }
         let maxTokens = (fields.maxCompletionTokens ?? fields.maxTokens)?.value
+        // Messages name the field the request used (chat's newer name is taken first).
+        let maxTokensField = fields.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens"
         if let m = maxTokens, m < 0 || m > limits.maxTokens {
-            throw APIError("max_tokens must be in 1...\(limits.maxTokens), got \(m)", param: "max_tokens")
+            throw APIError("\(maxTokensField) must be in 1...\(limits.maxTokens), got \(m)", param: maxTokensField)
         }
         let temperature = fields.temperature ?? 1
         guard temperature >= 0 && temperature <= 2 else {
@@ -232,7 +234,8 @@ public enum OpenAIAPI {
             }
         }
         if maxTokens == 0 && !(echo && logprobs != nil) {
-            throw APIError("max_tokens must be in 1...\(limits.maxTokens), got 0 (0 only scores the prompt: with echo and logprobs)", param: "max_tokens")
+            throw APIError("\(maxTokensField) must be in 1...\(limits.maxTokens), got 0 (0 only scores the prompt: with echo and logprobs)",
+                           param: maxTokensField)
         }
         var generations: [GenerationRequest] = []
         for (i, prompt) in prompts.enumerated() {
@@ -243,8 +246,8 @@ public enum OpenAIAPI {
                                param: field, code: "context_length_exceeded")
             }
             if let m = maxTokens, m > room {
-                throw APIError("\(field) has \(prompt.tokens.count) tokens and max_tokens asks for \(m) more; this model's context is \(limits.context) tokens",
-                               param: "max_tokens", code: "context_length_exceeded")
+                throw APIError("\(field) has \(prompt.tokens.count) tokens and \(maxTokensField) asks for \(m) more; this model's context is \(limits.context) tokens",
+                               param: maxTokensField, code: "context_length_exceeded")
             }
             // Each prompt of a request draws from its own seed: the request's, then the next ones.
             let base = fields.seed.map { UInt64(bitPattern: Int64($0.value)) } ?? seed

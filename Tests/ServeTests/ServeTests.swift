@@ -226,6 +226,11 @@ import Inference
         #expect(exact.map(\.maxTokens) == [fill])
         let over = refusal(#"{"prompt": "\#(words)", "max_tokens": \#(fill + 1)}"#, chat: false)
         #expect(over?.code == "context_length_exceeded" && over?.param == "max_tokens")
+        // Chat's max_completion_tokens past the context: the refusal names that field.
+        let chatPrompt = chat.first?.prompt.count ?? 0
+        let overChat = refusal(#"{"messages": [{"role": "user", "content": "\#(words)"}], "max_completion_tokens": \#(64 - chatPrompt + 1)}"#)
+        #expect(overChat?.code == "context_length_exceeded" && overChat?.param == "max_completion_tokens"
+                && overChat?.message.contains("max_completion_tokens asks for \(64 - chatPrompt + 1) more") == true)
         // And max_tokens equal to the server's largest is served.
         #expect(try parsed(#"{"prompt": "Hi", "max_tokens": 32}"#, chat: false).generations.map(\.maxTokens) == [32])
     }
@@ -264,7 +269,7 @@ import Inference
                 Issue.record("\(field) = \(inside) refused: \(error)")
             }
             let refused = refusal(head + #", "\#(field)": \#(outside)}"#, chat: chat)
-            #expect(refused?.param == field || (field == "max_completion_tokens" && refused?.param == "max_tokens"),
+            #expect(refused?.param == field && refused?.message.contains(field) == true,
                     "\(field) = \(outside) was not refused naming it: \(String(describing: refused?.message))")
         }
         // Chat's top_logprobs (with logprobs: true): 20 kept, 21 refused.
