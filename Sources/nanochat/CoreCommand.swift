@@ -40,14 +40,7 @@ struct CoreCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let world = World.current else { return try evaluate(world: nil) }
-        // Under MPI an error on any rank ends every rank, with that rank's message.
-        do {
-            try evaluate(world: world)
-        } catch {
-            world.abort("\(error)")
-        }
-        world.finalize()
+        try runOnRanks(evaluate(world:))
     }
 
     func evaluate(world: World?) throws {

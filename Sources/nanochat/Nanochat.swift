@@ -92,6 +92,19 @@ func plainDescription(of e: NSError) -> String {
     return path.map { "\($0): \(reason)" } ?? reason
 }
 
+/// Runs a command's work on this process: alone (a nil world) when not started by mpirun;
+/// under MPI an error on any rank ends every rank with that rank's message, and a run that
+/// ends well closes MPI.
+func runOnRanks(_ body: (World?) throws -> Void) throws {
+    guard let world = World.current else { return try body(nil) }
+    do {
+        try body(world)
+    } catch {
+        world.abort("\(error)")
+    }
+    world.finalize()
+}
+
 /// How `sample` and `chat` pick tokens; each command gives its own default temperature.
 struct SamplingOptions: ParsableArguments {
     @Option(help: "Softmax temperature; 0 picks the most likely token (default: 0.8 for sample, 0.6 for chat).")

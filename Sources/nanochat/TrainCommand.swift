@@ -31,14 +31,7 @@ struct TrainCommand: ParsableCommand {
     var overrides: [String] = []
 
     func run() throws {
-        guard let world = World.current else { return try train(world: nil) }
-        // Under MPI an error on any rank ends every rank, with that rank's message.
-        do {
-            try train(world: world)
-        } catch {
-            world.abort("\(error)")
-        }
-        world.finalize()
+        try runOnRanks(train(world:))
     }
 
     func train(world: World?) throws {
