@@ -1,6 +1,7 @@
 #include "CMPI.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -208,7 +209,9 @@ int nanochat_mpi_node_window(int slot, size_t floats, float **peers) {
     }
     if ((rc = MPI_Comm_size(node_comm, &local)) != MPI_SUCCESS) return rc;
     if (local != world) return -1;
-    if (floats > (size_t)INT_MAX / sizeof(float)) return MPI_ERR_SIZE;
+    // MPI_Aint is signed and pointer-wide: a window past it cannot be asked for (Open MPI 4.1
+    // allocates windows of more than 2^31 bytes a rank).
+    if (floats > (size_t)PTRDIFF_MAX / sizeof(float)) return MPI_ERR_SIZE;
     float *mine = NULL;
     rc = MPI_Win_allocate_shared((MPI_Aint)(floats * sizeof(float)), sizeof(float), MPI_INFO_NULL, node_comm, &mine, node_window);
     if (rc != MPI_SUCCESS) return rc;

@@ -208,8 +208,8 @@ public final class Trainer {
     /// the weights into another, one copy for all ranks that each owner updates in place.
     /// Collective: every rank calls it once, at its first step or when asked for
     /// `exchangeRoute`, whichever comes first. Nothing is placed across hosts, for a tensor
-    /// that is not float32, or when a window cannot be had (over MPI's one call's 2^31
-    /// bytes a rank); the exchange's buckets carry what is not.
+    /// that is not float32, or when a window cannot be had (MPI refuses the memory); the
+    /// exchange's buckets carry what is not.
     func placeInWindows(_ world: any Collectives) {
         windowsPlaced = true
         let params = model.parameters.parameters.map(\.tensor)
