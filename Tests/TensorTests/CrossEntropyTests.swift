@@ -53,6 +53,8 @@ extension TensorTests {
             let capped = crossEntropy(logits, targets: IndexTensor(shape: [2], values: [1, 0]), softcap: 15).item
             let expected = 15 + log(exp(0.0) + exp(-30.0) + exp(-15.0)) + 15
             #expect(abs(capped - expected) < 1e-4, "capped \(capped) vs \(expected)")
+            // 15 is nanochat's cap and the default for a caller who names none.
+            #expect(crossEntropy(logits, targets: IndexTensor(shape: [2], values: [1, 0])).item == capped)
             // Gradients stay finite too.
             let x = logits.copy(requiresGrad: true)
             crossEntropy(x, targets: IndexTensor(shape: [2], values: [1, 0]), softcap: 0).backward()
