@@ -70,6 +70,12 @@ func allDocuments(_ inputs: [String], _ options: DocumentOptions = DocumentOptio
         #expect(pieces.joined() == "one two three four five six seven eight\nshort\n")
         #expect(pieces.allSatisfy { $0.utf8.count <= 16 })
         #expect(pieces == ["one two three ", "four five six ", "seven eight\n", "short\n"])
+        // The default bound is SPEC's 1 MiB: a file of 2^20 bytes is one document, one byte
+        // more is cut (at the bound: it holds no space or newline).
+        for (size, count) in [(1 << 20, 1), ((1 << 20) + 1, 2)] {
+            try String(repeating: "x", count: size).write(toFile: path, atomically: false, encoding: .utf8)
+            #expect(try allDocuments([path], DocumentOptions(split: .file)).map(\.utf8.count) == (count == 1 ? [size] : [1 << 20, 1]))
+        }
         let bad = scratch("bad.txt")
         try Data([0x61, 0x0a, 0x0a, 0xc3, 0x28, 0x0a]).write(to: URL(fileURLWithPath: bad))
         #expect { _ = try allDocuments([bad]) } throws: { "\($0)" == "\(bad): line 3: the text is not valid UTF-8 (byte 0xc3 at offset 0 of the line) (--skip-bad skips such rows)" }

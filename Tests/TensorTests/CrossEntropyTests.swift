@@ -55,6 +55,8 @@ extension TensorTests {
             #expect(abs(capped - expected) < 1e-4, "capped \(capped) vs \(expected)")
             // 15 is nanochat's cap and the default for a caller who names none.
             #expect(crossEntropy(logits, targets: IndexTensor(shape: [2], values: [1, 0])).item == capped)
+            let perPosition = crossEntropyPerPosition(logits, targets: IndexTensor(shape: [2], values: [1, 0]))
+            #expect(abs(Double(perPosition.reduce(0, +)) / 2 - expected) < 1e-4, "per position: \(perPosition)")
             // Gradients stay finite too.
             let x = logits.copy(requiresGrad: true)
             crossEntropy(x, targets: IndexTensor(shape: [2], values: [1, 0]), softcap: 0).backward()
