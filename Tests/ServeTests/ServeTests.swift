@@ -391,6 +391,22 @@ import Inference
                     #expect(object["object"] as? String == "chat.completion.chunk" && object["id"] as? String == "chatcmpl-4")
                 }
             }
+            // Each prompt of a request takes one of the 2 slots + 4 waiting places: 6 prompts in
+            // one request are served, 7 are told the server is busy (nothing is running now).
+            for count in [7, 6, 7] {
+                let prompts = (0..<count).map { _ in #""Hi""# }.joined(separator: ",")
+                try await client.execute(uri: "/v1/completions", method: .post,
+                                         body: ByteBuffer(string: #"{"prompt":[\#(prompts)],"max_tokens":1}"#)) { r in
+                    let body = try json(r.body)
+                    if count <= 6 {
+                        #expect(r.status == .ok && (body["choices"] as? [Any])?.count == count)
+                    } else {
+                        let error = body["error"] as? [String: Any]
+                        #expect(r.status == .tooManyRequests && error?["type"] as? String == "rate_limit_error"
+                                && (error?["message"] as? String)?.contains("6 requests running or waiting") == true)
+                    }
+                }
+            }
             try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: "{")) { r in
                 let error = try json(r.body)["error"] as? [String: Any]
                 #expect(r.status == .badRequest && error?["message"] is String && error?["type"] as? String == "invalid_request_error")
