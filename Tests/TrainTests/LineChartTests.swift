@@ -71,6 +71,14 @@ import Train
         #expect(gridYs.count == 3 && gridYs.allSatisfy { $0 >= top && $0 <= top + height }, "\(gridYs) outside \(top)...\(top + height)")
         let xLabels = lines.filter { $0.contains("text-anchor=\"middle\"") }.compactMap(text).filter { Double($0) != nil }
         #expect(xLabels == ["0", "20", "40", "60", "80", "100"])
+        // Labels as a reader writes them: 0 and 1 as such, halves with one decimal, and from
+        // 10^4 up in short scientific form.
+        func yLabelsOf(_ points: [(x: Double, y: Double)]) -> [String] {
+            LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: points)], zeroBasedY: true).svg()
+                .split(separator: "\n").map(String.init).filter { $0.contains("text-anchor=\"end\"") }.compactMap(text)
+        }
+        #expect(yLabelsOf([(0, 0.2), (1, 2)]) == ["0", "0.5", "1", "1.5", "2"])
+        #expect(yLabelsOf([(0, 1000), (1, 40_000)]) == ["0", "1e+04", "2e+04", "3e+04", "4e+04"])
     }
 
     /// A series of one x (a sweep of one size, a run of one step) is drawn inside the plot:
