@@ -15,6 +15,12 @@ extension TensorTests {
             expectClose(mid.doubles, (0..<2).flatMap { b in (10..<30).map { xv[b * 30 + $0] } }, atol: 0, "slice axis 1")
             expectGradients([x], "slice") { slice($0[0], axis: 2, 3..<7) }
             expectGradients([a, b], "concat") { concat([$0[0], $0[1]], axis: -1) }
+            // One tensor; and three along a middle axis, in Float64 too.
+            expectClose(concat([x], axis: 1).doubles, xv, atol: 0, "concat of one")
+            expectGradients([a], "concat of one") { concat([$0[0]], axis: 0) }
+            let d = randn([2, 3, 10], seed: 3, dtype: .float64), parts = [0..<1, 1..<2, 2..<3].map { slice(d, axis: 1, $0) }
+            let joined = concat(parts, axis: 1)
+            #expect(joined.dtype == .float64 && joined.shape == [2, 3, 10] && joined.doubles == d.doubles)
         }
 
         @Test func transposeSwapsAxes() {
