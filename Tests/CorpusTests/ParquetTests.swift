@@ -422,6 +422,34 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// Dictionary indices are at most 32 bits wide (parquet-format): a page whose bit width
+    /// byte says 32 is decoded (and, its runs being too short for that width, refused for
+    /// them); 33 is refused as no valid width.
+    @Test func dictionaryIndicesAreAtMost32BitsWide() throws {
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-dict.parquet")))
+        // The text column's data page of row group 0: a 59-byte header at 1619, then the
+        // definition levels (length 3: 05 f7 fb), then the indices' bit width, 3.
+        let width = 1619 + 59 + 4 + 3
+        try #require(Array(original[(width - 7)...width]) == [0x03, 0x00, 0x00, 0x00, 0x05, 0xf7, 0xfb, 0x03])
+        func message(width value: UInt8) throws -> String {
+            var bytes = original
+            bytes[width] = value
+            let path = NSTemporaryDirectory() + "nanochat-width-\(value)-\(getpid()).parquet"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try ParquetFile(path: path).rows(ofRowGroup: 0)
+                return "read"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(try message(width: 3) == "read")
+        let wide = try message(width: 32)
+        #expect(wide != "read" && !wide.contains("no valid bit width"), "\(wide)")
+        #expect(try message(width: 33).contains("no valid bit width for the dictionary indices"))
+    }
+
     /// Every truncation of a file, and random single-byte corruptions, give an error or rows,
     /// never a crash (a truncated footer is the common case: a copy cut short).
     @Test(arguments: ["snappy-v1-dict", "delta-prefix-none"]) func truncatedOrCorruptFilesFailCleanly(name: String) throws {
