@@ -129,6 +129,11 @@ import Train
                 }
             }
             #expect(drawn == 4 + 8 + 4, "\(size): two lines of four points and a band of eight corners")
+            // The legend: one row per series, in order down the plot from its top, 16 apart.
+            let legend = try ["a", "b"].map { name in
+                try #require(lines.first { $0.hasPrefix("<text") && $0.hasSuffix(">\(name)</text>") }.flatMap { Self.attribute("y", $0) })
+            }
+            #expect(legend[0] > box[1] && legend[1] == legend[0] + 16, "\(size): legend rows at \(legend), the plot's top \(box[1])")
         }
     }
 }
