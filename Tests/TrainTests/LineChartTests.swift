@@ -136,4 +136,39 @@ import Train
             #expect(legend[0] > box[1] && legend[1] == legend[0] + 16, "\(size): legend rows at \(legend), the plot's top \(box[1])")
         }
     }
+
+    /// Names are escaped everywhere they are written; each series takes the next palette
+    /// colour (the ninth the first again) in its line and legend; the band's legend row comes
+    /// after the series'; a log axis is labelled at the data's x values when there are at
+    /// most 12 of them, else at the powers of ten.
+    @Test func legendColoursAndLogAxisLabels() throws {
+        let points: [(x: Double, y: Double)] = [(1, 1), (2, 3)]
+        let series = (0..<9).map { LineChart.Series(name: "s\($0)", points: points.map { ($0.x, $0.y + 0.1 * Double($0.x)) }) }
+        var named = series
+        named[0] = .init(name: "a<b & c>", points: points, band: [(1, 0.5, 1.5), (2, 2.5, 3.5)])
+        let svg = LineChart(title: "loss <d4> & d6", xLabel: "x<", yLabel: "y&", series: named).svg()
+        let lines = svg.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasSuffix(">loss &lt;d4&gt; &amp; d6</text>") && $0.contains("text-anchor=\"middle\" font-size=\"15\"") })
+        #expect(lines.contains { $0.hasSuffix(">x&lt;</text>") } && lines.contains { $0.hasSuffix(">y&amp;</text>") })
+        #expect(!svg.contains("<b") && !svg.contains("& c"), "a raw name leaked into the SVG")
+        let polylines = lines.filter { $0.hasPrefix("<polyline") }
+        let strokes = polylines.compactMap { $0.components(separatedBy: "stroke=\"").dropFirst().first?.components(separatedBy: "\"").first }
+        let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+        #expect(strokes == (0..<9).map { palette[$0 % 8] })
+        // Legend rows: the nine series, then the band's words, 16 px apart.
+        let rows = lines.filter { $0.hasPrefix("<text x=\"575.0\"") }
+        #expect(rows.compactMap { $0.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first }
+                == ["a&lt;b &amp; c&gt;"] + (1..<9).map { "s\($0)" } + ["shaded: slowest to fastest run"])
+        let ys = rows.compactMap { Self.attribute("y", $0) }
+        #expect(ys.count == 10 && zip(ys, ys.dropFirst()).allSatisfy { $1 - $0 == 16 } && ys[0] == 54)
+
+        func xLabels(_ xs: [Double]) -> [String] {
+            LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: xs.map { ($0, 1) })], logX: true).svg()
+                .split(separator: "\n").filter { $0.contains("text-anchor=\"middle\">") && !$0.contains("font-size") }
+                .compactMap { $0.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first }.filter { $0 != "x" && $0 != "y" }
+        }
+        let twelve = (0..<12).map { pow(2, Double($0)) }
+        #expect(xLabels(twelve) == twelve.map { String(format: "%g", $0) })
+        #expect(xLabels((0..<13).map { pow(2, Double($0)) }) == ["1", "10", "100", "1000"])
+    }
 }
