@@ -142,6 +142,18 @@ import Train
         for file in ["report.md", "report.json", "d4_bpb_flops.svg", "d4_bpb_seconds.svg"] {
             #expect(FileManager.default.fileExists(atPath: "\(dir)/\(file)"), "\(file) written")
         }
+        // Each chart: the mean curve of each pattern from the first evaluation after step 0
+        // (steps 2 and 4), a dot at each evaluation and in each legend row.
+        for (file, x) in [("d4_bpb_flops.svg", "FLOPs"), ("d4_bpb_seconds.svg", "seconds")] {
+            let svg = try String(contentsOfFile: "\(dir)/\(file)", encoding: .utf8)
+            #expect(svg.contains(">d4: val bpb vs training \(x) (mean of 3 seeds)</text>"), "\(file)")
+            let lines = svg.split(separator: "\n")
+            let polylines = lines.filter { $0.hasPrefix("<polyline") }
+            #expect(polylines.count == 3 && polylines.allSatisfy { $0.components(separatedBy: "points=\"")[1].split(separator: " ").count == 2 },
+                    "\(file): three patterns of two evaluations each")
+            #expect(lines.filter { $0.hasPrefix("<circle") }.count == 3 * 2 + 3, "\(file): a dot per evaluation and per legend row")
+            #expect(["A", "B", "C"].allSatisfy { name in lines.contains { $0.hasSuffix(">\(name)</text>") } }, "\(file)")
+        }
     }
 
     /// The bound is inclusive: a gap exactly the larger seed range is a tie, anything past it
