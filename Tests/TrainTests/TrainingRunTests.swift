@@ -118,6 +118,16 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         }
         let steps = lines.filter { $0.hasPrefix("step 00006/00006") }
         #expect(steps.count == 1, "the step line: \(lines.joined(separator: "\n"))")
+        // loss.svg: the smoothed train loss at every step, the val loss with a dot at each of
+        // its 3 evaluations, the last val bpb in the title; the resumed run draws the same.
+        let svg = try String(contentsOfFile: "\(full)/loss.svg", encoding: .utf8)
+        let lastBPB = try #require(try MetricsFile.read("\(full)/metrics.jsonl").last { $0.valBPB != nil }?.valBPB)
+        #expect(svg.contains(String(format: "): loss (last val bpb %.3f)</text>", lastBPB)))
+        let svgLines = svg.split(separator: "\n")
+        let polylines = svgLines.filter { $0.hasPrefix("<polyline") }.map { $0.components(separatedBy: "points=\"")[1].split(separator: " ").count }
+        #expect(polylines == [6, 3] && svgLines.filter { $0.hasPrefix("<circle") }.count == 3 + 1, "\(polylines)")
+        #expect(svg.contains(">train (smoothed)</text>") && svg.contains(">val</text>"))
+        #expect(try String(contentsOfFile: "\(resumed)/loss.svg", encoding: .utf8) == svg)
     }
 
     /// The same corpus in 200-token shards is the same stream: a run over it crosses shard
