@@ -9,6 +9,7 @@
 
 #include "CHost.h"
 
+/// nanochat_kernel_level's levels.
 enum { NC_ISA_BASE = 0, NC_ISA_AVX2 = 1, NC_ISA_AVX512 = 2 };
 
 /// The widest of the copies this CPU runs, read once.

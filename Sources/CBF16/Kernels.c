@@ -31,10 +31,7 @@ int nc_isa_level(void) {
     static _Atomic int level = -1;
     int l = atomic_load_explicit(&level, memory_order_relaxed);
     if (l >= 0) return l;
-    nanochat_cpu_facts f = nanochat_cpu_facts_read();
-    l = NC_ISA_BASE;
-    if (f.avx2 && f.fma && f.os_ymm) l = NC_ISA_AVX2;
-    if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.os_zmm && l == NC_ISA_AVX2) l = NC_ISA_AVX512;
+    l = nanochat_kernel_level(nanochat_cpu_facts_read());   // NC_ISA_* are its levels
     atomic_store_explicit(&level, l, memory_order_relaxed);
     return l;
 }

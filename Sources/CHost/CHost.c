@@ -79,6 +79,11 @@ int nanochat_cpu_tier(nanochat_cpu_facts f) {
     return NANOCHAT_TIER_SSE;
 }
 
+int nanochat_kernel_level(nanochat_cpu_facts f) {
+    if (!(f.avx2 && f.fma && f.os_ymm)) return 0;
+    return f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.os_zmm ? 2 : 1;
+}
+
 // OpenBLAS's x86-64 core names (its `corename` table, as openblas_get_corename() spells
 // them), by the instructions their sgemm kernels use.
 static const struct { const char *name; int tier; } core_tiers[] = {

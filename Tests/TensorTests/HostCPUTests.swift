@@ -117,6 +117,30 @@ import Tensor
         #expect(f.tier == .sse)
     }
 
+    /// The copy of the project's own C kernels: AVX-512 needs F, BW, VL, DQ, the OS's ZMM
+    /// state and the AVX2 copy's features (not CD); AVX2 needs AVX2, FMA and the OS's YMM
+    /// state; any one taken away drops to the copy below.
+    @Test func theOwnKernelsCopyNeedsEveryOneOfItsFeatures() {
+        #expect(CPUFacts(vendor: .other).ownKernels == .sse)
+        #expect(Self.xeonBF16.ownKernels == .avx512 && Self.xeonAVX512.ownKernels == .avx512 && Self.epycAVX2.ownKernels == .avx2)
+        var noCD = Self.xeonAVX512
+        noCD.avx512cd = false
+        #expect(noCD.ownKernels == .avx512 && noCD.tier == .avx2)
+        for feature: WritableKeyPath<CPUFacts, Bool> in [\.avx512f, \.avx512bw, \.avx512vl, \.avx512dq, \.osZMM] {
+            var f = Self.xeonAVX512
+            f[keyPath: feature] = false
+            #expect(f.ownKernels == .avx2, "\(feature)")
+        }
+        for feature: WritableKeyPath<CPUFacts, Bool> in [\.avx2, \.fma, \.osYMM] {
+            var f = Self.epycAVX2
+            f[keyPath: feature] = false
+            #expect(f.ownKernels == .sse, "AVX2 copy without \(feature)")
+            var g = Self.xeonAVX512
+            g[keyPath: feature] = false
+            #expect(g.ownKernels == .sse, "AVX-512 copy without \(feature)")
+        }
+    }
+
     @Test func aLibraryBuiltForOneCPUCannotBeSwitched() {
         let c = Self.choose(Self.epycAVX2, "Prescott", available: [])
         #expect(c.action == .noBetterCore)

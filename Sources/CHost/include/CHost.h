@@ -66,6 +66,11 @@ nanochat_cpu_facts nanochat_cpu_facts_read(void);
 /// The best tier the CPU with these facts runs.
 int nanochat_cpu_tier(nanochat_cpu_facts facts);
 
+/// Which copy of this project's own multi-versioned C kernels (CBF16's conversions, packing
+/// and sums) the CPU with these facts runs: 0 the baseline x86-64 copy, 1 AVX2+FMA (with the
+/// OS saving YMM), 2 AVX-512 F/BW/VL/DQ (with the OS saving ZMM and masks, and level 1).
+int nanochat_kernel_level(nanochat_cpu_facts facts);
+
 /// The tier of an OpenBLAS core name (case-insensitive), or NANOCHAT_TIER_UNKNOWN.
 int nanochat_core_tier(const char *corename);
 

@@ -41,6 +41,17 @@ public struct CPUFacts: Sendable, Equatable {
 
     /// The best kernel tier this CPU runs.
     public var tier: SIMDTier { SIMDTier(raw: nanochat_cpu_tier(c)) }
+
+    /// The copy of this project's own multi-versioned C kernels (bf16 conversion, packing
+    /// and sums) this CPU runs: .sse (the baseline x86-64 copy), .avx2 or .avx512. Unlike
+    /// `tier`, AVX-512's copy needs no AVX-512 CD (it uses F, BW, VL and DQ).
+    public var ownKernels: SIMDTier {
+        switch nanochat_kernel_level(c) {
+        case 2: .avx512
+        case 1: .avx2
+        default: .sse
+        }
+    }
 }
 
 /// Kernel tiers by the instructions an sgemm kernel uses.
