@@ -227,8 +227,8 @@ public enum DataPreparation {
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ShardError(path: info, "not a JSON object; run `nanochat prepare` again to rewrite it")
         }
-        // Every index this build writes is `format` 2 (the first written; one without the key
-        // is read as 2 too). A later layout may move or rename what is read here, so it is
+        // Every index this build writes is `format` `indexFormat` (one without the key, as the
+        // first were written, is read as that too). A later layout may move or rename what is read here, so it is
         // refused rather than half read.
         if let given = object["format"] {
             guard let format = JSONNumber.strictInt(given), format >= 1 else {

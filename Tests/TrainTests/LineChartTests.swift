@@ -11,6 +11,10 @@ import Train
     static func attribute(_ name: String, _ line: String) -> Double? {
         line.components(separatedBy: " \(name)=\"").dropFirst().first?.components(separatedBy: "\"").first.flatMap(Double.init)
     }
+    /// The text of an SVG element written on one line: what lies between its first `>` and the `<` after it.
+    static func text(_ line: String) -> String? {
+        line.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first
+    }
 
     @Test func markersAndZeroBasedAxes() {
         let points: [(x: Double, y: Double)] = [(1, 432), (2, 440), (3, 459)]
@@ -62,20 +66,19 @@ import Train
         let points: [(x: Double, y: Double)] = [(0, 3.87), (50, 2.9), (100, 2.13)]
         let svg = LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: points)]).svg()
         let lines = svg.split(separator: "\n").map(String.init)
-        func text(_ line: String) -> String? { line.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first }
         let frame = try #require(lines.first { $0.contains("stroke=\"#333\"") })
         let (top, height) = (try #require(Self.attribute("y", frame)), try #require(Self.attribute("height", frame)))
         let yLabels = lines.filter { $0.contains("text-anchor=\"end\"") }
-        #expect(yLabels.compactMap(text) == ["2.5", "3", "3.5"])
+        #expect(yLabels.compactMap(Self.text) == ["2.5", "3", "3.5"])
         let gridYs = lines.filter { $0.contains("stroke=\"#e5e5e5\"") }.compactMap { Self.attribute("y1", $0) }
         #expect(gridYs.count == 3 && gridYs.allSatisfy { $0 >= top && $0 <= top + height }, "\(gridYs) outside \(top)...\(top + height)")
-        let xLabels = lines.filter { $0.contains("text-anchor=\"middle\"") }.compactMap(text).filter { Double($0) != nil }
+        let xLabels = lines.filter { $0.contains("text-anchor=\"middle\"") }.compactMap(Self.text).filter { Double($0) != nil }
         #expect(xLabels == ["0", "20", "40", "60", "80", "100"])
         // Labels as a reader writes them: 0 and 1 as such, halves with one decimal, and from
         // 10^4 up in short scientific form.
         func yLabelsOf(_ points: [(x: Double, y: Double)]) -> [String] {
             LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: points)], zeroBasedY: true).svg()
-                .split(separator: "\n").map(String.init).filter { $0.contains("text-anchor=\"end\"") }.compactMap(text)
+                .split(separator: "\n").map(String.init).filter { $0.contains("text-anchor=\"end\"") }.compactMap(Self.text)
         }
         #expect(yLabelsOf([(0, 0.2), (1, 2)]) == ["0", "0.5", "1", "1.5", "2"])
         #expect(yLabelsOf([(0, 1000), (1, 40_000)]) == ["0", "1e+04", "2e+04", "3e+04", "4e+04"])
@@ -157,15 +160,15 @@ import Train
         #expect(strokes == (0..<9).map { palette[$0 % 8] })
         // Legend rows: the nine series, then the band's words, 16 px apart.
         let rows = lines.filter { $0.hasPrefix("<text x=\"575.0\"") }
-        #expect(rows.compactMap { $0.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first }
+        #expect(rows.compactMap(Self.text)
                 == ["a&lt;b &amp; c&gt;"] + (1..<9).map { "s\($0)" } + ["shaded: slowest to fastest run"])
         let ys = rows.compactMap { Self.attribute("y", $0) }
         #expect(ys.count == 10 && zip(ys, ys.dropFirst()).allSatisfy { $1 - $0 == 16 } && ys[0] == 54)
 
         func xLabels(_ xs: [Double]) -> [String] {
             LineChart(title: "t", xLabel: "x", yLabel: "y", series: [.init(name: "a", points: xs.map { ($0, 1) })], logX: true).svg()
-                .split(separator: "\n").filter { $0.contains("text-anchor=\"middle\">") && !$0.contains("font-size") }
-                .compactMap { $0.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first }.filter { $0 != "x" && $0 != "y" }
+                .split(separator: "\n").map(String.init).filter { $0.contains("text-anchor=\"middle\">") && !$0.contains("font-size") }
+                .compactMap(Self.text).filter { $0 != "x" && $0 != "y" }
         }
         let twelve = (0..<12).map { pow(2, Double($0)) }
         #expect(xLabels(twelve) == twelve.map { String(format: "%g", $0) })

@@ -71,7 +71,7 @@ func shakespeare(_ characters: Int) throws -> String {
 
     /// data.json's `format`: 2 (or none, as written before it was recorded) is read; a newer
     /// layout, or a format that is not a positive integer, is refused by name before any shard
-    /// is opened, and the index is left as it was.
+    /// is opened.
     @Test func anIndexOfAnotherFormatIsRefused() throws {
         let (dir, _, tok) = try prepareText(try shakespeare(8_000)) { $0.shardTokens = 1000 }
         let path = "\(dir)/data.json"
