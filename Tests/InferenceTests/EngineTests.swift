@@ -111,6 +111,13 @@ import Tokenizer
         // The engine counts a request out after its last event: wait for it.
         for _ in 0..<100 where status.running > 0 { usleep(10_000); status = together.status }
         #expect(status.running == 0 && status.waiting == 0)
+        // Every drawn token is counted once, the first (drawn after the prompt) too; alone, a
+        // request takes one step for each token but its last (which is never fed).
+        #expect(status.generated == all.map(\.2).reduce(0, +), "\(status.generated) counted, \(all.map(\.2)) drawn")
+        var single = alone.status
+        for _ in 0..<100 where single.running > 0 { usleep(10_000); single = alone.status }
+        #expect(single.generated == one.map(\.2).reduce(0, +) && single.steps == one.map { $0.2 - 1 }.reduce(0, +),
+                "alone: \(single.generated) counted in \(single.steps) steps, \(one.map(\.2)) drawn")
     }
 
     /// The engine's batched step, by value: sequences of different prompts and lengths
