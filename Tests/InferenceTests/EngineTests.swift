@@ -88,6 +88,23 @@ import Tokenizer
         #expect(results[1].0 == "«12+30 = 42» Done" && results[1].1 == .length && results[1].2 == drawn - 1, "\(results[1])")
     }
 
+    /// A reply cut by max_tokens inside a character ends with what it holds as U+FFFD (sent
+    /// before the finish event), and one let run to the character's end shows the character.
+    @Test func aReplyCutInsideACharacterEndsWithAReplacement() throws {
+        let smile = tokenizer.encode("🙂"), prompt = [tokenizer.bosID] + tokenizer.encode("Hi")
+        try #require(smile.count >= 2, "the test tokenizer writes 🙂 in one token")
+        let m = try scriptedModel(tokenizer, chains: [[prompt[prompt.count - 1]] + smile])
+        let engine = ChatEngine(model: m, tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        let completion = { (maxTokens: Int) in
+            GenerationRequest(prompt: prompt, mode: .completion, maxTokens: maxTokens, sampler: Sampler(temperature: 0, topK: 0, seed: 0))
+        }
+        let results = run(engine, [completion(smile.count - 1), completion(smile.count)])
+        #expect(results[0].0 == "\u{FFFD}" && results[0].1 == .length && results[0].2 == smile.count - 1, "\(results[0])")
+        #expect(results[1].0 == "🙂" && results[1].1 == .length && results[1].2 == smile.count, "\(results[1])")
+    }
+
     @Test(arguments: [[BlockKind.transformer, .mamba], [.mamba, .mamba], [.transformer, .transformer]])
     func requestsDecodedTogetherGiveWhatEachGivesAlone(_ pattern: [BlockKind]) throws {
         let m = try model(pattern)
