@@ -342,6 +342,11 @@ import Tokenizer
         let stopped = run(engine, [request("Hello", maxTokens: 40, seed: 1, stop: ["\u{1}never", stop])])[0]
         let expected = free.0.components(separatedBy: stop)[0]
         #expect(stopped.0 == expected && stopped.1 == .stop, "stop \(stop.debugDescription): \(stopped.0.debugDescription)")
+        // A stop text the reply's last character begins, never completed: that character, held
+        // back in case the stop text follows, is sent when the reply ends.
+        let unfinished = String(chars[chars.count - 1]) + "\u{1}"
+        let held = run(engine, [request("Hello", maxTokens: 40, seed: 1, stop: [unfinished])])[0]
+        #expect(held.0 == free.0 && held.1 == free.1 && held.2 == free.2, "stop \(unfinished.debugDescription): \(held.0.debugDescription)")
         // Every two-character stop text, wherever it falls against the tokens' pieces (its
         // first character ending one piece, or inside one), ends the reply just before it:
         // nothing of it is sent first, and a step whose text is all held back sends no event.
