@@ -120,8 +120,9 @@ extension SelectiveScanTests {
         }
 
         @Test func prefillInTwoPartsEqualsOnePass() {
-            // Scanning T = 100 at once equals scanning 0..<60, then 60..<100 from its state.
-            let p = ScanProblem(batch: 1, time: 100, channels: 40, state: 16, seed: 8)
+            // Scanning T = 100 at once equals scanning 0..<60, then 60..<100 from its state;
+            // two sequences, each read from its own part of the state.
+            let p = ScanProblem(batch: 2, time: 100, channels: 40, state: 16, seed: 8)
             let whole = selectiveScanInference(u: p.u, deltaRaw: p.deltaRaw, dtBias: p.dtBias, aLog: p.aLog,
                                                bm: p.bm, cm: p.cm, d: p.d, z: p.z)
             func part(_ r: Range<Int>, _ state: Tensor?) -> (out: Tensor, state: Tensor) {
