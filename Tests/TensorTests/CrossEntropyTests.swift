@@ -57,6 +57,12 @@ extension TensorTests {
             #expect(crossEntropy(logits, targets: IndexTensor(shape: [2], values: [1, 0])).item == capped)
             let perPosition = crossEntropyPerPosition(logits, targets: IndexTensor(shape: [2], values: [1, 0]))
             #expect(abs(Double(perPosition.reduce(0, +)) / 2 - expected) < 1e-4, "per position: \(perPosition)")
+            // A row of 40 (its largest logit found 16 lanes at a time), ±1e4 inside the lanes.
+            var wide = [Double](repeating: 0, count: 40)
+            wide[5] = 1e4; wide[9] = -1e4
+            let row = Tensor(shape: [1, 40], scalars: wide)
+            #expect(crossEntropy(row, targets: IndexTensor(shape: [1], values: [5]), softcap: 0).item == 0)
+            #expect(abs(crossEntropy(row, targets: IndexTensor(shape: [1], values: [20]), softcap: 0).item - 1e4) < 1)
             // Gradients stay finite too.
             let x = logits.copy(requiresGrad: true)
             crossEntropy(x, targets: IndexTensor(shape: [2], values: [1, 0]), softcap: 0).backward()
