@@ -229,4 +229,18 @@ import Tensor
             #expect(HostCPU.readStartupMarker(marker) == nil, "\(marker)")
         }
     }
+
+    /// The top clock behind the expected GEMM peak: cpufreq's maximum (kHz) where there is
+    /// one, else the highest `cpu MHz` of /proc/cpuinfo (what a virtual machine has).
+    @Test func theClockIsCpufreqsMaximumElseTheHighestCpuinfoLine() {
+        let info = "processor\t: 0\ncpu MHz\t\t: 2445.406\nflags\t: fpu\n\nprocessor\t: 1\ncpu MHz\t\t: 3700.000\nbogomips\t: 4890.81\n"
+        #expect(HostCPU.clockGHz(cpufreqMaxKHz: "3900000\n", cpuinfo: info) == 3.9)
+        #expect(HostCPU.clockGHz(cpufreqMaxKHz: nil, cpuinfo: info) == 3.7)
+        // A cpufreq text of no positive number is passed over for cpuinfo.
+        for unread in ["0\n", "", "-5", "fast"] {
+            #expect(HostCPU.clockGHz(cpufreqMaxKHz: unread, cpuinfo: info) == 3.7, "\(unread.debugDescription)")
+        }
+        #expect(HostCPU.clockGHz(cpufreqMaxKHz: "0", cpuinfo: "processor\t: 0\n") == nil)
+        #expect(HostCPU.clockGHz(cpufreqMaxKHz: nil, cpuinfo: nil) == nil)
+    }
 }

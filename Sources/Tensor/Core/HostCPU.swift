@@ -253,11 +253,18 @@ public enum HostCPU {
     /// The CPU's top clock: cpufreq's maximum where the kernel exposes it (bare metal), else
     /// the highest `cpu MHz` in /proc/cpuinfo (virtual machines report the nominal clock).
     static var clockGHz: Double? {
-        if let khz = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", encoding: .utf8),
-           let value = Double(khz.trimmingCharacters(in: .whitespacesAndNewlines)), value > 0 {
+        clockGHz(cpufreqMaxKHz: try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", encoding: .utf8),
+                 cpuinfo: try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))
+    }
+
+    /// The top clock in GHz from the texts of cpufreq's `cpuinfo_max_freq` (kHz) and of
+    /// /proc/cpuinfo, either absent: the first when it holds a positive number, else the
+    /// highest `cpu MHz` line of the second; nil when neither gives one.
+    public static func clockGHz(cpufreqMaxKHz khz: String?, cpuinfo info: String?) -> Double? {
+        if let khz, let value = Double(khz.trimmingCharacters(in: .whitespacesAndNewlines)), value > 0 {
             return value / 1e6
         }
-        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        guard let info else { return nil }
         let mhz = info.split(separator: "\n").filter { $0.hasPrefix("cpu MHz") }
             .compactMap { $0.split(separator: ":").last.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
         return mhz.max().map { $0 / 1e3 }
