@@ -130,6 +130,24 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(decode(raw, a, size: 5) == nil)
     }
 
+    /// Every codec, given bytes that are none of its data, answers -1 and an error text that
+    /// names it (what a page of another codec, or a corrupted one, reads as).
+    @Test func everyCodecRefusesWhatIsNotItsDataByName() {
+        typealias Codec = (UnsafeRawPointer?, Int, UnsafeMutableRawPointer?, Int, UnsafeMutablePointer<Int>) -> Int32
+        let codecs: [(String, Codec)] = [
+            ("snappy: ", { nc_snappy($0, $1, $2, $3, $4) }), ("gzip: ", { nc_gunzip($0, $1, $2, $3, $4) }),
+            ("zstd: ", { nc_zstd($0, $1, $2, $3, $4) }), ("lz4: ", { nc_lz4_raw($0, $1, $2, $3, $4) }),
+            ("lz4: ", { nc_lz4_hadoop($0, $1, $2, $3, $4) }), ("brotli: ", { nc_brotli($0, $1, $2, $3, $4) }),
+        ]
+        let garbage = [UInt8](repeating: 0xff, count: 40)
+        for (name, codec) in codecs {
+            var out = [UInt8](repeating: 0, count: 64), written = -7
+            let rc = garbage.withUnsafeBytes { src in out.withUnsafeMutableBytes { dst in codec(src.baseAddress, src.count, dst.baseAddress, 64, &written) } }
+            let text = String(cString: nc_error_text())
+            #expect(rc == -1 && text.hasPrefix(name), "\(name)returned \(rc), \(text.debugDescription)")
+        }
+    }
+
     /// Runs of 64 and more (200 nulls, 300 equal strings, 100 nulls) in one page: run headers
     /// of two varint bytes, in the definition levels and the dictionary indices.
     @Test(arguments: ["v1", "v2"]) func longRunsReadAsWritten(page: String) throws {
