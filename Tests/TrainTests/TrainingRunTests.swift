@@ -488,6 +488,20 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         _ = try RunLock(dir: dir, purpose: "third")
     }
 
+    /// A training run in one process takes its output directory's lock when it is made and
+    /// holds it until it is let go of.
+    @Test func aTrainingRunHoldsItsOutputDirectory() throws {
+        let (data, tok) = try preparedData(characters: 6_000)
+        let out = scratchPath("held")
+        let settings = try TrainSettings.resolve(try runConfig(data: data, output: out, extra: "num_iterations = 1"),
+                                                 path: "test.py", vocabSize: tok.vocabSize)
+        var run: TrainingRun? = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }
+        #expect { _ = try RunLock(dir: out, purpose: "second") } throws: { "\($0)".contains("is in use by another run") }
+        _ = run
+        run = nil
+        _ = try RunLock(dir: out, purpose: "after the run")
+    }
+
     /// Another process's lock is refused at once, naming what its holder wrote into the file
     /// (here a program that is not nanochat, util-linux's `flock`, over a file holding "x").
     @Test func anotherProcesssLockIsRefusedNamingWhatItsHolderWrote() throws {
