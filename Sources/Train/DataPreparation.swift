@@ -227,9 +227,9 @@ public enum DataPreparation {
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw ShardError(path: info, "not a JSON object; run `nanochat prepare` again to rewrite it")
         }
-        // Every index this build writes is `format` `indexFormat` (one without the key, as the
-        // first were written, is read as that too). A later layout may move or rename what is read here, so it is
-        // refused rather than half read.
+        // Every index this build writes has `format` = `indexFormat` (one without the key, as
+        // the first were written, is read as that too). A later layout may move or rename what
+        // is read here, so it is refused rather than half read.
         if let given = object["format"] {
             guard let format = JSONNumber.strictInt(given), format >= 1 else {
                 throw ShardError(path: info, "format is \(JSONNumber.describe(given)), not a positive integer; run `nanochat prepare` again to rewrite it")

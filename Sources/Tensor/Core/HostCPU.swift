@@ -259,12 +259,12 @@ public enum HostCPU {
 
     /// The top clock in GHz from the texts of cpufreq's `cpuinfo_max_freq` (kHz) and of
     /// /proc/cpuinfo, either absent: the first when it holds a positive number, else the
-    /// highest `cpu MHz` line of the second; nil when neither gives one.
-    public static func clockGHz(cpufreqMaxKHz khz: String?, cpuinfo info: String?) -> Double? {
+    /// highest `cpu MHz` line of the second (read only then); nil when neither gives one.
+    public static func clockGHz(cpufreqMaxKHz khz: String?, cpuinfo: @autoclosure () -> String?) -> Double? {
         if let khz, let value = Double(khz.trimmingCharacters(in: .whitespacesAndNewlines)), value > 0 {
             return value / 1e6
         }
-        guard let info else { return nil }
+        guard let info = cpuinfo() else { return nil }
         let mhz = info.split(separator: "\n").filter { $0.hasPrefix("cpu MHz") }
             .compactMap { $0.split(separator: ":").last.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) } }
         return mhz.max().map { $0 / 1e3 }
