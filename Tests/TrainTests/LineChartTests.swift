@@ -7,10 +7,12 @@ import Train
 
 @Suite struct LineChartTests {
     static func count(_ needle: String, in text: String) -> Int { text.components(separatedBy: needle).count - 1 }
-    /// The number in an SVG element's attribute `name` (` name="…"`), if it has one.
-    static func attribute(_ name: String, _ line: String) -> Double? {
-        line.components(separatedBy: " \(name)=\"").dropFirst().first?.components(separatedBy: "\"").first.flatMap(Double.init)
+    /// The text of an SVG element's attribute `name` (` name="…"`), if it has one.
+    static func attributeText(_ name: String, _ line: String) -> String? {
+        line.components(separatedBy: " \(name)=\"").dropFirst().first?.components(separatedBy: "\"").first
     }
+    /// The number in an SVG element's attribute `name`, if it has one.
+    static func attribute(_ name: String, _ line: String) -> Double? { attributeText(name, line).flatMap(Double.init) }
     /// The text of an SVG element written on one line: what lies between its first `>` and the `<` after it.
     static func text(_ line: String) -> String? {
         line.components(separatedBy: ">").dropFirst().first?.components(separatedBy: "<").first
@@ -119,7 +121,7 @@ import Train
             var drawn = 0
             for line in lines {
                 // Data: polyline and polygon points, and the dots; all within the frame.
-                if let points = line.components(separatedBy: " points=\"").dropFirst().first?.components(separatedBy: "\"").first {
+                if let points = Self.attributeText("points", line) {
                     for pair in points.split(separator: " ") {
                         let xy = pair.split(separator: ",").compactMap { Double($0) }
                         #expect(xy.count == 2 && inside(xy[0], xy[1], box[0], box[1], box[0] + box[2], box[1] + box[3]), "\(size): \(pair) off the plot")
@@ -155,7 +157,7 @@ import Train
         #expect(lines.contains { $0.hasSuffix(">x&lt;</text>") } && lines.contains { $0.hasSuffix(">y&amp;</text>") })
         #expect(!svg.contains("<b") && !svg.contains("& c"), "a raw name leaked into the SVG")
         let polylines = lines.filter { $0.hasPrefix("<polyline") }
-        let strokes = polylines.compactMap { $0.components(separatedBy: "stroke=\"").dropFirst().first?.components(separatedBy: "\"").first }
+        let strokes = polylines.compactMap { Self.attributeText("stroke", $0) }
         let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
         #expect(strokes == (0..<9).map { palette[$0 % 8] })
         // Legend rows: the nine series, then the band's words, 16 px apart.

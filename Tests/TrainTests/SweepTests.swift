@@ -149,7 +149,7 @@ import Train
             #expect(svg.contains(">d4: val bpb vs training \(x) (mean of 3 seeds)</text>"), "\(file)")
             let lines = svg.split(separator: "\n")
             let polylines = lines.filter { $0.hasPrefix("<polyline") }
-            #expect(polylines.count == 3 && polylines.allSatisfy { $0.components(separatedBy: "points=\"")[1].split(separator: " ").count == 2 },
+            #expect(polylines.count == 3 && polylines.allSatisfy { LineChartTests.attributeText("points", String($0))?.split(separator: " ").count == 2 },
                     "\(file): three patterns of two evaluations each")
             #expect(lines.filter { $0.hasPrefix("<circle") }.count == 3 * 2 + 3, "\(file): a dot per evaluation and per legend row")
             #expect(["A", "B", "C"].allSatisfy { name in lines.contains { $0.hasSuffix(">\(name)</text>") } }, "\(file)")

@@ -124,7 +124,7 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         let lastBPB = try #require(try MetricsFile.read("\(full)/metrics.jsonl").last { $0.valBPB != nil }?.valBPB)
         #expect(svg.contains(String(format: "): loss (last val bpb %.3f)</text>", lastBPB)))
         let svgLines = svg.split(separator: "\n")
-        let polylines = svgLines.filter { $0.hasPrefix("<polyline") }.map { $0.components(separatedBy: "points=\"")[1].split(separator: " ").count }
+        let polylines = svgLines.filter { $0.hasPrefix("<polyline") }.map { LineChartTests.attributeText("points", String($0))?.split(separator: " ").count }
         #expect(polylines == [6, 3] && svgLines.filter { $0.hasPrefix("<circle") }.count == 3 + 1, "\(polylines)")
         #expect(svg.contains(">train (smoothed)</text>") && svg.contains(">val</text>"))
         #expect(try String(contentsOfFile: "\(resumed)/loss.svg", encoding: .utf8) == svg)
