@@ -10,6 +10,7 @@ does not decode, a codec it does not have, a nested column, a text column of ano
 
     python3 tools/parquet_fixtures.py          # needs pyarrow (pip install pyarrow)
     python3 tools/parquet_fixtures.py nested   # only the list and integer files
+    python3 tools/parquet_fixtures.py delta-null-pages   # only the all-null delta page files
 """
 import json
 import os
@@ -110,6 +111,20 @@ def long_run_fixtures():
         json.dump(long_runs, f, indent=0)
 
 
+def delta_null_page_fixtures():
+    """delta-null-pages-*.parquet: a page of eight rows, all null, between pages that hold
+    strings, in each delta encoding and page version. The null page's values are a delta
+    header of no values; the rows after it must not shift."""
+    texts = [None if 8 <= i < 16 else f"line {i}" for i in range(24)]
+    table = pa.table({"text": pa.array(texts, pa.string())})
+    for encoding, short in [("DELTA_LENGTH_BYTE_ARRAY", "length"), ("DELTA_BYTE_ARRAY", "prefix")]:
+        for version in ["1.0", "2.0"]:
+            # A page at every batch of eight rows (the page size is reached after each batch).
+            pq.write_table(table, os.path.join(OUT, f"delta-null-pages-{short}-v{version[0]}.parquet"), use_dictionary=False,
+                           column_encoding={"text": encoding}, compression="none", data_page_version=version,
+                           write_batch_size=8, data_page_size=1)
+
+
 def nested_fixtures():
     """lists-v1/v2-dict/plain.parquet and lists.json (their rows): lists of strings at the top
     level (MMLU's choices) and inside a struct (ARC's choices.text and choices.label), with
@@ -181,8 +196,11 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:] == ["nested"]:   # only the list and integer files
         nested_fixtures()
+    elif sys.argv[1:] == ["delta-null-pages"]:   # only the all-null delta pages
+        delta_null_page_fixtures()
     else:
         jsonl_fixtures()
         main()
         long_run_fixtures()
+        delta_null_page_fixtures()
         nested_fixtures()

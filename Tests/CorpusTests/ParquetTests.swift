@@ -93,6 +93,15 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// A delta-encoded page whose eight rows are all null holds a delta header of no values:
+    /// it adds no string, and the page after it reads as written (see
+    /// `tools/parquet_fixtures.py delta-null-pages`).
+    @Test(arguments: ["length-v1", "length-v2", "prefix-v1", "prefix-v2"]) func aDeltaPageOfNullsAddsNoString(name: String) throws {
+        let file = try ParquetFile(path: "\(fixtures)/parquet/delta-null-pages-\(name).parquet")
+        let expected: [String?] = (0..<24).map { 8 <= $0 && $0 < 16 ? nil : "line \($0)" }
+        #expect(try readAll(file) == expected)
+    }
+
     /// LZ4 (pyarrow writes LZ4_RAW) and Brotli pages, in both page versions: the same rows.
     @Test(arguments: ["lz4-v1", "lz4-v2", "brotli-v1", "brotli-v2"]) func readsLZ4AndBrotli(name: String) throws {
         let file = try ParquetFile(path: "\(fixtures)/parquet/\(name).parquet")
