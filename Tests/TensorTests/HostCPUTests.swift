@@ -243,4 +243,22 @@ import Tensor
         #expect(HostCPU.clockGHz(cpufreqMaxKHz: "0", cpuinfo: "processor\t: 0\n") == nil)
         #expect(HostCPU.clockGHz(cpufreqMaxKHz: nil, cpuinfo: nil) == nil)
     }
+
+    /// The sgemm peak's warning: given below half of what the running core should reach at the
+    /// top clock (flops a cycle × GHz × threads), not given at or above half.
+    @Test func aPeakUnderHalfTheExpectedIsWarnedOf() throws {
+        guard let expected = HostCPU.expectedPeak(threads: 2) else {
+            // A core or clock this host does not make known: no expectation, no warning.
+            #expect(HostCPU.peakWarning(measured: 0.001, threads: 2) == nil)
+            return
+        }
+        let one = try #require(HostCPU.expectedPeak(threads: 1))
+        #expect(abs(expected - 2 * one) < 1e-9 * expected, "the expected peak grows with the threads")
+        let low = 0.49 * expected
+        let warning = try #require(HostCPU.peakWarning(measured: low, threads: 2))
+        #expect(warning.contains(String(format: "measured %.1f GFLOPS", low)) && warning.contains(String(format: "of the %.0f", expected))
+                && warning.contains("on 2 threads"), "\(warning)")
+        #expect(HostCPU.peakWarning(measured: 0.51 * expected, threads: 2) == nil)
+        #expect(HostCPU.peakWarning(measured: 0.49 * one, threads: 1) != nil && HostCPU.peakWarning(measured: 0.51 * one, threads: 1) == nil)
+    }
 }
