@@ -90,11 +90,16 @@ extension TensorTests {
                     let y = Precision.with(.bfloat16, kernel: kernel) { matmul(a, b, transposeA: ta, transposeB: tb) }
                     let ref = reference(a, b, ta, tb, m: m, n: n, k: k)
                     expectWithin(y.doubles, ref, "\(kernel) \(m)×\(n)×\(k) \(ta) \(tb)")
-                    // The library's own reference sums the same Double products in the same order.
-                    let own = Tensor(repeating: 0, shape: [m, n])
-                    matmulBF16Reference(transposeA: ta, transposeB: tb, m: m, n: n, k: k,
-                                        a: a.data(Float.self), b: b.data(Float.self), c: own.data(Float.self))
-                    #expect(own.floats == ref.value.map { Float($0) }, "matmulBF16Reference \(m)×\(n)×\(k) \(ta) \(tb)")
+                    // The library's own reference sums the same Double products in the same order,
+                    // and writes nothing past its m × n outputs (here one float past, set to 7).
+                    var own = [Float](repeating: 0, count: m * n + 1)
+                    own[m * n] = 7
+                    own.withUnsafeMutableBufferPointer { c in
+                        matmulBF16Reference(transposeA: ta, transposeB: tb, m: m, n: n, k: k,
+                                            a: a.data(Float.self), b: b.data(Float.self), c: c.baseAddress!)
+                    }
+                    #expect(Array(own.dropLast()) == ref.value.map { Float($0) } && own.last == 7,
+                            "matmulBF16Reference \(m)×\(n)×\(k) \(ta) \(tb)")
                 }
             }
         }
