@@ -271,9 +271,8 @@ public final class TrainingRun {
             rates.append(rate)
             let mfu = s.model.flopsPerToken * rate / (peakGFLOPS * 1e9 * Double(s.worldSize)) * 100
             let eta = sessionTime / Double(sessionSteps) * Double(total - step - 1)
-            let comm = world == nil ? "" : String(format: " | wait: %.1fms | reduce-scatter: %.1fms | all-gather: %.1fms",
-                                                  trainer.lastWaitSeconds * 1000, trainer.lastReduceSeconds * 1000,
-                                                  trainer.lastBroadcastSeconds * 1000)
+            let comm = world == nil ? "" : Self.exchangeText(wait: trainer.lastWaitSeconds, reduce: trainer.lastReduceSeconds,
+                                                             gather: trainer.lastBroadcastSeconds)
             log(String(format: "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %@ | mfu: %.2f | total time: %.2fm | eta: %.1fm",
                        step + 1, total, Double(step + 1) / Double(total) * 100, debiased, trainer.lastLRMultiplier, dt * 1000,
                        Self.grouped(Int(rate)), mfu, elapsed / 60, eta / 60) + comm)
@@ -400,6 +399,12 @@ public final class TrainingRun {
                               series: [.init(name: "train (smoothed)", points: trainPoints),
                                        .init(name: "val", points: valPoints, markers: true)])
         try? AtomicFile.write(Data(chart.svg().utf8), to: "\(settings.outputDir)/loss.svg")
+    }
+
+    /// A data-parallel step's exchange, as its line ends: the wait for the slowest rank, the
+    /// reduce-scatter and the all-gather, each given in seconds and shown in milliseconds.
+    public static func exchangeText(wait: Double, reduce: Double, gather: Double) -> String {
+        String(format: " | wait: %.1fms | reduce-scatter: %.1fms | all-gather: %.1fms", wait * 1000, reduce * 1000, gather * 1000)
     }
 
     public static func grouped(_ n: Int) -> String {

@@ -331,7 +331,12 @@ import Tokenizer
         #expect(expected.count == 10)
         for r in 0..<2 {
             let got = losses(logs.lines[r])
-            if r == 0 { #expect(got.count == 10) }
+            if r == 0 {
+                #expect(got.count == 10)
+                // A rank's step line ends with its exchange's times.
+                let steps = logs.lines[r].filter { $0.hasPrefix("step ") && $0.contains("| loss: ") }
+                #expect(steps.count == 10 && steps.allSatisfy { $0.contains(" | wait: ") && $0.contains(" | reduce-scatter: ") && $0.hasSuffix("ms") }, "\(steps.first ?? "")")
+            }
             for (a, b) in zip(got, expected) { #expect(abs(a - b) <= 2e-6 * b, "rank \(r): loss \(a), one process \(b)") }
             #expect(runs[r].evaluations.map(\.step) == single.evaluations.map(\.step))
             for (a, b) in zip(runs[r].evaluations, single.evaluations) { #expect(abs(a.bpb - b.bpb) <= 1e-5 * b.bpb, "rank \(r) val bpb") }

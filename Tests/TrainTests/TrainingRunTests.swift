@@ -174,6 +174,14 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
 
     /// meta_S.json's user_config holds every training key with the value the run used:
     /// those set, the defaults, and those that follow from other keys.
+    /// A step line's figures: tokens a second grouped by thousands, and a data-parallel step's
+    /// exchange times (given in seconds) shown in milliseconds.
+    @Test func aStepLinesFiguresAreGroupedAndInMilliseconds() {
+        #expect([0, 7, 999, 1000, 65_536, 1_234_567].map(TrainingRun.grouped) == ["0", "7", "999", "1,000", "65,536", "1,234,567"])
+        #expect(TrainingRun.exchangeText(wait: 0.0012, reduce: 0.25, gather: 0.0304)
+                == " | wait: 1.2ms | reduce-scatter: 250.0ms | all-gather: 30.4ms")
+    }
+
     @Test func userConfigListsEveryKeyAsUsed() throws {
         let (data, tok) = try preparedData()
         let out = scratchPath("userconfig")
