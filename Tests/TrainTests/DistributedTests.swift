@@ -167,6 +167,30 @@ import Tokenizer
         }
     }
 
+    /// The fake world's receive started before its message is sent is not done (the trainer
+    /// would read a buffer still empty); once the message is sent it is done, holding it.
+    @Test func aReceiveIsDoneOnlyOnceItsMessageHasCome() throws {
+        let seen = try InProcessWorld.run(InProcessWorld.group(size: 2, sharedWindow: false)) { world -> [Float] in
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: 3)
+            defer { buffer.deallocate() }
+            if world.rank == 0 {
+                buffer.update(from: [1.5, -2, 4], count: 3)
+                world.barrier()
+                world.finish(world.startSend(buffer, count: 3, to: 1, tag: 5))
+                world.barrier()
+                return []
+            }
+            buffer.update(repeating: 0, count: 3)
+            let handle = world.startReceive(buffer, count: 3, from: 0, tag: 5)
+            let early = world.isDone(handle)
+            world.barrier()
+            world.barrier()
+            let late = world.isDone(handle)
+            return [early ? 1 : 0, late ? 1 : 0, Float(world.unfinishedTransfers)] + Array(UnsafeBufferPointer(start: buffer, count: 3))
+        }
+        #expect(seen[1] == [0, 1, 0, 1.5, -2, 4], "not done, done, transfers left, then the message")
+    }
+
     @Test func theExchangeDuringTheBackwardPassGivesTheSumsAfterIt() throws {
         for m in [1, 2] {
             let after = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m, overlap: false)
