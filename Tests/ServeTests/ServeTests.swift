@@ -202,6 +202,12 @@ import Inference
         let huge = refusal(#"{"prompt": "\#(String(repeating: "x", count: 5000))"}"#, chat: false,
                            limits: APILimits(context: 64, maxTokens: 32, maxBodyBytes: 4096))
         #expect(huge?.status == 413)
+        // The limit itself is allowed (a small request padded with JSON's spaces), a byte more is not.
+        let small = #"{"prompt": "hi", "max_tokens": 1}"#, edge = APILimits(context: 64, maxTokens: 32, maxBodyBytes: 1024)
+        func padded(_ bytes: Int) -> String { small + String(repeating: " ", count: bytes - small.utf8.count) }
+        #expect(refusal(padded(1024), chat: false, limits: edge) == nil)
+        let over = refusal(padded(1025), chat: false, limits: edge)
+        #expect(over?.status == 413 && over?.message.contains("1025 bytes, more than the 1024 allowed") == true, "\(String(describing: over))")
         let tooLong = refusal(#"{"prompt": "\#(String(repeating: "word ", count: 100))"}"#, chat: false)
         #expect(tooLong?.code == "context_length_exceeded" && tooLong?.param == "prompt")
     }
