@@ -477,6 +477,36 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try message(width: 33).contains("no valid bit width for the dictionary indices"))
     }
 
+    /// A delta miniblock's values are at most 64 bits wide: a page whose width byte says 65 is
+    /// refused naming that width; one that says 64 is taken as a width (its 256 bytes then
+    /// leave the suffixes' header misread, which is refused for that).
+    @Test func deltaMiniblocksAreAtMost64BitsWide() throws {
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/delta-prefix-none.parquet")))
+        // Row group 0's prefix lengths: a delta header (blocks of 128 values in 4 miniblocks,
+        // 14 values), the first value (0), the least delta (zigzag 0x7b), then the four
+        // miniblocks' widths, the first 7.
+        let width = 277
+        try #require(Array(original[(width - 6)...(width + 3)]) == [0x80, 0x01, 0x04, 0x0e, 0x00, 0x7b, 0x07, 0x00, 0x00, 0x00])
+        func message(width value: UInt8) throws -> String {
+            var bytes = original
+            bytes[width] = value
+            let path = NSTemporaryDirectory() + "nanochat-delta-width-\(value)-\(getpid()).parquet"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try ParquetFile(path: path).rows(ofRowGroup: 0)
+                return "read"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(try message(width: 7) == "read")
+        let widest = try message(width: 64)
+        #expect(widest.contains("a delta header of blocks") && !widest.contains("-bit values"), "\(widest)")
+        #expect(try message(width: 65).contains("a delta miniblock of 65-bit values"))
+        #expect(try message(width: 255).contains("a delta miniblock of 255-bit values"))
+    }
+
     /// Every truncation of a file, and random single-byte corruptions, give an error or rows,
     /// never a crash (a truncated footer is the common case: a copy cut short).
     @Test(arguments: ["snappy-v1-dict", "delta-prefix-none"]) func truncatedOrCorruptFilesFailCleanly(name: String) throws {
