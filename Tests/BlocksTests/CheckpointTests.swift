@@ -47,6 +47,39 @@ extension BlocksTests {
             #expect(AtomicFile.removeStale(in: dir + "/missing").isEmpty)
         }
 
+        /// Linux moves at most 2 GiB - 4 KiB in one write(2) (the float32 weights of a model past
+        /// about 537 M parameters are more): `writeAll` finishes with more calls, each byte once. The
+        /// buffer is untouched anonymous memory (zero pages, no resident cost) sent down a pipe
+        /// to a reader that counts; the mapping goes on past the buffer, so that a call reading
+        /// beyond its end would be counted rather than fault.
+        @Test func aWriteLargerThanOneSystemCallMovesIsFinishedByMore() throws {
+            let size = (1 << 31) + (1 << 20), mapped = 5 << 30
+            let memory = mmap(nil, mapped, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            guard let memory, memory != MAP_FAILED else { Issue.record("cannot map \(mapped) bytes"); return }
+            defer { munmap(memory, mapped) }
+            var ends: [Int32] = [0, 0]
+            try #require(pipe(&ends) == 0)
+            _ = fcntl(ends[1], 1031, 1 << 20)   // F_SETPIPE_SZ (Linux; not exported to Swift): fewer, larger reads
+            let counted = Counted(), readEnd = ends[0]
+            let reader = Thread {
+                var chunk = [UInt8](repeating: 0, count: 1 << 20)
+                while true {
+                    let n = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    counted.add(n)
+                }
+                close(readEnd)
+                counted.finish()
+            }
+            reader.start()
+            let failure = AtomicFile.writeAll(ends[1], UnsafeRawBufferPointer(start: memory, count: size))
+            close(ends[1])
+            counted.waitUntilFinished()
+            #expect(failure == nil)
+            #expect(counted.total == size)
+        }
+
         @Test func safetensorsRoundTripIsExact() throws {
             let dir = temporaryDirectory("st")
             var g = SeededGenerator(seed: 1)
@@ -370,4 +403,13 @@ extension BlocksTests {
             #expect(try Checkpoint.load(from: alias).step == 1)
         }
     }
+}
+
+/// Bytes counted by a reader thread, read once it has finished.
+private final class Counted: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private(set) var total = 0
+    func add(_ n: Int) { total += n }
+    func finish() { done.signal() }
+    func waitUntilFinished() { done.wait() }
 }
