@@ -16,9 +16,12 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     /// `sumScattered` and `gather`, as across hosts). `inPlace`: whether, on the one-host
     /// route, the windows that hold the gradients and the weights themselves are had too (as
     /// when they fit MPI's one call) or nil (both go through the exchange's buckets).
-    public static func group(size: Int, sharedWindow: Bool, inPlace: Bool = true) -> [InProcessWorld] {
+    /// `latency`: seconds after its sending that a message between two ranks can be received
+    /// (as over a slow link; the collectives are not delayed).
+    public static func group(size: Int, sharedWindow: Bool, inPlace: Bool = true, latency: Double = 0) -> [InProcessWorld] {
         precondition(size >= 1, "a group needs at least one rank")
-        let hub = Hub(size: size, sharedWindow: sharedWindow, inPlace: inPlace)
+        precondition(latency >= 0 && latency.isFinite, "a latency of \(latency) seconds")
+        let hub = Hub(size: size, sharedWindow: sharedWindow, inPlace: inPlace, latency: latency)
         return (0..<size).map { InProcessWorld(rank: $0, hub: hub) }
     }
 
@@ -165,23 +168,34 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     @discardableResult
     private func post(_ buffer: UnsafePointer<Float>, count: Int, to other: Int, tag: Int) -> [Float] {
         let message = Array(UnsafeBufferPointer(start: buffer, count: count))
+        let arrival = Date(timeIntervalSinceNow: hub.latency)
         hub.lock.lock()
-        hub.mail[Hub.Route(from: rank, to: other, tag: tag), default: []].append(message)
+        hub.mail[Hub.Route(from: rank, to: other, tag: tag), default: []].append((message, arrival))
         hub.lock.broadcast()
         hub.lock.unlock()
         return message
     }
 
-    /// Takes the first message from `other` under `tag` into `buffer`, waiting for it unless
-    /// `wait` is false (then returns whether there was one).
+    /// Takes the first message from `other` under `tag` into `buffer` once it has arrived,
+    /// waiting for it unless `wait` is false (then returns whether it had).
     @discardableResult
     private func take(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int, wait: Bool = true) -> Bool {
         let route = Hub.Route(from: other, to: rank, tag: tag)
         hub.lock.lock()
-        while wait && hub.mail[route, default: []].isEmpty { hub.lock.wait() }
-        guard hub.mail[route]?.isEmpty == false else { hub.lock.unlock(); return false }
-        let message = hub.mail[route]!.removeFirst()
+        var message: [Float]?
+        while message == nil {
+            if let first = hub.mail[route]?.first, first.arrival <= Date() {
+                message = hub.mail[route]?.removeFirst().floats
+            } else if !wait {
+                break
+            } else if let first = hub.mail[route]?.first {
+                _ = hub.lock.wait(until: first.arrival)
+            } else {
+                hub.lock.wait()
+            }
+        }
         hub.lock.unlock()
+        guard let message else { return false }
         precondition(message.count == count, "rank \(rank) expected \(count) floats from rank \(other), got \(message.count)")
         buffer.update(from: message, count: count)
         return true
@@ -196,17 +210,18 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     /// What the ranks of a group share.
     private final class Hub: @unchecked Sendable {
         struct Route: Hashable { let from: Int, to: Int, tag: Int }
-        let size: Int, sharedWindow: Bool, inPlace: Bool
+        let size: Int, sharedWindow: Bool, inPlace: Bool, latency: Double
         let lock = NSCondition()
         var doubles: [[Double]]
         var pointers: [UnsafeMutableRawPointer?]
         var windows: [NodeWindow: (floats: Int, peers: [UnsafeMutablePointer<Float>])] = [:]
-        var mail: [Route: [[Float]]] = [:]
+        /// The messages on each route, in the order sent, with when each can be received.
+        var mail: [Route: [(floats: [Float], arrival: Date)]] = [:]
         private var waiting = 0, generation = 0
         private let gate = NSCondition()
 
-        init(size: Int, sharedWindow: Bool, inPlace: Bool) {
-            self.size = size; self.sharedWindow = sharedWindow; self.inPlace = inPlace
+        init(size: Int, sharedWindow: Bool, inPlace: Bool, latency: Double) {
+            self.size = size; self.sharedWindow = sharedWindow; self.inPlace = inPlace; self.latency = latency
             doubles = Array(repeating: [], count: size)
             pointers = Array(repeating: nil, count: size)
         }

@@ -191,6 +191,37 @@ import Tokenizer
         #expect(seen[1] == [0, 1, 0, 1.5, -2, 4], "not done, done, transfers left, then the message")
     }
 
+    /// Over a slow link (every message between ranks received 0.2 s after it is sent), each
+    /// step's figures say where the time went: the gradients' exchange overlapping the
+    /// backward pass, and from the second step the weights arriving during the forward pass,
+    /// each wait most of the latency; no figure is negative or longer than its step.
+    @Test func aSlowLinksWaitsAreCounted() throws {
+        let latency = 0.2
+        let figures = try InProcessWorld.run(InProcessWorld.group(size: 2, sharedWindow: false, latency: latency)) { world in
+            var settings = clipping(0.05)
+            settings.overlapExchange = true
+            let trainer = Trainer(model: try GPT(config: Self.config, seed: 4), settings: settings, world: world)
+            var steps: [(wall: Double, wait: Double, reduce: Double, gather: Double)] = []
+            for s in 0..<2 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try trainer.step([Self.batch(s, world.rank)], totalSteps: 10)
+                let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+                steps.append((wall, trainer.lastWaitSeconds, trainer.lastReduceSeconds, trainer.lastBroadcastSeconds))
+            }
+            trainer.settleWeights()
+            return steps
+        }
+        for (rank, steps) in figures.enumerated() {
+            for (s, f) in steps.enumerated() {
+                let said = "rank \(rank), step \(s): \(f)"
+                #expect(f.wait == 0, "\(said): a wait for the slowest rank where the transfers wait instead")
+                #expect(f.reduce >= latency / 2 && f.reduce <= f.wall, "\(said)")
+                #expect(f.gather >= (s == 0 ? 0 : latency / 2) && f.gather <= f.wall, "\(said)")
+                #expect(f.reduce + f.gather <= f.wall, "\(said)")
+            }
+        }
+    }
+
     @Test func theExchangeDuringTheBackwardPassGivesTheSumsAfterIt() throws {
         for m in [1, 2] {
             let after = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m, overlap: false)
