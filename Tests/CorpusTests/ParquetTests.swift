@@ -266,6 +266,17 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
             #expect(try readAll(ParquetFile(path: fine)) == expectedRows().rows, "\(name) 63 deep")
             #expect { try ParquetFile(path: deep) } throws: { error in "\(error)".contains("containers nested too deep") }
         }
+        // Each level skipped is given back: after a sibling field one level deep (the same
+        // bytes without the version's header that ends them), 63 still fit and 64 are refused.
+        for (name, nested, refusal) in [("structs", footer, "structs nested more than 64 deep"),
+                                         ("lists", lists, "containers nested too deep"), ("maps", maps, "containers nested too deep")] {
+            let sibling = Array(nested(1).dropLast(2))
+            let fine = try plainFileWithFooterStart(sibling + nested(63), tag: "\(name)-sibling63")
+            let deep = try plainFileWithFooterStart(sibling + nested(64), tag: "\(name)-sibling64")
+            defer { for path in [fine, deep] { try? FileManager.default.removeItem(atPath: path) } }
+            #expect(try readAll(ParquetFile(path: fine)) == expectedRows().rows, "\(name) 63 deep after a sibling")
+            #expect { try ParquetFile(path: deep) } throws: { error in "\(error)".contains(refusal) }
+        }
     }
 
     /// A schema of groups 63 deep is walked to its leaf (which, being nested, is then refused
