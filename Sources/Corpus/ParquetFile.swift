@@ -174,11 +174,12 @@ public final class ParquetFile {
             guard accepted.contains(.stringLists) else {
                 throw fail("column \"\(column)\" is nested (a struct or list); only a top-level string column can be read")
             }
-            // A list: exactly one repeated element, directly under the named group (the
-            // three-level LIST layout: group (LIST) / repeated group / element), or the
-            // repeated leaf itself (the two-level legacy one).
-            guard wanted.count <= 2, repeats == 1, leaf.path.count - wanted.count <= 2,
-                  leaf.repetitions[wanted.count] == 2 || (leaf.path.count == wanted.count + 1 && leaf.repetitions.last == 2) else {
+            // A list: exactly one repeated element, directly under the named group: the
+            // three-level LIST layout (group (LIST) / repeated group / element) or the
+            // two-level legacy one (group / repeated leaf). A leaf named by its whole dotted
+            // path has no level under it.
+            guard wanted.count <= 2, repeats == 1, leaf.path.count > wanted.count, leaf.path.count - wanted.count <= 2,
+                  leaf.repetitions[wanted.count] == 2 else {
                 throw fail("column \"\(column)\" is nested (\(names[columnIndex])) in a way this reader does not read: only strings, integers and lists of strings")
             }
             guard leaf.type == 6 else {

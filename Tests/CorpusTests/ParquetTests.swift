@@ -291,6 +291,77 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(throws: CorpusError(path: deep, "the schema nests more than 64 levels deep")) { try ParquetFile(path: deep, column: path) }
     }
 
+    /// A file of no rows whose footer holds `elements` as its schema (each a name, its
+    /// repetition 0 required / 1 optional / 2 repeated, its children for a group or its
+    /// physical type for a leaf), in Thrift's compact encoding, as tools/deep_parquet.py
+    /// writes one.
+    static func schemaOnlyFile(_ elements: [(name: String, repetition: Int, children: Int?, type: Int?)], tag: String) throws -> String {
+        func varint(_ n: Int) -> [UInt8] {
+            var n = UInt64(n), out: [UInt8] = []
+            while n >= 0x80 { out.append(UInt8(n & 0x7f) | 0x80); n >>= 7 }
+            return out + [UInt8(n)]
+        }
+        func zigzag(_ n: Int) -> [UInt8] { varint((n << 1) ^ (n >> 63)) }
+        // A field header of the short form: the id's delta from the last, then the type
+        // (i32 5, i64 6, binary 8, list 9, struct 12).
+        func field(_ delta: Int, _ kind: UInt8) -> [UInt8] { [UInt8(delta << 4) | kind] }
+        var schema: [UInt8] = [UInt8(elements.count << 4) | 12]   // a list of fewer than 15 structs
+        try #require(elements.count < 15)
+        for e in elements {
+            // SchemaElement: 1 type, 3 repetition_type, 4 name, 5 num_children.
+            var last = 0
+            if let type = e.type { schema += field(1, 5) + zigzag(type); last = 1 }
+            schema += field(3 - last, 5) + zigzag(e.repetition)
+            schema += field(1, 8) + varint(e.name.utf8.count) + Array(e.name.utf8)
+            if let children = e.children { schema += field(1, 5) + zigzag(children) }
+            schema.append(0)
+        }
+        // FileMetaData: 1 version, 2 schema, 3 num_rows (0), 4 row_groups (none).
+        let meta = field(1, 5) + zigzag(1) + field(1, 9) + schema + field(1, 6) + zigzag(0) + field(1, 9) + [0x0c] + [0]
+        let length = UInt32(meta.count)
+        let bytes = Array("PAR1".utf8) + meta + [0, 8, 16, 24].map { UInt8((length >> $0) & 0xff) } + Array("PAR1".utf8)
+        let path = NSTemporaryDirectory() + "nanochat-\(tag)-\(getpid()).parquet"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// A list is read only where the named group's own child repeats: the three-level and
+    /// the two-level layouts are; a leaf named by its whole dotted path (repeated itself, or
+    /// under a repeated group), or a list whose repeated level is one further down, is
+    /// refused naming the column.
+    @Test func onlyTheNamedGroupsRepeatedChildMakesAList() throws {
+        let root = (name: "schema", repetition: 0, children: Optional(1), type: Optional<Int>.none)
+        func group(_ name: String, _ repetition: Int) -> (name: String, repetition: Int, children: Int?, type: Int?) {
+            (name, repetition, 1, nil)
+        }
+        func strings(_ name: String, _ repetition: Int) -> (name: String, repetition: Int, children: Int?, type: Int?) {
+            (name, repetition, nil, 6)
+        }
+        let lists = [
+            ("three-level", [root, group("tags", 1), group("list", 2), strings("element", 1)]),
+            ("two-level", [root, group("tags", 1), strings("element", 2)]),
+        ]
+        for (tag, schema) in lists {
+            let path = try Self.schemaOnlyFile(schema, tag: tag)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let file = try ParquetFile(path: path, column: "tags", accepting: [.stringLists])
+            #expect(file.shape == .stringLists && file.rowGroupRows.isEmpty, "\(tag)")
+        }
+        let refused = [
+            ("repeated-leaf", [root, group("g", 1), strings("s", 2)], "g.s"),
+            ("repeated-group", [root, group("g", 2), strings("s", 0)], "g.s"),
+            ("deeper-repeat", [root, group("tags", 1), group("list", 1), strings("element", 2)], "tags"),
+        ]
+        for (tag, schema, column) in refused {
+            let path = try Self.schemaOnlyFile(schema, tag: tag)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            #expect { try ParquetFile(path: path, column: column, accepting: [.stringLists]) } throws: { error in
+                "\(error)".hasPrefix(path) && "\(error)".contains("column \"\(column)\" is nested (")
+                    && "\(error)".contains("in a way this reader does not read")
+            }
+        }
+    }
+
     /// A schema name that is not UTF-8 (the column's name with its first byte 0xFF) is an
     /// error naming the file and what is wrong, not a name read with a replacement character.
     @Test func aStringFieldThatIsNotUTF8IsRefused() throws {
