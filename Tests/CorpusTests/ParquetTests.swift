@@ -531,6 +531,22 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// What reading row group 0 of the file `original`, with the byte at `at` set to `value`,
+    /// gives: "read", or the error's text.
+    static func readingRowGroup0(_ original: [UInt8], with value: UInt8, at: Int) throws -> String {
+        var bytes = original
+        bytes[at] = value
+        let path = NSTemporaryDirectory() + "nanochat-byte-\(at)-\(value)-\(getpid()).parquet"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try ParquetFile(path: path).rows(ofRowGroup: 0)
+            return "read"
+        } catch {
+            return "\(error)"
+        }
+    }
+
     /// Dictionary indices are at most 32 bits wide (parquet-format): a page whose bit width
     /// byte says 32 is decoded (and, its runs being too short for that width, refused for
     /// them); 33 is refused as no valid width.
@@ -540,19 +556,7 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         // definition levels (length 3: 05 f7 fb), then the indices' bit width, 3.
         let width = 1619 + 59 + 4 + 3
         try #require(Array(original[(width - 7)...width]) == [0x03, 0x00, 0x00, 0x00, 0x05, 0xf7, 0xfb, 0x03])
-        func message(width value: UInt8) throws -> String {
-            var bytes = original
-            bytes[width] = value
-            let path = NSTemporaryDirectory() + "nanochat-width-\(value)-\(getpid()).parquet"
-            defer { try? FileManager.default.removeItem(atPath: path) }
-            try Data(bytes).write(to: URL(fileURLWithPath: path))
-            do {
-                _ = try ParquetFile(path: path).rows(ofRowGroup: 0)
-                return "read"
-            } catch {
-                return "\(error)"
-            }
-        }
+        func message(width value: UInt8) throws -> String { try Self.readingRowGroup0(original, with: value, at: width) }
         #expect(try message(width: 3) == "read")
         let wide = try message(width: 32)
         #expect(wide != "read" && !wide.contains("no valid bit width"), "\(wide)")
@@ -569,19 +573,7 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         // miniblocks' widths, the first 7.
         let width = 277
         try #require(Array(original[(width - 6)...(width + 3)]) == [0x80, 0x01, 0x04, 0x0e, 0x00, 0x7b, 0x07, 0x00, 0x00, 0x00])
-        func message(width value: UInt8) throws -> String {
-            var bytes = original
-            bytes[width] = value
-            let path = NSTemporaryDirectory() + "nanochat-delta-width-\(value)-\(getpid()).parquet"
-            defer { try? FileManager.default.removeItem(atPath: path) }
-            try Data(bytes).write(to: URL(fileURLWithPath: path))
-            do {
-                _ = try ParquetFile(path: path).rows(ofRowGroup: 0)
-                return "read"
-            } catch {
-                return "\(error)"
-            }
-        }
+        func message(width value: UInt8) throws -> String { try Self.readingRowGroup0(original, with: value, at: width) }
         #expect(try message(width: 7) == "read")
         let widest = try message(width: 64)
         #expect(widest.contains("a delta header of blocks") && !widest.contains("-bit values"), "\(widest)")
