@@ -208,10 +208,28 @@ func shakespeare(_ characters: Int) throws -> String {
         }
     }
 
+    /// --max-tokens takes the stream's first documents up to the cap, the last one cut, and
+    /// counts those documents, no more.
     @Test func maxTokensTakesAPrefix() throws {
-        let (_, data, _) = try prepareText(try shakespeare(60_000)) { $0.maxTokens = 5000 }
+        let text = try shakespeare(60_000)
+        let (dir, data, tok) = try prepareText(text) { $0.maxTokens = 5000 }
         #expect(data.trainTokens + data.valTokens == 5000)
         #expect(data.valTokens >= 400 && data.valTokens <= 600, "val about a tenth of the prefix: \(data.valTokens)")
+        let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
+        let ids = t.tokens(from: 0, count: t.count) + v.tokens(from: 0, count: v.count)
+        let docs = try ids.split(separator: tok.bosID, omittingEmptySubsequences: false).dropFirst().map { try tok.decode(Array($0)) }
+        let input = scratchPath("prefix.txt")
+        try text.write(toFile: input, atomically: false, encoding: .utf8)
+        let stream = DocumentStream(files: [try CorpusFile(path: input)])
+        var paragraphs: [String] = []
+        while paragraphs.count < docs.count, let d = try stream.next() { paragraphs.append(d) }
+        try #require(!docs.isEmpty && paragraphs.count == docs.count && !data.valFromTail)
+        #expect(Array(docs.dropLast()) == Array(paragraphs.dropLast()))
+        #expect(paragraphs.last!.hasPrefix(docs.last!) && docs.last! != paragraphs.last!, "the last document is cut")
+        #expect(data.trainDocuments + data.valDocuments == docs.count)
+        let index = try #require(try JSONSerialization.jsonObject(with: bytes("\(dir)/data.json")) as? [String: Any])
+        #expect(index["train_documents"] as? Int == data.trainDocuments && index["val_documents"] as? Int == data.valDocuments)
+        #expect(index["max_tokens"] as? Int == 5000)
     }
 
     @Test func aReRunReplacesTheEarlierShards() throws {
