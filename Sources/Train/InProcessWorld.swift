@@ -177,7 +177,7 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
     }
 
     /// Takes the first message from `other` under `tag` into `buffer` once it has arrived,
-    /// waiting for it unless `wait` is false (then returns whether it had).
+    /// waiting for it unless `wait` is false (then returns whether it had arrived).
     @discardableResult
     private func take(_ buffer: UnsafeMutablePointer<Float>, count: Int, from other: Int, tag: Int, wait: Bool = true) -> Bool {
         let route = Hub.Route(from: other, to: rank, tag: tag)
