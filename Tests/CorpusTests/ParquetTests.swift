@@ -291,11 +291,13 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(throws: CorpusError(path: deep, "the schema nests more than 64 levels deep")) { try ParquetFile(path: deep, column: path) }
     }
 
-    /// A file of no rows whose footer holds `elements` as its schema (each a name, its
-    /// repetition 0 required / 1 optional / 2 repeated, its children for a group or its
-    /// physical type for a leaf), in Thrift's compact encoding, as tools/deep_parquet.py
-    /// writes one.
-    static func schemaOnlyFile(_ elements: [(name: String, repetition: Int, children: Int?, type: Int?)], tag: String) throws -> String {
+    /// A schema element: its name, its repetition (0 required, 1 optional, 2 repeated), and
+    /// its children for a group or its physical type for a leaf.
+    typealias SchemaElement = (name: String, repetition: Int, children: Int?, type: Int?)
+
+    /// A file of no rows whose footer holds `elements` as its schema, in Thrift's compact
+    /// encoding, as tools/deep_parquet.py writes one.
+    static func schemaOnlyFile(_ elements: [SchemaElement], tag: String) throws -> String {
         func varint(_ n: Int) -> [UInt8] {
             var n = UInt64(n), out: [UInt8] = []
             while n >= 0x80 { out.append(UInt8(n & 0x7f) | 0x80); n >>= 7 }
@@ -330,13 +332,9 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
     /// under a repeated group), or a list whose repeated level is one further down, is
     /// refused naming the column.
     @Test func onlyTheNamedGroupsRepeatedChildMakesAList() throws {
-        let root = (name: "schema", repetition: 0, children: Optional(1), type: Optional<Int>.none)
-        func group(_ name: String, _ repetition: Int) -> (name: String, repetition: Int, children: Int?, type: Int?) {
-            (name, repetition, 1, nil)
-        }
-        func strings(_ name: String, _ repetition: Int) -> (name: String, repetition: Int, children: Int?, type: Int?) {
-            (name, repetition, nil, 6)
-        }
+        let root: SchemaElement = ("schema", 0, 1, nil)
+        func group(_ name: String, _ repetition: Int) -> SchemaElement { (name, repetition, 1, nil) }
+        func strings(_ name: String, _ repetition: Int) -> SchemaElement { (name, repetition, nil, 6) }
         let lists = [
             ("three-level", [root, group("tags", 1), group("list", 2), strings("element", 1)]),
             ("two-level", [root, group("tags", 1), strings("element", 2)]),

@@ -18,6 +18,23 @@ func prepareText(_ text: String, _ configure: (inout PrepareOptions) -> Void = {
     return (dir, data, tok)
 }
 
+/// The documents a prepared `dir`'s train then val shards hold: the text after each <|bos|>.
+func preparedDocuments(_ dir: String, _ tok: Tokenizer) throws -> [String] {
+    let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
+    let ids = t.tokens(from: 0, count: t.count) + v.tokens(from: 0, count: v.count)
+    return try ids.split(separator: tok.bosID, omittingEmptySubsequences: false).dropFirst().map { try tok.decode(Array($0)) }
+}
+
+/// The first `limit` documents `prepare` reads from `text` (all of them by default).
+func streamDocuments(_ text: String, limit: Int = .max) throws -> [String] {
+    let input = scratchPath("documents.txt")
+    try text.write(toFile: input, atomically: false, encoding: .utf8)
+    let stream = DocumentStream(files: [try CorpusFile(path: input)])
+    var documents: [String] = []
+    while documents.count < limit, let d = try stream.next() { documents.append(d) }
+    return documents
+}
+
 func shakespeare(_ characters: Int) throws -> String {
     String(try String(contentsOfFile: corpusPath, encoding: .utf8).prefix(characters))
 }
@@ -55,15 +72,7 @@ func shakespeare(_ characters: Int) throws -> String {
         #expect(index["vocab_size"] as? Int == tok.vocabSize && index["tokenizer_hash"] as? String == tok.identity)
         #expect(index["format"] as? Int == 2, "data.json's format is SPEC's: 2")
         // The streams decode back to the documents, each after <|bos|>.
-        let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
-        let ids = t.tokens(from: 0, count: t.count) + v.tokens(from: 0, count: v.count)
-        let docs = ids.split(separator: tok.bosID, omittingEmptySubsequences: false).dropFirst()
-        let input = scratchPath("paragraphs.txt")
-        try text.write(toFile: input, atomically: false, encoding: .utf8)
-        let stream = DocumentStream(files: [try CorpusFile(path: input)])
-        var paragraphs: [String] = []
-        while let d = try stream.next() { paragraphs.append(d) }
-        #expect(try docs.map { try tok.decode(Array($0)) } == paragraphs)
+        #expect(try preparedDocuments(dir, tok) == streamDocuments(text))
         #expect(!data.valFromTail && data.valDocuments > 1)
         let share = Double(data.valTokens) / Double(data.trainTokens + data.valTokens)
         #expect(share > 0.07 && share < 0.13, "val is about a tenth: \(share)")
@@ -215,14 +224,8 @@ func shakespeare(_ characters: Int) throws -> String {
         let (dir, data, tok) = try prepareText(text) { $0.maxTokens = 5000 }
         #expect(data.trainTokens + data.valTokens == 5000)
         #expect(data.valTokens >= 400 && data.valTokens <= 600, "val about a tenth of the prefix: \(data.valTokens)")
-        let (t, v) = try DataPreparation.openShards(dir, vocabSize: tok.vocabSize)
-        let ids = t.tokens(from: 0, count: t.count) + v.tokens(from: 0, count: v.count)
-        let docs = try ids.split(separator: tok.bosID, omittingEmptySubsequences: false).dropFirst().map { try tok.decode(Array($0)) }
-        let input = scratchPath("prefix.txt")
-        try text.write(toFile: input, atomically: false, encoding: .utf8)
-        let stream = DocumentStream(files: [try CorpusFile(path: input)])
-        var paragraphs: [String] = []
-        while paragraphs.count < docs.count, let d = try stream.next() { paragraphs.append(d) }
+        let docs = try preparedDocuments(dir, tok)
+        let paragraphs = try streamDocuments(text, limit: docs.count)
         try #require(!docs.isEmpty && paragraphs.count == docs.count && !data.valFromTail)
         #expect(Array(docs.dropLast()) == Array(paragraphs.dropLast()))
         #expect(paragraphs.last!.hasPrefix(docs.last!) && docs.last! != paragraphs.last!, "the last document is cut")
