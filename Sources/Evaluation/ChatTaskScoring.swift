@@ -139,20 +139,28 @@ public enum ChatTaskScoring {
         let prompts = try problems.map { try prompt($0, tokenizer: tokenizer) }
         let replies = greedyReplies(prompts, model: model, tokenizer: tokenizer, maxTokens: maxTokens)
         return try problems.indices.map { k in
-            let problem = problems[k], reply = replies[k]
-            let text = try tokenizer.decode(reply)
-            var correct = false, failure: String? = nil
-            if benchmark == .gsm8k {
-                // The reference's number is in its last text part, as nanochat reads it.
-                var last = ""
-                if case .text(let s)? = problem.conversation.messages.last?.parts.last { last = s }
-                correct = finalAnswer(text) == finalAnswer(last)
-            } else if let sandbox {
-                let outcome = sandbox.run(humanEvalProgram(problem, reply: text))
-                correct = outcome.passed
-                failure = outcome.failure
-            }
-            return ChatProblemResult(index: indices[k], prompt: prompts[k], answer: text, reply: reply, correct: correct, failure: failure)
+            let text = try tokenizer.decode(replies[k])
+            let (correct, failure) = try judge(problems[k], reply: text, benchmark: benchmark, sandbox: sandbox)
+            return ChatProblemResult(index: indices[k], prompt: prompts[k], answer: text, reply: replies[k], correct: correct, failure: failure)
+        }
+    }
+
+    /// A generative problem's reply judged by its task: GSM8K's number after "#### " against
+    /// the one in the reference's last part, when that part is text (as nanochat reads it);
+    /// HumanEval's program run in the sandbox, with the reason it failed.
+    public static func judge(_ problem: ChatProblem, reply: String, benchmark: ChatBenchmark,
+                             sandbox: PythonSandbox?) throws -> (correct: Bool, failure: String?) {
+        switch benchmark {
+        case .gsm8k:
+            var last = ""
+            if case .text(let s)? = problem.conversation.messages.last?.parts.last { last = s }
+            return (finalAnswer(reply) == finalAnswer(last), nil)
+        case .humanEval:
+            guard let sandbox else { throw ChatTaskError("HumanEval needs a sandbox to run programs in") }
+            let outcome = sandbox.run(humanEvalProgram(problem, reply: reply))
+            return (outcome.passed, outcome.failure)
+        case .arcEasy, .arcChallenge, .mmlu:
+            throw ChatTaskError("\(benchmark.rawValue) is categorical")
         }
     }
 

@@ -321,6 +321,31 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
         #expect(ChatTaskScoring.finalAnswer("so\n#### \(number)") == ChatTaskScoring.finalAnswer(problems[0].reference))
     }
 
+    /// A GSM8K reply is right when its number is the one in the reference's last part (the
+    /// text after the calculator's); a HumanEval reply is right when its program passes the
+    /// problem's tests, and a wrong one says why; a categorical benchmark is not judged so.
+    @Test func generativeRepliesAreJudgedByTheirTask() throws {
+        let gsm8k = ChatTaskFile.shuffled(try ChatTaskFile.problems(.gsm8k, path: chatTaskFiles + "/gsm8k.jsonl"))
+        let withCalculator = try #require(gsm8k.first { $0.conversation.messages.last?.parts.count ?? 0 > 1 })
+        let number = try #require(ChatTaskScoring.finalAnswer(withCalculator.reference))
+        for (reply, right) in [("so\n#### \(number)", true), ("#### \(number)0", false), ("\(number)", false)] {
+            let judged = try ChatTaskScoring.judge(withCalculator, reply: reply, benchmark: .gsm8k, sandbox: nil)
+            #expect(judged.correct == right && judged.failure == nil, "\(reply)")
+        }
+
+        let humanEval = try ChatTaskFile.problems(.humanEval, path: chatTaskFiles + "/humaneval.jsonl")
+        let problem = try #require(humanEval.first)
+        var sandbox = try PythonSandbox.find()
+        sandbox.timeout = 2
+        let solved = try ChatTaskScoring.judge(problem, reply: "```python\n\(problem.reference)\n```", benchmark: .humanEval, sandbox: sandbox)
+        #expect(solved.correct && solved.failure == nil, "\(solved.failure ?? "")")
+        let wrong = try ChatTaskScoring.judge(problem, reply: "```python\ndef \(problem.entryPoint)(*args):\n    return None\n```",
+                                              benchmark: .humanEval, sandbox: sandbox)
+        #expect(!wrong.correct && wrong.failure?.isEmpty == false)
+        #expect(throws: ChatTaskError.self) { try ChatTaskScoring.judge(problem, reply: "", benchmark: .humanEval, sandbox: nil) }
+        #expect(throws: ChatTaskError.self) { try ChatTaskScoring.judge(problem, reply: "A", benchmark: .mmlu, sandbox: sandbox) }
+    }
+
     /// HumanEval's program from a reply (imports, the first code block, the tests, check) as
     /// nanochat assembles it, and each program's outcome in the sandbox as in nanochat's.
     @Test func humanEvalProgramsAndOutcomesAreNanochats() throws {
