@@ -64,7 +64,8 @@ public enum ConfigType: Sendable {
     /// A list of strings, or None.
     case stringList
 
-    var name: String {
+    /// The name --help and docs/training.md give the type.
+    public var name: String {
         switch self {
         case .int: return "int"
         case .float: return "float"

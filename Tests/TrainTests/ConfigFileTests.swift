@@ -235,7 +235,9 @@ func parse(_ text: String) throws -> ConfigFile {
     }
 
     /// Every key has a default or is required, defaults type-check, and --help and the
-    /// table in docs/training.md list exactly the keys of `TrainingKeys.all`, in its order.
+    /// table in docs/training.md list exactly the keys of `TrainingKeys.all`, in its order,
+    /// the table with each key's type and default as written there (nanochat's defaults,
+    /// typed by hand, not printed from the table).
     @Test func keyTableIsTheOneSourceOfKeys() throws {
         for key in TrainingKeys.all {
             if let v = key.defaultValue { #expect(key.type.accept(v) != nil, "\(key.name)'s default \(v) is not \(key.type)") }
@@ -244,11 +246,21 @@ func parse(_ text: String) throws -> ConfigFile {
         let help = TrainingKeys.helpText
         #expect(TrainingKeys.all.allSatisfy { help.contains("  \($0.name): ") })
         let docs = URL(fileURLWithPath: configsDirectory).deletingLastPathComponent().appendingPathComponent("docs/training.md")
-        let rows = try String(contentsOf: docs, encoding: .utf8).split(separator: "\n").compactMap { line -> String? in
+        let rows = try String(contentsOf: docs, encoding: .utf8).split(separator: "\n").compactMap { line -> [String]? in
             guard line.hasPrefix("| `") else { return nil }
-            return line.dropFirst(3).split(separator: "`").first.map(String.init)
+            return line.dropFirst(2).split(separator: " | ").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "`")) }
         }
-        #expect(rows == TrainingKeys.all.map(\.name), "docs/training.md's key table differs from TrainingKeys.all")
+        #expect(rows.map { $0[0] } == TrainingKeys.all.map(\.name), "docs/training.md's key table differs from TrainingKeys.all")
+        for (row, key) in zip(rows, TrainingKeys.all) {
+            #expect(row.count >= 3 && row[1] == key.type.name, "\(key.name): docs/training.md's type \(row.dropFirst().first ?? "")")
+            guard row.count >= 3 else { continue }
+            if row[2] == "—" {
+                #expect(key.defaultValue == nil, "\(key.name): docs/training.md gives no default, the table \(key.defaultValue.map { "\($0)" } ?? "")")
+            } else {
+                let written = try parse("\(key.name) = \(row[2])\n").value(key.name)
+                #expect(written.flatMap(key.type.accept) == key.defaultValue, "\(key.name): docs/training.md's default \(row[2])")
+            }
+        }
         // A key with no default that must be set says so.
         #expect(throws: ConfigError(file: "test.py", line: 0, column: 0,
                                     "depth is required (the number of layers, from which the sizes follow)")) {
