@@ -657,6 +657,11 @@ import Inference
                 #expect(r.status == .contentTooLarge && String(buffer: r.body).contains("4096 bytes"))
             }
         }
+        // Keys match byte for byte and in length: a prefix, a last byte changed, or zero bytes
+        // added (which add nothing to the bytes' differences) are other keys.
+        #expect(AccessPolicy.sameKey("sesame", "sesame") && AccessPolicy.sameKey("", ""))
+        #expect(["sesam", "sesamE", "sesame\0", "\0sesame", "sesame!", ""].allSatisfy { !AccessPolicy.sameKey($0, "sesame") })
+        #expect(!AccessPolicy.sameKey("\0", "") && !AccessPolicy.sameKey("", "\0"))
         #expect(AccessPolicy.hostName("[::1]:8000") == "::1" && AccessPolicy.hostName("localhost:80") == "localhost")
         #expect(AccessPolicy.hostName("127.0.0.1") == "127.0.0.1")
         #expect(AccessPolicy.isLoopback("127.0.0.1") && AccessPolicy.isLoopback("LocalHost") && AccessPolicy.isLoopback("::1"))
