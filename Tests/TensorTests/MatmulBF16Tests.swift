@@ -116,8 +116,8 @@ extension TensorTests {
             #expect(missed > fp32.count / 2, "only \(missed) of \(fp32.count) fp32 outputs fall outside the bf16 bound")
         }
 
-        /// alpha, beta, leading dimensions wider than the matrices, and a C that holds NaN
-        /// where beta is 0 (it must not be read).
+        /// alpha, beta (alpha 0 with beta 1 leaves C as it was), leading dimensions wider
+        /// than the matrices, and a C that holds NaN where beta is 0 (it must not be read).
         @Test(arguments: kernels)
         func alphaBetaAndStrides(_ kernel: BF16Kernel) {
             for (m, n, k) in [(3, 20, 40), (50, 40, 70)] {
@@ -126,7 +126,7 @@ extension TensorTests {
                 let compactA = Tensor(shape: [m, k], scalars: (0..<(m * k)).map { a.floats[($0 / k) * lda + $0 % k] })
                 let compactB = Tensor(shape: [k, n], scalars: (0..<(k * n)).map { b.floats[($0 / n) * ldb + $0 % n] })
                 let ref = reference(compactA, compactB, false, false, m: m, n: n, k: k)
-                for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (1, 1), (2, -0.5)] {
+                for (alpha, beta) in [(Float(1), Float(0)), (0.5, 1), (1, 1), (0, 1), (2, -0.5)] {
                     let c = c0.copy()
                     if beta == 0 { for i in 0..<m { for j in 0..<n { c.data(Float.self)[i * ldc + j] = .nan } } }
                     bf16Gemm(kernel: kernel, transposeA: false, m: m, n: n, k: k, a: a.data(Float.self), lda: lda,
