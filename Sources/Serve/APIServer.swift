@@ -23,18 +23,18 @@ private final class Outcome: @unchecked Sendable {
 public struct AccessPolicy: Sendable {
     /// Seconds a client has to send a whole request (header and body) and that an idle
     /// connection stays open.
-    public var clientTimeout: Double = 30
+    public var clientTimeout: Double
     /// Open connections at most; more wait in the listen queue until some close.
-    public var maxConnections = 1024
+    public var maxConnections: Int
     /// The key a client must give as `Authorization: Bearer KEY` on /v1/; none when nil.
     public var apiKey: String?
     /// Web origins (`https://app.example`) whose pages may call the API; `*` allows any.
     /// Other origins are refused, so a page on another site cannot use the server.
-    public var allowedOrigins: [String] = []
+    public var allowedOrigins: [String]
     /// The server listens on a loopback address only: a request must name a loopback host
     /// (localhost, 127.x.x.x, [::1]) in `Host`, so a site whose name resolves to 127.0.0.1
     /// (DNS rebinding) cannot reach it from a browser.
-    public var loopbackOnly = true
+    public var loopbackOnly: Bool
 
     public init(clientTimeout: Double = 30, maxConnections: Int = 1024, apiKey: String? = nil,
                 allowedOrigins: [String] = [], loopbackOnly: Bool = true) {
