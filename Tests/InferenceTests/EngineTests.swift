@@ -327,6 +327,29 @@ import Tokenizer
         #expect(abs(all.loglikelihood + total) <= 1e-7 * total + 1e-6, "\(all.loglikelihood) against \(-total)")
     }
 
+    /// A sequence fed twice with scores (the second feed, under Mamba layers, a token at a
+    /// time) scores each token of the second feed at its own position: as one feed of all
+    /// the tokens scores them.
+    @Test func aSecondFeedScoresItsOwnTokens() throws {
+        for pattern: [BlockKind] in [[.transformer, .mamba], [.transformer]] {
+            let m = try model(pattern)
+            let ids = [tokenizer.bosID] + tokenizer.encode("Once upon a time there was a cat")
+            let whole = DecodingSequence(model: m, sampler: Sampler(temperature: 0, topK: 0, seed: 0), expectedTokens: 64)
+                .feed(ids, scoringTop: 3)
+            let split = DecodingSequence(model: m, sampler: Sampler(temperature: 0, topK: 0, seed: 0), expectedTokens: 64)
+            _ = split.feed(Array(ids.prefix(3)))
+            let rest = split.feed(Array(ids.dropFirst(3)), scoringTop: 3)
+            // whole.scores[i] scores ids[i + 1]; the second feed scores ids[4...].
+            let want = Array(whole.scores.dropFirst(3))
+            #expect(whole.scores.map(\.token) == Array(ids.dropFirst()) && want.count == ids.count - 4)
+            #expect(rest.scores.map(\.token) == want.map(\.token), "\(pattern)")
+            for (got, w) in zip(rest.scores, want) {
+                #expect(abs(got.logprob - w.logprob) < 1e-4 && got.top.count == 3, "\(pattern): \(got.logprob) against \(w.logprob)")
+            }
+            #expect(zip(rest.last, whole.last).allSatisfy { abs($0 - $1) < 1e-4 })
+        }
+    }
+
     @Test func maxTokensStopTextsAndCancellation() throws {
         let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 2)
         engine.start()
