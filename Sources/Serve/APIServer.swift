@@ -467,5 +467,4 @@ struct AccessMiddleware: RouterMiddleware {
         guard let host else { return false }
         return origin == "http://" + host || origin == "https://" + host
     }
-
 }
