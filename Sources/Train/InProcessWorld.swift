@@ -25,9 +25,22 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
         return (0..<size).map { InProcessWorld(rank: $0, hub: hub) }
     }
 
+    /// Ranks still running `timeoutSeconds` after `run` started them: taken for a deadlock
+    /// (ranks waiting on each other forever). Their threads are left blocked.
+    public struct Stalled: Error, CustomStringConvertible {
+        public let running: [Int], timeoutSeconds: Double
+        public var description: String {
+            "ranks \(running.map(String.init).joined(separator: ", ")) still running after \(timeoutSeconds) s: a deadlock in the collectives or the exchange"
+        }
+    }
+
     /// Runs `body(rank)` for every rank of `worlds` on a thread of its own, and returns their
-    /// results in rank order once all have finished.
-    public static func run<R>(_ worlds: [InProcessWorld], _ body: @escaping @Sendable (InProcessWorld) throws -> R) throws -> [R] {
+    /// results in rank order once all have finished. A rank that has not finished after
+    /// `timeoutSeconds` throws `Stalled` naming the ranks still running, so a deadlock fails a
+    /// test instead of hanging the suite.
+    public static func run<R>(_ worlds: [InProcessWorld], timeoutSeconds: Double = 300,
+                              _ body: @escaping @Sendable (InProcessWorld) throws -> R) throws -> [R] {
+        precondition(timeoutSeconds > 0, "a timeout of \(timeoutSeconds) seconds")
         let results = Locked([Result<R, Error>?](repeating: nil, count: worlds.count))
         let done = DispatchGroup()
         for world in worlds {
@@ -40,8 +53,14 @@ public final class InProcessWorld: Collectives, @unchecked Sendable {
             thread.stackSize = 8 << 20
             thread.start()
         }
-        done.wait()
-        return try results.value.map { try $0!.get() }
+        guard done.wait(timeout: .now() + timeoutSeconds) == .success else {
+            let finished = results.value
+            throw Stalled(running: worlds.map(\.rank).filter { finished[$0] == nil }, timeoutSeconds: timeoutSeconds)
+        }
+        return try results.value.map { result in
+            guard let result else { preconditionFailure("a rank left without a result") }
+            return try result.get()
+        }
     }
 
     public func barrier() { hub.barrier() }

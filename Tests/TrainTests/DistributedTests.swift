@@ -191,6 +191,22 @@ import Tokenizer
         #expect(seen[1] == [0, 1, 0, 1.5, -2, 4], "not done, done, transfers left, then the message")
     }
 
+    /// A rank waiting for a message never sent fails the run after its timeout, naming that
+    /// rank (and not the one that finished), instead of hanging the suite.
+    @Test func aDeadlockFailsNamingTheRanksStillWaiting() throws {
+        do {
+            _ = try InProcessWorld.run(InProcessWorld.group(size: 3, sharedWindow: false), timeoutSeconds: 0.5) { world in
+                guard world.rank != 1 else { return }
+                var one: Float = 0
+                world.receive(&one, count: 1, from: 1)   // rank 1 sends nothing
+            }
+            Issue.record("a run whose ranks 0 and 2 wait forever returned")
+        } catch let stalled as InProcessWorld.Stalled {
+            #expect(stalled.running == [0, 2])
+            #expect(stalled.description.contains("ranks 0, 2 still running after 0.5 s"), "\(stalled)")
+        }
+    }
+
     /// Over a slow link (every message between ranks received 0.2 s after it is sent), each
     /// step's figures say where the time went: the gradients' exchange overlapping the
     /// backward pass, and from the second step the weights arriving during the forward pass,
