@@ -47,6 +47,70 @@ extension BlocksTests {
             #expect(AtomicFile.removeStale(in: dir + "/missing").isEmpty)
         }
 
+        /// A folder a command would write into is refused while it holds anything (or, given
+        /// names, any of those), naming what it holds and how to replace it; a missing folder,
+        /// and one holding only a run lock, temporary files or a staging folder, are taken.
+        @Test func anOutputFolderHoldingResultsIsRefused() throws {
+            let dir = temporaryDirectory("output")
+            try OutputDirectory.requireEmpty(dir + "/missing", what: "x", flag: nil)
+            for name in [".lock", "model.safetensors.tmp-12", ".next-7"] {
+                try Data([1]).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
+            }
+            try OutputDirectory.requireEmpty(dir, what: "an exported model", flag: "--overwrite")
+            try Data([1]).write(to: URL(fileURLWithPath: "\(dir)/notes.txt"))
+            let isData = { (name: String) in name == "data.json" || name.hasPrefix("shard_") }
+            try OutputDirectory.requireEmpty(dir, of: isData, what: "a prepared dataset", flag: "--overwrite")
+            try Data([1]).write(to: URL(fileURLWithPath: "\(dir)/data.json"))
+            let refusals: [(names: ((String) -> Bool)?, shown: String)] = [(nil, "data.json, notes.txt"), (isData, "data.json")]
+            for refusal in refusals {
+                for flag in ["--overwrite", nil] {
+                    #expect {
+                        try OutputDirectory.requireEmpty(dir, of: refusal.names, what: "an exported model", flag: flag)
+                    } throws: { error in
+                        let text = "\(error)"
+                        let how = flag == nil ? "give an empty or new directory" : "give --overwrite to replace them"
+                        return text.contains("already holds \(refusal.shown);") && text.contains(dir) && text.contains(how)
+                            && text.contains("writing an exported model there")
+                    }
+                }
+            }
+            for i in 0..<5 { try Data([1]).write(to: URL(fileURLWithPath: "\(dir)/shard_\(i).bin")) }
+            #expect {
+                try OutputDirectory.requireEmpty(dir, of: isData, what: "a prepared dataset", flag: nil)
+            } throws: { "\($0)".contains("already holds data.json, shard_0.bin, shard_1.bin, shard_2.bin, ...;") }
+        }
+
+        /// A write into a folder takes the place of the files it writes only once it has
+        /// finished, merging folders file by file and keeping other files; one that fails
+        /// leaves the folder as it was. Neither leaves its staging folder behind.
+        @Test func anOutputIsInstalledWholeOrNotAtAll() throws {
+            let dir = temporaryDirectory("install")
+            let fm = FileManager.default
+            func write(_ text: String, _ path: String) throws {
+                try AtomicFile.makeDirectories(AtomicFile.parentDirectory(path))
+                try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            }
+            func read(_ name: String) -> String? { fm.contents(atPath: "\(dir)/\(name)").map { String(decoding: $0, as: UTF8.self) } }
+            try write("old", "\(dir)/model.bin"); try write("mine", "\(dir)/keep.txt"); try write("old", "\(dir)/sub/a")
+            try write("mine", "\(dir)/sub/own")
+            struct Failed: Error {}
+            #expect(throws: Failed.self) {
+                try OutputDirectory.install(into: dir) { stage in
+                    try write("half", "\(stage)/model.bin")
+                    throw Failed()
+                }
+            }
+            #expect(read("model.bin") == "old" && read("sub/a") == "old")
+            let answer = try OutputDirectory.install(into: dir, last: "index.json") { stage -> Int in
+                try write("new", "\(stage)/model.bin"); try write("new", "\(stage)/sub/a"); try write("i", "\(stage)/index.json")
+                return 42
+            }
+            #expect(answer == 42)
+            #expect(read("model.bin") == "new" && read("sub/a") == "new" && read("index.json") == "i")
+            #expect(read("keep.txt") == "mine" && read("sub/own") == "mine")
+            #expect(try fm.contentsOfDirectory(atPath: dir).sorted() == ["index.json", "keep.txt", "model.bin", "sub"])
+        }
+
         /// Linux moves at most 2 GiB - 4 KiB in one write(2) (the float32 weights of a model past
         /// about 537 M parameters are more): `writeAll` finishes with more calls, each byte once. The
         /// buffer is untouched anonymous memory (zero pages, no resident cost) sent down a pipe
