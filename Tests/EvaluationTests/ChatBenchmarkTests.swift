@@ -377,6 +377,18 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
         let problem = try #require(try ChatTaskFile.problems(.humanEval, path: path).first)
         let program = ChatTaskScoring.humanEvalProgram(problem, reply: "```python\ndef f(xs):\n    return 1\n```")
         #expect(program == "import math\nfrom typing import List\n\ndef f(xs):\n    return 1\n\ndef check(f):\n    pass\n\ncheck(f)", "\(program)")
+        // The code nanochat's pattern (```, an optional "python", whitespace up to a newline,
+        // the shortest code up to "\n```") finds first, stripped (the expected codes are
+        // Python's re.findall on these replies): past a fence with no code after it, from the
+        // second backtick of four, not after "```py", and with the whole reply when none is found.
+        let replies = [("Inline ``` fence, then:\n```python\ndef f(xs):\n    return 2\n```", "def f(xs):\n    return 2"),
+                       ("````\ndef f(xs):\n    return 3\n```", "def f(xs):\n    return 3"),
+                       ("```py\ndef f(xs):\n    return 4\n```", "```py\ndef f(xs):\n    return 4\n```"),
+                       ("```python \t\n \ndef f(xs):\n    return 5\n```\n```\nx\n```", "def f(xs):\n    return 5")]
+        for (reply, code) in replies {
+            let program = ChatTaskScoring.humanEvalProgram(problem, reply: reply)
+            #expect(program == "import math\nfrom typing import List\n\n\(code)\n\ndef check(f):\n    pass\n\ncheck(f)", "\(reply)")
+        }
     }
 
     /// The sandbox's limits hold: a program that loops is stopped, one that fills memory
