@@ -75,6 +75,12 @@ extension TensorTests {
             let result = gradcheck([x]) { pointwise(SiluWrongByOnePercent.self, $0[0]) }
             #expect(!result.passed, "a 1% error in backward went unnoticed: \(result)")
             #expect(result.worstRatio > 10, "1% error should be far outside tolerance: \(result)")
+            // The report names the worst element and its two values, one 1.01 times the other.
+            #expect(result.checkedElements == 37 && result.worstInput == 0 && (0..<37).contains(result.worstElement), "\(result)")
+            #expect(abs(result.worstAnalytic / result.worstNumeric - 1.01) < 1e-6, "\(result)")
+            #expect(abs(result.maxAbsoluteError - abs(result.worstAnalytic - result.worstNumeric)) <= 1e-9 * result.maxAbsoluteError)
+            #expect("\(result)".hasPrefix("gradcheck FAILED: 37 elements, max |error| ")
+                    && "\(result)".contains("worst at input 0 element \(result.worstElement) (analytic "), "\(result)")
             // The correct rule passes on the same input.
             #expect(gradcheck([x]) { pointwise(Silu.self, $0[0]) }.passed)
         }

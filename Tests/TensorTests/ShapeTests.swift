@@ -23,6 +23,14 @@ extension TensorTests {
             #expect(joined.dtype == .float64 && joined.shape == [2, 3, 10] && joined.doubles == d.doubles)
         }
 
+        /// A printed tensor shows its dtype, shape and first eight values.
+        @Test func aTensorPrintsItsShapeAndFirstValues() {
+            let long = Tensor(shape: [2, 5], scalars: (0..<10).map { Float($0) / 4 - 1 })
+            #expect("\(long)" == "Tensor(float32, [2, 5], [-1, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, ...])")
+            let short = Tensor(shape: [3], scalars: [1e-7, 12345.678, 2], dtype: .float64)
+            #expect("\(short)" == "Tensor(float64, [3], [1e-07, 1.235e+04, 2])")
+        }
+
         @Test func transposeSwapsAxes() {
             let x = randn([2, 3, 4, 5], seed: 2)
             let y = transpose(x, 1, 2)
