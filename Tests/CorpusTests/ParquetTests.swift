@@ -581,6 +581,22 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
 
     /// Every truncation of a file, and random single-byte corruptions, give an error or rows,
     /// never a crash (a truncated footer is the common case: a copy cut short).
+    /// A column chunk whose metadata lacks data_page_offset (field 9, renumbered here to 10,
+    /// which the reader skips) is refused by name rather than read from offset 0 or elsewhere.
+    @Test func aColumnChunkWithoutItsPageOffsetIsRefused() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
+        // Row group 1's "text" chunk: field header 0x26 (id delta 2 after field 7, type i64).
+        let header = 7182
+        try #require(bytes.count == 7936 && bytes[header] == 0x26 && bytes[header - 3] == 0x16)
+        bytes[header] = 0x36
+        let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-no-offset.parquet"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect { try ParquetFile(path: path) } throws: { error in
+            error is CorpusError && "\(error)".contains(path) && "\(error)".contains("a column chunk lacks its metadata (values, size or offset)")
+        }
+    }
+
     @Test(arguments: ["snappy-v1-dict", "delta-prefix-none"]) func truncatedOrCorruptFilesFailCleanly(name: String) throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/\(name).parquet"))
         let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-\(name).parquet"
