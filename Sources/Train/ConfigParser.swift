@@ -57,8 +57,8 @@ struct ConfigLexer {
     }
 
     /// The escape at `i` (a backslash and what follows) as Python reads it in a string:
-    /// `\n \t \r \0 \a \b \f \v \\ \' \"`, `\xHH`, `\uHHHH`, `\UHHHHHHHH`; any other keeps
-    /// its backslash, as Python does.
+    /// `\n \t \r \a \b \f \v \\ \' \"`, one to three octal digits (`\0`, `\012`),
+    /// `\xHH`, `\uHHHH`, `\UHHHHHHHH`; any other keeps its backslash, as Python does.
     mutating func escape() throws -> String {
         let start = i
         let c = chars[i + 1]
@@ -67,7 +67,12 @@ struct ConfigLexer {
         case "n": return "\n"
         case "t": return "\t"
         case "r": return "\r"
-        case "0": return "\0"
+        case "0"..."7":
+            // c and up to two more octal digits: at most 0o777, always a character.
+            var code: UInt32 = 0, j = i - 1
+            while j < i + 2, j < chars.count, let d = chars[j].hexDigitValue, d < 8 { code = code * 8 + UInt32(d); j += 1 }
+            i = j
+            return Unicode.Scalar(code).map { String(Character($0)) } ?? ""
         case "a": return "\u{07}"
         case "b": return "\u{08}"
         case "f": return "\u{0C}"

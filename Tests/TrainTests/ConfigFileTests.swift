@@ -202,6 +202,20 @@ func parse(_ text: String) throws -> ConfigFile {
     @Test func pythonSemantics() throws {
         #expect(try parse(#"model_tag = "x\ty\x41\u00e9\\n\q""# + "\n").string("model_tag") == "x\tyAé\\n\\q")
         #expect(try parse("model_tag = 'it\\'s'\n").string("model_tag") == "it's")
+        #expect(try parse(#"model_tag = '\U0001F600\a\b\f\v\r\"\''"# + "\n").string("model_tag") == "😀\u{07}\u{08}\u{0C}\u{0B}\r\"'")
+        // Octal: one to three digits (Python's '\0\012\1234\400\08' is "\x00\nS4Ā\x008").
+        #expect(try parse(#"model_tag = '\0\012\1234\400\08'"# + "\n").string("model_tag") == "\0\nS4Ā\u{0}8")
+        for (escape, count) in [(#"\u00e"#, "4 hex digits naming a character"), (#"\U0000D800"#, "8 hex digits naming a character"),
+                                (#"\U00110000"#, "8 hex digits naming a character")] {
+            #expect(throws: ConfigError(file: "test.py", line: 1, column: 14, "malformed \\\(escape.dropFirst().prefix(1)) escape: it takes \(count)")) {
+                try parse("model_tag = \"\(escape)\"\n")
+            }
+        }
+        // Python's numbers: a leading point, underscores between digits, an exponent; a list
+        // may end in a comma.
+        let numbers = try parse("matrix_lr = .5\nnum_iterations = 1_000\nembedding_lr = 2E-1\nblock_pattern = [\"T\", \"M\",]\n")
+        #expect(numbers.double("matrix_lr") == 0.5 && numbers.int("num_iterations") == 1000 && numbers.double("embedding_lr") == 0.2)
+        #expect(numbers.list("block_pattern") == ["T", "M"])
         #expect(try parse("seed = 0\ndepth = 00\n").int("depth") == 0)
         #expect(throws: ConfigError(file: "test.py", line: 1, column: 8, "leading zeros in a decimal integer are not allowed (007); Python refuses them too: write 7")) {
             try parse("seed = 007\n")
