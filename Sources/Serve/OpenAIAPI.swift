@@ -69,30 +69,29 @@ public struct APIRequest: Sendable {
 }
 
 public enum OpenAIAPI {
-    /// Fields of OpenAI's API that this server does not honour, each with the test for the
-    /// value that asks for nothing (absent, null, false, zero, empty): any other value is
-    /// refused rather than silently ignored, so no reply claims what it did not do.
-    static let unimplemented: [(field: String, isOff: @Sendable (Any) -> Bool)] = {
+    /// Fields of OpenAI's API that this server does not honour, each with the values that
+    /// ask for nothing (null, or the field's default: empty, "none", "text", 1): any other
+    /// value is refused rather than silently ignored, so no reply claims what it did not do.
+    static let unimplemented: [(field: String, off: String, isOff: @Sendable (Any) -> Bool)] = {
         @Sendable func number(_ v: Any) -> Double? { (v as? NSNumber).flatMap { String(cString: $0.objCType) == "c" ? nil : $0.doubleValue } }
-        let off: @Sendable (Any) -> Bool = { v in v is NSNull || (v as? NSNumber).map { String(cString: $0.objCType) == "c" && !$0.boolValue } == true }
-        let zero: @Sendable (Any) -> Bool = { v in v is NSNull || number(v) == 0 }
         let empty: @Sendable (Any) -> Bool = { v in v is NSNull || (v as? [Any])?.isEmpty == true || (v as? [String: Any])?.isEmpty == true }
+        let none: @Sendable (Any) -> Bool = { $0 is NSNull || $0 as? String == "none" }
         return [
-            ("tools", empty), ("functions", empty),
-            ("tool_choice", { $0 is NSNull || $0 as? String == "none" }), ("function_call", { $0 is NSNull || $0 as? String == "none" }),
-            ("response_format", { $0 is NSNull || ($0 as? [String: Any])?["type"] as? String == "text" }),
-            ("suffix", { $0 is NSNull || $0 as? String == "" }), ("best_of", { $0 is NSNull || number($0) == 1 }),
-            ("modalities", { $0 is NSNull || ($0 as? [String]) == ["text"] }), ("audio", { $0 is NSNull }),
-            ("prediction", { $0 is NSNull }),
+            ("tools", "null or []", empty), ("functions", "null or []", empty),
+            ("tool_choice", #"null or "none""#, none), ("function_call", #"null or "none""#, none),
+            ("response_format", #"null or {"type": "text"}"#, { $0 is NSNull || ($0 as? [String: Any])?["type"] as? String == "text" }),
+            ("suffix", #"null or """#, { $0 is NSNull || $0 as? String == "" }), ("best_of", "null or 1", { $0 is NSNull || number($0) == 1 }),
+            ("modalities", #"null or ["text"]"#, { $0 is NSNull || ($0 as? [String]) == ["text"] }), ("audio", "null", { $0 is NSNull }),
+            ("prediction", "null", { $0 is NSNull }),
         ]
     }()
 
     /// A 400 naming the first field of `unimplemented` given with a value that asks for something.
     static func refuseUnimplemented(_ body: Data) throws {
         guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else { return }
-        for (field, isOff) in unimplemented {
+        for (field, off, isOff) in unimplemented {
             if let value = object[field], !isOff(value) {
-                throw APIError("\(field) is not supported by this server; leave it out (or send it off: null, false, 0 or empty)", param: field)
+                throw APIError("\(field) is not supported by this server; leave it out or send \(off)", param: field)
             }
         }
     }

@@ -98,20 +98,25 @@ import Inference
     /// sent off (what clients send by default must still work).
     @Test func unimplementedFieldsAreRefusedUnlessOff() throws {
         let user = #"[{"role":"user","content":"Hi"}]"#
-        let refused: [(String, String)] = [
-            ("tools", #"[{"type":"function"}]"#), ("functions", #"[{"name":"f"}]"#),
-            ("tool_choice", #""auto""#), ("response_format", #"{"type":"json_object"}"#), ("suffix", #""end""#),
-            ("best_of", "3"), ("modalities", #"["text","audio"]"#), ("audio", "{}"), ("prediction", #"{"type":"content"}"#),
+        let refused: [(String, String, String)] = [
+            ("tools", #"[{"type":"function"}]"#, "null or []"), ("functions", #"[{"name":"f"}]"#, "null or []"),
+            ("tool_choice", #""auto""#, #"null or "none""#), ("function_call", #""auto""#, #"null or "none""#),
+            ("response_format", #"{"type":"json_object"}"#, #"null or {"type": "text"}"#), ("suffix", #""end""#, #"null or """#),
+            ("best_of", "3", "null or 1"), ("best_of", "true", "null or 1"), ("modalities", #"["text","audio"]"#, #"null or ["text"]"#),
+            ("audio", "{}", "null"), ("prediction", #"{"type":"content"}"#, "null"),
         ]
-        for (field, value) in refused {
+        for (field, value, off) in refused {
             let error = refusal(#"{"messages": \#(user), "\#(field)": \#(value)}"#)
-            #expect(error?.param == field && error?.status == 400 && error?.message.contains("not supported") == true,
+            #expect(error?.param == field && error?.status == 400
+                    && error?.message == "\(field) is not supported by this server; leave it out or send \(off)",
                     "\(field): \(value) gave \(String(describing: error))")
         }
         let accepted: [(String, String)] = [
             ("logprobs", "false"), ("logprobs", "null"), ("top_logprobs", "0"), ("echo", "false"), ("logit_bias", "{}"),
             ("presence_penalty", "0"), ("frequency_penalty", "0.0"), ("tools", "[]"), ("tool_choice", #""none""#),
             ("response_format", #"{"type":"text"}"#), ("best_of", "1"), ("modalities", #"["text"]"#), ("user", #""u1""#),
+            ("functions", "null"), ("function_call", #""none""#), ("suffix", #""""#), ("audio", "null"), ("prediction", "null"),
+            ("best_of", "1.0"),
             // Implemented: log-probabilities, a logit bias, the penalties.
             ("logprobs", "true"), ("logit_bias", #"{"50": 100, "7": -100}"#), ("presence_penalty", "0.5"), ("frequency_penalty", "-1"),
         ]
