@@ -84,6 +84,14 @@ import Tokenizer
         ("-8//2", "-4"), ("8//-2", "-4"), ("7//-2", "-4"), ("-7//-2", "3"), ("0//-5", "0"), ("-9//3", "-3"),
         // Python's str() of a float writes 1e16 and beyond with an exponent, below it with ".0".
         ("1000000000000000/1", "1000000000000000.0"), ("10000000000000000/1", "1e+16"), ("-10000000000000000/1", "-1e+16"),
+        // Float floor division whose quotient lands just under a whole number is rounded up, as CPython's is.
+        ("2.5//0.374", "6.0"), ("-20.441//-6.6", "3.0"),
+        // A float literal past Double's range is inf, as Python's; inf times 0 is nan.
+        ("1" + String(repeating: "0", count: 400) + ".0", "inf"), ("-1" + String(repeating: "0", count: 400) + ".0", "-inf"),
+        ("1" + String(repeating: "0", count: 400) + ".0*0", "nan"),
+        // Integers stay within 64 bits: an answer past them is none (Python's would be exact).
+        ("-9223372036854775807-1", "-9223372036854775808"), ("9223372036854775807+1", nil), ("-9223372036854775807-2", nil),
+        ("(-9223372036854775807-1)//-1", nil), ("-(-9223372036854775807-1)", nil), ("4611686018427387904*2", nil),
     ] as [(String, String?)])
     func calculatorAnswersAsNanochats(expression: String, answer: String?) {
         #expect(Calculator.evaluate(expression) == answer)
@@ -107,6 +115,20 @@ import Tokenizer
         #expect(Calculator.evaluate(String(repeating: "-", count: 198) + "2") == "2")
         #expect(Calculator.evaluate(String(repeating: "-", count: 197) + "2") == "-2")
         #expect(Calculator.evaluate(String(repeating: "+", count: 199) + "2") == nil)
+    }
+
+    /// A system prompt is folded into the first user message, as rendering the conversation
+    /// for a reply folds it, and is not fed again with later turns.
+    @Test func aSystemPromptOpensTheFirstTurnOnly() throws {
+        let model = try GPT(config: ModelConfig(sequenceLen: 64, vocabSize: tokenizer.vocabSize, nLayer: 1, nHead: 2, nKVHead: 2,
+                                                nEmbd: 64, blockPattern: [.transformer]), seed: 3)
+        let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
+                                  system: "Answer briefly.", maxReplyTokens: 3)
+        let one = try session.reply(to: "Hello there")
+        let primed = try tokenizer.renderForReply(Conversation([.init(.system, "Answer briefly."), .init(.user, "Hello there")]))
+        #expect(one.prefilled == primed.count && Array(session.history.prefix(primed.count)) == primed)
+        let two = try session.reply(to: "And again?")
+        #expect(two.prefilled == 1 + 1 + tokenizer.encode("And again?").count + 2)   // the reply's end, then the message
     }
 
     /// A second turn feeds only its own tokens, and the cache it continues from gives the

@@ -42,6 +42,11 @@ extension TensorTests {
             } } } }
             #expect(ok)
             expectClose(transpose(y, 1, 2).doubles, xv, atol: 0, "transpose twice")
+            // Axes counted from the end, and an axis with itself (no change).
+            let back = transpose(x, -3, -2)
+            #expect(back.shape == [2, 4, 3, 5] && back.doubles == yv)
+            let same = transpose(x, 2, -2)
+            #expect(same.shape == x.shape && same.doubles == xv)
             expectGradients([x], "transpose") { transpose($0[0], 0, 3) }
         }
 
