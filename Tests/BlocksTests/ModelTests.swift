@@ -45,6 +45,11 @@ extension BlocksTests {
             let heads = [1, 2, 3, 4, 5, 6, 7, 16, 20].map { ModelConfig.fromDepth($0, vocabSize: 10, sequenceLen: 8).nHead }
             #expect(heads == [1, 1, 2, 2, 3, 3, 4, 8, 10])
             #expect(ModelConfig.fromDepth(3, vocabSize: 10, sequenceLen: 8).headDim == 96)
+            // Mamba's dt rank is ⌈n_embd / 16⌉ (mamba_ssm's "auto"), odd widths of an all-Mamba model too.
+            for (width, rank) in [(16, 1), (17, 2), (31, 2), (32, 2), (33, 3), (100, 7)] {
+                let mamba = ModelConfig(sequenceLen: 8, vocabSize: 10, nLayer: 1, nHead: 1, nKVHead: 1, nEmbd: width, blockPattern: [.mamba])
+                #expect(mamba.dtRank == rank, "n_embd \(width)")
+            }
         }
 
         @Test func patternSpellingsAnyCase() throws {
