@@ -88,6 +88,31 @@ import Tokenizer
         #expect(results[1].0 == "«12+30 = 42» Done" && results[1].1 == .length && results[1].2 == drawn - 1, "\(results[1])")
     }
 
+    /// Drawn tokens are scored up to the end: a completion's closing <|bos|> is listed (as
+    /// OpenAI lists its end of text), a chat reply's <|assistant_end|> is not.
+    @Test func aCompletionScoresItsEndAndAChatReplyDoesNot() throws {
+        let t = ChatTokens(tokenizer)
+        // Each token of the two scripts leads to one next token: "ABC" (ids 65-67, single
+        // bytes) shares none with " Done" or the prompts' last tokens.
+        let words: [Int32] = [65, 66, 67], done = tokenizer.encode(" Done")
+        let completionPrompt = [t.bos] + tokenizer.encode("Hi"), chatPrompt = [t.bos, t.userStart] + tokenizer.encode("Go") + [t.userEnd, t.assistantStart]
+        let m = try scriptedModel(tokenizer, chains: [[completionPrompt[completionPrompt.count - 1]] + words + [t.bos],
+                                                      [t.assistantStart] + done + [t.assistantEnd]])
+        let engine = ChatEngine(model: m, tokenizer: tokenizer, slots: 2)
+        engine.start()
+        defer { engine.stop() }
+        for (prompt, mode, drawn, scored) in [(completionPrompt, GenerationRequest.Mode.completion, words + [t.bos], words + [t.bos]),
+                                              (chatPrompt, .chat, done + [t.assistantEnd], done)] {
+            var r = GenerationRequest(prompt: prompt, mode: mode, maxTokens: 20, sampler: Sampler(temperature: 0, topK: 0, seed: 0))
+            r.logprobs = 1
+            let c = Collector()
+            _ = engine.submit(r) { c.take($0) }
+            let got = c.wait()
+            #expect(got.1 == .stop && got.2 == drawn.count, "\(mode): \(got)")
+            #expect(c.lock.withLock { c.scores.map(\.token) } == scored, "\(mode)")
+        }
+    }
+
     /// A reply cut by max_tokens inside a character ends with what it holds as U+FFFD (sent
     /// before the finish event), and one let run to the character's end shows the character.
     @Test func aReplyCutInsideACharacterEndsWithAReplacement() throws {
@@ -218,6 +243,13 @@ import Tokenizer
         }
         var cut = UTF8Stream()
         #expect(cut.push(Array("🙂".utf8.prefix(3))) == "" && cut.finish() == "\u{FFFD}")
+        // Bytes that are no character's become U+FFFD as soon as nothing can complete them: a
+        // stray continuation byte, five in a row, a lead byte followed by a letter.
+        var stray = UTF8Stream()
+        #expect(stray.push([0x80]) == "\u{FFFD}" && stray.push([0x41]) == "A")
+        #expect(stray.push([UInt8](repeating: 0x80, count: 5)) == String(repeating: "\u{FFFD}", count: 5))
+        #expect(stray.push([0x41, 0xC3]) == "A" && stray.push([0x41]) == "\u{FFFD}A")
+        #expect(stray.push([0xFF]) == "" && stray.push([0x42]) == "\u{FFFD}B" && stray.finish() == "")
     }
 
     /// The bias and penalties by value: presence once for a token generated at all, frequency
@@ -394,6 +426,36 @@ import Tokenizer
         var running = engine.status.running
         for _ in 0..<100 where running > 0 { usleep(10_000); running = engine.status.running }
         #expect(running == 0)
+    }
+
+    /// A request cancelled while it waits finishes as cancelled without running, and the one
+    /// after it runs; stopping the engine finishes every request it holds as cancelled, and
+    /// refuses one submitted after it the same way.
+    @Test func stoppingOrCancellingBeforeAStartFinishesAsCancelled() throws {
+        let engine = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 1)
+        let (waiting, next) = (Collector(), Collector())
+        let handle = engine.submit(request("Hello", maxTokens: 5, seed: 1)) { waiting.take($0) }
+        _ = engine.submit(request("Hello", maxTokens: 2, seed: 1)) { next.take($0) }
+        handle.cancel()
+        engine.start()
+        let never = waiting.wait()   // each collector is waited for once: its finish signals once
+        #expect(never.1 == .cancelled && never.0 == "" && never.2 == 0)
+        let ran = next.wait()
+        #expect((ran.1 == .length && ran.2 == 2) || (ran.1 == .stop && ran.2 >= 1), "\(ran)")
+        engine.stop()
+
+        let stopped = ChatEngine(model: try model(), tokenizer: tokenizer, slots: 1)
+        let held = (0..<2).map { _ in Collector() }
+        for c in held { _ = stopped.submit(request("Hello", maxTokens: 5, seed: 1)) { c.take($0) } }
+        stopped.stop()
+        let late = Collector()
+        _ = stopped.submit(request("Hello", maxTokens: 5, seed: 1)) { late.take($0) }
+        #expect(late.wait().1 == .cancelled, "submitted after stop")
+        stopped.start()
+        for c in held {
+            let got = c.wait()
+            #expect(got.1 == .cancelled && got.2 == 0)
+        }
     }
 
     /// `generate` gives exactly maxNewTokens ids (none for 0, one for 1), each the sampler's
