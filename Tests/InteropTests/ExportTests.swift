@@ -417,6 +417,30 @@ import Tokenizer
         #expect { try HuggingFaceImport.read(from: folder) } throws: { "\($0)".contains("split pattern") }
     }
 
+    /// A config.json as older transformers write it (rope_theta at the top, no
+    /// rope_parameters) and without the keys that may be left out (num_key_value_heads: as
+    /// many as the heads; head_dim; hidden_act) imports as the same model; a top-level
+    /// rope_theta other than ours is refused.
+    @Test func anOlderConfigWithoutOptionalKeysImports() throws {
+        let m = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 1, nHead: 2, nKVHead: 2,
+                                            nEmbd: 16, blockPattern: [.transformer]), seed: 5)
+        let folder = scratchPath("hfi-older")
+        try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: Data(), to: folder)
+        let path = "\(folder)/config.json"
+        var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
+        for key in ["rope_parameters", "num_key_value_heads", "head_dim", "hidden_act"] { config[key] = nil }
+        config["rope_theta"] = 10000.0
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        let (model, _) = try HuggingFaceImport.read(from: folder)
+        #expect(model.config == m.config)
+        for (p, q) in zip(model.parameters.parameters, m.parameters.parameters) {
+            #expect(p.name == q.name && p.tensor.floats == q.tensor.floats, "\(p.name)")
+        }
+        config["rope_theta"] = 500000.0
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: path))
+        #expect { try HuggingFaceImport.read(from: folder) } throws: { "\($0)".contains("rope_theta is 500000") }
+    }
+
     /// A folder that falls short is named by file and cause: no config.json, one that is not
     /// an object, another model_type, a hybrid config that is not ours or states another
     /// constant, a tensor missing or one the model lacks, an index without a weight map, no
