@@ -389,12 +389,17 @@ import Tokenizer
         }
     }
 
-    @Test func whatOurBlocksDoNotComputeIsRefused() throws {
+    /// A one-layer Transformer (two heads of 8) exported to a new folder, and its config.json.
+    func exportedSmallTransformer(seed: UInt64, _ tag: String) throws -> (model: GPT, folder: String, path: String) {
         let m = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 1, nHead: 2, nKVHead: 2,
-                                            nEmbd: 16, blockPattern: [.transformer]), seed: 3)
-        let folder = scratchPath("hfi-refuse")
+                                            nEmbd: 16, blockPattern: [.transformer]), seed: seed)
+        let folder = scratchPath(tag)
         try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: Data(), to: folder)
-        let path = "\(folder)/config.json"
+        return (m, folder, "\(folder)/config.json")
+    }
+
+    @Test func whatOurBlocksDoNotComputeIsRefused() throws {
+        let (_, folder, path) = try exportedSmallTransformer(seed: 3, "hfi-refuse")
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
         for (key, value, said) in [("rope_parameters", ["rope_type": "default", "rope_theta": 100000.0] as Any, "rope_theta is 100000"),
                                    ("final_logit_softcapping", 30.0, "final_logit_softcapping is 30"),
@@ -422,11 +427,7 @@ import Tokenizer
     /// many as the heads; head_dim; hidden_act) imports as the same model; a top-level
     /// rope_theta other than ours is refused.
     @Test func anOlderConfigWithoutOptionalKeysImports() throws {
-        let m = try GPT(config: ModelConfig(sequenceLen: 16, vocabSize: tokenizer.vocabSize, nLayer: 1, nHead: 2, nKVHead: 2,
-                                            nEmbd: 16, blockPattern: [.transformer]), seed: 5)
-        let folder = scratchPath("hfi-older")
-        try HuggingFaceExport.write(model: m, tokenizer: tokenizer, modelingCode: Data(), to: folder)
-        let path = "\(folder)/config.json"
+        let (m, folder, path) = try exportedSmallTransformer(seed: 5, "hfi-older")
         var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any])
         for key in ["rope_parameters", "num_key_value_heads", "head_dim", "hidden_act"] { config[key] = nil }
         config["rope_theta"] = 10000.0
