@@ -579,8 +579,6 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try message(width: 255).contains("a delta miniblock of 255-bit values"))
     }
 
-    /// Every truncation of a file, and random single-byte corruptions, give an error or rows,
-    /// never a crash (a truncated footer is the common case: a copy cut short).
     /// A column chunk whose metadata lacks data_page_offset (field 9, renumbered here to 10,
     /// which the reader skips) is refused by name rather than read from offset 0 or elsewhere.
     @Test func aColumnChunkWithoutItsPageOffsetIsRefused() throws {
@@ -597,6 +595,8 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// Every truncation of a file, and random single-byte corruptions, give an error or rows,
+    /// never a crash (a truncated footer is the common case: a copy cut short).
     @Test(arguments: ["snappy-v1-dict", "delta-prefix-none"]) func truncatedOrCorruptFilesFailCleanly(name: String) throws {
         let original = try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/\(name).parquet"))
         let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-\(name).parquet"
