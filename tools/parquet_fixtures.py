@@ -11,6 +11,7 @@ does not decode, a codec it does not have, a nested column, a text column of ano
     python3 tools/parquet_fixtures.py          # needs pyarrow (pip install pyarrow)
     python3 tools/parquet_fixtures.py nested   # only the list and integer files
     python3 tools/parquet_fixtures.py delta-null-pages   # only the all-null delta page files
+    python3 tools/parquet_fixtures.py format1  # only the format-1.0 (PLAIN_DICTIONARY) file
 """
 import json
 import os
@@ -66,6 +67,7 @@ def main():
     pq.write_table(table, os.path.join(OUT, "delta-prefix-none.parquet"), use_dictionary=False,
                    column_encoding={"text": "DELTA_BYTE_ARRAY"}, compression="none", row_group_size=16, data_page_size=512)
     duckdb_fixture(texts)
+    format1_fixture(table)
 
     # LZ4 (pyarrow writes LZ4_RAW) and Brotli, both page versions.
     for codec in ["lz4", "brotli"]:
@@ -93,6 +95,14 @@ def duckdb_fixture(texts):
     con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
     path = os.path.join(OUT, "duckdb-v2.parquet")
     con.execute(f"COPY (SELECT * FROM t ORDER BY id) TO '{path}' (FORMAT PARQUET, PARQUET_VERSION V2, ROW_GROUP_SIZE 16)")
+
+
+def format1_fixture(table):
+    """format1-v1-dict.parquet: the rows in Parquet format version 1.0, as older writers
+    (parquet-mr 1.x, pyarrow's version="1.0") write them: dictionary pages and dictionary
+    indices both in the PLAIN_DICTIONARY encoding, not PLAIN and RLE_DICTIONARY."""
+    pq.write_table(table, os.path.join(OUT, "format1-v1-dict.parquet"), version="1.0", compression="snappy",
+                   data_page_version="1.0", use_dictionary=True, row_group_size=16, data_page_size=512)
 
 
 def long_run_fixtures():
@@ -198,6 +208,9 @@ if __name__ == "__main__":
         nested_fixtures()
     elif sys.argv[1:] == ["delta-null-pages"]:   # only the all-null delta pages
         delta_null_page_fixtures()
+    elif sys.argv[1:] == ["format1"]:   # only the format 1.0 file
+        texts = rows()
+        format1_fixture(pa.table({"id": pa.array(range(len(texts)), pa.int64()), "text": pa.array(texts, pa.string())}))
     else:
         jsonl_fixtures()
         main()

@@ -72,7 +72,7 @@ struct ColumnChunkDecoder {
             switch h.type {
             case ColumnChunkDecoder.dictionaryPage:
                 guard h.encoding == ColumnChunkDecoder.plain || h.encoding == ColumnChunkDecoder.plainDictionary else {
-                    throw PageError("\(place): a dictionary in encoding \(name(h.encoding)); only PLAIN is supported")
+                    throw PageError("\(place): a dictionary in encoding \(name(h.encoding)); only PLAIN and PLAIN_DICTIONARY are supported")
                 }
                 let data = try decompress(body, to: Int(h.uncompressed), place: place)
                 var d: [[UInt8]] = []

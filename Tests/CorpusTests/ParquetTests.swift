@@ -52,9 +52,11 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
 }
 
 @Suite struct ParquetTests {
+    /// Every codec, page version and dictionary choice; and the file in format version 1.0,
+    /// whose dictionary pages and indices are PLAIN_DICTIONARY.
     static let variants: [String] = ["none", "snappy", "gzip", "zstd"].flatMap { codec in
         ["v1", "v2"].flatMap { page in ["dict", "plain"].map { "\(codec)-\(page)-\($0)" } }
-    }
+    } + ["format1-v1-dict"]
 
     @Test(arguments: variants) func readsExactlyWhatPyarrowWrote(variant: String) throws {
         let file = try ParquetFile(path: "\(fixtures)/parquet/\(variant).parquet")
