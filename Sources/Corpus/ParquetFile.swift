@@ -202,6 +202,7 @@ public final class ParquetFile {
 
         var chunks: [ColumnChunk] = []
         for (g, group) in groups.enumerated() {
+            guard group.rows >= 0 else { throw fail("row group \(g) lacks its row count (num_rows), or it is negative") }
             guard group.chunks.count == leaves.count else {
                 throw fail("row group \(g) has \(group.chunks.count) column chunks for \(leaves.count) columns")
             }

@@ -597,6 +597,23 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// A row group whose footer entry lacks num_rows (field 3, renumbered here to 12, which the
+    /// reader skips) is refused by name, not read as a group of no rows or of -1.
+    @Test func aRowGroupWithoutItsRowCountIsRefused() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
+        // Row group 0, after its columns: total_byte_size (0x16, varint 92 20), then num_rows
+        // (0x16: id delta 1, type i64) of 16 (zigzag 0x20), then file_offset (0x26).
+        let header = 7054
+        try #require(bytes.count == 7936 && Array(bytes[(header - 3)...(header + 2)]) == [0x16, 0x92, 0x20, 0x16, 0x20, 0x26])
+        bytes[header] = 0x96
+        let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-no-rows.parquet"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect { try ParquetFile(path: path) } throws: { error in
+            error is CorpusError && "\(error)".contains(path) && "\(error)".contains("row group 0 lacks its row count (num_rows)")
+        }
+    }
+
     /// Every truncation of a file, and random single-byte corruptions, give an error or rows,
     /// never a crash (a truncated footer is the common case: a copy cut short).
     @Test(arguments: ["snappy-v1-dict", "delta-prefix-none"]) func truncatedOrCorruptFilesFailCleanly(name: String) throws {
