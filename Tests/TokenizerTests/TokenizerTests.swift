@@ -327,6 +327,23 @@ func randomUnicode(_ rng: inout SeededGenerator, count: Int) -> String {
         #expect(throws: TokenizerError("\(ranks): missing (make it with `nanochat tokenizer train --out \(dir)`)")) { try Tokenizer.load(from: dir) }
     }
 
+    /// A ranks file may fill the 65,536 ids a uint16 token shard holds, the special tokens
+    /// included, and no more: one rank past that is refused naming its line.
+    @Test func aRanksFileFillsAtMostTheUInt16Ids() throws {
+        let most = 65536 - specialTokens.count
+        // The 256 bytes, then distinct two-byte tokens.
+        let tokens = (0..<256).map { [UInt8($0)] } + (0..<(most - 256 + 1)).map { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+        func file(_ count: Int) -> Data {
+            Data(tokens.prefix(count).enumerated().map { "\(Data($1).base64EncodedString()) \($0)\n" }.joined().utf8)
+        }
+        let full = try Tokenizer.parseRanks(file(most), path: "ranks")
+        #expect(full.vocabSize == 65536 && full.specialIDs.last == 65535)
+        #expect(full.encode("\u{1}\u{2}") == [256 + 0x0102])
+        #expect(throws: TokenizerError("ranks:\(most + 1): more than \(most) ranks; with the \(specialTokens.count) special tokens the vocabulary would exceed 65536, the most a uint16 token shard holds")) {
+            try Tokenizer.parseRanks(file(most + 1), path: "ranks")
+        }
+    }
+
     @Test func vocabTooLargeForTheTextIsAnError() {
         #expect(throws: TokenizerError("the text has only enough distinct pairs for 3 merges; vocab size 300 needs 35 — use more text or a smaller vocab size")) {
             try Tokenizer.train(["ab cd"], vocabSize: 300)
