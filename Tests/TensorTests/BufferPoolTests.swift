@@ -82,3 +82,40 @@ import Tensor
     pool.trim()
     #expect(pool.cachedBytes == 0)
 }
+
+/// With guard bytes (every test process has them: its start-up sets NANOCHAT_GUARD_BUFFERS=1),
+/// blocks keep their alignment and size, writes to a block's first and last byte pass, and a
+/// write one element past a block or one byte before it stops the process when the block
+/// comes back, naming its size and the offset written.
+@Test func guardBytesStopAWriteOutsideABlock() async {
+    #expect(BufferPool.shared.guarded)
+    let pool = BufferPool(capacityBytes: 10_000, guarded: true)
+    for size in [0, 1, 100, 4096] {
+        let p = pool.take(size)
+        #expect(UInt(bitPattern: p) % 64 == 0)
+        if size > 0 {
+            p.storeBytes(of: 0xff, toByteOffset: 0, as: UInt8.self)
+            p.storeBytes(of: 0xff, toByteOffset: size - 1, as: UInt8.self)
+        }
+        pool.give(p, byteCount: size)
+        #expect(pool.take(size) == p, "the block comes back intact, to be used again")
+        pool.give(p, byteCount: size)
+    }
+    pool.trim()
+    let past = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let pool = BufferPool(capacityBytes: 10_000, guarded: true)
+        let p = pool.take(100)
+        p.storeBytes(of: Float(0), toByteOffset: 100, as: Float.self)
+        pool.give(p, byteCount: 100)
+    }
+    let pastMessage = String(decoding: past?.standardErrorContent ?? [], as: UTF8.self)
+    #expect(pastMessage.contains("NANOCHAT_GUARD_BUFFERS: a buffer of 100 bytes was written past its end, at byte offset 100"))
+    let before = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+        let pool = BufferPool(capacityBytes: 10_000, guarded: true)
+        let p = pool.take(100)
+        p.storeBytes(of: UInt8(0x5b), toByteOffset: -1, as: UInt8.self)
+        pool.give(p, byteCount: 100)
+    }
+    let beforeMessage = String(decoding: before?.standardErrorContent ?? [], as: UTF8.self)
+    #expect(beforeMessage.contains("a buffer of 100 bytes was written before its start, at byte offset -1"))
+}

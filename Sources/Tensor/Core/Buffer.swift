@@ -1,5 +1,6 @@
 // Storage for tensors, recycled through a pool so a training step that repeats the shapes
 // of the last one reuses its memory instead of going back to the allocator.
+import Foundation
 import Synchronization
 
 /// A 64-byte aligned block of memory owned by one or more tensors (views share it).
@@ -54,8 +55,18 @@ public final class Buffer: @unchecked Sendable {
 public final class BufferPool: Sendable {
     public static let shared = BufferPool()
 
-    public init(capacityBytes: Int = 8 << 30) {
+    /// Whether each block is fenced by guard bytes, 64 of a known pattern before it and 64
+    /// after, checked when the block comes back: a kernel that wrote outside its buffer stops
+    /// the process there, naming the block's size and the side, instead of corrupting a
+    /// neighbour unseen. `NANOCHAT_GUARD_BUFFERS=1` turns it on for the shared pool (the
+    /// unit tests do); off, blocks are exactly their size.
+    public let guarded: Bool
+    static let guardBytes = 64
+
+    public init(capacityBytes: Int = 8 << 30,
+                guarded: Bool = ProcessInfo.processInfo.environment["NANOCHAT_GUARD_BUFFERS"] == "1") {
         state = Mutex(State(capacityBytes: capacityBytes))
+        self.guarded = guarded
     }
 
     private struct State {
@@ -109,7 +120,7 @@ public final class BufferPool: Sendable {
                 s.capacityBytes = newValue
                 return s.evictToBound()
             }
-            for p in evicted { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
+            release(evicted)
         }
     }
 
@@ -132,13 +143,47 @@ public final class BufferPool: Sendable {
             }
             return (nil, s.evictToBound())
         }
-        for p in evicted { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
+        release(evicted)
         if let cached, let p = UnsafeMutableRawPointer(bitPattern: cached) { return p }
-        return UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        guard guarded else { return UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64) }
+        let g = Self.guardBytes
+        let base = UnsafeMutableRawPointer.allocate(byteCount: byteCount + 2 * g, alignment: 64)
+        for i in 0..<g {
+            base.storeBytes(of: Self.guardByte(i), toByteOffset: i, as: UInt8.self)
+            base.storeBytes(of: Self.guardByte(i), toByteOffset: g + byteCount + i, as: UInt8.self)
+        }
+        return base + g
+    }
+
+    /// The guard pattern's byte i: not a run of one value, so that neither zeros nor any
+    /// repeated float or bf16 written over it reads as intact.
+    @inline(__always)
+    static func guardByte(_ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: 0x5b &+ 37 &* i) }
+
+    /// Stops the process if the guard bytes around a block of `byteCount` bytes at `pointer`
+    /// were written.
+    private func checkGuards(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        func stop(_ offset: Int, _ side: String) -> Never {
+            fatalError("NANOCHAT_GUARD_BUFFERS: a buffer of \(byteCount) bytes was written \(side), at byte offset \(offset): a kernel wrote outside its memory")
+        }
+        let g = Self.guardBytes
+        for i in 0..<g {
+            if pointer.load(fromByteOffset: i - g, as: UInt8.self) != Self.guardByte(i) { stop(i - g, "before its start") }
+            if pointer.load(fromByteOffset: byteCount + i, as: UInt8.self) != Self.guardByte(i) { stop(byteCount + i, "past its end") }
+        }
+    }
+
+    /// Gives blocks back to the system allocator.
+    private func release(_ blocks: [UInt]) {
+        for p in blocks {
+            guard let block = UnsafeMutableRawPointer(bitPattern: p) else { continue }
+            (guarded ? block - Self.guardBytes : block).deallocate()
+        }
     }
 
     /// Takes back a block `take` gave for `byteCount` bytes.
     public func give(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
+        if guarded { checkGuards(pointer, byteCount: byteCount) }
         // Moving a block from live to free keeps the sum; it exceeds the bound only after
         // `capacityBytes` was lowered.
         let keep = state.withLock { s in
@@ -150,7 +195,7 @@ public final class BufferPool: Sendable {
             s.cachedBytes += byteCount
             return true
         }
-        if !keep { pointer.deallocate() }
+        if !keep { release([UInt(bitPattern: pointer)]) }
     }
 
     /// Returns every cached block to the system allocator.
@@ -159,7 +204,7 @@ public final class BufferPool: Sendable {
             defer { s.free = [:]; s.cachedBytes = 0 }
             return Array(s.free.values.joined())
         }
-        for p in blocks { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
+        release(blocks)
     }
 }
 
