@@ -37,6 +37,8 @@ import Tokenizer
         var unfinished = 0
         /// How the ranks exchanged gradients and weights (the trainer's words).
         var route = ""
+        /// The same, asked before the first step, if it was.
+        var routeAtStart: String?
     }
 
     /// The forward pass after the last step, then the weights once settled.
@@ -66,9 +68,10 @@ import Tokenizer
     /// `microBatches` per rank per step (rank r takes micro-batches r·m ..< (r+1)·m); across
     /// hosts (no window) the exchange overlaps the backward pass unless `overlap` is false.
     /// On one host (`window`), the gradients and weights go through the exchange's buckets
-    /// unless `inPlace`.
+    /// unless `inPlace`. With `routeFirst` the route is asked before the first step, as a
+    /// training run's log does (which then places the windows, rather than the first step).
     static func distributed(ranks: Int, steps: Int, clip: Double, window: Bool, microBatches m: Int = 1,
-                            overlap: Bool = true, inPlace: Bool = true,
+                            overlap: Bool = true, inPlace: Bool = true, routeFirst: Bool = false,
                             bucketFloats: Int = Trainer.defaultBucketFloats) throws -> [Outcome] {
         try InProcessWorld.run(InProcessWorld.group(size: ranks, sharedWindow: window, inPlace: inPlace)) { world in
             var settings = clipping(clip)
@@ -76,6 +79,7 @@ import Tokenizer
             let trainer = Trainer(model: try GPT(config: config, seed: 4), settings: settings, world: world,
                                   bucketFloats: bucketFloats)
             var losses: [Double] = [], clips: [Float] = [], overlapped = [trainer.lastOverlapped]
+            let routeAtStart = routeFirst ? trainer.exchangeRoute : nil
             for s in 0..<steps {
                 losses.append(try trainer.step((0..<m).map { batch(s, world.rank * m + $0) }, totalSteps: 10))
                 clips.append(trainer.lastClipFactor)
@@ -85,6 +89,7 @@ import Tokenizer
             o.losses = losses; o.clips = clips; o.overlapped = overlapped
             o.unfinished = world.unfinishedTransfers
             o.route = trainer.exchangeRoute
+            o.routeAtStart = routeAtStart
             return o
         }
     }
@@ -242,11 +247,13 @@ import Tokenizer
         for m in [1, 2] {
             let after = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m, overlap: false)
             let during = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: false, microBatches: m)
-            let window = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: true, microBatches: m)
+            // With 2 micro-batches the route is asked first, placing the windows before any step.
+            let window = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: true, microBatches: m, routeFirst: m == 2)
             let buckets = try Self.distributed(ranks: 3, steps: 3, clip: 0.05, window: true, microBatches: m, inPlace: false)
             #expect(window.allSatisfy { $0.route.contains("each owner adds the gradients where") && $0.route.contains("the one copy of its weights") },
                     "\(window.map(\.route))")
             #expect(buckets.allSatisfy { $0.route.contains("the gradients and weights copied in rounds") }, "\(buckets.map(\.route))")
+            #expect(window.allSatisfy { $0.routeAtStart == (m == 2 ? $0.route : nil) }, "\(window.map(\.routeAtStart))")
             #expect(after[0].overlapped == [false, false, false, false] && window[0].overlapped == [false, false, false, false])
             // In place or through buckets, the window adds the gradients in the same order.
             for (r, (a, b)) in zip(window, buckets).enumerated() {
