@@ -59,19 +59,23 @@ extension TensorTests {
             let table = RotaryTable(headDim: hd, maxPositions: 64)
             let x = randn([b, t, h, hd], seed: 6)
             let offset = 7
-            let y = rotary(x, table: table, offset: offset)
             let xv = x.doubles
-            var expected = [Double](repeating: 0, count: xv.count)
-            for bi in 0..<b { for ti in 0..<t { for hi in 0..<h {
-                let base = ((bi * t + ti) * h + hi) * hd
-                for j in 0..<(hd / 2) {
-                    let f = Double(ti + offset) * pow(10000, -2 * Double(j) / Double(hd))
-                    let x1 = xv[base + j], x2 = xv[base + j + hd / 2]
-                    expected[base + j] = x1 * cos(f) + x2 * sin(f)
-                    expected[base + j + hd / 2] = -x1 * sin(f) + x2 * cos(f)
-                }
-            } } }
-            expectClose(y.doubles, expected, atol: 1e-5, "rotary")
+            func expected(_ offset: Int) -> [Double] {
+                var out = [Double](repeating: 0, count: xv.count)
+                for bi in 0..<b { for ti in 0..<t { for hi in 0..<h {
+                    let base = ((bi * t + ti) * h + hi) * hd
+                    for j in 0..<(hd / 2) {
+                        let f = Double(ti + offset) * pow(10000, -2 * Double(j) / Double(hd))
+                        let x1 = xv[base + j], x2 = xv[base + j + hd / 2]
+                        out[base + j] = x1 * cos(f) + x2 * sin(f)
+                        out[base + j + hd / 2] = -x1 * sin(f) + x2 * cos(f)
+                    }
+                } } }
+                return out
+            }
+            expectClose(rotary(x, table: table, offset: offset).doubles, expected(offset), atol: 1e-5, "rotary")
+            // With no offset the first position is 0.
+            expectClose(rotary(x, table: table).doubles, expected(0), atol: 1e-5, "rotary from position 0")
             expectGradients([x], "rotary") { rotary($0[0], table: table, offset: offset) }
             // hd/2 = 20: a half that is neither 16 nor a multiple of it.
             let wide = RotaryTable(headDim: 40, maxPositions: 8)
