@@ -32,6 +32,21 @@ extension TensorTests {
             let n = Tensor.randomNormal([5], mean: 3, std: 0.5, generator: &g)
             #expect(n.dtype == .float32)
             #expect(n.floats == (0..<5).map { _ in Float(3 + 0.5 * h.nextNormal()) })
+            // Left out, the mean is 0 and the deviation 1.
+            #expect(Tensor.randomNormal([4], dtype: .float64, generator: &g).doubles == (0..<4).map { _ in h.nextNormal() })
+        }
+
+        /// The generator is xoshiro256** seeded by SplitMix64, draw for draw (values from an
+        /// independent Python implementation of both), so a seed gives the same weights on
+        /// every machine and in every version; a unit draw is the top 53 bits, a normal one
+        /// Box–Muller of 1 - unit and unit.
+        @Test func theGeneratorIsXoshiro256StarStar() {
+            var g = SeededGenerator(seed: 2024)
+            #expect((0..<4).map { _ in g.next() } == [1029197146548041518, 14427268137155694693, 1329179038587965441, 2946237779985736811])
+            #expect(g.nextUnit() == 0.773650389718931)
+            #expect(Swift.abs(g.nextNormal() - -0.5902915913718773) < 1e-15)
+            var zero = SeededGenerator(seed: 0)
+            #expect(zero.next() == 11091344671253066420 && zero.next() == 13793997310169335082)
         }
 
         /// A gradient placed in memory of the caller's starts as zeros whatever the memory
