@@ -412,5 +412,8 @@ func parse(_ text: String) throws -> ConfigFile {
         let up = try resolved("num_iterations = -1\ntarget_flops = \(10.75 * perStep)\n")
         let down = try resolved("num_iterations = -1\ntarget_flops = \(10.25 * perStep)\n")
         #expect(up.numIterations == 11 && down.numIterations == 10, "\(up.numIterations), \(down.numIterations)")
+        // Any budget above 0 is the horizon, however small (one step at least), not the ratio.
+        let tiny = try resolved("num_iterations = -1\ntarget_flops = 1\n")
+        #expect(tiny.numIterations == 1 && tiny.horizon.hasPrefix("target_flops"), "\(tiny.numIterations), \(tiny.horizon)")
     }
 }
