@@ -581,37 +581,36 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try message(width: 255).contains("a delta miniblock of 255-bit values"))
     }
 
-    /// A column chunk whose metadata lacks data_page_offset (field 9, renumbered here to 10,
-    /// which the reader skips) is refused by name rather than read from offset 0 or elsewhere.
-    @Test func aColumnChunkWithoutItsPageOffsetIsRefused() throws {
+    /// Opening none-v1-plain.parquet with the byte at `at` (which must hold `was`, with
+    /// `around` before and after it) set to `value` is refused naming the file and `message`.
+    static func footerFieldRefused(at: Int, was around: [UInt8], value: UInt8, message: String) throws {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
-        // Row group 1's "text" chunk: field header 0x26 (id delta 2 after field 7, type i64).
-        let header = 7182
-        try #require(bytes.count == 7936 && bytes[header] == 0x26 && bytes[header - 3] == 0x16)
-        bytes[header] = 0x36
-        let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-no-offset.parquet"
+        try #require(bytes.count == 7936 && Array(bytes[(at - around.count / 2)...].prefix(around.count)) == around)
+        bytes[at] = value
+        let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-footer-\(at).parquet"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         #expect { try ParquetFile(path: path) } throws: { error in
-            error is CorpusError && "\(error)".contains(path) && "\(error)".contains("a column chunk lacks its metadata (values, size or offset)")
+            error is CorpusError && "\(error)".contains(path) && "\(error)".contains(message)
         }
+    }
+
+    /// A column chunk whose metadata lacks data_page_offset (field 9, renumbered here to 10,
+    /// which the reader skips) is refused by name rather than read from offset 0 or elsewhere.
+    @Test func aColumnChunkWithoutItsPageOffsetIsRefused() throws {
+        // Row group 1's "text" chunk: total_compressed_size (0x16, varint b8 2b), then
+        // data_page_offset's field header 0x26 (id delta 2 after field 7, type i64).
+        try Self.footerFieldRefused(at: 7182, was: [0x16, 0xb8, 0x2b, 0x26, 0xa8, 0x23], value: 0x36,
+                                    message: "a column chunk lacks its metadata (values, size or offset)")
     }
 
     /// A row group whose footer entry lacks num_rows (field 3, renumbered here to 12, which the
     /// reader skips) is refused by name, not read as a group of no rows or of -1.
     @Test func aRowGroupWithoutItsRowCountIsRefused() throws {
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
         // Row group 0, after its columns: total_byte_size (0x16, varint 92 20), then num_rows
         // (0x16: id delta 1, type i64) of 16 (zigzag 0x20), then file_offset (0x26).
-        let header = 7054
-        try #require(bytes.count == 7936 && Array(bytes[(header - 3)...(header + 2)]) == [0x16, 0x92, 0x20, 0x16, 0x20, 0x26])
-        bytes[header] = 0x96
-        let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-no-rows.parquet"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        #expect { try ParquetFile(path: path) } throws: { error in
-            error is CorpusError && "\(error)".contains(path) && "\(error)".contains("row group 0 lacks its row count (num_rows)")
-        }
+        try Self.footerFieldRefused(at: 7054, was: [0x16, 0x92, 0x20, 0x16, 0x20, 0x26], value: 0x96,
+                                    message: "row group 0 lacks its row count (num_rows)")
     }
 
     /// Every truncation of a file, and random single-byte corruptions, give an error or rows,
