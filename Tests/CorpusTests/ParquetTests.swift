@@ -198,6 +198,9 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
             try ParquetHybrid.decode([0x05, 0xff, 0xff, 0xff, 0xff, 0xff], bitWidth: 3, count: 16)
         }
         #expect(try ParquetHybrid.decode([0x04, 7], bitWidth: 3, count: 2) == [7, 7])
+        // An RLE run past the values asked for is cut where they end, first run or later.
+        #expect(try ParquetHybrid.decode([0x14, 7], bitWidth: 3, count: 2) == [7, 7])
+        #expect(try ParquetHybrid.decode([0x04, 7, 0x14, 3], bitWidth: 3, count: 5) == [7, 7, 3, 3, 3])
     }
 
     /// Thrift's long form of a field header (type nibble, delta 0, then the id as a zigzag
