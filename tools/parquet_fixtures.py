@@ -39,10 +39,15 @@ def rows():
     return texts
 
 
+def rows_table(texts):
+    """The rows as the fixtures hold them: an integer id column, then the text column."""
+    return pa.table({"id": pa.array(range(len(texts)), pa.int64()), "text": pa.array(texts, pa.string())})
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     texts = rows()
-    table = pa.table({"id": pa.array(range(len(texts)), pa.int64()), "text": pa.array(texts, pa.string())})
+    table = rows_table(texts)
     for codec in ["none", "snappy", "gzip", "zstd"]:
         for version in ["1.0", "2.0"]:
             for dictionary in [True, False]:
@@ -209,8 +214,7 @@ if __name__ == "__main__":
     elif sys.argv[1:] == ["delta-null-pages"]:   # only the all-null delta pages
         delta_null_page_fixtures()
     elif sys.argv[1:] == ["format1"]:   # only the format 1.0 file
-        texts = rows()
-        format1_fixture(pa.table({"id": pa.array(range(len(texts)), pa.int64()), "text": pa.array(texts, pa.string())}))
+        format1_fixture(rows_table(rows()))
     else:
         jsonl_fixtures()
         main()
