@@ -534,19 +534,27 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         }
     }
 
+    /// Runs `body` on a temporary copy of the file `original` whose byte at `at` is set to
+    /// `value`, removing the copy after.
+    static func withByte<R>(_ original: [UInt8], setTo value: UInt8, at: Int, _ body: (String) throws -> R) throws -> R {
+        var bytes = original
+        bytes[at] = value
+        let path = NSTemporaryDirectory() + "nanochat-byte-\(at)-\(value)-\(UUID().uuidString).parquet"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return try body(path)
+    }
+
     /// What reading row group 0 of the file `original`, with the byte at `at` set to `value`,
     /// gives: "read", or the error's text.
     static func readingRowGroup0(_ original: [UInt8], with value: UInt8, at: Int) throws -> String {
-        var bytes = original
-        bytes[at] = value
-        let path = NSTemporaryDirectory() + "nanochat-byte-\(at)-\(value)-\(getpid()).parquet"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        do {
-            _ = try ParquetFile(path: path).rows(ofRowGroup: 0)
-            return "read"
-        } catch {
-            return "\(error)"
+        try withByte(original, setTo: value, at: at) { path in
+            do {
+                _ = try ParquetFile(path: path).rows(ofRowGroup: 0)
+                return "read"
+            } catch {
+                return "\(error)"
+            }
         }
     }
 
@@ -584,17 +592,16 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(try message(width: 255).contains("a delta miniblock of 255-bit values"))
     }
 
-    /// Opening none-v1-plain.parquet with the byte at `at` (which must hold `was`, with
-    /// `around` before and after it) set to `value` is refused naming the file and `message`.
+    /// Opening none-v1-plain.parquet with the byte at `at` set to `value` is refused naming
+    /// the file and `message`. The file must hold `around` there, `around[around.count / 2]`
+    /// being the byte at `at`.
     static func footerFieldRefused(at: Int, was around: [UInt8], value: UInt8, message: String) throws {
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/parquet/none-v1-plain.parquet")))
         try #require(bytes.count == 7936 && Array(bytes[(at - around.count / 2)...].prefix(around.count)) == around)
-        bytes[at] = value
-        let path = NSTemporaryDirectory() + "nanochat-corpus-\(getpid())-footer-\(at).parquet"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        #expect { try ParquetFile(path: path) } throws: { error in
-            error is CorpusError && "\(error)".contains(path) && "\(error)".contains(message)
+        try withByte(bytes, setTo: value, at: at) { path in
+            #expect { try ParquetFile(path: path) } throws: { error in
+                error is CorpusError && "\(error)".contains(path) && "\(error)".contains(message)
+            }
         }
     }
 
