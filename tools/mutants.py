@@ -12,6 +12,7 @@ mutant that does not compile is not counted and another line is drawn.
 
     python3 tools/mutants.py --count 20 --seed 7 --out /tmp/mutants.jsonl
     python3 tools/mutants.py --count 5 --under Sources/Corpus      # where you work
+    python3 tools/mutants.py --count 20 --seed 7 --out /tmp/mutants.jsonl --resume   # after a stop
 
 Each result is one JSON line (file, line, the line before and after, caught or survived, the test
 that caught it, seconds); the survivors are printed at the end for a person to read: some are
@@ -174,7 +175,15 @@ def main():
                         help="a detached worktree, made at HEAD or moved to it (remove it with `git worktree remove`)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds before a run counts as hung")
     parser.add_argument("--under", help="draw only from this folder or file (e.g. Sources/Corpus)")
+    parser.add_argument("--resume", action="store_true",
+                        help="take the mutants of this seed already in --out as run (an interrupted batch goes on where it stopped)")
     args = parser.parse_args()
+    earlier = {}
+    if args.resume and os.path.exists(args.out):
+        for line in open(args.out, encoding="utf-8"):
+            row = json.loads(line)
+            if row.get("seed") == args.seed:
+                earlier[(row["file"], row["line"], row["after"])] = row
 
     root = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -182,8 +191,8 @@ def main():
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
     if not os.path.isdir(work):
         subprocess.run(["git", "worktree", "add", "--detach", "-f", work, head], cwd=root, check=True)
-    else:   # a worktree left by an earlier run: moved to this HEAD (its build is reused)
-        subprocess.run(["git", "checkout", "-q", "--detach", head], cwd=work, check=True)
+    else:   # a worktree left by an earlier run: moved to this HEAD, any mutant left in it dropped (its build is reused)
+        subprocess.run(["git", "checkout", "-q", "-f", "--detach", head], cwd=work, check=True)
     resolved = os.path.join(root, "Package.resolved")
     if os.path.exists(resolved):
         subprocess.run(["cp", resolved, work], check=True)
@@ -212,6 +221,14 @@ def main():
         before = source[index]
         after = before[:start] + replacement + before[end:]
         source[index] = after
+        row = earlier.get((path, index + 1, after.strip()))
+        if row is not None:
+            done += 1
+            caught += row["caught"]
+            if not row["caught"]:
+                survivors.append(row)
+            print(f"{done:3d} {'caught  ' if row['caught'] else 'SURVIVED'} {path}:{index + 1}  (run before)", flush=True)
+            continue
         try:
             open(full, "w", encoding="utf-8").write("\n".join(source))
             t0 = time.time()
