@@ -140,13 +140,36 @@ def run(command, cwd, timeout=None):
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, errors="replace", timeout=timeout)
 
 
+def kill_tree(pid):
+    """Kills a process and every process under it: `swift test` starts the test executable in a
+    process group of its own, which killing swift test's group leaves running."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    tree, grew = {pid}, True
+    while grew:
+        below = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    for member in tree:
+        try:
+            os.kill(member, 9)
+        except OSError:
+            pass
+
+
 def run_suite(cwd, scratch, timeout):
     """Runs the built tests until the first failure: (caught, the failing test's line, seconds)."""
     start = time.time()
     process = subprocess.Popen(["swift", "test", "--skip-build", "--scratch-path", scratch],
                                cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                errors="replace", start_new_session=True)
-    hung = threading.Timer(timeout, lambda: os.killpg(process.pid, 9))
+    hung = threading.Timer(timeout, lambda: kill_tree(process.pid))
     hung.start()
     failure = None
     try:
@@ -157,7 +180,7 @@ def run_suite(cwd, scratch, timeout):
     finally:
         hung.cancel()
         if process.poll() is None:
-            os.killpg(process.pid, 9)
+            kill_tree(process.pid)
         process.wait()
     if failure is None and time.time() - start >= timeout:
         failure = "timed out"
