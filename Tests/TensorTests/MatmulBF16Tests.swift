@@ -106,6 +106,29 @@ extension TensorTests {
             }
         }
 
+        /// Small integers are bf16 values whose products and sums fp32 holds exactly, so every
+        /// kernel must give the integer sums bit for bit, whatever its order; a row of A and a
+        /// column of B that are all zero give outputs of exactly 0 (an accumulator that did not
+        /// start at 0 shows there only: the bound above lets through anything under 1e-30).
+        @Test(arguments: kernels)
+        func integerOperandsGiveExactSums(_ kernel: BF16Kernel) {
+            for (m, n, k) in [(3, 40, 70), (50, 40, 70)] {
+                func integer(_ i: Int, _ p: Int, zero: Bool) -> Float { zero ? 0 : Float((i * 5 + p * 3) % 7 - 3) }
+                // A's row 1 and B's column 2 are zero.
+                let a = (0..<(m * k)).map { integer($0 / k, $0 % k, zero: $0 / k == 1) }
+                let b = (0..<(k * n)).map { integer($0 % n + 5, $0 / n, zero: $0 % n == 2) }
+                var expected = [Float](repeating: 0, count: m * n)
+                for i in 0..<m {
+                    for j in 0..<n { expected[i * n + j] = (0..<k).reduce(Float(0)) { $0 + a[i * k + $1] * b[$1 * n + j] } }
+                }
+                #expect(expected.filter { $0 == 0 }.count >= m + n - 1 && expected.contains { abs($0) > 100 })
+                let y = Precision.with(.bfloat16, kernel: kernel) {
+                    matmul(Tensor(shape: [m, k], scalars: a), Tensor(shape: [k, n], scalars: b))
+                }
+                #expect(y.floats == expected, "\(kernel) \(m)×\(n)×\(k)")
+            }
+        }
+
         /// The bound has teeth: fp32 products of the unrounded operands miss it.
         @Test func theBoundRejectsUnroundedOperands() {
             let (m, n, k) = (40, 33, 100)
