@@ -21,7 +21,7 @@ cmp -s "$W/full/model_000024.safetensors" "$W/part/model_000024.safetensors" \
 
 # Each of these flags, given, changes the weights two steps give.
 sft --out "$W/two" --num-iterations 2 > /dev/null 2>&1 || fail "sft of 2 steps"
-for flags in "--seed 7" "--init-lr-frac 0.4" "--device-batch-size 4" "--tasks spelling" "--dtype float32"; do
+for flags in "--seed 7" "--init-lr-frac 0.4" "--device-batch-size 4" "--tasks spelling"; do
     name=$(echo "$flags" | tr -c 'a-z0-9\n' _)
     # (Word splitting of $flags is meant: a flag and its value.)
     # shellcheck disable=SC2086
@@ -32,6 +32,24 @@ for flags in "--seed 7" "--init-lr-frac 0.4" "--device-batch-size 4" "--tasks sp
         fail "sft $flags gave the default's weights"
     fi
 done
+
+# bfloat16 and float32 products give different weights, and the default is one of them (which
+# one depends on the CPU: bfloat16 only where it multiplies bf16 natively).
+for dtype in float32 bfloat16; do
+    sft --out "$W/$dtype" --num-iterations 2 --dtype $dtype > /dev/null 2>&1 || fail "sft --dtype $dtype"
+done
+if [ -s "$W/float32/model_000002.safetensors" ] && ! cmp -s "$W/float32/model_000002.safetensors" "$W/bfloat16/model_000002.safetensors"; then
+    echo "ok: sft --dtype float32 and --dtype bfloat16 give different weights"
+else
+    fail "sft --dtype float32 and bfloat16 gave the same weights"
+fi
+if cmp -s "$W/two/model_000002.safetensors" "$W/float32/model_000002.safetensors"; then
+    echo "ok: the default is float32 on this CPU"
+elif cmp -s "$W/two/model_000002.safetensors" "$W/bfloat16/model_000002.safetensors"; then
+    echo "ok: the default is bfloat16 on this CPU"
+else
+    fail "sft's default gave neither float32's weights nor bfloat16's"
+fi
 
 reply=$($nc chat --checkpoint "$W/full" --prompt "What is 2 plus 3?" --temperature 0 --max-tokens 40 2> /dev/null)
 [ -n "$reply" ] && echo "one-shot reply: $reply" || fail "no one-shot reply"
