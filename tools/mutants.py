@@ -245,34 +245,31 @@ def main():
         after = before[:start] + replacement + before[end:]
         source[index] = after
         row = earlier.get((path, index + 1, after.strip()))
-        if row is not None:
-            done += 1
-            caught += row["caught"]
-            if not row["caught"]:
-                survivors.append(row)
-            print(f"{done:3d} {'caught  ' if row['caught'] else 'SURVIVED'} {path}:{index + 1}  (run before)", flush=True)
-            continue
-        try:
-            open(full, "w", encoding="utf-8").write("\n".join(source))
-            t0 = time.time()
-            build = run(["swift", "build", "--build-tests", "--scratch-path", scratch], work)
-            build_seconds = round(time.time() - t0)
-            if build.returncode != 0:
-                print(f"  (does not compile) {path}:{index + 1}", flush=True)
-                continue
-            was_caught, failure, seconds = run_suite(work, scratch, args.timeout)
-        finally:
-            open(full, "w", encoding="utf-8").write(original)
+        if row is None:
+            try:
+                open(full, "w", encoding="utf-8").write("\n".join(source))
+                t0 = time.time()
+                build = run(["swift", "build", "--build-tests", "--scratch-path", scratch], work)
+                build_seconds = round(time.time() - t0)
+                if build.returncode != 0:
+                    print(f"  (does not compile) {path}:{index + 1}", flush=True)
+                    continue
+                was_caught, failure, seconds = run_suite(work, scratch, args.timeout)
+            finally:
+                open(full, "w", encoding="utf-8").write(original)
+            row = {"file": path, "line": index + 1, "before": before.strip(), "after": after.strip(),
+                   "caught": was_caught, "by": failure, "build_s": build_seconds,
+                   "test_s": seconds, "seed": args.seed}
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            ran = f"{seconds} s"
+        else:
+            ran = "run before"
         done += 1
-        caught += was_caught
-        row = {"file": path, "line": index + 1, "before": before.strip(), "after": after.strip(),
-               "caught": was_caught, "by": failure, "build_s": build_seconds,
-               "test_s": seconds, "seed": args.seed}
-        with open(args.out, "a") as f:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        print(f"{done:3d} {'caught  ' if was_caught else 'SURVIVED'} {path}:{index + 1}  "
-              f"{before.strip()[:70]!r} -> {after.strip()[:70]!r}  ({seconds} s)", flush=True)
-        if not was_caught:
+        caught += row["caught"]
+        print(f"{done:3d} {'caught  ' if row['caught'] else 'SURVIVED'} {path}:{index + 1}  "
+              f"{row['before'][:70]!r} -> {row['after'][:70]!r}  ({ran})", flush=True)
+        if not row["caught"]:
             survivors.append(row)
     print(f"\n{caught} of {done} caught")
     for row in survivors:
