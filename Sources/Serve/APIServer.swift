@@ -36,7 +36,12 @@ public struct AccessPolicy: Sendable {
     /// (DNS rebinding) cannot reach it from a browser.
     public var loopbackOnly: Bool
 
-    public init(clientTimeout: Double = 30, maxConnections: Int = 1024, apiKey: String? = nil,
+    /// What `nanochat serve` allows when its flags do not say: the defaults live here only.
+    public static let defaultClientTimeout = 30.0
+    public static let defaultMaxConnections = 1024
+
+    public init(clientTimeout: Double = AccessPolicy.defaultClientTimeout, maxConnections: Int = AccessPolicy.defaultMaxConnections,
+                apiKey: String? = nil,
                 allowedOrigins: [String] = [], loopbackOnly: Bool = true) {
         self.clientTimeout = clientTimeout; self.maxConnections = maxConnections; self.apiKey = apiKey
         self.allowedOrigins = allowedOrigins; self.loopbackOnly = loopbackOnly

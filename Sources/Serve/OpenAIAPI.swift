@@ -43,7 +43,12 @@ public struct APILimits: Sendable {
     public var maxLogprobs = 20
     public var maxLogitBias = 1024
 
-    public init(context: Int, maxTokens: Int, maxMessages: Int = 256, maxBodyBytes: Int = 1 << 20) {
+    /// What `nanochat serve` allows when its flags do not say: the defaults live here only.
+    public static let defaultMaxMessages = 256
+    public static let defaultMaxBodyBytes = 1 << 20
+
+    public init(context: Int, maxTokens: Int, maxMessages: Int = APILimits.defaultMaxMessages,
+                maxBodyBytes: Int = APILimits.defaultMaxBodyBytes) {
         self.context = context; self.maxTokens = maxTokens; self.maxMessages = maxMessages; self.maxBodyBytes = maxBodyBytes
     }
 }

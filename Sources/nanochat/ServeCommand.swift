@@ -36,12 +36,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Port to listen on.") var port = 8000
     @Option(help: "Requests decoded together; more wait for a free slot.") var slots = 16
     @Option(help: "Largest max_tokens a request may ask for, and the default.") var maxTokens = 512
-    @Option(help: "Most messages in one chat request.") var maxMessages = 256
-    @Option(help: "Largest request body, in bytes.") var maxBodyBytes = 1 << 20
+    @Option(help: "Most messages in one chat request.") var maxMessages = APILimits.defaultMaxMessages
+    @Option(help: "Largest request body, in bytes.") var maxBodyBytes = APILimits.defaultMaxBodyBytes
     @Option(help: "Most requests waiting for a slot; more are refused (429) until some finish.") var maxWaiting = 256
     @Option(help: "Seed of the sampling of requests that give none.") var seed: UInt64 = 42
-    @Option(help: "Seconds a client has to send a whole request, and that an idle connection stays open.") var clientTimeout = 30.0
-    @Option(help: "Open connections at most; more wait until some close.") var maxConnections = 1024
+    @Option(help: "Seconds a client has to send a whole request, and that an idle connection stays open.") var clientTimeout = AccessPolicy.defaultClientTimeout
+    @Option(help: "Open connections at most; more wait until some close.") var maxConnections = AccessPolicy.defaultMaxConnections
     @Option(help: ArgumentHelp("The key clients must send as `Authorization: Bearer KEY` on /v1/ (default: $NANOCHAT_API_KEY; none if unset).",
                                valueName: "key")) var apiKey: String?
     @Option(help: ArgumentHelp("A web origin whose pages may call the API (`https://app.example`; `*` for any); repeat for more. Pages of other origins are refused.",
