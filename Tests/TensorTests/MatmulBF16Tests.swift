@@ -79,9 +79,10 @@ extension TensorTests {
         // Shapes that hit every edge: a few rows (the decoding kernel); rows, columns and K off
         // every multiple of 16 and 32, rows one past one (a last panel of A holding one row);
         // K over two chunks of the standard 1024 (the second chunk adds to the first's sums,
-        // as a d12 MLP's 3072-wide K does); many blocks.
+        // as a d12 MLP's 3072-wide K does); many blocks; one output column (a matrix times a
+        // vector), a single output, and a K of 1.
         static let shapes = [(5, 37, 61), (1, 300, 96), (15, 17, 33), (70, 45, 77), (40, 33, 100), (130, 300, 600),
-                             (40, 70, 1100), (33, 20, 45)]
+                             (40, 70, 1100), (33, 20, 45), (20, 1, 50), (1, 1, 40), (6, 9, 1)]
 
         @Test(arguments: kernels)
         func productsMatchTheReference(_ kernel: BF16Kernel) {

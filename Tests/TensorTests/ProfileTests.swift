@@ -62,6 +62,28 @@ extension TensorTests {
             #expect(names.isSuperset(of: ["bf16 pack 40×50·50×24ᵀ", "bf16 blocks 40×50·50×24ᵀ"]), "\(names)")
         }
 
+        /// Only a product that cuts its own work among the workers is timed by stage: one of
+        /// few rows (the decoding kernel), one run serially inside another op's worker (whose
+        /// parts would add up times that ran at once) and the rounded kernel add no parts.
+        @Test func productsOfFewRowsOrRunSeriallyAreNotTimedByStage() {
+            let (n, k) = (27, 53)   // a shape no other test uses: their products may run meanwhile
+            let few = randn([3, k], seed: 5), many = randn([40, k], seed: 6), w = randn([n, k], seed: 7)
+            var out = [Float](repeating: 0, count: 40 * n)
+            OpProfile.start()
+            _ = Precision.with(.bfloat16, kernel: .portable) { linear(few, w) }
+            out.withUnsafeMutableBufferPointer { c in
+                guard let c = c.baseAddress else { return }
+                bf16Gemm(kernel: .portable, transposeA: false, m: 40, n: n, k: k, a: many.data(Float.self), lda: k,
+                         b: .floats(w.data(Float.self), ld: k, transposed: true), c: c, ldc: n, serial: true)
+            }
+            _ = Precision.with(.bfloat16, kernel: .rounded) { linear(many, w) }
+            let parts = OpProfile.stop().filter { $0.phase == OpProfile.insidePhase && $0.op.contains("×53") }
+            #expect(parts.isEmpty, "\(parts.map(\.op))")
+            // The product itself was computed: the serial call's outputs are the linear's.
+            let whole = Precision.with(.bfloat16, kernel: .portable) { linear(many, w) }
+            #expect(out == whole.floats)
+        }
+
         /// The time between an op and the one before it is the later op's, from `mark()` on.
         @Test func markRestartsTheForwardClock() throws {
             let x = randn([4], seed: 2)
