@@ -94,8 +94,11 @@ extension SelectiveScanTests {
             #expect(sh.extraBytes(threads: threads, strategy: .timeParallel) == expected(timeItems: chunks, carries: 3 * boundary))
         }
 
-        @Test func stepByStepDecodingEqualsFullScan() {
-            let p = ScanProblem(batch: 2, time: 9, channels: 21, state: 16, seed: 7)
+        /// State sizes of one full 16-wide vector, of two and a part (the step's vectors past
+        /// the first and its tail), and of a tail alone.
+        @Test(arguments: [16, 40, 5])
+        func stepByStepDecodingEqualsFullScan(_ n: Int) {
+            let p = ScanProblem(batch: 2, time: 9, channels: 21, state: n, seed: 7)
             let sh = p.shape
             let full = Tensor(zeros: p.u.shape), fullState = Tensor(zeros: [sh.batch, sh.channels, sh.state])
             selectiveScanForward(out: full.data(Float.self), inputs: p.inputs(), shape: sh, finalState: fullState.data(Float.self))
@@ -115,8 +118,8 @@ extension SelectiveScanTests {
                     stepped[(b * sh.time + t) * sh.channels + d] = Double(out.data(Float.self)[b * sh.channels + d])
                 } }
             }
-            expectScaledClose(stepped, full.doubles, atol: 1e-6, rtol: 1e-5, "step-by-step out")
-            expectScaledClose(state.doubles, fullState.doubles, atol: 1e-6, rtol: 1e-5, "step-by-step state")
+            expectScaledClose(stepped, full.doubles, atol: 1e-6, rtol: 1e-5, "step-by-step out, N \(n)")
+            expectScaledClose(state.doubles, fullState.doubles, atol: 1e-6, rtol: 1e-5, "step-by-step state, N \(n)")
         }
 
         @Test func prefillInTwoPartsEqualsOnePass() {
