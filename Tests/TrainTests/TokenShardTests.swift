@@ -36,6 +36,9 @@ func scratchPath(_ name: String) -> String {
         let first = loader.next()
         let (x0, y0) = try #require(first)
         #expect(x0.values == [0, 1, 2, 3, 4, 5] && y0.values == [1, 2, 3, 4, 5, 6] && x0.shape == [2, 3])
+        // A loader over a stream (what evaluation uses) starts at its first token too.
+        var overStream = BatchLoader(stream: TokenStream(shard), batch: 2, sequence: 3)
+        #expect(overStream.position == 0 && overStream.next()?.x.values == x0.values)
         let second = loader.next()
         let (x1, _) = try #require(second)
         #expect(x1.values.first == 7, "the next batch starts right after the previous B·T+1 tokens")

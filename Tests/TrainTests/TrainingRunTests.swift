@@ -246,6 +246,17 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         #expect(abs(e.bpb! - nats / (log(2) * Double(byteCount))) < 1e-12)
         // A fresh model predicts near-uniformly: loss ≈ ln V.
         #expect(abs(e.loss - log(Double(tok.vocabSize))) < 0.05)
+        // Over 2 ranks (each every other batch, the sums added): on every rank the same
+        // counts, and the same loss and bpb to the rounding of adding in another order.
+        let (config, lengths, dataDir, vocab) = (model.config, tok.byteLengths, data, tok.vocabSize)
+        let ranks = try InProcessWorld.run(InProcessWorld.group(size: 2, sharedWindow: false)) { world in
+            try Evaluator.evaluate(try GPT(config: config, seed: 5), stream: try DataPreparation.openShards(dataDir, vocabSize: vocab).val,
+                                   batch: 2, sequence: 32, maxBatches: 3, byteLengths: lengths, world: world)
+        }
+        for (r, got) in ranks.enumerated() {
+            #expect(got.batches == 3 && got.tokens == 192, "rank \(r): \(got.batches) batches, \(got.tokens) tokens")
+            #expect(abs(got.loss - e.loss) < 1e-12 && abs((got.bpb ?? .nan) - (e.bpb ?? .nan)) < 1e-12, "rank \(r)")
+        }
         // One batch is an evaluation too (a val split that holds a single batch).
         let one = try Evaluator.evaluate(model, stream: val, batch: 2, sequence: 32, maxBatches: 1, byteLengths: nil)
         #expect(one.batches == 1 && one.tokens == 64 && one.bpb == nil && abs(one.loss - firstBatch / 64) < 1e-12)
@@ -442,7 +453,14 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         let out = scratchPath("replace")
         var settings = try TrainSettings.resolve(try runConfig(data: data, output: out), path: "test.py", vocabSize: tok.vocabSize)
         settings.numIterations = 3
-        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { _ in }.run()
+        // A run that replaces nothing writes its metrics to metrics.jsonl from the start.
+        var metricsAtStep1: (rows: Int, next: Bool)? = nil
+        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { line in
+            guard line.hasPrefix("step 00001/"), metricsAtStep1 == nil else { return }
+            metricsAtStep1 = ((try? MetricsFile.read("\(out)/metrics.jsonl").count) ?? 0,
+                              FileManager.default.fileExists(atPath: "\(out)/metrics.jsonl.next"))
+        }.run()
+        #expect(metricsAtStep1.map { $0.rows >= 1 && !$0.next } == true, "\(String(describing: metricsAtStep1))")
         // The run's files (the lock file, rewritten by each attempt to take the run, aside).
         func regularFiles() throws -> [String] {
             try FileManager.default.contentsOfDirectory(atPath: out).filter { name in
@@ -469,11 +487,18 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         var fresh = settings
         fresh.numIterations = 4
         fresh.saveEvery = 2
-        var stepsAtFirstSave: [Int]? = nil
+        var stepsAtFirstSave: [Int]? = nil, metricsAtFirstSave: Data? = nil
+        let oldMetrics = try bytes("\(out)/metrics.jsonl")
         _ = try TrainingRun(settings: fresh, tokenizer: tok, resume: nil, overwrite: true) { line in
-            if line.hasPrefix("step 00002/"), stepsAtFirstSave == nil { stepsAtFirstSave = Checkpoint.steps(in: out) }
+            if line.hasPrefix("step 00002/"), stepsAtFirstSave == nil {
+                stepsAtFirstSave = Checkpoint.steps(in: out)
+                metricsAtFirstSave = try? bytes("\(out)/metrics.jsonl")
+            }
         }.run()
         #expect(stepsAtFirstSave == [3], "before the first save the old checkpoint is still there")
+        #expect(metricsAtFirstSave == oldMetrics, "before the first save the old run's metrics are still there, unchanged")
+        #expect(try MetricsFile.read("\(out)/metrics.jsonl").map(\.step).last == 4)
+        #expect(!FileManager.default.fileExists(atPath: "\(out)/metrics.jsonl.next"))
         #expect(Checkpoint.steps(in: out) == [2, 4])
         #expect(!FileManager.default.fileExists(atPath: Checkpoint.modelPath(out, step: 3)))
         #expect(!FileManager.default.fileExists(atPath: Checkpoint.optimPath(out, step: 3)))
