@@ -141,6 +141,16 @@ import Tensor
         }
     }
 
+    /// The vector width start-up reports for the kernels is the one of the instruction set
+    /// they were built for (each build compiles one branch of each: a CPU of each kind checks
+    /// its own).
+    @Test func theKernelsVectorWidthIsTheirInstructionSets() {
+        let isa = HostCPU.kernelISA
+        let bits = isa.hasPrefix("AVX-512") ? 512 : isa.hasPrefix("AVX") ? 256 : 128
+        #expect(["AVX-512+BF16", "AVX-512", "AVX2+FMA", "AVX", "NEON", "SSE2", "scalar"].contains(isa), "\(isa)")
+        #expect(HostCPU.kernelVectorBits == bits, "\(isa): \(HostCPU.kernelVectorBits) bits")
+    }
+
     @Test func aLibraryBuiltForOneCPUCannotBeSwitched() {
         let c = Self.choose(Self.epycAVX2, "Prescott", available: [])
         #expect(c.action == .noBetterCore)
