@@ -141,6 +141,32 @@ func readAll(_ file: ParquetFile) throws -> [String?] {
         #expect(decode(raw, a, size: 5) == nil)
     }
 
+    /// Every codec, given a whole stream of 13 bytes and room for 21, answers 0 and says it
+    /// wrote 13 (a page that decompresses to less than its header says is refused naming the
+    /// count it did come to). The streams are "First Citizen" as Python's gzip and pyarrow's
+    /// zstd and brotli write it, and hand-made snappy and LZ4 blocks of one literal run.
+    @Test func everyCodecSaysHowManyBytesItWrote() {
+        typealias Codec = (UnsafeRawPointer?, Int, UnsafeMutableRawPointer?, Int, UnsafeMutablePointer<Int>) -> Int32
+        let text = Array("First Citizen".utf8)
+        let gzip: [UInt8] = [31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 115, 203, 44, 42, 46, 81, 112, 206, 44, 201, 172, 74, 205, 3, 0,
+                             128, 138, 108, 179, 13, 0, 0, 0]
+        let zstd: [UInt8] = [40, 181, 47, 253, 32, 13, 105, 0, 0] + text
+        let brotli: [UInt8] = [11, 6, 128] + text + [3]
+        let snappy: [UInt8] = [13, 12 << 2] + text          // length 13, then one literal of 13
+        let lz4: [UInt8] = [13 << 4] + text                 // a last sequence of 13 literals
+        let cases: [(String, Codec, [UInt8])] = [
+            ("gzip", { nc_gunzip($0, $1, $2, $3, $4) }, gzip), ("zstd", { nc_zstd($0, $1, $2, $3, $4) }, zstd),
+            ("brotli", { nc_brotli($0, $1, $2, $3, $4) }, brotli), ("snappy", { nc_snappy($0, $1, $2, $3, $4) }, snappy),
+            ("lz4 raw", { nc_lz4_raw($0, $1, $2, $3, $4) }, lz4), ("lz4 hadoop", { nc_lz4_hadoop($0, $1, $2, $3, $4) }, lz4),
+        ]
+        for (name, codec, input) in cases {
+            var out = [UInt8](repeating: 0, count: text.count + 8), written = -7
+            let rc = input.withUnsafeBytes { src in out.withUnsafeMutableBytes { dst in codec(src.baseAddress, src.count, dst.baseAddress, dst.count, &written) } }
+            #expect(rc == 0 && written == text.count, "\(name): returned \(rc), wrote \(written) (\(String(cString: nc_error_text())))")
+            #expect(Array(out.prefix(text.count)) == text && out.dropFirst(text.count).allSatisfy { $0 == 0 }, "\(name)")
+        }
+    }
+
     /// Every codec, given bytes that are none of its data, answers -1 and an error text that
     /// names it (what a page of another codec, or a corrupted one, reads as).
     @Test func everyCodecRefusesWhatIsNotItsDataByName() {
