@@ -217,6 +217,27 @@ import Inference
         #expect(tooLong?.code == "context_length_exceeded" && tooLong?.param == "prompt")
     }
 
+    /// The defaults docs/chat.md gives the server's limits (a number in brackets just after
+    /// the flag, "(30)", "(1 MiB; 413)") are the ones `nanochat serve` takes: each flag's
+    /// default stated at least once, and no other number in that place.
+    @Test func theLimitsDefaultsAreTheOnesTheDocsGive() throws {
+        let docs = try String(contentsOfFile: URL(fileURLWithPath: tokenizerFixtures).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("docs/chat.md").path, encoding: .utf8)
+        let defaults: [(flag: String, value: Double)] = [
+            ("max-messages", Double(APILimits.defaultMaxMessages)), ("max-body-bytes", Double(APILimits.defaultMaxBodyBytes)),
+            ("client-timeout", AccessPolicy.defaultClientTimeout), ("max-connections", Double(AccessPolicy.defaultMaxConnections)),
+        ]
+        for (flag, value) in defaults {
+            // "`--flag`", a few words without brackets or code, then "(N" or "(N MiB".
+            let pattern = try Regex("`--\(flag)`[^(`]{0,20}\\(([0-9]+)( MiB)?")
+            let stated = docs.matches(of: pattern).compactMap { m -> Double? in
+                guard let n = m.output[1].substring.flatMap({ Double($0) }) else { return nil }
+                return m.output[2].substring == nil ? n : n * Double(1 << 20)
+            }
+            #expect(!stated.isEmpty && stated.allSatisfy { $0 == value }, "--\(flag): docs/chat.md says \(stated), the server takes \(value)")
+        }
+    }
+
     /// A request without max_tokens gets the server's largest, or what the context leaves
     /// after its prompt when that is less; each prompt of a completions request its own.
     @Test func maxTokensDefaultsToWhatTheContextLeaves() throws {
