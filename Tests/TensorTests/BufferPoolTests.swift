@@ -5,6 +5,7 @@
 // another size; a new size at the bound makes room by giving back the sizes used longest ago.
 // Each test has a pool of its own, so tests running alongside cannot move its counts.
 import Testing
+import Foundation
 import Tensor
 
 @Test func aStepLargerThanTheCapacityIsKeptWholeForTheNext() {
@@ -118,4 +119,15 @@ import Tensor
     }
     let beforeMessage = String(decoding: before?.standardErrorContent ?? [], as: UTF8.self)
     #expect(beforeMessage.contains("a buffer of 100 bytes was written before its start, at byte offset -1"))
+}
+
+/// A pool made without a capacity, as the shared one is, has the one docs/tensor.md gives
+/// ("`capacityBytes` (8 GiB)").
+@Test func theDefaultCapacityIsTheDocumented() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let docs = try String(contentsOf: root.appendingPathComponent("docs/tensor.md"), encoding: .utf8)
+    let stated = docs.matches(of: #/`capacityBytes` \(([0-9]+) GiB\)/#).compactMap { Int($0.output.1) }
+    #expect(stated.count == 1 && stated.allSatisfy { $0 << 30 == BufferPool().capacityBytes },
+            "docs/tensor.md says \(stated) GiB, a pool takes \(BufferPool().capacityBytes) bytes")
+    #expect(BufferPool.shared.capacityBytes == BufferPool().capacityBytes)
 }
