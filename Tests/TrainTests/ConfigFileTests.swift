@@ -382,6 +382,7 @@ func parse(_ text: String) throws -> ConfigFile {
             ("threads", "\(Parallel.maxThreads)", "\(Parallel.maxThreads + 1)", { $0.threads == Parallel.maxThreads }),
             ("device_batch_size", "1", "0", { $0.deviceBatchSize == 1 }),
             ("total_batch_size", "16", "0", { $0.totalBatchSize == 16 }),
+            ("num_iterations", "1_000_000_000", "1_000_000_001", { $0.numIterations == 1_000_000_000 }),
         ]
         for b in bounds {
             do {
@@ -415,5 +416,14 @@ func parse(_ text: String) throws -> ConfigFile {
         // Any budget above 0 is the horizon, however small (one step at least), not the ratio.
         let tiny = try resolved("num_iterations = -1\ntarget_flops = 1\n")
         #expect(tiny.numIterations == 1 && tiny.horizon.hasPrefix("target_flops"), "\(tiny.numIterations), \(tiny.horizon)")
+        // A budget of a billion steps is the most a run may have, from either key.
+        let most = try resolved("num_iterations = -1\ntarget_flops = \(1e9 * perStep)\n")
+        #expect(most.numIterations == 1_000_000_000, "\(most.numIterations)")
+        #expect(throws: ConfigError(file: "test.py", line: 9, column: 16,
+                                    "target_flops gives 1e+09 steps, more than the 1000000000 a run may have")) {
+            try resolved("num_iterations = -1\ntarget_flops = \((1e9 + 1) * perStep)\n")
+        }
+        let ratioMost = try resolved("num_iterations = -1\ntarget_param_data_ratio = \((1e9 + 0.5) * total / parameters)\n")
+        #expect(ratioMost.numIterations == 1_000_000_000, "\(ratioMost.numIterations)")
     }
 }
