@@ -128,6 +128,27 @@ func nanochatConversation(_ messages: Any?) throws -> Conversation {
         #expect(parquet[6].source.hasSuffix("gsm8k.parquet row 7"))
     }
 
+    /// A question longer than the rendering's limit is cut as nanochat's render_conversation
+    /// cuts it: the first 2048 tokens of the conversation, then <|assistant_start|>; a short
+    /// one is rendered whole.
+    @Test func aLongPromptIsCutAtNanochatsRenderLimit() throws {
+        let tok = try Tokenizer.load(from: testTokenizer)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gsm8k-long-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let long = (0..<3000).map { "w\($0 % 97)" }.joined(separator: " ")
+        try ("{\"question\": \"\(long)\", \"answer\": \"#### 1\"}\n{\"question\": \"Two?\", \"answer\": \"#### 2\"}\n")
+            .write(toFile: path, atomically: false, encoding: .utf8)
+        let problems = try ChatTaskFile.problems(.gsm8k, path: path)
+        let assistantStart = ChatTokens(tok).assistantStart
+        for problem in problems {
+            let whole = try tok.render(Conversation(Array(problem.conversation.messages.dropLast())), maxTokens: .max).ids
+            let prompt = try ChatTaskScoring.prompt(problem, tokenizer: tok)
+            #expect(prompt == Array(whole.prefix(2048)) + [assistantStart], "\(whole.count) tokens rendered, prompt \(prompt.count)")
+        }
+        #expect(try ChatTaskScoring.prompt(problems[0], tokenizer: tok).count == 2049)
+        #expect(try ChatTaskScoring.prompt(problems[1], tokenizer: tok).count < 100)
+    }
+
     /// nanochat's render_mc, written out.
     @Test func multipleChoicePromptIsNanochats() {
         #expect(ChatTaskFile.multipleChoicePrompt(question: "Sky?", letters: ["A", "B"], choices: ["blue", "red"])
