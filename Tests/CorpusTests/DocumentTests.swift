@@ -49,6 +49,13 @@ func allDocuments(_ inputs: [String], _ options: DocumentOptions = DocumentOptio
         #expect(try allDocuments([path], DocumentOptions(field: "body", skipBad: true)) == ["no text field"])
     }
 
+    /// A line is held whole until its newline, up to 1 GiB: past that (here, /dev/zero's
+    /// endless line) it is refused naming the line, not held.
+    @Test func aLineOverOneGiBIsRefused() throws {
+        let reader = try LineReader(path: "/dev/zero")
+        #expect(throws: CorpusError(path: "/dev/zero", "line 1 is longer than 1024 MB")) { _ = try reader.next() }
+    }
+
     @Test func corruptZstdIsAnErrorNamingTheFile() throws {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: jsonl + "/docs.jsonl.zst")))
         let truncated = scratch("cut.jsonl.zst"), corrupt = scratch("bad.jsonl.zst")
