@@ -38,7 +38,7 @@ public final class ChatSession {
         public var finished: Bool
     }
 
-    public init(model: GPT, tokenizer: Tokenizer, sampler: Sampler, system: String? = nil, maxReplyTokens: Int = 512) {
+    public init(model: GPT, tokenizer: Tokenizer, sampler: Sampler, system: String? = nil, maxReplyTokens: Int) {
         self.model = model
         self.tokenizer = tokenizer
         self.system = system

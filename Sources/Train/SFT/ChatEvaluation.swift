@@ -32,7 +32,7 @@ public enum ChatEvaluation {
     }
 
     /// Accuracy on `count` held-out questions of `task`.
-    public static func accuracy(model: GPT, tokenizer: Tokenizer, task: ChatTask, count: Int, maxTokens: Int = 64) -> ChatAccuracy {
+    public static func accuracy(model: GPT, tokenizer: Tokenizer, task: ChatTask, count: Int, maxTokens: Int) -> ChatAccuracy {
         accuracy(task: task, count: count) { question in
             let session = ChatSession(model: model, tokenizer: tokenizer, sampler: Sampler(temperature: 0, topK: 0, seed: 0),
                                       maxReplyTokens: maxTokens)
