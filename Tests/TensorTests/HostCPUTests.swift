@@ -170,7 +170,7 @@ import Tensor
             .unknown: ["NEOVERSEN1", "", "Haswell2", "Zen5"],
         ]
         for (tier, cores) in tiers {
-            for core in cores + cores.map { $0.uppercased() } {
+            for core in cores + cores.map({ $0.uppercased() }) {
                 #expect(Self.choose(Self.xeonBF16, core).coreTier == tier, "\(core)")
             }
         }
