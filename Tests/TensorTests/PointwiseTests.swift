@@ -85,6 +85,25 @@ extension TensorTests {
             #expect(gradcheck([x]) { pointwise(Silu.self, $0[0]) }.passed)
         }
 
+        /// The report's worst element is the one whose error is furthest outside the tolerance:
+        /// with a 1% error everywhere, the element of the largest derivative (x = 2.4, where
+        /// SiLU' peaks near 1.1, among values near 0 where it is near 0.5), in whichever input
+        /// it is, and not the last one checked.
+        @Test func gradcheckNamesTheWorstElement() {
+            var values = randn([37], seed: 4).doubles.map { $0 * 0.1 }
+            values[17] = 2.4
+            let x = Tensor(shape: [37], scalars: values), fine = randn([37], seed: 5)
+            let one = gradcheck([x]) { pointwise(SiluWrongByOnePercent.self, $0[0]) }
+            #expect(one.worstInput == 0 && one.worstElement == 17, "\(one)")
+            for wrongFirst in [true, false] {
+                let inputs = wrongFirst ? [x, fine] : [fine, x]
+                let two = gradcheck(inputs) {
+                    pointwise(SiluWrongByOnePercent.self, $0[wrongFirst ? 0 : 1]) + pointwise(Silu.self, $0[wrongFirst ? 1 : 0])
+                }
+                #expect(two.checkedElements == 74 && two.worstInput == (wrongFirst ? 0 : 1) && two.worstElement == 17, "\(two)")
+            }
+        }
+
         @Test func broadcastForward() {
             let a = randn([3, 5, 19], seed: 4), b = randn([19], seed: 5), c = randn([3, 5, 19], seed: 6)
             let av = a.doubles, bv = b.doubles, cv = c.doubles
