@@ -25,6 +25,7 @@ public enum ResumePoint: Equatable, Sendable {
 }
 
 public struct TrainingSummary: Sendable {
+    /// Steps this process trained (a resumed run: those after its checkpoint).
     public let steps: Int
     /// (step, val bpb) of every evaluation of this process.
     public let evaluations: [(step: Int, bpb: Double)]

@@ -56,8 +56,9 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         let c = try runConfig(data: data, output: full)
         let settings = try TrainSettings.resolve(c, path: "test.py", vocabSize: tok.vocabSize)
         var lines: [String] = []
-        _ = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { lines.append($0) }.run()
+        let whole = try TrainingRun(settings: settings, tokenizer: tok, resume: nil) { lines.append($0) }.run()
         #expect(Checkpoint.steps(in: full) == [3, 6])
+        #expect(whole.steps == 6)
 
         // The "interrupted" run: only the step-3 checkpoint survives, beside metrics written
         // past it (all six steps); resume it to step 6.
@@ -67,7 +68,8 @@ func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWith
         }
         var s2 = settings
         s2.outputDir = resumed
-        _ = try TrainingRun(settings: s2, tokenizer: tok, resume: .latest) { _ in }.run()
+        let rest = try TrainingRun(settings: s2, tokenizer: tok, resume: .latest) { _ in }.run()
+        #expect(rest.steps == 3, "the resumed run trained steps 4 to 6")
         #expect(try bytes(Checkpoint.modelPath(resumed, step: 6)) == bytes(Checkpoint.modelPath(full, step: 6)))
         #expect(try bytes(Checkpoint.optimPath(resumed, step: 6)) == bytes(Checkpoint.optimPath(full, step: 6)))
         // And the resumed run really trained: step 6 differs from step 3.
