@@ -235,6 +235,17 @@ func shakespeare(_ characters: Int) throws -> String {
         #expect(index["max_tokens"] as? Int == 5000)
     }
 
+    /// One token cannot be split into train and val (a cap of 1, which the library takes
+    /// though `nanochat prepare` refuses it); two can.
+    @Test func oneTokenCannotMakeTrainAndVal() throws {
+        let text = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
+        #expect(throws: TokenizerError("the input has 1 token(s); at least 2 are needed for train and val")) {
+            _ = try prepareText(text) { $0.maxTokens = 1 }
+        }
+        let two = try prepareText(text) { $0.maxTokens = 2 }.data
+        #expect(two.trainTokens >= 1 && two.valTokens >= 1, "\(two.trainTokens) + \(two.valTokens)")
+    }
+
     @Test func aReRunReplacesTheEarlierShards() throws {
         let text = try shakespeare(30_000)
         let (dir, _, tok) = try prepareText(text) { $0.shardTokens = 500 }
