@@ -211,6 +211,9 @@ extension BlocksTests {
             #expect(refusal(Self.file(header: #"{"a":{"dtype":"F32","shape":[-4],"data_offsets":[0,0]}}"#, dataBytes: 0))
                     == "f: tensor a: shape [-4] is not a tensor shape (at most 8 sizes, none negative)")
             #expect(refusal(Self.file(header: "[1]", dataBytes: 0)) == "f: the header is not a JSON object")
+            // A header one byte longer than the file is refused; one ending at the file's end is read.
+            #expect(refusal(Self.file(header: "{}", dataBytes: 0, declaredLength: 9)) == "f: truncated: header of 9 bytes, file has 16")
+            #expect(try Safetensors.parse(Self.file(header: "{}", dataBytes: 0), path: "f").tensors.isEmpty)
             // Empty tensors at one offset do not overlap anything.
             let ok = Self.file(header: #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, dataBytes: 4)
             #expect(try Safetensors.parse(ok, path: "f").tensors.map(\.0) == ["a", "b"])
