@@ -399,6 +399,9 @@ import Inference
                 let body = try json(r.body)
                 #expect(r.status == .ok && body["status"] as? String == "ok" && body["model"] as? String == "test-1")
                 #expect(body["slots"] as? Int == 2 && body["context"] as? Int == 128)
+                // Nothing asked yet: nothing running, waiting, stepped or generated.
+                #expect(body["running"] as? Int == 0 && body["waiting"] as? Int == 0 && body["steps"] as? Int == 0
+                        && body["generated_tokens"] as? Int == 0, "\(body)")
             }
             try await client.execute(uri: "/v1/models", method: .get) { r in
                 let data = try json(r.body)["data"] as? [[String: Any]]
